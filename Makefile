@@ -1,0 +1,47 @@
+# The lab's entry points. `make experiments` and `make test` install what they need.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PROFILE ?= quick
+
+.DEFAULT_GOAL := help
+.PHONY: help setup jars test test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) jars ## create .venv, install the pinned packages and the JVM jars
+
+jars: $(STAMP) ## resolve the Delta and Kafka connector jars from Maven Central
+	$(BIN)/lab setup
+
+test: setup ## run every test (services: `make kafka-up cluster-up` first, as .ci/run does)
+	$(BIN)/pytest
+
+test-fast: setup ## the quick tests only (skips the slow end-to-end runs)
+	$(BIN)/pytest -m "not slow"
+
+experiments: setup ## the whole lab on embedded defaults; writes reports/<run-id>/
+	$(BIN)/lab experiments --profile $(PROFILE)
+
+kafka-up: ## start a single-node KRaft Kafka broker on 127.0.0.1:9092
+	bash scripts/kafka.sh up
+
+kafka-down: ## stop the broker
+	bash scripts/kafka.sh down
+
+cluster-up: setup ## start a Spark standalone master and worker on 127.0.0.1
+	bash scripts/spark-cluster.sh up
+
+cluster-down: ## stop the standalone cluster
+	bash scripts/spark-cluster.sh down
+
+clean: ## remove generated data and work folders (keeps .venv and reports)
+	rm -rf data .lab/work

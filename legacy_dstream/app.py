@@ -1,0 +1,172 @@
+"""`lab run dstream`: the legacy StreamingContext application.
+
+It watches a landing directory with textFileStream; the runner replays the input's
+sales files into it (written elsewhere, then renamed: textFileStream needs files to
+appear atomically), waits until every raw line is counted, takes one snapshot of the
+running totals and stops. Checkpoints make the context recoverable with getOrCreate.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from legacy_dstream import pipeline as P
+from shared.export import QUERY_NAMES, write_export
+from shared.inputs import inspect_input
+from shared.settings import WorkloadSettings
+
+BUILD = "dstream"
+# fulfilment needs a stream-stream join with state expiry: not written for the legacy build.
+UNSUPPORTED = {"fulfilment": "not implemented in the legacy build (stream-stream join with state expiry)"}
+
+
+@dataclass(frozen=True)
+class DStreamConfig:
+    input_dir: str
+    workdir: str
+    batch_seconds: float = 1.0
+    queries: tuple[str, ...] = QUERY_NAMES
+    settings: WorkloadSettings = field(default_factory=WorkloadSettings)
+    timeout_seconds: float = 1800.0
+
+    @property
+    def root(self) -> Path:
+        return Path(self.workdir) / BUILD
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def checkpoint(self) -> str:
+        return str(self.root / "checkpoint")
+
+
+def read_catalogue_dict(path: Path | None) -> dict | None:
+    if path is None:
+        return None
+    with open(path, newline="", encoding="utf-8") as handle:
+        return {r["product"].strip(): (r["category"].strip(), Decimal(r["unit_cost"])) for r in csv.DictReader(handle)}
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    return len(data.decode("utf-8").splitlines())
+
+
+class _Snapshots:
+    """Driver-side: the latest collected state of each query, taken when asked.
+
+    foreachRDD functions run on the driver, one batch at a time; they must also be
+    picklable, because the streaming checkpoint stores them (so no locks here).
+    """
+
+    def __init__(self):
+        self.lines_seen = 0
+        self.wanted = False
+        self.taken: dict[str, list] = {}
+
+    def counter(self, _time, rdd):
+        self.lines_seen += rdd.count()
+
+    def collector(self, name):
+        def collect(_time, rdd):
+            if self.wanted:
+                self.taken[name] = rdd.collect()
+        return collect
+
+
+def build_context(spark, config: DStreamConfig, snapshots: _Snapshots, catalogue: dict | None):
+    from pyspark.streaming import StreamingContext
+
+    ssc = StreamingContext(spark.sparkContext, config.batch_seconds)
+    ssc.checkpoint(config.checkpoint)
+    raw = ssc.textFileStream(str(config.landing))
+    raw.foreachRDD(snapshots.counter)
+    parsed = P.parse(raw)
+    lines = P.order_lines(parsed)
+    streams = {"line_accounting": P.line_accounting(parsed)}
+    simple = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "city_revenue_v1")
+    for query in config.queries:
+        if query in simple:
+            streams[query] = getattr(P, query)(lines)
+        elif query == "window_revenue":
+            streams[query] = P.window_revenue(lines, config.settings)
+        elif query == "category_revenue" and catalogue is not None:
+            streams[query] = P.category_revenue(lines, catalogue)
+    for name, stream in streams.items():
+        stream.foreachRDD(snapshots.collector(name))
+    return ssc
+
+
+def replay_files(files, landing: Path, pause_seconds: float = 0.0) -> None:
+    """Copy each file into the landing folder atomically: a hidden temp name, then rename."""
+    landing.mkdir(parents=True, exist_ok=True)
+    for seq, source in enumerate(files):
+        target = landing / f"{seq:06d}-{source.name}"
+        tmp = landing / f".{target.name}.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        if pause_seconds:
+            time.sleep(pause_seconds)
+
+
+def run(spark, config: DStreamConfig, fresh: bool = True, progress=None) -> dict[str, str]:
+    layout = inspect_input(config.input_dir)
+    if fresh and config.root.exists():
+        shutil.rmtree(config.root)
+    config.landing.mkdir(parents=True, exist_ok=True)
+    catalogue = read_catalogue_dict(layout.catalogue)
+    expected = sum(count_lines(p) for p in layout.sales_files)
+    snapshots = _Snapshots()
+    ssc = build_context(spark, config, snapshots, catalogue)
+    ssc.start()
+    try:
+        time.sleep(config.batch_seconds)  # files must be newer than the context's start
+        replay_files(layout.sales_files, config.landing)
+        deadline = time.monotonic() + config.timeout_seconds
+        while snapshots.lines_seen < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"dstream saw {snapshots.lines_seen} of {expected} lines before the timeout")
+            if progress:
+                progress(snapshots.lines_seen, expected)
+            time.sleep(0.2)
+        snapshots.wanted = True  # the next batch collects every running total
+        while len(snapshots.taken) < 1 + len([q for q in config.queries if q in _streamed(config, catalogue)]):
+            if time.monotonic() > deadline:
+                raise TimeoutError("dstream did not deliver its final snapshot in time")
+            time.sleep(0.2)
+    finally:
+        ssc.stop(stopSparkContext=False, stopGraceFully=False)
+    return _write(config, layout, snapshots.taken, expected)
+
+
+def _streamed(config: DStreamConfig, catalogue) -> set[str]:
+    names = set(config.queries) - set(UNSUPPORTED)
+    if catalogue is None:
+        names.discard("category_revenue")
+    return names
+
+
+def _write(config: DStreamConfig, layout, taken: dict, expected: int) -> dict[str, str]:
+    accounting = {k: v[0] for k, v in taken["line_accounting"]}
+    valid = accounting.pop("valid", 0)
+    if valid + sum(accounting.values()) != expected:
+        raise RuntimeError(f"dstream accounting broken: {valid} valid + {accounting} != {expected} raw lines")
+    skipped = layout.not_applicable()
+    status = {}
+    for query in config.queries:
+        if query in skipped:
+            status[query] = "not applicable: " + skipped[query]
+        elif query in UNSUPPORTED:
+            status[query] = UNSUPPORTED[query]
+        else:
+            write_export(config.workdir, BUILD, query, [P.export_row(query, k, v) for k, v in taken[query]])
+            status[query] = "written"
+    return status

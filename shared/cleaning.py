@@ -1,0 +1,112 @@
+"""Raw sales lines -> valid typed order lines + quarantined lines with a reason.
+
+Pure DataFrame-to-DataFrame functions over a column of raw text lines, usable on a
+batch or a streaming DataFrame alike. The rules are docs/data-rules.md.
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from shared.settings import HEADER, QUARANTINE_REASONS as REASONS  # noqa: F401 (re-exported)
+
+ORDER_LINE_COLUMNS = (
+    "order_id", "product", "quantity", "price", "revenue", "order_ts",
+    "street", "city", "state", "zip",
+)
+PRICE_TYPE = "decimal(12,2)"
+REVENUE_TYPE = "decimal(22,2)"  # 9-digit quantity x 10-digit price fits exactly
+# A comma that has an even number of quotes after it is outside quotes.
+_SPLIT_OUTSIDE_QUOTES = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
+_QUANTITY = r"^[0-9]{1,9}$"
+_PRICE = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+_DATE = r"^[0-9]{2}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}$"
+_STATE_ZIP = r"^([A-Z]{2}) ([0-9]{5})$"
+
+
+def _fields(text: Column) -> Column:
+    """The trimmed CSV fields of one line, as an array of strings."""
+    return F.transform(
+        F.split(text, _SPLIT_OUTSIDE_QUOTES, -1),
+        lambda f: F.trim(
+            F.when(
+                (F.length(f) >= 2) & f.startswith('"') & f.endswith('"'),
+                F.regexp_replace(f.substr(F.lit(2), F.length(f) - 2), '""', '"'),
+            ).otherwise(f)
+        ),
+    )
+
+
+def classify_lines(raw: DataFrame, text_col: str = "value") -> DataFrame:
+    """Every raw line with its fields parsed, its `reason` (null when valid) and typed columns.
+
+    Other columns of `raw` (source file, sequence numbers) are kept.
+    """
+    fields = F.col("_fields")
+    f = [F.element_at(fields, i + 1) for i in range(len(HEADER))]
+    quotes = F.length(F.col(text_col)) - F.length(F.regexp_replace(F.col(text_col), '"', ""))
+    address_parts = F.split(f[5], ", ", -1)
+    state_zip = F.element_at(address_parts, 3)
+    ts = F.try_to_timestamp(f[4], F.lit("MM/dd/yy HH:mm"))
+    quantity_ok = f[2].rlike(_QUANTITY) & (f[2].try_cast("bigint") != 0)
+    price_ok = f[3].rlike(_PRICE) & (f[3].try_cast(PRICE_TYPE) != 0)
+    address_ok = (
+        (F.size(address_parts) == 3)
+        & (F.element_at(address_parts, 1) != "")
+        & (F.element_at(address_parts, 2) != "")
+        & state_zip.rlike(_STATE_ZIP)
+    )
+    reason = (
+        F.when(F.forall(fields, lambda x: x == ""), "blank")
+        .when(_is_header(fields), "header")
+        .when((quotes % 2 == 1) | (F.size(fields) != len(HEADER)), "field_count")
+        .when(F.exists(fields, lambda x: x == ""), "missing_field")
+        .when(~quantity_ok, "bad_quantity")
+        .when(~price_ok, "bad_price")
+        .when(~f[4].rlike(_DATE) | ts.isNull(), "bad_date")
+        .when(~address_ok, "bad_address")
+    )
+    valid = reason.isNull()
+    quantity = F.when(valid, f[2].try_cast("int"))
+    price = F.when(valid, f[3].try_cast(PRICE_TYPE))
+    return (
+        raw.withColumn("_fields", _fields(F.coalesce(F.col(text_col), F.lit(""))))
+        .withColumn("reason", reason)
+        .withColumn("order_id", F.when(valid, f[0]))
+        .withColumn("product", F.when(valid, f[1]))
+        .withColumn("quantity", quantity)
+        .withColumn("price", price)
+        .withColumn("revenue", (quantity * price).cast(REVENUE_TYPE))
+        .withColumn("order_ts", F.when(valid, ts))
+        .withColumn("street", F.when(valid, F.element_at(address_parts, 1)))
+        .withColumn("city", F.when(valid, F.element_at(address_parts, 2)))
+        .withColumn("state", F.when(valid, F.regexp_extract(state_zip, _STATE_ZIP, 1)))
+        .withColumn("zip", F.when(valid, F.regexp_extract(state_zip, _STATE_ZIP, 2)))
+        .drop("_fields")
+    )
+
+
+def _is_header(fields: Column) -> Column:
+    same = [F.element_at(fields, i + 1) == name for i, name in enumerate(HEADER)]
+    result = F.size(fields) == len(HEADER)
+    for condition in same:
+        result = result & F.coalesce(condition, F.lit(False))
+    return result
+
+
+def valid_order_lines(classified: DataFrame, keep: tuple[str, ...] = ()) -> DataFrame:
+    """The valid lines as typed order lines (plus any `keep` columns, e.g. the source file)."""
+    return classified.where(F.col("reason").isNull()).select(*ORDER_LINE_COLUMNS, *keep)
+
+
+def quarantined_lines(classified: DataFrame, text_col: str = "value", keep: tuple[str, ...] = ()) -> DataFrame:
+    return classified.where(F.col("reason").isNotNull()).select(
+        F.col(text_col).alias("raw_line"), "reason", *keep
+    )
+
+
+def line_accounting(classified: DataFrame) -> DataFrame:
+    """One row per outcome (`valid` or a quarantine reason) with its line count."""
+    return classified.groupBy(F.coalesce(F.col("reason"), F.lit("valid")).alias("outcome")).agg(
+        F.count(F.lit(1)).alias("lines")
+    )
