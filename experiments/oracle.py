@@ -1,25 +1,41 @@
 """The oracle: an independent, Spark-free reference implementation of the query catalogue.
 
 Every build is held to what this module computes straight from the raw CSV files of an
-input directory, so it is written to be obviously correct rather than fast: each raw line
-is parsed by hand following docs/data-rules.md table row by table row, money is
-`decimal.Decimal` from the text to the export (never a float), and every query is a small
-function saying what one valid order line adds to which key. One pass over the lines
-feeds all queries, so memory stays bounded by the number of result keys, not of lines.
+input directory, so it is written to be obviously correct rather than fast, in two steps:
+
+1. Lines, in plain Python: each raw line is parsed by hand following docs/data-rules.md
+   table row by table row (`classify_line`); a valid line's fields are appended to column
+   lists, a quarantined one counts under its reason.
+2. Queries, in pandas: the column lists become one DataFrame of the valid order lines
+   (memory grows with the number of valid lines: fine up to a few million) and every query
+   is a groupby over it; the catalogue join and the shipments join are pandas merges and
+   the sliding windows a pandas explode (one row per line and window).
+
+Money is `decimal.Decimal` from the text to the export, never a float: money columns are
+object-dtype columns of Decimal, which pandas sums with Python's `+`, and every sum runs in
+a decimal context that raises instead of rounding (see `EXACT`). The fulfilment average is
+computed from the integer sum of seconds in integer arithmetic (`average_hours`). Result
+rows hold plain Python values only (str, int, Decimal, datetime.date, naive
+datetime.datetime), checked column by column against the query catalogue (`_rows`).
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import operator
+import decimal
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from shared.export import QUERIES, QUERY_NAMES, clear_results, write_accounting, write_export
+import pandas as pd
+
+from shared.export import (
+    DATE, INTEGER, MONEY, QUERIES, QUERY_NAMES, STRING, TIMESTAMP, clear_results, write_accounting,
+    write_export,
+)
 from shared.settings import (
     CATALOGUE_COLUMNS, HEADER, QUARANTINE_REASONS, SHIPMENT_COLUMNS, UNCATALOGUED, WorkloadSettings,
 )
@@ -33,8 +49,12 @@ ORDER_DATE_RE = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{
 STATE_ZIP_RE = re.compile(r"([A-Z]{2}) ([0-9]{5})")
 SHIP_TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 CENT = Decimal("0.01")
-EPOCH = dt.datetime(1970, 1, 1)
-ONE_SECOND = dt.timedelta(seconds=1)
+EPOCH = pd.Timestamp(1970, 1, 1)  # naive: order and ship times are UTC wall-clock times
+ONE_SECOND = pd.Timedelta(seconds=1)
+# Decimal arithmetic rounds silently once a result needs more digits than the context's
+# precision; under EXACT it raises instead, so a money sum is exact or the run fails.
+EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.Rounded,
+                                        decimal.InvalidOperation, decimal.DivisionByZero])
 
 
 @dataclass
@@ -212,25 +232,31 @@ def shipment_files(input_dir) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def load_catalogue(path: Path) -> dict[str, tuple[str, Decimal]]:
-    """product -> (category, unit_cost)."""
-    catalogue: dict[str, tuple[str, Decimal]] = {}
+def load_catalogue(path: Path) -> pd.DataFrame:
+    """One row per product: product, category, unit_cost (Decimal)."""
+    products, categories, unit_costs = [], [], []
     for line_number, fields in _reference_rows(path, CATALOGUE_COLUMNS):
         product, category, unit_cost_text, _list_price = fields
         if product == "" or category == "":
             raise _bad_reference_line(path, line_number, "empty product or category")
         if not PRICE_RE.fullmatch(unit_cost_text):
             raise _bad_reference_line(path, line_number, f"unit_cost {unit_cost_text!r} is not a decimal amount")
-        if product in catalogue:
+        if product in products:
             # A second row would make the join count the product's lines twice.
             raise _bad_reference_line(path, line_number, f"product {product!r} is listed twice")
-        catalogue[product] = (category, Decimal(unit_cost_text))
-    return catalogue
+        products.append(product)
+        categories.append(category)
+        unit_costs.append(Decimal(unit_cost_text))
+    return pd.DataFrame({
+        "product": pd.Series(products, dtype=object),
+        "category": pd.Series(categories, dtype=object),
+        "unit_cost": _money(unit_costs),
+    })
 
 
-def load_shipments(paths: Iterable[Path]) -> dict[tuple[str, str], list[dt.datetime]]:
-    """(order_id, product) -> ship times (a list: several shipments may share a key)."""
-    shipments: dict[tuple[str, str], list[dt.datetime]] = {}
+def load_shipments(paths: Iterable[Path]) -> pd.DataFrame:
+    """One row per shipment: order_id, product, ship_time (several may share a key)."""
+    order_ids, products, ship_times = [], [], []
     for path in paths:
         for line_number, fields in _reference_rows(path, SHIPMENT_COLUMNS):
             order_id, product, ship_time_text, _carrier = fields
@@ -240,8 +266,14 @@ def load_shipments(paths: Iterable[Path]) -> dict[tuple[str, str], list[dt.datet
             if ship_time is None:
                 raise _bad_reference_line(
                     path, line_number, f"ship_time {ship_time_text!r} is not a real YYYY-MM-DD HH:MM:SS time")
-            shipments.setdefault((order_id, product), []).append(ship_time)
-    return shipments
+            order_ids.append(order_id)
+            products.append(product)
+            ship_times.append(ship_time)
+    return pd.DataFrame({
+        "order_id": pd.Series(order_ids, dtype=object),
+        "product": pd.Series(products, dtype=object),
+        "ship_time": pd.Series(ship_times, dtype="datetime64[ns]"),
+    })
 
 
 def _parse_ship_time(text: str) -> dt.datetime | None:

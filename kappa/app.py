@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from shared import queries as Q
 from shared.cleaning import classify_lines, line_accounting, quarantined_lines, valid_order_lines
-from shared.export import QUERY_NAMES
+from shared.export import QUERY_NAMES, clear_results, write_accounting
 from shared.inputs import InputLayout, inspect_input, read_catalogue, shipments_schema
 from shared.results import write_spark_export
 from shared.settings import WorkloadSettings
@@ -173,6 +173,10 @@ def export_results(spark, config: KappaConfig) -> dict[str, str]:
 
     layout = inspect_input(config.input_dir, require_sales=False)
     skipped = layout.not_applicable()
+    clear_results(config.workdir, BUILD)
+    outcomes = read_accounting(spark, config)
+    valid = outcomes.pop("valid", 0)
+    write_accounting(config.workdir, BUILD, valid + sum(outcomes.values()), valid, outcomes)
     status = {}
     for query in config.queries:
         if query in skipped:
@@ -190,6 +194,12 @@ def export_results(spark, config: KappaConfig) -> dict[str, str]:
         write_spark_export(result, config.workdir, BUILD, query)
         status[query] = "written"
     return status
+
+
+def read_accounting(spark, config: KappaConfig) -> dict[str, int]:
+    """outcome (`valid` or a quarantine reason) -> lines, from the accounting query's table."""
+    rows = spark.read.format("delta").load(config.table("line_accounting")).collect()
+    return {row["outcome"]: int(row["lines"]) for row in rows}
 
 
 def run(spark, config: KappaConfig, fresh: bool = False) -> dict[str, str]:

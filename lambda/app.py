@@ -6,9 +6,10 @@ import shutil
 
 from lambda_arch.batch_layer import run_batch_layer
 from lambda_arch.layout import BUILD, LambdaConfig
-from lambda_arch.master_dataset import master_version, start_ingest
+from lambda_arch.master_dataset import accounting, master_version, start_ingest
 from lambda_arch.serving_layer import publish_cutoff, serve
 from lambda_arch.speed_layer import start_speed_layer
+from shared.export import clear_results, write_accounting
 from shared.inputs import inspect_input
 from shared.results import write_spark_export
 
@@ -38,6 +39,9 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
     if cutoff < master_version(spark, config):
         await_all(start_speed_layer(spark, config, cutoff))
     skipped = layout.not_applicable()
+    clear_results(config.workdir, BUILD)
+    counts = accounting(spark, config)
+    write_accounting(config.workdir, BUILD, counts["raw_lines"], counts["valid_lines"], counts["quarantine"])
     status = {}
     for query in config.queries:
         if query in skipped:

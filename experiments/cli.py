@@ -1,0 +1,206 @@
+"""The `lab` command line (DESIGN.md fixes its names)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from experiments.progress import Progress
+
+EXIT_MISMATCH = 1
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lab", description="Lambda vs Kappa on Spark: one sales workload, three builds, one oracle.")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    setup = commands.add_parser("setup", help="fetch the JVM jars (Delta, Kafka connector) into .lab/ivy")
+    setup.set_defaults(handler=cmd_setup)
+
+    gen = commands.add_parser("generate", help="write a realistic, deterministic sales input directory")
+    gen.add_argument("--rows", type=_positive_int, required=True, help="order-line records to write")
+    gen.add_argument("--seed", type=int, default=7, help="same seed, same bytes (default 7)")
+    gen.add_argument("--out", required=True, help="output directory (created; a previous output is replaced)")
+    gen.add_argument("--files", type=_positive_int, help="sales files (default: one per 10,000 rows)")
+    gen.add_argument("--start", default="2019-01-01", help="first UTC day (default 2019-01-01)")
+    gen.add_argument("--days", type=_positive_int, help="days spanned (default: ~1,500 lines a day)")
+    gen.add_argument("--late-fraction", type=_fraction, default=0.0, help="lines beyond the watermark (default 0)")
+    gen.add_argument("--out-of-order-fraction", type=_fraction, default=0.02, help="lines out of order within the watermark")
+    gen.add_argument("--duplicate-fraction", type=_fraction, default=0.005, help="exact duplicate lines")
+    gen.add_argument("--malformed-fraction", type=_fraction, default=0.01, help="lines that cannot be valid")
+    gen.add_argument("--blank-fraction", type=_fraction, default=0.002, help="blank ',,,,,' lines")
+    gen.add_argument("--header-fraction", type=_fraction, default=0.001, help="headers repeated mid-file")
+    gen.add_argument("--no-catalogue", action="store_true", help="do not write catalogue/products.csv")
+    gen.add_argument("--no-shipments", action="store_true", help="do not write shipments/")
+    gen.set_defaults(handler=cmd_generate)
+
+    run = commands.add_parser("run", help="process all of an input directory with one build and write its results export")
+    run.add_argument("build", choices=("kappa", "lambda", "dstream"))
+    _input_workdir(run)
+    _spark_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    oracle = commands.add_parser("oracle", help="compute the reference answers (pandas-free, Spark-free Python)")
+    _input_workdir(oracle)
+    oracle.set_defaults(handler=cmd_oracle)
+
+    verify = commands.add_parser("verify", help="run every build and the oracle, print the equivalence table")
+    _input_workdir(verify)
+    _spark_options(verify)
+    verify.set_defaults(handler=cmd_verify)
+
+    exp = commands.add_parser("experiments", help="the whole lab, ending in a report under reports/")
+    exp.add_argument("--profile", choices=("quick", "standard", "full"), default="quick")
+    exp.add_argument("--source", choices=("files",), default="files",
+                     help="the replayable log: the landing directory (Kafka arrives with the Kafka build)")
+    exp.add_argument("--input", help="use this input directory instead of generating one")
+    exp.add_argument("--reports", default="reports", help="where run folders go (default reports/)")
+    exp.add_argument("--data", default="data/experiments", help="where inputs and work folders go")
+    _spark_options(exp)
+    exp.set_defaults(handler=cmd_experiments)
+    return parser
+
+
+def _input_workdir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="input directory (sales *.csv, optional catalogue/ and shipments/)")
+    parser.add_argument("--workdir", required=True, help="work directory; results go to WORKDIR/results/<build>/")
+
+
+def _spark_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--master", help="Spark master URL (default: LAB_SPARK_MASTER or local[2])")
+
+
+def cmd_setup(args, progress: Progress) -> int:
+    from shared.spark import resolve_jvm_packages
+
+    progress.stage("resolving the Delta and Kafka connector jars from Maven Central")
+    jars = resolve_jvm_packages()
+    progress.stage(f"{len(jars)} jars ready")
+    return 0
+
+
+def cmd_generate(args, progress: Progress) -> int:
+    from experiments.generate import GeneratorOptions, generate
+
+    options = GeneratorOptions(
+        rows=args.rows, seed=args.seed, files=args.files, start=args.start, days=args.days,
+        late_fraction=args.late_fraction, out_of_order_fraction=args.out_of_order_fraction,
+        duplicate_fraction=args.duplicate_fraction, malformed_fraction=args.malformed_fraction,
+        blank_fraction=args.blank_fraction, repeated_header_fraction=args.header_fraction,
+        catalogue=not args.no_catalogue, shipments=not args.no_shipments,
+    )
+    progress.stage(f"generating {args.rows:,} rows into {args.out}")
+    summary = generate(args.out, options, progress=lambda done, total: progress.fraction(done, total, "rows"))
+    progress.stage(f"wrote {summary.raw_lines:,} raw lines ({summary.valid_lines:,} valid) in "
+                   f"{len(summary.sales_files)} sales files")
+    return 0
+
+
+def _session(args, app_name: str):
+    from shared.spark import create_spark_session
+
+    return create_spark_session(app_name, master=args.master)
+
+
+def cmd_run(args, progress: Progress) -> int:
+    from experiments.verify import run_build
+    from shared.inputs import inspect_input
+    from shared.settings import WorkloadSettings
+
+    inspect_input(args.input)  # fail fast, before a Spark session starts
+    progress.stage(f"starting Spark for the {args.build} build")
+    spark = _session(args, f"lab-{args.build}")
+    try:
+        progress.stage(f"{args.build}: processing {args.input}")
+        status = run_build(spark, args.build, args.input, args.workdir, WorkloadSettings.from_env())
+    finally:
+        spark.stop()
+    for query, state in status.items():
+        print(f"{query:18} {state}")
+    return 0
+
+
+def cmd_oracle(args, progress: Progress) -> int:
+    from experiments.oracle import run_oracle
+    from shared.settings import WorkloadSettings
+
+    progress.stage(f"oracle: reading {args.input}")
+    result = run_oracle(args.input, args.workdir, WorkloadSettings.from_env())
+    print(f"raw lines {result.raw_lines:,} = valid {result.valid_lines:,} + quarantined "
+          f"{result.raw_lines - result.valid_lines:,}")
+    for query in result.results:
+        print(f"{query:18} written")
+    for query, why in result.not_applicable.items():
+        print(f"{query:18} not applicable: {why}")
+    return 0
+
+
+def cmd_verify(args, progress: Progress) -> int:
+    from experiments.verify import SPARK_BUILDS, equivalence_table, format_text_table, verify
+    from shared.export import results_dir
+    from shared.inputs import inspect_input
+    from shared.settings import WorkloadSettings
+
+    inspect_input(args.input)
+    progress.stage("starting Spark")
+    spark = _session(args, "lab-verify")
+    try:
+        outcome = verify(spark, args.input, args.workdir, settings=WorkloadSettings.from_env(), stage=progress.stage)
+    finally:
+        spark.stop()
+    print(format_text_table(["query", *SPARK_BUILDS], equivalence_table(outcome)))
+    path = results_dir(args.workdir, "verify.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(outcome.to_json(), indent=2, default=str))
+    for problem in outcome.accounting_problems:
+        print(f"accounting: {problem}")
+    verdict = "all produced results are identical to the oracle" if outcome.ok else \
+        f"{len(outcome.mismatches)} mismatches, {len(outcome.accounting_problems)} accounting problems"
+    print(verdict)
+    return 0 if outcome.ok else EXIT_MISMATCH
+
+
+def cmd_experiments(args, progress: Progress) -> int:
+    from experiments.runner import run_experiments
+
+    report = run_experiments(profile=args.profile, source=args.source, master=args.master, input_dir=args.input,
+                             reports_root=Path(args.reports), data_root=Path(args.data), progress=progress)
+    print(f"report: {report}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    progress = Progress(quiet=args.quiet)
+    try:
+        return args.handler(args, progress)
+    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
+        # Bad arguments and bad input end with what happened, not a traceback.
+        print(f"lab {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"lab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
