@@ -172,8 +172,11 @@ def cmd_verify(args, progress: Progress) -> int:
     path.write_text(json.dumps(outcome.to_json(), indent=2, default=str))
     for problem in outcome.accounting_problems:
         print(f"accounting: {problem}")
-    verdict = "all produced results are identical to the oracle" if outcome.ok else \
-        f"{len(outcome.mismatches)} mismatches, {len(outcome.accounting_problems)} accounting problems"
+    for problem in outcome.quality_problems:
+        print(f"data quality: {problem}")
+    verdict = "all produced results are identical to the oracle" if outcome.ok else (
+        f"{len(outcome.mismatches)} mismatches, {len(outcome.accounting_problems)} accounting problems, "
+        f"{len(outcome.quality_problems)} data-quality problems")
     print(verdict)
     return 0 if outcome.ok else EXIT_MISMATCH
 

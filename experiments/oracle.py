@@ -49,7 +49,10 @@ ORDER_DATE_RE = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{
 STATE_ZIP_RE = re.compile(r"([A-Z]{2}) ([0-9]{5})")
 SHIP_TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 CENT = Decimal("0.01")
-EPOCH = pd.Timestamp(1970, 1, 1)  # naive: order and ship times are UTC wall-clock times
+# Times are naive datetime64 columns (UTC wall clock) in seconds: nanoseconds, pandas' default,
+# would not hold the years 1-9999 a ship time may have.
+TIME = "datetime64[s]"
+EPOCH = pd.Timestamp(1970, 1, 1)
 ONE_SECOND = pd.Timedelta(seconds=1)
 # Decimal arithmetic rounds silently once a result needs more digits than the context's
 # precision; under EXACT it raises instead, so a money sum is exact or the run fails.
@@ -235,15 +238,17 @@ def shipment_files(input_dir) -> list[Path]:
 def load_catalogue(path: Path) -> pd.DataFrame:
     """One row per product: product, category, unit_cost (Decimal)."""
     products, categories, unit_costs = [], [], []
+    listed: set[str] = set()
     for line_number, fields in _reference_rows(path, CATALOGUE_COLUMNS):
         product, category, unit_cost_text, _list_price = fields
         if product == "" or category == "":
             raise _bad_reference_line(path, line_number, "empty product or category")
         if not PRICE_RE.fullmatch(unit_cost_text):
             raise _bad_reference_line(path, line_number, f"unit_cost {unit_cost_text!r} is not a decimal amount")
-        if product in products:
+        if product in listed:
             # A second row would make the join count the product's lines twice.
             raise _bad_reference_line(path, line_number, f"product {product!r} is listed twice")
+        listed.add(product)
         products.append(product)
         categories.append(category)
         unit_costs.append(Decimal(unit_cost_text))
@@ -272,7 +277,7 @@ def load_shipments(paths: Iterable[Path]) -> pd.DataFrame:
     return pd.DataFrame({
         "order_id": pd.Series(order_ids, dtype=object),
         "product": pd.Series(products, dtype=object),
-        "ship_time": pd.Series(ship_times, dtype="datetime64[ns]"),
+        "ship_time": pd.Series(ship_times, dtype=TIME),
     })
 
 
@@ -310,87 +315,149 @@ def _bad_reference_line(path: Path, line_number: int, problem: str) -> ValueErro
 
 
 # ---------------------------------------------------------------------------------------
-# The queries: what one valid order line adds, as (key, addends) in the spec's column order
+# The valid order lines as one DataFrame
 # ---------------------------------------------------------------------------------------
 
-Contribution = tuple[tuple, tuple]
-Contributor = Callable[[dict], Iterable[Contribution]]
+# The line fields the queries read, as classify_line names them, and their column dtypes.
+LINE_DTYPES = {
+    "order_id": object, "product": object, "quantity": "int64", "price": object,
+    "revenue": object, "order_ts": TIME, "city": object, "state": object,
+}
+MAX_QUANTITY = 10**9 - 1  # nine digits: an int64 sum of quantities cannot overflow below 9e9 lines
 
 
-def city_revenue(line: dict) -> Iterable[Contribution]:
-    yield (line["city"], line["state"]), (line["revenue"], 1)
+def read_valid_lines(input_dir) -> tuple[pd.DataFrame, int, Counter]:
+    """(the valid order lines, the number of raw lines, quarantined lines by reason).
+
+    The frame has one row per valid line, duplicates included, in input order, built from
+    one list per column (a dict per line would cost several times the memory)."""
+    columns: dict[str, list] = {name: [] for name in LINE_DTYPES}
+    quarantine: Counter = Counter()
+    raw_lines = 0
+    for _file_name, text in read_raw_lines(input_dir):
+        raw_lines += 1
+        line, reason = classify_line(text)
+        if reason is not None:
+            quarantine[reason] += 1
+            continue
+        for name, values in columns.items():
+            values.append(line[name])
+    lines = pd.DataFrame({name: pd.Series(values, dtype=LINE_DTYPES[name]) for name, values in columns.items()})
+    _check_money(lines["price"])
+    _check_money(lines["revenue"])
+    if len(lines) > (2**63 - 1) // MAX_QUANTITY:
+        raise ValueError(f"{len(lines)} valid lines: too many for exact int64 quantity sums")
+    return lines, raw_lines, quarantine
 
 
-def daily_revenue(line: dict) -> Iterable[Contribution]:
-    yield (line["order_ts"].date(),), (line["revenue"], 1)
+def _money(values: list[Decimal], index=None) -> pd.Series:
+    """An object column of Decimal (pandas would keep Decimal anyway; saying so is clearer)."""
+    return _check_money(pd.Series(values, index=index, dtype=object))
 
 
-def product_sales(line: dict) -> Iterable[Contribution]:
-    yield (line["product"],), (line["quantity"], line["revenue"])
+def _check_money(column: pd.Series) -> pd.Series:
+    """column, after checking it is an object column of Decimal only: no float, no NaN
+    (pandas sums would skip a NaN silently)."""
+    if column.dtype != object or not all(type(value) is Decimal for value in column):
+        raise AssertionError(f"money column {column.name!r} holds something other than Decimal")
+    return column
 
 
-def hourly_sales(line: dict) -> Iterable[Contribution]:
-    yield (line["order_ts"].hour,), (1, line["quantity"], line["revenue"])
+# ---------------------------------------------------------------------------------------
+# The queries: each a pandas groupby over the valid lines, giving the spec's columns
+# ---------------------------------------------------------------------------------------
+
+def _group(frame: pd.DataFrame, keys: list[str], **values: tuple[str, str]) -> pd.DataFrame:
+    """frame grouped by the key columns, one named aggregation per value column, keys as
+    columns. dropna=False: a key can never be null here, but if it were it would show, not
+    vanish. Object (Decimal) columns are summed with Python's +; _rows sorts the rows."""
+    return frame.groupby(keys, sort=False, dropna=False).agg(**values).reset_index()
 
 
-def city_revenue_v1(line: dict) -> Iterable[Contribution]:
-    yield (line["city"],), (line["revenue"],)
+def city_revenue(lines: pd.DataFrame) -> pd.DataFrame:
+    return _group(lines, ["city", "state"], revenue=("revenue", "sum"), order_lines=("revenue", "size"))
 
 
-def window_starts(order_ts: dt.datetime, window_seconds: int, slide_seconds: int) -> list[dt.datetime]:
-    """Starts s of every window holding order_ts: s a multiple of the slide since the epoch
-    and s <= t < s + window (window_seconds / slide_seconds windows per line)."""
-    t = (order_ts - EPOCH) // ONE_SECOND
-    latest = t - t % slide_seconds
-    return [EPOCH + dt.timedelta(seconds=s) for s in range(latest, t - window_seconds, -slide_seconds)]
+def daily_revenue(lines: pd.DataFrame) -> pd.DataFrame:
+    dated = lines.assign(date=lines["order_ts"].dt.date)  # datetime.date objects
+    return _group(dated, ["date"], revenue=("revenue", "sum"), order_lines=("revenue", "size"))
 
 
-def window_revenue(settings: WorkloadSettings) -> Contributor:
-    window = dt.timedelta(seconds=settings.window_seconds)
-
-    def contribute(line: dict) -> Iterable[Contribution]:
-        for start in window_starts(line["order_ts"], settings.window_seconds, settings.slide_seconds):
-            yield (start, start + window), (line["revenue"], 1)
-    return contribute
+def product_sales(lines: pd.DataFrame) -> pd.DataFrame:
+    return _group(lines, ["product"], quantity=("quantity", "sum"), revenue=("revenue", "sum"))
 
 
-def category_revenue(catalogue: dict[str, tuple[str, Decimal]]) -> Contributor:
-    def contribute(line: dict) -> Iterable[Contribution]:
-        if line["product"] not in catalogue:  # kept, so that no line is lost in the join
-            yield (UNCATALOGUED,), (line["revenue"], Decimal("0.00"))
-            return
-        category, unit_cost = catalogue[line["product"]]
-        yield (category,), (line["revenue"], line["quantity"] * (line["price"] - unit_cost))
-    return contribute
+def hourly_sales(lines: pd.DataFrame) -> pd.DataFrame:
+    timed = lines.assign(hour=lines["order_ts"].dt.hour)
+    return _group(timed, ["hour"], order_lines=("revenue", "size"), quantity=("quantity", "sum"),
+                  revenue=("revenue", "sum"))
 
 
-def fulfilment(shipments: dict[tuple[str, str], list[dt.datetime]], settings: WorkloadSettings) -> Contributor:
-    """Adds (1 pair, seconds to ship) per shipment matching the line within the time bound;
-    _finish_fulfilment turns the sums into (shipped_lines, avg_hours_to_ship)."""
-    within = dt.timedelta(seconds=settings.ship_within_seconds)
+def city_revenue_v1(lines: pd.DataFrame) -> pd.DataFrame:
+    return _group(lines, ["city"], revenue=("revenue", "sum"))
 
-    def contribute(line: dict) -> Iterable[Contribution]:
-        order_ts = line["order_ts"]
-        for ship_time in shipments.get((line["order_id"], line["product"]), ()):
-            if order_ts <= ship_time <= order_ts + within:
-                yield (ship_time.date(),), (1, (ship_time - order_ts) // ONE_SECOND)
-    return contribute
+
+def window_revenue(lines: pd.DataFrame, settings: WorkloadSettings) -> pd.DataFrame:
+    """Every line exploded into one row per window holding its order time t, then grouped.
+
+    The windows holding t have the starts s that are multiples of the slide since the epoch
+    with s <= t < s + window: with latest = t - t mod slide (the last such multiple <= t),
+    s = latest - k x slide for k = 0 .. window/slide - 1 (window is a multiple of slide)."""
+    slide, window = settings.slide_seconds, settings.window_seconds
+    t = (lines["order_ts"] - EPOCH) // ONE_SECOND  # int64 seconds since the epoch
+    windows = lines[["revenue"]].assign(
+        latest=t - t % slide,
+        k=[list(range(window // slide))] * len(lines),
+    ).explode("k")
+    start_seconds = windows["latest"] - windows["k"].astype("int64") * slide
+    window_start = EPOCH + pd.to_timedelta(start_seconds, unit="s")
+    windows = windows.assign(window_start=window_start,
+                             window_end=window_start + pd.Timedelta(seconds=window).as_unit("s"))
+    return _group(windows, ["window_start", "window_end"], revenue=("revenue", "sum"),
+                  order_lines=("revenue", "size"))
+
+
+def category_revenue(lines: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Lines left-joined to the catalogue on product, margin = quantity x (price - unit_cost);
+    a product the catalogue lacks keeps its lines, under UNCATALOGUED with margin 0.00."""
+    joined = lines[["product", "quantity", "price", "revenue"]].merge(
+        catalogue, on="product", how="left", validate="many_to_one", indicator=True)
+    if len(joined) != len(lines):  # cannot happen (many_to_one left join); checked anyway
+        raise AssertionError("the catalogue join lost or repeated order lines")
+    catalogued = joined["_merge"] == "both"
+    joined["category"] = joined["category"].where(catalogued, UNCATALOGUED)
+    found = joined[catalogued]
+    joined["margin"] = _money([Decimal("0.00")] * len(joined), index=joined.index)
+    # astype(object) makes the quantities Python ints, so the product is Python's exact *.
+    joined.loc[catalogued, "margin"] = found["quantity"].astype(object) * (found["price"] - found["unit_cost"])
+    _check_money(joined["margin"])
+    return _group(joined, ["category"], revenue=("revenue", "sum"), margin=("margin", "sum"))
+
+
+def fulfilment(lines: pd.DataFrame, shipments: pd.DataFrame, settings: WorkloadSettings) -> pd.DataFrame:
+    """Every (order line, shipment) pair on the same order_id and product with
+    order_ts <= ship_time <= order_ts + ship_within, grouped by the day of ship_time; the
+    average comes from the exact integer sum of seconds (average_hours)."""
+    pairs = lines[["order_id", "product", "order_ts"]].merge(
+        shipments, on=["order_id", "product"], how="inner", validate="many_to_many")
+    within = pd.Timedelta(seconds=settings.ship_within_seconds).as_unit("s")
+    pairs = pairs[(pairs["order_ts"] <= pairs["ship_time"]) & (pairs["ship_time"] <= pairs["order_ts"] + within)]
+    pairs = pairs.assign(ship_date=pairs["ship_time"].dt.date,
+                         seconds=(pairs["ship_time"] - pairs["order_ts"]) // ONE_SECOND)
+    sums = _group(pairs, ["ship_date"], shipped_lines=("seconds", "size"), total_seconds=("seconds", "sum"))
+    averages = [average_hours(int(total), int(count))
+                for total, count in zip(sums["total_seconds"], sums["shipped_lines"])]
+    return sums.assign(avg_hours_to_ship=_money(averages, index=sums.index))
 
 
 def average_hours(total_seconds: int, pairs: int) -> Decimal:
     """total_seconds / (3600 * pairs) rounded half-up to 2 places, in exact integer arithmetic:
     round_half_up(a / b) = floor((2a + b) / 2b) for a >= 0, b > 0, here in hundredths."""
+    if type(total_seconds) is not int or type(pairs) is not int:
+        raise AssertionError("average_hours takes Python ints")
     numerator, denominator = 100 * total_seconds, 3600 * pairs
     hundredths = (2 * numerator + denominator) // (2 * denominator)
     return Decimal(hundredths).scaleb(-2)
-
-
-def _finish_fulfilment(values: tuple) -> tuple:
-    pairs, total_seconds = values
-    return pairs, average_hours(total_seconds, pairs)
-
-
-FINISHERS: dict[str, Callable[[tuple], tuple]] = {"fulfilment": _finish_fulfilment}
 
 
 # ---------------------------------------------------------------------------------------
@@ -400,73 +467,73 @@ FINISHERS: dict[str, Callable[[tuple], tuple]] = {"fulfilment": _finish_fulfilme
 def compute(input_dir, settings: WorkloadSettings = WorkloadSettings()) -> OracleResult:
     settings = settings.validated()
     sales_files(input_dir)  # fail early and clearly on a missing or empty input directory
-    contributors, not_applicable = _contributors(input_dir, settings)
-
-    sums: dict[str, dict[tuple, tuple]] = {query: {} for query in contributors}
-    quarantine = Counter()
-    raw_lines = valid_lines = 0
-    earliest = latest = None
-    for _file_name, text in read_raw_lines(input_dir):
-        raw_lines += 1
-        line, reason = classify_line(text)
-        if reason is not None:
-            quarantine[reason] += 1
-            continue
-        valid_lines += 1
-        earliest = line["order_ts"] if earliest is None else min(earliest, line["order_ts"])
-        latest = line["order_ts"] if latest is None else max(latest, line["order_ts"])
-        for query, contribute in contributors.items():
-            for key, addends in contribute(line):
-                _add(sums[query], key, addends)
-
-    if raw_lines != valid_lines + sum(quarantine.values()):  # cannot happen; checked anyway
-        raise AssertionError("raw lines != valid + quarantined")
+    catalogue, shipments, not_applicable = _reference_inputs(input_dir)
+    with decimal.localcontext(EXACT):
+        lines, raw_lines, quarantine = read_valid_lines(input_dir)
+        if raw_lines != len(lines) + sum(quarantine.values()):  # cannot happen; checked anyway
+            raise AssertionError("raw lines != valid + quarantined")
+        frames = {
+            "city_revenue": city_revenue(lines),
+            "daily_revenue": daily_revenue(lines),
+            "product_sales": product_sales(lines),
+            "hourly_sales": hourly_sales(lines),
+            "window_revenue": window_revenue(lines, settings),
+            "city_revenue_v1": city_revenue_v1(lines),
+        }
+        if catalogue is not None:
+            frames["category_revenue"] = category_revenue(lines, catalogue)
+        if shipments is not None:
+            frames["fulfilment"] = fulfilment(lines, shipments, settings)
+        results = {query: _rows(query, frames[query]) for query in QUERY_NAMES if query in frames}
     return OracleResult(
         raw_lines=raw_lines,
-        valid_lines=valid_lines,
+        valid_lines=len(lines),
         quarantine={reason: quarantine[reason] for reason in QUARANTINE_REASONS},
-        results={query: _rows(query, sums[query]) for query in QUERY_NAMES if query in sums},
+        results=results,
         not_applicable=not_applicable,
-        order_time_range=None if earliest is None else (earliest, latest),
+        order_time_range=None if lines.empty else (
+            _plain(lines["order_ts"].min(), TIMESTAMP), _plain(lines["order_ts"].max(), TIMESTAMP)),
     )
 
 
-def _contributors(input_dir, settings: WorkloadSettings) -> tuple[dict[str, Contributor], dict[str, str]]:
-    """The contributor of every applicable query, and why the others are not applicable."""
-    contributors: dict[str, Contributor] = {
-        "city_revenue": city_revenue,
-        "daily_revenue": daily_revenue,
-        "product_sales": product_sales,
-        "hourly_sales": hourly_sales,
-        "window_revenue": window_revenue(settings),
-        "city_revenue_v1": city_revenue_v1,
-    }
+def _reference_inputs(input_dir) -> tuple[pd.DataFrame | None, pd.DataFrame | None, dict[str, str]]:
+    """The catalogue and the shipments (None when absent), and why the joined queries that
+    lack theirs are not applicable."""
     not_applicable: dict[str, str] = {}
-
     products = catalogue_path(input_dir)
-    if products.is_file():
-        contributors["category_revenue"] = category_revenue(load_catalogue(products))
-    else:
+    catalogue = load_catalogue(products) if products.is_file() else None
+    if catalogue is None:
         not_applicable["category_revenue"] = f"no product catalogue: {products} does not exist"
-
-    shipments = shipment_files(input_dir)
-    if shipments:
-        contributors["fulfilment"] = fulfilment(load_shipments(shipments), settings)
-    else:
+    files = shipment_files(input_dir)
+    shipments = load_shipments(files) if files else None
+    if shipments is None:
         not_applicable["fulfilment"] = (
             f"no shipments: {Path(input_dir) / 'shipments'} does not exist or holds no .csv file")
-    return contributors, not_applicable
+    return catalogue, shipments, not_applicable
 
 
-def _add(sums: dict[tuple, tuple], key: tuple, addends: tuple) -> None:
-    current = sums.get(key)
-    sums[key] = addends if current is None else tuple(map(operator.add, current, addends))
+def _rows(query: str, frame: pd.DataFrame) -> list[dict]:
+    """The rows of a query's result frame as dicts of plain Python values in the spec's
+    column order, sorted by the key columns."""
+    spec = QUERIES[query]
+    kinds = [spec.types[column] for column in spec.columns]
+    rows = [dict(zip(spec.columns, map(_plain, values, kinds)))
+            for values in frame[spec.columns].itertuples(index=False, name=None)]
+    rows.sort(key=lambda row: tuple(row[column] for column in spec.key_columns))
+    return rows
 
 
-def _rows(query: str, sums: dict[tuple, tuple]) -> list[dict]:
-    columns = QUERIES[query].columns
-    finish = FINISHERS.get(query, lambda values: values)
-    return [dict(zip(columns, key + finish(values))) for key, values in sorted(sums.items())]
+def _plain(value, kind: str):
+    """value as the plain Python type of its column kind, or AssertionError: pandas hands
+    out numpy integers and Timestamps, which are converted; anything else is a bug."""
+    if kind == INTEGER and not isinstance(value, (bool, float)) and int(value) == value:
+        return int(value)  # numpy.int64 / int32 -> int
+    if kind == TIMESTAMP and isinstance(value, pd.Timestamp) and value.tzinfo is None and value.nanosecond == 0:
+        return value.to_pydatetime()
+    if (kind == MONEY and type(value) is Decimal) or (kind == DATE and type(value) is dt.date) \
+            or (kind == STRING and type(value) is str):
+        return value
+    raise AssertionError(f"a {kind} column holds {value!r} of type {type(value).__name__}")
 
 
 def run_oracle(input_dir, workdir, settings: WorkloadSettings = WorkloadSettings()) -> OracleResult:

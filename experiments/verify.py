@@ -6,12 +6,14 @@ passing.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from shared.export import QUERY_NAMES, export_path, read_accounting
+from shared.export import QUERY_NAMES, export_path, read_accounting, results_dir
+from shared.quality import QUALITY_SUMMARY_FILE
 
 SPARK_BUILDS = ("kappa", "lambda", "dstream")
 IDENTICAL, DIFFERS, MISSING, NOT_APPLICABLE, NOT_IMPLEMENTED = (
@@ -32,6 +34,7 @@ class Comparison:
 class VerifyOutcome:
     comparisons: list[Comparison]
     accounting: dict[str, dict | None]
+    quality: dict[str, dict | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -54,12 +57,24 @@ class VerifyOutcome:
         return problems
 
     @property
+    def quality_problems(self) -> list[str]:
+        problems = []
+        for build, summary in self.quality.items():
+            if summary is None:
+                problems.append(f"{build}: no data-quality record")
+            elif not summary["success"]:
+                problems.append(f"{build}: {summary['failed_batches']} of {summary['batches']} batches failed "
+                                f"the quality suite: {'; '.join(summary['failures'])}")
+        return problems
+
+    @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.accounting_problems
+        return not self.mismatches and not self.accounting_problems and not self.quality_problems
 
     def to_json(self) -> dict:
         return {"comparisons": [asdict(c) for c in self.comparisons], "accounting": self.accounting,
-                "seconds": self.seconds, "ok": self.ok, "accounting_problems": self.accounting_problems}
+                "quality": self.quality, "seconds": self.seconds, "ok": self.ok,
+                "accounting_problems": self.accounting_problems, "quality_problems": self.quality_problems}
 
 
 def _rows(path: Path) -> list[str]:
@@ -89,7 +104,12 @@ def compare_all(workdir, statuses: dict[str, dict[str, str]], builds=SPARK_BUILD
         for query in QUERY_NAMES for build in builds
     ]
     accounting = {build: read_accounting(workdir, build) for build in ("oracle", *builds)}
-    return VerifyOutcome(comparisons, accounting)
+    return VerifyOutcome(comparisons, accounting, {build: read_quality(workdir, build) for build in builds})
+
+
+def read_quality(workdir, build: str) -> dict | None:
+    path = results_dir(workdir, build) / QUALITY_SUMMARY_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
@@ -153,6 +173,15 @@ def equivalence_table(outcome: VerifyOutcome, builds=SPARK_BUILDS) -> list[list[
             accounting_row.append(f"identical (raw {counts['raw_lines']} = valid {counts['valid_lines']}"
                                   f" + quarantined {counts['quarantined_lines']})")
     rows.append(accounting_row)
+    quality_row = ["data quality"]
+    for build in builds:
+        summary = outcome.quality.get(build)
+        if summary is None:
+            quality_row.append("MISSING")
+        else:
+            verdict = "passed" if summary["success"] else f"FAILED {summary['failed_batches']}"
+            quality_row.append(f"{verdict} ({summary['batches']} batches, {summary['rows']} rows)")
+    rows.append(quality_row)
     return rows
 
 

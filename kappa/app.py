@@ -23,8 +23,9 @@ from pyspark.sql import functions as F
 
 from shared import queries as Q
 from shared.cleaning import classify_lines, line_accounting, quarantined_lines, valid_order_lines
-from shared.export import QUERY_NAMES, clear_results, write_accounting
+from shared.export import QUERY_NAMES, clear_results, results_dir, write_accounting
 from shared.inputs import InputLayout, inspect_input, read_catalogue, shipments_schema
+from shared.quality import check_batch, expectations_from_input, write_summary
 from shared.results import write_spark_export
 from shared.settings import WorkloadSettings
 
@@ -53,6 +54,10 @@ class KappaConfig:
 
     def checkpoint(self, name: str) -> str:
         return str(self.root / "checkpoints" / name)
+
+    @property
+    def quality_dir(self) -> Path:
+        return self.root / "quality"
 
 
 def raw_stream(spark, config: KappaConfig, layout: InputLayout) -> DataFrame:
@@ -100,6 +105,16 @@ def _merge_windows(table: str) -> Callable[[DataFrame, int], None]:
     return upsert
 
 
+def _quality_gate(config: KappaConfig) -> Callable[[DataFrame, int], None]:
+    """foreachBatch: the Great Expectations suite on each micro-batch's valid lines."""
+    expectations = expectations_from_input(config.input_dir)
+
+    def gate(batch: DataFrame, batch_id: int) -> None:
+        check_batch(batch.toPandas(), expectations, config.quality_dir, f"batch-{batch_id:06d}")
+
+    return gate
+
+
 def start_queries(spark, config: KappaConfig) -> list:
     """Start every streaming query of the application; returns the StreamingQuery handles."""
     layout = inspect_input(config.input_dir, require_sales=config.source == "files")
@@ -135,6 +150,12 @@ def start_queries(spark, config: KappaConfig) -> list:
             .option("checkpointLocation", config.checkpoint(name))
         )
         started.append(_with_trigger(writer, config).start(config.table(name)))
+    gate = (
+        lines.writeStream.queryName(f"{BUILD}_{config.version}_quality_gate")
+        .option("checkpointLocation", config.checkpoint("quality_gate"))
+        .foreachBatch(_quality_gate(config))
+    )
+    started.append(_with_trigger(gate, config).start())
     if "window_revenue" in wanted:
         writer = (
             Q.window_revenue(lines, settings)
@@ -177,6 +198,7 @@ def export_results(spark, config: KappaConfig) -> dict[str, str]:
     outcomes = read_accounting(spark, config)
     valid = outcomes.pop("valid", 0)
     write_accounting(config.workdir, BUILD, valid + sum(outcomes.values()), valid, outcomes)
+    write_summary(config.quality_dir, results_dir(config.workdir, BUILD))
     status = {}
     for query in config.queries:
         if query in skipped:

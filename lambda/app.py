@@ -9,8 +9,9 @@ from lambda_arch.layout import BUILD, LambdaConfig
 from lambda_arch.master_dataset import accounting, master_version, start_ingest
 from lambda_arch.serving_layer import publish_cutoff, serve
 from lambda_arch.speed_layer import start_speed_layer
-from shared.export import clear_results, write_accounting
+from shared.export import clear_results, results_dir, write_accounting
 from shared.inputs import inspect_input
+from shared.quality import write_summary
 from shared.results import write_spark_export
 
 
@@ -42,6 +43,7 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
     clear_results(config.workdir, BUILD)
     counts = accounting(spark, config)
     write_accounting(config.workdir, BUILD, counts["raw_lines"], counts["valid_lines"], counts["quarantine"])
+    write_summary(config.quality_dir, results_dir(config.workdir, BUILD))
     status = {}
     for query in config.queries:
         if query in skipped:

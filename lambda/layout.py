@@ -35,6 +35,10 @@ class LambdaConfig:
         return str(self.root / "ingest_log")
 
     @property
+    def quality_dir(self) -> Path:
+        return self.root / "quality"
+
+    @property
     def serving_pointer(self) -> Path:
         return self.root / "serving.json"
 

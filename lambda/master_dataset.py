@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from lambda_arch.layout import LambdaConfig
 from shared.cleaning import classify_lines, quarantined_lines, valid_order_lines
 from shared.inputs import inspect_input
+from shared.quality import check_batch, expectations_from_input
 
 INGEST_APP_ID = "lambda-master-ingest"
 
@@ -25,9 +26,13 @@ def _idempotent_append(df: DataFrame, path: str, batch_id: int, app_id: str) -> 
 
 
 def ingest_batch(config: LambdaConfig):
+    expectations = expectations_from_input(config.input_dir)
+
     def write(raw: DataFrame, batch_id: int) -> None:
         classified = classify_lines(raw).withColumn("ingest_batch", F.lit(batch_id)).cache()
         try:
+            check_batch(valid_order_lines(classified).toPandas(), expectations, config.quality_dir,
+                        f"batch-{batch_id:06d}")
             counts = classified.groupBy(F.col("reason").isNull().alias("valid")).count().collect()
             valid = sum(r["count"] for r in counts if r["valid"])
             quarantined = sum(r["count"] for r in counts if not r["valid"])

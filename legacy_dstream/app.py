@@ -17,8 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 
 from legacy_dstream import pipeline as P
-from shared.export import QUERY_NAMES, clear_results, write_accounting, write_export
+from shared.export import QUERY_NAMES, clear_results, results_dir, write_accounting, write_export
 from shared.inputs import inspect_input
+from shared.quality import check_batch, expectations_from_input, write_summary
 from shared.settings import WorkloadSettings
 
 BUILD = "dstream"
@@ -46,6 +47,10 @@ class DStreamConfig:
     @property
     def checkpoint(self) -> str:
         return str(self.root / "checkpoint")
+
+    @property
+    def quality_dir(self) -> Path:
+        return self.root / "quality"
 
 
 def read_catalogue_dict(path: Path | None) -> dict | None:
@@ -87,6 +92,22 @@ class _Snapshots:
         return collect
 
 
+def _quality_gate(config: DStreamConfig):
+    """foreachRDD: the Great Expectations suite on each batch's valid lines."""
+    expectations = expectations_from_input(config.input_dir)
+    directory = config.quality_dir
+
+    def gate(batch_time, rdd):
+        import pandas as pd
+
+        records = rdd.map(lambda o: o._asdict()).collect()
+        if records:
+            name = f"batch-{batch_time:%Y%m%dT%H%M%S%f}"
+            check_batch(pd.DataFrame.from_records(records), expectations, directory, name)
+
+    return gate
+
+
 def build_context(spark, config: DStreamConfig, snapshots: _Snapshots, catalogue: dict | None):
     from pyspark.streaming import StreamingContext
 
@@ -96,6 +117,7 @@ def build_context(spark, config: DStreamConfig, snapshots: _Snapshots, catalogue
     raw.foreachRDD(snapshots.counter)
     parsed = P.parse(raw)
     lines = P.order_lines(parsed)
+    lines.foreachRDD(_quality_gate(config))
     streams = {"line_accounting": P.line_accounting(parsed)}
     simple = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "city_revenue_v1")
     for query in config.queries:
@@ -166,6 +188,7 @@ def _write(config: DStreamConfig, layout, taken: dict, expected: int) -> dict[st
     clear_results(config.workdir, BUILD)
     # raw lines counted from the files themselves, so a lost line shows as unbalanced
     write_accounting(config.workdir, BUILD, expected, valid, outcomes)
+    write_summary(config.quality_dir, results_dir(config.workdir, BUILD))
     skipped = layout.not_applicable()
     status = {}
     for query in config.queries:

@@ -84,17 +84,20 @@ take_lock() {  # serialise concurrent up/down calls
   mkdir -p "$STATE"
   if command -v flock >/dev/null 2>&1; then
     exec 9>"$STATE/.lock"
-    flock -w 600 9 || die "could not lock $STATE/.lock (another kafka.sh still running?)"
+    flock -w 120 9 || die "could not lock $STATE/.lock (another kafka.sh still running?)"
   fi
 }
 
+SERVER_LOG_OFFSET=0  # size of server.log before this start, so we show only this run's lines
 log_tail() {
-  local f
-  for f in "$LOGS/kafka.out" "$LOGS/server.log"; do
-    [[ -s "$f" ]] || continue
-    echo "----- last lines of $f -----" >&2
-    tail -n 30 "$f" >&2
-  done
+  if [[ -s "$LOGS/kafka.out" ]]; then
+    echo "----- last lines of $LOGS/kafka.out -----" >&2
+    tail -n 20 "$LOGS/kafka.out" >&2
+  fi
+  if [[ -s "$LOGS/server.log" ]] && (( $(stat -c %s "$LOGS/server.log") > SERVER_LOG_OFFSET )); then
+    echo "----- last lines of $LOGS/server.log (this start) -----" >&2
+    tail -c +"$((SERVER_LOG_OFFSET + 1))" "$LOGS/server.log" | tail -n 30 >&2
+  fi
 }
 
 # ---------------------------------------------------------------- jars
@@ -231,13 +234,28 @@ broker_answers() {  # the broker answers an ApiVersions request on the client po
     && grep -q "$HOST:$PORT" "$LOGS/readiness.out"
 }
 
+stop_pid() {  # SIGTERM, wait STOP_TIMEOUT, then SIGKILL
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < STOP_TIMEOUT * 5; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$PIDFILE"
+}
+
 # ---------------------------------------------------------------- commands
 cmd_up() {
   validate_ports
   take_lock
   local pid
   if pid="$(pid_alive)"; then
-    say "already running (pid $pid) on $HOST:$PORT"
+    say "already running (pid $pid) on $(cat "$STATE/kafka.endpoint" 2>/dev/null || echo "$HOST:$PORT")"
     return 0
   fi
   rm -f "$PIDFILE"
@@ -254,6 +272,7 @@ cmd_up() {
 
   # keep the previous run's output for post-mortems
   [[ -f "$LOGS/kafka.out" ]] && mv -f "$LOGS/kafka.out" "$LOGS/kafka.out.1"
+  SERVER_LOG_OFFSET="$(stat -c %s "$LOGS/server.log" 2>/dev/null || echo 0)"
   # shellcheck disable=SC2086  # heap/extra opts are word lists on purpose
   nohup "$JAVA" $HEAP_OPTS -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
       -Djava.awt.headless=true \
@@ -261,11 +280,13 @@ cmd_up() {
       -Dlog4j2.configurationFile="$CONF/log4j2.properties" \
       ${KAFKA_OPTS:-} \
       -cp "$LIB/*" kafka.Kafka "$CONF/server.properties" \
-      >"$LOGS/kafka.out" 2>&1 </dev/null &
+      >"$LOGS/kafka.out" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$PIDFILE"
+  echo "$HOST:$PORT controller $HOST:$CPORT" >"$STATE/kafka.endpoint"
   say "starting (pid $pid), waiting up to ${START_TIMEOUT}s for $HOST:$PORT ..."
 
+  rm -f "$LOGS/readiness.out"
   local start=$SECONDS
   while :; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -279,7 +300,9 @@ cmd_up() {
     if (( SECONDS - start >= START_TIMEOUT )); then
       log_tail
       [[ -s "$LOGS/readiness.out" ]] && { echo "----- readiness check -----" >&2; tail -n 10 "$LOGS/readiness.out" >&2; }
-      die "the broker (pid $pid) did not answer on $HOST:$PORT within ${START_TIMEOUT}s; it is left running: see $LOGS, stop it with '$0 down'"
+      say "stopping the unready broker (pid $pid)"
+      stop_pid "$pid"
+      die "the broker did not answer on $HOST:$PORT within ${START_TIMEOUT}s (logs in $LOGS; a slow machine may need KAFKA_START_TIMEOUT=120)"
     fi
     sleep 1
   done
@@ -295,25 +318,14 @@ cmd_down() {
     return 0
   fi
   say "stopping (pid $pid) ..."
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < STOP_TIMEOUT * 5; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  rm -f "$PIDFILE"
+  stop_pid "$pid"
   say "stopped"
 }
 
 cmd_status() {
   local pid
   if pid="$(pid_alive)"; then
-    say "running (pid $pid) on $HOST:$PORT, controller $HOST:$CPORT; data $DATA"
+    say "running (pid $pid) on $(cat "$STATE/kafka.endpoint" 2>/dev/null || echo "$HOST:$PORT"); data $DATA"
     return 0
   fi
   say "not running"

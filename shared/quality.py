@@ -410,3 +410,51 @@ def _great_expectations():
     import great_expectations as gx
 
     return gx
+
+
+# ---------------------------------------------------------------------------------------
+# The gate as the builds use it: check, record, warn; and a summary per build
+# ---------------------------------------------------------------------------------------
+
+QUALITY_SUMMARY_FILE = "_quality.json"
+_log = logging.getLogger("lab.quality")
+
+
+def check_batch(lines: pd.DataFrame, expectations: QualityExpectations, directory, name: str) -> QualityReport | None:
+    """Validate one non-empty batch of valid order lines and record the result.
+
+    A failing batch is recorded and warned about, and counted by `summarize`, so a run
+    shows it in its results (`lab verify` fails on it); processing goes on, because the
+    master dataset and the logs must still account for every line.
+    """
+    if lines.empty:
+        return None
+    report = validate_order_lines(lines, expectations)
+    record(report, directory, name)
+    if not report.success:
+        _log.warning("data quality failed for %s: %s", name, report.summary())
+        print(f"data quality FAILED for {name}: {report.summary()}", flush=True)
+    return report
+
+
+def summarize(directory) -> dict:
+    """Every recorded batch report of one build, added up."""
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(Path(directory).glob("*.json"))]
+    failed = [r for r in reports if not r["success"]]
+    return {
+        "batches": len(reports),
+        "rows": sum(r["checked_rows"] for r in reports),
+        "failed_batches": len(failed),
+        "failures": [QualityReport(**r).summary() for r in failed][:MAX_EXAMPLES],
+        "success": not failed,
+    }
+
+
+def write_summary(directory, results_directory) -> dict:
+    summary = summarize(directory)
+    target = Path(results_directory)
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = target / f".{QUALITY_SUMMARY_FILE}.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target / QUALITY_SUMMARY_FILE)
+    return summary

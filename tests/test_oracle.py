@@ -586,3 +586,90 @@ def test_malformed_shipments_is_an_error_naming_file_and_line(tmp_path, shipment
     write(root / "shipments" / "part-7.csv", shipments)
     with pytest.raises(ValueError, match=rf"part-7\.csv, {where}\b"):
         compute(root)
+
+
+# ---------------------------------------------------------------------------------------
+# Plain Python values out of the pandas aggregation, and exactness
+# ---------------------------------------------------------------------------------------
+
+def test_row_values_are_plain_python_types(small_input):
+    result = compute(small_input)
+    expected_types = {
+        "city": str, "state": str, "product": str, "category": str,
+        "revenue": Decimal, "margin": Decimal, "avg_hours_to_ship": Decimal,
+        "order_lines": int, "quantity": int, "hour": int, "shipped_lines": int,
+        "date": dt.date, "ship_date": dt.date, "window_start": dt.datetime, "window_end": dt.datetime,
+    }
+    seen = set()
+    for query, rows in result.results.items():
+        assert rows, query
+        for row in rows:
+            for column, value in row.items():
+                # `type(...) is`: numpy.int64, pandas.Timestamp (a datetime subclass) must not pass
+                assert type(value) is expected_types[column], (query, column, type(value))
+                if type(value) is dt.datetime:
+                    assert value.tzinfo is None
+                seen.add(column)
+    assert seen == set(expected_types)
+    assert [type(t) for t in result.order_time_range] == [dt.datetime, dt.datetime]
+    assert all(type(n) is int for n in (result.raw_lines, result.valid_lines, *result.quarantine.values()))
+
+
+def test_money_sums_stay_exact_beyond_float_precision(tmp_path):
+    # 999999999 x 1234567890.99 = 1234567889755432109.01 per line; float keeps ~16 digits.
+    big = line(quantity="999999999", price="1234567890.99")
+    result = compute(sales_dir(tmp_path, big, big, line(quantity="1", price="0.01")))
+    assert result.results["product_sales"] == [
+        {"product": "Widget", "quantity": 1999999999, "revenue": D("2469135779510864218.03")}]
+    assert result.results["city_revenue_v1"] == [{"city": "Dallas", "revenue": D("2469135779510864218.03")}]
+
+
+def test_ten_cents_ten_times_is_one_euro(tmp_path):
+    result = compute(sales_dir(tmp_path, *[line(price="0.10")] * 10))
+    assert result.results["hourly_sales"] == [
+        {"hour": 10, "order_lines": 10, "quantity": 10, "revenue": D("1.00")}]
+
+
+def test_every_pair_of_duplicate_lines_and_shipments_counts(tmp_path):
+    root = fulfilment_input(tmp_path, [line(order_id="1"), line(order_id="1")],   # 10:00
+                            ["1,Widget,2020-01-01 11:00:00,UPS", "1,Widget,2020-01-01 12:00:00,DHL"])
+    assert compute(root).results["fulfilment"] == [
+        # 4 pairs: 2 x 1 h + 2 x 2 h = 6 h -> 1.50
+        {"ship_date": dt.date(2020, 1, 1), "shipped_lines": 4, "avg_hours_to_ship": D("1.50")},
+    ]
+
+
+def test_ship_times_of_any_year_are_accepted_and_simply_match_nothing(tmp_path):
+    root = fulfilment_input(tmp_path, [line(order_id="1", date="01/01/20 10:00")],
+                            ["1,Widget,0001-01-01 00:00:00,UPS", "1,Widget,9999-12-31 23:59:59,UPS",
+                             "1,Widget,2020-01-01 10:30:00,UPS"])
+    assert compute(root).results["fulfilment"] == [
+        {"ship_date": dt.date(2020, 1, 1), "shipped_lines": 1, "avg_hours_to_ship": D("0.50")},
+    ]
+
+
+def test_catalogue_that_lists_no_sold_product(tmp_path):
+    root = sales_dir(tmp_path, line(product="Widget", quantity="2", price="1.25"))
+    write(root / "catalogue" / "products.csv", "product,category,unit_cost,list_price\nGadget,Toys,1.00,2.00\n")
+    assert compute(root).results["category_revenue"] == [
+        {"category": "(uncatalogued)", "revenue": D("2.50"), "margin": D("0.00")}]
+    write(root / "catalogue" / "products.csv", "product,category,unit_cost,list_price\n")   # header only
+    assert compute(root).results["category_revenue"] == [
+        {"category": "(uncatalogued)", "revenue": D("2.50"), "margin": D("0.00")}]
+
+
+def test_catalogue_that_lists_every_sold_product(tmp_path):
+    root = sales_dir(tmp_path, line(product="Widget", quantity="2", price="1.25"))
+    write(root / "catalogue" / "products.csv", "product,category,unit_cost,list_price\nWidget,Tools,1,2.00\n")
+    assert compute(root).results["category_revenue"] == [
+        {"category": "Tools", "revenue": D("2.50"), "margin": D("0.50")}]
+
+
+def test_no_valid_line_gives_empty_results_for_every_query(small_input):
+    for name in ("a.csv", "b.csv"):
+        write(small_input / name, HEADER + "\n" + line(quantity="0") + "\n")
+    result = compute(small_input)
+    assert (result.raw_lines, result.valid_lines, result.not_applicable) == (4, 0, {})
+    assert result.results == {query: [] for query in (
+        "city_revenue", "daily_revenue", "product_sales", "hourly_sales", "window_revenue",
+        "category_revenue", "fulfilment", "city_revenue_v1")}

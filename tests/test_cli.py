@@ -1,0 +1,62 @@
+"""The `lab` command line: help everywhere, clear errors for bad arguments and bad input."""
+import subprocess
+import sys
+
+import pytest
+
+from experiments.cli import EXIT_USAGE, build_parser, main
+
+SUBCOMMANDS = ("setup", "generate", "run", "oracle", "verify", "experiments")
+
+
+def test_every_subcommand_has_help():
+    for name in SUBCOMMANDS:
+        with pytest.raises(SystemExit) as exit_info:
+            build_parser().parse_args([name, "--help"])
+        assert exit_info.value.code == 0
+
+
+def test_console_script_help_runs():
+    out = subprocess.run([sys.executable, "-m", "experiments.cli", "--help"], capture_output=True, text=True, check=True)
+    for name in SUBCOMMANDS:
+        assert name in out.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "--rows", "0", "--out", "x"],
+    ["generate", "--rows", "10", "--out", "x", "--late-fraction", "1.5"],
+    ["run", "sideways", "--input", "a", "--workdir", "b"],
+    ["experiments", "--profile", "huge"],
+])
+def test_bad_arguments_are_usage_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_missing_input_directory_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    assert main(["--quiet", "oracle", "--input", str(missing), "--workdir", str(tmp_path / "w")]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "nowhere" in err
+
+
+def test_run_refuses_an_input_without_sales_files_before_starting_spark(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    assert main(["--quiet", "run", "kappa", "--input", str(tmp_path / "in"), "--workdir", str(tmp_path / "w")]) == EXIT_USAGE
+    assert "no sales files" in capsys.readouterr().err
+
+
+def test_generate_then_oracle(tmp_path, capsys):
+    assert main(["--quiet", "generate", "--rows", "2000", "--seed", "3", "--out", str(tmp_path / "in")]) == 0
+    assert main(["--quiet", "oracle", "--input", str(tmp_path / "in"), "--workdir", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    assert "raw lines 2,001" in out  # 2,000 rows + one file header
+    assert (tmp_path / "w" / "results" / "oracle" / "city_revenue.csv").exists()
+
+
+def test_generate_refuses_a_foreign_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert main(["--quiet", "generate", "--rows", "10", "--out", str(tmp_path)]) == EXIT_USAGE
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
