@@ -22,8 +22,8 @@ setup: $(STAMP) jars ## create .venv, install the pinned packages and the JVM ja
 jars: $(STAMP) ## resolve the Delta and Kafka connector jars from Maven Central
 	$(BIN)/lab setup
 
-test: setup ## run every test (services: `make kafka-up cluster-up` first, as .ci/run does)
-	$(BIN)/pytest
+test: setup ## run every test; starts (then stops) the Kafka broker and Spark cluster it needs
+	bash scripts/with-services.sh $(BIN)/pytest
 
 test-fast: setup ## the quick tests only (skips the slow end-to-end runs)
 	$(BIN)/pytest -m "not slow"

@@ -42,6 +42,8 @@ export SPARK_IDENT_STRING="$IDENT"
 export SPARK_LOCAL_IP="$HOST"
 export SPARK_LOCAL_HOSTNAME="$HOST"
 export PYSPARK_PYTHON="$PY"
+# drop the work dirs of finished applications after a day (checked every 30 min)
+export SPARK_WORKER_OPTS="${SPARK_WORKER_OPTS:-} -Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.appDataTtl=86400"
 
 MASTER_PID="$SPARK_PID_DIR/spark-$IDENT-$MASTER_CLASS-1.pid"
 WORKER_PID="$SPARK_PID_DIR/spark-$IDENT-$WORKER_CLASS-1.pid"
@@ -156,6 +158,19 @@ else:
 EOF
 }
 
+load_running_ports() {  # a running master keeps the ports it was started with
+  local k v
+  [[ -f "$STATE/running-ports" ]] || return 0
+  while IFS='=' read -r k v; do
+    [[ "$v" =~ ^[0-9]+$ ]] || continue
+    case "$k" in
+      MASTER_PORT) MASTER_PORT="$v" ;;
+      WEBUI_PORT) WEBUI_PORT="$v" ;;
+    esac
+  done <"$STATE/running-ports"
+  MASTER_URL="spark://$HOST:$MASTER_PORT"
+}
+
 stop_daemon() {  # stop_daemon PIDFILE CLASS NAME: SIGTERM, wait, SIGKILL
   local f="$1" cls="$2" name="$3" pid i
   if ! pid="$(daemon_pid "$f" "$cls")"; then
@@ -190,6 +205,7 @@ cmd_up() {
   mpid="$(daemon_pid "$MASTER_PID" "$MASTER_CLASS")" || mpid=""
   wpid="$(daemon_pid "$WORKER_PID" "$WORKER_CLASS")" || wpid=""
   find_spark_home
+  [[ -n "$mpid" ]] && load_running_ports
   if [[ -n "$mpid" && -n "$wpid" ]]; then
     state="$(cluster_state)"
     if [[ "$state" == ok* ]]; then
@@ -208,6 +224,7 @@ cmd_up() {
     port_open "$HOST" "$WEBUI_PORT" && die "port $HOST:$WEBUI_PORT is in use by another process. Stop it or set SPARK_MASTER_WEBUI_PORT."
     say "starting master on $MASTER_URL (web UI http://$HOST:$WEBUI_PORT) ..."
     start_daemon "$MASTER_CLASS" 1 --host "$HOST" --port "$MASTER_PORT" --webui-port "$WEBUI_PORT"
+    printf 'MASTER_PORT=%s\nWEBUI_PORT=%s\n' "$MASTER_PORT" "$WEBUI_PORT" >"$STATE/running-ports"
   fi
   if [[ -z "$wpid" ]]; then
     rm -f "$WORKER_PID"
@@ -254,6 +271,7 @@ cmd_down() {
 cmd_status() {
   local mpid wpid rc=0 state
   if mpid="$(daemon_pid "$MASTER_PID" "$MASTER_CLASS")"; then
+    load_running_ports
     say "master running (pid $mpid) on $MASTER_URL, web UI http://$HOST:$WEBUI_PORT"
   else
     say "master not running"; rc=3
