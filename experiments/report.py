@@ -35,7 +35,8 @@ def timing_summary(timings: list[dict]) -> list[dict]:
 def equivalence_cells(equivalence: dict) -> dict[tuple[str, str], str]:
     cells = {}
     for c in equivalence["comparisons"]:
-        cells[(c["query"], c["build"])] = c["status"] + (f" ({c['detail']})" if c["status"] == "DIFFERS" else "")
+        shown = c["status"] in ("DIFFERS", "explained by the watermark")
+        cells[(c["query"], c["build"])] = c["status"] + (f" ({c['detail']})" if shown else "")
     return cells
 
 

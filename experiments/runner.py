@@ -115,7 +115,7 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
         for repeat in range(1, chosen.repeats + 1):
             progress.stage(f"repeat {repeat}/{chosen.repeats}: oracle and {', '.join(SPARK_BUILDS)}")
             statuses, seconds = run_builds(spark, data, workdir, SPARK_BUILDS, settings, progress.stage)
-            outcome = compare_all(workdir, statuses, SPARK_BUILDS)
+            outcome = compare_all(workdir, statuses, SPARK_BUILDS, data, settings)
             outcome.seconds = seconds
             (run_dir / f"equivalence-{repeat}.json").write_text(json.dumps(outcome.to_json(), indent=2))
             raw = (outcome.accounting.get("oracle") or {}).get("raw_lines", "")

@@ -80,7 +80,7 @@ validate() {
   for p in "$MASTER_PORT" "$WEBUI_PORT" "$WORKER_WEBUI_PORT"; do
     [[ "$p" =~ ^[0-9]+$ && "$p" -gt 0 && "$p" -lt 65536 ]] || die "bad port '$p'"
   done
-  [[ "$WORKER_CORES" =~ ^[0-9]+$ ]] || die "bad SPARK_WORKER_CORES '$WORKER_CORES'"
+  [[ "$WORKER_CORES" =~ ^[1-9][0-9]*$ ]] || die "bad SPARK_WORKER_CORES '$WORKER_CORES'"
   [[ "$WORKER_MEMORY" =~ ^[0-9]+[mMgG]$ ]] || die "bad SPARK_WORKER_MEMORY '$WORKER_MEMORY' (like 4g or 2048m)"
 }
 

@@ -46,10 +46,12 @@ def with_order_watermark(lines: DataFrame, settings: WorkloadSettings) -> DataFr
     return lines.withWatermark("order_ts", f"{settings.watermark_seconds} seconds")
 
 
-def window_revenue(lines: DataFrame, settings: WorkloadSettings) -> DataFrame:
+def window_revenue(lines: DataFrame, settings: WorkloadSettings, watermark: bool = True) -> DataFrame:
+    """watermark=False keeps every window in streaming state (exact, unbounded state):
+    only for a stream whose state is thrown away regularly, like Lambda's speed layer."""
     window = F.window("order_ts", f"{settings.window_seconds} seconds", f"{settings.slide_seconds} seconds")
     return (
-        with_order_watermark(lines, settings)
+        (with_order_watermark(lines, settings) if watermark else lines)
         .groupBy(window.alias("window"))
         .agg(_revenue(), _lines())
         .select(
@@ -73,7 +75,7 @@ def category_revenue(lines: DataFrame, catalogue: DataFrame) -> DataFrame:
 def shipped_pairs(lines: DataFrame, shipments: DataFrame, settings: WorkloadSettings) -> DataFrame:
     """Order lines joined with their shipments within the time bound: one row per pair."""
     if lines.isStreaming:
-        lines = with_order_watermark(lines, settings)
+        lines = lines.withWatermark("order_ts", f"{settings.join_order_watermark_seconds} seconds")
     if shipments.isStreaming:
         shipments = shipments.withWatermark("ship_ts", f"{settings.shipment_watermark_seconds} seconds")
     o = lines.select("order_id", "product", "order_ts").alias("o")

@@ -78,6 +78,8 @@ def create_spark_session(
         .config("spark.ui.enabled", "true" if ui else "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.metricsEnabled", "true")
+        # the legacy build stops its StreamingContext gracefully once its input is counted
+        .config("spark.streaming.gracefulStopTimeout", "3s")
     )
     jars = resolved_jars()
     if jars:

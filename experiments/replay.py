@@ -1,0 +1,603 @@
+"""The replayer: an input directory's sales files become an arriving stream at a chosen rate.
+
+Two targets (shared/DESIGN.md, "Inputs, replay and the landing directory"):
+
+- a landing directory: one unit = one sales file, copied under a hidden temporary name
+  (`.<name>.tmp`, which Spark's file source and `textFileStream` ignore) and renamed into
+  place, so it appears whole. The landed name `{seq:06d}-{original name}` makes name order
+  emission order.
+- a Kafka topic: one message per raw line (docs/data-rules.md: every physical line,
+  headers and blank lines included), key = source file name, headers `seq` (the line's
+  global 0-based sequence number) and `file_seq` (its file's 0-based sequence number, the
+  same number the landing directory puts in front of the file name). Lines are produced in
+  chunks, one schedule unit each.
+
+Sequence numbers: `seq` always means the global line sequence (line i of the whole input,
+files in name order), in both modes; a log row's first_seq..last_seq is the line range a
+unit carries, so a result that records the highest seq it includes can be matched to the
+units it covers whichever target was used.
+
+The replayer is open-loop (DESIGN.md, "Measurement definitions"): the schedule is fixed
+before the first emission (the unit starting at line L is due at start + L / rate), each
+unit's intended and actual emission times are logged, and a replayer that falls behind
+emits late units at once without moving later ones: latency counted from the intended
+time cannot hide the replayer's own delays (coordinated omission). With no rate every unit
+is due at the start (an infinite rate: the whole input is a backlog), so the lag column
+shows how long the backlog took to emit. The process's CPU time over the emission phase is
+recorded too, since the replayer shares the machine with the system under test.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import os
+import re
+import resource
+import shutil
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, NamedTuple, TextIO
+
+from shared.inputs import inspect_input
+
+ProgressCallback = Callable[[int, int], None]
+
+LOG_CSV_NAME = "replay_log.csv"
+LOG_JSON_NAME = "replay_summary.json"
+LOG_COLUMNS = ("unit", "first_seq", "last_seq", "lines", "source_file", "target", "intended_s", "emitted_s")
+
+LANDING_SEQ_WIDTH = 6
+MAX_KAFKA_CHUNK_LINES = 1000
+# With a rate, a Kafka chunk spans about this much schedule time, so lines inside a chunk
+# are never more than ~10 ms early (one chunk = a burst of lines emitted together).
+KAFKA_CHUNK_SECONDS = 0.01
+KAFKA_LINGER_MS = 5
+# A message not acknowledged within this fails (librdkafka's default, 5 min, is a long hang).
+KAFKA_DELIVERY_TIMEOUT_MS = 120_000
+KAFKA_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+class ReplayError(RuntimeError):
+    """The replay could not start or did not complete."""
+
+
+class KafkaUnavailableError(ReplayError):
+    """The Kafka broker cannot be reached."""
+
+
+class KafkaDeliveryError(ReplayError):
+    """Some messages were not acknowledged by the broker."""
+
+
+# ---------------------------------------------------------------------------------------
+# Raw lines (docs/data-rules.md): \n, \r\n and \r end a line; a final ending adds no line
+# ---------------------------------------------------------------------------------------
+
+def iter_raw_lines(path: str | os.PathLike) -> Iterator[str]:
+    """Every physical line of one file, without its line ending.
+
+    newline="" makes Python end lines at exactly \\n, \\r\\n and \\r (not at the other
+    characters str.splitlines knows), the same rule as the oracle's read_raw_lines.
+    """
+    with open(path, encoding="utf-8", newline="") as handle:
+        line_number = 0
+        try:
+            for line_number, line in enumerate(handle, start=1):
+                yield _without_line_ending(line)
+        except UnicodeDecodeError as error:
+            raise ReplayError(f"{path}: not UTF-8 text after line {line_number}: {error}") from None
+
+
+def count_raw_lines(path: str | os.PathLike) -> int:
+    return sum(1 for _ in iter_raw_lines(path))
+
+
+def _without_line_ending(line: str) -> str:
+    if line.endswith("\r\n"):
+        return line[:-2]
+    if line.endswith(("\n", "\r")):
+        return line[:-1]
+    return line
+
+
+class _SalesFile(NamedTuple):
+    file_seq: int
+    path: Path
+    lines: int
+    first_seq: int          # global seq of its first line (= lines in the files before it)
+
+
+def _sales_files(input_dir) -> list[_SalesFile]:
+    """The input's sales files in name order with their line counts, read before the clock
+    starts so that counting never delays an emission."""
+    files, lines_before = [], 0
+    for file_seq, path in enumerate(inspect_input(input_dir).sales_files):
+        lines = count_raw_lines(path)
+        files.append(_SalesFile(file_seq, path, lines, lines_before))
+        lines_before += lines
+    return files
+
+
+# ---------------------------------------------------------------------------------------
+# The open-loop schedule, the emission log and the summary
+# ---------------------------------------------------------------------------------------
+
+def _validated_rate(rate: float | None) -> float | None:
+    if rate is None:
+        return None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"rate_lines_per_second must be a positive number or None, got {rate!r}")
+    return float(rate)
+
+
+class OpenLoopSchedule:
+    """Intended times fixed in advance: the unit starting at global line L is due at
+    start + L / rate (start + 0 without a rate). Falling behind never moves them."""
+
+    def __init__(self, rate_lines_per_second: float | None):
+        self.rate = _validated_rate(rate_lines_per_second)
+        self.start_monotonic = time.monotonic()
+        self.start_wall = time.time()
+
+    def intended_s(self, first_seq: int) -> float:
+        return 0.0 if self.rate is None else first_seq / self.rate
+
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.start_monotonic
+
+    def wait_until(self, intended_s: float) -> None:
+        """Sleep while ahead of the schedule; when behind, return at once (emit late)."""
+        while (remaining := intended_s - self.elapsed_s()) > 0:
+            time.sleep(remaining)
+
+
+class UnitRecord(NamedTuple):
+    unit: int
+    first_seq: int
+    last_seq: int        # first_seq - 1 for a unit without lines (an empty file)
+    lines: int
+    source_file: str
+    target: str
+    intended_s: float    # seconds since the replay's start (time.monotonic)
+    emitted_s: float
+
+    @property
+    def lag_s(self) -> float:
+        return self.emitted_s - self.intended_s
+
+
+class ReplayLog:
+    """One row per emitted unit; written as CSV next to a JSON summary."""
+
+    def __init__(self) -> None:
+        self.records: list[UnitRecord] = []
+
+    def add(self, record: UnitRecord) -> None:
+        self.records.append(record)
+
+    def lag_stats(self) -> dict[str, float | None]:
+        lags = sorted(record.lag_s for record in self.records)
+        if not lags:
+            return {"max_s": None, "p99_s": None, "p50_s": None}
+        return {"max_s": lags[-1], "p99_s": _nearest_rank(lags, 0.99), "p50_s": _nearest_rank(lags, 0.50)}
+
+    def write(self, log_dir: str | os.PathLike, summary: dict) -> tuple[Path, Path]:
+        directory = Path(log_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        csv_path, json_path = directory / LOG_CSV_NAME, directory / LOG_JSON_NAME
+        with _atomic_text(csv_path) as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(LOG_COLUMNS)
+            for record in self.records:
+                writer.writerow(record._replace(intended_s=f"{record.intended_s:.6f}",
+                                                emitted_s=f"{record.emitted_s:.6f}"))
+        with _atomic_text(json_path) as handle:
+            json.dump(summary, handle, indent=2)
+            handle.write("\n")
+        return csv_path, json_path
+
+
+def _nearest_rank(sorted_values: list[float], quantile: float) -> float:
+    return sorted_values[max(0, math.ceil(quantile * len(sorted_values)) - 1)]
+
+
+@contextmanager
+def _atomic_text(path: Path) -> Iterator[TextIO]:
+    """Write under a hidden temporary name, then rename: a reader never sees half a log."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class ReplaySummary:
+    mode: str                         # "landing" or "kafka"
+    input_dir: str
+    target: str                       # the landing directory, or "bootstrap/topic"
+    rate_lines_per_second: float | None
+    files: int
+    units: int
+    lines: int
+    started_utc: str                  # wall clock at the schedule's start
+    start_epoch_s: float              # the same instant as a Unix time (emitted wall time = this + emitted_s)
+    start_monotonic_s: float          # and as time.monotonic(), comparable across processes of this machine
+    duration_s: float                 # start to the last emission (Kafka: to the last acknowledgement)
+    lag_max_s: float | None           # emitted - intended, over units
+    lag_p99_s: float | None
+    lag_p50_s: float | None
+    cpu_seconds: float                # user + system CPU of this process during the replay
+    cpu_user_s: float
+    cpu_system_s: float
+    peak_rss_mib: float               # the process's peak resident memory so far
+    log_csv: str | None = None
+    log_json: str | None = None
+    topic: str | None = None
+    partitions: int | None = None     # the topic's actual partition count
+    topic_created: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class _CpuMeter:
+    """CPU time of this whole process (every thread, librdkafka's included) since start."""
+
+    def __init__(self) -> None:
+        self.started = resource.getrusage(resource.RUSAGE_SELF)
+
+    def used(self) -> dict[str, float]:
+        now = resource.getrusage(resource.RUSAGE_SELF)
+        user, system = now.ru_utime - self.started.ru_utime, now.ru_stime - self.started.ru_stime
+        return {"cpu_seconds": user + system, "cpu_user_s": user, "cpu_system_s": system,
+                "peak_rss_mib": now.ru_maxrss / 1024}  # Linux reports KiB
+
+
+class _Run:
+    """What both targets share: the schedule, the log, progress and the summary."""
+
+    def __init__(self, mode: str, input_dir, target: str, rate, files: list[_SalesFile],
+                 progress: ProgressCallback | None):
+        self.mode, self.input_dir, self.target = mode, str(Path(input_dir).expanduser().resolve()), target
+        self.files = files
+        self.total_lines = sum(f.lines for f in files)
+        self.progress = progress
+        self.log = ReplayLog()
+        self.done_lines = 0
+        self.cpu = _CpuMeter()
+        self.schedule = OpenLoopSchedule(rate)   # the clock starts here, after all set-up
+
+    def wait_for(self, first_seq: int) -> float:
+        intended = self.schedule.intended_s(first_seq)
+        self.schedule.wait_until(intended)
+        return intended
+
+    def record(self, unit: int, first_seq: int, lines: int, source: str, target: str, intended_s: float) -> None:
+        self.log.add(UnitRecord(unit, first_seq, first_seq + lines - 1, lines, source, target,
+                                intended_s, self.schedule.elapsed_s()))
+        self.done_lines += lines
+        if self.progress:
+            self.progress(self.done_lines, self.total_lines)
+
+    def summary(self, **kafka_fields) -> ReplaySummary:
+        lags = self.log.lag_stats()
+        return ReplaySummary(
+            mode=self.mode, input_dir=self.input_dir, target=self.target,
+            rate_lines_per_second=self.schedule.rate, files=len(self.files),
+            units=len(self.log.records), lines=self.done_lines,
+            started_utc=_utc_text(self.schedule.start_wall), start_epoch_s=self.schedule.start_wall,
+            start_monotonic_s=self.schedule.start_monotonic,
+            duration_s=self.schedule.elapsed_s(),
+            lag_max_s=lags["max_s"], lag_p99_s=lags["p99_s"], lag_p50_s=lags["p50_s"],
+            **self.cpu.used(), **kafka_fields,
+        )
+
+    def finish(self, log_dir, **kafka_fields) -> ReplaySummary:
+        summary = self.summary(**kafka_fields)
+        if self.progress and not self.log.records:  # otherwise the last record reported it
+            self.progress(self.done_lines, self.total_lines)
+        if log_dir is not None:
+            directory = Path(log_dir).resolve()
+            summary.log_csv, summary.log_json = str(directory / LOG_CSV_NAME), str(directory / LOG_JSON_NAME)
+            self.log.write(directory, {**summary.to_json(), "completed": True, "error": None})
+        return summary
+
+    def abandon(self, log_dir, error: BaseException, **kafka_fields) -> None:
+        """Keep the log of what did go out, marked incomplete, then let the error propagate."""
+        if log_dir is None:
+            return
+        summary = self.summary(**kafka_fields).to_json()
+        self.log.write(log_dir, {**summary, "completed": False, "error": f"{type(error).__name__}: {error}"})
+
+
+def _utc_text(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+# ---------------------------------------------------------------------------------------
+# Landing directory: one file per unit, atomic appearance
+# ---------------------------------------------------------------------------------------
+
+def replay_to_landing(
+    input_dir: str | os.PathLike,
+    landing_dir: str | os.PathLike,
+    rate_lines_per_second: float | None = None,
+    *,
+    log_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+) -> ReplaySummary:
+    """Land each sales file of `input_dir` in `landing_dir` as `{seq:06d}-{name}`, file k
+    when its first line is due (start + lines before k / rate; all at once without a rate).
+
+    The landing directory is created if missing; it must not already hold a file of the
+    same name (a file source would skip or misread a rewritten file).
+    """
+    rate = _validated_rate(rate_lines_per_second)   # before anything is created
+    files = _sales_files(input_dir)
+    landing = _prepared_landing(input_dir, landing_dir, files)
+    run = _Run("landing", input_dir, str(landing), rate, files, progress)
+    try:
+        for sales in files:
+            intended = run.wait_for(sales.first_seq)
+            target = landing / _landed_name(sales, len(files))
+            _land_file(sales.path, target)
+            run.record(sales.file_seq, sales.first_seq, sales.lines, sales.path.name, target.name, intended)
+    except BaseException as error:
+        run.abandon(log_dir, error)
+        raise
+    return run.finish(log_dir)
+
+
+def _landed_name(sales: _SalesFile, file_count: int) -> str:
+    # Wider than six digits only past a million files, so name order stays emission order.
+    width = max(LANDING_SEQ_WIDTH, len(str(file_count - 1)))
+    return f"{sales.file_seq:0{width}d}-{sales.path.name}"
+
+
+def _prepared_landing(input_dir, landing_dir, files: list[_SalesFile]) -> Path:
+    landing = Path(landing_dir).expanduser().resolve()
+    if landing == Path(input_dir).expanduser().resolve():
+        raise ReplayError(f"the landing directory {landing} is the input directory: choose another one")
+    landing.mkdir(parents=True, exist_ok=True)
+    taken = [name for name in (_landed_name(f, len(files)) for f in files) if (landing / name).exists()]
+    if taken:
+        raise ReplayError(
+            f"landing directory {landing} already holds {taken[0]} (from an earlier replay?): "
+            "land into an empty or new directory"
+        )
+    return landing
+
+
+def _land_file(source: Path, target: Path) -> None:
+    """Copy under a hidden temporary name in the same directory (same file system, so the
+    rename is atomic), then rename: a watcher sees no file or the whole file."""
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        shutil.copyfile(source, temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# Kafka: one message per raw line, scheduled in chunks
+# ---------------------------------------------------------------------------------------
+
+def replay_to_kafka(
+    input_dir: str | os.PathLike,
+    bootstrap: str,
+    topic: str,
+    rate_lines_per_second: float | None = None,
+    *,
+    partitions: int = 1,
+    replication_factor: int = -1,
+    chunk_lines: int | None = None,
+    log_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    client_config: Mapping[str, object] | None = None,
+    connect_timeout_s: float = 10.0,
+    flush_timeout_s: float = 120.0,
+) -> ReplaySummary:
+    """Produce every raw line of `input_dir`'s sales files to `topic`, in order.
+
+    The topic is created with `partitions` (default 1: one partition keeps the global line
+    order; with more, the file-name key still keeps each file's lines in order) and
+    `replication_factor` (-1 = the broker's default) when missing; an existing topic is kept
+    as it is, with a note when its partition count differs. `chunk_lines` lines form one
+    schedule unit (default: about 10 ms of the rate, at most 1000). `client_config` adds
+    librdkafka settings (security, for example) to the admin client and the producer.
+    Raises KafkaUnavailableError within about `connect_timeout_s` when the broker cannot be
+    reached, and KafkaDeliveryError when a message is not acknowledged.
+    """
+    _validate_kafka_arguments(topic, partitions, chunk_lines)
+    files = _sales_files(input_dir)
+    rate = _validated_rate(rate_lines_per_second)
+    chunk = chunk_lines or _default_chunk_lines(rate)
+    config = {"bootstrap.servers": bootstrap, **(client_config or {})}
+
+    _check_reachable(bootstrap, connect_timeout_s)
+    topic_fields = _ensure_topic(config, topic, partitions, replication_factor, connect_timeout_s)
+    producer = _producer(config)
+    deliveries = _DeliveryTracker()
+
+    run = _Run("kafka", input_dir, f"{bootstrap}/{topic}", rate, files, progress)
+    try:
+        for unit, (sales, first_seq, lines) in enumerate(_chunks(files, chunk)):
+            intended = run.wait_for(first_seq)
+            _produce_chunk(producer, topic, sales, first_seq, lines, deliveries)
+            run.record(unit, first_seq, len(lines), sales.path.name, topic, intended)
+            deliveries.raise_if_failed()
+        _flush(producer, deliveries, run.total_lines, flush_timeout_s)
+    except BaseException as error:
+        run.abandon(log_dir, error, **topic_fields)
+        raise
+    return run.finish(log_dir, **topic_fields)
+
+
+def _validate_kafka_arguments(topic: str, partitions: int, chunk_lines: int | None) -> None:
+    if not isinstance(topic, str) or not KAFKA_TOPIC_RE.fullmatch(topic) or topic in (".", ".."):
+        raise ValueError(f"bad Kafka topic name {topic!r}: 1-249 characters of A-Z a-z 0-9 . _ -")
+    if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
+        raise ValueError(f"partitions must be a positive integer, got {partitions!r}")
+    if chunk_lines is not None and (isinstance(chunk_lines, bool) or not isinstance(chunk_lines, int)
+                                    or chunk_lines < 1):
+        raise ValueError(f"chunk_lines must be a positive integer or None, got {chunk_lines!r}")
+
+
+def _default_chunk_lines(rate: float | None) -> int:
+    if rate is None:
+        return MAX_KAFKA_CHUNK_LINES
+    return max(1, min(MAX_KAFKA_CHUNK_LINES, int(rate * KAFKA_CHUNK_SECONDS)))
+
+
+def _chunks(files: list[_SalesFile], chunk_lines: int) -> Iterator[tuple[_SalesFile, int, list[str]]]:
+    """(file, global seq of the first line, lines) in order; a chunk never spans two files,
+    so each log row names one source file. Lines are read lazily, as they are emitted."""
+    for sales in files:
+        seq, lines = sales.first_seq, []
+        for text in iter_raw_lines(sales.path):
+            lines.append(text)
+            if len(lines) == chunk_lines:
+                yield sales, seq, lines
+                seq, lines = seq + len(lines), []
+        if lines:
+            yield sales, seq, lines
+
+
+def _bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
+    """host:port pairs of a bootstrap list ("h1:9092,PLAINTEXT://h2:9092,[::1]:9092")."""
+    addresses = []
+    for item in (part.strip() for part in bootstrap.split(",")):
+        item = item.split("://", 1)[-1]
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"bad Kafka bootstrap address {item!r} in {bootstrap!r}: expected host:port")
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses
+
+
+def _unavailable(bootstrap: str, detail: str) -> KafkaUnavailableError:
+    return KafkaUnavailableError(
+        f"cannot reach the Kafka broker at {bootstrap} ({detail}); start the lab's broker with "
+        "`make kafka-up` or pass the address of a running one"
+    )
+
+
+def _check_reachable(bootstrap: str, timeout_s: float) -> None:
+    """A plain TCP connect first: librdkafka would retry a dead address for ever."""
+    errors = []
+    for host, port in _bootstrap_addresses(bootstrap):
+        try:
+            with socket.create_connection((host, port), timeout=min(timeout_s, 5.0)):
+                return
+        except OSError as error:
+            errors.append(f"{host}:{port}: {error.strerror or error}")
+    raise _unavailable(bootstrap, "; ".join(errors))
+
+
+def _ensure_topic(config: dict, topic: str, partitions: int, replication_factor: int,
+                  timeout_s: float) -> dict:
+    """The topic's fields for the summary, creating it when missing."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(dict(config))
+    existing = _topic_partitions(admin, topic, config["bootstrap.servers"], timeout_s)
+    created = False
+    if existing is None:
+        future = admin.create_topics([NewTopic(topic, num_partitions=partitions,
+                                               replication_factor=replication_factor)],
+                                     operation_timeout=timeout_s)[topic]
+        try:
+            future.result(timeout=timeout_s + 5)
+            created, existing = True, partitions
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another client raced us
+                raise ReplayError(f"cannot create Kafka topic {topic!r}: {error.args[0].str()}") from None
+            existing = _topic_partitions(admin, topic, config["bootstrap.servers"], timeout_s)
+    notes = []
+    if existing != partitions:
+        notes.append(f"topic {topic!r} already exists with {existing} partitions (asked for {partitions}); "
+                     "kept as it is: line order holds within each file (the message key), not across files")
+    return {"topic": topic, "partitions": existing, "topic_created": created, "notes": notes}
+
+
+def _topic_partitions(admin, topic: str, bootstrap: str, timeout_s: float) -> int | None:
+    from confluent_kafka import KafkaException
+
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as error:
+        raise _unavailable(bootstrap, f"no metadata within {timeout_s:g} s: {error.args[0].str()}") from None
+    found = metadata.topics.get(topic)
+    return None if found is None or found.error is not None else len(found.partitions)
+
+
+def _producer(config: dict):
+    from confluent_kafka import Producer
+
+    # Idempotence (with acks=all) means retries neither duplicate nor reorder a line.
+    return Producer({"acks": "all", "enable.idempotence": True, "linger.ms": KAFKA_LINGER_MS,
+                     "message.timeout.ms": KAFKA_DELIVERY_TIMEOUT_MS, **config})
+
+
+class _DeliveryTracker:
+    """The delivery callback: counts acknowledgements and keeps the first failure."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.failed = 0
+        self.first_error: str | None = None
+
+    def __call__(self, error, message) -> None:
+        if error is None:
+            self.delivered += 1
+            return
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = f"line seq {_seq_header(message)}: {error.str()}"
+
+    def raise_if_failed(self) -> None:
+        if self.failed:
+            raise KafkaDeliveryError(f"{self.failed} message(s) failed delivery; first: {self.first_error}")
+
+
+def _seq_header(message) -> str:
+    return next((value.decode() for key, value in (message.headers() or []) if key == "seq"), "?")
+
+
+def _produce_chunk(producer, topic: str, sales: _SalesFile, first_seq: int, lines: list[str],
+                   deliveries: _DeliveryTracker) -> None:
+    key = sales.path.name.encode("utf-8")
+    file_seq = str(sales.file_seq).encode("ascii")
+    for seq, text in enumerate(lines, start=first_seq):
+        headers = [("seq", str(seq).encode("ascii")), ("file_seq", file_seq)]
+        while True:
+            try:
+                producer.produce(topic, value=text.encode("utf-8"), key=key, headers=headers,
+                                 on_delivery=deliveries)
+                break
+            except BufferError:
+                producer.poll(0.05)   # local queue full: wait for acknowledgements (shows as lag)
+                deliveries.raise_if_failed()
+    producer.poll(0)   # serve delivery callbacks without waiting
+
+
+def _flush(producer, deliveries: _DeliveryTracker, expected: int, timeout_s: float) -> None:
+    undelivered = producer.flush(timeout_s)
+    deliveries.raise_if_failed()
+    if undelivered:
+        raise KafkaDeliveryError(f"{undelivered} message(s) still unacknowledged after {timeout_s:g} s")
+    if deliveries.delivered != expected:
+        raise KafkaDeliveryError(f"{deliveries.delivered} messages acknowledged, expected {expected}")

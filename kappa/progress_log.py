@@ -1,0 +1,69 @@
+"""Streaming query progress, kept on disk per query: what Spark reports per micro-batch
+(input rows, rows dropped by the watermark, durations), so late lines are counted from
+the engine's own accounting and survive restarts."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+_destinations: dict[str, Path] = {}   # query name -> its progress file
+_lock = threading.Lock()
+_registered_sessions: set[int] = set()
+
+
+def _listener_class():
+    from pyspark.sql.streaming import StreamingQueryListener
+
+    class ProgressRecorder(StreamingQueryListener):
+        def onQueryStarted(self, event):
+            pass
+
+        def onQueryProgress(self, event):
+            progress = event.progress
+            path = _destinations.get(progress.name)
+            if path is None:
+                return
+            record = json.loads(progress.json)
+            with _lock:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record) + "\n")
+
+        def onQueryIdle(self, event):
+            pass
+
+        def onQueryTerminated(self, event):
+            pass
+
+    return ProgressRecorder
+
+
+def record_progress(spark, query_name: str, path: Path) -> None:
+    """Append every progress report of `query_name` to `path` (JSON lines)."""
+    _destinations[query_name] = Path(path)
+    key = id(spark.sparkContext)
+    if key not in _registered_sessions:
+        spark.streams.addListener(_listener_class()())
+        _registered_sessions.add(key)
+
+
+def read_progress(path: Path) -> list[dict]:
+    """The last report of each batch (a batch re-run after a crash reports again)."""
+    if not Path(path).exists():
+        return []
+    by_batch: dict[int, dict] = {}
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_batch[record["batchId"]] = record
+    return [by_batch[b] for b in sorted(by_batch)]
+
+
+def rows_dropped_by_watermark(path: Path) -> int:
+    return sum(op.get("numRowsDroppedByWatermark", 0)
+               for record in read_progress(path) for op in record.get("stateOperators", []))
+
+
+def input_rows(path: Path) -> int:
+    return sum(record.get("numInputRows", 0) for record in read_progress(path))
