@@ -52,11 +52,47 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-shipments", action="store_true", help="do not write shipments/")
     gen.set_defaults(handler=cmd_generate)
 
-    run = commands.add_parser("run", help="process all of an input directory with one build and write its results export")
+    run = commands.add_parser(
+        "run", help="process all of an input directory with one build and write its results export",
+        description="Process the input to its end and write WORKDIR/results/<build>/. Started again on the same "
+                    "workdir, kappa and lambda resume from their checkpoints (exactly once); --fresh starts over.")
     run.add_argument("build", choices=("kappa", "lambda", "dstream"))
     _input_workdir(run)
     _spark_options(run)
+    run.add_argument("--fresh", action="store_true", help="discard this build's earlier state in WORKDIR first")
+    kappa_options = run.add_argument_group("kappa")
+    _kappa_options(kappa_options)
+    kappa_options.add_argument("--follow", action="store_true",
+                               help="keep consuming as files or messages arrive, until SIGINT/SIGTERM; then export")
+    kappa_options.add_argument("--interval", default="5 seconds", help="processing-time trigger for --follow")
     run.set_defaults(handler=cmd_run)
+
+    kappa = commands.add_parser("kappa", help="kappa versions: reprocess by replay, cut over, drop, status")
+    kappa_commands = kappa.add_subparsers(dest="kappa_command", required=True, metavar="ACTION")
+    replay_version = kappa_commands.add_parser(
+        "replay", help="run a new version from the start of the log into new tables, then cut readers over")
+    _input_workdir(replay_version)
+    _spark_options(replay_version)
+    _kappa_options(replay_version, version_required=True)
+    replay_version.set_defaults(handler=cmd_kappa_replay)
+    drop = kappa_commands.add_parser("drop", help="delete a version that no longer serves")
+    drop.add_argument("--workdir", required=True)
+    drop.add_argument("--version", required=True)
+    drop.set_defaults(handler=cmd_kappa_drop)
+    status = kappa_commands.add_parser("status", help="which version serves, which exist")
+    status.add_argument("--workdir", required=True)
+    status.set_defaults(handler=cmd_kappa_status)
+
+    replay = commands.add_parser("replay", help="turn an input directory into an arriving stream (landing directory or Kafka)")
+    replay.add_argument("--input", required=True, help="input directory (its top-level sales *.csv)")
+    replay.add_argument("--to", choices=("landing", "kafka"), required=True)
+    replay.add_argument("--landing", help="landing directory (with --to landing)")
+    replay.add_argument("--topic", default="sales", help="Kafka topic (with --to kafka; default sales)")
+    replay.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default LAB_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
+    replay.add_argument("--partitions", type=_positive_int, default=1, help="partitions of a topic it creates")
+    replay.add_argument("--rate", type=float, default=None, help="lines per second (default: as fast as possible)")
+    replay.add_argument("--log", help="folder for the emission log (replay_log.csv, replay_summary.json)")
+    replay.set_defaults(handler=cmd_replay)
 
     oracle = commands.add_parser("oracle", help="compute the reference answers (pandas-free, Spark-free Python)")
     _input_workdir(oracle)
@@ -86,6 +122,36 @@ def _input_workdir(parser: argparse.ArgumentParser) -> None:
 
 def _spark_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--master", help="Spark master URL (default: LAB_SPARK_MASTER or local[2])")
+
+
+def _kappa_options(parser, version_required: bool = False) -> None:
+    parser.add_argument("--source", choices=("files", "kafka"), default="files",
+                        help="the log: the input directory's sales files, or a Kafka topic")
+    parser.add_argument("--topic", default="sales", help="Kafka topic (with --source kafka)")
+    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default LAB_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
+    parser.add_argument("--version", required=version_required, default=None,
+                        help="kappa version: its tables and checkpoints live in WORKDIR/kappa/<version>/")
+    parser.add_argument("--queries", default=None, help="comma-separated subset of the catalogue (default: all)")
+    parser.add_argument("--max-files-per-trigger", type=_positive_int, default=1,
+                        help="files per micro-batch with --source files (default 1: arrival order drives the watermark)")
+
+
+def _kappa_config(args, **overrides):
+    import os
+
+    from kappa.app import KappaConfig
+    from kappa.versions import DEFAULT_VERSION, serving_version
+    from shared.export import QUERY_NAMES
+    from shared.settings import WorkloadSettings
+
+    queries = tuple(q.strip() for q in args.queries.split(",")) if args.queries else QUERY_NAMES
+    version = args.version or serving_version(args.workdir) or DEFAULT_VERSION
+    values = dict(input_dir=args.input, workdir=args.workdir, version=version, source=args.source,
+                  kafka_topic=args.topic, kafka_bootstrap=args.bootstrap or os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                  max_files_per_trigger=args.max_files_per_trigger, queries=queries,
+                  settings=WorkloadSettings.from_env())
+    values.update(overrides)
+    return KappaConfig(**values)
 
 
 def cmd_setup(args, progress: Progress) -> int:
@@ -125,16 +191,107 @@ def cmd_run(args, progress: Progress) -> int:
     from shared.inputs import inspect_input
     from shared.settings import WorkloadSettings
 
-    inspect_input(args.input)  # fail fast, before a Spark session starts
+    # fail fast, before a Spark session starts
+    inspect_input(args.input, require_sales=not (args.build == "kappa" and args.source == "kafka"))
+    if args.build != "kappa" and (args.follow or args.source != "files"):
+        raise ValueError("--follow and --source kafka are kappa options")
+    if args.build == "kappa":
+        config = _kappa_config(args)
+        if config.source == "kafka":
+            from kappa.app import check_broker
+            check_broker(config.kafka_bootstrap)
     progress.stage(f"starting Spark for the {args.build} build")
     spark = _session(args, f"lab-{args.build}")
     try:
         progress.stage(f"{args.build}: processing {args.input}")
-        status = run_build(spark, args.build, args.input, args.workdir, WorkloadSettings.from_env())
+        if args.build == "kappa":
+            status = _run_kappa(spark, config, args, progress)
+        else:
+            status = run_build(spark, args.build, args.input, args.workdir, WorkloadSettings.from_env(),
+                               fresh=args.fresh or args.build == "dstream")
     finally:
         spark.stop()
     for query, state in status.items():
         print(f"{query:18} {state}")
+    return 0
+
+
+def _run_kappa(spark, config, args, progress: Progress) -> dict:
+    import signal
+    from dataclasses import replace
+
+    from kappa import app
+
+    if not args.follow:
+        return app.run(spark, config, fresh=args.fresh)
+    stop = {"asked": False}
+
+    def ask_to_stop(signum, _frame):
+        progress.stage(f"signal {signum}: stopping the streaming queries cleanly")
+        stop["asked"] = True
+
+    signal.signal(signal.SIGTERM, ask_to_stop)
+    signal.signal(signal.SIGINT, ask_to_stop)
+    progress.stage(f"kappa {config.version}: following the {config.source} log every {args.interval}; "
+                   "Ctrl-C or SIGTERM stops it")
+    if args.fresh:
+        import shutil
+        shutil.rmtree(config.root, ignore_errors=True)
+    return app.follow(spark, replace(config, processing_interval=args.interval), lambda: stop["asked"])
+
+
+def cmd_kappa_replay(args, progress: Progress) -> int:
+    from kappa import app
+
+    config = _kappa_config(args)
+    progress.stage("starting Spark")
+    spark = _session(args, "lab-kappa-replay")
+    try:
+        progress.stage(f"kappa {config.version}: replaying the log from its start into new tables")
+        outcome = app.replay(spark, config)
+        progress.stage(f"caught up in {outcome['catch_up_seconds']} s ({outcome['passes']} passes, "
+                       f"{outcome['input_rows']} input rows); readers now use {config.version}")
+        status = app.export_results(spark, config)
+    finally:
+        spark.stop()
+    print(json.dumps(outcome, indent=2))
+    for query, state in status.items():
+        print(f"{query:18} {state}")
+    return 0
+
+
+def cmd_kappa_drop(args, progress: Progress) -> int:
+    from kappa.versions import drop_version
+
+    print(f"dropped {drop_version(args.workdir, args.version)}")
+    return 0
+
+
+def cmd_kappa_status(args, progress: Progress) -> int:
+    from kappa.versions import pointer_path, versions
+
+    pointer = pointer_path(args.workdir)
+    print(pointer.read_text() if pointer.exists() else "no version serves yet")
+    print("versions:", ", ".join(versions(args.workdir)) or "none")
+    return 0
+
+
+def cmd_replay(args, progress: Progress) -> int:
+    import os
+
+    from experiments.replay import replay_to_kafka, replay_to_landing
+
+    show = lambda done, total: progress.fraction(done, total, "lines")
+    if args.to == "landing":
+        if not args.landing:
+            raise ValueError("--to landing needs --landing DIR")
+        summary = replay_to_landing(args.input, args.landing, args.rate, log_dir=args.log, progress=show)
+    else:
+        bootstrap = args.bootstrap or os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        summary = replay_to_kafka(args.input, bootstrap, args.topic, args.rate, partitions=args.partitions,
+                                  log_dir=args.log, progress=show)
+    progress.stage(f"replayed {summary.lines:,} lines in {summary.duration_s:.1f} s "
+                   f"(max lag behind schedule {summary.lag_max_s or 0:.3f} s)")
     return 0
 
 

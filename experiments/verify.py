@@ -178,16 +178,16 @@ def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
     return statuses, seconds
 
 
-def run_build(spark, build: str, input_dir, workdir, settings, **options) -> dict[str, str]:
+def run_build(spark, build: str, input_dir, workdir, settings, fresh: bool = True, **options) -> dict[str, str]:
     if build == "kappa":
         from kappa.app import KappaConfig, run
-        return run(spark, KappaConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=True)
+        return run(spark, KappaConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=fresh)
     if build == "lambda":
         from lambda_arch.app import LambdaConfig, run
-        return run(spark, LambdaConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=True)
+        return run(spark, LambdaConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=fresh)
     if build == "dstream":
         from legacy_dstream.app import DStreamConfig, run
-        return run(spark, DStreamConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=True)
+        return run(spark, DStreamConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=fresh)
     raise ValueError(f"unknown build {build!r}: choose kappa, lambda or dstream")
 
 
