@@ -192,7 +192,7 @@ def cmd_run(args, progress: Progress) -> int:
     from shared.settings import WorkloadSettings
 
     # fail fast, before a Spark session starts
-    inspect_input(args.input, require_sales=not (args.build == "kappa" and args.source == "kafka"))
+    inspect_input(args.input, require_sales=not (args.build == "kappa" and (args.source == "kafka" or args.follow)))
     if args.build != "kappa" and (args.follow or args.source != "files"):
         raise ValueError("--follow and --source kafka are kappa options")
     if args.build == "kappa":

@@ -289,7 +289,7 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], poll_sec
     `should_stop()`; then stop every query cleanly and write the results export."""
     if not config.processing_interval:
         config = replace(config, processing_interval="5 seconds")
-    layout = inspect_input(config.input_dir, require_sales=config.source == "files")
+    layout = inspect_input(config.input_dir, require_sales=False)  # a landing directory may start empty
     stage_two_ready = stage_two_plans(spark, config, layout)  # creates the pairs table if needed
     plans = stage_one_plans(spark, config, layout) + stage_two_ready
     queries = start(spark, config, plans)

@@ -134,3 +134,41 @@ def test_kappa_on_the_standalone_cluster(log_input, tmp_path):
                                    "--workdir", str(tmp_path / "w")], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     _same_as_oracle(log_input, tmp_path / "w")
+
+
+def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
+    from experiments.replay import count_raw_lines, replay_to_landing
+    from kappa.progress_log import input_rows
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    shutil.copytree(log_input / "catalogue", landing / "catalogue")
+    shutil.copytree(log_input / "shipments", landing / "shipments")
+    shutil.copy(log_input / "_manifest.json", landing / "_manifest.json")
+    workdir = tmp_path / "w"
+    process = subprocess.Popen(LAB + ["run", "kappa", "--follow", "--interval", "1 second", "--input", str(landing),
+                                      "--workdir", str(workdir)], start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while _commits(workdir) < 1 and time.monotonic() < deadline:  # running and idle on an empty log
+            assert process.poll() is None, process.stderr.read()[-3000:]
+            time.sleep(0.5)
+        replay_to_landing(log_input, landing, rate_lines_per_second=3000)
+        raw_lines = sum(count_raw_lines(p) for p in log_input.glob("sales_*.csv"))
+        progress = workdir / "kappa" / "v1" / "progress"
+        readers_of_the_log = ("line_accounting", "quarantine", "quality_gate", "city_revenue", "daily_revenue",
+                              "product_sales", "hourly_sales", "window_revenue", "category_revenue",
+                              "city_revenue_v1", "fulfilment_pairs")
+        while time.monotonic() < deadline:
+            if all(input_rows(progress / f"{name}.jsonl") >= raw_lines for name in readers_of_the_log):
+                break
+            assert process.poll() is None
+            time.sleep(0.5)
+        time.sleep(15)  # the fulfilment aggregate reads the join's table: let it take its last batch
+    finally:
+        process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    assert "city_revenue       written" in out
+    _same_as_oracle(landing, workdir)
