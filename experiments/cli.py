@@ -83,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--workdir", required=True)
     status.set_defaults(handler=cmd_kappa_status)
 
+    q0 = kappa_commands.add_parser(
+        "passthrough", help="q0: clean raw lines and forward them (rate/Kafka source; Kafka/console sink; continuous trigger)")
+    q0.add_argument("--source", choices=("kafka", "rate"), default="kafka")
+    q0.add_argument("--sink", choices=("kafka", "console"), default="kafka")
+    q0.add_argument("--trigger", choices=("continuous", "processing", "available-now"), default="continuous")
+    q0.add_argument("--interval", default="1 second", help="trigger interval (continuous: its checkpoint interval)")
+    q0.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default LAB_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
+    q0.add_argument("--topic", default="sales", help="input topic")
+    q0.add_argument("--output-topic", default="sales_valid")
+    q0.add_argument("--rows-per-second", type=_positive_int, default=1000, help="rate source")
+    q0.add_argument("--checkpoint", help="checkpoint folder (needed with the Kafka sink)")
+    q0.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C/SIGTERM)")
+    _spark_options(q0)
+    q0.set_defaults(handler=cmd_kappa_passthrough)
+
     replay = commands.add_parser("replay", help="turn an input directory into an arriving stream (landing directory or Kafka)")
     replay.add_argument("--input", required=True, help="input directory (its top-level sales *.csv)")
     replay.add_argument("--to", choices=("landing", "kafka"), required=True)
@@ -257,6 +272,35 @@ def cmd_kappa_replay(args, progress: Progress) -> int:
     print(json.dumps(outcome, indent=2))
     for query, state in status.items():
         print(f"{query:18} {state}")
+    return 0
+
+
+def cmd_kappa_passthrough(args, progress: Progress) -> int:
+    import os
+    import signal
+    import time
+
+    from kappa.passthrough import PassthroughConfig, start_passthrough
+
+    config = PassthroughConfig(
+        source=args.source, sink=args.sink, trigger=args.trigger, interval=args.interval,
+        bootstrap=args.bootstrap or os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), topic=args.topic,
+        output_topic=args.output_topic, rows_per_second=args.rows_per_second, checkpoint=args.checkpoint)
+    stop = {"asked": False}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.update(asked=True))
+    spark = _session(args, "lab-kappa-q0")
+    try:
+        query = start_passthrough(spark, config)
+        progress.stage(f"q0 running: {config.source} -> {config.sink}, {config.trigger} trigger")
+        ends = time.monotonic() + args.seconds if args.seconds else None
+        while query.isActive and not stop["asked"] and (ends is None or time.monotonic() < ends):
+            time.sleep(0.5)
+        if query.exception() is not None:
+            raise RuntimeError(f"q0 failed: {query.exception()}")
+        query.stop()
+    finally:
+        spark.stop()
     return 0
 
 

@@ -6,14 +6,16 @@ import pytest
 
 from experiments.cli import EXIT_USAGE, build_parser, main
 
-SUBCOMMANDS = ("setup", "generate", "run", "oracle", "verify", "experiments")
+SUBCOMMANDS = ("setup", "generate", "run", "oracle", "verify", "experiments", "kappa", "replay")
+KAPPA_ACTIONS = ("replay", "drop", "status", "passthrough")
 
 
-def test_every_subcommand_has_help():
-    for name in SUBCOMMANDS:
-        with pytest.raises(SystemExit) as exit_info:
-            build_parser().parse_args([name, "--help"])
-        assert exit_info.value.code == 0
+@pytest.mark.parametrize("argv", [[name, "--help"] for name in SUBCOMMANDS] + [["kappa", a, "--help"] for a in KAPPA_ACTIONS])
+def test_every_subcommand_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 0
+    assert "usage: lab" in capsys.readouterr().out
 
 
 def test_console_script_help_runs():
@@ -60,3 +62,17 @@ def test_generate_refuses_a_foreign_non_empty_folder(tmp_path, capsys):
     (tmp_path / "mine.txt").write_text("keep me")
     assert main(["--quiet", "generate", "--rows", "10", "--out", str(tmp_path)]) == EXIT_USAGE
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_kappa_status_and_drop_errors(tmp_path, capsys):
+    assert main(["--quiet", "kappa", "status", "--workdir", str(tmp_path)]) == 0
+    assert "no version serves yet" in capsys.readouterr().out
+    assert main(["--quiet", "kappa", "drop", "--workdir", str(tmp_path), "--version", "v9"]) == EXIT_USAGE
+    assert "no version v9" in capsys.readouterr().err
+    assert main(["--quiet", "kappa", "drop", "--workdir", str(tmp_path), "--version", "../x"]) == EXIT_USAGE
+    assert "bad version name" in capsys.readouterr().err
+
+
+def test_replay_to_landing_needs_a_landing_folder(tmp_path, capsys):
+    assert main(["--quiet", "replay", "--input", str(tmp_path), "--to", "landing"]) == EXIT_USAGE
+    assert "--landing" in capsys.readouterr().err

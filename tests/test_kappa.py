@@ -151,9 +151,11 @@ def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 600
-        while _commits(workdir) < 1 and time.monotonic() < deadline:  # running and idle on an empty log
+        started = workdir / "kappa" / "v1" / "checkpoints" / "line_accounting" / "metadata"
+        while not started.exists() and time.monotonic() < deadline:  # running, idle on an empty log
             assert process.poll() is None, process.stderr.read()[-3000:]
             time.sleep(0.5)
+        time.sleep(5)
         replay_to_landing(log_input, landing, rate_lines_per_second=3000)
         raw_lines = sum(count_raw_lines(p) for p in log_input.glob("sales_*.csv"))
         progress = workdir / "kappa" / "v1" / "progress"
