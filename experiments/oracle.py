@@ -32,6 +32,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
+from shared.raw_lines import iter_raw_lines
 from shared.export import (
     DATE, INTEGER, MONEY, QUERIES, QUERY_NAMES, STRING, TIMESTAMP, clear_results, write_accounting,
     write_export,
@@ -101,21 +102,8 @@ def read_raw_lines(input_dir) -> Iterator[tuple[str, str]]:
     an extra empty line.
     """
     for path in sales_files(input_dir):
-        with open(path, encoding="utf-8", newline="") as handle:
-            line_number = 0
-            try:
-                for line_number, line in enumerate(handle, start=1):
-                    yield path.name, _without_line_ending(line)
-            except UnicodeDecodeError as error:
-                raise ValueError(f"{path}: not UTF-8 text after line {line_number}: {error}") from None
-
-
-def _without_line_ending(line: str) -> str:
-    if line.endswith("\r\n"):
-        return line[:-2]
-    if line.endswith(("\n", "\r")):
-        return line[:-1]
-    return line
+        for text in iter_raw_lines(path):
+            yield path.name, text
 
 
 # ---------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, NamedTuple, TextIO
 
+from shared import raw_lines as shared_raw_lines
 from shared.inputs import inspect_input
 
 ProgressCallback = Callable[[int, int], None]
@@ -79,30 +80,15 @@ class KafkaDeliveryError(ReplayError):
 # ---------------------------------------------------------------------------------------
 
 def iter_raw_lines(path: str | os.PathLike) -> Iterator[str]:
-    """Every physical line of one file, without its line ending.
-
-    newline="" makes Python end lines at exactly \\n, \\r\\n and \\r (not at the other
-    characters str.splitlines knows), the same rule as the oracle's read_raw_lines.
-    """
-    with open(path, encoding="utf-8", newline="") as handle:
-        line_number = 0
-        try:
-            for line_number, line in enumerate(handle, start=1):
-                yield _without_line_ending(line)
-        except UnicodeDecodeError as error:
-            raise ReplayError(f"{path}: not UTF-8 text after line {line_number}: {error}") from None
+    """Every physical line of one file (shared.raw_lines), a bad file as a ReplayError."""
+    try:
+        yield from shared_raw_lines.iter_raw_lines(path)
+    except shared_raw_lines.NotUtf8Error as error:
+        raise ReplayError(str(error)) from None
 
 
 def count_raw_lines(path: str | os.PathLike) -> int:
     return sum(1 for _ in iter_raw_lines(path))
-
-
-def _without_line_ending(line: str) -> str:
-    if line.endswith("\r\n"):
-        return line[:-2]
-    if line.endswith(("\n", "\r")):
-        return line[:-1]
-    return line
 
 
 class _SalesFile(NamedTuple):

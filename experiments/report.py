@@ -45,42 +45,44 @@ def _repeat_consistency(repeats: list[dict]) -> str:
     return ", ".join(f"repeat {i}: {v}" for i, v in enumerate(verdicts, 1))
 
 
-def timing_chart(summary: list[dict], path: Path) -> Path:
+def _figure():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    return plt.subplots(figsize=(7, 4))
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def timing_chart(summary: list[dict], path: Path) -> Path:
     builds = [s["build"] for s in summary]
     medians = [s["median"] for s in summary]
     lower = [s["median"] - s["min"] for s in summary]
     upper = [s["max"] - s["median"] for s in summary]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure()
     ax.bar(builds, medians, yerr=[lower, upper], capsize=6, color=["#888888", "#1f77b4", "#ff7f0e", "#2ca02c"][: len(builds)])
     ax.set_ylabel("seconds to process the whole input")
     ax.set_title(f"Processing time per build: median, bars = min-max over {summary[0]['runs']} runs")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def accounting_chart(accounting: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     reasons = accounting["quarantine"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = _figure()
     ax.barh(list(reasons), list(reasons.values()), color="#d62728")
     ax.invert_yaxis()
     ax.set_xlabel("lines")
     ax.set_title(f"Quarantined lines by reason ({accounting['quarantined_lines']:,} of {accounting['raw_lines']:,} raw)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _md(value) -> str:

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from experiments.oracle import classify_line, sales_files
+from shared.raw_lines import iter_raw_lines
 from shared.settings import WorkloadSettings
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -47,11 +48,6 @@ def _windows(ts: dt.datetime, settings: WorkloadSettings) -> list[tuple[dt.datet
             for s in starts]
 
 
-def _file_lines(path: Path) -> list[str]:
-    with open(path, encoding="utf-8", newline="") as handle:
-        return [line.rstrip("\r\n") if not line.endswith("\r\n") else line[:-2] for line in handle]
-
-
 def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_batch: int = 1) -> WatermarkModelResult:
     files = arrival_order(input_dir)
     delay = dt.timedelta(seconds=settings.watermark_seconds)
@@ -64,7 +60,7 @@ def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_
     for batch in batches:
         batch_max = None
         for path in batch:
-            for text in _file_lines(path):
+            for text in iter_raw_lines(path):
                 record, reason = classify_line(text)
                 if reason is not None:
                     continue

@@ -107,18 +107,26 @@ def raw_stream(spark, config: KappaConfig, layout: InputLayout) -> DataFrame:
         if config.max_files_per_trigger:
             reader = reader.option("maxFilesPerTrigger", config.max_files_per_trigger)
         return reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
-    check_broker(config.kafka_bootstrap)
+    messages = kafka_messages(spark, config.kafka_bootstrap, config.kafka_topic, config.kafka_max_offsets_per_trigger)
+    return messages.select(F.col("value").cast("string").alias("value"),
+                           F.col("key").cast("string").alias("source_file"))
+
+
+def kafka_messages(spark, bootstrap: str, topic: str, max_offsets_per_trigger: int | None = None,
+                   include_headers: bool = False) -> DataFrame:
+    """A topic from its earliest offset, after checking the broker answers at all."""
+    check_broker(bootstrap)
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", config.kafka_bootstrap)
-        .option("subscribe", config.kafka_topic)
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", topic)
         .option("startingOffsets", "earliest")
         .option("failOnDataLoss", "true")
+        .option("includeHeaders", str(include_headers).lower())
     )
-    if config.kafka_max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", config.kafka_max_offsets_per_trigger)
-    return reader.load().select(F.col("value").cast("string").alias("value"),
-                                F.col("key").cast("string").alias("source_file"))
+    if max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
+    return reader.load()
 
 
 def shipments_stream(spark, layout: InputLayout) -> DataFrame:

@@ -36,7 +36,7 @@ from pyspark.errors import IllegalArgumentException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from kappa.app import check_broker
+from kappa.app import check_broker, kafka_messages
 from shared.cleaning import classify_lines, valid_order_lines
 
 SOURCES = ("kafka", "rate")
@@ -107,15 +107,7 @@ def rate_lines(spark, rows_per_second: int) -> DataFrame:
 def kafka_lines(spark, config: PassthroughConfig) -> DataFrame:
     """Raw lines from the input topic: `value`, `source_file` (the message key, as
     replay_to_kafka writes it) and `seq` (its `seq` header)."""
-    check_broker(config.bootstrap)  # the Kafka source would otherwise retry forever
-    messages = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", config.bootstrap)
-        .option("subscribe", config.topic)
-        .option("startingOffsets", "earliest")
-        .option("includeHeaders", "true")
-        .load()
-    )
+    messages = kafka_messages(spark, config.bootstrap, config.topic, include_headers=True)
     seq = F.element_at(F.map_from_entries("headers"), F.lit("seq")).cast("string").cast("long")
     return messages.select(F.col("value").cast("string").alias("value"),
                            F.col("key").cast("string").alias("source_file"), seq.alias("seq"))

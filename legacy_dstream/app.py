@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 from legacy_dstream import pipeline as P
 from shared.export import QUERY_NAMES, clear_results, results_dir, write_accounting, write_export
 from shared.inputs import inspect_input
+from shared.raw_lines import count_raw_lines
 from shared.quality import check_batch, expectations_from_input, write_summary
 from shared.settings import WorkloadSettings
 
@@ -58,16 +58,6 @@ def read_catalogue_dict(path: Path | None) -> dict | None:
         return None
     with open(path, newline="", encoding="utf-8") as handle:
         return {r["product"].strip(): (r["category"].strip(), Decimal(r["unit_cost"])) for r in csv.DictReader(handle)}
-
-
-_LINE_END = re.compile(rb"\r\n|\r|\n")
-
-
-def count_lines(path: Path) -> int:
-    """Physical lines as Spark's text reader sees them: \\n, \\r\\n and \\r end a line."""
-    data = path.read_bytes()
-    ends = len(_LINE_END.findall(data))
-    return ends + (1 if data and not data.endswith((b"\n", b"\r")) else 0)
 
 
 class _Snapshots:
@@ -150,7 +140,7 @@ def run(spark, config: DStreamConfig, fresh: bool = True, progress=None) -> dict
         shutil.rmtree(config.root)
     config.landing.mkdir(parents=True, exist_ok=True)
     catalogue = read_catalogue_dict(layout.catalogue)
-    expected = sum(count_lines(p) for p in layout.sales_files)
+    expected = sum(count_raw_lines(p) for p in layout.sales_files)
     snapshots = _Snapshots()
     ssc = build_context(spark, config, snapshots, catalogue)
     ssc.start()
