@@ -120,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = commands.add_parser("experiments", help="the whole lab, ending in a report under reports/")
     exp.add_argument("--profile", choices=("quick", "standard", "full"), default="quick")
-    exp.add_argument("--source", choices=("files",), default="files",
-                     help="the replayable log: the landing directory (Kafka arrives with the Kafka build)")
+    exp.add_argument("--source", choices=("files", "kafka"), default="files",
+                     help="kappa's log: the landing directory, or a Kafka topic the input is published to "
+                          "(LAB_KAFKA_BOOTSTRAP, default 127.0.0.1:9092; `make kafka-up` starts one)")
     exp.add_argument("--input", help="use this input directory instead of generating one")
     exp.add_argument("--reports", default="reports", help="where run folders go (default reports/)")
     exp.add_argument("--data", default="data/experiments", help="where inputs and work folders go")

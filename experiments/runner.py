@@ -112,9 +112,10 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
     try:
         (run_dir / "environment.json").write_text(json.dumps(environment(spark, chosen, source, data, settings), indent=2))
         workdir = data_root / "work" / run_id
+        options = kafka_log(data, run_id, progress) if source == "kafka" else {}
         for repeat in range(1, chosen.repeats + 1):
             progress.stage(f"repeat {repeat}/{chosen.repeats}: oracle and {', '.join(SPARK_BUILDS)}")
-            statuses, seconds = run_builds(spark, data, workdir, SPARK_BUILDS, settings, progress.stage)
+            statuses, seconds = run_builds(spark, data, workdir, SPARK_BUILDS, settings, progress.stage, options)
             outcome = compare_all(workdir, statuses, SPARK_BUILDS, data, settings)
             outcome.seconds = seconds
             (run_dir / f"equivalence-{repeat}.json").write_text(json.dumps(outcome.to_json(), indent=2))
@@ -131,6 +132,18 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
     report = write_report(run_dir)
     progress.stage(f"report written: {report}")
     return report
+
+
+def kafka_log(input_dir: Path, run_id: str, progress: Progress) -> dict[str, dict]:
+    """Publish the input to a topic of its own once; kappa then replays it from there
+    (lambda and dstream keep the landing directory: neither has a Kafka path)."""
+    from experiments.replay import replay_to_kafka
+
+    bootstrap = os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    topic = f"lab-{run_id}".replace(":", "-")
+    progress.stage(f"publishing the input to Kafka topic {topic} at {bootstrap}")
+    replay_to_kafka(input_dir, bootstrap, topic)
+    return {"kappa": {"source": "kafka", "kafka_bootstrap": bootstrap, "kafka_topic": topic}}
 
 
 def _append_timings(path: Path, rows: list[dict]) -> None:

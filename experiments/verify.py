@@ -159,8 +159,10 @@ def read_quality(workdir, build: str) -> dict | None:
 
 
 def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
-               stage: Callable[[str], None] = lambda message: None) -> tuple[dict, dict]:
-    """Run the oracle and each build fresh; returns (statuses, seconds) per build."""
+               stage: Callable[[str], None] = lambda message: None,
+               options: dict[str, dict] | None = None) -> tuple[dict, dict]:
+    """Run the oracle and each build fresh; returns (statuses, seconds) per build.
+    `options` holds extra settings per build (e.g. kappa's Kafka source)."""
     from experiments.oracle import run_oracle
     from shared.settings import WorkloadSettings
 
@@ -173,7 +175,7 @@ def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
     for build in builds:
         stage(f"{build}: processing the input")
         started = time.perf_counter()
-        statuses[build] = run_build(spark, build, input_dir, workdir, settings)
+        statuses[build] = run_build(spark, build, input_dir, workdir, settings, **(options or {}).get(build, {}))
         seconds[build] = time.perf_counter() - started
     return statuses, seconds
 
