@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+JARS   := .lab/ivy/.resolved-stamp
 PROFILE ?= quick
 
 .DEFAULT_GOAL := help
@@ -17,10 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP) jars ## create .venv, install the pinned packages and the JVM jars
+setup: $(STAMP) $(JARS) ## create .venv, install the pinned packages and the JVM jars
 
-jars: $(STAMP) ## resolve the Delta and Kafka connector jars from Maven Central
+$(JARS): $(STAMP) shared/spark.py
 	$(BIN)/lab setup
+	touch $(JARS)
+
+jars: ## resolve the Delta and Kafka connector jars from Maven Central again
+	$(BIN)/lab setup
+	touch $(JARS)
 
 test: setup ## run every test; starts (then stops) the Kafka broker and Spark cluster it needs
 	bash scripts/with-services.sh $(BIN)/pytest
