@@ -33,6 +33,7 @@ from shared.inputs import InputError, InputLayout, inspect_input, read_catalogue
 from shared.quality import check_batch, expectations_from_input, write_summary
 from shared.results import write_spark_export
 from shared.settings import WorkloadSettings
+from shared.streaming import plain_failure, await_all
 
 LATE_FILE = "_late.json"
 # The join pairs feed the fulfilment aggregate through a Delta table read as a stream.
@@ -238,25 +239,11 @@ def start(spark, config: KappaConfig, plans: list[Plan]) -> list:
     return started
 
 
-def await_all(queries: list, poll_seconds: float = 0.5, checkpoints: dict[str, str] | None = None) -> None:
-    """Wait for every query to finish (availableNow) and fail loudly if one failed."""
-    pending = list(queries)
-    while pending:
-        for q in list(pending):
-            if not q.isActive:
-                pending.remove(q)
-                if q.exception() is not None:
-                    for other in pending:
-                        other.stop()
-                    raise explain_failure(q.name, str(q.exception()), (checkpoints or {}).get(q.name))
-        time.sleep(poll_seconds)
-
-
 _MISMATCH_SIGNS = ("schema", "SCHEMA", "incompatible", "not compatible", "STATE_STORE", "StateSchema",
                    "number of stateful operators", "operator")
 
 
-def explain_failure(name: str, message: str, checkpoint: str | None) -> RuntimeError:
+def explain_failure(name: str, message: str, checkpoint: str | None) -> Exception:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
     if checkpoint and Path(checkpoint, "commits").exists() and any(s in message for s in _MISMATCH_SIGNS):
         return CheckpointMismatch(
@@ -264,7 +251,7 @@ def explain_failure(name: str, message: str, checkpoint: str | None) -> RuntimeE
             f"different query logic ({first[:300]}). Results stay as last committed. To apply new logic, "
             "replay it into a new version: `lab kappa replay --version <new>`; to start over, remove the "
             "version's folder.")
-    return RuntimeError(f"streaming query {name} failed: {first[:2000]}")
+    return plain_failure(name, message)
 
 
 def run(spark, config: KappaConfig, fresh: bool = False) -> dict[str, str]:
@@ -281,10 +268,11 @@ def drain(spark, config: KappaConfig) -> int:
     """One availableNow pass over whatever the log holds now; returns input rows consumed."""
     layout = inspect_input(config.input_dir, require_sales=config.source == "files")
     before = input_rows(config.progress_file("line_accounting"))
-    one = stage_one_plans(spark, config, layout)
-    await_all(start(spark, config, one), checkpoints=_checkpoints(config, one))
-    two = stage_two_plans(spark, config, layout)
-    await_all(start(spark, config, two), checkpoints=_checkpoints(config, two))
+    for plans_of in (stage_one_plans, stage_two_plans):  # stage two reads what stage one wrote
+        plans = plans_of(spark, config, layout)
+        checkpoints = _checkpoints(config, plans)
+        await_all(start(spark, config, plans),
+                  explain=lambda name, message: explain_failure(name, message, checkpoints.get(name)))
     return input_rows(config.progress_file("line_accounting")) - before
 
 
@@ -298,8 +286,8 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], poll_sec
     if not config.processing_interval:
         config = replace(config, processing_interval="5 seconds")
     layout = inspect_input(config.input_dir, require_sales=False)  # a landing directory may start empty
-    stage_two_ready = stage_two_plans(spark, config, layout)  # creates the pairs table if needed
-    plans = stage_one_plans(spark, config, layout) + stage_two_ready
+    stage_two = stage_two_plans(spark, config, layout)  # first: creates the pairs table it streams from
+    plans = stage_one_plans(spark, config, layout) + stage_two
     queries = start(spark, config, plans)
     checkpoints = _checkpoints(config, plans)
     if serving_version(config.workdir) is None:

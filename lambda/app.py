@@ -3,6 +3,7 @@ a cutoff, the speed layer after it, and answer every query through the serving l
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 from lambda_arch.batch_layer import run_batch_layer
 from lambda_arch.layout import BUILD, LambdaConfig
@@ -13,6 +14,7 @@ from shared.export import clear_results, results_dir, write_accounting
 from shared.inputs import inspect_input
 from shared.quality import write_summary
 from shared.results import write_spark_export
+from shared.streaming import await_all
 
 
 def choose_cutoff(spark, config: LambdaConfig, fraction: float) -> int:
@@ -26,13 +28,11 @@ def choose_cutoff(spark, config: LambdaConfig, fraction: float) -> int:
 def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float = 0.5) -> dict[str, str]:
     """Process the whole input; the batch layer covers about `batch_fraction` of the
     master dataset's versions and the speed layer the rest, so both paths are exercised."""
-    from kappa.app import await_all
-
     if fresh and config.root.exists():
         shutil.rmtree(config.root)
     layout = inspect_input(config.input_dir)
     if config.max_files_per_trigger is None:  # several ingest batches, so a cutoff falls between them
-        config = type(config)(**{**config.__dict__, "max_files_per_trigger": max(1, len(layout.sales_files) // 4)})
+        config = replace(config, max_files_per_trigger=max(1, len(layout.sales_files) // 4))
     await_all([start_ingest(spark, config)])
     cutoff = choose_cutoff(spark, config, batch_fraction)
     run_batch_layer(spark, config, cutoff)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from shared.settings import HEADER, QUARANTINE_REASONS as REASONS  # noqa: F401 (re-exported)
+from shared.settings import HEADER
 
 ORDER_LINE_COLUMNS = (
     "order_id", "product", "quantity", "price", "revenue", "order_ts",
