@@ -1,6 +1,9 @@
 """One SparkSession for the whole test run (local[2], few shuffle partitions, UI off)."""
 from __future__ import annotations
 
+import os
+import socket
+
 import pytest
 
 
@@ -11,3 +14,18 @@ def spark():
     session = create_spark_session("lab-tests", master="local[2]", shuffle_partitions=2, ui=False)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """The broker of `make kafka-up` (or LAB_KAFKA_BOOTSTRAP). Under `make test` the variable
+    is set and a missing broker fails the test; a bare pytest run without a broker skips."""
+    bootstrap = os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=3).close()
+    except OSError:
+        if "LAB_KAFKA_BOOTSTRAP" in os.environ:
+            pytest.fail(f"no Kafka broker at {bootstrap}")
+        pytest.skip(f"no Kafka broker at {bootstrap} (start one with `make kafka-up`)")
+    return bootstrap

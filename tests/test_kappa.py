@@ -115,10 +115,10 @@ def test_missing_input_and_unreachable_broker_are_clear_errors(tmp_path):
 
 
 @pytest.mark.kafka
-def test_kafka_log_gives_the_same_exports_as_the_landing_directory(spark, log_input, tmp_path):
+def test_kafka_log_gives_the_same_exports_as_the_landing_directory(spark, log_input, tmp_path, kafka_bootstrap):
     from experiments.replay import replay_to_kafka
 
-    bootstrap = os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    bootstrap = kafka_bootstrap
     topic = f"sales-test-{uuid.uuid4().hex[:8]}"
     replay_to_kafka(log_input, bootstrap, topic)
     config = KappaConfig(str(log_input), str(tmp_path / "w"), source="kafka", kafka_bootstrap=bootstrap,

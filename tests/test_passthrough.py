@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import time
 import uuid
 from decimal import Decimal
@@ -109,21 +108,6 @@ def test_bad_interval_is_refused_before_start(spark):
 # ---------------------------------------------------------------------------------------
 # Kafka: against the real broker
 # ---------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> str:
-    """Under `make test` LAB_KAFKA_BOOTSTRAP is set and a missing broker fails the test;
-    a bare pytest run without a broker skips."""
-    bootstrap = os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-    except OSError:
-        if "LAB_KAFKA_BOOTSTRAP" in os.environ:
-            pytest.fail(f"no Kafka broker at {bootstrap}")
-        pytest.skip(f"no Kafka broker at {bootstrap} (start one with `make kafka-up`)")
-    return bootstrap
-
 
 @pytest.fixture(scope="module")
 def tiny_input(tmp_path_factory) -> Path:

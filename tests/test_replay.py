@@ -307,21 +307,6 @@ def test_a_silent_server_is_not_a_broker_and_fails_within_the_timeout(generated)
 # Kafka: against the real broker
 # ---------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def kafka_bootstrap() -> str:
-    """The broker of `make kafka-up` (or LAB_KAFKA_BOOTSTRAP). Under `make test` the variable
-    is set and a missing broker fails the test; a bare pytest run without a broker skips."""
-    bootstrap = os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=3).close()
-    except OSError:
-        if "LAB_KAFKA_BOOTSTRAP" in os.environ:
-            pytest.fail(f"no Kafka broker at {bootstrap}")
-        pytest.skip(f"no Kafka broker at {bootstrap} (start one with `make kafka-up`)")
-    return bootstrap
-
-
 @pytest.fixture
 def topic(kafka_bootstrap):
     """A topic name no other test uses; deleted afterwards to keep the shared broker tidy."""
