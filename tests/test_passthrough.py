@@ -7,7 +7,6 @@ every wait is bounded.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
