@@ -174,3 +174,19 @@ def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
     assert process.returncode == 0, err[-3000:]
     assert "city_revenue       written" in out
     _same_as_oracle(landing, workdir)
+
+
+def test_late_lines_are_dropped_exactly_as_the_watermark_model_says(spark, tmp_path):
+    from experiments.verify import EXPLAINED, verify
+
+    late = tmp_path / "late"
+    generate(late, GeneratorOptions(rows=3000, seed=5, files=6, days=2, late_fraction=0.05))
+    outcome = verify(spark, late, tmp_path / "w", builds=("kappa",))
+    statuses = {c.query: c for c in outcome.comparisons}
+    window = statuses["window_revenue"]
+    assert window.status == EXPLAINED, window
+    assert "(line, window) pairs" in window.detail
+    dropped = (tmp_path / "w" / "results" / "watermark_model" / "dropped_pairs.csv").read_text().splitlines()
+    assert len(dropped) > 1 and dropped[0] == "file,order_ts,window_start,window_end,line"
+    assert all(c.status == "identical" for q, c in statuses.items() if q != "window_revenue")
+    assert outcome.ok
