@@ -239,8 +239,9 @@ def start(spark, config: KappaConfig, plans: list[Plan]) -> list:
     return started
 
 
+# What Spark says when a checkpoint's state or plan does not fit the query now running.
 _MISMATCH_SIGNS = ("schema", "SCHEMA", "incompatible", "not compatible", "STATE_STORE", "StateSchema",
-                   "number of stateful operators", "operator")
+                   "number of stateful operators")
 
 
 def explain_failure(name: str, message: str, checkpoint: str | None) -> Exception:
@@ -256,6 +257,10 @@ def explain_failure(name: str, message: str, checkpoint: str | None) -> Exceptio
 
 def run(spark, config: KappaConfig, fresh: bool = False) -> dict[str, str]:
     """Process the whole log (availableNow), then write the results export."""
+    serving = serving_version(config.workdir)
+    if serving not in (None, config.version) and not fresh:
+        raise ValueError(f"kappa {config.version} is not the serving version ({serving} is): build a new "
+                         f"version with `lab kappa replay --version {config.version}`, or pass --fresh to start over")
     if fresh and config.root.exists():
         shutil.rmtree(config.root)
     drain(spark, config)
