@@ -61,19 +61,13 @@ EOF
 
 say() { echo "spark-cluster: $*"; }
 die() { echo "spark-cluster: error: $*" >&2; exit 1; }
+# shellcheck source=lib.sh
+source "$SCRIPT_DIR/lib.sh"
 
 # ---------------------------------------------------------------- helpers
 daemon_pid() {  # daemon_pid PIDFILE CLASS: the live pid, or fail
-  local f="$1" cls="$2" pid
-  [[ -f "$f" ]] || return 1
-  pid="$(cat "$f" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$cls" || return 1
-  echo "$pid"
+  live_pid "$1" "$2"
 }
-
-port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 validate() {
   local p
@@ -172,22 +166,13 @@ load_running_ports() {  # a running master keeps the ports it was started with
 }
 
 stop_daemon() {  # stop_daemon PIDFILE CLASS NAME: SIGTERM, wait, SIGKILL
-  local f="$1" cls="$2" name="$3" pid i
+  local f="$1" cls="$2" name="$3" pid
   if ! pid="$(daemon_pid "$f" "$cls")"; then
     rm -f "$f"
     return 0
   fi
   say "stopping $name (pid $pid) ..."
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < STOP_TIMEOUT * 5; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "$name still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  fi
+  terminate_pid "$pid" "$name"
   rm -f "$f"
 }
 
