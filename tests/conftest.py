@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 
 import pytest
 
@@ -29,3 +30,25 @@ def kafka_bootstrap() -> str:
             pytest.fail(f"no Kafka broker at {bootstrap}")
         pytest.skip(f"no Kafka broker at {bootstrap} (start one with `make kafka-up`)")
     return bootstrap
+
+
+@pytest.fixture
+def new_topic(kafka_bootstrap):
+    """Makes topic names no other test uses; deletes those topics afterwards, so tests
+    leave the shared broker tidy (its retention is off)."""
+    from confluent_kafka.admin import AdminClient
+
+    names = []
+
+    def make(prefix: str) -> str:
+        names.append(f"{prefix}-{uuid.uuid4().hex[:12]}")
+        return names[-1]
+
+    yield make
+    if names:
+        admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+        for future in admin.delete_topics(names, operation_timeout=10).values():
+            try:
+                future.result(timeout=15)
+            except Exception:  # never created (a failed test): nothing to tidy
+                pass

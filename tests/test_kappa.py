@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,11 +114,12 @@ def test_missing_input_and_unreachable_broker_are_clear_errors(tmp_path):
 
 
 @pytest.mark.kafka
-def test_kafka_log_gives_the_same_exports_as_the_landing_directory(spark, log_input, tmp_path, kafka_bootstrap):
+def test_kafka_log_gives_the_same_exports_as_the_landing_directory(spark, log_input, tmp_path, kafka_bootstrap,
+                                                                   new_topic):
     from experiments.replay import replay_to_kafka
 
     bootstrap = kafka_bootstrap
-    topic = f"sales-test-{uuid.uuid4().hex[:8]}"
+    topic = new_topic("sales-test")
     replay_to_kafka(log_input, bootstrap, topic)
     config = KappaConfig(str(log_input), str(tmp_path / "w"), source="kafka", kafka_bootstrap=bootstrap,
                          kafka_topic=topic, kafka_max_offsets_per_trigger=1000)

@@ -118,18 +118,9 @@ def tiny_input(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def topics(kafka_bootstrap):
-    """Fresh topic names for one test, deleted afterwards to keep the shared broker tidy."""
-    from confluent_kafka.admin import AdminClient
-
-    names = {"input": unique("q0-in"), "output": unique("q0-out")}
-    yield names
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.delete_topics(list(names.values()), operation_timeout=10).values():
-        try:
-            future.result(timeout=15)
-        except Exception:  # never created (a failed test): nothing to tidy
-            pass
+def topics(new_topic):
+    """Fresh input and output topics for one test, deleted afterwards."""
+    return {"input": new_topic("q0-in"), "output": new_topic("q0-out")}
 
 
 def create_topic(bootstrap: str, topic: str) -> None:

@@ -308,18 +308,9 @@ def test_a_silent_server_is_not_a_broker_and_fails_within_the_timeout(generated)
 # ---------------------------------------------------------------------------------------
 
 @pytest.fixture
-def topic(kafka_bootstrap):
-    """A topic name no other test uses; deleted afterwards to keep the shared broker tidy."""
-    from confluent_kafka.admin import AdminClient
-
-    name = f"replay-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    for future in admin.delete_topics([name], operation_timeout=10).values():
-        try:
-            future.result(timeout=15)
-        except Exception:  # never created (a failed test): nothing to tidy
-            pass
+def topic(new_topic):
+    """A topic name no other test uses, deleted afterwards."""
+    return new_topic("replay-test")
 
 
 def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60.0) -> list:
