@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 JARS   := .lab/ivy/.resolved-stamp
 PROFILE ?= quick
+VERIFY_ROWS ?= 20000
 
 .DEFAULT_GOAL := help
 .PHONY: help setup jars test test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
@@ -36,6 +37,10 @@ test-fast: setup ## the quick tests only (skips the slow end-to-end runs)
 
 experiments: setup ## the whole lab on embedded defaults; writes reports/<run-id>/
 	$(BIN)/lab experiments --profile $(PROFILE)
+
+verify: setup ## generate data/verify/input (VERIFY_ROWS lines), run every build, compare with the oracle
+	$(BIN)/lab generate --rows $(VERIFY_ROWS) --out data/verify/input
+	$(BIN)/lab verify --input data/verify/input --workdir data/verify/work
 
 kafka-up: ## start a single-node KRaft Kafka broker on 127.0.0.1:9092
 	bash scripts/kafka.sh up

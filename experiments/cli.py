@@ -7,15 +7,44 @@ import sys
 from pathlib import Path
 
 from experiments.progress import Progress
+from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_SPARK_MASTER, settings_help
 
 EXIT_MISMATCH = 1
 EXIT_USAGE = 2
+BOOTSTRAP_HELP = f"Kafka bootstrap servers (default LAB_KAFKA_BOOTSTRAP or {DEFAULT_KAFKA_BOOTSTRAP})"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual but prints a text with line breaks (the settings table
+    of the epilog) as it is."""
+
+    def _fill_text(self, text, width, indent):
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def _with_settings_epilog(parser: argparse.ArgumentParser) -> None:
+    """Every command's --help ends with the table of LAB_* settings (shared/settings.py)."""
+    parser.epilog = settings_help()
+    parser.formatter_class = _HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _with_settings_epilog(subparser)
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number, 0 or more, got {text}")
     return value
 
 
@@ -50,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--header-fraction", type=_fraction, default=0.001, help="headers repeated mid-file")
     gen.add_argument("--no-catalogue", action="store_true", help="do not write catalogue/products.csv")
     gen.add_argument("--no-shipments", action="store_true", help="do not write shipments/")
+    gen.add_argument("--spreadsheet-files", type=_non_negative_int, default=0, metavar="N",
+                     help="save the first N sales files as spreadsheet programs do: a byte-order mark, "
+                          "\\r\\n line ends, no line end after the last line (default 0)")
     gen.set_defaults(handler=cmd_generate)
 
     run = commands.add_parser(
@@ -89,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     q0.add_argument("--sink", choices=("kafka", "console"), default="kafka")
     q0.add_argument("--trigger", choices=("continuous", "processing", "available-now"), default="continuous")
     q0.add_argument("--interval", default="1 second", help="trigger interval (continuous: its checkpoint interval)")
-    q0.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default LAB_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
+    q0.add_argument("--bootstrap", default=None, help=BOOTSTRAP_HELP)
     q0.add_argument("--topic", default="sales", help="input topic")
     q0.add_argument("--output-topic", default="sales_valid")
     q0.add_argument("--rows-per-second", type=_positive_int, default=1000, help="rate source")
@@ -103,13 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--to", choices=("landing", "kafka"), required=True)
     replay.add_argument("--landing", help="landing directory (with --to landing)")
     replay.add_argument("--topic", default="sales", help="Kafka topic (with --to kafka; default sales)")
-    replay.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default LAB_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
+    replay.add_argument("--bootstrap", default=None, help=BOOTSTRAP_HELP)
     replay.add_argument("--partitions", type=_positive_int, default=1, help="partitions of a topic it creates")
     replay.add_argument("--rate", type=float, default=None, help="lines per second (default: as fast as possible)")
     replay.add_argument("--log", help="folder for the emission log (replay_log.csv, replay_summary.json)")
+    replay.add_argument("--order", choices=("file", "event-time"), default="file",
+                        help="file: the files in name order, as they are (default); event-time: every line "
+                             "sorted by its Order Date (lines without one first), for exports whose names "
+                             "are not in time order")
     replay.set_defaults(handler=cmd_replay)
 
-    oracle = commands.add_parser("oracle", help="compute the reference answers (pandas-free, Spark-free Python)")
+    oracle = commands.add_parser(
+        "oracle", help="compute the reference answers (an independent implementation in Python and pandas, no Spark)",
+        description="Compute every query straight from the raw CSV files with the oracle: lines parsed in plain "
+                    "Python, queries in pandas, money as exact decimals, no Spark. Writes WORKDIR/results/oracle/.")
     _input_workdir(oracle)
     oracle.set_defaults(handler=cmd_oracle)
 
@@ -122,12 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--profile", choices=("quick", "standard", "full"), default="quick")
     exp.add_argument("--source", choices=("files", "kafka"), default="files",
                      help="kappa's log: the landing directory, or a Kafka topic the input is published to "
-                          "(LAB_KAFKA_BOOTSTRAP, default 127.0.0.1:9092; `make kafka-up` starts one)")
+                          f"(LAB_KAFKA_BOOTSTRAP, default {DEFAULT_KAFKA_BOOTSTRAP}; `make kafka-up` starts one)")
     exp.add_argument("--input", help="use this input directory instead of generating one")
     exp.add_argument("--reports", default="reports", help="where run folders go (default reports/)")
     exp.add_argument("--data", default="data/experiments", help="where inputs and work folders go")
     _spark_options(exp)
     exp.set_defaults(handler=cmd_experiments)
+    _with_settings_epilog(parser)
     return parser
 
 
@@ -137,14 +177,14 @@ def _input_workdir(parser: argparse.ArgumentParser) -> None:
 
 
 def _spark_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--master", help="Spark master URL (default: LAB_SPARK_MASTER or local[2])")
+    parser.add_argument("--master", help=f"Spark master URL (default: LAB_SPARK_MASTER or {DEFAULT_SPARK_MASTER})")
 
 
 def _kappa_options(parser, version_required: bool = False) -> None:
     parser.add_argument("--source", choices=("files", "kafka"), default="files",
                         help="the log: the input directory's sales files, or a Kafka topic")
     parser.add_argument("--topic", default="sales", help="Kafka topic (with --source kafka)")
-    parser.add_argument("--bootstrap", default=None, help="Kafka bootstrap servers (default LAB_KAFKA_BOOTSTRAP or 127.0.0.1:9092)")
+    parser.add_argument("--bootstrap", default=None, help=BOOTSTRAP_HELP)
     parser.add_argument("--version", required=version_required, default=None,
                         help="kappa version: its tables and checkpoints live in WORKDIR/kappa/<version>/")
     parser.add_argument("--queries", default=None, help="comma-separated subset of the catalogue (default: all)")
@@ -152,9 +192,13 @@ def _kappa_options(parser, version_required: bool = False) -> None:
                         help="files per micro-batch with --source files (default 1: arrival order drives the watermark)")
 
 
-def _kappa_config(args, **overrides):
-    import os
+def _bootstrap(args) -> str:
+    from shared.settings import LabSettings
 
+    return args.bootstrap or LabSettings.from_env().kafka_bootstrap
+
+
+def _kappa_config(args, **overrides):
     from kappa.app import KappaConfig
     from kappa.versions import DEFAULT_VERSION, serving_version
     from shared.export import QUERY_NAMES
@@ -163,7 +207,7 @@ def _kappa_config(args, **overrides):
     queries = tuple(q.strip() for q in args.queries.split(",")) if args.queries else QUERY_NAMES
     version = args.version or serving_version(args.workdir) or DEFAULT_VERSION
     values = dict(input_dir=args.input, workdir=args.workdir, version=version, source=args.source,
-                  kafka_topic=args.topic, kafka_bootstrap=args.bootstrap or os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+                  kafka_topic=args.topic, kafka_bootstrap=_bootstrap(args),
                   max_files_per_trigger=args.max_files_per_trigger, queries=queries,
                   settings=WorkloadSettings.from_env())
     values.update(overrides)
@@ -181,6 +225,7 @@ def cmd_setup(args, progress: Progress) -> int:
 
 def cmd_generate(args, progress: Progress) -> int:
     from experiments.generate import GeneratorOptions, generate
+    from shared.settings import WorkloadSettings
 
     options = GeneratorOptions(
         rows=args.rows, seed=args.seed, files=args.files, start=args.start, days=args.days,
@@ -188,6 +233,9 @@ def cmd_generate(args, progress: Progress) -> int:
         duplicate_fraction=args.duplicate_fraction, malformed_fraction=args.malformed_fraction,
         blank_fraction=args.blank_fraction, repeated_header_fraction=args.header_fraction,
         catalogue=not args.no_catalogue, shipments=not args.no_shipments,
+        spreadsheet_files=args.spreadsheet_files,
+        # out-of-order lines inside, late lines beyond the watermark the builds will use
+        watermark_seconds=WorkloadSettings.from_env().watermark_seconds,
     )
     progress.stage(f"generating {args.rows:,} rows into {args.out}")
     summary = generate(args.out, options, progress=lambda done, total: progress.fraction(done, total, "rows"))
@@ -277,7 +325,6 @@ def cmd_kappa_replay(args, progress: Progress) -> int:
 
 
 def cmd_kappa_passthrough(args, progress: Progress) -> int:
-    import os
     import signal
     import time
 
@@ -285,7 +332,7 @@ def cmd_kappa_passthrough(args, progress: Progress) -> int:
 
     config = PassthroughConfig(
         source=args.source, sink=args.sink, trigger=args.trigger, interval=args.interval,
-        bootstrap=args.bootstrap or os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092"), topic=args.topic,
+        bootstrap=_bootstrap(args), topic=args.topic,
         output_topic=args.output_topic, rows_per_second=args.rows_per_second, checkpoint=args.checkpoint)
     stop = {"asked": False}
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -322,19 +369,18 @@ def cmd_kappa_status(args, progress: Progress) -> int:
 
 
 def cmd_replay(args, progress: Progress) -> int:
-    import os
-
     from experiments.replay import replay_to_kafka, replay_to_landing
 
     show = lambda done, total: progress.fraction(done, total, "lines")
     if args.to == "landing":
         if not args.landing:
             raise ValueError("--to landing needs --landing DIR")
-        summary = replay_to_landing(args.input, args.landing, args.rate, log_dir=args.log, progress=show)
+        summary = replay_to_landing(args.input, args.landing, args.rate, log_dir=args.log, progress=show,
+                                    order=args.order)
     else:
-        bootstrap = args.bootstrap or os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        bootstrap = _bootstrap(args)
         summary = replay_to_kafka(args.input, bootstrap, args.topic, args.rate, partitions=args.partitions,
-                                  log_dir=args.log, progress=show)
+                                  log_dir=args.log, progress=show, order=args.order)
     progress.stage(f"replayed {summary.lines:,} lines in {summary.duration_s:.1f} s "
                    f"(max lag behind schedule {summary.lag_max_s or 0:.3f} s)")
     return 0
@@ -357,6 +403,7 @@ def cmd_oracle(args, progress: Progress) -> int:
 
 def cmd_verify(args, progress: Progress) -> int:
     from experiments.verify import SPARK_BUILDS, equivalence_table, format_text_table, verify
+    from shared.atomic import write_text_atomic
     from shared.export import results_dir
     from shared.inputs import inspect_input
     from shared.settings import WorkloadSettings
@@ -369,9 +416,9 @@ def cmd_verify(args, progress: Progress) -> int:
     finally:
         spark.stop()
     print(format_text_table(["query", *SPARK_BUILDS], equivalence_table(outcome)))
-    path = results_dir(args.workdir, "verify.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(outcome.to_json(), indent=2, default=str))
+    for warning in outcome.warnings:  # about the input itself: shown, but not a failure
+        print(f"warning: {warning}")
+    write_text_atomic(results_dir(args.workdir, "verify.json"), json.dumps(outcome.to_json(), indent=2, default=str))
     for problem in outcome.accounting_problems:
         print(f"accounting: {problem}")
     for problem in outcome.quality_problems:

@@ -20,7 +20,10 @@ being written and the shipments whose ship time has not been reached yet (at mos
 orders), so 10 million rows need no more memory than 10 thousand.
 
 Only the standard library is used, and one seed drives every random choice, so the same
-seed and options give byte-identical files.
+seed and options give byte-identical files. The watermark that separates out-of-order from
+late lines is `GeneratorOptions.watermark_seconds`: its default is WorkloadSettings' (2 h),
+and `lab generate` passes the watermark of WorkloadSettings.from_env(), the one the builds
+will use (LAB_WATERMARK_SECONDS).
 """
 from __future__ import annotations
 
@@ -34,14 +37,14 @@ import math
 import os
 import random
 import re
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence, TextIO
 
-from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS
+from shared.atomic import atomic_text
+from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, WorkloadSettings
 
 # --------------------------------------------------------------------------------------
 # Reference data, modelled on the public 2019 export (counts are its order-line counts).
@@ -170,6 +173,8 @@ BAD_PRICES = ("abc", "0", "12.345", "-5")
 BAD_DATES = ("13/45/19 10:00", "2019-04-01 10:00", "02/29/19 10:00", "not a date")
 
 MANIFEST_NAME = "_manifest.json"
+BYTE_ORDER_MARK = "\ufeff"  # written by spreadsheet programs before a CSV file's first header
+WRITE_BUFFER = 1 << 20    # sales and shipments files are written through a 1 MiB buffer
 GENERATOR_ID = "lambda-kappa-lab experiments.generate"
 MANIFEST_FORMAT_VERSION = 1
 CENT = Decimal("0.01")
@@ -205,15 +210,19 @@ class GeneratorOptions:
     files: int | None = None       # sales CSV files; default max(1, ceil(rows / 10_000))
     start: str = "2019-01-01"      # first UTC day of order times
     days: int | None = None        # span; default so that about 1_500 lines fall on one day
-    out_of_order_fraction: float = 0.02   # up to 90 min behind the running max (inside the watermark)
-    late_fraction: float = 0.0            # 2h05m to 24 h behind the running max (beyond the watermark)
+    out_of_order_fraction: float = 0.02   # up to 90 min behind the running max, inside the watermark
+    late_fraction: float = 0.0            # watermark + 5 min to 24 h (at least 2 x watermark) behind it
     duplicate_fraction: float = 0.005     # exact copy of the previous valid line, right after it
     malformed_fraction: float = 0.01      # lines that cannot be valid, every reason of data-rules.md
     blank_fraction: float = 0.002         # ",,,,,"
     repeated_header_fraction: float = 0.001  # header line repeated in the middle of a file
     catalogue: bool = True         # write catalogue/products.csv
     shipments: bool = True         # write shipments/*.csv
-    watermark_seconds: int = 7200
+    # The builds' event-time watermark (WorkloadSettings.watermark_seconds; pass the one in use).
+    watermark_seconds: int = WorkloadSettings().watermark_seconds
+    # The first N sales files saved as a spreadsheet program saves them: a UTF-8 byte-order
+    # mark, \r\n line ends and no line end after the last line (same lines, other bytes).
+    spreadsheet_files: int = 0
 
 
 @dataclass
@@ -314,8 +323,8 @@ def generate(
     done = 0
     for index, (first_slot, end_slot) in enumerate(_file_slices(plan)):
         sales_path = out / f"sales_{index:0{width}d}.csv"
-        with _atomic_text_file(sales_path) as handle:
-            writer = csv.writer(handle, lineterminator="\n")
+        with atomic_text(sales_path, buffering=WRITE_BUFFER) as handle:
+            writer = _sales_writer(handle, spreadsheet=index < options.spreadsheet_files)
             writer.writerow(HEADER)
             summary.lines_by_kind[FILE_HEADER] += 1
             sales.start_file()
@@ -387,6 +396,9 @@ def _plan(options: GeneratorOptions) -> _Plan:
     _require_int("files", files, minimum=1)
     if files > rows:
         raise ValueError(f"files ({files}) cannot exceed rows ({rows}): every file needs at least one line")
+    spreadsheet_files = _require_int("spreadsheet_files", options.spreadsheet_files, minimum=0)
+    if spreadsheet_files > files:
+        raise ValueError(f"spreadsheet_files ({spreadsheet_files}) cannot exceed the sales files ({files})")
 
     first_day = _parse_day(options.start)
     days = max(1, round(rows / LINES_PER_DAY)) if options.days is None else options.days
@@ -689,6 +701,30 @@ def _slice_end_second(sales: _SalesStream) -> int | None:
     return None if sales.clock is None else sales.clock * 60
 
 
+def _sales_writer(handle: TextIO, spreadsheet: bool):
+    """Something with csv's writerow for one sales file: a plain csv writer ending every row
+    with \n, or, for a spreadsheet-style file, _SpreadsheetRows."""
+    return _SpreadsheetRows(handle) if spreadsheet else csv.writer(handle, lineterminator="\n")
+
+
+class _SpreadsheetRows:
+    """csv rows as a spreadsheet program saves them: a UTF-8 byte-order mark first, \r\n
+    between rows and no line end after the last one. The raw lines are the same as in a
+    plain file (docs/data-rules.md: the mark is not part of the first field)."""
+
+    def __init__(self, handle: TextIO):
+        handle.write(BYTE_ORDER_MARK)
+        self.handle = handle
+        self.rows = csv.writer(handle, lineterminator="")  # the line end goes before the next row
+        self.first = True
+
+    def writerow(self, fields) -> None:
+        if not self.first:
+            self.handle.write("\r\n")
+        self.first = False
+        self.rows.writerow(fields)
+
+
 # --------------------------------------------------------------------------------------
 # Shipments, catalogue, manifest
 # --------------------------------------------------------------------------------------
@@ -711,7 +747,7 @@ class _ShipmentBook:
 
     def write_due(self, path: Path, until_second: int | None) -> None:
         """Write the shipments due by until_second (None: all that are left), by ship time."""
-        with _atomic_text_file(path) as handle:
+        with atomic_text(path, buffering=WRITE_BUFFER) as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(SHIPMENT_COLUMNS)
             while self.pending and (until_second is None or self.pending[0][0] <= until_second):
@@ -722,7 +758,7 @@ class _ShipmentBook:
 
 def _write_catalogue(path: Path) -> Path:
     path.parent.mkdir()
-    with _atomic_text_file(path) as handle:
+    with atomic_text(path) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CATALOGUE_COLUMNS)
         for product in PRODUCTS:
@@ -732,11 +768,20 @@ def _write_catalogue(path: Path) -> Path:
     return path
 
 
+def _manifest_options(options: GeneratorOptions) -> dict:
+    """The options as the manifest records them. spreadsheet_files is left out at its default
+    (0), so a default output stays byte-identical to one written before the option existed."""
+    recorded = asdict(options)
+    if not options.spreadsheet_files:
+        del recorded["spreadsheet_files"]
+    return recorded
+
+
 def _write_manifest(path: Path, options: GeneratorOptions, plan: _Plan, summary: GenerationSummary) -> None:
     manifest = {
         "generator": GENERATOR_ID,
         "format_version": MANIFEST_FORMAT_VERSION,
-        "options": asdict(options),
+        "options": _manifest_options(options),
         "resolved": {
             "files": plan.files,
             "days": plan.days,
@@ -748,27 +793,13 @@ def _write_manifest(path: Path, options: GeneratorOptions, plan: _Plan, summary:
         "order_time_range": {"min": summary.order_time_min, "max": summary.order_time_max},
         "summary": summary.to_json(),
     }
-    with _atomic_text_file(path) as handle:
+    with atomic_text(path) as handle:
         handle.write(json.dumps(manifest, indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------
 # Files and the output directory
 # --------------------------------------------------------------------------------------
-
-@contextmanager
-def _atomic_text_file(path: Path) -> Iterator[TextIO]:
-    """Write under a hidden temporary name in the same folder, then rename: readers that
-    watch the folder see either no file or the whole file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="", buffering=1 << 20) as handle:
-            yield handle
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
 
 # Names a previous output may hold (temporary files of an interrupted run included).
 _OUTPUT_NAMES = {

@@ -50,6 +50,9 @@ ORDER_DATE_RE = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{
 STATE_ZIP_RE = re.compile(r"([A-Z]{2}) ([0-9]{5})")
 SHIP_TIME_RE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 CENT = Decimal("0.01")
+# A UTF-8 byte-order mark as decoded text: spreadsheet programs write one before a file's
+# first header. It is not part of the first field (docs/data-rules.md, "Raw lines").
+BYTE_ORDER_MARK = "\ufeff"
 # Times are naive datetime64 columns (UTC wall clock) in seconds: nanoseconds, pandas' default,
 # would not hold the years 1-9999 a ship time may have.
 TIME = "datetime64[s]"
@@ -112,7 +115,7 @@ def read_raw_lines(input_dir) -> Iterator[tuple[str, str]]:
 
 def classify_line(text: str) -> tuple[dict | None, str | None]:
     """(valid order line, None) or (None, quarantine reason) for one raw line."""
-    raw_fields = _csv_fields(text)
+    raw_fields = _csv_fields(_without_byte_order_mark(text))
     if raw_fields is None:
         return None, "field_count"
     fields = [value.strip(" ") for value in raw_fields]
@@ -145,6 +148,13 @@ def classify_line(text: str) -> tuple[dict | None, str | None]:
         "revenue": quantity * price, "order_ts": order_ts,
         "street": street, "city": city, "state": state, "zip": zip_code,
     }, None
+
+
+def _without_byte_order_mark(text: str) -> str:
+    """text without one leading byte-order mark. read_raw_lines already skips the mark at
+    the very start of a file; this is for a line further down that starts with one (a line
+    of concatenated exports, a Kafka message): a line cannot tell if it opened a file."""
+    return text.removeprefix(BYTE_ORDER_MARK)
 
 
 def _csv_fields(text: str) -> list[str] | None:

@@ -12,10 +12,18 @@ Two targets (shared/DESIGN.md, "Inputs, replay and the landing directory"):
   same number the landing directory puts in front of the file name). Lines are produced in
   chunks, one schedule unit each.
 
-Sequence numbers: `seq` always means the global line sequence (line i of the whole input,
-files in name order), in both modes; a log row's first_seq..last_seq is the line range a
-unit carries, so a result that records the highest seq it includes can be matched to the
-units it covers whichever target was used.
+Sequence numbers: `seq` always means the global line sequence (line i of the emitted
+stream), in both modes; a log row's first_seq..last_seq is the line range a unit carries,
+so a result that records the highest seq it includes can be matched to the units it covers
+whichever target was used.
+
+Order (`order`): "file" (the default) emits the files in name order, each file's lines as
+they are, so line i of the stream is line i of the input read in name order. "event-time"
+emits every line sorted by its Order Date (see `event_time_order`): for an input whose
+file names are not in time order (monthly exports named April, August, December, ...),
+which would put most lines behind an event-time build's watermark. Landing files then
+hold the sorted lines, cut to the sizes of the input files (`{seq:06d}-event-time.csv`);
+Kafka messages keep their own file as key and `file_seq`.
 
 The replayer is open-loop (DESIGN.md, "Measurement definitions"): the schedule is fixed
 before the first emission (the unit starting at line L is due at start + L / rate), each
@@ -35,15 +43,14 @@ import math
 import os
 import re
 import resource
-import shutil
 import socket
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, NamedTuple, TextIO
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from shared import raw_lines as shared_raw_lines
+from shared.atomic import atomic_text, copy_file_atomic
 from shared.inputs import inspect_input
 
 ProgressCallback = Callable[[int, int], None]
@@ -61,6 +68,8 @@ KAFKA_LINGER_MS = 5
 # A message not acknowledged within this fails (librdkafka's default, 5 min, is a long hang).
 KAFKA_DELIVERY_TIMEOUT_MS = 120_000
 KAFKA_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
+FILE_ORDER, EVENT_TIME_ORDER = "file", "event-time"
+ORDERS = (FILE_ORDER, EVENT_TIME_ORDER)
 
 
 class ReplayError(RuntimeError):
@@ -107,6 +116,49 @@ def _sales_files(input_dir) -> list[_SalesFile]:
         files.append(_SalesFile(file_seq, path, lines, lines_before))
         lines_before += lines
     return files
+
+
+class _Line(NamedTuple):
+    sales: _SalesFile       # the input file it comes from
+    text: str
+
+
+def _validated_order(order: str) -> str:
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
+    return order
+
+
+def _lines_in_order(files: list[_SalesFile], order: str) -> Iterable[_Line]:
+    """Every raw line, in emission order: read lazily in file order; in event-time order
+    sorted at once (call it before the clock starts)."""
+    if order == EVENT_TIME_ORDER:
+        return event_time_order(files)
+    return (_Line(sales, text) for sales in files for text in iter_raw_lines(sales.path))
+
+
+def event_time_order(files: list[_SalesFile]) -> list[_Line]:
+    """Every raw line of the files, the valid ones sorted by Order Date (parsed by the
+    oracle's rules, docs/data-rules.md).
+
+    Lines without an Order Date to go by (headers, blank and quarantined lines) go first, in
+    input order: they move no result and no watermark, so their place is only a matter of
+    being well defined, and first keeps every header ahead of the data. The sort is stable:
+    lines of the same minute keep their input order (an exact duplicate stays right after
+    its original). The whole input is held in memory: a sort needs all of it.
+    """
+    from experiments.oracle import classify_line  # pandas: only imported when sorting
+
+    def event_time(line: _Line) -> tuple[bool, dt.datetime]:
+        record, _reason = classify_line(line.text)
+        return (False, dt.datetime.min) if record is None else (True, record["order_ts"])
+
+    return sorted(_lines_in_order(files, FILE_ORDER), key=event_time)
+
+
+def _source_names(lines: list[_Line]) -> str:
+    """The input files a unit's lines come from, for its log row (one in file order)."""
+    return ";".join(sorted({line.sales.path.name for line in lines}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -176,13 +228,13 @@ class ReplayLog:
         directory = Path(log_dir)
         directory.mkdir(parents=True, exist_ok=True)
         csv_path, json_path = directory / LOG_CSV_NAME, directory / LOG_JSON_NAME
-        with _atomic_text(csv_path) as handle:
+        with atomic_text(csv_path) as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(LOG_COLUMNS)
             for record in self.records:
                 writer.writerow(record._replace(intended_s=f"{record.intended_s:.6f}",
                                                 emitted_s=f"{record.emitted_s:.6f}"))
-        with _atomic_text(json_path) as handle:
+        with atomic_text(json_path) as handle:
             json.dump(summary, handle, indent=2)
             handle.write("\n")
         return csv_path, json_path
@@ -190,19 +242,6 @@ class ReplayLog:
 
 def _nearest_rank(sorted_values: list[float], quantile: float) -> float:
     return sorted_values[max(0, math.ceil(quantile * len(sorted_values)) - 1)]
-
-
-@contextmanager
-def _atomic_text(path: Path) -> Iterator[TextIO]:
-    """Write under a hidden temporary name, then rename: a reader never sees half a log."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -231,6 +270,7 @@ class ReplaySummary:
     partitions: int | None = None     # the topic's actual partition count
     topic_created: bool | None = None
     notes: list[str] = field(default_factory=list)
+    order: str = FILE_ORDER           # "file" or "event-time" (see the module docstring)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -253,9 +293,10 @@ class _Run:
     """What both targets share: the schedule, the log, progress and the summary."""
 
     def __init__(self, mode: str, input_dir, target: str, rate, files: list[_SalesFile],
-                 progress: ProgressCallback | None):
+                 progress: ProgressCallback | None, order: str = FILE_ORDER):
         self.mode, self.input_dir, self.target = mode, str(Path(input_dir).expanduser().resolve()), target
         self.files = files
+        self.order = order
         self.total_lines = sum(f.lines for f in files)
         self.progress = progress
         self.log = ReplayLog()
@@ -285,7 +326,7 @@ class _Run:
             start_monotonic_s=self.schedule.start_monotonic,
             duration_s=self.schedule.elapsed_s(),
             lag_max_s=lags["max_s"], lag_p99_s=lags["p99_s"], lag_p50_s=lags["p50_s"],
-            **self.cpu.used(), **kafka_fields,
+            order=self.order, **self.cpu.used(), **kafka_fields,
         )
 
     def finish(self, log_dir, **kafka_fields) -> ReplaySummary:
@@ -321,59 +362,82 @@ def replay_to_landing(
     *,
     log_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
+    order: str = FILE_ORDER,
 ) -> ReplaySummary:
     """Land each sales file of `input_dir` in `landing_dir` as `{seq:06d}-{name}`, file k
     when its first line is due (start + lines before k / rate; all at once without a rate).
+
+    With order="event-time" landing file k holds the next lines of the input sorted by
+    `event_time_order`, as many as input file k has, named `{seq:06d}-event-time.csv`:
+    the units, their seq ranges and the schedule stay those of file order.
 
     The landing directory is created if missing; it must not already hold a file of the
     same name (a file source would skip or misread a rewritten file).
     """
     rate = _validated_rate(rate_lines_per_second)   # before anything is created
+    order = _validated_order(order)
     files = _sales_files(input_dir)
-    landing = _prepared_landing(input_dir, landing_dir, files)
-    run = _Run("landing", input_dir, str(landing), rate, files, progress)
+    units = _landing_units(files, order)            # sorted before the clock starts
+    landing = _prepared_landing(input_dir, landing_dir, [unit.name for unit in units])
+    run = _Run("landing", input_dir, str(landing), rate, files, progress, order)
     try:
-        for sales in files:
-            intended = run.wait_for(sales.first_seq)
-            target = landing / _landed_name(sales, len(files))
-            _land_file(sales.path, target)
-            run.record(sales.file_seq, sales.first_seq, sales.lines, sales.path.name, target.name, intended)
+        for unit in units:
+            intended = run.wait_for(unit.first_seq)
+            target = landing / unit.name
+            _land(unit, target)
+            run.record(unit.unit, unit.first_seq, unit.lines, unit.source_file, target.name, intended)
     except BaseException as error:
         run.abandon(log_dir, error)
         raise
     return run.finish(log_dir)
 
 
-def _landed_name(sales: _SalesFile, file_count: int) -> str:
+class _LandingUnit(NamedTuple):
+    unit: int
+    first_seq: int
+    lines: int
+    source_file: str               # the input file it copies, or the input files its lines come from
+    name: str                      # its name in the landing directory
+    copy_of: Path | None           # file order: the input file, copied byte for byte
+    texts: list[str] | None        # event-time order: the lines to write
+
+
+def _landing_units(files: list[_SalesFile], order: str) -> list[_LandingUnit]:
     # Wider than six digits only past a million files, so name order stays emission order.
-    width = max(LANDING_SEQ_WIDTH, len(str(file_count - 1)))
-    return f"{sales.file_seq:0{width}d}-{sales.path.name}"
+    width = max(LANDING_SEQ_WIDTH, len(str(len(files) - 1)))
+    if order == FILE_ORDER:
+        return [_LandingUnit(f.file_seq, f.first_seq, f.lines, f.path.name, f"{f.file_seq:0{width}d}-{f.path.name}",
+                             f.path, None) for f in files]
+    lines = event_time_order(files)
+    units = []
+    for f in files:
+        unit_lines = lines[f.first_seq:f.first_seq + f.lines]
+        units.append(_LandingUnit(f.file_seq, f.first_seq, f.lines, _source_names(unit_lines),
+                                  f"{f.file_seq:0{width}d}-event-time.csv", None, [line.text for line in unit_lines]))
+    return units
 
 
-def _prepared_landing(input_dir, landing_dir, files: list[_SalesFile]) -> Path:
+def _land(unit: _LandingUnit, target: Path) -> None:
+    """Write one unit as `.<name>.tmp` in the landing folder, then rename it into place."""
+    if unit.copy_of is not None:
+        copy_file_atomic(unit.copy_of, target)
+        return
+    with atomic_text(target) as handle:  # each line ends with \n, so a file holds exactly its lines
+        handle.writelines(text + "\n" for text in unit.texts)
+
+
+def _prepared_landing(input_dir, landing_dir, names: list[str]) -> Path:
     landing = Path(landing_dir).expanduser().resolve()
     if landing == Path(input_dir).expanduser().resolve():
         raise ReplayError(f"the landing directory {landing} is the input directory: choose another one")
     landing.mkdir(parents=True, exist_ok=True)
-    taken = [name for name in (_landed_name(f, len(files)) for f in files) if (landing / name).exists()]
+    taken = [name for name in names if (landing / name).exists()]
     if taken:
         raise ReplayError(
             f"landing directory {landing} already holds {taken[0]} (from an earlier replay?): "
             "land into an empty or new directory"
         )
     return landing
-
-
-def _land_file(source: Path, target: Path) -> None:
-    """Copy under a hidden temporary name in the same directory (same file system, so the
-    rename is atomic), then rename: a watcher sees no file or the whole file."""
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------------------
@@ -394,8 +458,11 @@ def replay_to_kafka(
     client_config: Mapping[str, object] | None = None,
     connect_timeout_s: float = 10.0,
     flush_timeout_s: float = 120.0,
+    order: str = FILE_ORDER,
 ) -> ReplaySummary:
-    """Produce every raw line of `input_dir`'s sales files to `topic`, in order.
+    """Produce every raw line of `input_dir`'s sales files to `topic`, in order (file order,
+    or with order="event-time" sorted by `event_time_order`; a message's key and `file_seq`
+    always name its own input file).
 
     The topic is created with `partitions` (default 1: one partition keeps the global line
     order; with more, the file-name key still keeps each file's lines in order) and
@@ -407,6 +474,7 @@ def replay_to_kafka(
     reached, and KafkaDeliveryError when a message is not acknowledged.
     """
     _validate_kafka_arguments(topic, partitions, chunk_lines)
+    order = _validated_order(order)
     files = _sales_files(input_dir)
     rate = _validated_rate(rate_lines_per_second)
     chunk = chunk_lines or _default_chunk_lines(rate)
@@ -417,12 +485,13 @@ def replay_to_kafka(
     producer = _producer(config)
     deliveries = _DeliveryTracker()
 
-    run = _Run("kafka", input_dir, f"{bootstrap}/{topic}", rate, files, progress)
+    lines = _lines_in_order(files, order)   # event-time order: sorted here, before the clock starts
+    run = _Run("kafka", input_dir, f"{bootstrap}/{topic}", rate, files, progress, order)
     try:
-        for unit, (sales, first_seq, lines) in enumerate(_chunks(files, chunk)):
+        for unit, (first_seq, chunk_of_lines) in enumerate(_chunks(lines, chunk, whole_files=order == FILE_ORDER)):
             intended = run.wait_for(first_seq)
-            _produce_chunk(producer, topic, sales, first_seq, lines, deliveries)
-            run.record(unit, first_seq, len(lines), sales.path.name, topic, intended)
+            _produce_chunk(producer, topic, first_seq, chunk_of_lines, deliveries)
+            run.record(unit, first_seq, len(chunk_of_lines), _source_names(chunk_of_lines), topic, intended)
             deliveries.raise_if_failed()
         _flush(producer, deliveries, run.total_lines, flush_timeout_s)
     except BaseException as error:
@@ -447,18 +516,21 @@ def _default_chunk_lines(rate: float | None) -> int:
     return max(1, min(MAX_KAFKA_CHUNK_LINES, int(rate * KAFKA_CHUNK_SECONDS)))
 
 
-def _chunks(files: list[_SalesFile], chunk_lines: int) -> Iterator[tuple[_SalesFile, int, list[str]]]:
-    """(file, global seq of the first line, lines) in order; a chunk never spans two files,
-    so each log row names one source file. Lines are read lazily, as they are emitted."""
-    for sales in files:
-        seq, lines = sales.first_seq, []
-        for text in iter_raw_lines(sales.path):
-            lines.append(text)
-            if len(lines) == chunk_lines:
-                yield sales, seq, lines
-                seq, lines = seq + len(lines), []
-        if lines:
-            yield sales, seq, lines
+def _chunks(lines: Iterable[_Line], chunk_lines: int, whole_files: bool) -> Iterator[tuple[int, list[_Line]]]:
+    """(global seq of the first line, lines) in emission order, at most chunk_lines each.
+    With whole_files (file order) a chunk never spans two files, so each log row names one
+    source file. Lines are taken lazily, as they are emitted."""
+    seq, chunk = 0, []
+    for line in lines:
+        if chunk and whole_files and line.sales.file_seq != chunk[-1].sales.file_seq:
+            yield seq, chunk
+            seq, chunk = seq + len(chunk), []
+        chunk.append(line)
+        if len(chunk) == chunk_lines:
+            yield seq, chunk
+            seq, chunk = seq + len(chunk), []
+    if chunk:
+        yield seq, chunk
 
 
 def _bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
@@ -563,15 +635,14 @@ def _seq_header(message) -> str:
     return next((value.decode() for key, value in (message.headers() or []) if key == "seq"), "?")
 
 
-def _produce_chunk(producer, topic: str, sales: _SalesFile, first_seq: int, lines: list[str],
+def _produce_chunk(producer, topic: str, first_seq: int, lines: list[_Line],
                    deliveries: _DeliveryTracker) -> None:
-    key = sales.path.name.encode("utf-8")
-    file_seq = str(sales.file_seq).encode("ascii")
-    for seq, text in enumerate(lines, start=first_seq):
-        headers = [("seq", str(seq).encode("ascii")), ("file_seq", file_seq)]
+    for seq, line in enumerate(lines, start=first_seq):
+        key = line.sales.path.name.encode("utf-8")   # its own file, in either order
+        headers = [("seq", str(seq).encode("ascii")), ("file_seq", str(line.sales.file_seq).encode("ascii"))]
         while True:
             try:
-                producer.produce(topic, value=text.encode("utf-8"), key=key, headers=headers,
+                producer.produce(topic, value=line.text.encode("utf-8"), key=key, headers=headers,
                                  on_delivery=deliveries)
                 break
             except BufferError:

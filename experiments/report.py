@@ -135,6 +135,7 @@ def _sections(environment, summary, last, cells, repeats, oracle_accounting) -> 
             f"Verdict (last repeat): {verdict}. Consistency over repeats: {_repeat_consistency(repeats)}.",
             "`identical` means the build's results export is byte-identical to the oracle's; "
             "`not implemented` marks what a build does not compute yet, never counted as passing.",
+            *[f"Warning: {warning}" for warning in last.get("warnings", [])],  # about the input (lab verify's)
         ]),
         ("Line accounting", ["build", "raw lines", "valid", "quarantined", "raw = valid + quarantined"],
          accounting_rows, ["Every raw line is either a valid order line or quarantined with a reason."]),

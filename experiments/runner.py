@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from experiments.progress import Progress
-from shared.settings import WorkloadSettings
+from shared.atomic import write_text_atomic
+from shared.settings import LabSettings, WorkloadSettings
 
 
 @dataclass(frozen=True)
@@ -33,16 +34,19 @@ PROFILES = {
 TIMINGS_COLUMNS = ("run_id", "profile", "repeat", "build", "seconds", "raw_lines", "master", "source")
 
 
-def prepare_input(profile: Profile, data_root: Path, progress: Progress) -> Path:
-    """Generate the profile's input once; reuse it while its manifest matches."""
+def prepare_input(profile: Profile, data_root: Path, progress: Progress,
+                  settings: WorkloadSettings = WorkloadSettings()) -> Path:
+    """Generate the profile's input once (out-of-order lines inside the builds' watermark);
+    reuse it while its manifest matches."""
     from experiments.generate import GeneratorOptions, generate
 
     target = data_root / f"input-{profile.name}-seed{profile.seed}"
-    options = GeneratorOptions(rows=profile.rows, seed=profile.seed)
+    options = GeneratorOptions(rows=profile.rows, seed=profile.seed, watermark_seconds=settings.watermark_seconds)
     manifest = target / "_manifest.json"
     if manifest.exists():
         recorded = json.loads(manifest.read_text()).get("options", {})
-        if recorded.get("rows") == options.rows and recorded.get("seed") == options.seed:
+        if (recorded.get("rows"), recorded.get("seed"), recorded.get("watermark_seconds")) == (
+                options.rows, options.seed, options.watermark_seconds):
             progress.stage(f"reusing the generated input {target}")
             return target
     progress.stage(f"generating {profile.rows:,} rows (seed {profile.seed}) into {target}")
@@ -100,24 +104,26 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
 
     progress = progress or Progress()
     chosen = PROFILES[profile]
-    settings = WorkloadSettings.from_env()
+    lab = LabSettings.from_env()
+    settings = lab.workload
     run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{chosen.name}"
     run_dir = reports_root / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    data = Path(input_dir) if input_dir else prepare_input(chosen, data_root, progress)
+    data = Path(input_dir) if input_dir else prepare_input(chosen, data_root, progress, settings)
     inspect_input(data)
     progress.stage("starting Spark")
-    spark = create_spark_session("lab-experiments", master=master)
+    spark = create_spark_session("lab-experiments", master=master, settings=lab)
     try:
-        (run_dir / "environment.json").write_text(json.dumps(environment(spark, chosen, source, data, settings), indent=2))
+        write_text_atomic(run_dir / "environment.json",
+                          json.dumps(environment(spark, chosen, source, data, settings), indent=2))
         workdir = data_root / "work" / run_id
-        options = kafka_log(data, run_id, progress) if source == "kafka" else {}
+        options = kafka_log(data, run_id, progress, lab.kafka_bootstrap) if source == "kafka" else {}
         for repeat in range(1, chosen.repeats + 1):
             progress.stage(f"repeat {repeat}/{chosen.repeats}: oracle and {', '.join(SPARK_BUILDS)}")
             statuses, seconds = run_builds(spark, data, workdir, SPARK_BUILDS, settings, progress.stage, options)
             outcome = compare_all(workdir, statuses, SPARK_BUILDS, data, settings)
             outcome.seconds = seconds
-            (run_dir / f"equivalence-{repeat}.json").write_text(json.dumps(outcome.to_json(), indent=2))
+            write_text_atomic(run_dir / f"equivalence-{repeat}.json", json.dumps(outcome.to_json(), indent=2))
             raw = (outcome.accounting.get("oracle") or {}).get("raw_lines", "")
             _append_timings(run_dir / "timings.csv", [
                 {"run_id": run_id, "profile": chosen.name, "repeat": repeat, "build": build,
@@ -133,12 +139,11 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
     return report
 
 
-def kafka_log(input_dir: Path, run_id: str, progress: Progress) -> dict[str, dict]:
+def kafka_log(input_dir: Path, run_id: str, progress: Progress, bootstrap: str) -> dict[str, dict]:
     """Publish the input to a topic of its own once; kappa then replays it from there
     (lambda and dstream keep the landing directory: neither has a Kafka path)."""
     from experiments.replay import replay_to_kafka
 
-    bootstrap = os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     topic = f"lab-{run_id}".replace(":", "-")
     progress.stage(f"publishing the input to Kafka topic {topic} at {bootstrap}")
     replay_to_kafka(input_dir, bootstrap, topic)

@@ -10,10 +10,14 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
+from shared.atomic import atomic_text, write_text_atomic
 from shared.export import QUERY_NAMES, export_path, read_accounting, results_dir
 from shared.quality import QUALITY_SUMMARY_FILE
+
+if TYPE_CHECKING:  # imported lazily at run time: the model reads with the oracle (pandas)
+    from experiments.watermark_model import WatermarkModelResult
 
 SPARK_BUILDS = ("kappa", "lambda", "dstream")
 IDENTICAL, DIFFERS, MISSING, NOT_APPLICABLE, NOT_IMPLEMENTED, EXPLAINED = (
@@ -21,6 +25,9 @@ IDENTICAL, DIFFERS, MISSING, NOT_APPLICABLE, NOT_IMPLEMENTED, EXPLAINED = (
 )
 MODEL_DIR = "watermark_model"
 FAILING = {DIFFERS, MISSING}
+# Above this share of valid lines dropped as late, verify says plainly that the input is out
+# of event-time order: a few late lines are an input's quirk, this many are its file order.
+OUT_OF_ORDER_WARNING_SHARE = 0.01
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class VerifyOutcome:
     accounting: dict[str, dict | None]
     quality: dict[str, dict | None] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # true of the input, not failures of a build
 
     @property
     def mismatches(self) -> list[Comparison]:
@@ -75,7 +83,8 @@ class VerifyOutcome:
     def to_json(self) -> dict:
         return {"comparisons": [asdict(c) for c in self.comparisons], "accounting": self.accounting,
                 "quality": self.quality, "seconds": self.seconds, "ok": self.ok,
-                "accounting_problems": self.accounting_problems, "quality_problems": self.quality_problems}
+                "accounting_problems": self.accounting_problems, "quality_problems": self.quality_problems,
+                "warnings": self.warnings}
 
 
 def _rows(path: Path) -> list[str]:
@@ -99,10 +108,18 @@ def compare_export(workdir, build: str, query: str, build_status: str | None) ->
     return Comparison(query, build, DIFFERS, detail)
 
 
-def explain_by_watermark(workdir, input_dir, build: str, settings) -> Comparison | None:
-    """When an event-time build's window_revenue differs from the truth, check it against
-    the watermark model: identical to the model means the difference is exactly the
-    (line, window) pairs that were later than the watermark, listed in dropped_pairs.csv."""
+@dataclass(frozen=True)
+class ModelledBuild:
+    """The watermark model run over the file batches one build read."""
+    result: WatermarkModelResult
+    late: dict            # the build's _late.json: its source, batching and Spark's own drop counts
+    expected_csv: str     # window_revenue as the build should export it
+
+
+def model_watermark(workdir, input_dir, build: str, settings) -> ModelledBuild | None:
+    """Run the watermark model over the file batches the build read and write its
+    window_revenue and dropped_pairs.csv under results/watermark_model/; None when the build
+    keeps no event-time record (_late.json) or read a source the model does not replay."""
     from experiments.watermark_model import model
     from shared.export import QUERIES, render
 
@@ -116,22 +133,59 @@ def explain_by_watermark(workdir, input_dir, build: str, settings) -> Comparison
     expected = render(QUERIES["window_revenue"], result.rows)
     folder = Path(workdir) / "results" / MODEL_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "window_revenue.csv").write_text(expected, encoding="utf-8", newline="")
+    write_text_atomic(folder / "window_revenue.csv", expected)
     _write_dropped(folder / "dropped_pairs.csv", result.dropped)
-    if export_path(workdir, build, "window_revenue").read_text(encoding="utf-8") != expected:
+    return ModelledBuild(result, late, expected)
+
+
+def explain_by_watermark(workdir, input_dir, build: str, settings) -> Comparison | None:
+    """When an event-time build's window_revenue differs from the truth, check it against
+    the watermark model: identical to the model means the difference is exactly the
+    (line, window) pairs that were later than the watermark, listed in dropped_pairs.csv."""
+    modelled = model_watermark(workdir, input_dir, build, settings)
+    return None if modelled is None else explanation(workdir, build, modelled)
+
+
+def explanation(workdir, build: str, modelled: ModelledBuild) -> Comparison | None:
+    """EXPLAINED when the build's window_revenue is the model's, else None."""
+    if export_path(workdir, build, "window_revenue").read_text(encoding="utf-8") != modelled.expected_csv:
         return None
-    lines = len({(d["file"], d["line"]) for d in result.dropped})
-    spark_count = late.get("rows_dropped_by_watermark", {}).get("window_revenue")
+    result = modelled.result
+    spark_count = modelled.late.get("rows_dropped_by_watermark", {}).get("window_revenue")
     return Comparison("window_revenue", build, EXPLAINED,
-                      f"differs from the truth by exactly {len(result.dropped)} (line, window) pairs of {lines} "
-                      f"late lines, listed in results/{MODEL_DIR}/dropped_pairs.csv; Spark counted {spark_count} "
-                      "rows dropped by the watermark (after partial aggregation)")
+                      f"differs from the truth by exactly {len(result.dropped)} (line, window) pairs of "
+                      f"{result.dropped_lines} late lines, listed in results/{MODEL_DIR}/dropped_pairs.csv; "
+                      f"Spark counted {spark_count} rows dropped by the watermark (after partial aggregation)")
+
+
+def out_of_order_warning(result: WatermarkModelResult, build: str, watermark_seconds: int) -> str | None:
+    """A plain warning when more than OUT_OF_ORDER_WARNING_SHARE of the valid lines came
+    behind the watermark: then the cause is the input's file order, not a few late lines."""
+    dropped, valid = result.dropped_lines, result.valid_lines
+    if valid == 0 or dropped <= OUT_OF_ORDER_WARNING_SHARE * valid:
+        return None
+    return (f"input files are not in event-time order: {dropped:,} of {valid:,} valid lines "
+            f"({dropped / valid:.1%}) arrived behind the {_duration_text(watermark_seconds)} watermark and were "
+            f"dropped by {build}'s window_revenue, from some or all of their windows (so says the watermark model "
+            "over the build's file batches, taken by modification time, then name, as a file source takes them; "
+            f"results/{MODEL_DIR}/dropped_pairs.csv lists each pair). Replay the "
+            "input in event-time order with `lab replay --order event-time --to landing --landing DIR` and run "
+            "the builds on DIR, or raise LAB_WATERMARK_SECONDS above how far back the files go (the build then "
+            "keeps that much more state)")
+
+
+def _duration_text(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _write_dropped(path: Path, dropped: list[dict]) -> None:
     import csv
 
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_text(path) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["file", "order_ts", "window_start", "window_end", "line"])
         for d in dropped:
@@ -142,15 +196,21 @@ def compare_all(workdir, statuses: dict[str, dict[str, str]], builds=SPARK_BUILD
                 settings=None) -> VerifyOutcome:
     from shared.settings import WorkloadSettings
 
-    comparisons = []
+    settings = settings or WorkloadSettings()
+    comparisons, warnings = [], []
     for query in QUERY_NAMES:
         for build in builds:
             comparison = compare_export(workdir, build, query, statuses.get(build, {}).get(query))
             if comparison.status == DIFFERS and query == "window_revenue":
-                comparison = explain_by_watermark(workdir, input_dir, build, settings or WorkloadSettings()) or comparison
+                modelled = model_watermark(workdir, input_dir, build, settings)
+                if modelled is not None:
+                    comparison = explanation(workdir, build, modelled) or comparison
+                    warning = out_of_order_warning(modelled.result, build, settings.watermark_seconds)
+                    warnings += [warning] if warning else []
             comparisons.append(comparison)
     accounting = {build: read_accounting(workdir, build) for build in ("oracle", *builds)}
-    return VerifyOutcome(comparisons, accounting, {build: read_quality(workdir, build) for build in builds})
+    return VerifyOutcome(comparisons, accounting, {build: read_quality(workdir, build) for build in builds},
+                         warnings=warnings)
 
 
 def read_quality(workdir, build: str) -> dict | None:

@@ -33,6 +33,13 @@ class WatermarkModelResult:
     rows: list[dict]                 # window_revenue rows the build should keep
     dropped: list[dict]              # one per (line, window) pair dropped as late
     batches: int
+    valid_lines: int = 0             # every valid line the model read, dropped or not
+
+    @property
+    def dropped_lines(self) -> int:
+        """Valid lines dropped from at least one of their windows. A line is its file and
+        its line number: exact duplicate lines are real lines and count apart."""
+        return len({(d["file"], d["line_number"]) for d in self.dropped})
 
 
 def arrival_order(input_dir) -> list[Path]:
@@ -57,19 +64,21 @@ def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_
     watermark_now: dt.datetime | None = None      # in force for the current batch
     watermark_before: dt.datetime | None = None   # in force for the previous batch: filters late rows
     batches = [files[i:i + files_per_batch] for i in range(0, len(files), files_per_batch)]
+    valid_lines = 0
     for batch in batches:
         batch_max = None
         for path in batch:
-            for text in iter_raw_lines(path):
+            for line_number, text in enumerate(iter_raw_lines(path), start=1):
                 record, reason = classify_line(text)
                 if reason is not None:
                     continue
+                valid_lines += 1
                 ts = record["order_ts"]
                 batch_max = ts if batch_max is None or ts > batch_max else batch_max
                 for window in _windows(ts, settings):
                     if watermark_before is not None and window[1] <= watermark_before:
-                        dropped.append({"file": path.name, "line": text, "order_ts": ts,
-                                        "window_start": window[0], "window_end": window[1]})
+                        dropped.append({"file": path.name, "line_number": line_number, "line": text,
+                                        "order_ts": ts, "window_start": window[0], "window_end": window[1]})
                         continue
                     total = sums.setdefault(window, [Decimal("0.00"), 0])
                     total[0] += record["revenue"]
@@ -81,4 +90,4 @@ def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_
             watermark_now = max_seen - delay
     rows = [{"window_start": start, "window_end": end, "revenue": revenue, "order_lines": count}
             for (start, end), (revenue, count) in sums.items()]
-    return WatermarkModelResult(rows, dropped, len(batches))
+    return WatermarkModelResult(rows, dropped, len(batches), valid_lines)

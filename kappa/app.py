@@ -13,7 +13,6 @@ and can be replayed alone. Output modes, and why:
 """
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import time
@@ -27,12 +26,13 @@ from pyspark.sql import functions as F
 from kappa.progress_log import input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
 from shared import queries as Q
+from shared.atomic import write_text_atomic
 from shared.cleaning import classify_lines, line_accounting, quarantined_lines, valid_order_lines
 from shared.export import QUERY_NAMES, clear_results, results_dir, write_accounting
 from shared.inputs import InputError, InputLayout, inspect_input, read_catalogue, shipments_schema
 from shared.quality import check_batch, expectations_from_input, write_summary
 from shared.results import write_spark_export
-from shared.settings import WorkloadSettings
+from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
 from shared.streaming import plain_failure, await_all
 
 LATE_FILE = "_late.json"
@@ -48,7 +48,7 @@ class KappaConfig:
     source: str = "files"                   # "files" (landing directory) or "kafka"
     max_files_per_trigger: int | None = 1   # one file per micro-batch: arrival order drives the watermark
     processing_interval: str | None = None  # None: availableNow (drain and stop); else e.g. "5 seconds"
-    kafka_bootstrap: str = field(default_factory=lambda: os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP  # callers pass LabSettings.kafka_bootstrap
     kafka_topic: str = "sales"
     kafka_max_offsets_per_trigger: int | None = None
     queries: tuple[str, ...] = QUERY_NAMES
@@ -360,7 +360,7 @@ def export_results(spark, config: KappaConfig) -> dict[str, str]:
     write_summary(serving.quality_dir, results_dir(serving.workdir, BUILD))
     late = {"version": serving.version, "rows_dropped_by_watermark": late_lines(serving),
             "max_files_per_trigger": serving.max_files_per_trigger, "source": serving.source}
-    (results_dir(serving.workdir, BUILD) / LATE_FILE).write_text(json.dumps(late, indent=2) + "\n")
+    write_text_atomic(results_dir(serving.workdir, BUILD) / LATE_FILE, json.dumps(late, indent=2) + "\n")
     status = {}
     for query in serving.queries:
         if query in skipped:

@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 
 from kappa.app import check_broker, kafka_messages
 from shared.cleaning import classify_lines, valid_order_lines
+from shared.settings import DEFAULT_KAFKA_BOOTSTRAP
 
 SOURCES = ("kafka", "rate")
 SINKS = ("kafka", "console", "memory")
@@ -57,7 +58,7 @@ class PassthroughConfig:
     sink: str = "kafka"              # "kafka", "console" or "memory" (table = query_name)
     trigger: str = "continuous"      # "continuous" (~ms latency, at-least-once), "processing" or "available-now"
     interval: str = "1 second"       # processing-time interval, or the continuous trigger's checkpoint interval
-    bootstrap: str = "127.0.0.1:9092"
+    bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     topic: str = "sales"             # input topic
     output_topic: str = "sales_valid"
     rows_per_second: int = 1000      # rate source

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 from pathlib import Path
+
+from shared.atomic import write_text_atomic
 
 BUILD = "kappa"
 DEFAULT_VERSION = "v1"
@@ -38,11 +39,7 @@ def cut_over(workdir, version: str, note: str = "") -> dict:
     check_version(version)
     record = {"version": version, "since_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
               "previous": serving_version(workdir), "note": note}
-    path = pointer_path(workdir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".serving.json.tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(pointer_path(workdir), json.dumps(record, indent=2), fsync=True)
     return record
 
 

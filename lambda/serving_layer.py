@@ -7,19 +7,17 @@ of the lines after it.
 from __future__ import annotations
 
 import json
-import os
 
 from pyspark.sql import DataFrame
 
 from lambda_arch.layout import LambdaConfig
 from lambda_arch.views import merge_views
 from shared import queries as Q
+from shared.atomic import write_text_atomic
 
 
 def publish_cutoff(config: LambdaConfig, cutoff: int) -> None:
-    tmp = config.serving_pointer.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"cutoff": cutoff}))
-    os.replace(tmp, config.serving_pointer)
+    write_text_atomic(config.serving_pointer, json.dumps({"cutoff": cutoff}), fsync=True)
 
 
 def current_cutoff(config: LambdaConfig) -> int:

@@ -2,7 +2,9 @@
 
 It reads the master dataset as a Delta stream starting at cutoff + 1, so the batch
 view (versions 0..cutoff) and the realtime view (cutoff+1..) never overlap and miss
-nothing. Realtime views are complete-mode aggregates of the same additive partials.
+nothing. Realtime views are complete-mode aggregates of the same additive partials,
+except fulfilment's: its stream-stream join pairs are appended, and the serving layer
+turns them into partials when it reads them.
 """
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, available_now: b
         if query in skipped:
             continue
         view = partial_view(query, lines, config.settings, catalogue, shipments)
-        # update mode is not allowed after a stream-stream join: the pairs' aggregate is
-        # small, so complete mode is used throughout for one simple serving read.
+        # The aggregates are small, so they are kept in complete mode (one simple serving
+        # read). Fulfilment is the exception: a query with a stream-stream join runs only in
+        # append mode, so the speed layer appends the join's pairs and the serving layer
+        # aggregates them when it reads (serving_layer.serve).
         mode = "complete"
         if query == "fulfilment":
             view = Q.shipped_pairs(lines, shipments, config.settings)

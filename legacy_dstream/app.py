@@ -3,12 +3,17 @@
 It watches a landing directory with textFileStream; the runner replays the input's
 sales files into it (written elsewhere, then renamed: textFileStream needs files to
 appear atomically), waits until every raw line is counted, takes one snapshot of the
-running totals and stops. Checkpoints make the context recoverable with getOrCreate.
+running totals and stops.
+
+Every run builds a new StreamingContext and replays the whole input into it. The context
+checkpoints to WORKDIR/dstream/checkpoint because updateStateByKey and windowed
+reductions need a checkpoint folder, but nothing recovers from it: there is no
+`StreamingContext.getOrCreate`, so a run that is stopped or fails starts again from the
+first file (with `fresh`, the default, after deleting the folder).
 """
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -16,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from legacy_dstream import pipeline as P
+from shared.atomic import copy_file_atomic
 from shared.export import QUERY_NAMES, clear_results, results_dir, write_accounting, write_export
 from shared.inputs import inspect_input
 from shared.raw_lines import count_raw_lines
@@ -126,10 +132,7 @@ def replay_files(files, landing: Path, pause_seconds: float = 0.0) -> None:
     """Copy each file into the landing folder atomically: a hidden temp name, then rename."""
     landing.mkdir(parents=True, exist_ok=True)
     for seq, source in enumerate(files):
-        target = landing / f"{seq:06d}-{source.name}"
-        tmp = landing / f".{target.name}.tmp"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        copy_file_atomic(source, landing / f"{seq:06d}-{source.name}")
         if pause_seconds:
             time.sleep(pause_seconds)
 

@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from shared.atomic import write_text_atomic
 from shared.settings import QUARANTINE_REASONS
 
 STRING, INTEGER, MONEY, DATE, TIMESTAMP = "string", "integer", "money", "date", "timestamp"
@@ -129,18 +130,10 @@ def render(spec: QuerySpec, rows: Iterable[Mapping]) -> str:
 def write_export(workdir: str | os.PathLike, build: str, query: str, rows: Iterable[Mapping]) -> Path:
     """Write one results export atomically (a reader never sees half a file)."""
     spec = QUERIES[query]
-    return _atomic_write(export_path(workdir, build, query), render(spec, rows))
+    return write_text_atomic(export_path(workdir, build, query), render(spec, rows))
 
 
 ACCOUNTING_FILE = "_accounting.json"
-
-
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8", newline="")
-    os.replace(tmp, path)
-    return path
 
 
 def clear_results(workdir: str | os.PathLike, build: str) -> None:
@@ -160,7 +153,7 @@ def write_accounting(workdir: str | os.PathLike, build: str, raw_lines: int, val
         "raw_lines": int(raw_lines), "valid_lines": int(valid_lines), "quarantined_lines": quarantined,
         "balanced": int(raw_lines) == int(valid_lines) + quarantined, "quarantine": reasons,
     }
-    return _atomic_write(results_dir(workdir, build) / ACCOUNTING_FILE, json.dumps(summary, indent=2) + "\n")
+    return write_text_atomic(results_dir(workdir, build) / ACCOUNTING_FILE, json.dumps(summary, indent=2) + "\n")
 
 
 def read_accounting(workdir: str | os.PathLike, build: str) -> dict | None:

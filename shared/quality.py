@@ -18,7 +18,6 @@ import math
 import numbers
 import os
 import re
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from shared.atomic import write_text_atomic
 from shared.settings import CATALOGUE_COLUMNS
 
 CATALOGUE_FILE = Path("catalogue") / "products.csv"
@@ -83,20 +83,7 @@ def require(report: QualityReport) -> None:
 
 def record(report: QualityReport, directory, name: str) -> Path:
     """Write DIRECTORY/<name>.json atomically: readers never see a half-written report."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{name}.json"
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=directory, prefix=f".{name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            json.dump(report.to_json(), handle, indent=2)
-            handle.write("\n")
-        os.replace(handle.name, target)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
-    return target
+    return write_text_atomic(Path(directory) / f"{name}.json", json.dumps(report.to_json(), indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------------------
@@ -452,9 +439,5 @@ def summarize(directory) -> dict:
 
 def write_summary(directory, results_directory) -> dict:
     summary = summarize(directory)
-    target = Path(results_directory)
-    target.mkdir(parents=True, exist_ok=True)
-    tmp = target / f".{QUALITY_SUMMARY_FILE}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target / QUALITY_SUMMARY_FILE)
+    write_text_atomic(Path(results_directory) / QUALITY_SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     return summary

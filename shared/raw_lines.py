@@ -1,5 +1,6 @@
-"""Raw lines as docs/data-rules.md counts them: `\\n`, `\\r\\n` and `\\r` end a line, and a
-final line ending starts no extra line (Spark's text reader splits the same way)."""
+"""Raw lines as docs/data-rules.md counts them: `\\n`, `\\r\\n` and `\\r` end a line, a
+final line ending starts no extra line, and a byte-order mark at the very start of a file
+is not part of its lines (Spark's text reader, Hadoop's LineRecordReader, does the same)."""
 from __future__ import annotations
 
 import os
@@ -14,9 +15,11 @@ def iter_raw_lines(path: str | os.PathLike) -> Iterator[str]:
     """Every physical line of one file, without its line ending.
 
     newline="" makes Python end lines at exactly \\n, \\r\\n and \\r (not at the other
-    characters str.splitlines knows).
+    characters str.splitlines knows). utf-8-sig skips a byte-order mark at the very start
+    of the file only, as Hadoop's reader does: a file holding nothing but the mark has no
+    lines, and a mark further down stays in its line (the parsers deal with it).
     """
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
         line_number = 0
         try:
             for line_number, line in enumerate(handle, start=1):

@@ -1,8 +1,20 @@
-"""Workload settings passed around as one immutable value (never read from globals)."""
+"""The lab's settings, read in one place and passed around as immutable values.
+
+Every `LAB_*` environment variable is read here and nowhere else: the edges of the lab
+(the `lab` command line, `lab experiments`) call `LabSettings.from_env()` or
+`WorkloadSettings.from_env()` once and hand the values down; library code takes them as
+arguments (only shared/spark.py, given no settings, asks `LabSettings.from_env()` itself,
+so a bare `create_spark_session()` still honours LAB_SPARK_MASTER and the others) and
+never looks at `os.environ` for them. `ENVIRONMENT` is the table of variables
+(name, default, meaning); `lab --help` prints it (`settings_help`), so the help cannot
+drift from what is read. Shell scripts (scripts/*.sh) read their own variables.
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Callable, Mapping
 
 HEADER = ("Order ID", "Product", "Quantity Ordered", "Price Each", "Order Date", "Purchase Address")
 CATALOGUE_COLUMNS = ("product", "category", "unit_cost", "list_price")
@@ -28,15 +40,9 @@ class WorkloadSettings:
     join_order_watermark_seconds: int = 72 * 3600
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "WorkloadSettings":
-        env = os.environ if env is None else env
-        names = {
-            "LAB_WINDOW_SECONDS": "window_seconds",
-            "LAB_SLIDE_SECONDS": "slide_seconds",
-            "LAB_WATERMARK_SECONDS": "watermark_seconds",
-        }
-        values = {field: int(env[var]) for var, field in names.items() if env.get(var)}
-        return replace(cls(), **values).validated()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "WorkloadSettings":
+        """Defaults overridden by LAB_WINDOW_SECONDS, LAB_SLIDE_SECONDS, LAB_WATERMARK_SECONDS."""
+        return replace(cls(), **_read(env, _WORKLOAD_FIELDS)).validated()
 
     def validated(self) -> "WorkloadSettings":
         if min(self.window_seconds, self.slide_seconds, self.ship_within_seconds) <= 0:
@@ -46,3 +52,94 @@ class WorkloadSettings:
         if min(self.watermark_seconds, self.shipment_watermark_seconds, self.join_order_watermark_seconds) < 0:
             raise ValueError("watermarks cannot be negative")
         return self
+
+
+DEFAULT_SPARK_MASTER = "local[2]"
+DEFAULT_SHUFFLE_PARTITIONS = 4
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"   # the broker `make kafka-up` starts
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def default_lab_home() -> Path:
+    """<repo>/.lab in a checkout; ~/.cache/lambda-kappa-lab for an installed copy."""
+    if (_REPO / "pyproject.toml").exists():
+        return _REPO / ".lab"
+    return Path.home() / ".cache" / "lambda-kappa-lab"
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """Where and how the lab runs (the workload's own settings are in `workload`)."""
+
+    spark_master: str = DEFAULT_SPARK_MASTER
+    shuffle_partitions: int = DEFAULT_SHUFFLE_PARTITIONS
+    spark_ui: bool = False
+    kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
+    home: Path = field(default_factory=default_lab_home)  # resolved jars, broker and cluster state
+    workload: WorkloadSettings = field(default_factory=WorkloadSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "LabSettings":
+        """Defaults overridden by every variable of `ENVIRONMENT` that is set and not empty."""
+        lab_fields = {f.name for f in fields(cls)} - {"workload"}
+        return cls(**_read(env, lab_fields), workload=WorkloadSettings.from_env(env))
+
+
+@dataclass(frozen=True)
+class EnvironmentVariable:
+    name: str
+    setting: str                   # the LabSettings or WorkloadSettings field it sets
+    default: str                   # as users read it
+    meaning: str
+    parse: Callable[[str], object]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+_WORKLOAD_DEFAULTS = WorkloadSettings()
+ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
+    EnvironmentVariable("LAB_SPARK_MASTER", "spark_master", DEFAULT_SPARK_MASTER,
+                        "Spark master URL (--master overrides it)", str),
+    EnvironmentVariable("LAB_SHUFFLE_PARTITIONS", "shuffle_partitions", str(DEFAULT_SHUFFLE_PARTITIONS),
+                        "spark.sql.shuffle.partitions", _positive_int),
+    EnvironmentVariable("LAB_SPARK_UI", "spark_ui", "0", "1 turns the Spark web UI on", lambda text: text == "1"),
+    EnvironmentVariable("LAB_KAFKA_BOOTSTRAP", "kafka_bootstrap", DEFAULT_KAFKA_BOOTSTRAP,
+                        "Kafka bootstrap servers (--bootstrap overrides it)", str),
+    EnvironmentVariable("LAB_HOME", "home", ".lab/",
+                        "where resolved jars, broker and cluster state live", lambda text: Path(text).resolve()),
+    EnvironmentVariable("LAB_WINDOW_SECONDS", "window_seconds", str(_WORKLOAD_DEFAULTS.window_seconds),
+                        "window_revenue window length", int),
+    EnvironmentVariable("LAB_SLIDE_SECONDS", "slide_seconds", str(_WORKLOAD_DEFAULTS.slide_seconds),
+                        "window_revenue slide", int),
+    EnvironmentVariable("LAB_WATERMARK_SECONDS", "watermark_seconds", str(_WORKLOAD_DEFAULTS.watermark_seconds),
+                        "event-time watermark (`lab generate` uses it too)", int),
+)
+_WORKLOAD_FIELDS = {f.name for f in fields(WorkloadSettings)}
+
+
+def _read(env: Mapping[str, str] | None, settings: set[str]) -> dict[str, object]:
+    """Parsed values of the variables that set one of `settings` (unset or empty: default)."""
+    env = os.environ if env is None else env
+    values = {}
+    for variable in ENVIRONMENT:
+        text = env.get(variable.name)
+        if variable.setting in settings and text:
+            try:
+                values[variable.setting] = variable.parse(text)
+            except ValueError as error:
+                raise ValueError(f"{variable.name}={text!r}: {error}") from None
+    return values
+
+
+def settings_help() -> str:
+    """The table of variables, for `lab --help` (one line each, defaults included)."""
+    width = max(len(variable.name) for variable in ENVIRONMENT)
+    default_width = max(len(variable.default) for variable in ENVIRONMENT)
+    lines = ["settings (environment variables; unset or empty means the default):"]
+    lines += [f"  {v.name:<{width}}  {v.default:<{default_width}}  {v.meaning}" for v in ENVIRONMENT]
+    return "\n".join(lines) + "\n"

@@ -8,36 +8,24 @@ from pathlib import Path
 
 import pyspark
 
+from shared.settings import LabSettings
+
 # delta-spark 4.4.1 (Python) has no 4.4.1 jar on Maven Central for Spark 4.2; 4.4.0 is the
 # newest published delta-spark_4.2 artifact and is what the Python API talks to.
 DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
 KAFKA_PACKAGE = f"org.apache.spark:spark-sql-kafka-0-10_2.13:{pyspark.__version__}"
 JVM_PACKAGES = (DELTA_PACKAGE, KAFKA_PACKAGE)
-DEFAULT_MASTER = "local[2]"
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
-def lab_home() -> Path:
-    """Project-local state (resolved jars, broker, cluster): LAB_HOME or <repo>/.lab."""
-    if os.environ.get("LAB_HOME"):
-        return Path(os.environ["LAB_HOME"]).resolve()
-    repo = Path(__file__).resolve().parent.parent
-    if (repo / "pyproject.toml").exists():
-        return repo / ".lab"
-    return Path.home() / ".cache" / "lambda-kappa-lab"
+def ivy_dir(settings: LabSettings | None = None) -> Path:
+    """Project-local Ivy folder, under LabSettings.home (LAB_HOME, default <repo>/.lab)."""
+    return (settings or LabSettings.from_env()).home / "ivy"
 
 
-def ivy_dir() -> Path:
-    return lab_home() / "ivy"
-
-
-def resolved_jars() -> list[str]:
+def resolved_jars(settings: LabSettings | None = None) -> list[str]:
     """Jars that `lab setup` resolved into the project-local Ivy folder, if it ran."""
-    return sorted(glob.glob(str(ivy_dir() / "jars" / "*.jar")))
-
-
-def spark_master(master: str | None = None) -> str:
-    return master or os.environ.get("LAB_SPARK_MASTER") or DEFAULT_MASTER
+    return sorted(glob.glob(str(ivy_dir(settings) / "jars" / "*.jar")))
 
 
 def create_spark_session(
@@ -47,22 +35,26 @@ def create_spark_session(
     shuffle_partitions: int | None = None,
     ui: bool | None = None,
     extra_conf: dict[str, str] | None = None,
+    settings: LabSettings | None = None,
 ):
     """A session with Delta and the Kafka connector, UTC time, warnings-only logs.
 
-    master: a Spark master URL; default LAB_SPARK_MASTER or local[2].
+    master, shuffle_partitions, ui: when None, taken from `settings` (default
+    LabSettings.from_env(): LAB_SPARK_MASTER, LAB_SHUFFLE_PARTITIONS, LAB_SPARK_UI).
     """
     from pyspark.sql import SparkSession
+
+    settings = settings or LabSettings.from_env()
 
     # Python workers must run this very interpreter (the venv's), locally and on a cluster.
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    master = spark_master(master)
+    master = master or settings.spark_master
     if shuffle_partitions is None:
-        shuffle_partitions = int(os.environ.get("LAB_SHUFFLE_PARTITIONS", "4"))
+        shuffle_partitions = settings.shuffle_partitions
     if ui is None:
-        ui = os.environ.get("LAB_SPARK_UI", "0") == "1"
+        ui = settings.spark_ui
     log_opts = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"
     builder = (
         SparkSession.builder.appName(app_name)
@@ -81,12 +73,12 @@ def create_spark_session(
         # the legacy build stops its StreamingContext gracefully once its input is counted
         .config("spark.streaming.gracefulStopTimeout", "3s")
     )
-    jars = resolved_jars()
+    jars = resolved_jars(settings)
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
     else:  # `lab setup` has not run: let Spark resolve from Maven Central now
         builder = builder.config("spark.jars.packages", ",".join(JVM_PACKAGES)).config(
-            "spark.jars.ivy", str(ivy_dir())
+            "spark.jars.ivy", str(ivy_dir(settings))
         )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
@@ -95,11 +87,12 @@ def create_spark_session(
     return spark
 
 
-def resolve_jvm_packages() -> list[str]:
+def resolve_jvm_packages(settings: LabSettings | None = None) -> list[str]:
     """Fetch the Delta and Kafka connector jars (and their dependencies) into the project."""
     from pyspark.sql import SparkSession
 
-    ivy = ivy_dir()
+    settings = settings or LabSettings.from_env()
+    ivy = ivy_dir(settings)
     ivy.mkdir(parents=True, exist_ok=True)
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -112,7 +105,7 @@ def resolve_jvm_packages() -> list[str]:
         .getOrCreate()
     )
     spark.stop()
-    jars = resolved_jars()
+    jars = resolved_jars(settings)
     wanted = {"delta-spark", "spark-sql-kafka"}
     missing = [w for w in wanted if not any(w in Path(j).name for j in jars)]
     if missing:

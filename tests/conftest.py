@@ -21,7 +21,9 @@ def spark():
 def kafka_bootstrap() -> str:
     """The broker of `make kafka-up` (or LAB_KAFKA_BOOTSTRAP). Under `make test` the variable
     is set and a missing broker fails the test; a bare pytest run without a broker skips."""
-    bootstrap = os.environ.get("LAB_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    from shared.settings import LabSettings
+
+    bootstrap = LabSettings.from_env().kafka_bootstrap
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
         socket.create_connection((host, int(port)), timeout=3).close()

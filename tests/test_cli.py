@@ -1,10 +1,16 @@
 """The `lab` command line: help everywhere, clear errors for bad arguments and bad input."""
+import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from experiments.cli import EXIT_USAGE, build_parser, main
+from shared.settings import ENVIRONMENT
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 SUBCOMMANDS = ("setup", "generate", "run", "oracle", "verify", "experiments", "kappa", "replay")
 KAPPA_ACTIONS = ("replay", "drop", "status", "passthrough")
@@ -16,6 +22,36 @@ def test_every_subcommand_has_help(argv, capsys):
         build_parser().parse_args(argv)
     assert exit_info.value.code == 0
     assert "usage: lab" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["generate", "--help"], ["kappa", "replay", "--help"]])
+def test_help_lists_every_setting_with_its_default(argv, capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    out = capsys.readouterr().out
+    for variable in ENVIRONMENT:
+        line = next((line for line in out.splitlines() if line.split()[:1] == [variable.name]), "")
+        assert variable.default in line, f"{variable.name} with its default {variable.default} in --help"
+
+
+def test_readme_settings_line_lists_every_setting_with_its_default():
+    text = README.read_text(encoding="utf-8")
+    paragraph = " ".join(text[text.index("Settings ("):].split("\n\n")[0].split())
+    listed = dict(re.findall(r"`(LAB_[A-Z_]+)` \(([^()]*)\)", paragraph))  # `LAB_X` (default, meaning)
+    assert set(listed) == {variable.name for variable in ENVIRONMENT}
+    for variable in ENVIRONMENT:
+        assert re.match(rf"(default )?`?{re.escape(variable.default)}`?(\W|$)", listed[variable.name]), variable.name
+
+
+def test_generate_takes_its_watermark_from_the_settings(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAB_WATERMARK_SECONDS", "3600")
+    assert main(["--quiet", "generate", "--rows", "500", "--out", str(tmp_path / "short")]) == 0
+    manifest = json.loads((tmp_path / "short" / "_manifest.json").read_text())
+    assert manifest["options"]["watermark_seconds"] == 3600
+    assert manifest["resolved"]["out_of_order_lag_minutes"][1] < 60 < manifest["resolved"]["late_lag_minutes"][0]
+    monkeypatch.delenv("LAB_WATERMARK_SECONDS")
+    assert main(["--quiet", "generate", "--rows", "500", "--out", str(tmp_path / "default")]) == 0
+    assert json.loads((tmp_path / "default" / "_manifest.json").read_text())["options"]["watermark_seconds"] == 7200
 
 
 def test_console_script_help_runs():

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import pytest
 
 from experiments.generate import GeneratorOptions, generate
+from shared.settings import WorkloadSettings
 
 HEADER = ["Order ID", "Product", "Quantity Ordered", "Price Each", "Order Date", "Purchase Address"]
 DEFAULT_ROWS = 20_000
@@ -251,6 +252,26 @@ def test_out_of_order_lines_stay_inside_the_watermark_by_default(default_run):
     assert kinds["late"] == 0 and kinds["out_of_order"] > 0.01 * DEFAULT_ROWS
 
 
+def test_the_default_watermark_is_the_builds_default_watermark():
+    assert GeneratorOptions(rows=1).watermark_seconds == WorkloadSettings().watermark_seconds
+    assert dt.timedelta(seconds=WorkloadSettings().watermark_seconds) == WATERMARK
+
+
+def test_a_shorter_watermark_moves_the_line_between_out_of_order_and_late(tmp_path):
+    watermark = dt.timedelta(seconds=WorkloadSettings(watermark_seconds=3600).watermark_seconds)
+    summary = generate(tmp_path / "short", GeneratorOptions(rows=6_000, days=4, late_fraction=0.02,
+                                                            watermark_seconds=3600))
+    lags = lags_behind_running_max(order_lines(read_raw_lines(tmp_path / "short")))
+    inside = [lag for lag in lags if dt.timedelta(0) < lag < watermark]
+    beyond = [lag for lag in lags if lag >= watermark]
+    kinds = summary.lines_by_kind
+    guard = dt.timedelta(minutes=5)
+    assert not [lag for lag in lags if watermark - guard < lag < watermark + guard]
+    assert kinds["out_of_order"] <= len(inside) <= kinds["out_of_order"] + kinds["duplicate"]
+    assert kinds["late"] <= len(beyond) <= kinds["late"] + kinds["duplicate"]
+    assert kinds["out_of_order"] > 0 and kinds["late"] > 0
+
+
 def test_late_fraction_puts_lines_beyond_the_watermark(tmp_path):
     summary = generate(tmp_path / "late", GeneratorOptions(rows=6_000, late_fraction=0.05, days=5))
     valid = order_lines(read_raw_lines(tmp_path / "late"))
@@ -348,6 +369,30 @@ def test_progress_is_reported_every_10k_rows_and_at_the_end(tmp_path):
     assert calls == [(10_000, 25_000), (20_000, 25_000), (25_000, 25_000)]
 
 
+def test_spreadsheet_files_hold_the_same_lines_as_a_spreadsheet_saves_them(tmp_path):
+    from experiments.oracle import compute
+    from shared.raw_lines import iter_raw_lines
+
+    options = dict(rows=900, files=3, seed=11, shipments=False)
+    plain = generate(tmp_path / "plain", GeneratorOptions(**options))
+    sheet = generate(tmp_path / "sheet", GeneratorOptions(**options, spreadsheet_files=2))
+    names = [Path(path).name for path in plain.sales_files]
+    for name in names[:2]:
+        data = (tmp_path / "sheet" / name).read_bytes()
+        assert data.startswith("\ufeffOrder ID,".encode()) and not data.endswith((b"\r", b"\n"))
+        assert b"\n" not in data.replace(b"\r\n", b"") and b"\r" not in data.replace(b"\r\n", b"")
+        assert list(iter_raw_lines(tmp_path / "sheet" / name)) == list(iter_raw_lines(tmp_path / "plain" / name))
+    assert (tmp_path / "sheet" / names[2]).read_bytes() == (tmp_path / "plain" / names[2]).read_bytes()
+    assert (sheet.lines_by_kind, sheet.sales_file_lines) == (plain.lines_by_kind, plain.sales_file_lines)
+    # The oracle counts them alike: each mark-led first line is a header, no line is lost.
+    counted = compute(tmp_path / "sheet")
+    assert (counted.raw_lines, counted.valid_lines) == (sheet.raw_lines, sheet.valid_lines)
+    assert counted.quarantine == sheet.quarantined_by_reason
+    # The manifest names the option only when it is used (default outputs keep their bytes).
+    recorded = [json.loads((tmp_path / run / "_manifest.json").read_text())["options"] for run in ("plain", "sheet")]
+    assert "spreadsheet_files" not in recorded[0] and recorded[1]["spreadsheet_files"] == 2
+
+
 # ----------------------------------------------------------------------------------------
 # Validation and the output directory
 # ----------------------------------------------------------------------------------------
@@ -364,6 +409,8 @@ def test_progress_is_reported_every_10k_rows_and_at_the_end(tmp_path):
     ({"start": "01/01/2019"}, "start must be a day written YYYY-MM-DD"),
     ({"start": "2099-12-01", "days": 40}, "two-digit years"),
     ({"watermark_seconds": 60}, "watermark_seconds must be at least"),
+    ({"spreadsheet_files": -1}, "spreadsheet_files must be at least 0"),
+    ({"files": 2, "spreadsheet_files": 3}, r"spreadsheet_files \(3\) cannot exceed the sales files \(2\)"),
 ])
 def test_bad_options_are_rejected_before_writing(tmp_path, changes, message):
     options = GeneratorOptions(**{"rows": 10, **changes})

@@ -1,10 +1,13 @@
-"""Every module of every package imports (lambda/ is imported as lambda_arch)."""
+"""Every module of every package imports (lambda/ is imported as lambda_arch), from this
+checkout, and says what it is for."""
 import importlib
 import pkgutil
+from pathlib import Path
 
 import pytest
 
 PACKAGES = ("shared", "kappa", "lambda_arch", "legacy_dstream", "experiments")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _modules():
@@ -17,7 +20,11 @@ def _modules():
 
 @pytest.mark.parametrize("module", sorted(_modules()))
 def test_module_imports(module):
-    assert importlib.import_module(module).__name__ == module
+    imported = importlib.import_module(module)  # an import error fails the test here
+    # the code under test, not a stale installed copy (the install must be editable)
+    assert Path(imported.__file__).resolve().is_relative_to(REPO), imported.__file__
+    if not imported.__file__.endswith("__init__.py"):
+        assert (imported.__doc__ or "").strip(), f"{module} has no module docstring"
 
 
 def test_lambda_folder_is_the_lambda_arch_package():

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from experiments import replay
+from shared import atomic
 from experiments.generate import GeneratorOptions, generate
 from experiments.oracle import read_raw_lines
 from experiments.replay import (
@@ -123,7 +124,7 @@ def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_
                         source.stat().st_size))
         real_replace(source, target)
 
-    monkeypatch.setattr(replay.os, "replace", spying_replace)
+    monkeypatch.setattr(atomic.os, "replace", spying_replace)  # the landing copy goes through shared/atomic.py
     landing, logs = tmp_path / "landing", tmp_path / "logs"
     summary = replay_to_landing(generated, landing, None, log_dir=logs)
 
@@ -175,7 +176,7 @@ def test_rate_fixes_intended_times_from_lines(generated, tmp_path):
 
 def test_slow_emission_does_not_shift_later_intended_times(generated, tmp_path, monkeypatch):
     rate, stall = 1000.0, 0.8       # 3 files of ~170 lines: files 1 and 2 are due well before 0.8 s
-    real_land_file = replay._land_file
+    real_land_file = replay.copy_file_atomic
     calls = []
 
     def slow_first_file(source, target):
@@ -184,7 +185,7 @@ def test_slow_emission_does_not_shift_later_intended_times(generated, tmp_path, 
             time.sleep(stall)
         real_land_file(source, target)
 
-    monkeypatch.setattr(replay, "_land_file", slow_first_file)
+    monkeypatch.setattr(replay, "copy_file_atomic", slow_first_file)
     summary = replay_to_landing(generated, tmp_path / "landing", rate, log_dir=tmp_path / "logs")
     rows, summary_json = read_log(tmp_path / "logs")
 
@@ -200,7 +201,7 @@ def test_slow_emission_does_not_shift_later_intended_times(generated, tmp_path, 
 
 
 def test_cpu_seconds_are_recorded(generated, tmp_path, monkeypatch):
-    real_land_file = replay._land_file
+    real_land_file = replay.copy_file_atomic
 
     def busy_land_file(source, target):
         deadline = time.process_time() + 0.1
@@ -208,7 +209,7 @@ def test_cpu_seconds_are_recorded(generated, tmp_path, monkeypatch):
             pass
         real_land_file(source, target)
 
-    monkeypatch.setattr(replay, "_land_file", busy_land_file)
+    monkeypatch.setattr(replay, "copy_file_atomic", busy_land_file)
     summary = replay_to_landing(generated, tmp_path / "landing", log_dir=tmp_path / "logs")
     _, summary_json = read_log(tmp_path / "logs")
     assert summary.cpu_seconds >= 0.25                                # 3 files x 0.1 s of CPU
@@ -258,7 +259,7 @@ def test_bad_arguments_are_clear_errors(generated, tmp_path):
 
 
 def test_failed_emission_leaves_no_temporary_file_and_an_incomplete_log(generated, tmp_path, monkeypatch):
-    real_copy = replay.shutil.copyfile
+    real_copy = atomic.shutil.copyfile
     copies = []
 
     def failing_second_copy(source, target):
@@ -267,7 +268,7 @@ def test_failed_emission_leaves_no_temporary_file_and_an_incomplete_log(generate
         if len(copies) == 2:
             raise OSError("disk full")                                # ...when the copy fails
 
-    monkeypatch.setattr(replay.shutil, "copyfile", failing_second_copy)
+    monkeypatch.setattr(atomic.shutil, "copyfile", failing_second_copy)
     with pytest.raises(OSError, match="disk full"):
         replay_to_landing(generated, tmp_path / "landing", log_dir=tmp_path / "logs")
     assert os.listdir(tmp_path / "landing") == [Path(copies[0]).name[1:-len(".tmp")]]

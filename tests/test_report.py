@@ -47,3 +47,12 @@ def test_report_has_tables_charts_and_escapes_html(tmp_path):
     # median of 10 and 14 is 12, spread 10-14
     assert "| kappa | 2 | 12.0 | 10.0 | 14.0 |" in markdown
     assert "MISMATCHES" in markdown
+
+
+def test_report_shows_verify_warnings_about_the_input(tmp_path):
+    run = _run_folder(tmp_path)
+    last = json.loads((run / "equivalence-2.json").read_text())
+    last["warnings"] = ["input files are not in event-time order: 3 of 8 valid lines (37.5%) ..."]
+    (run / "equivalence-2.json").write_text(json.dumps(last))
+    markdown = write_report(run).read_text()
+    assert "Warning: input files are not in event-time order: 3 of 8 valid lines (37.5%)" in markdown

@@ -1,0 +1,46 @@
+"""shared/settings.py: every LAB_* variable is in one table, and its defaults are the settings' own."""
+from pathlib import Path
+
+import pytest
+
+from shared.settings import ENVIRONMENT, LabSettings, WorkloadSettings, default_lab_home
+
+
+def test_the_table_shows_the_defaults_the_settings_use():
+    defaults = LabSettings()
+    for variable in ENVIRONMENT:
+        owner = defaults.workload if hasattr(defaults.workload, variable.setting) else defaults
+        value = getattr(owner, variable.setting)
+        if variable.name == "LAB_HOME":
+            assert value == default_lab_home() and variable.default == ".lab/"
+        elif isinstance(value, bool):
+            assert variable.default == ("1" if value else "0")
+        else:
+            assert variable.default == str(value), variable.name
+
+
+def test_unset_or_empty_variables_mean_the_defaults():
+    assert LabSettings.from_env({}) == LabSettings()
+    assert LabSettings.from_env({variable.name: "" for variable in ENVIRONMENT}) == LabSettings()
+
+
+def test_every_variable_is_read():
+    env = {"LAB_SPARK_MASTER": "spark://h:7077", "LAB_SHUFFLE_PARTITIONS": "8", "LAB_SPARK_UI": "1",
+           "LAB_KAFKA_BOOTSTRAP": "k:9093", "LAB_HOME": "/tmp/lab-home", "LAB_WINDOW_SECONDS": "7200",
+           "LAB_SLIDE_SECONDS": "600", "LAB_WATERMARK_SECONDS": "3600"}
+    assert set(env) == {variable.name for variable in ENVIRONMENT}
+    settings = LabSettings.from_env(env)
+    assert (settings.spark_master, settings.shuffle_partitions, settings.spark_ui, settings.kafka_bootstrap,
+            settings.home) == ("spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"))
+    assert settings.workload == WorkloadSettings(window_seconds=7200, slide_seconds=600, watermark_seconds=3600)
+    assert WorkloadSettings.from_env(env) == settings.workload
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"LAB_SHUFFLE_PARTITIONS": "0"}, "LAB_SHUFFLE_PARTITIONS"),
+    ({"LAB_WATERMARK_SECONDS": "2h"}, "LAB_WATERMARK_SECONDS"),
+    ({"LAB_WINDOW_SECONDS": "3600", "LAB_SLIDE_SECONDS": "1700"}, "multiple of the slide"),
+])
+def test_bad_values_name_the_variable(env, message):
+    with pytest.raises(ValueError, match=message):
+        LabSettings.from_env(env)
