@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from experiments.harness.builds import SPARK_BUILDS
 from experiments.progress import Progress
 from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_SPARK_MASTER, settings_help
 
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="process all of an input directory with one build and write its results export",
         description="Process the input to its end and write WORKDIR/results/<build>/. Started again on the same "
                     "workdir, kappa and lambda resume from their checkpoints (exactly once); --fresh starts over.")
-    run.add_argument("build", choices=("kappa", "lambda", "dstream"))
+    run.add_argument("build", choices=SPARK_BUILDS)
     _input_workdir(run)
     _spark_options(run)
     run.add_argument("--fresh", action="store_true", help="discard this build's earlier state in WORKDIR first")
@@ -198,20 +199,18 @@ def _bootstrap(args) -> str:
     return args.bootstrap or LabSettings.from_env().kafka_bootstrap
 
 
-def _kappa_config(args, **overrides):
-    from kappa.app import KappaConfig
-    from kappa.versions import DEFAULT_VERSION, serving_version
-    from shared.export import QUERY_NAMES
+def _kappa_config(args):
+    """The kappa configuration `lab kappa replay` works on."""
+    from experiments.harness.builds import RunRequest, kappa_config
     from shared.settings import WorkloadSettings
 
-    queries = tuple(q.strip() for q in args.queries.split(",")) if args.queries else QUERY_NAMES
-    version = args.version or serving_version(args.workdir) or DEFAULT_VERSION
-    values = dict(input_dir=args.input, workdir=args.workdir, version=version, source=args.source,
-                  kafka_topic=args.topic, kafka_bootstrap=_bootstrap(args),
-                  max_files_per_trigger=args.max_files_per_trigger, queries=queries,
-                  settings=WorkloadSettings.from_env())
-    values.update(overrides)
-    return KappaConfig(**values)
+    return kappa_config(RunRequest(args.input, args.workdir, WorkloadSettings.from_env(), source=args.source,
+                                   kafka_topic=args.topic, kafka_bootstrap=_bootstrap(args), version=args.version,
+                                   queries=_queries(args), max_files_per_trigger=args.max_files_per_trigger))
+
+
+def _queries(args) -> tuple[str, ...] | None:
+    return tuple(q.strip() for q in args.queries.split(",")) if getattr(args, "queries", None) else None
 
 
 def cmd_setup(args, progress: Progress) -> int:
@@ -224,7 +223,7 @@ def cmd_setup(args, progress: Progress) -> int:
 
 
 def cmd_generate(args, progress: Progress) -> int:
-    from experiments.generate import GeneratorOptions, generate
+    from experiments.inputs.generate import GeneratorOptions, generate
     from shared.settings import WorkloadSettings
 
     options = GeneratorOptions(
@@ -251,57 +250,47 @@ def _session(args, app_name: str):
 
 
 def cmd_run(args, progress: Progress) -> int:
-    from experiments.verify import run_build
+    import signal
+
+    from experiments.harness.builds import BUILDS, RunRequest
     from shared.inputs import inspect_input
     from shared.settings import WorkloadSettings
 
+    build = BUILDS[args.build]
+    stop = {"asked": False}
+    request = RunRequest(args.input, args.workdir, WorkloadSettings.from_env(), fresh=args.fresh,
+                         source=args.source, follow=args.follow, interval=args.interval,
+                         should_stop=lambda: stop["asked"], kafka_bootstrap=_bootstrap(args), kafka_topic=args.topic,
+                         version=args.version, queries=_queries(args),
+                         max_files_per_trigger=args.max_files_per_trigger)
     # fail fast, before a Spark session starts
-    inspect_input(args.input, require_sales=not (args.build == "kappa" and (args.source == "kafka" or args.follow)))
-    if args.build != "kappa" and (args.follow or args.source != "files"):
-        raise ValueError("--follow and --source kafka are kappa options")
-    if args.build == "kappa":
-        config = _kappa_config(args)
-        if config.source == "kafka":
-            from kappa.app import check_broker
-            check_broker(config.kafka_bootstrap)
-    progress.stage(f"starting Spark for the {args.build} build")
-    spark = _session(args, f"lab-{args.build}")
+    build.check(request)
+    inspect_input(args.input, require_sales=request.source == "files" and not request.follow)
+    if request.source == "kafka":
+        from shared.kafka import check_broker
+        check_broker(request.kafka_bootstrap)
+    if request.follow:
+        def ask_to_stop(signum, _frame):
+            progress.stage(f"signal {signum}: stopping the streaming queries between micro-batches")
+            stop["asked"] = True
+
+        signal.signal(signal.SIGTERM, ask_to_stop)
+        signal.signal(signal.SIGINT, ask_to_stop)
+    spark = None
+    if build.uses_spark:
+        progress.stage(f"starting Spark for the {args.build} build")
+        spark = _session(args, f"lab-{args.build}")
     try:
-        progress.stage(f"{args.build}: processing {args.input}")
-        if args.build == "kappa":
-            status = _run_kappa(spark, config, args, progress)
-        else:
-            status = run_build(spark, args.build, args.input, args.workdir, WorkloadSettings.from_env(),
-                               fresh=args.fresh or args.build == "dstream")
+        progress.stage(f"{args.build}: processing {args.input}" + (
+            f", following the {request.source} log every {request.interval}; Ctrl-C or SIGTERM stops it"
+            if request.follow else ""))
+        status = build.run(spark, request)
     finally:
-        spark.stop()
+        if spark is not None:
+            spark.stop()
     for query, state in status.items():
         print(f"{query:18} {state}")
     return 0
-
-
-def _run_kappa(spark, config, args, progress: Progress) -> dict:
-    import signal
-    from dataclasses import replace
-
-    from kappa import app
-
-    if not args.follow:
-        return app.run(spark, config, fresh=args.fresh)
-    stop = {"asked": False}
-
-    def ask_to_stop(signum, _frame):
-        progress.stage(f"signal {signum}: stopping the streaming queries cleanly")
-        stop["asked"] = True
-
-    signal.signal(signal.SIGTERM, ask_to_stop)
-    signal.signal(signal.SIGINT, ask_to_stop)
-    progress.stage(f"kappa {config.version}: following the {config.source} log every {args.interval}; "
-                   "Ctrl-C or SIGTERM stops it")
-    if args.fresh:
-        import shutil
-        shutil.rmtree(config.root, ignore_errors=True)
-    return app.follow(spark, replace(config, processing_interval=args.interval), lambda: stop["asked"])
 
 
 def cmd_kappa_replay(args, progress: Progress) -> int:
@@ -369,7 +358,7 @@ def cmd_kappa_status(args, progress: Progress) -> int:
 
 
 def cmd_replay(args, progress: Progress) -> int:
-    from experiments.replay import replay_to_kafka, replay_to_landing
+    from experiments.inputs.replay import replay_to_kafka, replay_to_landing
 
     show = lambda done, total: progress.fraction(done, total, "lines")
     if args.to == "landing":
@@ -387,7 +376,7 @@ def cmd_replay(args, progress: Progress) -> int:
 
 
 def cmd_oracle(args, progress: Progress) -> int:
-    from experiments.oracle import run_oracle
+    from experiments.reference.oracle import run_oracle
     from shared.settings import WorkloadSettings
 
     progress.stage(f"oracle: reading {args.input}")
@@ -402,7 +391,7 @@ def cmd_oracle(args, progress: Progress) -> int:
 
 
 def cmd_verify(args, progress: Progress) -> int:
-    from experiments.verify import SPARK_BUILDS, equivalence_table, format_text_table, verify
+    from experiments.harness.verify import SPARK_BUILDS, equivalence_table, format_text_table, verify
     from shared.atomic import write_text_atomic
     from shared.export import results_dir
     from shared.inputs import inspect_input
@@ -431,7 +420,7 @@ def cmd_verify(args, progress: Progress) -> int:
 
 
 def cmd_experiments(args, progress: Progress) -> int:
-    from experiments.runner import run_experiments
+    from experiments.harness.runner import run_experiments
 
     report = run_experiments(profile=args.profile, source=args.source, master=args.master, input_dir=args.input,
                              reports_root=Path(args.reports), data_root=Path(args.data), progress=progress)

@@ -1,43 +1,68 @@
 """The Kappa build: one Structured Streaming application over a replayable log.
 
-Every query of the catalogue is its own streaming query over the same source, writing
-to its own Delta table with its own checkpoint, so each is exactly once across restarts
-and can be replayed alone. Output modes, and why:
-- complete: the small keyed aggregates (city, day, product, hour, category, accounting);
-  the whole result is a few hundred rows, and complete rewrites it atomically per batch.
-- update via foreachBatch MERGE: window_revenue; each batch upserts only the windows it
-  changed, the watermark bounds the state, and a replayed batch upserts the same values.
-- append: the quarantine (every bad line once), and the stream-stream join pairs through
-  foreachBatch with Delta's idempotent writes (txnAppId/txnVersion); a second query reads
-  that Delta table as a stream and keeps the fulfilment aggregate (complete).
+The log is read and parsed once per micro-batch, then fanned out (why: twelve queries
+each reading and parsing every file cost twelve parses and twelve commits per batch):
+- `log` (foreachBatch over the cached, classified micro-batch): the quarantine (append),
+  the quality gate, and every additive query (line accounting, city, day, product, hour,
+  category and city_revenue_v1). Each of these tables holds the running totals; a batch
+  adds its partial aggregate to them and rewrites them whole, with Delta's idempotent
+  writes (txnAppId = the checkpoint's query id, txnVersion = the batch id), so a batch
+  replayed after a crash lands once.
+- `window_revenue` (update mode through foreachBatch + MERGE): event-time windows with
+  Spark's watermark; state is bounded by the watermark, late lines are dropped by Spark.
+- `fulfilment_pairs` (append): the stream-stream join of order lines with shipments,
+  watermarks on both sides; a second query reads that Delta table as a stream and keeps
+  the fulfilment aggregate (complete mode, the Delta sink).
+The two stateful queries read the log themselves, so their micro-batches are the log's
+(one file each by default) and the watermark model still explains every dropped line.
 """
 from __future__ import annotations
 
+import json
 import shutil
-import socket
+import sys
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from kappa.progress_log import input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
+from shared import checkpoints
+from shared import cleaning
 from shared import queries as Q
 from shared.atomic import write_text_atomic
-from shared.cleaning import classify_lines, line_accounting, quarantined_lines, valid_order_lines
-from shared.export import QUERY_NAMES, clear_results, results_dir, write_accounting
+from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_dir
+from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, inspect_input, read_catalogue, shipments_schema
-from shared.quality import check_batch, expectations_from_input, write_summary
-from shared.results import write_spark_export
+from shared.commit_log import CommitLog
+from shared.kafka import kafka_messages, last_seq_before
+from shared.quality import check_batch, expectations_from_input
+from shared.results import export_rows
+from shared.sequence import SequenceMap
 from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
-from shared.streaming import plain_failure, await_all
+from shared.streaming import await_all
 
 LATE_FILE = "_late.json"
-# The join pairs feed the fulfilment aggregate through a Delta table read as a stream.
-STAGE_TWO = ("fulfilment",)
+LOG_QUERY = "log"
+# Queries whose results are sums and counts: a micro-batch's partial result adds onto the totals.
+ADDITIVE = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "category_revenue", "city_revenue_v1")
+# Every additive query's partial aggregates share one table, so a micro-batch is one Delta
+# commit for all of them (a commit costs about half a second here, whatever its size).
+PARTIALS_TABLE = "partials"
+PARTIAL_KEYS = ("key1", "key2")
+PARTIAL_VALUES = {"revenue": Q.MONEY_SUM_TYPE, "margin": Q.MONEY_SUM_TYPE, "order_lines": "bigint",
+                  "quantity": "bigint", "lines": "bigint"}
+KEY_TYPES = {STRING: "string", DATE: "date", INTEGER: "int"}
+REPLAY_REMEDY = ("To apply new logic, replay it into a new version: `lab kappa replay --version <new>`; "
+                 "to start over, remove the version's folder or pass --fresh.")
 
 
 @dataclass(frozen=True)
@@ -83,24 +108,6 @@ class KappaConfig:
         return self.root / "quality"
 
 
-class CheckpointMismatch(RuntimeError):
-    """A checkpoint written by other query logic: reuse would give wrong results."""
-
-
-def check_broker(bootstrap: str, timeout: float = 5.0) -> None:
-    """Fail fast on an unreachable broker (the Kafka source would retry forever)."""
-    errors = []
-    for address in bootstrap.split(","):
-        host, _, port = address.strip().rpartition(":")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-                return
-        except (OSError, ValueError) as error:
-            errors.append(f"{address}: {error}")
-    raise RuntimeError(f"cannot reach the Kafka broker at {bootstrap} ({'; '.join(errors)}); "
-                       "start one with `make kafka-up` or pass --bootstrap")
-
-
 def raw_stream(spark, config: KappaConfig, layout: InputLayout) -> DataFrame:
     """Raw lines (`value`) with where they came from (`source_file`)."""
     if config.source == "files":
@@ -113,119 +120,219 @@ def raw_stream(spark, config: KappaConfig, layout: InputLayout) -> DataFrame:
                            F.col("key").cast("string").alias("source_file"))
 
 
-def kafka_messages(spark, bootstrap: str, topic: str, max_offsets_per_trigger: int | None = None,
-                   include_headers: bool = False) -> DataFrame:
-    """A topic from its earliest offset, after checking the broker answers at all."""
-    check_broker(bootstrap)
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "true")
-        .option("includeHeaders", str(include_headers).lower())
-    )
-    if max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", max_offsets_per_trigger)
-    return reader.load()
-
-
 def shipments_stream(spark, layout: InputLayout) -> DataFrame:
     raw = spark.readStream.option("header", True).schema(shipments_schema()).csv(str(layout.shipments_dir))
     return Q.parse_shipments(raw)
 
 
-def _merge_windows(table: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch: upsert the windows a batch changed (update mode, idempotent)."""
+class _AppId:
+    """The checkpoint's query id, read once the query has started (Spark writes it then):
+    Delta's idempotent writes are keyed by it, so a new checkpoint never collides with an
+    old one's batch ids."""
 
-    def upsert(batch: DataFrame, batch_id: int) -> None:
-        from delta.tables import DeltaTable
+    def __init__(self, checkpoint: str):
+        self.checkpoint, self.value = checkpoint, None
 
-        spark = batch.sparkSession
-        if not DeltaTable.isDeltaTable(spark, table):
-            batch.limit(0).write.format("delta").save(table)
-        (
-            DeltaTable.forPath(spark, table).alias("t")
-            .merge(batch.alias("b"), "t.window_start = b.window_start AND t.window_end = b.window_end")
-            .whenMatchedUpdateAll()
-            .whenNotMatchedInsertAll()
-            .execute()
-        )
-
-    return upsert
+    def __call__(self) -> str:
+        if self.value is None:
+            self.value = checkpoints.query_id(self.checkpoint)
+            if self.value is None:
+                raise RuntimeError(f"no query id in {self.checkpoint}/metadata: the query has not started")
+        return self.value
 
 
-def _idempotent_append(table: str, app_id: str) -> Callable[[DataFrame, int], None]:
-    """foreachBatch: append once per batch id, even when a batch is replayed after a crash."""
+def _append_once(frame: DataFrame, table: str, app_id: str, batch_id: int) -> None:
+    (frame.write.format("delta").mode("append")
+     .option("txnAppId", app_id).option("txnVersion", batch_id).save(table))
 
-    def append(batch: DataFrame, batch_id: int) -> None:
-        (batch.write.format("delta").mode("append")
-         .option("txnAppId", app_id).option("txnVersion", batch_id).save(table))
+
+def _result_columns(query: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """(key columns with their kinds, value columns) of an additive query's result."""
+    if query == "line_accounting":
+        return [("outcome", STRING)], ["lines"]
+    spec = QUERIES[query]
+    return list(spec.keys), [name for name, _ in spec.values]
+
+
+def as_partial_rows(query: str, result: DataFrame) -> DataFrame:
+    """One query's result over a micro-batch in the shape of the shared partials table:
+    the query's name, its keys as text (key1, key2), its values in their own columns."""
+    keys, values = _result_columns(query)
+    key_columns = [F.col(name).cast("string") for name, _ in keys]
+    key_columns += [F.lit(None).cast("string")] * (len(PARTIAL_KEYS) - len(keys))
+    return result.select(
+        F.lit(query).alias("query"),
+        *[column.alias(alias) for column, alias in zip(key_columns, PARTIAL_KEYS)],
+        *[(F.col(v) if v in values else F.lit(None)).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()])
+
+
+def totals(partials: DataFrame, query: str) -> DataFrame:
+    """The running result of an additive query: its partials summed per key (every value
+    is a sum or a count), with the keys in their own names and types again."""
+    keys, values = _result_columns(query)
+    used = PARTIAL_KEYS[:len(keys)]
+    summed = partials.where(F.col("query") == query).groupBy(*used).agg(
+        *[F.sum(v).cast(PARTIAL_VALUES[v]).alias(v) for v in values])
+    return summed.select(*[F.col(k).cast(KEY_TYPES[kind]).alias(name) for k, (name, kind) in zip(used, keys)],
+                         *values)
+
+
+def latest_windows(updates: DataFrame) -> DataFrame:
+    """window_revenue from its update log: each window as the last batch that changed it left it."""
+    newest_first = Window.partitionBy("window_start", "window_end").orderBy(F.col("batch_id").desc())
+    return (updates.withColumn("newest", F.row_number().over(newest_first))
+            .where(F.col("newest") == 1).drop("newest", "batch_id"))
+
+
+def _additive_results(config: KappaConfig, layout: InputLayout, spark) -> dict[str, Callable[[DataFrame], DataFrame]]:
+    """query -> its function over one micro-batch's valid lines (the applicable ones only)."""
+    skipped = layout.not_applicable()
+    wanted = [q for q in ADDITIVE if q in config.queries and q not in skipped]
+    catalogue = read_catalogue(spark, layout) if "category_revenue" in wanted else None
+    return {q: (lambda lines, f=getattr(Q, q): f(lines, catalogue)) if q == "category_revenue" else getattr(Q, q)
+            for q in wanted}
+
+
+class _CommitLog:
+    """This build's rows of WORKDIR/commits/kappa.csv: after a batch's writes have
+    committed, one row per query whose result they changed, with the highest input seq
+    the result now includes (from the files or Kafka offsets the batch read, as its
+    checkpoint records them) and the rows the commit wrote for that query."""
+
+    def __init__(self, config: KappaConfig, layout: InputLayout):
+        self.config, self.root = config, layout.root
+        self.log = CommitLog.for_build(config.workdir, BUILD)
+        self.sequence = SequenceMap(layout.root) if config.source == "files" else None
+        self.highest: dict[str, int] = {}  # streaming query -> highest seq so far (results only grow)
+
+    def _batch_max_seq(self, plan: str, batch_id: int) -> int | None:
+        checkpoint = self.config.checkpoint(plan)
+        if self.sequence is None:
+            ends = checkpoints.kafka_end_offsets(checkpoint, batch_id).get(self.config.kafka_topic, {})
+            return last_seq_before(self.config.kafka_bootstrap, self.config.kafka_topic, ends)
+        sales = [p for p in checkpoints.files_of_batch(checkpoint, batch_id)
+                 if Path(urlparse(p).path).parent == self.root]  # not the shipments the join also reads
+        return self.sequence.max_seq(sales)
+
+    def record(self, plan: str, batch_id: int, rows: dict[str, int]) -> None:
+        seqs = [s for s in (self.highest.get(plan), self._batch_max_seq(plan, batch_id)) if s is not None]
+        self.highest[plan] = max(seqs) if seqs else -1
+        self.log.append_many(list(rows), self.highest[plan], rows)
+
+
+def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: _AppId,
+             commits: _CommitLog) -> Callable[[DataFrame, int], None]:
+    """foreachBatch of the `log` query: one parse, every stateless output of the batch."""
+    expectations = expectations_from_input(config.input_dir)
+
+    def write(classified: DataFrame, batch_id: int) -> None:
+        classified = classified.persist()
+        try:
+            lines = cleaning.valid_order_lines(classified)
+            partials = as_partial_rows("line_accounting", cleaning.line_accounting(classified))
+            for query, result in results.items():
+                partials = partials.unionByName(as_partial_rows(query, result(lines)))
+            # a few hundred rows: counted per query on the driver, written from there
+            collected = partials.collect()
+            written = Counter(row["query"] for row in collected)
+            partials = classified.sparkSession.createDataFrame(collected, partials.schema)
+            writes = [(partials.coalesce(1), PARTIALS_TABLE),
+                      (cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1), "quarantine")]
+            with ThreadPoolExecutor(len(writes)) as pool:
+                pending = [pool.submit(_append_once, frame, config.table(name), app_id(), batch_id)
+                           for frame, name in writes]
+                check_batch(lines.toPandas(), expectations, config.quality_dir, f"batch-{batch_id:06d}")
+                for future in pending:
+                    future.result()
+            commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results})
+        finally:
+            classified.unpersist()
+
+    return write
+
+
+def _append_window_updates(table: str, app_id: _AppId, commits: _CommitLog) -> Callable[[DataFrame, int], None]:
+    """foreachBatch of window_revenue (update mode): append the windows a batch changed,
+    stamped with the batch id; `latest_windows` reads the newest row of each."""
+
+    def append(updates: DataFrame, batch_id: int) -> None:
+        updates = updates.withColumn("batch_id", F.lit(batch_id).cast("bigint")).coalesce(1).persist()
+        try:
+            _append_once(updates, table, app_id(), batch_id)
+            commits.record("window_revenue", batch_id, {"window_revenue": updates.count()})
+        finally:
+            updates.unpersist()
 
     return append
 
 
-def _quality_gate(config: KappaConfig) -> Callable[[DataFrame, int], None]:
-    """foreachBatch: the Great Expectations suite on each micro-batch's valid lines."""
-    expectations = expectations_from_input(config.input_dir)
+def _append_pairs(table: str, app_id: _AppId, commits: _CommitLog) -> Callable[[DataFrame, int], None]:
+    """foreachBatch of fulfilment_pairs (append): the pairs the join found in a batch."""
 
-    def gate(batch: DataFrame, batch_id: int) -> None:
-        check_batch(batch.toPandas(), expectations, config.quality_dir, f"batch-{batch_id:06d}")
+    def append(pairs: DataFrame, batch_id: int) -> None:
+        pairs = pairs.coalesce(1).persist()
+        try:
+            _append_once(pairs, table, app_id(), batch_id)
+            commits.record("fulfilment_pairs", batch_id, {"fulfilment": pairs.count()})
+        finally:
+            pairs.unpersist()
 
-    return gate
+    return append
 
 
 @dataclass(frozen=True)
 class Plan:
-    """One streaming query: its result, output mode and sink."""
+    """One streaming query: its result, output mode, sink, and the logic its checkpoint holds."""
     name: str
     frame: DataFrame
     mode: str
     batch_writer: Callable[[DataFrame, int], None] | None = None  # foreachBatch, else the Delta sink
+    logic: tuple = ()  # functions and values whose change makes the checkpoint unusable
 
 
-def stage_one_plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
-    """Queries over the log itself."""
+def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
+    """The application's streaming queries, each over the log itself."""
     settings = config.settings
-    classified = classify_lines(raw_stream(spark, config, layout))
-    lines = valid_order_lines(classified)
-    wanted = set(config.queries)
-    plans = [
-        Plan("line_accounting", line_accounting(classified), "complete"),
-        Plan("quarantine", quarantined_lines(classified, keep=("source_file",)), "append"),
-        Plan("quality_gate", lines, "append", _quality_gate(config)),
-    ]
-    for name in ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "city_revenue_v1"):
-        if name in wanted:
-            plans.append(Plan(name, getattr(Q, name)(lines), "complete"))
-    if "window_revenue" in wanted:
-        plans.append(Plan("window_revenue", Q.window_revenue(lines, settings), "update",
-                          _merge_windows(config.table("window_revenue"))))
-    if "category_revenue" in wanted and layout.catalogue is not None:
-        plans.append(Plan("category_revenue", Q.category_revenue(lines, read_catalogue(spark, layout)), "complete"))
-    if "fulfilment" in wanted and layout.shipments_dir is not None:
+
+    def classified_log() -> DataFrame:
+        return cleaning.classify_lines(raw_stream(spark, config, layout))
+
+    parsing = (cleaning.classify_lines, cleaning.valid_order_lines)
+    results = _additive_results(config, layout, spark)
+    commits = _CommitLog(config, layout)
+    chosen = [Plan(LOG_QUERY, classified_log(), "append",
+                  _fan_out(config, results, _AppId(config.checkpoint(LOG_QUERY)), commits),
+                  logic=(*parsing, cleaning.quarantined_lines, cleaning.line_accounting, totals,
+                         tuple(results), *(getattr(Q, q) for q in results)))]
+    if "window_revenue" in config.queries:
+        lines = cleaning.valid_order_lines(classified_log())
+        chosen.append(Plan("window_revenue", Q.window_revenue(lines, settings), "update",
+                          _append_window_updates(config.table("window_revenue"),
+                                                 _AppId(config.checkpoint("window_revenue")), commits),
+                          logic=(*parsing, Q.window_revenue, Q.with_order_watermark, latest_windows,
+                                 settings.window_seconds, settings.slide_seconds, settings.watermark_seconds)))
+    if "fulfilment" in config.queries and layout.shipments_dir is not None:
+        lines = cleaning.valid_order_lines(classified_log())
         pairs = Q.shipped_pairs(lines, shipments_stream(spark, layout), settings)
-        plans.append(Plan("fulfilment_pairs", pairs, "append",
-                          _idempotent_append(config.table("fulfilment_pairs"), config.query_name("fulfilment_pairs"))))
-    return plans
+        chosen.append(Plan("fulfilment_pairs", pairs, "append",
+                          _append_pairs(config.table("fulfilment_pairs"), _AppId(config.checkpoint("fulfilment_pairs")),
+                                        commits),
+                          logic=(*parsing, Q.shipped_pairs, Q.parse_shipments, settings.ship_within_seconds,
+                                 settings.join_order_watermark_seconds, settings.shipment_watermark_seconds)))
+    return chosen
 
 
-def stage_two_plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
-    """Queries over stage one's Delta tables, read as streams."""
-    from delta.tables import DeltaTable
-
-    if "fulfilment" not in config.queries or layout.shipments_dir is None:
-        return []
-    pairs_table = config.table("fulfilment_pairs")
-    if not DeltaTable.isDeltaTable(spark, pairs_table):  # no pair yet: an empty table to stream from
-        spark.createDataFrame([], "ship_ts timestamp, seconds_to_ship long").write.format("delta").save(pairs_table)
-    pairs = spark.readStream.format("delta").load(pairs_table)
-    return [Plan("fulfilment", Q.fulfilment_partials(pairs), "complete")]
+def _to_stderr(message: str) -> None:
+    print(f"lab: {message}", file=sys.stderr, flush=True)
 
 
-def start(spark, config: KappaConfig, plans: list[Plan]) -> list:
+def start(spark, config: KappaConfig, chosen: list[Plan], report: Callable[[str], None] | None = None) -> list:
+    """Check each checkpoint (crash leftovers cleared, logic unchanged), then start the queries."""
+    for plan in chosen:
+        checkpoints.prepare(config.checkpoint(plan.name), config.query_name(plan.name),
+                            checkpoints.fingerprint(plan.logic), REPLAY_REMEDY, report or _to_stderr)
     started = []
-    for plan in plans:
+    for plan in chosen:
         name = config.query_name(plan.name)
         record_progress(spark, name, config.progress_file(plan.name))
         writer = (plan.frame.writeStream.queryName(name).outputMode(plan.mode)
@@ -239,73 +346,46 @@ def start(spark, config: KappaConfig, plans: list[Plan]) -> list:
     return started
 
 
-# What Spark says when a checkpoint's state or plan does not fit the query now running.
-_MISMATCH_SIGNS = ("schema", "SCHEMA", "incompatible", "not compatible", "STATE_STORE", "StateSchema",
-                   "number of stateful operators")
-
-
-def explain_failure(name: str, message: str, checkpoint: str | None) -> Exception:
-    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    if checkpoint and Path(checkpoint, "commits").exists() and any(s in message for s in _MISMATCH_SIGNS):
-        return CheckpointMismatch(
-            f"streaming query {name} cannot continue from its checkpoint {checkpoint}: it was written by "
-            f"different query logic ({first[:300]}). Results stay as last committed. To apply new logic, "
-            "replay it into a new version: `lab kappa replay --version <new>`; to start over, remove the "
-            "version's folder.")
-    return plain_failure(name, message)
-
-
 def run(spark, config: KappaConfig, fresh: bool = False) -> dict[str, str]:
     """Process the whole log (availableNow), then write the results export."""
     serving = serving_version(config.workdir)
     if serving not in (None, config.version) and not fresh:
         raise ValueError(f"kappa {config.version} is not the serving version ({serving} is): build a new "
                          f"version with `lab kappa replay --version {config.version}`, or pass --fresh to start over")
-    if fresh and config.root.exists():
-        shutil.rmtree(config.root)
+    if fresh:
+        start_over(config)
     drain(spark, config)
     if serving_version(config.workdir) is None or fresh:
         cut_over(config.workdir, config.version, "first run" if not fresh else "fresh run")
     return export_results(spark, config)
 
 
+def start_over(config: KappaConfig) -> None:
+    """Forget this version's tables, checkpoints and the build's commit log."""
+    shutil.rmtree(config.root, ignore_errors=True)
+    CommitLog.for_build(config.workdir, BUILD).clear()
+
+
 def drain(spark, config: KappaConfig) -> int:
     """One availableNow pass over whatever the log holds now; returns input rows consumed."""
     layout = inspect_input(config.input_dir, require_sales=config.source == "files")
-    before = input_rows(config.progress_file("line_accounting"))
-    for plans_of in (stage_one_plans, stage_two_plans):  # stage two reads what stage one wrote
-        plans = plans_of(spark, config, layout)
-        checkpoints = _checkpoints(config, plans)
-        await_all(start(spark, config, plans),
-                  explain=lambda name, message: explain_failure(name, message, checkpoints.get(name)))
-    return input_rows(config.progress_file("line_accounting")) - before
+    before = input_rows(config.progress_file(LOG_QUERY))
+    await_all(start(spark, config, plans(spark, config, layout)))
+    return input_rows(config.progress_file(LOG_QUERY)) - before
 
 
-def _checkpoints(config: KappaConfig, plans: list[Plan]) -> dict[str, str]:
-    return {config.query_name(p.name): config.checkpoint(p.name) for p in plans}
-
-
-def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], poll_seconds: float = 1.0) -> dict[str, str]:
+def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: bool = False) -> dict[str, str]:
     """Keep consuming as files or messages arrive (processing-time trigger) until
-    `should_stop()`; then stop every query cleanly and write the results export."""
+    `should_stop()`; then stop every query between two micro-batches and write the export."""
+    if fresh:
+        start_over(config)
     if not config.processing_interval:
         config = replace(config, processing_interval="5 seconds")
     layout = inspect_input(config.input_dir, require_sales=False)  # a landing directory may start empty
-    stage_two = stage_two_plans(spark, config, layout)  # first: creates the pairs table it streams from
-    plans = stage_one_plans(spark, config, layout) + stage_two
-    queries = start(spark, config, plans)
-    checkpoints = _checkpoints(config, plans)
+    queries = start(spark, config, plans(spark, config, layout))
     if serving_version(config.workdir) is None:
         cut_over(config.workdir, config.version, "first run")
-    try:
-        while not should_stop():
-            for q in queries:
-                if q.exception() is not None:
-                    raise explain_failure(q.name, str(q.exception()), checkpoints.get(q.name))
-            time.sleep(poll_seconds)
-    finally:
-        for q in queries:
-            q.stop()
+    await_all(queries, until=should_stop)
     return export_results(spark, config)
 
 
@@ -332,7 +412,7 @@ def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
 
 def read_accounting(spark, config: KappaConfig) -> dict[str, int]:
     """outcome (`valid` or a quarantine reason) -> lines, from the accounting query's table."""
-    rows = spark.read.format("delta").load(config.table("line_accounting")).collect()
+    rows = totals(spark.read.format("delta").load(config.table(PARTIALS_TABLE)), "line_accounting").collect()
     return {row["outcome"]: int(row["lines"]) for row in rows}
 
 
@@ -342,37 +422,40 @@ def late_lines(config: KappaConfig) -> dict[str, int]:
             for name in ("window_revenue", "fulfilment_pairs") if config.progress_file(name).exists()}
 
 
+def result_table(query: str) -> str:
+    """The table a query's result is read from."""
+    return {"window_revenue": "window_revenue", "fulfilment": "fulfilment_pairs"}.get(query, PARTIALS_TABLE)
+
+
+def read_result(spark, config: KappaConfig, query: str) -> DataFrame:
+    """A query's current result, in the columns of its export."""
+    table = spark.read.format("delta").load(config.table(result_table(query)))
+    if query == "window_revenue":
+        return latest_windows(table)
+    if query == "fulfilment":
+        return Q.fulfilment_from_partials(Q.fulfilment_partials(table))
+    return totals(table, query)
+
+
 def export_results(spark, config: KappaConfig) -> dict[str, str]:
     """Read the serving version's tables and write the results export; query -> status."""
-    import json
-
     from delta.tables import DeltaTable
 
     serving = replace(config, version=serving_version(config.workdir) or config.version)
-    layout = inspect_input(serving.input_dir, require_sales=False)
-    skipped = layout.not_applicable()
-    clear_results(serving.workdir, BUILD)
-    if not DeltaTable.isDeltaTable(spark, serving.table("line_accounting")):
+    if not DeltaTable.isDeltaTable(spark, serving.table(PARTIALS_TABLE)):
         raise InputError(f"kappa version {serving.version} has no results under {serving.root}: run it first")
+
+    def rows(query: str) -> list[dict] | None:
+        if not DeltaTable.isDeltaTable(spark, serving.table(result_table(query))):
+            return None
+        return export_rows(read_result(spark, serving, query), query)
+
     outcomes = read_accounting(spark, serving)
     valid = outcomes.pop("valid", 0)
-    write_accounting(serving.workdir, BUILD, valid + sum(outcomes.values()), valid, outcomes)
-    write_summary(serving.quality_dir, results_dir(serving.workdir, BUILD))
+    status = write_results(serving.workdir, BUILD, inspect_input(serving.input_dir, require_sales=False),
+                           serving.queries, raw_lines=valid + sum(outcomes.values()), valid_lines=valid,
+                           quarantine=outcomes, quality_dir=serving.quality_dir, result_rows=rows)
     late = {"version": serving.version, "rows_dropped_by_watermark": late_lines(serving),
             "max_files_per_trigger": serving.max_files_per_trigger, "source": serving.source}
     write_text_atomic(results_dir(serving.workdir, BUILD) / LATE_FILE, json.dumps(late, indent=2) + "\n")
-    status = {}
-    for query in serving.queries:
-        if query in skipped:
-            status[query] = "not applicable: " + skipped[query]
-            continue
-        source = serving.table(query)
-        if not DeltaTable.isDeltaTable(spark, source):
-            status[query] = f"no result table in version {serving.version}"
-            continue
-        result = spark.read.format("delta").load(source)
-        if query == "fulfilment":
-            result = Q.fulfilment_from_partials(result)
-        write_spark_export(result, serving.workdir, BUILD, query)
-        status[query] = "written"
     return status

@@ -36,7 +36,7 @@ from pyspark.errors import IllegalArgumentException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from kappa.app import check_broker, kafka_messages
+from shared.kafka import check_broker, kafka_messages
 from shared.cleaning import classify_lines, valid_order_lines
 from shared.settings import DEFAULT_KAFKA_BOOTSTRAP
 

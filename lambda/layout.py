@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.commit_log import commit_log_path
 from shared.export import QUERY_NAMES
 from shared.settings import WorkloadSettings
 
@@ -33,6 +34,14 @@ class LambdaConfig:
     @property
     def ingest_log(self) -> str:
         return str(self.root / "ingest_log")
+
+    @property
+    def master_seq_log(self) -> Path:
+        return self.root / "master_seq.csv"   # master version -> highest input seq (master_dataset)
+
+    @property
+    def commit_log(self) -> Path:
+        return commit_log_path(self.workdir, BUILD)
 
     @property
     def quality_dir(self) -> Path:

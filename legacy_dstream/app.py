@@ -22,10 +22,13 @@ from pathlib import Path
 
 from legacy_dstream import pipeline as P
 from shared.atomic import copy_file_atomic
-from shared.export import QUERY_NAMES, clear_results, results_dir, write_accounting, write_export
+from shared.commit_log import CommitLog, commit_log_path
+from shared.export import QUERY_NAMES
+from shared.finish import write_results
 from shared.inputs import inspect_input
 from shared.raw_lines import count_raw_lines
-from shared.quality import check_batch, expectations_from_input, write_summary
+from shared.quality import check_batch, expectations_from_input
+from shared.sequence import SequenceMap, batch_max_seq
 from shared.settings import WorkloadSettings
 
 BUILD = "dstream"
@@ -58,6 +61,10 @@ class DStreamConfig:
     def quality_dir(self) -> Path:
         return self.root / "quality"
 
+    @property
+    def commit_log(self) -> Path:
+        return commit_log_path(self.workdir, BUILD)
+
 
 def read_catalogue_dict(path: Path | None) -> dict | None:
     if path is None:
@@ -66,25 +73,63 @@ def read_catalogue_dict(path: Path | None) -> dict | None:
         return {r["product"].strip(): (r["category"].strip(), Decimal(r["unit_cost"])) for r in csv.DictReader(handle)}
 
 
-class _Snapshots:
-    """Driver-side: the latest collected state of each query, taken when asked.
+def batch_file_names(rdd) -> list[str]:
+    """The files a textFileStream batch read: its lineage holds one NewHadoopRDD per file,
+    named with the file's path (Spark's FileInputDStream; DStreams give no other way)."""
+    names, seen, pending = [], set(), [rdd._jrdd.rdd()]
+    while pending:
+        node = pending.pop()
+        if node.id() in seen:
+            continue
+        seen.add(node.id())
+        if node.getClass().getSimpleName() == "NewHadoopRDD" and node.name():
+            names.append(node.name())
+        dependencies = node.dependencies().iterator()
+        while dependencies.hasNext():
+            pending.append(dependencies.next().rdd())
+    return names
 
-    foreachRDD functions run on the driver, one batch at a time; they must also be
-    picklable, because the streaming checkpoint stores them (so no locks here).
+
+class _Snapshots:
+    """Driver-side: the latest collected state of each query, taken when asked, and the
+    commit log.
+
+    foreachRDD functions run on the driver, one batch at a time (output operations of a
+    batch run in the order they were registered, the line counter first); they must also
+    be picklable, because the streaming checkpoint stores them (so no locks here: the
+    commit log and the sequence map hold none when pickled).
+
+    Commit log: each batch that read files makes every query's running state one commit:
+    a row per query once its state RDD is computed, with max_seq = the highest seq of the
+    files read so far (shared/sequence.py over the landing directory, whose names keep
+    the input's name order) and rows = the state's rows (keys).
     """
 
-    def __init__(self):
+    def __init__(self, commit_log: CommitLog | None = None, sequence: SequenceMap | None = None):
         self.lines_seen = 0
         self.wanted = False
         self.taken: dict[str, list] = {}
+        self.commit_log, self.sequence = commit_log, sequence
+        self.max_seq: int | None = None
+        self.data_batch = None          # the time of the latest batch that read files
 
-    def counter(self, _time, rdd):
+    def counter(self, time_, rdd):
         self.lines_seen += rdd.count()
+        if self.sequence is not None:
+            files = batch_file_names(rdd)
+            if files:
+                self.max_seq = batch_max_seq(self.sequence, files, self.max_seq)
+                self.data_batch = time_
 
     def collector(self, name):
-        def collect(_time, rdd):
+        def collect(time_, rdd):
+            rows = None
             if self.wanted:
                 self.taken[name] = rdd.collect()
+                rows = len(self.taken[name])
+            if name in QUERY_NAMES and self.commit_log is not None and time_ == self.data_batch:
+                rows = rdd.count() if rows is None else rows   # computes (and so commits) the state
+                self.commit_log.append(name, self.max_seq, rows)
         return collect
 
 
@@ -141,10 +186,13 @@ def run(spark, config: DStreamConfig, fresh: bool = True, progress=None) -> dict
     layout = inspect_input(config.input_dir)
     if fresh and config.root.exists():
         shutil.rmtree(config.root)
+    commit_log = CommitLog(config.commit_log)
+    if fresh:
+        commit_log.clear()   # the commit log describes this run only
     config.landing.mkdir(parents=True, exist_ok=True)
     catalogue = read_catalogue_dict(layout.catalogue)
     expected = sum(count_raw_lines(p) for p in layout.sales_files)
-    snapshots = _Snapshots()
+    snapshots = _Snapshots(commit_log, SequenceMap(config.landing))
     ssc = build_context(spark, config, snapshots, catalogue)
     ssc.start()
     try:
@@ -178,18 +226,7 @@ def _streamed(config: DStreamConfig, catalogue) -> set[str]:
 def _write(config: DStreamConfig, layout, taken: dict, expected: int) -> dict[str, str]:
     outcomes = {k: v[0] for k, v in taken["line_accounting"]}
     valid = outcomes.pop("valid", 0)
-    clear_results(config.workdir, BUILD)
     # raw lines counted from the files themselves, so a lost line shows as unbalanced
-    write_accounting(config.workdir, BUILD, expected, valid, outcomes)
-    write_summary(config.quality_dir, results_dir(config.workdir, BUILD))
-    skipped = layout.not_applicable()
-    status = {}
-    for query in config.queries:
-        if query in skipped:
-            status[query] = "not applicable: " + skipped[query]
-        elif query in UNSUPPORTED:
-            status[query] = UNSUPPORTED[query]
-        else:
-            write_export(config.workdir, BUILD, query, [P.export_row(query, k, v) for k, v in taken[query]])
-            status[query] = "written"
-    return status
+    return write_results(config.workdir, BUILD, layout, config.queries, raw_lines=expected, valid_lines=valid,
+                         quarantine=outcomes, quality_dir=config.quality_dir, unsupported=UNSUPPORTED,
+                         result_rows=lambda query: [P.export_row(query, k, v) for k, v in taken[query]])

@@ -1,12 +1,10 @@
 """From a Spark result DataFrame to the results export."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from shared.export import QUERIES, TIMESTAMP, write_export
+from shared.export import QUERIES, TIMESTAMP
 
 
 def export_rows(df: DataFrame, query: str) -> list[dict]:
@@ -21,7 +19,3 @@ def export_rows(df: DataFrame, query: str) -> list[dict]:
         for name, kind in spec.keys + spec.values
     ]
     return [row.asDict() for row in df.select(*columns).collect()]
-
-
-def write_spark_export(df: DataFrame, workdir, build: str, query: str) -> Path:
-    return write_export(workdir, build, query, export_rows(df, query))

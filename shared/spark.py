@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyspark
@@ -26,6 +29,27 @@ def ivy_dir(settings: LabSettings | None = None) -> Path:
 def resolved_jars(settings: LabSettings | None = None) -> list[str]:
     """Jars that `lab setup` resolved into the project-local Ivy folder, if it ran."""
     return sorted(glob.glob(str(ivy_dir(settings) / "jars" / "*.jar")))
+
+
+@contextmanager
+def _jvm_ignoring_sigterm():
+    """Start the driver JVM with SIGTERM ignored (an ignored signal stays ignored across
+    exec, and the JVM then installs no handler for it), as PySpark already does for SIGINT.
+
+    Service managers and container runtimes send SIGTERM to the whole process group: the
+    JVM would run its shutdown hooks and stop the SparkContext under the running queries.
+    This way only the Python driver hears it, stops the queries between micro-batches and
+    writes its exports; the JVM exits when the Python process does (its stdin closes).
+    A SIGTERM in the few seconds of JVM start-up is ignored by Python too.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal dispositions can only be changed from the main thread
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def create_spark_session(
@@ -70,6 +94,10 @@ def create_spark_session(
         .config("spark.ui.enabled", "true" if ui else "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.metricsEnabled", "true")
+        # No extra micro-batch without input just to move the watermark and evict state: it
+        # changes no result (update and append outputs are unchanged by eviction) and costs a
+        # whole batch per stateful query at the end of every drain.
+        .config("spark.sql.streaming.noDataMicroBatches.enabled", "false")
         # the legacy build stops its StreamingContext gracefully once its input is counted
         .config("spark.streaming.gracefulStopTimeout", "3s")
     )
@@ -82,7 +110,8 @@ def create_spark_session(
         )
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    with _jvm_ignoring_sigterm():
+        spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
 

@@ -1,4 +1,4 @@
-"""Waiting on streaming queries, shared by the builds."""
+"""Waiting on and stopping streaming queries, shared by the builds."""
 from __future__ import annotations
 
 import time
@@ -10,17 +10,32 @@ def plain_failure(name: str, message: str) -> Exception:
     return RuntimeError(f"streaming query {name} failed: {first[:2000]}")
 
 
+def stop_between_batches(queries: list, timeout_seconds: float = 120.0, poll_seconds: float = 0.1) -> None:
+    """Stop each query when no micro-batch of it is running (Structured Streaming has no
+    graceful stop: stopping mid-batch interrupts its sink, which then logs the interrupt
+    as an error; the batch would be replayed, but the user sees a stack trace)."""
+    deadline = time.monotonic() + timeout_seconds
+    for query in queries:
+        while query.isActive and query.status.get("isTriggerActive") and time.monotonic() < deadline:
+            time.sleep(poll_seconds)
+        query.stop()
+
+
 def await_all(queries: list, poll_seconds: float = 0.5,
-              explain: Callable[[str, str], Exception] = plain_failure) -> None:
-    """Wait for every query to finish (availableNow); on the first failure stop the
-    others and raise what `explain(query name, Spark's message)` makes of it."""
+              explain: Callable[[str, str], Exception] = plain_failure,
+              until: Callable[[], bool] | None = None) -> None:
+    """Wait until every query has finished (availableNow) or `until()` says stop (then stop
+    them between micro-batches). On the first failure stop the others the same way and
+    raise what `explain(query name, Spark's message)` makes of it."""
     pending = list(queries)
     while pending:
         for query in list(pending):
             if not query.isActive:
                 pending.remove(query)
                 if query.exception() is not None:
-                    for other in pending:
-                        other.stop()
+                    stop_between_batches(pending)
                     raise explain(query.name, str(query.exception()))
+        if until is not None and until():
+            stop_between_batches(pending)
+            return
         time.sleep(poll_seconds)

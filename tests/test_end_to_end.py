@@ -2,8 +2,8 @@
 and the oracle produce byte-identical exports."""
 import pytest
 
-from experiments.generate import GeneratorOptions, generate
-from experiments.verify import DIFFERS, IDENTICAL, MISSING, NOT_IMPLEMENTED, equivalence_table, verify
+from experiments.inputs.generate import GeneratorOptions, generate
+from experiments.harness.verify import DIFFERS, IDENTICAL, MISSING, NOT_IMPLEMENTED, equivalence_table, verify
 from shared.export import QUERY_NAMES
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_verify_all_builds_identical_to_oracle(spark, small_input, tmp_path):
 
 
 def test_verify_reports_a_tampered_export_as_a_mismatch(spark, small_input, tmp_path):
-    from experiments.verify import compare_all
+    from experiments.harness.verify import compare_all
 
     workdir = tmp_path / "w"
     outcome = verify(spark, small_input, workdir, builds=("lambda",))

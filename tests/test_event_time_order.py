@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments import replay
-from experiments.oracle import compute, run_oracle
-from experiments.replay import EVENT_TIME_ORDER, LOG_CSV_NAME, LOG_JSON_NAME, replay_to_kafka, replay_to_landing
-from experiments.verify import EXPLAINED, compare_all, out_of_order_warning
-from experiments.watermark_model import WatermarkModelResult, model
+from experiments.inputs import replay
+from experiments.reference.oracle import compute, run_oracle
+from experiments.inputs.replay import EVENT_TIME_ORDER, LOG_CSV_NAME, LOG_JSON_NAME, replay_to_kafka, replay_to_landing
+from experiments.harness.verify import EXPLAINED, compare_all, out_of_order_warning
+from experiments.reference.watermark_model import WatermarkModelResult, model
 from shared.export import QUERIES, export_path, render, results_dir
 from shared.raw_lines import iter_raw_lines
 from shared.settings import WorkloadSettings
@@ -120,7 +120,7 @@ class FakeProducer:
 
 def test_event_time_replay_to_kafka_keeps_each_line_s_own_file_and_numbers_the_stream(monthly_exports, monkeypatch):
     producer = FakeProducer()
-    monkeypatch.setattr(replay, "_check_reachable", lambda *args: None)
+    monkeypatch.setattr(replay, "check_broker", lambda *args: None)
     monkeypatch.setattr(replay, "_ensure_topic", lambda *args: {"topic": "t", "partitions": 1,
                                                                  "topic_created": True, "notes": []})
     monkeypatch.setattr(replay, "_producer", lambda config: producer)

@@ -1,4 +1,4 @@
-"""Tests of the sales data generator (experiments/generate.py): plain Python, no Spark.
+"""Tests of the sales data generator (experiments/inputs/generate.py): plain Python, no Spark.
 
 The line checks below re-implement docs/data-rules.md on their own, so the generator's
 claims about its output are checked against the contract, not against itself.
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import pytest
 
-from experiments.generate import GeneratorOptions, generate
+from experiments.inputs.generate import GeneratorOptions, generate
 from shared.settings import WorkloadSettings
 
 HEADER = ["Order ID", "Product", "Quantity Ordered", "Price Each", "Order Date", "Purchase Address"]
@@ -370,7 +370,7 @@ def test_progress_is_reported_every_10k_rows_and_at_the_end(tmp_path):
 
 
 def test_spreadsheet_files_hold_the_same_lines_as_a_spreadsheet_saves_them(tmp_path):
-    from experiments.oracle import compute
+    from experiments.reference.oracle import compute
     from shared.raw_lines import iter_raw_lines
 
     options = dict(rows=900, files=3, seed=11, shipments=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.oracle import classify_line, compute, read_raw_lines, run_oracle
+from experiments.reference.oracle import classify_line, compute, read_raw_lines, run_oracle
 from shared.settings import WorkloadSettings
 
 HEADER = "Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address"

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from experiments.oracle import classify_line, compute, read_raw_lines
+from experiments.reference.oracle import classify_line, compute, read_raw_lines
 from legacy_dstream.parsing import parse_line
 
 EPOCH = dt.datetime(1970, 1, 1)

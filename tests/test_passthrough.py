@@ -110,7 +110,7 @@ def test_bad_interval_is_refused_before_start(spark):
 
 @pytest.fixture(scope="module")
 def tiny_input(tmp_path_factory) -> Path:
-    from experiments.generate import GeneratorOptions, generate
+    from experiments.inputs.generate import GeneratorOptions, generate
 
     root = tmp_path_factory.mktemp("q0") / "in"
     generate(root, GeneratorOptions(rows=300, files=2, seed=3))
@@ -152,8 +152,8 @@ def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = WAIT_S
 
 @pytest.mark.kafka
 def test_kafka_to_kafka_continuous_delivers_every_valid_line(spark, kafka_bootstrap, tiny_input, topics, tmp_path):
-    from experiments.oracle import compute
-    from experiments.replay import replay_to_kafka
+    from experiments.reference.oracle import compute
+    from experiments.inputs.replay import replay_to_kafka
 
     raw_lines = replay_to_kafka(tiny_input, kafka_bootstrap, topics["input"]).lines
     valid_lines = compute(tiny_input).valid_lines
@@ -180,7 +180,7 @@ def test_kafka_to_kafka_continuous_delivers_every_valid_line(spark, kafka_bootst
 
 @pytest.mark.kafka
 def test_kafka_available_now_to_console_reads_everything_and_stops(spark, kafka_bootstrap, tiny_input, topics):
-    from experiments.replay import replay_to_kafka
+    from experiments.inputs.replay import replay_to_kafka
 
     raw_lines = replay_to_kafka(tiny_input, kafka_bootstrap, topics["input"]).lines
     config = PassthroughConfig(bootstrap=kafka_bootstrap, topic=topics["input"], sink="console",

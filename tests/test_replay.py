@@ -1,4 +1,4 @@
-"""The replayer (experiments/replay.py): raw-line rules, atomic landing, the open-loop
+"""The replayer (experiments/inputs/replay.py): raw-line rules, atomic landing, the open-loop
 schedule and its log, and Kafka replay against the real broker (`-m kafka`)."""
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments import replay
+from experiments.inputs import replay
 from shared import atomic
-from experiments.generate import GeneratorOptions, generate
-from experiments.oracle import read_raw_lines
-from experiments.replay import (
+from experiments.inputs.generate import GeneratorOptions, generate
+from experiments.reference.oracle import read_raw_lines
+from experiments.inputs.replay import (
     LOG_COLUMNS, LOG_CSV_NAME, LOG_JSON_NAME, KafkaUnavailableError, ReplayError, count_raw_lines,
     iter_raw_lines, replay_to_kafka, replay_to_landing,
 )

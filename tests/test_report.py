@@ -1,7 +1,7 @@
 """The report step reads only the run folder's files; data strings are escaped in HTML."""
 import json
 
-from experiments.report import write_report
+from experiments.report.writer import write_report
 from shared.export import QUERY_NAMES
 
 

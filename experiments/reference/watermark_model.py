@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from experiments.oracle import classify_line, sales_files
+from experiments.reference.oracle import classify_line, sales_files
 from shared.raw_lines import iter_raw_lines
 from shared.settings import WorkloadSettings
 

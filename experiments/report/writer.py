@@ -7,7 +7,7 @@ import json
 import statistics
 from pathlib import Path
 
-from experiments.verify import SPARK_BUILDS
+from experiments.harness.verify import SPARK_BUILDS
 from shared.export import QUERY_NAMES
 
 BUILD_ORDER = ("oracle", *SPARK_BUILDS)

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from shared.atomic import atomic_text, write_text_atomic
+from experiments.harness.builds import SPARK_BUILDS
 from shared.export import QUERY_NAMES, export_path, read_accounting, results_dir
 from shared.quality import QUALITY_SUMMARY_FILE
 
 if TYPE_CHECKING:  # imported lazily at run time: the model reads with the oracle (pandas)
-    from experiments.watermark_model import WatermarkModelResult
+    from experiments.reference.watermark_model import WatermarkModelResult
 
-SPARK_BUILDS = ("kappa", "lambda", "dstream")
 IDENTICAL, DIFFERS, MISSING, NOT_APPLICABLE, NOT_IMPLEMENTED, EXPLAINED = (
     "identical", "DIFFERS", "MISSING", "not applicable", "not implemented", "explained by the watermark",
 )
@@ -120,7 +120,7 @@ def model_watermark(workdir, input_dir, build: str, settings) -> ModelledBuild |
     """Run the watermark model over the file batches the build read and write its
     window_revenue and dropped_pairs.csv under results/watermark_model/; None when the build
     keeps no event-time record (_late.json) or read a source the model does not replay."""
-    from experiments.watermark_model import model
+    from experiments.reference.watermark_model import model
     from shared.export import QUERIES, render
 
     late_path = results_dir(workdir, build) / "_late.json"
@@ -221,36 +221,23 @@ def read_quality(workdir, build: str) -> dict | None:
 def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
                stage: Callable[[str], None] = lambda message: None,
                options: dict[str, dict] | None = None) -> tuple[dict, dict]:
-    """Run the oracle and each build fresh; returns (statuses, seconds) per build.
-    `options` holds extra settings per build (e.g. kappa's Kafka source)."""
-    from experiments.oracle import run_oracle
+    """Run the oracle and each build fresh, through the registry; returns (statuses,
+    seconds) per build. `options` holds RunRequest fields per build (e.g. kappa's Kafka
+    source)."""
+    from experiments.harness.builds import BUILDS, RunRequest
     from shared.settings import WorkloadSettings
 
     settings = settings or WorkloadSettings()
     statuses, seconds = {}, {}
-    stage("oracle: computing the reference answers")
-    started = time.perf_counter()
-    run_oracle(input_dir, workdir, settings)
-    seconds["oracle"] = time.perf_counter() - started
-    for build in builds:
+    for build in ("oracle", *builds):
         stage(f"{build}: processing the input")
+        request = RunRequest(str(input_dir), str(workdir), settings, fresh=True, **(options or {}).get(build, {}))
+        BUILDS[build].check(request)
         started = time.perf_counter()
-        statuses[build] = run_build(spark, build, input_dir, workdir, settings, **(options or {}).get(build, {}))
+        statuses[build] = BUILDS[build].run(spark, request)
         seconds[build] = time.perf_counter() - started
+    statuses.pop("oracle")
     return statuses, seconds
-
-
-def run_build(spark, build: str, input_dir, workdir, settings, fresh: bool = True, **options) -> dict[str, str]:
-    if build == "kappa":
-        from kappa.app import KappaConfig, run
-        return run(spark, KappaConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=fresh)
-    if build == "lambda":
-        from lambda_arch.app import LambdaConfig, run
-        return run(spark, LambdaConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=fresh)
-    if build == "dstream":
-        from legacy_dstream.app import DStreamConfig, run
-        return run(spark, DStreamConfig(str(input_dir), str(workdir), settings=settings, **options), fresh=fresh)
-    raise ValueError(f"unknown build {build!r}: choose kappa, lambda or dstream")
 
 
 def verify(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None, stage=lambda m: None) -> VerifyOutcome:

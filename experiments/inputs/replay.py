@@ -43,7 +43,6 @@ import math
 import os
 import re
 import resource
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +51,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 from shared import raw_lines as shared_raw_lines
 from shared.atomic import atomic_text, copy_file_atomic
 from shared.inputs import inspect_input
+from shared.kafka import KafkaUnavailableError as BrokerUnavailable, check_broker, unavailable
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -76,7 +76,7 @@ class ReplayError(RuntimeError):
     """The replay could not start or did not complete."""
 
 
-class KafkaUnavailableError(ReplayError):
+class KafkaUnavailableError(ReplayError, BrokerUnavailable):
     """The Kafka broker cannot be reached."""
 
 
@@ -147,7 +147,7 @@ def event_time_order(files: list[_SalesFile]) -> list[_Line]:
     lines of the same minute keep their input order (an exact duplicate stays right after
     its original). The whole input is held in memory: a sort needs all of it.
     """
-    from experiments.oracle import classify_line  # pandas: only imported when sorting
+    from experiments.reference.oracle import classify_line  # pandas: only imported when sorting
 
     def event_time(line: _Line) -> tuple[bool, dt.datetime]:
         record, _reason = classify_line(line.text)
@@ -480,7 +480,10 @@ def replay_to_kafka(
     chunk = chunk_lines or _default_chunk_lines(rate)
     config = {"bootstrap.servers": bootstrap, **(client_config or {})}
 
-    _check_reachable(bootstrap, connect_timeout_s)
+    try:
+        check_broker(bootstrap, connect_timeout_s)
+    except BrokerUnavailable as error:
+        raise KafkaUnavailableError(str(error)) from None
     topic_fields = _ensure_topic(config, topic, partitions, replication_factor, connect_timeout_s)
     producer = _producer(config)
     deliveries = _DeliveryTracker()
@@ -533,37 +536,6 @@ def _chunks(lines: Iterable[_Line], chunk_lines: int, whole_files: bool) -> Iter
         yield seq, chunk
 
 
-def _bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
-    """host:port pairs of a bootstrap list ("h1:9092,PLAINTEXT://h2:9092,[::1]:9092")."""
-    addresses = []
-    for item in (part.strip() for part in bootstrap.split(",")):
-        item = item.split("://", 1)[-1]
-        host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"bad Kafka bootstrap address {item!r} in {bootstrap!r}: expected host:port")
-        addresses.append((host.strip("[]"), int(port)))
-    return addresses
-
-
-def _unavailable(bootstrap: str, detail: str) -> KafkaUnavailableError:
-    return KafkaUnavailableError(
-        f"cannot reach the Kafka broker at {bootstrap} ({detail}); start the lab's broker with "
-        "`make kafka-up` or pass the address of a running one"
-    )
-
-
-def _check_reachable(bootstrap: str, timeout_s: float) -> None:
-    """A plain TCP connect first: librdkafka would retry a dead address for ever."""
-    errors = []
-    for host, port in _bootstrap_addresses(bootstrap):
-        try:
-            with socket.create_connection((host, port), timeout=min(timeout_s, 5.0)):
-                return
-        except OSError as error:
-            errors.append(f"{host}:{port}: {error.strerror or error}")
-    raise _unavailable(bootstrap, "; ".join(errors))
-
-
 def _ensure_topic(config: dict, topic: str, partitions: int, replication_factor: int,
                   timeout_s: float) -> dict:
     """The topic's fields for the summary, creating it when missing."""
@@ -597,7 +569,8 @@ def _topic_partitions(admin, topic: str, bootstrap: str, timeout_s: float) -> in
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as error:
-        raise _unavailable(bootstrap, f"no metadata within {timeout_s:g} s: {error.args[0].str()}") from None
+        raise KafkaUnavailableError(str(unavailable(
+            bootstrap, f"no metadata within {timeout_s:g} s: {error.args[0].str()}"))) from None
     found = metadata.topics.get(topic)
     return None if found is None or found.error is not None else len(found.partitions)
 

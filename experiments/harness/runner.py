@@ -38,7 +38,7 @@ def prepare_input(profile: Profile, data_root: Path, progress: Progress,
                   settings: WorkloadSettings = WorkloadSettings()) -> Path:
     """Generate the profile's input once (out-of-order lines inside the builds' watermark);
     reuse it while its manifest matches."""
-    from experiments.generate import GeneratorOptions, generate
+    from experiments.inputs.generate import GeneratorOptions, generate
 
     target = data_root / f"input-{profile.name}-seed{profile.seed}"
     options = GeneratorOptions(rows=profile.rows, seed=profile.seed, watermark_seconds=settings.watermark_seconds)
@@ -97,8 +97,8 @@ def environment(spark, profile: Profile, source: str, input_dir: Path, settings:
 def run_experiments(profile: str = "quick", source: str = "files", master: str | None = None,
                     input_dir: str | None = None, reports_root: Path = Path("reports"),
                     data_root: Path = Path("data/experiments"), progress: Progress | None = None) -> Path:
-    from experiments.report import write_report
-    from experiments.verify import SPARK_BUILDS, compare_all, run_builds
+    from experiments.report.writer import write_report
+    from experiments.harness.verify import SPARK_BUILDS, compare_all, run_builds
     from shared.inputs import inspect_input
     from shared.spark import create_spark_session
 
@@ -142,7 +142,7 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
 def kafka_log(input_dir: Path, run_id: str, progress: Progress, bootstrap: str) -> dict[str, dict]:
     """Publish the input to a topic of its own once; kappa then replays it from there
     (lambda and dstream keep the landing directory: neither has a Kafka path)."""
-    from experiments.replay import replay_to_kafka
+    from experiments.inputs.replay import replay_to_kafka
 
     topic = f"lab-{run_id}".replace(":", "-")
     progress.stage(f"publishing the input to Kafka topic {topic} at {bootstrap}")

@@ -1,0 +1,2 @@
+"""Running builds and measuring them: the build registry, verify, the killer of crash tests,
+the latency reader and the experiments runner."""

@@ -1,0 +1,1 @@
+"""Making and replaying inputs: the deterministic generator and the open-loop replayer."""

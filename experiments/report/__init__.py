@@ -1,0 +1,1 @@
+"""The report: written from the files of a run folder only."""

@@ -1,0 +1,156 @@
+"""What a Structured Streaming checkpoint holds, read from its files, for every build.
+
+Two situations look alike in Spark's error messages and need opposite remedies:
+- a checkpoint written by other query logic: continuing would mix two logics in one
+  result, so the remedy is a new version replayed from the start of the log;
+- a checkpoint left by a crash before its first batch was planned: it holds no batch at
+  all, only half-written files (`offsets/.0.<uuid>.tmp`, state metadata), and Spark 4.1+
+  refuses to start batch 0 over it (STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY). Nothing
+  was written to any sink from it, so clearing those leftovers loses nothing.
+
+The first is told apart by a logic fingerprint the lab writes beside Spark's files
+(`lab-logic.json`); the second by the offsets log having no batch entry. Neither is
+guessed from the words of an exception.
+"""
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import shutil
+from pathlib import Path
+from typing import Callable, Iterable
+
+from shared.atomic import write_text_atomic
+
+LOGIC_FILE = "lab-logic.json"
+# The folders Spark requires empty when a query starts without any planned batch.
+_MUST_BE_EMPTY_AT_START = ("offsets", "commits", "state")
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint written by other query logic: reuse would give wrong results."""
+
+
+def _batch_ids(folder: Path) -> list[int]:
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit())
+
+
+def planned_batches(checkpoint) -> list[int]:
+    """Batch ids with an entry in the offsets log (planned: their input is fixed)."""
+    return _batch_ids(Path(checkpoint) / "offsets")
+
+
+def committed_batches(checkpoint) -> list[int]:
+    """Batch ids whose sink writes completed (Spark's commit log)."""
+    return _batch_ids(Path(checkpoint) / "commits")
+
+
+def query_id(checkpoint) -> str | None:
+    """The query id Spark keeps for a checkpoint (stable across restarts, new for a new
+    checkpoint): the right `txnAppId` for idempotent Delta writes from foreachBatch."""
+    path = Path(checkpoint) / "metadata"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8").splitlines()[0])["id"]
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
+def clear_unstarted(checkpoint) -> list[str]:
+    """If the checkpoint has no planned batch, remove what a crashed start left in the
+    folders Spark needs empty; returns what was removed (nothing when it is sound)."""
+    root = Path(checkpoint)
+    if planned_batches(root):
+        return []
+    removed = []
+    for name in _MUST_BE_EMPTY_AT_START:
+        folder = root / name
+        if folder.is_dir() and any(folder.iterdir()):
+            removed += sorted(str(p.relative_to(root)) for p in folder.iterdir())
+            shutil.rmtree(folder)
+    return removed
+
+
+def fingerprint(parts: Iterable[object]) -> str:
+    """A stable digest of query logic: functions count by their source code, other values
+    (settings, query names, schemas) by their repr."""
+    digest = hashlib.sha256()
+    for part in parts:
+        text = inspect.getsource(part) if callable(part) and not isinstance(part, type) else repr(part)
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def check_logic(checkpoint, query: str, logic: str, remedy: str) -> None:
+    """Stop before Spark starts when the checkpoint has processed input under other logic;
+    record the logic of a checkpoint that has not processed anything yet."""
+    root = Path(checkpoint)
+    path = root / LOGIC_FILE
+    recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if planned_batches(root):
+        if recorded is None:
+            return  # a checkpoint from before fingerprints: Spark's own checks apply
+        if recorded.get("logic") != logic:
+            raise CheckpointMismatch(
+                f"streaming query {query} cannot continue from its checkpoint {root}: it was written by "
+                f"different query logic (fingerprint {recorded.get('logic', '?')[:12]}, now {logic[:12]}). "
+                f"Results stay as last committed. {remedy}")
+        return
+    if recorded is None or recorded.get("logic") != logic:
+        write_text_atomic(path, json.dumps({"query": query, "logic": logic}, indent=2) + "\n")
+
+
+def prepare(checkpoint, query: str, logic: str, remedy: str,
+            report: Callable[[str], None] = lambda message: None) -> None:
+    """Everything a build does to a checkpoint before starting its query."""
+    removed = clear_unstarted(checkpoint)
+    if removed:
+        report(f"{query}: its checkpoint holds no planned batch (a crash before the first one); "
+               f"cleared the leftovers {', '.join(removed)}")
+    check_logic(checkpoint, query, logic, remedy)
+
+
+def batch_offsets(checkpoint, batch_id: int) -> list[dict | None]:
+    """The end offset of each source for a planned batch (Spark's offsets log entry:
+    a version line, the batch metadata, then one JSON per source, `-` for none)."""
+    lines = (Path(checkpoint) / "offsets" / str(batch_id)).read_text(encoding="utf-8").splitlines()
+    return [None if line.strip() == "-" else json.loads(line) for line in lines[2:]]
+
+
+def _source_log_entries(folder: Path, log_offset: int) -> list[dict]:
+    """Entries of a file source's log for one of its batches; the log is compacted every
+    few batches into `<n>.compact`, which holds every entry up to n."""
+    candidates = [folder / str(log_offset)]
+    candidates += sorted((p for p in folder.glob("*.compact") if int(p.name.split(".")[0]) >= log_offset),
+                         key=lambda p: int(p.name.split(".")[0]))
+    for path in candidates:
+        if path.is_file():
+            entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+            return [e for e in entries if e.get("batchId", log_offset) == log_offset]
+    return []
+
+
+def files_of_batch(checkpoint, batch_id: int) -> list[str]:
+    """Paths of the files a planned batch read, over every file source of the query."""
+    paths = []
+    for index, offset in enumerate(batch_offsets(checkpoint, batch_id)):
+        if isinstance(offset, dict) and "logOffset" in offset:
+            folder = Path(checkpoint) / "sources" / str(index)
+            paths += [entry["path"] for entry in _source_log_entries(folder, offset["logOffset"])]
+    return paths
+
+
+def kafka_end_offsets(checkpoint, batch_id: int) -> dict[str, dict[int, int]]:
+    """topic -> partition -> the offset after the last message a planned batch read."""
+    ends: dict[str, dict[int, int]] = {}
+    for offset in batch_offsets(checkpoint, batch_id):
+        if isinstance(offset, dict) and "logOffset" not in offset:
+            for topic, partitions in offset.items():
+                if isinstance(partitions, dict):
+                    ends.setdefault(topic, {}).update({int(p): int(o) for p, o in partitions.items()})
+    return ends

@@ -1,0 +1,113 @@
+"""Input sequence numbers of sales files: which global line `seq` range a file holds.
+
+The replayer (experiments/inputs/replay.py) numbers every raw line of its stream globally, 0-based,
+in file-name order; a landing directory's files are named `{unit:06d}-{original name}`, so
+name order is emission order and numbering the landing directory in name order gives the
+replayer's own `seq`. A static input directory is numbered the same way (DESIGN.md, "The
+commit log"). Lines are counted exactly as shared/raw_lines.py counts them, and the sales
+files are the ones shared/inputs.py lists (top-level *.csv, no `.`/`_` names).
+
+A build asks for the files a micro-batch read (Spark's `_metadata.file_name`, or a path
+such as `file:/landing/000003-x.csv`). A landing directory grows while the build runs:
+an unknown name triggers a re-scan. Landed files are immutable, so each file is counted
+once; a new file that sorts before one already numbered would renumber it, which breaks
+the contract (name order = emission order), so that is an error rather than a silent shift.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Iterable, NamedTuple
+from urllib.parse import unquote
+
+from shared.inputs import inspect_input
+from shared.raw_lines import count_raw_lines
+
+
+class SeqRange(NamedTuple):
+    first_seq: int
+    last_seq: int    # first_seq - 1 for a file without lines
+
+    @property
+    def lines(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+
+class UnknownSalesFileError(KeyError):
+    """A file name that is not (or not yet) a sales file of the directory."""
+
+
+class SequenceOrderError(RuntimeError):
+    """A file appeared that sorts before files already numbered."""
+
+
+def file_name_of(name_or_path: str | os.PathLike) -> str:
+    """The bare file name of a name, a path or a `file:` URI."""
+    return str(name_or_path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
+def seq_ranges(line_counts: Iterable[tuple[str, int]]) -> dict[str, SeqRange]:
+    """(name, lines) in name order -> each name's global line range."""
+    ranges, first = {}, 0
+    for name, lines in line_counts:
+        ranges[name] = SeqRange(first, first + lines - 1)
+        first += lines
+    return ranges
+
+
+class SequenceMap:
+    """Sales file name -> SeqRange over one input or landing directory (thread-safe)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        self._lines: dict[str, int] = {}            # name -> raw lines; files never change
+        self._ranges: dict[str, SeqRange] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        # picklable (a DStream checkpoint pickles the functions that hold one); locks are not
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def range_of(self, name_or_path: str | os.PathLike) -> SeqRange:
+        name = file_name_of(name_or_path)
+        with self._lock:
+            found = self._lookup(name)
+            if found is None:
+                self._rescan()
+                found = self._lookup(name)
+        if found is None:
+            raise UnknownSalesFileError(f"{name!r} is not a sales file of {self.directory}")
+        return found
+
+    def max_seq(self, names_or_paths: Iterable[str | os.PathLike]) -> int | None:
+        """The highest last_seq of the files a batch included; None for no files."""
+        last = [self.range_of(name).last_seq for name in names_or_paths]
+        return max(last) if last else None
+
+    def _lookup(self, name: str) -> SeqRange | None:
+        # Spark's _metadata.file_name is the decoded name; a URI may carry %-escapes.
+        return self._ranges.get(name) or self._ranges.get(unquote(name))
+
+    def _rescan(self) -> None:
+        names = [path.name for path in inspect_input(self.directory, require_sales=False).sales_files]
+        known = list(self._ranges)
+        if names[:len(known)] != known:
+            raise SequenceOrderError(
+                f"{self.directory}: a new sales file sorts before files already numbered "
+                f"(known {len(known)}, now {len(names)}): name order must be emission order")
+        for name in names[len(known):]:
+            self._lines[name] = count_raw_lines(self.directory / name)
+        self._ranges = seq_ranges((name, self._lines[name]) for name in names)
+
+
+def batch_max_seq(sequence_map: SequenceMap, file_names: Iterable[str | os.PathLike],
+                  previous: int | None = None) -> int | None:
+    """The highest seq a result includes after a batch that read `file_names`, given the
+    highest it included before (`previous`): results only grow, so it never goes down."""
+    candidates = [seq for seq in (previous, sequence_map.max_seq(file_names)) if seq is not None]
+    return max(candidates) if candidates else None
