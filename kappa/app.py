@@ -251,31 +251,21 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: _AppId,
     return write
 
 
-def _append_window_updates(table: str, app_id: _AppId, commits: _CommitLog) -> Callable[[DataFrame, int], None]:
-    """foreachBatch of window_revenue (update mode): append the windows a batch changed,
-    stamped with the batch id; `latest_windows` reads the newest row of each."""
+def _append_emitted(plan: str, query: str, table: str, app_id: _AppId, commits: _CommitLog,
+                    stamp_batch_id: bool = False) -> Callable[[DataFrame, int], None]:
+    """foreachBatch of a stateful query: append what a batch emitted (window_revenue in
+    update mode: the windows it changed, stamped with the batch id so `latest_windows` can
+    take each window's newest row; fulfilment_pairs: the pairs it found), then log the commit."""
 
-    def append(updates: DataFrame, batch_id: int) -> None:
-        updates = updates.withColumn("batch_id", F.lit(batch_id).cast("bigint")).coalesce(1).persist()
+    def append(emitted: DataFrame, batch_id: int) -> None:
+        if stamp_batch_id:
+            emitted = emitted.withColumn("batch_id", F.lit(batch_id).cast("bigint"))
+        emitted = emitted.coalesce(1).persist()
         try:
-            _append_once(updates, table, app_id(), batch_id)
-            commits.record("window_revenue", batch_id, {"window_revenue": updates.count()})
+            _append_once(emitted, table, app_id(), batch_id)
+            commits.record(plan, batch_id, {query: emitted.count()})
         finally:
-            updates.unpersist()
-
-    return append
-
-
-def _append_pairs(table: str, app_id: _AppId, commits: _CommitLog) -> Callable[[DataFrame, int], None]:
-    """foreachBatch of fulfilment_pairs (append): the pairs the join found in a batch."""
-
-    def append(pairs: DataFrame, batch_id: int) -> None:
-        pairs = pairs.coalesce(1).persist()
-        try:
-            _append_once(pairs, table, app_id(), batch_id)
-            commits.record("fulfilment_pairs", batch_id, {"fulfilment": pairs.count()})
-        finally:
-            pairs.unpersist()
+            emitted.unpersist()
 
     return append
 
@@ -307,16 +297,16 @@ def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
     if "window_revenue" in config.queries:
         lines = cleaning.valid_order_lines(classified_log())
         chosen.append(Plan("window_revenue", Q.window_revenue(lines, settings), "update",
-                          _append_window_updates(config.table("window_revenue"),
-                                                 _AppId(config.checkpoint("window_revenue")), commits),
+                          _append_emitted("window_revenue", "window_revenue", config.table("window_revenue"),
+                                          _AppId(config.checkpoint("window_revenue")), commits, stamp_batch_id=True),
                           logic=(*parsing, Q.window_revenue, Q.with_order_watermark, latest_windows,
                                  settings.window_seconds, settings.slide_seconds, settings.watermark_seconds)))
     if "fulfilment" in config.queries and layout.shipments_dir is not None:
         lines = cleaning.valid_order_lines(classified_log())
         pairs = Q.shipped_pairs(lines, shipments_stream(spark, layout), settings)
         chosen.append(Plan("fulfilment_pairs", pairs, "append",
-                          _append_pairs(config.table("fulfilment_pairs"), _AppId(config.checkpoint("fulfilment_pairs")),
-                                        commits),
+                          _append_emitted("fulfilment_pairs", "fulfilment", config.table("fulfilment_pairs"),
+                                          _AppId(config.checkpoint("fulfilment_pairs")), commits),
                           logic=(*parsing, Q.shipped_pairs, Q.parse_shipments, settings.ship_within_seconds,
                                  settings.join_order_watermark_seconds, settings.shipment_watermark_seconds)))
     return chosen
