@@ -227,6 +227,7 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: _AppId,
 
     def write(classified: DataFrame, batch_id: int) -> None:
         classified = classified.persist()
+        classified.count()  # fill the cache once, before several threads read it at the same time
         try:
             lines = cleaning.valid_order_lines(classified)
             partials = as_partial_rows("line_accounting", cleaning.line_accounting(classified))
