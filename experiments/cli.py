@@ -158,6 +158,43 @@ def build_parser() -> argparse.ArgumentParser:
     _spark_options(verify)
     verify.set_defaults(handler=cmd_verify)
 
+    bench = commands.add_parser(
+        "bench", help="each build's drain in its own process against a Spark batch baseline and DuckDB; ratios",
+        description="Runs each system in its own process (its own JVM) on the same input, REPEATS times: the Spark "
+                    "batch baseline (python -m experiments.baselines.spark_batch: every query from one cached scan), "
+                    "DuckDB (python -m experiments.baselines.duckdb_batch: the same queries in SQL) and `lab run` "
+                    "kappa, lambda and dstream; then the live phase (kappa --follow fed by `lab replay`). Every "
+                    "export is compared with the oracle's; one row per measurement (wall s of the whole process, "
+                    "CPU s and peak RSS of its process tree) is appended to the metrics CSV, and the ratios F1-F5 "
+                    "are printed from it as medians of the repeats with their spread. Exit status 1 when an export "
+                    "differs from the oracle's or a run fails.")
+    source = bench.add_mutually_exclusive_group(required=True)
+    source.add_argument("--rows", type=_positive_int, help="generate an input of N rows (cached in DATA/input-N-SEED)")
+    source.add_argument("--input", help="benchmark on this input directory instead")
+    bench.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    bench.add_argument("--repeats", type=_positive_int, default=3, help="runs of each system (default 3)")
+    bench.add_argument("--builds", default=None,
+                       help="comma-separated subset of spark_batch,duckdb,kappa,lambda,dstream (default: all)")
+    _spark_options(bench)
+    bench.add_argument("--no-live", action="store_true", help="skip the live phase (kappa --follow latency, F4)")
+    bench.add_argument("--live-seconds", type=float, default=60.0,
+                       help="length of the live input at the live rate (default 60)")
+    bench.add_argument("--live-rate", type=float, default=1000.0, help="live phase lines per second (default 1000)")
+    bench.add_argument("--live-file-lines", type=_positive_int, default=1000,
+                       help="lines per landed file, i.e. per kappa micro-batch (default 1000)")
+    bench.add_argument("--live-interval", default="500 milliseconds",
+                       help="kappa's trigger interval in the live phase (default 500 milliseconds)")
+    bench.add_argument("--live-drain-timeout", type=float, default=300.0,
+                       help="seconds kappa may take, after the replay ended, to commit the last file for every "
+                            "query; then it is stopped anyway and its uncovered files are counted (default 300)")
+    bench.add_argument("--warmup-units", type=_non_negative_int, default=10,
+                       help="first landed files left out of the latency figures (default 10)")
+    bench.add_argument("--metrics", default="reports/bench/metrics.csv",
+                       help="metrics CSV, appended (default reports/bench/metrics.csv; profile.csv goes beside it)")
+    bench.add_argument("--data", default="data/bench", help="where generated inputs and work folders go (default data/bench)")
+    bench.add_argument("--timeout", type=float, default=3600.0, help="seconds one measured run may take (default 3600)")
+    bench.set_defaults(handler=cmd_bench)
+
     exp = commands.add_parser("experiments", help="the whole lab, ending in a report under reports/")
     exp.add_argument("--profile", choices=("quick", "standard", "full"), default="quick")
     exp.add_argument("--source", choices=("files", "kafka"), default="files",
@@ -189,8 +226,9 @@ def _kappa_options(parser, version_required: bool = False) -> None:
     parser.add_argument("--version", required=version_required, default=None,
                         help="kappa version: its tables and checkpoints live in WORKDIR/kappa/<version>/")
     parser.add_argument("--queries", default=None, help="comma-separated subset of the catalogue (default: all)")
-    parser.add_argument("--max-files-per-trigger", type=_positive_int, default=1,
-                        help="files per micro-batch with --source files (default 1: arrival order drives the watermark)")
+    parser.add_argument("--max-files-per-trigger", type=_positive_int, default=None,
+                        help="files per micro-batch with --source files (default: a drain takes whole files up to "
+                             "LAB_DRAIN_BATCH_MB per micro-batch; --follow takes what arrived, up to that size)")
 
 
 def _bootstrap(args) -> str:
@@ -202,11 +240,12 @@ def _bootstrap(args) -> str:
 def _kappa_config(args):
     """The kappa configuration `lab kappa replay` works on."""
     from experiments.harness.builds import RunRequest, kappa_config
-    from shared.settings import WorkloadSettings
+    from shared.settings import LabSettings, WorkloadSettings
 
     return kappa_config(RunRequest(args.input, args.workdir, WorkloadSettings.from_env(), source=args.source,
                                    kafka_topic=args.topic, kafka_bootstrap=_bootstrap(args), version=args.version,
-                                   queries=_queries(args), max_files_per_trigger=args.max_files_per_trigger))
+                                   queries=_queries(args), max_files_per_trigger=args.max_files_per_trigger,
+                                   drain_batch_mb=LabSettings.from_env().drain_batch_mb))
 
 
 def _queries(args) -> tuple[str, ...] | None:
@@ -254,7 +293,7 @@ def cmd_run(args, progress: Progress) -> int:
 
     from experiments.harness.builds import BUILDS, RunRequest
     from shared.inputs import inspect_input
-    from shared.settings import WorkloadSettings
+    from shared.settings import LabSettings, WorkloadSettings
 
     build = BUILDS[args.build]
     stop = {"asked": False}
@@ -262,7 +301,8 @@ def cmd_run(args, progress: Progress) -> int:
                          source=args.source, follow=args.follow, interval=args.interval,
                          should_stop=lambda: stop["asked"], kafka_bootstrap=_bootstrap(args), kafka_topic=args.topic,
                          version=args.version, queries=_queries(args),
-                         max_files_per_trigger=args.max_files_per_trigger)
+                         max_files_per_trigger=args.max_files_per_trigger,
+                         drain_batch_mb=LabSettings.from_env().drain_batch_mb)
     # fail fast, before a Spark session starts
     build.check(request)
     inspect_input(args.input, require_sales=request.source == "files" and not request.follow)
@@ -417,6 +457,19 @@ def cmd_verify(args, progress: Progress) -> int:
         f"{len(outcome.quality_problems)} data-quality problems")
     print(verdict)
     return 0 if outcome.ok else EXIT_MISMATCH
+
+
+def cmd_bench(args, progress: Progress) -> int:
+    from experiments.harness.bench import SYSTEMS, BenchOptions, run_bench
+
+    builds = tuple(b.strip() for b in args.builds.split(",") if b.strip()) if args.builds else SYSTEMS
+    options = BenchOptions(rows=args.rows, input_dir=args.input, seed=args.seed, repeats=args.repeats, builds=builds,
+                           master=args.master, live=not args.no_live, live_seconds=args.live_seconds,
+                           live_rate=args.live_rate, live_file_lines=args.live_file_lines,
+                           live_interval=args.live_interval, live_drain_timeout_s=args.live_drain_timeout,
+                           warmup_units=args.warmup_units,
+                           metrics=Path(args.metrics), data=Path(args.data), timeout_s=args.timeout)
+    return run_bench(options, progress)
 
 
 def cmd_experiments(args, progress: Progress) -> int:

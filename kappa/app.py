@@ -33,7 +33,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from kappa.progress_log import input_rows, record_progress, rows_dropped_by_watermark
+from kappa.progress_log import BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
 from shared import checkpoints
 from shared import cleaning
@@ -41,13 +41,13 @@ from shared import queries as Q
 from shared.atomic import write_text_atomic
 from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_dir
 from shared.finish import write_results
-from shared.inputs import InputError, InputLayout, inspect_input, read_catalogue, shipments_schema
+from shared.inputs import InputError, InputLayout, files_per_trigger, inspect_input, read_catalogue, shipments_schema
 from shared.commit_log import CommitLog
 from shared.kafka import kafka_messages, last_seq_before
 from shared.quality import check_batch, expectations_from_input
 from shared.results import export_rows
 from shared.sequence import SequenceMap
-from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
+from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
 from shared.streaming import await_all
 
 LATE_FILE = "_late.json"
@@ -71,7 +71,10 @@ class KappaConfig:
     workdir: str
     version: str = DEFAULT_VERSION
     source: str = "files"                   # "files" (landing directory) or "kafka"
-    max_files_per_trigger: int | None = 1   # one file per micro-batch: arrival order drives the watermark
+    # Files per micro-batch (the watermark moves between micro-batches, so the model of
+    # dropped lines replays the same grouping). None: sized by `batch_mb` (see `sized`).
+    max_files_per_trigger: int | None = None
+    batch_mb: int = DEFAULT_DRAIN_BATCH_MB
     processing_interval: str | None = None  # None: availableNow (drain and stop); else e.g. "5 seconds"
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP  # callers pass LabSettings.kafka_bootstrap
     kafka_topic: str = "sales"
@@ -100,6 +103,10 @@ class KappaConfig:
     def progress_file(self, name: str) -> Path:
         return self.root / "progress" / f"{name}.jsonl"
 
+    def steps_file(self, name: str) -> Path:
+        """Where a foreachBatch function's steps are timed (`BatchSteps`)."""
+        return self.root / "progress" / f"{name}.steps.jsonl"
+
     def query_name(self, name: str) -> str:
         return f"{BUILD}_{self.version}_{name}"
 
@@ -108,12 +115,23 @@ class KappaConfig:
         return self.root / "quality"
 
 
+def sized(config: KappaConfig, layout: InputLayout) -> KappaConfig:
+    """A drain's files per micro-batch when none was asked for: whole files up to about
+    `batch_mb` (few micro-batches, so per-batch costs are paid rarely; recorded with the
+    results, so the watermark model replays the same batches)."""
+    if config.max_files_per_trigger or config.source != "files" or config.processing_interval:
+        return config
+    return replace(config, max_files_per_trigger=files_per_trigger(layout, config.batch_mb * 2**20))
+
+
 def raw_stream(spark, config: KappaConfig, layout: InputLayout) -> DataFrame:
     """Raw lines (`value`) with where they came from (`source_file`)."""
     if config.source == "files":
         reader = spark.readStream.format("text")
         if config.max_files_per_trigger:
             reader = reader.option("maxFilesPerTrigger", config.max_files_per_trigger)
+        else:  # following: whatever arrived since the last trigger, a backlog in slices
+            reader = reader.option("maxBytesPerTrigger", config.batch_mb * 2**20)
         return reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
     messages = kafka_messages(spark, config.kafka_bootstrap, config.kafka_topic, config.kafka_max_offsets_per_trigger)
     return messages.select(F.col("value").cast("string").alias("value"),
@@ -224,30 +242,46 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: _AppId,
              commits: _CommitLog) -> Callable[[DataFrame, int], None]:
     """foreachBatch of the `log` query: one parse, every stateless output of the batch."""
     expectations = expectations_from_input(config.input_dir)
+    steps = BatchSteps(config.steps_file(LOG_QUERY))
 
     def write(classified: DataFrame, batch_id: int) -> None:
-        classified = classified.persist()
-        classified.count()  # fill the cache once, before several threads read it at the same time
-        try:
-            lines = cleaning.valid_order_lines(classified)
-            partials = as_partial_rows("line_accounting", cleaning.line_accounting(classified))
-            for query, result in results.items():
-                partials = partials.unionByName(as_partial_rows(query, result(lines)))
-            # a few hundred rows: counted per query on the driver, written from there
-            collected = partials.collect()
-            written = Counter(row["query"] for row in collected)
-            partials = classified.sparkSession.createDataFrame(collected, partials.schema)
-            writes = [(partials.coalesce(1), PARTIALS_TABLE),
-                      (cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1), "quarantine")]
-            with ThreadPoolExecutor(len(writes)) as pool:
-                pending = [pool.submit(_append_once, frame, config.table(name), app_id(), batch_id)
-                           for frame, name in writes]
-                check_batch(lines.toPandas(), expectations, config.quality_dir, f"batch-{batch_id:06d}")
-                for future in pending:
-                    future.result()
-            commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results})
-        finally:
-            classified.unpersist()
+        with steps.batch(batch_id) as step:
+            classified = classified.persist()
+            try:
+                with step("read_parse_cache"):
+                    classified.count()  # fill the cache once, before several threads read it at the same time
+                lines = cleaning.valid_order_lines(classified)
+                # One partition: every aggregation below needs no shuffle (a single partition
+                # already satisfies grouping), so the whole fan-out is one stage. Per-stage
+                # costs dominated small live micro-batches; the cached rows are cheap to scan.
+                single = classified.coalesce(1)
+                single_lines = cleaning.valid_order_lines(single)
+                with step("partials"):
+                    partials = as_partial_rows("line_accounting", cleaning.line_accounting(single))
+                    for query, result in results.items():
+                        partials = partials.unionByName(as_partial_rows(query, result(single_lines)))
+                    # a few hundred rows: counted per query on the driver, written from there
+                    collected = partials.collect()
+                written = Counter(row["query"] for row in collected)
+                quarantined = sum(row["lines"] for row in collected
+                                  if row["query"] == "line_accounting" and row["key1"] != "valid")
+                partials = classified.sparkSession.createDataFrame(collected, partials.schema)
+                writes = [(partials.coalesce(1), PARTIALS_TABLE)]
+                if quarantined:  # no empty commit: most batches of clean input quarantine nothing
+                    writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1),
+                                   "quarantine"))
+                with ThreadPoolExecutor(len(writes)) as pool:
+                    pending = [pool.submit(_append_once, frame, config.table(name), app_id(), batch_id)
+                               for frame, name in writes]
+                    with step("quality_gate"):
+                        check_batch(lines.toPandas(), expectations, config.quality_dir, f"batch-{batch_id:06d}")
+                    with step("delta_appends_after_gate"):
+                        for future in pending:
+                            future.result()
+                with step("commit_log"):
+                    commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results})
+            finally:
+                classified.unpersist()
 
     return write
 
@@ -345,6 +379,7 @@ def run(spark, config: KappaConfig, fresh: bool = False) -> dict[str, str]:
                          f"version with `lab kappa replay --version {config.version}`, or pass --fresh to start over")
     if fresh:
         start_over(config)
+    config = sized(config, inspect_input(config.input_dir, require_sales=config.source == "files"))
     drain(spark, config)
     if serving_version(config.workdir) is None or fresh:
         cut_over(config.workdir, config.version, "first run" if not fresh else "fresh run")
@@ -360,6 +395,7 @@ def start_over(config: KappaConfig) -> None:
 def drain(spark, config: KappaConfig) -> int:
     """One availableNow pass over whatever the log holds now; returns input rows consumed."""
     layout = inspect_input(config.input_dir, require_sales=config.source == "files")
+    config = sized(config, layout)
     before = input_rows(config.progress_file(LOG_QUERY))
     await_all(start(spark, config, plans(spark, config, layout)))
     return input_rows(config.progress_file(LOG_QUERY)) - before
@@ -387,6 +423,7 @@ def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
     previous = serving_version(config.workdir)
     if previous == config.version:
         raise ValueError(f"{config.version} is already serving: replay into a new version name")
+    config = sized(config, inspect_input(config.input_dir, require_sales=config.source == "files"))
     started = time.monotonic()
     rounds, consumed = 0, 0
     while rounds < max_rounds:

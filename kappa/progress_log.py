@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 _destinations: dict[str, Path] = {}   # query name -> its progress file
@@ -49,7 +52,8 @@ def record_progress(spark, query_name: str, path: Path) -> None:
 
 
 def read_progress(path: Path) -> list[dict]:
-    """The last report of each batch (a batch re-run after a crash reports again)."""
+    """The last record of each batch in a JSON-lines file of progress reports or batch
+    steps (a batch re-run after a crash reports again)."""
     if not Path(path).exists():
         return []
     by_batch: dict[int, dict] = {}
@@ -67,3 +71,32 @@ def rows_dropped_by_watermark(path: Path) -> int:
 
 def input_rows(path: Path) -> int:
     return sum(record.get("numInputRows", 0) for record in read_progress(path))
+
+
+class BatchSteps:
+    """Where a foreachBatch function spends a micro-batch (Spark's progress reports only
+    `addBatch` as a whole): wall milliseconds per named step, one JSON line per batch
+    (`{"batchId": 3, "stepsMs": {"quality_gate": 812, ...}}`) appended to `path`."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @contextmanager
+    def batch(self, batch_id: int):
+        times: dict[str, float] = defaultdict(float)
+
+        @contextmanager
+        def step(name: str):
+            started = time.perf_counter()
+            try:
+                yield
+            finally:
+                times[name] += (time.perf_counter() - started) * 1000
+
+        yield step
+        record = {"batchId": batch_id, "stepsMs": {name: round(ms) for name, ms in times.items()}}
+        with _lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+

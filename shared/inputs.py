@@ -57,6 +57,14 @@ def inspect_input(input_dir: str | os.PathLike, require_sales: bool = True) -> I
     return InputLayout(root, sales, catalogue if catalogue.is_file() else None, shipments if has_shipments else None)
 
 
+def files_per_trigger(layout: InputLayout, batch_bytes: int) -> int:
+    """Whole sales files per micro-batch so that a batch holds about `batch_bytes`."""
+    if not layout.sales_files:
+        return 1
+    mean_size = sum(p.stat().st_size for p in layout.sales_files) / len(layout.sales_files)
+    return max(1, int(batch_bytes // max(1.0, mean_size)))
+
+
 def _check_header(path: Path, expected: tuple[str, ...]) -> None:
     with open(path, encoding="utf-8") as handle:
         header = tuple(h.strip() for h in handle.readline().rstrip("\r\n").split(","))

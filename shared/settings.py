@@ -12,6 +12,7 @@ drift from what is read. Shell scripts (scripts/*.sh) read their own variables.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Mapping
@@ -55,9 +56,32 @@ class WorkloadSettings:
 
 
 DEFAULT_SPARK_MASTER = "local[2]"
+# Two shuffle partitions per core of the default master: enough to keep both cores busy,
+# few enough that each stateful operator keeps few state stores (one per partition).
 DEFAULT_SHUFFLE_PARTITIONS = 4
+# A drain reads the log in micro-batches of about this many bytes (whole files): large
+# enough that per-batch costs (planning, state and Delta commits) are paid rarely, small
+# enough to sit comfortably in the driver's memory.
+DEFAULT_DRAIN_BATCH_MB = 32
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"   # the broker `make kafka-up` starts
 _REPO = Path(__file__).resolve().parent.parent
+
+
+def machine_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_driver_memory() -> str:
+    """A sixth of the machine's memory, between 1 and 8 GiB (Spark's own default is 1 GiB
+    whatever the machine). A sixth leaves room for the tests' and the harness's other JVMs,
+    the Python workers and the page cache; the heap is only committed as it is used."""
+    total = machine_memory_bytes()
+    if total is None:
+        return "1g"
+    return f"{max(1, min(8, total // 6 // 2**30))}g"
 
 
 def default_lab_home() -> Path:
@@ -73,6 +97,8 @@ class LabSettings:
 
     spark_master: str = DEFAULT_SPARK_MASTER
     shuffle_partitions: int = DEFAULT_SHUFFLE_PARTITIONS
+    driver_memory: str = field(default_factory=default_driver_memory)
+    drain_batch_mb: int = DEFAULT_DRAIN_BATCH_MB
     spark_ui: bool = False
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     home: Path = field(default_factory=default_lab_home)  # resolved jars, broker and cluster state
@@ -101,12 +127,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _memory_size(text: str) -> str:
+    """A JVM memory size such as 4g or 2048m."""
+    if not re.fullmatch(r"[1-9][0-9]*[kKmMgG]", text.strip()):
+        raise ValueError(f"must be a size such as 4g or 2048m, got {text!r}")
+    return text.strip().lower()
+
+
 _WORKLOAD_DEFAULTS = WorkloadSettings()
 ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable("LAB_SPARK_MASTER", "spark_master", DEFAULT_SPARK_MASTER,
                         "Spark master URL (--master overrides it)", str),
     EnvironmentVariable("LAB_SHUFFLE_PARTITIONS", "shuffle_partitions", str(DEFAULT_SHUFFLE_PARTITIONS),
                         "spark.sql.shuffle.partitions", _positive_int),
+    EnvironmentVariable("LAB_DRIVER_MEMORY", "driver_memory", "1/6 of RAM, 1g-8g",
+                        "spark.driver.memory (the driver's heap; in local mode it holds the executors too)",
+                        _memory_size),
+    EnvironmentVariable("LAB_DRAIN_BATCH_MB", "drain_batch_mb", str(DEFAULT_DRAIN_BATCH_MB),
+                        "a drain's micro-batch size: whole files up to about this many MB", _positive_int),
     EnvironmentVariable("LAB_SPARK_UI", "spark_ui", "0", "1 turns the Spark web UI on", lambda text: text == "1"),
     EnvironmentVariable("LAB_KAFKA_BOOTSTRAP", "kafka_bootstrap", DEFAULT_KAFKA_BOOTSTRAP,
                         "Kafka bootstrap servers (--bootstrap overrides it)", str),

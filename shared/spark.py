@@ -88,12 +88,20 @@ def create_spark_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", f"{log_opts} -Duser.timezone=UTC")
         .config("spark.executor.extraJavaOptions", f"{log_opts} -Duser.timezone=UTC")
+        # Spark's default driver heap is 1 GiB whatever the machine: size it to this one.
+        .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.default.parallelism", str(max(2, shuffle_partitions)))
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.ui.enabled", "true" if ui else "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.streaming.metricsEnabled", "true")
+        # State in RocksDB, off the JVM heap, and each micro-batch checkpoints only the
+        # changes it made (a changelog) instead of uploading a full snapshot of every store.
+        # A checkpoint keeps the provider it was started with (Spark records it there).
+        .config("spark.sql.streaming.stateStore.providerClass",
+                "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
+        .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
         # No extra micro-batch without input just to move the watermark and evict state: it
         # changes no result (update and append outputs are unchanged by eviction) and costs a
         # whole batch per stateful query at the end of every drain.

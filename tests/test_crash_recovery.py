@@ -45,7 +45,7 @@ def uninterrupted(spark, crash_input, tmp_path_factory):
     span kills are drawn over: that run's time plus a start-up's."""
     workdir = tmp_path_factory.mktemp("uninterrupted") / "w"
     started = time.monotonic()
-    app.run(spark, KappaConfig(str(crash_input), str(workdir)))
+    app.run(spark, KappaConfig(str(crash_input), str(workdir), max_files_per_trigger=1))
     run_oracle(crash_input, workdir)
     return workdir, time.monotonic() - started + STARTUP_SECONDS
 
@@ -89,7 +89,9 @@ def _crash_kappa(command: list[str], workdir: Path, seconds: float):
 def test_kappa_on_the_landing_directory_survives_kills_at_random_moments(crash_input, uninterrupted, tmp_path):
     reference, seconds = uninterrupted
     workdir = tmp_path / "w"
-    command = LAB + ["run", "kappa", "--input", str(crash_input), "--workdir", str(workdir)]
+    # one file per micro-batch: kills land between micro-batches too, not only inside the first
+    command = LAB + ["run", "kappa", "--max-files-per-trigger", "1", "--input", str(crash_input),
+                     "--workdir", str(workdir)]
     _check_recovered(_crash_kappa(command, workdir, seconds), workdir, reference, "kappa")
 
 

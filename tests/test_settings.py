@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import ENVIRONMENT, LabSettings, WorkloadSettings, default_lab_home
+from shared.settings import ENVIRONMENT, LabSettings, WorkloadSettings, default_driver_memory, default_lab_home
 
 
 def test_the_table_shows_the_defaults_the_settings_use():
@@ -13,6 +13,8 @@ def test_the_table_shows_the_defaults_the_settings_use():
         value = getattr(owner, variable.setting)
         if variable.name == "LAB_HOME":
             assert value == default_lab_home() and variable.default == ".lab/"
+        elif variable.name == "LAB_DRIVER_MEMORY":  # depends on the machine: the rule is shown
+            assert value == default_driver_memory() and variable.default == "1/6 of RAM, 1g-8g"
         elif isinstance(value, bool):
             assert variable.default == ("1" if value else "0")
         else:
@@ -27,11 +29,13 @@ def test_unset_or_empty_variables_mean_the_defaults():
 def test_every_variable_is_read():
     env = {"LAB_SPARK_MASTER": "spark://h:7077", "LAB_SHUFFLE_PARTITIONS": "8", "LAB_SPARK_UI": "1",
            "LAB_KAFKA_BOOTSTRAP": "k:9093", "LAB_HOME": "/tmp/lab-home", "LAB_WINDOW_SECONDS": "7200",
-           "LAB_SLIDE_SECONDS": "600", "LAB_WATERMARK_SECONDS": "3600"}
+           "LAB_SLIDE_SECONDS": "600", "LAB_WATERMARK_SECONDS": "3600", "LAB_DRIVER_MEMORY": "5g",
+           "LAB_DRAIN_BATCH_MB": "8"}
     assert set(env) == {variable.name for variable in ENVIRONMENT}
     settings = LabSettings.from_env(env)
     assert (settings.spark_master, settings.shuffle_partitions, settings.spark_ui, settings.kafka_bootstrap,
-            settings.home) == ("spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"))
+            settings.home, settings.driver_memory, settings.drain_batch_mb) == (
+        "spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8)
     assert settings.workload == WorkloadSettings(window_seconds=7200, slide_seconds=600, watermark_seconds=3600)
     assert WorkloadSettings.from_env(env) == settings.workload
 
@@ -44,3 +48,19 @@ def test_every_variable_is_read():
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ValueError, match=message):
         LabSettings.from_env(env)
+
+
+def test_the_driver_heap_is_a_sixth_of_the_machine_within_bounds(monkeypatch):
+    from shared import settings
+
+    for total_gib, expected in ((2, "1g"), (24, "4g"), (64, "8g")):
+        monkeypatch.setattr(settings, "machine_memory_bytes", lambda t=total_gib: t * 2**30)
+        assert settings.default_driver_memory() == expected
+    monkeypatch.setattr(settings, "machine_memory_bytes", lambda: None)
+    assert settings.default_driver_memory() == "1g"
+
+
+def test_a_bad_driver_memory_is_refused_by_name():
+    with pytest.raises(ValueError, match="LAB_DRIVER_MEMORY"):
+        LabSettings.from_env({"LAB_DRIVER_MEMORY": "lots"})
+    assert LabSettings.from_env({"LAB_DRIVER_MEMORY": "6G"}).driver_memory == "6g"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
+from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class RunRequest:
     kafka_topic: str = "sales"
     version: str | None = None             # kappa: the version to run (default: the serving one, or v1)
     queries: tuple[str, ...] | None = None  # default: the whole catalogue
-    max_files_per_trigger: int | None = 1
+    max_files_per_trigger: int | None = None  # None: whole files up to drain_batch_mb per micro-batch
+    drain_batch_mb: int = DEFAULT_DRAIN_BATCH_MB
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ def kappa_config(request: RunRequest):
         request.input_dir, request.workdir, settings=request.settings, source=request.source,
         version=request.version or serving_version(request.workdir) or DEFAULT_VERSION,
         kafka_bootstrap=request.kafka_bootstrap, kafka_topic=request.kafka_topic,
-        max_files_per_trigger=request.max_files_per_trigger, queries=request.queries or QUERY_NAMES)
+        max_files_per_trigger=request.max_files_per_trigger, batch_mb=request.drain_batch_mb,
+        queries=request.queries or QUERY_NAMES)
 
 
 def _run_kappa(spark, request: RunRequest) -> dict[str, str]:

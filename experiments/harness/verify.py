@@ -240,8 +240,9 @@ def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
     return statuses, seconds
 
 
-def verify(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None, stage=lambda m: None) -> VerifyOutcome:
-    statuses, seconds = run_builds(spark, input_dir, workdir, builds, settings, stage)
+def verify(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None, stage=lambda m: None,
+           options: dict[str, dict] | None = None) -> VerifyOutcome:
+    statuses, seconds = run_builds(spark, input_dir, workdir, builds, settings, stage, options)
     outcome = compare_all(workdir, statuses, builds, input_dir, settings)
     outcome.seconds = seconds
     return outcome
