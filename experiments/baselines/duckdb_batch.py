@@ -39,12 +39,12 @@ import os
 import sys
 from decimal import Decimal
 
-from shared.export import QUERIES, QUERY_NAMES, clear_results, write_accounting, write_export
+from shared.export import QUERIES, QUERY_NAMES
+from shared.finish import write_results
 from shared.inputs import inspect_input
-from shared.settings import CATALOGUE_COLUMNS, HEADER, QUARANTINE_REASONS, SHIPMENT_COLUMNS, UNCATALOGUED, WorkloadSettings
+from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, UNCATALOGUED, WorkloadSettings
 
 BUILD = "duckdb"
-WRITTEN = "written"
 FIELD = r'((?:[^",]|"[^"]*")*)'
 SIX_FIELDS = "^" + ",".join([FIELD] * len(HEADER)) + "$"
 EMPTY = r'(?: *|" *")'
@@ -264,20 +264,12 @@ def run_duckdb(input_dir: str | os.PathLike, workdir: str | os.PathLike, setting
         con.close()
     for row in rows.get("fulfilment", []):
         row["avg_hours_to_ship"] = Decimal(int(row.pop("hundredths"))).scaleb(-2)
-    clear_results(workdir, BUILD)
     valid = int(outcomes.pop("valid", 0))
-    unknown = set(outcomes) - set(QUARANTINE_REASONS)
-    if unknown:
-        raise RuntimeError(f"unexpected line outcomes {sorted(unknown)}")
-    write_accounting(workdir, BUILD, valid + sum(outcomes.values()), valid, outcomes)
-    status = {}
-    for query in QUERY_NAMES:
-        if query in rows:
-            write_export(workdir, BUILD, query, [{c: row[c] for c in QUERIES[query].columns} for row in rows[query]])
-            status[query] = WRITTEN
-        else:
-            status[query] = "not applicable: " + skipped[query]
-    return status
+    return write_results(
+        workdir, BUILD, layout, QUERY_NAMES, raw_lines=valid + sum(outcomes.values()), valid_lines=valid,
+        quarantine=outcomes,
+        result_rows=lambda query: [{c: row[c] for c in QUERIES[query].columns} for row in rows[query]]
+        if query in rows else None)
 
 
 def _check_catalogue(con, path) -> None:

@@ -26,13 +26,13 @@ from typing import Callable
 
 from shared import cleaning
 from shared import queries as Q
-from shared.export import QUERY_NAMES, clear_results, write_accounting, write_export
+from shared.export import QUERY_NAMES
+from shared.finish import write_results
 from shared.inputs import inspect_input, read_catalogue, read_shipments
 from shared.results import export_rows
-from shared.settings import QUARANTINE_REASONS, WorkloadSettings
+from shared.settings import WorkloadSettings
 
 BUILD = "spark_batch"
-WRITTEN = "written"
 # Step timings (query, part, ms) as JSON, for `lab bench`'s profile.csv; not in the export folder.
 PROFILE_FILE = "spark_batch/profile.json"
 
@@ -78,19 +78,9 @@ def run_spark_batch(spark, input_dir: str | os.PathLike, workdir: str | os.PathL
                 step(query, "compute_collect")
     finally:
         classified.unpersist()
-    clear_results(workdir, BUILD)  # a file from an earlier run cannot pass for this one's
     valid = outcomes.pop("valid", 0)
-    unknown = set(outcomes) - set(QUARANTINE_REASONS)
-    if unknown:
-        raise RuntimeError(f"unexpected line outcomes {sorted(unknown)}")
-    write_accounting(workdir, BUILD, valid + sum(outcomes.values()), valid, outcomes)
-    status = {}
-    for query in QUERY_NAMES:
-        if query in rows:
-            write_export(workdir, BUILD, query, rows[query])
-            status[query] = WRITTEN
-        else:
-            status[query] = "not applicable: " + skipped[query]
+    status = write_results(workdir, BUILD, layout, QUERY_NAMES, raw_lines=valid + sum(outcomes.values()),
+                           valid_lines=valid, quarantine=outcomes, result_rows=rows.get)
     step("(export)", "write")
     profile = Path(workdir) / PROFILE_FILE
     profile.parent.mkdir(parents=True, exist_ok=True)
