@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from shared.settings import HEADER
 
@@ -16,6 +16,10 @@ _QUANTITY = re.compile(r"[0-9]{1,9}")
 _PRICE = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
 _DATE = re.compile(r"([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2})")
 _STATE_ZIP = re.compile(r"([A-Z]{2}) ([0-9]{5})")
+# Five fields without quotes or commas, then a quoted address without inner quotes: the
+# shape of nearly every line, split here by one regex (split_fields gives the same fields).
+_SIMPLE_LINE = re.compile(r'([^",]*),([^",]*),([^",]*),([^",]*),([^",]*),"([^"]*)"')
+_CENT, _ZERO = Decimal("0.01"), Decimal(0)
 BYTE_ORDER_MARK = "\ufeff"  # as spreadsheet programs write it before a file's first header
 
 
@@ -33,17 +37,29 @@ class OrderLine(NamedTuple):
 
 
 def split_fields(line: str) -> list[str]:
-    """Split on commas outside double quotes; unwrap quoted fields; trim spaces."""
-    fields, current, in_quotes = [], [], False
-    for char in line:
-        if char == '"':
-            in_quotes = not in_quotes
-        if char == "," and not in_quotes:
-            fields.append("".join(current))
-            current = []
+    """Split on commas outside double quotes; unwrap quoted fields; trim spaces.
+
+    Each `"` toggles "inside quotes" and stays in its field (until `_unwrap`), so after
+    `line.split('"')` the even-numbered pieces are outside quotes and their commas split
+    fields; the odd ones are inside and their commas are text. Same result as walking the
+    line one character at a time, in a few C-level string calls instead.
+    """
+    if '"' not in line:
+        return [f.strip(" ") for f in line.split(",")]
+    fields: list[str] = []
+    current = ""
+    for index, piece in enumerate(line.split('"')):
+        if index:
+            current += '"'
+        if index % 2:
+            current += piece
         else:
-            current.append(char)
-    fields.append("".join(current))
+            head, *rest = piece.split(",")
+            current += head
+            for part in rest:
+                fields.append(current)
+                current = part
+    fields.append(current)
     return [_unwrap(f).strip(" ") for f in fields]
 
 
@@ -59,7 +75,8 @@ def parse_line(line: str) -> tuple[OrderLine | None, str | None]:
     # reader skips one at the start of a file; a line cannot tell if it opened a file, so one
     # is dropped wherever a line starts with it.
     line = line.removeprefix(BYTE_ORDER_MARK)
-    fields = split_fields(line)
+    simple = _SIMPLE_LINE.fullmatch(line)   # the usual shape: split_fields would give the same
+    fields = [f.strip(" ") for f in simple.groups()] if simple else split_fields(line)
     if all(f == "" for f in fields):
         return None, "blank"
     if tuple(fields) == HEADER:
@@ -69,9 +86,11 @@ def parse_line(line: str) -> tuple[OrderLine | None, str | None]:
     if any(f == "" for f in fields):
         return None, "missing_field"
     order_id, product, quantity, price, date, address = fields
-    if not _QUANTITY.fullmatch(quantity) or int(quantity) == 0:
+    qty = int(quantity) if _QUANTITY.fullmatch(quantity) else 0
+    if not qty:
         return None, "bad_quantity"
-    if not _PRICE.fullmatch(price) or Decimal(price) == 0:
+    unit = Decimal(price) if _PRICE.fullmatch(price) else _ZERO
+    if not unit:
         return None, "bad_price"
     order_ts = _parse_date(date)
     if order_ts is None:
@@ -80,17 +99,24 @@ def parse_line(line: str) -> tuple[OrderLine | None, str | None]:
     match = _STATE_ZIP.fullmatch(parts[2]) if len(parts) == 3 else None
     if match is None or not parts[0] or not parts[1]:
         return None, "bad_address"
-    qty, unit = int(quantity), Decimal(price).quantize(Decimal("0.01"))
+    unit = unit.quantize(_CENT)
     return OrderLine(order_id, product, qty, unit, qty * unit, order_ts, parts[0], parts[1],
                      match.group(1), match.group(2)), None
+
+
+def parse_lines(lines: Iterable[str]) -> Iterator[tuple[OrderLine | None, str | None]]:
+    """parse_line over an iterable (one RDD partition): one Python call per partition."""
+    parse = parse_line
+    for line in lines:
+        yield parse(line)
 
 
 def _parse_date(text: str) -> dt.datetime | None:
     match = _DATE.fullmatch(text)
     if match is None:
         return None
-    month, day, year, hour, minute = (int(g) for g in match.groups())
+    month, day, year, hour, minute = match.groups()
     try:
-        return dt.datetime(2000 + year, month, day, hour, minute)
+        return dt.datetime(2000 + int(year), int(month), int(day), int(hour), int(minute))
     except ValueError:
         return None

@@ -5,37 +5,61 @@ What DStreams cannot express is shown, not hidden: there are no event-time water
 `window_revenue` is keyed by hand on the event-time windows a line falls in and kept
 in state forever (late lines are always counted, and the state never shrinks);
 `reduceByKeyAndWindow` only gives processing-time windows (see `recent_revenue`).
+
+Each query is one "pairing" (an order line -> its (key, value) pairs, `query_pairs`).
+`city_revenue(lines)` and its siblings keep one query's running totals on their own; the
+application uses `all_totals`, which feeds every query from one parse: each partition of a
+batch adds its lines up per (query, key) in one Python pass, so only a few pairs per
+partition reach the single updateStateByKey shuffle, and `query_totals` reads one query
+back out of it. Both give the same totals.
 """
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Callable, Iterable
 
-from legacy_dstream.parsing import parse_line
+from legacy_dstream.parsing import OrderLine, parse_lines
 from shared.settings import UNCATALOGUED, WorkloadSettings
 
 EPOCH = dt.datetime(1970, 1, 1)
 ZERO = Decimal("0.00")
+LINE_ACCOUNTING = "line_accounting"   # the (query, key) name of the line outcomes' counts
+SIMPLE_QUERIES = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "city_revenue_v1")
+Pairs = Callable[[OrderLine], Iterable[tuple]]
 
 
 def parse(lines):
-    """raw text -> (order line or None, reason or None)"""
-    return lines.map(parse_line)
+    """raw text -> (order line or None, reason or None), one Python call per partition"""
+    return lines.mapPartitions(parse_lines)
 
 
 def order_lines(parsed):
     return parsed.filter(lambda p: p[0] is not None).map(lambda p: p[0])
 
 
+def outcome(parsed_line) -> str:
+    return "valid" if parsed_line[1] is None else parsed_line[1]
+
+
 def outcomes(parsed):
-    return parsed.map(lambda p: ("valid" if p[1] is None else p[1], 1))
+    return parsed.map(lambda p: (outcome(p), 1))
+
+
+def add_tuples(total: tuple | None, value: tuple) -> tuple:
+    """Element-wise sum (None is nothing yet)."""
+    if total is None:
+        return value
+    if len(value) == 2:
+        return total[0] + value[0], total[1] + value[1]
+    return tuple(a + b for a, b in zip(total, value))
 
 
 def _add_tuples(new_values, running):
     """updateStateByKey function: element-wise sum of this batch's tuples onto the total."""
     total = running
     for value in new_values:
-        total = value if total is None else tuple(a + b for a, b in zip(total, value))
+        total = add_tuples(total, value)
     return total
 
 
@@ -47,24 +71,34 @@ def line_accounting(parsed):
     return running_totals(outcomes(parsed).map(lambda kv: (kv[0], (kv[1],))))
 
 
-def city_revenue(lines):
-    return running_totals(lines.map(lambda o: ((o.city, o.state), (o.revenue, 1))))
+# ---------------------------------------------------------------------------------------
+# One pairing per query: an order line -> its (key, value) pairs
+# ---------------------------------------------------------------------------------------
+
+def _city_revenue(o: OrderLine):
+    return (((o.city, o.state), (o.revenue, 1)),)
 
 
-def daily_revenue(lines):
-    return running_totals(lines.map(lambda o: (o.order_ts.date(), (o.revenue, 1))))
+def _daily_revenue(o: OrderLine):
+    return ((o.order_ts.date(), (o.revenue, 1)),)
 
 
-def product_sales(lines):
-    return running_totals(lines.map(lambda o: (o.product, (o.quantity, o.revenue))))
+def _product_sales(o: OrderLine):
+    return ((o.product, (o.quantity, o.revenue)),)
 
 
-def hourly_sales(lines):
-    return running_totals(lines.map(lambda o: (o.order_ts.hour, (1, o.quantity, o.revenue))))
+def _hourly_sales(o: OrderLine):
+    return ((o.order_ts.hour, (1, o.quantity, o.revenue)),)
 
 
-def city_revenue_v1(lines):
-    return running_totals(lines.map(lambda o: (o.city, (o.revenue,))))
+def _city_revenue_v1(o: OrderLine):
+    return ((o.city, (o.revenue,)),)
+
+
+_SIMPLE_PAIRS: dict[str, Pairs] = {
+    "city_revenue": _city_revenue, "daily_revenue": _daily_revenue, "product_sales": _product_sales,
+    "hourly_sales": _hourly_sales, "city_revenue_v1": _city_revenue_v1,
+}
 
 
 def event_time_windows(ts: dt.datetime, settings: WorkloadSettings) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -75,22 +109,141 @@ def event_time_windows(ts: dt.datetime, settings: WorkloadSettings) -> list[tupl
             for s in sorted(starts)]
 
 
+def window_pairs(settings: WorkloadSettings) -> Pairs:
+    """window_revenue's pairing: one pair per event-time window the line falls in. Lines of one
+    slide share their windows, so each slide's list is made once per pairing (per partition)."""
+    slide, known = settings.slide_seconds, {}
+    if settings.window_seconds % slide:   # windows would differ within a slide: no memo
+        return lambda o: [(w, (o.revenue, 1)) for w in event_time_windows(o.order_ts, settings)]
+
+    def pairs(o: OrderLine):
+        seconds = int((o.order_ts - EPOCH).total_seconds())
+        start = seconds - seconds % slide
+        windows = known.get(start)
+        if windows is None:
+            windows = known[start] = event_time_windows(EPOCH + dt.timedelta(seconds=start), settings)
+        value = (o.revenue, 1)
+        return [(w, value) for w in windows]
+
+    return pairs
+
+
+def category_pairs(catalogue: dict) -> Pairs:
+    """Stream-static join done the RDD way: a small dict shipped with the closure."""
+    def pairs(o: OrderLine):
+        entry = catalogue.get(o.product)
+        if entry is None:
+            return ((UNCATALOGUED, (o.revenue, ZERO)),)
+        category, unit_cost = entry
+        return ((category, (o.revenue, o.quantity * (o.price - unit_cost))),)
+
+    return pairs
+
+
+PAIRED_QUERIES = (*SIMPLE_QUERIES, "window_revenue", "category_revenue")   # what query_pairs knows
+
+
+def query_pairs(query: str, settings: WorkloadSettings = WorkloadSettings(),
+                catalogue: dict | None = None) -> Pairs:
+    """The pairing of one query (KeyError for a query the legacy build does not express)."""
+    if query in _SIMPLE_PAIRS:
+        return _SIMPLE_PAIRS[query]
+    if query == "window_revenue":
+        return window_pairs(settings)
+    if query == "category_revenue" and catalogue is not None:
+        return category_pairs(catalogue)
+    raise KeyError(query)
+
+
+# ---------------------------------------------------------------------------------------
+# One query's running totals on its own
+# ---------------------------------------------------------------------------------------
+
+def _pairs_of(lines, make_pairs: Callable[[], Pairs]):
+    """Each partition gets its own pairing (window_pairs keeps a per-partition memo)."""
+    def partition(iterator):
+        pairs = make_pairs()
+        for o in iterator:
+            yield from pairs(o)
+    return lines.mapPartitions(partition)
+
+
+def city_revenue(lines):
+    return running_totals(lines.flatMap(_city_revenue))
+
+
+def daily_revenue(lines):
+    return running_totals(lines.flatMap(_daily_revenue))
+
+
+def product_sales(lines):
+    return running_totals(lines.flatMap(_product_sales))
+
+
+def hourly_sales(lines):
+    return running_totals(lines.flatMap(_hourly_sales))
+
+
+def city_revenue_v1(lines):
+    return running_totals(lines.flatMap(_city_revenue_v1))
+
+
 def window_revenue(lines, settings: WorkloadSettings):
-    return running_totals(lines.flatMap(
-        lambda o: [(w, (o.revenue, 1)) for w in event_time_windows(o.order_ts, settings)]
-    ))
+    return running_totals(_pairs_of(lines, lambda: window_pairs(settings)))
 
 
 def category_revenue(lines, catalogue: dict):
-    """Stream-static join done the RDD way: a small dict shipped with the closure."""
-    def categorise(o):
-        entry = catalogue.get(o.product)
-        if entry is None:
-            return UNCATALOGUED, (o.revenue, ZERO)
-        category, unit_cost = entry
-        return category, (o.revenue, o.quantity * (o.price - unit_cost))
+    return running_totals(lines.flatMap(category_pairs(catalogue)))
 
-    return running_totals(lines.map(categorise))
+
+# ---------------------------------------------------------------------------------------
+# Every query from one parse
+# ---------------------------------------------------------------------------------------
+
+def batch_totals(parsed, queries: Iterable[str], settings: WorkloadSettings = WorkloadSettings(),
+                 catalogue: dict | None = None):
+    """parsed lines -> ((query, key), this batch's total) for every query and for the line
+    accounting (`LINE_ACCOUNTING`, keyed by outcome), added up within each partition.
+
+    A key can come from several partitions: running_totals adds those up with the state."""
+    queries = tuple(queries)
+
+    def partition(records):
+        folds = [(query, query_pairs(query, settings, catalogue), {}) for query in queries]
+        counts: dict[str, int] = {}
+        valid = 0
+        for line, reason in records:
+            if line is None:
+                counts[reason] = counts.get(reason, 0) + 1
+                continue
+            valid += 1
+            for _, pairs, values in folds:
+                for key, value in pairs(line):
+                    try:
+                        values[key].append(value)
+                    except KeyError:
+                        values[key] = [value]
+        if valid:
+            counts["valid"] = valid
+        for outcome_, count in counts.items():
+            yield (LINE_ACCOUNTING, outcome_), (count,)
+        for query, _, values in folds:
+            for key, batch in values.items():   # each position summed by sum(), in C
+                yield (query, key), tuple(map(sum, zip(*batch)))
+
+    return parsed.mapPartitions(partition)
+
+
+def all_totals(parsed, queries: Iterable[str], settings: WorkloadSettings = WorkloadSettings(),
+               catalogue: dict | None = None):
+    """Running totals of every query and of the line accounting, keyed by (query, key): one
+    state and one shuffle per batch for all of them."""
+    return running_totals(batch_totals(parsed, queries, settings, catalogue))
+
+
+def query_totals(totals, query: str):
+    """One query's (key, running total) pairs out of `all_totals`."""
+    return totals.filter(lambda kv: kv[0][0] == query).map(lambda kv: (kv[0][1], kv[1]))
 
 
 def recent_revenue(lines, window_seconds: int, slide_seconds: int):

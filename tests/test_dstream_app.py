@@ -1,0 +1,149 @@
+"""The legacy DStream application around the pipeline: how it lands the input in groups,
+numbers it, knows it is finished, and what a drain leaves behind (exports, accounting,
+commit log, quality reports)."""
+import json
+import pickle
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from legacy_dstream import app
+from shared.commit_log import CommitLog, read_commits
+from shared.export import QUERY_NAMES, export_path, read_accounting
+from shared.sequence import SequenceMap
+
+HEADER = "Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address"
+
+
+def _landing_files(lines_per_file):
+    return [app.LandingFile(Path(f"/in/s{i}.csv"), f"{i:06d}-s{i}.csv", n) for i, n in enumerate(lines_per_file)]
+
+
+def test_files_are_grouped_by_lines_without_splitting_a_file():
+    plan = _landing_files([40, 70, 10, 0, 100, 5])
+    groups = app.file_groups(plan, 100)
+    assert [[f.lines for f in group] for group in groups] == [[40, 70], [10, 0, 100], [5]]
+    assert [f for group in groups for f in group] == plan
+    assert app.file_groups(plan, 1) == [[plan[0]], [plan[1]], [plan[2]], [plan[3], plan[4]], [plan[5]]]
+    assert app.file_groups([], 100) == []
+
+
+def test_next_tick_is_on_the_streaming_timer_grid():
+    assert app.seconds_to_next_tick(1.0, now=100.25) == pytest.approx(0.75)
+    assert app.seconds_to_next_tick(0.5, now=100.5) == pytest.approx(0.5)   # on a tick: the next one
+    assert app.seconds_to_next_tick(2.0, now=101.0) == pytest.approx(1.0)
+
+
+def test_landing_plan_numbers_lines_like_the_sequence_map_of_the_landing_directory(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "b.csv").write_text(f"{HEADER}\n1\n2\n")
+    (source / "a.csv").write_text(f"\ufeff{HEADER}\r\n1\r\n2")   # BOM, CRLF, no final line end
+    (source / "c.csv").write_text("")
+    plan = app.landing_plan(sorted(source.glob("*.csv")))
+    assert [(f.name, f.lines) for f in plan] == [("000000-a.csv", 3), ("000001-b.csv", 3), ("000002-c.csv", 0)]
+    landing = tmp_path / "landing"
+    app.feed_groups([plan], landing, 0.1, threading.Event())
+    ranges = app.landing_ranges(plan)
+    sequence = SequenceMap(landing)
+    assert {name: sequence.range_of(name) for name in ranges} == ranges
+
+
+def test_groups_land_whole_one_tick_apart(tmp_path):
+    sources = []
+    for i in range(5):
+        path = tmp_path / "in" / f"s{i}.csv"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"{HEADER}\n{i}\n")
+        sources.append(path)
+    plan = app.landing_plan(sources)
+    groups = app.file_groups(plan, 4)   # two files (4 lines) a group: 3 groups
+    landing = tmp_path / "landing"
+    interval = 0.2
+    app.feed_groups(groups, landing, interval, threading.Event())
+    assert sorted(p.name for p in landing.iterdir()) == [f.name for f in plan]   # no temp file left
+    assert all((landing / f.name).read_bytes() == f.source.read_bytes() for f in plan)
+    landed = [[(landing / f.name).stat().st_mtime for f in group] for group in groups]
+    for before, after in zip(landed, landed[1:]):
+        # a tick passed between two groups, so textFileStream reads them in different batches
+        assert min(after) >= max(before) + app.seconds_to_next_tick(interval, max(before))
+
+
+def test_feeding_stops_when_asked(tmp_path):
+    source = tmp_path / "s.csv"
+    source.write_text(f"{HEADER}\n")
+    groups = app.file_groups(app.landing_plan([source, source, source]), 1)
+    stop = threading.Event()
+    stop.set()
+    app.feed_groups(groups, tmp_path / "landing", 5.0, stop)
+    assert list((tmp_path / "landing").iterdir()) == []
+
+
+def test_drain_state_is_left_out_of_the_streaming_checkpoint(tmp_path):
+    drain = app._Drain(CommitLog(tmp_path / "c.csv"), {"000000-a.csv": (0, 9)}, ["city_revenue"])
+    drain.snapshot = {"city_revenue": [(("Dallas", "TX"), (1, 1))]}
+    drain.files_done.add("000000-a.csv")
+    drain.done.set()
+    copy = pickle.loads(pickle.dumps(drain.quality))   # as the checkpoint pickles a foreachRDD function
+    restored = copy.__self__
+    assert restored.queries == ("city_revenue",) and restored.ranges == drain.ranges
+    assert restored.snapshot == {} and restored.files_done == set() and not restored.done.is_set()
+    assert restored.gate is None
+
+
+@pytest.fixture(scope="module")
+def small_input(tmp_path_factory):
+    from experiments.inputs.generate import GeneratorOptions, generate
+
+    root = tmp_path_factory.mktemp("dstream") / "in"
+    generate(root, GeneratorOptions(rows=3000, seed=5, files=3, days=2, spreadsheet_files=1))
+    return root
+
+
+def test_a_drain_in_several_batches_matches_the_oracle(spark, small_input, tmp_path):
+    from experiments.reference.oracle import run_oracle
+
+    workdir = tmp_path / "w"
+    oracle = run_oracle(small_input, workdir)
+    config = app.DStreamConfig(str(small_input), str(workdir), batch_seconds=0.5, lines_per_batch=900)
+    plan = app.landing_plan(sorted(small_input.glob("*.csv")))
+    groups = app.file_groups(plan, config.lines_per_batch)
+    assert len(groups) == 3
+
+    started = time.monotonic()
+    status = app.run(spark, config)
+    elapsed = time.monotonic() - started
+
+    for query in QUERY_NAMES:
+        if query == "fulfilment":
+            assert status[query] == app.UNSUPPORTED[query]
+            continue
+        assert status[query] == "written"
+        mine, truth = export_path(workdir, "dstream", query), export_path(workdir, "oracle", query)
+        assert mine.read_bytes() == truth.read_bytes(), query
+    accounting = read_accounting(workdir, "dstream")
+    assert accounting == read_accounting(workdir, "oracle")
+    assert accounting["balanced"] and accounting["raw_lines"] == oracle.raw_lines
+
+    # one commit per query for each batch that read files; max_seq grows to the last line
+    commits = read_commits(workdir / "commits" / "dstream.csv")
+    queries = [q for q in QUERY_NAMES if q != "fulfilment"]
+    batches = [commits[i:i + len(queries)] for i in range(0, len(commits), len(queries))]
+    assert len(batches) >= len(groups) and len(commits) == len(batches) * len(queries)
+    for batch in batches:
+        assert [c.query for c in batch] == queries
+        assert len({(c.visible_at, c.max_seq) for c in batch}) == 1
+    max_seqs = [batch[0].max_seq for batch in batches]
+    assert max_seqs == sorted(max_seqs) and max_seqs[-1] == oracle.raw_lines - 1
+    last = {c.query: c.rows for c in batches[-1]}
+    for query in queries:
+        assert last[query] == len(export_path(workdir, "dstream", query).read_text().splitlines()) - 1
+
+    # the quality gate checked every valid line, one report per batch with valid lines
+    quality = json.loads((workdir / "results" / "dstream" / "_quality.json").read_text())
+    assert quality["success"] and quality["rows"] == oracle.valid_lines
+    assert quality["batches"] == len(batches)
+    # finished when the last file was processed, not after timers: well inside the timeout
+    assert elapsed < config.timeout_seconds / 10
