@@ -1,26 +1,33 @@
 """The batch layer: recompute every batch view from a snapshot of the master dataset.
 
 A batch run pins the master dataset at one Delta version (the cutoff) and reads it
-with time travel, so the view covers exactly the lines committed up to that version.
+with time travel, so the views cover exactly the lines committed up to that version.
+The snapshot is scanned once and cached; every query's partial view is computed from the
+cache in one job and collected (views are small: one row per key), and all of them are
+written as one view file (lambda/views.py), replacing any earlier attempt at once.
 """
 from __future__ import annotations
 
 from lambda_arch.layout import LambdaConfig
-from lambda_arch.views import partial_view
+from lambda_arch.views import for_driver, wide_partials, write_view_file
+from shared.cleaning import ORDER_LINE_COLUMNS
 from shared.inputs import inspect_input, read_catalogue, read_shipments
 
 
-def run_batch_layer(spark, config: LambdaConfig, cutoff: int) -> dict[str, str]:
+def run_batch_layer(spark, config: LambdaConfig, cutoff: int) -> list:
+    """Write the batch views of `cutoff`; returns their wide rows (driver form)."""
     layout = inspect_input(config.input_dir, require_sales=False)
     skipped = layout.not_applicable()
-    lines = spark.read.format("delta").option("versionAsOf", cutoff).load(config.master)
-    catalogue, shipments = read_catalogue(spark, layout), read_shipments(spark, layout)
-    written = {}
-    for query in config.queries:
-        if query in skipped:
-            continue
-        view = partial_view(query, lines, config.settings, catalogue, shipments)
-        path = config.batch_view(cutoff, query)
-        view.write.format("delta").mode("overwrite").save(path)
-        written[query] = path
-    return written
+    queries = [q for q in config.queries if q not in skipped]
+    rows = []
+    if queries:
+        master = spark.read.format("delta").option("versionAsOf", cutoff).load(config.master)
+        lines = master.select(*ORDER_LINE_COLUMNS).persist()
+        try:
+            lines.count()   # fill the cache once, before the views' stages read it side by side
+            catalogue, shipments = read_catalogue(spark, layout), read_shipments(spark, layout)
+            rows = for_driver(wide_partials(queries, lines, config.settings, catalogue, shipments)).collect()
+        finally:
+            lines.unpersist()
+    write_view_file(config.batch_views(cutoff), rows)
+    return rows

@@ -9,15 +9,24 @@ from shared.export import QUERY_NAMES
 from shared.settings import WorkloadSettings
 
 BUILD = "lambda"
+# An ingest micro-batch takes whole files up to about this many bytes (a drain pays its
+# per-batch costs, Delta commits above all, rarely), and at least two batches are made
+# when there are two files, so a cutoff falls between them (LambdaConfig.batch_mb).
+DEFAULT_BATCH_MB = 32
+# The speed layer's streaming queries, each with its own realtime views table: every
+# additive query in one foreachBatch fan-out, and fulfilment's stream-stream join.
+SPEED_VIEWS, SPEED_FULFILMENT = "views", "fulfilment"
+SPEED_QUERIES = (SPEED_VIEWS, SPEED_FULFILMENT)
 
 
 @dataclass(frozen=True)
 class LambdaConfig:
     input_dir: str
     workdir: str
-    max_files_per_trigger: int | None = None
+    max_files_per_trigger: int | None = None   # None: by size (batch_mb), in at least two batches
     queries: tuple[str, ...] = QUERY_NAMES
     settings: WorkloadSettings = field(default_factory=WorkloadSettings)
+    batch_mb: int = DEFAULT_BATCH_MB
 
     @property
     def root(self) -> Path:
@@ -29,11 +38,13 @@ class LambdaConfig:
 
     @property
     def quarantine(self) -> str:
+        """Quarantined lines with their reason: parquet, a folder per ingest batch
+        (`ingest_batch=<id>`, rewritten whole if the batch is replayed)."""
         return str(self.root / "quarantine")
 
     @property
-    def ingest_log(self) -> str:
-        return str(self.root / "ingest_log")
+    def ingest_log(self) -> Path:
+        return self.root / "ingest_log.csv"   # lines per ingest batch and outcome (master_dataset)
 
     @property
     def master_seq_log(self) -> Path:
@@ -54,8 +65,20 @@ class LambdaConfig:
     def checkpoint(self, name: str) -> str:
         return str(self.root / "checkpoints" / name)
 
-    def batch_view(self, cutoff: int, query: str) -> str:
-        return str(self.root / "batch_views" / f"v{cutoff:06d}" / query)
+    def speed_checkpoint(self, cutoff: int, name: str) -> str:
+        return self.checkpoint(f"speed_after_v{cutoff:06d}_{name}")
 
-    def realtime_view(self, cutoff: int, query: str) -> str:
-        return str(self.root / "realtime_views" / f"after_v{cutoff:06d}" / query)
+    def progress_file(self, name: str) -> Path:
+        return self.root / "progress" / f"{name}.jsonl"   # Spark's progress reports (kappa/progress_log.py)
+
+    def batch_views(self, cutoff: int) -> Path:
+        """Every query's batch view over master versions <= cutoff (a view file, views.py)."""
+        return self.root / "batch_views" / f"v{cutoff:06d}.jsonl"
+
+    def realtime_views(self, cutoff: int, name: str) -> Path:
+        """A speed-layer query's realtime views over master versions > cutoff: a folder
+        with a view file per micro-batch (`realtime_view_file`), added up by readers."""
+        return self.root / "realtime_views" / f"after_v{cutoff:06d}" / name
+
+    def realtime_view_file(self, cutoff: int, name: str, batch_id: int) -> Path:
+        return self.realtime_views(cutoff, name) / f"batch-{batch_id:012d}.jsonl"

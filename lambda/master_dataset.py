@@ -1,33 +1,72 @@
 """The master dataset: an immutable, append-only Delta table of valid order lines.
 
-Ingestion is a streaming query over the landing directory whose foreachBatch appends
-each micro-batch with Delta's idempotent-write options (txnAppId, txnVersion = batch id),
-so a batch replayed after a crash is not appended twice.
-
-Each ingest batch also records, in a small side log (`master_seq.csv`), the master version
-that holds its lines and the highest input `seq` it read (shared/sequence.py, from the
-lines' source file names): what a view over master versions <= v includes, for the
-commit log.
+Ingestion is one streaming query over the landing directory (whole files, about
+`LambdaConfig.batch_mb` a micro-batch) whose foreachBatch parses each micro-batch once,
+caches it, and from that cache, side by side:
+- appends the valid lines to the master with Delta's idempotent-write options (txnAppId =
+  the ingest checkpoint's query id, txnVersion = the batch id), so a batch replayed after
+  a crash is not appended twice;
+- writes the other lines, with their reason, to the quarantine (parquet, one folder per
+  batch, rewritten whole by a replay: a Delta commit there would cost as much as the
+  master's for a hundredth of the lines);
+- records the quality gate's report on the valid lines (lambda/quality_gate.py:
+  shared/quality.py's suite, counted by Spark in the job that fills the cache).
+That first job also counts the batch's lines per file and outcome, for two side logs
+written after the appends: `ingest_log.csv` (lines per batch and outcome: the line
+accounting) and `master_seq.csv` (the master version that holds the batch's lines and the
+highest input `seq` it read, shared/sequence.py: what a view over master versions <= v
+includes, for the commit log). A replayed batch reads the same files, so it writes the
+same rows again: readers take each batch's rows once.
 """
 from __future__ import annotations
 
 import csv
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lambda_arch.layout import LambdaConfig
-from shared.cleaning import classify_lines, quarantined_lines, valid_order_lines
+from lambda_arch.quality_gate import SparkGate, record_report
+from shared import checkpoints
+from shared.cleaning import ORDER_LINE_COLUMNS, classify_lines, quarantined_lines, valid_order_lines
 from shared.commit_log import NO_SEQ, append_csv_rows
 from shared.inputs import inspect_input
-from shared.quality import check_batch, expectations_from_input
+from shared.quality import expectations_from_input
 from shared.sequence import SequenceMap
 
-INGEST_APP_ID = "lambda-master-ingest"
+INGEST_QUERY = "lambda_ingest"
 MASTER_SEQ_COLUMNS = ("ingest_batch", "master_version", "max_seq")
+INGEST_LOG_COLUMNS = ("ingest_app_id", "ingest_batch", "outcome", "lines")
+VALID = "valid"
+_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
 
-def _idempotent_append(df: DataFrame, path: str, batch_id: int, app_id: str) -> None:
+class CheckpointAppId:
+    """The query id Spark keeps in a checkpoint, read once the query has started: Delta's
+    idempotent writes are keyed by it, so a new checkpoint never collides with the batch
+    ids of an old one (a replayed batch of the same checkpoint lands once)."""
+
+    def __init__(self, checkpoint: str):
+        self.checkpoint, self.value = checkpoint, None
+
+    def __call__(self) -> str:
+        if self.value is None:
+            self.value = checkpoints.query_id(self.checkpoint)
+            if self.value is None:
+                raise RuntimeError(f"no query id in {self.checkpoint}/metadata: the query has not started")
+        return self.value
+
+
+def quarantine_folder(config: LambdaConfig, batch_id: int) -> str:
+    return f"{config.quarantine}/ingest_batch={batch_id}"
+
+
+def append_once(df: DataFrame, path: str, app_id: str, batch_id: int) -> None:
+    """Append unless this (app id, batch id) has already been appended to `path`."""
     (
         df.write.format("delta").mode("append")
         .option("txnAppId", app_id).option("txnVersion", batch_id)
@@ -35,35 +74,61 @@ def _idempotent_append(df: DataFrame, path: str, batch_id: int, app_id: str) -> 
     )
 
 
+def latest_version(table: str) -> int | None:
+    """A Delta table's newest version: its highest commit file (`_delta_log/<20 digits>.json`,
+    created atomically by each commit; Delta's protocol). No Spark job, unlike `history()`."""
+    log = Path(table) / "_delta_log"
+    if not log.is_dir():
+        return None
+    versions = [int(m.group(1)) for m in map(_COMMIT_FILE.match, (p.name for p in log.iterdir())) if m]
+    return max(versions, default=None)
+
+
 def ingest_batch(config: LambdaConfig):
     expectations = expectations_from_input(config.input_dir)
     sequence = SequenceMap(config.input_dir)   # cached across batches: landed files never change
+    app_id = CheckpointAppId(config.checkpoint("ingest"))
+    keep = ("source_file", "ingest_batch")
 
     def write(raw: DataFrame, batch_id: int) -> None:
-        classified = classify_lines(raw).withColumn("ingest_batch", F.lit(batch_id)).cache()
+        classified = classify_lines(raw).withColumn("ingest_batch", F.lit(batch_id)).persist()
         try:
-            check_batch(valid_order_lines(classified).toPandas(), expectations, config.quality_dir,
-                        f"batch-{batch_id:06d}")
-            # per file too: the same job also gives the file names the batch read
-            counts = classified.groupBy("source_file", F.col("reason").isNull().alias("valid")).count().collect()
-            valid = sum(r["count"] for r in counts if r["valid"])
-            quarantined = sum(r["count"] for r in counts if not r["valid"])
-            keep = ("source_file", "ingest_batch")
-            _idempotent_append(valid_order_lines(classified, keep=keep), config.master, batch_id, INGEST_APP_ID)
-            _idempotent_append(quarantined_lines(classified, keep=keep), config.quarantine, batch_id,
-                               INGEST_APP_ID + "-quarantine")
-            log = raw.sparkSession.createDataFrame(
-                [(batch_id, valid + quarantined, valid, quarantined)],
-                "ingest_batch long, raw_lines long, valid_lines long, quarantined_lines long",
-            )
-            _idempotent_append(log, config.ingest_log, batch_id, INGEST_APP_ID + "-log")
+            # One parse, kept: every step below reads the cache. The first job fills it and
+            # counts, per file and outcome, the lines and the quality gate's unexpected rows.
+            gate = SparkGate(ORDER_LINE_COLUMNS, expectations)
+            checked, valid = gate.with_helpers(classified), F.col("reason").isNull()
+            counts = checked.groupBy("source_file", F.coalesce("reason", F.lit(VALID)).alias("outcome")).agg(
+                F.count(F.lit(1)).alias("count"), *gate.counts(checked, among=valid)).collect()
+            if not counts:
+                return
+            quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
+            with ThreadPoolExecutor(2) as pool:
+                pending = [pool.submit(append_once, valid_order_lines(classified, keep=keep), config.master, app_id(),
+                                       batch_id),
+                           pool.submit(quarantine.parquet, quarantine_folder(config, batch_id))]
+                totals = {name: sum(int(r[name]) for r in counts) for name in counts[0].asDict() if name.startswith("_")}
+                rows = sum(int(r["count"]) for r in counts if r["outcome"] == VALID)
+                record_report(gate.report(rows, totals, checked, among=valid), config.quality_dir,
+                              f"batch-{batch_id:06d}")
+                for future in pending:
+                    future.result()
+            record_ingest_counts(config, app_id(), batch_id, counts)
             max_seq = sequence.max_seq({r["source_file"] for r in counts})
             if max_seq is not None:
-                record_master_seq(config, batch_id, master_version(raw.sparkSession, config), max_seq)
+                record_master_seq(config, batch_id, latest_version(config.master), max_seq)
         finally:
             classified.unpersist()
 
     return write
+
+
+def record_ingest_counts(config: LambdaConfig, app_id: str, batch_id: int, counts) -> None:
+    """After a batch's appends: its lines per outcome (`valid` or a quarantine reason)."""
+    totals: dict[str, int] = {}
+    for row in counts:
+        totals[row["outcome"]] = totals.get(row["outcome"], 0) + int(row["count"])
+    append_csv_rows(config.ingest_log, INGEST_LOG_COLUMNS,
+                    [(app_id, batch_id, outcome, lines) for outcome, lines in sorted(totals.items())])
 
 
 def record_master_seq(config: LambdaConfig, batch_id: int, version: int | None, max_seq: int) -> None:
@@ -86,15 +151,31 @@ def max_seq_through(config: LambdaConfig, version: int) -> int:
                    default=NO_SEQ)
 
 
-def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds"):
-    layout = inspect_input(config.input_dir)
-    reader = spark.readStream.format("text")
+def files_per_trigger(config: LambdaConfig, sales_files) -> int:
+    """Whole files per ingest batch: about `batch_mb` each, and at least two batches when
+    there are two files or more (so that a cutoff can fall between them)."""
     if config.max_files_per_trigger:
-        reader = reader.option("maxFilesPerTrigger", config.max_files_per_trigger)
+        return config.max_files_per_trigger
+    files = list(sales_files)
+    if not files:
+        return 1
+    mean_size = sum(p.stat().st_size for p in files) / len(files)
+    by_size = max(1, int(config.batch_mb * 2**20 // max(1.0, mean_size)))
+    return max(1, min(by_size, math.ceil(len(files) / 2)))
+
+
+def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds"):
+    from kappa.progress_log import record_progress
+
+    layout = inspect_input(config.input_dir)
+    checkpoint = config.checkpoint("ingest")
+    checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind
+    reader = spark.readStream.format("text").option("maxFilesPerTrigger", files_per_trigger(config, layout.sales_files))
     raw = reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
+    record_progress(spark, INGEST_QUERY, config.progress_file("ingest"))
     writer = (
-        raw.writeStream.queryName("lambda_ingest")
-        .option("checkpointLocation", config.checkpoint("ingest"))
+        raw.writeStream.queryName(INGEST_QUERY)
+        .option("checkpointLocation", checkpoint)
         .foreachBatch(ingest_batch(config))
     )
     writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=interval)
@@ -102,24 +183,20 @@ def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interv
 
 
 def master_version(spark, config: LambdaConfig) -> int | None:
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, config.master):
-        return None
-    return DeltaTable.forPath(spark, config.master).history(1).collect()[0]["version"]
+    """The master dataset's newest version (None before the first append)."""
+    return latest_version(config.master)
 
 
 def accounting(spark, config: LambdaConfig) -> dict:
-    """raw = valid + quarantined over everything ingested, with the reasons."""
-    from delta.tables import DeltaTable
-
-    if not DeltaTable.isDeltaTable(spark, config.ingest_log):
-        return {"raw_lines": 0, "valid_lines": 0, "quarantine": {}}
-    totals = spark.read.format("delta").load(config.ingest_log).agg(
-        F.sum("raw_lines").alias("raw"), F.sum("valid_lines").alias("valid")
-    ).collect()[0]
-    reasons = {}
-    if DeltaTable.isDeltaTable(spark, config.quarantine):
-        reasons = {r["reason"]: r["count"] for r in
-                   spark.read.format("delta").load(config.quarantine).groupBy("reason").count().collect()}
-    return {"raw_lines": int(totals["raw"] or 0), "valid_lines": int(totals["valid"] or 0), "quarantine": reasons}
+    """raw = valid + quarantined over everything ingested, with the reasons (from the
+    ingest log: each batch's rows once, however often a crash made it write them)."""
+    lines: dict[tuple[str, str, str], int] = {}
+    if config.ingest_log.exists():
+        with open(config.ingest_log, encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                lines[(row["ingest_app_id"], row["ingest_batch"], row["outcome"])] = int(row["lines"])
+    by_outcome: dict[str, int] = {}
+    for (_, _, outcome), count in lines.items():
+        by_outcome[outcome] = by_outcome.get(outcome, 0) + count
+    valid = by_outcome.pop(VALID, 0)
+    return {"raw_lines": valid + sum(by_outcome.values()), "valid_lines": valid, "quarantine": by_outcome}

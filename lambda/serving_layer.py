@@ -1,24 +1,30 @@
-"""The serving layer: answer each query by merging the batch and the realtime view.
+"""The serving layer: answer each query by merging the batch and the realtime views.
 
 The serving pointer (serving.json, replaced atomically) names the cutoff whose batch
-views are complete; readers use the batch view of that cutoff plus the realtime view
-of the lines after it.
+views are complete; readers use the batch views of that cutoff plus the realtime views
+of the lines after it. Every view is a view file of wide rows (lambda/views.py), so
+serving every query is one aggregation over their union.
 
-Commit log (shared/commit_log.py): a row per query when a cutoff is published
-(`log_published_cutoff`) and after each speed-layer commit (speed_layer.SpeedCommitLogger),
-each with the highest input seq that serving can then answer for.
+Commit log (shared/commit_log.py, `ServingCommits`): a row per query when a cutoff is
+published, and after each speed-layer commit once its cutoff is published, with the
+highest input seq the served result then includes and, as `rows`, the rows of the served
+result then: its keys in the batch view or a realtime view (`ServedKeys`, kept on the
+driver from the views' own rows, so counting costs no Spark job).
 """
 from __future__ import annotations
 
 import json
+import threading
 import time
+from pathlib import Path
 
 from pyspark.sql import DataFrame
 
-from lambda_arch.layout import LambdaConfig
+from lambda_arch.layout import SPEED_FULFILMENT, SPEED_QUERIES, SPEED_VIEWS, LambdaConfig
 from lambda_arch.master_dataset import max_seq_through
-from lambda_arch.views import merge_views
-from shared import queries as Q
+from lambda_arch.views import (export_columns, from_driver, keys_by_query, merge_wide, query_result,
+                               read_view_file, rows_by_query)
+from shared import checkpoints
 from shared.atomic import write_text_atomic
 from shared.commit_log import CommitLog
 
@@ -33,27 +39,119 @@ def current_cutoff(config: LambdaConfig) -> int:
     return json.loads(config.serving_pointer.read_text())["cutoff"]
 
 
-def serve(spark, config: LambdaConfig, query: str) -> DataFrame:
-    from delta.tables import DeltaTable
+def realtime_rows(config: LambdaConfig, cutoff: int) -> list[dict]:
+    """Every realtime view row after `cutoff` so far (each micro-batch's file once)."""
+    files = [path for name in SPEED_QUERIES for path in sorted(Path(config.realtime_views(cutoff, name)).glob("*.jsonl"))]
+    return [row for path in files for row in read_view_file(path)]
 
+
+def view_rows(config: LambdaConfig) -> list[dict]:
+    """The wide rows serving adds up now: the published cutoff's batch and realtime views."""
     cutoff = current_cutoff(config)
-    views = [spark.read.format("delta").load(config.batch_view(cutoff, query))]
-    realtime = config.realtime_view(cutoff, query)
-    if DeltaTable.isDeltaTable(spark, realtime):
-        view = spark.read.format("delta").load(realtime)
-        if query == "fulfilment":  # the speed layer keeps raw pairs (append after the join)
-            view = Q.fulfilment_partials(view)
-        views.append(view)
-    return merge_views(query, views)
+    return read_view_file(config.batch_views(cutoff)) + realtime_rows(config, cutoff)
 
 
-def log_published_cutoff(spark, config: LambdaConfig, cutoff: int, queries) -> list:
-    """Commit-log rows once a cutoff is published (call right after `publish_cutoff`):
-    serving now answers each query from that cutoff's batch view, which includes master
-    versions <= cutoff. `rows` = the batch view's rows: the served result's, as the new
-    cutoff's realtime view starts empty (a restart that finds one already there is the
-    exception)."""
-    visible_at = time.time()   # readable since publish_cutoff returned; counting comes after
-    max_seq = max_seq_through(config, cutoff)
-    rows = {query: spark.read.format("delta").load(config.batch_view(cutoff, query)).count() for query in queries}
-    return CommitLog(config.commit_log).append_many(list(queries), max_seq, rows, visible_at)
+def merged_views(spark, config: LambdaConfig) -> DataFrame:
+    """Every query's served result as wide rows."""
+    return merge_wide(from_driver(spark, view_rows(config)))
+
+
+def serve(spark, config: LambdaConfig, query: str) -> DataFrame:
+    """One query's served result, in the columns of its export."""
+    return query_result(merged_views(spark, config), query)
+
+
+def served_rows(spark, config: LambdaConfig) -> dict[str, list[dict]]:
+    """Every query's served result as export rows (one Spark job for all of them)."""
+    return rows_by_query(export_columns(merged_views(spark, config)).collect())
+
+
+class ServedKeys:
+    """query -> the keys the serving layer has a row for (batch view or realtime view)."""
+
+    def __init__(self, keys: dict[str, set[tuple]] | None = None):
+        self._keys = keys or {}
+        self._lock = threading.Lock()
+
+    def add(self, wide_rows) -> None:
+        with self._lock:
+            for query, keys in keys_by_query(wide_rows).items():
+                self._keys.setdefault(query, set()).update(keys)
+
+    def rows(self, query: str) -> int:
+        with self._lock:
+            return len(self._keys.get(query, ()))
+
+
+class ServingCommits:
+    """The commit-log rows of one cutoff's serving: at publication, then after each
+    speed-layer commit. The speed layer may commit before the batch layer has published
+    its cutoff (the two run side by side): serving cannot answer from those commits yet,
+    so their rows wait for the publication, whose rows then include them.
+
+    `max_seq` of a query: what the master versions it is served from include (the batch
+    views: versions <= cutoff; the realtime views: the versions its speed query has
+    wholly read); it only grows.
+    """
+
+    def __init__(self, config: LambdaConfig, cutoff: int, queries, served: ServedKeys | None = None):
+        self.config, self.cutoff, self.queries = config, cutoff, list(queries)
+        self.served = served or ServedKeys()
+        self.commit_log = CommitLog(config.commit_log)
+        self.versions_read: dict[str, int] = {}   # speed query -> last master version wholly read
+        self.published = False
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def speed_query_of(query: str) -> str:
+        return SPEED_FULFILMENT if query == "fulfilment" else SPEED_VIEWS
+
+    def _max_seq(self, query: str) -> int:
+        version = max(self.cutoff, self.versions_read.get(self.speed_query_of(query), self.cutoff))
+        return max_seq_through(self.config, version)
+
+    def publish(self, batch_rows) -> None:
+        """Call right after the cutoff's pointer is published, with the batch views' rows."""
+        visible_at = time.time()   # readable since publish_cutoff returned
+        self.served.add(batch_rows)
+        with self._lock:
+            self.published = True
+            self._append(self.queries, visible_at)
+
+    def speed_commit(self, speed_query: str, version_read: int | None, queries, wide_rows) -> None:
+        """After a speed-layer micro-batch's view file is in place: it read master versions
+        up to `version_read` and added `wide_rows` for `queries`."""
+        self.served.add(wide_rows)
+        with self._lock:
+            visible_at = time.time()   # after the file is in place, and never before a publication
+            previous = self.versions_read.get(speed_query, self.cutoff)
+            if version_read is not None:
+                self.versions_read[speed_query] = max(previous, version_read)
+            if not self.published or (not wide_rows and self.versions_read.get(speed_query, previous) == previous):
+                return   # not served yet (logged at publication), or nothing new to serve
+            self._append([q for q in queries if q in self.queries], visible_at)
+
+    def _append(self, queries, visible_at: float) -> None:
+        by_seq: dict[int, list[str]] = {}
+        for query in queries:
+            by_seq.setdefault(self._max_seq(query), []).append(query)
+        for max_seq, group in by_seq.items():
+            self.commit_log.append_many(group, max_seq, {q: self.served.rows(q) for q in group}, visible_at)
+
+    @classmethod
+    def resume(cls, config: LambdaConfig, cutoff: int, queries) -> "ServingCommits":
+        """For a cutoff whose speed layer may have run before (a restart after a crash):
+        the realtime views already there count as served, and so do the master versions
+        their committed micro-batches read."""
+        from lambda_arch.speed_layer import master_versions_read
+
+        commits = cls(config, cutoff, queries)
+        commits.served.add(realtime_rows(config, cutoff))
+        for name in SPEED_QUERIES:
+            checkpoint = config.speed_checkpoint(cutoff, name)
+            done = checkpoints.committed_batches(checkpoint)
+            version = master_versions_read(checkpoint, done[-1]) if done else None
+            if version is not None and version > cutoff:
+                commits.versions_read[name] = version
+        return commits
+

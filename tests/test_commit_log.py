@@ -235,15 +235,3 @@ def test_lambda_master_seq_side_log(tmp_path):
     record_master_seq(config, 1, 1, 149)
     record_master_seq(config, 2, 1, 160)     # no valid lines: no new master version
     assert [max_seq_through(config, v) for v in (-1, 0, 1, 2)] == [-1, 99, 160, 160]
-
-
-def test_speed_layer_rows_from_progress():
-    from types import SimpleNamespace as NS
-
-    from lambda_arch.speed_layer import rows_committed
-
-    progress = lambda sink_rows, *state_rows: NS(sink=NS(numOutputRows=sink_rows),
-                                                stateOperators=[NS(numRowsTotal=n) for n in state_rows])
-    assert rows_committed("city_revenue", progress(5)) == 5
-    assert rows_committed("city_revenue", progress(-1, 12)) == 12      # the Delta sink does not count
-    assert rows_committed("fulfilment", progress(-1, 40, 30)) == -1

@@ -1,0 +1,281 @@
+"""The Lambda build: its exports equal the oracle's whatever the cutoff, the handoff
+between batch and speed layer counts every line once, re-ingest and replayed batches add
+nothing, the commit log says what serving answers, and the Spark quality gate reports
+exactly what shared/quality.py's Great Expectations gate reports."""
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from experiments.inputs.generate import GeneratorOptions, generate
+from shared.export import QUERY_NAMES, export_path
+
+
+@pytest.fixture(scope="module")
+def small_input(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lambda") / "in"
+    generate(root, GeneratorOptions(rows=2400, seed=5, files=4, days=3, spreadsheet_files=1))
+    return root
+
+
+@pytest.fixture(scope="module")
+def oracle(small_input, tmp_path_factory):
+    from experiments.reference.oracle import run_oracle
+
+    workdir = tmp_path_factory.mktemp("lambda-oracle")
+    run_oracle(small_input, workdir)
+    return workdir
+
+
+def _same_exports(workdir, oracle_workdir) -> list[str]:
+    differ = [q for q in QUERY_NAMES
+              if export_path(workdir, "lambda", q).read_bytes() != export_path(oracle_workdir, "oracle", q).read_bytes()]
+    accounting = [json.loads((Path(w) / "results" / b / "_accounting.json").read_text())
+                  for w, b in ((workdir, "lambda"), (oracle_workdir, "oracle"))]
+    return differ + (["_accounting.json"] if accounting[0] != accounting[1] else [])
+
+
+def _last_rows(workdir) -> dict:
+    from shared.commit_log import commit_log_path, read_commits
+
+    return {c.query: c for c in read_commits(commit_log_path(workdir, "lambda"))}
+
+
+@pytest.mark.slow
+def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tmp_path):
+    from lambda_arch.app import run
+    from lambda_arch.layout import LambdaConfig
+    from lambda_arch.master_dataset import accounting, master_version
+    from shared.sequence import SequenceMap
+
+    config = LambdaConfig(str(small_input), str(tmp_path / "w"))
+    status = run(spark, config, fresh=True)
+    assert set(status.values()) == {"written"}
+    assert _same_exports(config.workdir, oracle) == []
+    # two ingest batches (four files), the cutoff between them: both layers answered
+    assert master_version(spark, config) == 1
+    assert json.loads(config.serving_pointer.read_text()) == {"cutoff": 0}
+    assert list(config.realtime_views(0, "views").glob("batch-*.jsonl"))
+    # the commit log: publication, then the speed layer up to the input's last line;
+    # `rows` = the served result's rows, so the last row of each query = its export's rows
+    last_seq = max(SequenceMap(small_input).range_of(p).last_seq for p in small_input.glob("*.csv"))
+    last = _last_rows(config.workdir)
+    assert set(last) == set(QUERY_NAMES)
+    for query, commit in last.items():
+        assert commit.max_seq == last_seq, query
+        assert commit.rows == len(export_path(config.workdir, "lambda", query).read_text().splitlines()) - 1, query
+    # the same input again, without --fresh: nothing new in the master or the accounting
+    before = accounting(spark, config)
+    run(spark, config)
+    assert master_version(spark, config) == 1
+    assert accounting(spark, config) == before
+    assert _same_exports(config.workdir, oracle) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_every_cutoff_serves_each_line_once(spark, small_input, oracle, tmp_path, fraction):
+    """All in the batch layer (cutoff = the last version, no speed layer) or nearly all in
+    the speed layer (cutoff 0 of 3 versions): the same exports."""
+    from lambda_arch.app import run
+    from lambda_arch.layout import LambdaConfig
+
+    config = LambdaConfig(str(small_input), str(tmp_path / "w"), max_files_per_trigger=1)
+    run(spark, config, fresh=True, batch_fraction=fraction)
+    assert json.loads(config.serving_pointer.read_text())["cutoff"] == (0 if fraction == 0.0 else 3)
+    assert _same_exports(config.workdir, oracle) == []
+
+
+def _fake_started(checkpoint: str, query_id: str = "11111111-2222-3333-4444-555555555555") -> None:
+    """What Spark writes when a query starts: the query id in the checkpoint's metadata."""
+    Path(checkpoint).mkdir(parents=True, exist_ok=True)
+    (Path(checkpoint) / "metadata").write_text(json.dumps({"id": query_id}) + "\n")
+
+
+@pytest.mark.slow
+def test_a_replayed_ingest_batch_lands_once(spark, small_input, tmp_path):
+    from pyspark.sql import functions as F
+
+    from lambda_arch.layout import LambdaConfig
+    from lambda_arch.master_dataset import accounting, ingest_batch, latest_version, max_seq_through
+
+    config = LambdaConfig(str(small_input), str(tmp_path / "w"))
+    _fake_started(config.checkpoint("ingest"))
+    first = sorted(small_input.glob("*.csv"))[0]
+    raw = spark.read.text(str(first)).select("value", F.lit(first.name).alias("source_file"))
+    write = ingest_batch(config)
+    write(raw, 0)
+    once = accounting(spark, config)
+    write(raw, 0)   # the same batch again, as after a kill before Spark's commit
+    assert accounting(spark, config) == once
+    assert latest_version(config.master) == 0
+    master = spark.read.format("delta").load(config.master)
+    assert master.count() == once["valid_lines"] > 0
+    quarantine = spark.read.parquet(config.quarantine)
+    assert quarantine.count() == sum(once["quarantine"].values()) > 0
+    assert {r.ingest_batch for r in quarantine.select("ingest_batch").distinct().collect()} == {0}
+    assert once["raw_lines"] == once["valid_lines"] + sum(once["quarantine"].values())
+    assert once["raw_lines"] == len(first.read_bytes().decode("utf-8-sig").splitlines())
+    assert max_seq_through(config, 0) == once["raw_lines"] - 1
+    report = json.loads((config.quality_dir / "batch-000000.json").read_text())
+    assert report["success"] and report["checked_rows"] == once["valid_lines"]
+
+
+@pytest.mark.slow
+def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_path):
+    from lambda_arch.layout import LambdaConfig
+    from lambda_arch.master_dataset import record_master_seq
+    from lambda_arch.serving_layer import ServingCommits, publish_cutoff, realtime_rows, served_rows
+    from lambda_arch.speed_layer import DELTA_END_INDEX, _views_batch
+    from lambda_arch.views import write_view_file
+    from shared.cleaning import ORDER_LINE_COLUMNS
+    from shared.commit_log import read_commits
+
+    queries = ("city_revenue", "hourly_sales")
+    config = LambdaConfig(str(tmp_path), str(tmp_path / "w"), queries=queries)
+    offsets = Path(config.speed_checkpoint(0, "views")) / "offsets"
+    offsets.mkdir(parents=True)
+    (offsets / "0").write_text("v1\n{}\n" + json.dumps({"reservoirVersion": 2, "index": DELTA_END_INDEX}) + "\n")
+    record_master_seq(config, 0, 0, 19)
+    record_master_seq(config, 1, 2, 41)
+    line = ("o1", "p", 2, Decimal("1.50"), Decimal("3.00"), dt.datetime(2019, 1, 1, 10), "s", "Austin", "TX", "73301")
+    lines = spark.createDataFrame([line, line], ", ".join(f"{c} {t}" for c, t in zip(ORDER_LINE_COLUMNS, (
+        "string", "string", "int", "decimal(12,2)", "decimal(22,2)", "timestamp", "string", "string", "string",
+        "string"))))
+    batch_rows = [{"query": "city_revenue", "city": c, "state": s, "revenue": Decimal("1.00"), "order_lines": 1,
+                   **{k: None for k in ("date", "product", "hour", "window_start", "window_end", "category",
+                                        "ship_date", "quantity", "margin", "shipped_lines", "seconds_to_ship")}}
+                  for c, s in (("Austin", "TX"), ("Boston", "MA"))]
+    write_view_file(config.batch_views(0), batch_rows)
+    commits = ServingCommits(config, 0, queries)
+    _views_batch(config, 0, list(queries), None, commits)(lines, 0)
+    assert read_commits(config.commit_log) == []   # cutoff 0 not published yet: not served
+    publish_cutoff(config, 0)
+    commits.publish(batch_rows)
+    # replayed by a restarted process (after a kill before Spark's commit): the same file again
+    restarted = ServingCommits.resume(config, 0, queries)
+    _views_batch(config, 0, list(queries), None, restarted)(lines, 0)
+    restarted.publish(batch_rows)
+    assert len(list(config.realtime_views(0, "views").glob("*.jsonl"))) == 1
+    assert sorted((r["query"], r["order_lines"]) for r in realtime_rows(config, 0)) == [
+        ("city_revenue", 2), ("hourly_sales", 2)]
+    served = served_rows(spark, config)
+    assert sorted((r["city"], r["revenue"], r["order_lines"]) for r in served["city_revenue"]) == [
+        ("Austin", Decimal("7.00"), 3), ("Boston", Decimal("1.00"), 1)]
+    # published with the speed commit in it: versions <= 2 (seq 41); rows = served keys
+    logged = [(c.query, c.max_seq, c.rows) for c in read_commits(config.commit_log)]
+    assert logged[:2] == [("city_revenue", 41, 2), ("hourly_sales", 41, 1)]
+    assert logged[2:] == logged[:2]   # the restart publishes again: harmless, latency takes the first
+
+
+def test_latest_version_is_the_newest_commit(spark, tmp_path):
+    from delta.tables import DeltaTable
+
+    from lambda_arch.master_dataset import latest_version
+
+    table = str(tmp_path / "t")
+    assert latest_version(table) is None
+    for _ in range(3):
+        spark.range(2).write.format("delta").mode("append").save(table)
+    assert latest_version(table) == 2 == DeltaTable.forPath(spark, table).history(1).collect()[0]["version"]
+
+
+def test_ingest_batches_are_sized_and_at_least_two(tmp_path):
+    from lambda_arch.layout import LambdaConfig
+    from lambda_arch.master_dataset import files_per_trigger
+
+    files = []
+    for i in range(10):
+        files.append(tmp_path / f"s{i}.csv")
+        files[-1].write_bytes(b"x" * 2**20)   # 1 MiB each
+    config = LambdaConfig(str(tmp_path), str(tmp_path / "w"))
+    assert files_per_trigger(config, files) == 5                       # 10 MiB < 32 MiB: still two batches
+    assert files_per_trigger(LambdaConfig("i", "w", batch_mb=3), files) == 3
+    assert files_per_trigger(LambdaConfig("i", "w", max_files_per_trigger=1), files) == 1
+    assert files_per_trigger(config, files[:1]) == 1
+
+
+def _quality_lines(spark):
+    from shared.cleaning import ORDER_LINE_COLUMNS
+
+    schema = ", ".join(f"{c} {t}" for c, t in zip(ORDER_LINE_COLUMNS, (
+        "string", "string", "int", "decimal(12,2)", "decimal(22,2)", "timestamp", "string", "string", "string",
+        "string")))
+    t = dt.datetime(2019, 1, 2, 10, 30)
+    good = ("1", "Widget", 2, Decimal("5.00"), Decimal("10.00"), t, "1 A St", "Austin", "TX", "73301")
+    rows = [good, good,
+            ("2", "Widget", 0, Decimal("4.00"), Decimal("0.00"), t, "1 A St", "Austin", "TX", "73301"),  # qty, price
+            ("3", "Gadget", 1, Decimal("3.00"), Decimal("4.00"), t, "1 A St", None, "Tx", "7330"),       # revenue..
+            ("4", "Other", 1, Decimal("3.00"), None, dt.datetime(2020, 1, 1), "1 A St", "Austin", "TX", "73301"),
+            ("5", None, 1, Decimal("3.00"), Decimal("3.00"), dt.datetime(2018, 12, 31, 23, 59), "x", "Dallas",
+             "TX", "75001")]
+    return spark.createDataFrame(rows, schema)
+
+
+@pytest.mark.parametrize("with_expectations", [True, False])
+def test_spark_quality_gate_reports_what_great_expectations_reports(spark, with_expectations):
+    from lambda_arch.quality_gate import validate_on_spark
+    from shared.quality import QualityExpectations, validate_order_lines
+
+    expectations = QualityExpectations(
+        catalogue_prices={"Widget": Decimal("5.00"), "Gadget": Decimal("3.50")},
+        earliest=dt.datetime(2019, 1, 1), latest=dt.datetime(2019, 12, 31, 23, 59),
+    ) if with_expectations else QualityExpectations()
+    lines = _quality_lines(spark)
+    on_spark = validate_on_spark(lines, expectations).to_json()
+    on_pandas = validate_order_lines(lines.toPandas(), expectations).to_json()
+
+    def without_examples(report):
+        return {**report, "results": [{**r, "unexpected_examples": sorted(r["unexpected_examples"])}
+                                      for r in report["results"]]}
+
+    assert without_examples(on_spark) == without_examples(on_pandas)
+    assert not on_spark["success"]
+    failed = {r["check"]: r["unexpected_count"] for r in on_spark["results"] if not r["success"]}
+    expected = {"product not null": 1, "city not null": 1, "quantity >= 1": 1, "state is two capital letters": 1,
+                "zip is five digits": 1, "revenue = quantity x price": 2}
+    if with_expectations:
+        expected |= {"price matches catalogue": 2, "order_ts within input range": 2}
+    assert failed == expected
+
+
+def test_spark_quality_gate_passes_clean_lines_and_skips_empty_batches(spark, tmp_path):
+    from lambda_arch.quality_gate import check_on_spark
+    from shared.quality import QualityExpectations
+
+    lines = _quality_lines(spark).limit(2)
+    report = check_on_spark(lines, QualityExpectations(), tmp_path, "batch-000001")
+    assert report.success and report.checked_rows == 2
+    assert json.loads((tmp_path / "batch-000001.json").read_text())["success"]
+    assert check_on_spark(lines.limit(0), QualityExpectations(), tmp_path, "batch-000002") is None
+    assert not (tmp_path / "batch-000002.json").exists()
+
+
+@pytest.mark.slow
+def test_ingest_records_a_failing_quality_gate_with_examples(spark, tmp_path):
+    from pyspark.sql import functions as F
+
+    from lambda_arch.layout import LambdaConfig
+    from lambda_arch.master_dataset import accounting, ingest_batch
+    from shared.quality import summarize
+
+    root = tmp_path / "in"
+    (root / "catalogue").mkdir(parents=True)
+    (root / "catalogue" / "products.csv").write_text("product,category,unit_cost,list_price\nWidget,Tools,2.00,5.00\n")
+    sales = root / "sales_0000.csv"
+    sales.write_text("Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address\n"
+                     '1,Widget,2,4.00,01/02/19 10:30,"1 A St, Austin, TX 73301"\n'
+                     '2,Widget,1,5.00,01/02/19 11:00,"2 B St, Austin, TX 73301"\n'
+                     ",,,,,\n")
+    config = LambdaConfig(str(root), str(tmp_path / "w"))
+    _fake_started(config.checkpoint("ingest"))
+    ingest_batch(config)(spark.read.text(str(sales)).select("value", F.lit(sales.name).alias("source_file")), 0)
+    assert accounting(spark, config) == {"raw_lines": 4, "valid_lines": 2, "quarantine": {"header": 1, "blank": 1}}
+    report = json.loads((config.quality_dir / "batch-000000.json").read_text())
+    assert report["checked_rows"] == 2 and not report["success"]
+    failed = [r for r in report["results"] if not r["success"]]
+    assert [(r["check"], r["unexpected_count"], r["unexpected_examples"]) for r in failed] == [
+        ("price matches catalogue", 1, ["order_id 1: price=4.00, catalogue_price=5.00"])]
+    assert summarize(config.quality_dir)["failed_batches"] == 1
