@@ -6,13 +6,13 @@ from pathlib import Path
 
 from shared.commit_log import commit_log_path
 from shared.export import QUERY_NAMES
-from shared.settings import WorkloadSettings
+from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
 
 BUILD = "lambda"
-# An ingest micro-batch takes whole files up to about this many bytes (a drain pays its
+# An ingest micro-batch takes whole files up to about LAB_DRAIN_BATCH_MB (a drain pays its
 # per-batch costs, Delta commits above all, rarely), and at least two batches are made
 # when there are two files, so a cutoff falls between them (LambdaConfig.batch_mb).
-DEFAULT_BATCH_MB = 32
+DEFAULT_BATCH_MB = DEFAULT_DRAIN_BATCH_MB
 # The speed layer's streaming queries, each with its own realtime views table: every
 # additive query in one foreachBatch fan-out, and fulfilment's stream-stream join.
 SPEED_VIEWS, SPEED_FULFILMENT = "views", "fulfilment"

@@ -76,7 +76,8 @@ def _run_kappa(spark, request: RunRequest) -> dict[str, str]:
 def _run_lambda(spark, request: RunRequest) -> dict[str, str]:
     from lambda_arch.app import LambdaConfig, run
 
-    return run(spark, LambdaConfig(request.input_dir, request.workdir, settings=request.settings), fresh=request.fresh)
+    return run(spark, LambdaConfig(request.input_dir, request.workdir, settings=request.settings,
+                                   batch_mb=request.drain_batch_mb), fresh=request.fresh)
 
 
 def _run_dstream(spark, request: RunRequest) -> dict[str, str]:
