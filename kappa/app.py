@@ -143,27 +143,6 @@ def shipments_stream(spark, layout: InputLayout) -> DataFrame:
     return Q.parse_shipments(raw)
 
 
-class _AppId:
-    """The checkpoint's query id, read once the query has started (Spark writes it then):
-    Delta's idempotent writes are keyed by it, so a new checkpoint never collides with an
-    old one's batch ids."""
-
-    def __init__(self, checkpoint: str):
-        self.checkpoint, self.value = checkpoint, None
-
-    def __call__(self) -> str:
-        if self.value is None:
-            self.value = checkpoints.query_id(self.checkpoint)
-            if self.value is None:
-                raise RuntimeError(f"no query id in {self.checkpoint}/metadata: the query has not started")
-        return self.value
-
-
-def _append_once(frame: DataFrame, table: str, app_id: str, batch_id: int) -> None:
-    (frame.write.format("delta").mode("append")
-     .option("txnAppId", app_id).option("txnVersion", batch_id).save(table))
-
-
 def _result_columns(query: str) -> tuple[list[tuple[str, str]], list[str]]:
     """(key columns with their kinds, value columns) of an additive query's result."""
     if query == "line_accounting":
@@ -238,7 +217,7 @@ class _CommitLog:
         self.log.append_many(list(rows), self.highest[plan], rows)
 
 
-def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: _AppId,
+def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoints.CheckpointAppId,
              commits: _CommitLog) -> Callable[[DataFrame, int], None]:
     """foreachBatch of the `log` query: one parse, every stateless output of the batch."""
     expectations = expectations_from_input(config.input_dir)
@@ -271,7 +250,7 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: _AppId,
                     writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1),
                                    "quarantine"))
                 with ThreadPoolExecutor(len(writes)) as pool:
-                    pending = [pool.submit(_append_once, frame, config.table(name), app_id(), batch_id)
+                    pending = [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
                                for frame, name in writes]
                     with step("quality_gate"):
                         check_batch(lines.toPandas(), expectations, config.quality_dir, f"batch-{batch_id:06d}")
@@ -286,7 +265,7 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: _AppId,
     return write
 
 
-def _append_emitted(plan: str, query: str, table: str, app_id: _AppId, commits: _CommitLog,
+def _append_emitted(plan: str, query: str, table: str, app_id: checkpoints.CheckpointAppId, commits: _CommitLog,
                     stamp_batch_id: bool = False) -> Callable[[DataFrame, int], None]:
     """foreachBatch of a stateful query: append what a batch emitted (window_revenue in
     update mode: the windows it changed, stamped with the batch id so `latest_windows` can
@@ -297,7 +276,7 @@ def _append_emitted(plan: str, query: str, table: str, app_id: _AppId, commits: 
             emitted = emitted.withColumn("batch_id", F.lit(batch_id).cast("bigint"))
         emitted = emitted.coalesce(1).persist()
         try:
-            _append_once(emitted, table, app_id(), batch_id)
+            checkpoints.append_once(emitted, table, app_id(), batch_id)
             commits.record(plan, batch_id, {query: emitted.count()})
         finally:
             emitted.unpersist()
@@ -326,14 +305,15 @@ def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
     results = _additive_results(config, layout, spark)
     commits = _CommitLog(config, layout)
     chosen = [Plan(LOG_QUERY, classified_log(), "append",
-                  _fan_out(config, results, _AppId(config.checkpoint(LOG_QUERY)), commits),
+                  _fan_out(config, results, checkpoints.CheckpointAppId(config.checkpoint(LOG_QUERY)), commits),
                   logic=(*parsing, cleaning.quarantined_lines, cleaning.line_accounting, totals,
                          tuple(results), *(getattr(Q, q) for q in results)))]
     if "window_revenue" in config.queries:
         lines = cleaning.valid_order_lines(classified_log())
         chosen.append(Plan("window_revenue", Q.window_revenue(lines, settings), "update",
                           _append_emitted("window_revenue", "window_revenue", config.table("window_revenue"),
-                                          _AppId(config.checkpoint("window_revenue")), commits, stamp_batch_id=True),
+                                          checkpoints.CheckpointAppId(config.checkpoint("window_revenue")), commits,
+                                          stamp_batch_id=True),
                           logic=(*parsing, Q.window_revenue, Q.with_order_watermark, latest_windows,
                                  settings.window_seconds, settings.slide_seconds, settings.watermark_seconds)))
     if "fulfilment" in config.queries and layout.shipments_dir is not None:
@@ -341,7 +321,7 @@ def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
         pairs = Q.shipped_pairs(lines, shipments_stream(spark, layout), settings)
         chosen.append(Plan("fulfilment_pairs", pairs, "append",
                           _append_emitted("fulfilment_pairs", "fulfilment", config.table("fulfilment_pairs"),
-                                          _AppId(config.checkpoint("fulfilment_pairs")), commits),
+                                          checkpoints.CheckpointAppId(config.checkpoint("fulfilment_pairs")), commits),
                           logic=(*parsing, Q.shipped_pairs, Q.parse_shipments, settings.ship_within_seconds,
                                  settings.join_order_watermark_seconds, settings.shipment_watermark_seconds)))
     return chosen

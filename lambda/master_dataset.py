@@ -45,33 +45,8 @@ VALID = "valid"
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
 
-class CheckpointAppId:
-    """The query id Spark keeps in a checkpoint, read once the query has started: Delta's
-    idempotent writes are keyed by it, so a new checkpoint never collides with the batch
-    ids of an old one (a replayed batch of the same checkpoint lands once)."""
-
-    def __init__(self, checkpoint: str):
-        self.checkpoint, self.value = checkpoint, None
-
-    def __call__(self) -> str:
-        if self.value is None:
-            self.value = checkpoints.query_id(self.checkpoint)
-            if self.value is None:
-                raise RuntimeError(f"no query id in {self.checkpoint}/metadata: the query has not started")
-        return self.value
-
-
 def quarantine_folder(config: LambdaConfig, batch_id: int) -> str:
     return f"{config.quarantine}/ingest_batch={batch_id}"
-
-
-def append_once(df: DataFrame, path: str, app_id: str, batch_id: int) -> None:
-    """Append unless this (app id, batch id) has already been appended to `path`."""
-    (
-        df.write.format("delta").mode("append")
-        .option("txnAppId", app_id).option("txnVersion", batch_id)
-        .save(path)
-    )
 
 
 def latest_version(table: str) -> int | None:
@@ -87,7 +62,7 @@ def latest_version(table: str) -> int | None:
 def ingest_batch(config: LambdaConfig):
     expectations = expectations_from_input(config.input_dir)
     sequence = SequenceMap(config.input_dir)   # cached across batches: landed files never change
-    app_id = CheckpointAppId(config.checkpoint("ingest"))
+    app_id = checkpoints.CheckpointAppId(config.checkpoint("ingest"))
     keep = ("source_file", "ingest_batch")
 
     def write(raw: DataFrame, batch_id: int) -> None:
@@ -103,8 +78,8 @@ def ingest_batch(config: LambdaConfig):
                 return
             quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
             with ThreadPoolExecutor(2) as pool:
-                pending = [pool.submit(append_once, valid_order_lines(classified, keep=keep), config.master, app_id(),
-                                       batch_id),
+                pending = [pool.submit(checkpoints.append_once, valid_order_lines(classified, keep=keep),
+                                       config.master, app_id(), batch_id),
                            pool.submit(quarantine.parquet, quarantine_folder(config, batch_id))]
                 totals = {name: sum(int(r[name]) for r in counts) for name in counts[0].asDict() if name.startswith("_")}
                 rows = sum(int(r["count"]) for r in counts if r["outcome"] == VALID)

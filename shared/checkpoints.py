@@ -154,3 +154,25 @@ def kafka_end_offsets(checkpoint, batch_id: int) -> dict[str, dict[int, int]]:
                 if isinstance(partitions, dict):
                     ends.setdefault(topic, {}).update({int(p): int(o) for p, o in partitions.items()})
     return ends
+
+
+class CheckpointAppId:
+    """The query id Spark keeps in a checkpoint, read once the query has started: Delta's
+    idempotent writes are keyed by it, so a new checkpoint never collides with the batch
+    ids of an old one (a replayed batch of the same checkpoint lands once)."""
+
+    def __init__(self, checkpoint: str):
+        self.checkpoint, self.value = checkpoint, None
+
+    def __call__(self) -> str:
+        if self.value is None:
+            self.value = query_id(self.checkpoint)
+            if self.value is None:
+                raise RuntimeError(f"no query id in {self.checkpoint}/metadata: the query has not started")
+        return self.value
+
+
+def append_once(frame, table: str, app_id: str, batch_id: int) -> None:
+    """Append `frame` to the Delta table unless this (app id, batch id) already was."""
+    (frame.write.format("delta").mode("append")
+     .option("txnAppId", app_id).option("txnVersion", batch_id).save(table))
