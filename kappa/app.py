@@ -403,7 +403,6 @@ def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
     previous = serving_version(config.workdir)
     if previous == config.version:
         raise ValueError(f"{config.version} is already serving: replay into a new version name")
-    config = sized(config, inspect_input(config.input_dir, require_sales=config.source == "files"))
     started = time.monotonic()
     rounds, consumed = 0, 0
     while rounds < max_rounds:

@@ -18,10 +18,11 @@ PRICE_TYPE = "decimal(12,2)"
 REVENUE_TYPE = "decimal(22,2)"  # 9-digit quantity x 10-digit price fits exactly
 # A comma that has an even number of quotes after it is outside quotes.
 _SPLIT_OUTSIDE_QUOTES = r',(?=(?:[^"]*"[^"]*")*[^"]*$)'
-_QUANTITY = r"^[0-9]{1,9}$"
-_PRICE = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+# The field patterns of docs/data-rules.md; the DuckDB baseline applies the same ones.
+QUANTITY_PATTERN = r"^[0-9]{1,9}$"
+PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 _DATE = r"^[0-9]{2}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}$"
-_STATE_ZIP = r"^([A-Z]{2}) ([0-9]{5})$"
+STATE_ZIP_PATTERN = r"^([A-Z]{2}) ([0-9]{5})$"
 # One UTF-8 byte-order mark at the start of a line (docs/data-rules.md). Hadoop's line
 # reader already skips one at the very start of a file; a Kafka message or a line of
 # concatenated exports can still start with one, and a line cannot tell if it opened a file.
@@ -52,13 +53,13 @@ def classify_lines(raw: DataFrame, text_col: str = "value") -> DataFrame:
     address_parts = F.split(f[5], ", ", -1)
     state_zip = F.element_at(address_parts, 3)
     ts = F.try_to_timestamp(f[4], F.lit("MM/dd/yy HH:mm"))
-    quantity_ok = f[2].rlike(_QUANTITY) & (f[2].try_cast("bigint") != 0)
-    price_ok = f[3].rlike(_PRICE) & (f[3].try_cast(PRICE_TYPE) != 0)
+    quantity_ok = f[2].rlike(QUANTITY_PATTERN) & (f[2].try_cast("bigint") != 0)
+    price_ok = f[3].rlike(PRICE_PATTERN) & (f[3].try_cast(PRICE_TYPE) != 0)
     address_ok = (
         (F.size(address_parts) == 3)
         & (F.element_at(address_parts, 1) != "")
         & (F.element_at(address_parts, 2) != "")
-        & state_zip.rlike(_STATE_ZIP)
+        & state_zip.rlike(STATE_ZIP_PATTERN)
     )
     reason = (
         F.when(F.forall(fields, lambda x: x == ""), "blank")
@@ -84,8 +85,8 @@ def classify_lines(raw: DataFrame, text_col: str = "value") -> DataFrame:
         .withColumn("order_ts", F.when(valid, ts))
         .withColumn("street", F.when(valid, F.element_at(address_parts, 1)))
         .withColumn("city", F.when(valid, F.element_at(address_parts, 2)))
-        .withColumn("state", F.when(valid, F.regexp_extract(state_zip, _STATE_ZIP, 1)))
-        .withColumn("zip", F.when(valid, F.regexp_extract(state_zip, _STATE_ZIP, 2)))
+        .withColumn("state", F.when(valid, F.regexp_extract(state_zip, STATE_ZIP_PATTERN, 1)))
+        .withColumn("zip", F.when(valid, F.regexp_extract(state_zip, STATE_ZIP_PATTERN, 2)))
         .drop("_fields")
     )
 

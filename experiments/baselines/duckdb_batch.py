@@ -39,6 +39,7 @@ import os
 import sys
 from decimal import Decimal
 
+from shared.cleaning import PRICE_PATTERN, QUANTITY_PATTERN, STATE_ZIP_PATTERN
 from shared.export import QUERIES, QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
@@ -49,10 +50,7 @@ FIELD = r'((?:[^",]|"[^"]*")*)'
 SIX_FIELDS = "^" + ",".join([FIELD] * len(HEADER)) + "$"
 EMPTY = r'(?: *|" *")'
 ALL_EMPTY = f"^{EMPTY}(?:,{EMPTY})*$"
-QUANTITY = r"^[0-9]{1,9}$"
-PRICE = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 ORDER_DATE = r"^([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2})$"
-STATE_ZIP = r"^([A-Z]{2}) ([0-9]{5})$"
 SHIP_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 BOM = "\ufeff"
 
@@ -115,14 +113,14 @@ def _classified_sql(lines_sql: str) -> str:
     ),
     checked AS (
         SELECT *,
-               regexp_full_match(f3, {_literal(QUANTITY)}) AND TRY_CAST(f3 AS BIGINT) <> 0 AS quantity_ok,
-               regexp_full_match(f4, {_literal(PRICE)}) AND TRY_CAST(f4 AS DECIMAL(12, 2)) <> 0 AS price_ok,
+               regexp_full_match(f3, {_literal(QUANTITY_PATTERN)}) AND TRY_CAST(f3 AS BIGINT) <> 0 AS quantity_ok,
+               regexp_full_match(f4, {_literal(PRICE_PATTERN)}) AND TRY_CAST(f4 AS DECIMAL(12, 2)) <> 0 AS price_ok,
                regexp_full_match(f5, {_literal(ORDER_DATE)})
                  AND TRY_CAST(date_parts.h AS INTEGER) <= 23 AND TRY_CAST(date_parts.mi AS INTEGER) <= 59
                  AND TRY_CAST('20' || date_parts.y || '-' || date_parts.mo || '-' || date_parts.d AS DATE) IS NOT NULL
                  AS date_ok,
                len(address) = 3 AND address[1] <> '' AND address[2] <> ''
-                 AND regexp_full_match(address[3], {_literal(STATE_ZIP)}) AS address_ok
+                 AND regexp_full_match(address[3], {_literal(STATE_ZIP_PATTERN)}) AS address_ok
         FROM parsed
     )
     SELECT n,
@@ -143,8 +141,8 @@ def _classified_sql(lines_sql: str) -> str:
         TRY_CAST('20' || date_parts.y || '-' || date_parts.mo || '-' || date_parts.d || ' '
                  || date_parts.h || ':' || date_parts.mi || ':00' AS TIMESTAMP) AS order_ts,
         address[1] AS street, address[2] AS city,
-        regexp_extract(address[3], {_literal(STATE_ZIP)}, 1) AS state,
-        regexp_extract(address[3], {_literal(STATE_ZIP)}, 2) AS zip
+        regexp_extract(address[3], {_literal(STATE_ZIP_PATTERN)}, 1) AS state,
+        regexp_extract(address[3], {_literal(STATE_ZIP_PATTERN)}, 2) AS zip
     FROM checked
     """
 
@@ -276,7 +274,7 @@ def _check_catalogue(con, path) -> None:
     """The catalogue rules the oracle enforces (a bad catalogue is an error, not quarantine)."""
     bad = con.execute(f"""SELECT product, category, unit_cost FROM raw_catalogue
         WHERE product IS NULL OR category IS NULL OR unit_cost IS NULL
-           OR NOT regexp_full_match(unit_cost, {_literal(PRICE)}) LIMIT 1""").fetchall()
+           OR NOT regexp_full_match(unit_cost, {_literal(PRICE_PATTERN)}) LIMIT 1""").fetchall()
     if bad:
         raise ValueError(f"{path}: bad catalogue row {bad[0]!r}")
     twice = con.execute("SELECT product FROM raw_catalogue GROUP BY product HAVING count(*) > 1 LIMIT 1").fetchall()
