@@ -95,9 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="discard this build's earlier state in WORKDIR first")
     kappa_options = run.add_argument_group("kappa")
     _kappa_options(kappa_options)
-    kappa_options.add_argument("--follow", action="store_true",
-                               help="keep consuming as files or messages arrive, until SIGINT/SIGTERM; then export")
-    kappa_options.add_argument("--interval", default="5 seconds", help="processing-time trigger for --follow")
+    follow_options = run.add_argument_group("kappa and dstream")
+    follow_options.add_argument("--follow", action="store_true",
+                                help="keep consuming as files (kappa: or messages) arrive, until SIGINT/SIGTERM; "
+                                     "then finish what was read and export")
+    follow_options.add_argument("--interval", default="5 seconds",
+                                help="kappa's processing-time trigger for --follow (dstream keeps its 2 s batches)")
     run.set_defaults(handler=cmd_run)
 
     kappa = commands.add_parser("kappa", help="kappa versions: reprocess by replay, cut over, drop, status")
@@ -302,7 +305,8 @@ def cmd_run(args, progress: Progress) -> int:
                          should_stop=lambda: stop["asked"], kafka_bootstrap=_bootstrap(args), kafka_topic=args.topic,
                          version=args.version, queries=_queries(args),
                          max_files_per_trigger=args.max_files_per_trigger,
-                         drain_batch_mb=LabSettings.from_env().drain_batch_mb)
+                         drain_batch_mb=LabSettings.from_env().drain_batch_mb,
+                         progress=lambda done, total: progress.fraction(done, total, "lines"))
     # fail fast, before a Spark session starts
     build.check(request)
     inspect_input(args.input, require_sales=request.source == "files" and not request.follow)

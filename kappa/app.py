@@ -2,19 +2,20 @@
 
 The log is read and parsed once per micro-batch, then fanned out (why: twelve queries
 each reading and parsing every file cost twelve parses and twelve commits per batch):
-- `log` (foreachBatch over the cached, classified micro-batch): the quarantine (append),
-  the quality gate, and every additive query (line accounting, city, day, product, hour,
-  category and city_revenue_v1). Each of these tables holds the running totals; a batch
-  adds its partial aggregate to them and rewrites them whole, with Delta's idempotent
-  writes (txnAppId = the checkpoint's query id, txnVersion = the batch id), so a batch
-  replayed after a crash lands once.
-- `window_revenue` (update mode through foreachBatch + MERGE): event-time windows with
-  Spark's watermark; state is bounded by the watermark, late lines are dropped by Spark.
-- `fulfilment_pairs` (append): the stream-stream join of order lines with shipments,
-  watermarks on both sides; a second query reads that Delta table as a stream and keeps
-  the fulfilment aggregate (complete mode, the Delta sink).
+- `log` (foreachBatch over the cached, classified micro-batch): every additive query's
+  partial aggregate (line accounting, city, day, product, hour, category and
+  city_revenue_v1) appended to one `partials` table in one commit, readers summing the
+  partials per key; the quarantine; and the quality gate, counted by Spark over the
+  cached batch (shared/quality_spark.py). Appends are idempotent (txnAppId = the
+  checkpoint's query id, txnVersion = the batch id), so a batch replayed after a crash
+  lands once.
+- `window_revenue` (update mode through foreachBatch): event-time windows with Spark's
+  watermark; each batch appends the windows it changed, stamped with its batch id, and
+  readers take each window's newest row. Late lines are dropped by Spark.
+- `fulfilment_pairs` (append through foreachBatch): the stream-stream join of order lines
+  with shipments, watermarks on both sides; fulfilment is aggregated when it is read.
 The two stateful queries read the log themselves, so their micro-batches are the log's
-(one file each by default) and the watermark model still explains every dropped line.
+and the watermark model still explains every dropped line.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from kappa.progress_log import BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
+from shared.progress_log import BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
 from shared import checkpoints
 from shared import cleaning
@@ -44,7 +45,8 @@ from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, inspect_input, read_catalogue, shipments_schema
 from shared.commit_log import CommitLog
 from shared.kafka import kafka_messages, last_seq_before
-from shared.quality import check_batch, expectations_from_input
+from shared.quality import expectations_from_input
+from shared.quality_spark import check_on_spark
 from shared.results import export_rows
 from shared.sequence import SequenceMap
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
@@ -229,7 +231,6 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
             try:
                 with step("read_parse_cache"):
                     classified.count()  # fill the cache once, before several threads read it at the same time
-                lines = cleaning.valid_order_lines(classified)
                 # One partition: every aggregation below needs no shuffle (a single partition
                 # already satisfies grouping), so the whole fan-out is one stage. Per-stage
                 # costs dominated small live micro-batches; the cached rows are cheap to scan.
@@ -253,7 +254,7 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
                     pending = [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
                                for frame, name in writes]
                     with step("quality_gate"):
-                        check_batch(lines.toPandas(), expectations, config.quality_dir, f"batch-{batch_id:06d}")
+                        check_on_spark(single_lines, expectations, config.quality_dir, f"batch-{batch_id:06d}")
                     with step("delta_appends_after_gate"):
                         for future in pending:
                             future.result()

@@ -19,6 +19,7 @@ from lambda_arch.speed_layer import start_speed_layer
 from shared.commit_log import CommitLog
 from shared.finish import write_results
 from shared.inputs import inspect_input
+from shared.progress_log import BatchSteps
 from shared.streaming import await_all, stop_between_batches
 
 
@@ -38,21 +39,29 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
         shutil.rmtree(config.root, ignore_errors=True)
         CommitLog(config.commit_log).clear()   # the commit log describes this run only
     layout = inspect_input(config.input_dir)
-    await_all([start_ingest(spark, config)])
-    cutoff = choose_cutoff(spark, config, batch_fraction)
-    skipped = layout.not_applicable()
-    commits = ServingCommits.resume(config, cutoff, [q for q in config.queries if q not in skipped])
-    speed = start_speed_layer(spark, config, cutoff, commits) if cutoff < master_version(spark, config) else []
-    try:
-        batch_rows = run_batch_layer(spark, config, cutoff)
-        publish_cutoff(config, cutoff)
-        commits.publish(batch_rows)
-        await_all(speed)
-    except BaseException:
-        stop_between_batches([q for q in speed if q.isActive])
-        raise
-    counts = accounting(spark, config)
-    results = served_rows(spark, config)
-    return write_results(config.workdir, BUILD, layout, config.queries, raw_lines=counts["raw_lines"],
-                         valid_lines=counts["valid_lines"], quarantine=counts["quarantine"],
-                         quality_dir=config.quality_dir, result_rows=lambda query: results.get(query, []))
+    # Where a run spends its time, for `lab bench`'s profile (progress/run.phases.jsonl).
+    with BatchSteps(config.progress_file("run.phases")).batch(0) as phase:
+        with phase("ingest"):
+            await_all([start_ingest(spark, config)])
+        cutoff = choose_cutoff(spark, config, batch_fraction)
+        skipped = layout.not_applicable()
+        commits = ServingCommits.resume(config, cutoff, [q for q in config.queries if q not in skipped])
+        speed = start_speed_layer(spark, config, cutoff, commits) if cutoff < master_version(spark, config) else []
+        try:
+            with phase("batch_layer"):
+                batch_rows = run_batch_layer(spark, config, cutoff)
+            with phase("publish"):
+                publish_cutoff(config, cutoff)
+                commits.publish(batch_rows)
+            with phase("speed_layer_after_batch_layer"):
+                await_all(speed)
+        except BaseException:
+            stop_between_batches([q for q in speed if q.isActive])
+            raise
+        with phase("serving"):
+            counts = accounting(spark, config)
+            results = served_rows(spark, config)
+        with phase("export"):
+            return write_results(config.workdir, BUILD, layout, config.queries, raw_lines=counts["raw_lines"],
+                                 valid_lines=counts["valid_lines"], quarantine=counts["quarantine"],
+                                 quality_dir=config.quality_dir, result_rows=lambda query: results.get(query, []))

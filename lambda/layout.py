@@ -69,7 +69,7 @@ class LambdaConfig:
         return self.checkpoint(f"speed_after_v{cutoff:06d}_{name}")
 
     def progress_file(self, name: str) -> Path:
-        return self.root / "progress" / f"{name}.jsonl"   # Spark's progress reports (kappa/progress_log.py)
+        return self.root / "progress" / f"{name}.jsonl"   # Spark's progress reports (shared/progress_log.py)
 
     def batch_views(self, cutoff: int) -> Path:
         """Every query's batch view over master versions <= cutoff (a view file, views.py)."""

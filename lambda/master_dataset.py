@@ -9,7 +9,7 @@ caches it, and from that cache, side by side:
 - writes the other lines, with their reason, to the quarantine (parquet, one folder per
   batch, rewritten whole by a replay: a Delta commit there would cost as much as the
   master's for a hundredth of the lines);
-- records the quality gate's report on the valid lines (lambda/quality_gate.py:
+- records the quality gate's report on the valid lines (shared/quality_spark.py:
   shared/quality.py's suite, counted by Spark in the job that fills the cache).
 That first job also counts the batch's lines per file and outcome, for two side logs
 written after the appends: `ingest_log.csv` (lines per batch and outcome: the line
@@ -30,12 +30,13 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lambda_arch.layout import LambdaConfig
-from lambda_arch.quality_gate import SparkGate, record_report
 from shared import checkpoints
 from shared.cleaning import ORDER_LINE_COLUMNS, classify_lines, quarantined_lines, valid_order_lines
 from shared.commit_log import NO_SEQ, append_csv_rows
 from shared.inputs import inspect_input
-from shared.quality import expectations_from_input
+from shared.progress_log import BatchSteps, record_progress
+from shared.quality import expectations_from_input, record_report
+from shared.quality_spark import SparkGate
 from shared.sequence import SequenceMap
 
 INGEST_QUERY = "lambda_ingest"
@@ -64,35 +65,40 @@ def ingest_batch(config: LambdaConfig):
     sequence = SequenceMap(config.input_dir)   # cached across batches: landed files never change
     app_id = checkpoints.CheckpointAppId(config.checkpoint("ingest"))
     keep = ("source_file", "ingest_batch")
+    steps = BatchSteps(config.progress_file("ingest.steps"))
 
     def write(raw: DataFrame, batch_id: int) -> None:
-        classified = classify_lines(raw).withColumn("ingest_batch", F.lit(batch_id)).persist()
-        try:
-            # One parse, kept: every step below reads the cache. The first job fills it and
-            # counts, per file and outcome, the lines and the quality gate's unexpected rows.
-            gate = SparkGate(ORDER_LINE_COLUMNS, expectations)
-            checked, valid = gate.with_helpers(classified), F.col("reason").isNull()
-            counts = checked.groupBy("source_file", F.coalesce("reason", F.lit(VALID)).alias("outcome")).agg(
-                F.count(F.lit(1)).alias("count"), *gate.counts(checked, among=valid)).collect()
-            if not counts:
-                return
-            quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
-            with ThreadPoolExecutor(2) as pool:
-                pending = [pool.submit(checkpoints.append_once, valid_order_lines(classified, keep=keep),
-                                       config.master, app_id(), batch_id),
-                           pool.submit(quarantine.parquet, quarantine_folder(config, batch_id))]
-                totals = {name: sum(int(r[name]) for r in counts) for name in counts[0].asDict() if name.startswith("_")}
-                rows = sum(int(r["count"]) for r in counts if r["outcome"] == VALID)
-                record_report(gate.report(rows, totals, checked, among=valid), config.quality_dir,
-                              f"batch-{batch_id:06d}")
-                for future in pending:
-                    future.result()
-            record_ingest_counts(config, app_id(), batch_id, counts)
-            max_seq = sequence.max_seq({r["source_file"] for r in counts})
-            if max_seq is not None:
-                record_master_seq(config, batch_id, latest_version(config.master), max_seq)
-        finally:
-            classified.unpersist()
+        with steps.batch(batch_id) as step:
+            classified = classify_lines(raw).withColumn("ingest_batch", F.lit(batch_id)).persist()
+            try:
+                # One parse, kept: every step below reads the cache. The first job fills it and
+                # counts, per file and outcome, the lines and the quality gate's unexpected rows.
+                gate = SparkGate(ORDER_LINE_COLUMNS, expectations)
+                checked, valid = gate.with_helpers(classified), F.col("reason").isNull()
+                with step("read_parse_count_gate"):
+                    counts = checked.groupBy("source_file", F.coalesce("reason", F.lit(VALID)).alias("outcome")).agg(
+                        F.count(F.lit(1)).alias("count"), *gate.counts(checked, among=valid)).collect()
+                if not counts:
+                    return
+                quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
+                with step("master_and_quarantine_appends"), ThreadPoolExecutor(2) as pool:
+                    pending = [pool.submit(checkpoints.append_once, valid_order_lines(classified, keep=keep),
+                                           config.master, app_id(), batch_id),
+                               pool.submit(quarantine.parquet, quarantine_folder(config, batch_id))]
+                    totals = {name: sum(int(r[name]) for r in counts)
+                              for name in counts[0].asDict() if name.startswith("_")}
+                    rows = sum(int(r["count"]) for r in counts if r["outcome"] == VALID)
+                    record_report(gate.report(rows, totals, checked, among=valid), config.quality_dir,
+                                  f"batch-{batch_id:06d}")
+                    for future in pending:
+                        future.result()
+                with step("ingest_log"):
+                    record_ingest_counts(config, app_id(), batch_id, counts)
+                    max_seq = sequence.max_seq({r["source_file"] for r in counts})
+                    if max_seq is not None:
+                        record_master_seq(config, batch_id, latest_version(config.master), max_seq)
+            finally:
+                classified.unpersist()
 
     return write
 
@@ -140,8 +146,6 @@ def files_per_trigger(config: LambdaConfig, sales_files) -> int:
 
 
 def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds"):
-    from kappa.progress_log import record_progress
-
     layout = inspect_input(config.input_dir)
     checkpoint = config.checkpoint("ingest")
     checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind

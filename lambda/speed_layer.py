@@ -15,7 +15,7 @@ nothing. Two streaming queries:
 
 After each batch's file is in place, its commit goes to the serving layer's commit log
 (serving_layer.ServingCommits). Spark's progress reports go to
-LambdaConfig.progress_file (kappa/progress_log.py), so `lab bench` can profile them.
+LambdaConfig.progress_file (shared/progress_log.py), so `lab bench` can profile them.
 """
 from __future__ import annotations
 
@@ -92,7 +92,7 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
                       available_now: bool = True, interval: str = "2 seconds") -> list:
     """Start the speed layer after `cutoff`; each micro-batch's commit goes to `commits`
     (the commit log, once the cutoff is published)."""
-    from kappa.progress_log import record_progress
+    from shared.progress_log import record_progress
 
     layout = inspect_input(config.input_dir, require_sales=False)
     skipped = layout.not_applicable()

@@ -1,9 +1,10 @@
 """`lab run dstream`: the legacy StreamingContext application.
 
-It watches a landing directory with textFileStream; the runner replays the input's
-sales files into it (written elsewhere, then renamed: textFileStream needs files to
-appear atomically) and stops as soon as every landed file has been read and its batch's
-output is written; the last batch's snapshot of the running totals is the result.
+It watches a landing directory (WORKDIR/dstream/landing) with textFileStream; the run
+lands the input's sales files there (written elsewhere, then renamed: textFileStream
+needs files to appear atomically). A drain stops as soon as every landed file has been
+read and its batch's output is written; `follow` keeps landing what arrives in the input
+directory until asked to stop, then finishes the files already landed.
 
 How a drain is paced (textFileStream reads, at each batch interval, every file that
 appeared since the previous tick): the files are landed in groups of about
@@ -14,24 +15,25 @@ the last group) run no Spark job at all. Each batch with files:
 - collects its valid lines for the Great Expectations gate, which checks them on a driver
   thread of its own while Spark goes on;
 - adds every query and the line accounting up per partition, in the same Python pass as
-  the parse, into one running state
-  (updateStateByKey keyed by (query, key)), and collects that state: the snapshot, and one
+  the parse, into one running state (updateStateByKey keyed by (query, key)), collects
+  that state and writes it as the batch's output, keyed by its batch time; then one
   commit per query (rows: the query's keys; max_seq: the highest seq read so far).
-When every landed file has gone through those steps, the last snapshot is the result and
-nothing is left to process: the context stops at once (the batches still queued read no
-file), the quality gate finishes, and the results export is written.
+The last output is the result: the results export is written from it.
 
-Every run builds a new StreamingContext and replays the whole input into it. The context
-checkpoints to WORKDIR/dstream/checkpoint because updateStateByKey and windowed
-reductions need a checkpoint folder, but nothing recovers from it: there is no
-`StreamingContext.getOrCreate`, so a run that is stopped or fails starts again from the
-first file (with `fresh`, the default, after deleting the folder).
+Recovery (`StreamingContext.getOrCreate` over WORKDIR/dstream/checkpoint): a run started
+again after a crash resumes the context its checkpoint holds (the DStream graph with its
+pickled functions, the files each pending batch selected, the running state) instead of
+starting over; batches that were in flight run again, and as each batch's output is keyed
+by its batch time, a batch run twice overwrites its output: the results count every line
+once (the SIGKILL test holds that). The logic fingerprint beside the checkpoint refuses
+to resume a checkpoint written by other query logic, before Spark starts.
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import os
+import pickle
 import shutil
 import threading
 import time
@@ -40,19 +42,20 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 from urllib.parse import unquote
 
 from legacy_dstream import pipeline as P
 from legacy_dstream.parsing import OrderLine
-from shared.atomic import copy_file_atomic
+from shared import checkpoints
+from shared.atomic import copy_file_atomic, write_bytes_atomic
 from shared.commit_log import CommitLog, commit_log_path
 from shared.export import QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
 from shared.quality import QualityExpectations, check_batch, expectations_from_input, validate_order_lines
 from shared.raw_lines import count_raw_lines
-from shared.sequence import SeqRange, file_name_of, seq_ranges
+from shared.sequence import SeqRange, SequenceOrderError, file_name_of, seq_ranges
 from shared.settings import WorkloadSettings
 
 BUILD = "dstream"
@@ -87,6 +90,10 @@ class DStreamConfig:
     @property
     def quality_dir(self) -> Path:
         return self.root / "quality"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"   # each batch's output (Snapshot), keyed by batch time
 
     @property
     def commit_log(self) -> Path:
@@ -195,6 +202,66 @@ def feed_groups(groups: Sequence[Sequence[LandingFile]], landing: Path, batch_se
         landed_at = time.time()
 
 
+class Landing:
+    """The landing directory textFileStream watches, and the plan of what lands there: the
+    input's sales files in name order, each landed whole as `{index:06d}-{name}` (its seq
+    range numbered as shared/sequence.py numbers the input). A restart plans the same
+    names, so what an earlier run landed is recognised and not landed again. With
+    `follow`, the input is scanned again every batch interval and new files are planned
+    after the others (the replayer names them in emission order)."""
+
+    def __init__(self, folder: Path, input_dir: Path):
+        self.folder, self.input_dir = Path(folder), Path(input_dir)
+        self.plan: list[LandingFile] = []
+        self.ranges: dict[str, SeqRange] = {}   # grows in place: the drain reads it
+        self._lock = threading.Lock()
+        self.scan()
+
+    def scan(self) -> list[LandingFile]:
+        """Plan the input's sales files not planned yet; returns them."""
+        with self._lock:
+            known = {item.source.name for item in self.plan}
+            new = [path for path in inspect_input(self.input_dir, require_sales=False).sales_files
+                   if path.name not in known]
+            if new and self.plan and new[0].name < self.plan[-1].source.name:
+                raise SequenceOrderError(f"{new[0].name} appeared in {self.input_dir} after "
+                                         f"{self.plan[-1].source.name}, which sorts after it: landed files are "
+                                         "numbered in name order, so a new file must sort last")
+            first = sum(item.lines for item in self.plan)
+            added = []
+            for path in new:
+                item = LandingFile(path, f"{len(self.plan) + len(added):06d}-{path.name}", count_raw_lines(path))
+                self.ranges[item.name] = SeqRange(first, first + item.lines - 1)
+                first += item.lines
+                added.append(item)
+            self.plan += added
+            return added
+
+    def planned(self) -> list[str]:
+        return [item.name for item in self.plan]
+
+    def lines(self) -> int:
+        return sum(item.lines for item in self.plan)
+
+    def _unlanded(self, items: Sequence[LandingFile]) -> list[LandingFile]:
+        return [item for item in items if not (self.folder / item.name).exists()]
+
+    def feed(self, lines_per_batch: int, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:
+        """Land what is not landed yet, in groups of about `lines_per_batch` lines."""
+        feed_groups(file_groups(self._unlanded(self.plan), lines_per_batch), self.folder, batch_seconds, stop,
+                    not_before_ns)
+
+    def follow(self, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:
+        """Land what is not landed yet, then every batch interval what arrived, until `stop`."""
+        pending = self._unlanded(self.plan)
+        while True:
+            if pending:
+                feed_groups([pending], self.folder, batch_seconds, stop, not_before_ns)
+            if stop.wait(batch_seconds):
+                return
+            pending = self.scan()
+
+
 # ---------------------------------------------------------------------------------------
 # Driver side: the quality gate and the drain's state
 # ---------------------------------------------------------------------------------------
@@ -221,12 +288,14 @@ class QualityGate:
         frame = pd.DataFrame.from_records([_WARM_UP_LINE], columns=OrderLine._fields)
         self._futures.append(self._pool.submit(validate_order_lines, frame, self.expectations))
 
-    def submit(self, name: str, records: list[tuple]) -> None:
+    def submit(self, name: str, records: list[tuple]) -> Future | None:
         if not records:
-            return
+            return None
         while len(self._futures) >= self.pending:
             self._futures.popleft().result()
-        self._futures.append(self._pool.submit(self._check, name, records))
+        future = self._pool.submit(self._check, name, records)
+        self._futures.append(future)
+        return future
 
     def _check(self, name: str, records: list[tuple]) -> None:
         import pandas as pd
@@ -249,40 +318,43 @@ class _Drain:
 
     - `quality`: which landed files the batch read (from its lineage: no Spark job); for a
       batch that read some, collect its valid lines (one job: parse, keep the valid lines)
-      and hand them to the quality gate, which checks them while Spark goes on;
+      and hand them to the quality gate, which checks them while Spark runs the totals;
     - `totals`: for a batch that read files, collect the running state of every query (one
-      job: parse and per-partition totals in one pass, the state update), keep it as the
-      snapshot and commit it: one row per query, with max_seq = the highest seq of the
-      files read so far and rows = the query's keys. Then its files are done; once every
-      landed file is, `done` is set.
+      job: parse and per-partition totals in one pass, the state update) and write it as
+      this batch's output, keyed by its batch time (`Snapshot`): a batch run again after a
+      crash overwrites its own output instead of adding to it. Then one commit per query
+      (max_seq = the highest seq of the files read so far, rows = the query's keys). Once
+      every landed file is in the snapshot, `done` is set.
 
     A batch that read no file runs no job and commits nothing (its totals are the previous
-    ones). A failure sets `error` and `done`. The streaming checkpoint pickles these
-    functions, from another thread, at every batch: only the configuration is pickled,
-    never the live state.
+    ones). A failure sets `error` and `done` and fails the batch (see
+    `_refuse_after_failure`). The streaming checkpoint never holds this
+    object: it holds `_Outputs`, which finds the drain of the running process.
     """
 
     def __init__(self, commit_log: CommitLog, ranges: dict[str, SeqRange], queries: Sequence[str],
-                 gate: QualityGate | None = None):
-        self.commit_log, self.ranges, self.queries, self.gate = commit_log, dict(ranges), tuple(queries), gate
-        self._live()
-
-    def _live(self) -> None:
+                 gate: QualityGate | None = None, output_dir: Path | None = None, previous: Snapshot | None = None):
+        self.commit_log, self.ranges, self.queries, self.gate = commit_log, ranges, tuple(queries), gate
+        self.output_dir = output_dir
+        self.last = previous or Snapshot(0, {}, {})
         self.batch_files: dict = {}
-        self.files_done: set[str] = set()
-        self.snapshot: dict[str, list] = {}
-        self.lines_seen = 0
-        self.max_seq: int | None = None
-        self.data_batches = 0
         self.done = threading.Event()
         self.error: BaseException | None = None
 
-    def __getstate__(self) -> dict:
-        return {"commit_log": self.commit_log, "ranges": self.ranges, "queries": self.queries, "gate": None}
+    @property
+    def snapshot(self) -> dict[str, list]:
+        return self.last.totals
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._live()
+    @property
+    def files_done(self) -> set[str]:
+        return self.last.files
+
+    @property
+    def lines_seen(self) -> int:
+        return sum(value[0] for _, value in self.snapshot.get(P.LINE_ACCOUNTING, ()))
+
+    def covers(self, names) -> bool:
+        return self.files_done >= set(names)
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -295,49 +367,119 @@ class _Drain:
             raise KeyError(f"{name!r} is not a landed sales file")
         return found
 
+    def _refuse_after_failure(self, time_) -> None:
+        """A batch with files after a failure raises instead of skipping its work: a batch
+        whose output operation fails is not marked complete in the checkpoint, so a run
+        started again processes it (a skipped batch would count as done, its lines lost)."""
+        raise RuntimeError(f"batch {time_} not processed: the run is stopping after an earlier failure")
+
     def quality(self, time_, rdd) -> None:
-        if self.error is not None:
-            return
         try:
             names = [file_name_of(path) for path in batch_file_names(rdd)]
             if not names:
                 return
-            self.batch_files[time_] = names
-            if self.gate is not None:
-                self.gate.submit(f"batch-{time_:%Y%m%dT%H%M%S%f}", rdd.collect())
+            if self.error is not None:
+                self._refuse_after_failure(time_)
+            checked = self.gate.submit(f"batch-{time_:%Y%m%dT%H%M%S%f}", rdd.collect()) if self.gate else None
+            self.batch_files[time_] = names, checked
         except BaseException as error:
             self._fail(error)
+            raise
 
     def totals(self, time_, rdd) -> None:
-        names = self.batch_files.pop(time_, None)
-        if not names or self.error is not None:
+        if self.error is not None:
+            # even a batch whose files `quality` did not get to record: a batch with one
+            # output operation failed and this one done would count as complete
+            self._refuse_after_failure(time_)
+        names, checked = self.batch_files.pop(time_, (None, None))
+        if not names:
             return   # a batch that read nothing changes no total: no job, no commit
         try:
-            snapshot: dict[str, list] = {}
+            totals: dict[str, list] = {}
             for (query, key), value in rdd.collect():
-                snapshot.setdefault(query, []).append((key, value))
-            last = max(self._range(name).last_seq for name in names)
-            self.max_seq = last if self.max_seq is None else max(self.max_seq, last)
-            if self.queries:
-                self.commit_log.append_many(self.queries, self.max_seq,
-                                            {query: len(snapshot.get(query, ())) for query in self.queries})
-            self.snapshot = snapshot
-            self.lines_seen = sum(value[0] for _, value in snapshot.get(P.LINE_ACCOUNTING, ()))
-            self.data_batches += 1
-            self.files_done.update(names)
-            if self.files_done >= set(self.ranges):
+                totals.setdefault(query, []).append((key, value))
+            batch_ms = int(round(time_.timestamp() * 1000))
+            # the files of the batches before this one, as the last output says, and this one's
+            files = {t: n for t, n in self.last.batch_files.items() if t < batch_ms} | {batch_ms: sorted(names)}
+            snapshot = Snapshot(batch_ms, files, totals)
+            if checked is not None:
+                # the batch's quality report is on disk before its output: a batch that is not
+                # run again after a crash has both (the check ran beside the totals job)
+                checked.result()
+            if self.output_dir is not None:
+                snapshot.write(self.output_dir)
+            self.last = snapshot
+            max_seq = max((self._range(name).last_seq for name in snapshot.files), default=None)
+            if self.queries and max_seq is not None:
+                self.commit_log.append_many(self.queries, max_seq,
+                                            {query: len(totals.get(query, ())) for query in self.queries})
+            if self.covers(self.ranges) and not self.feeding:
                 self.done.set()
         except BaseException as error:
             self._fail(error)
+            raise   # the batch fails: it stays pending in the checkpoint, run again on restart
+
+    feeding = False   # follow mode: more files may come, so covering the landed ones is not the end
 
 
-def build_context(spark, config: DStreamConfig, drain: _Drain, catalogue: dict | None):
+_LIVE: dict[str, _Drain] = {}   # checkpoint folder -> the drain of this process
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """The foreachRDD functions as the streaming checkpoint pickles them: only the
+    checkpoint folder. A context that getOrCreate recovers from the checkpoint calls these
+    again, in a new process; each call goes to the drain `run` registered there."""
+    checkpoint: str
+
+    def _drain(self) -> _Drain:
+        try:
+            return _LIVE[self.checkpoint]
+        except KeyError:
+            raise RuntimeError(f"no running dstream drain for {self.checkpoint}") from None
+
+    def quality(self, time_, rdd) -> None:
+        self._drain().quality(time_, rdd)
+
+    def totals(self, time_, rdd) -> None:
+        self._drain().totals(time_, rdd)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One batch's output: the running totals after it, and the files each batch up to it
+    read (batch time in ms -> landed names). Written atomically under its batch time."""
+    batch_ms: int
+    batch_files: dict[int, list[str]]
+    totals: dict[str, list]
+
+    @property
+    def files(self) -> set[str]:
+        return {name for names in self.batch_files.values() for name in names}
+
+    def write(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(folder / f"batch-{self.batch_ms:015d}.pickle", pickle.dumps(self))
+        for older in sorted(folder.glob("batch-*.pickle"))[:-2]:   # the newest two are enough
+            older.unlink(missing_ok=True)
+
+    @staticmethod
+    def latest(folder: Path) -> Snapshot | None:
+        outputs = sorted(folder.glob("batch-*.pickle")) if folder.is_dir() else []
+        return pickle.loads(outputs[-1].read_bytes()) if outputs else None
+
+
+def has_checkpoint(checkpoint: str) -> bool:
+    """What StreamingContext.getOrCreate recovers from: a `checkpoint-<time>` file."""
+    folder = Path(checkpoint)
+    return folder.is_dir() and any(folder.glob("checkpoint-*"))
+
+
+def build_context(spark, config: DStreamConfig, catalogue: dict | None, queries: Sequence[str]):
+    """A new StreamingContext with the build's DStream graph (getOrCreate's setup function;
+    a recovered context has this graph from its checkpoint instead)."""
     from pyspark.streaming import StreamingContext
 
-    # No receivers here, yet with a checkpoint folder the context opens the driver's
-    # write-ahead log of received blocks; its batching writer warns "Writer queue
-    # interrupted" at every stop. Unbatched, it closes quietly (read when the context starts).
-    spark.sparkContext._jsc.sc().conf().set("spark.streaming.driver.writeAheadLog.allowBatching", "false")
     ssc = StreamingContext(spark.sparkContext, config.batch_seconds)
     ssc.checkpoint(config.checkpoint)
     raw = ssc.textFileStream(str(config.landing))
@@ -345,35 +487,76 @@ def build_context(spark, config: DStreamConfig, drain: _Drain, catalogue: dict |
     # rows, the per-partition totals). A cached parse would cost a pickle of every parsed
     # line into the cache and an unpickle for each job: more than parsing twice.
     parsed = P.parse(raw)
-    P.order_lines(parsed).map(tuple).foreachRDD(drain.quality)
-    P.all_totals(parsed, drain.queries, config.settings, catalogue).foreachRDD(drain.totals)
+    outputs = _Outputs(config.checkpoint)
+    P.order_lines(parsed).map(tuple).foreachRDD(outputs.quality)
+    # The catalogue travels inside the functions, not as a broadcast variable: broadcasts
+    # cannot be recovered from a streaming checkpoint (Spark's streaming guide).
+    P.all_totals(parsed, queries, config.settings, catalogue).foreachRDD(outputs.totals)
     return ssc
 
 
-def run(spark, config: DStreamConfig, fresh: bool = True, progress=None) -> dict[str, str]:
-    layout = inspect_input(config.input_dir)
+def _configure_streaming(spark, config: DStreamConfig) -> None:
+    """Settings the StreamingContext reads when it starts or recovers."""
+    conf = spark.sparkContext._jsc.sc().conf()
+    # No receivers here, yet with a checkpoint folder the context opens the driver's
+    # write-ahead log of received blocks; its batching writer warns "Writer queue
+    # interrupted" at every stop. Unbatched, it closes quietly.
+    conf.set("spark.streaming.driver.writeAheadLog.allowBatching", "false")
+
+
+def logic_of(config: DStreamConfig, queries: Sequence[str], catalogue: dict | None) -> str:
+    """The fingerprint of what the checkpoint's pickled functions compute: a recovered
+    context runs the functions its checkpoint holds, so other logic must not resume it."""
+    return checkpoints.fingerprint((P.parse, P.order_lines, P.batch_totals, P.query_pairs, P._add_tuples,
+                                    tuple(queries), config.settings, config.batch_seconds,
+                                    sorted((catalogue or {}).items())))
+
+
+CHECKPOINT_REMEDY = "Run again with --fresh to start this build over from the first file."
+
+
+def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow: bool = False,
+        should_stop: Callable[[], bool] = lambda: False) -> dict[str, str]:
+    """Process the input (to its end, or with `follow` until `should_stop()`), recovering the
+    streaming context from WORKDIR/dstream/checkpoint when an earlier run left one."""
+    from pyspark.streaming import StreamingContext
+
+    layout = inspect_input(config.input_dir, require_sales=not follow)
     if fresh and config.root.exists():
         shutil.rmtree(config.root)
     commit_log = CommitLog(config.commit_log)
     if fresh:
         commit_log.clear()   # the commit log describes this run only
-    shutil.rmtree(config.landing, ignore_errors=True)   # the whole input is landed again below
-    config.landing.mkdir(parents=True, exist_ok=True)
     catalogue = read_catalogue_dict(layout.catalogue)
-    plan = landing_plan(layout.sales_files)
-    expected = sum(landing.lines for landing in plan)
+    queries = [q for q in config.queries if q in _streamed(config, catalogue)]
+    recovering = has_checkpoint(config.checkpoint)
+    checkpoints.check_logic(config.checkpoint, "dstream", logic_of(config, queries, catalogue), CHECKPOINT_REMEDY,
+                            used=recovering)
+    if not recovering:   # nothing to resume: what an earlier start left is landed again
+        for folder in (config.landing, config.output_dir):
+            shutil.rmtree(folder, ignore_errors=True)
+    landing = Landing(config.landing, Path(config.input_dir))
+    drain = _Drain(commit_log, landing.ranges, queries, output_dir=config.output_dir,
+                   previous=Snapshot.latest(config.output_dir))
+    drain.feeding = follow
+    if not follow and drain.covers(landing.planned()):
+        # a crash after the last batch's output: every line is in it already
+        return _write(config, layout, drain.snapshot, landing.lines())
     gate = QualityGate(expectations_from_input(config.input_dir), config.quality_dir)
     gate.warm_up()
-    queries = [q for q in config.queries if q in _streamed(config, catalogue)]
-    drain = _Drain(commit_log, landing_ranges(plan), queries, gate)
-    ssc = build_context(spark, config, drain, catalogue)
+    drain.gate = gate
+    _LIVE[config.checkpoint] = drain
+    _configure_streaming(spark, config)
+    ssc = StreamingContext.getOrCreate(config.checkpoint, lambda: build_context(spark, config, catalogue, queries))
     not_before_ns = time.time_ns()   # textFileStream ignores files older than itself
     stop_feeding, feed_error = threading.Event(), []
 
     def feed() -> None:
         try:
-            feed_groups(file_groups(plan, config.lines_per_batch), config.landing, config.batch_seconds,
-                        stop_feeding, not_before_ns)
+            if follow:
+                landing.follow(config.batch_seconds, stop_feeding, not_before_ns)
+            else:
+                landing.feed(config.lines_per_batch, config.batch_seconds, stop_feeding, not_before_ns)
         except BaseException as error:
             feed_error.append(error)
             drain.done.set()
@@ -382,25 +565,34 @@ def run(spark, config: DStreamConfig, fresh: bool = True, progress=None) -> dict
     ssc.start()
     try:
         feeder.start()
-        deadline = time.monotonic() + config.timeout_seconds
+        deadline = None if follow else time.monotonic() + config.timeout_seconds
         while not drain.done.wait(0.25):
             if progress:
-                progress(drain.lines_seen, expected)
+                progress(drain.lines_seen, landing.lines())
             if ssc.awaitTerminationOrTimeout(0.001):   # raises what failed a batch outside the drain's own steps
                 raise RuntimeError("the streaming context stopped before the input was processed")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"dstream saw {drain.lines_seen} of {expected} lines before the timeout")
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"dstream saw {drain.lines_seen} of {landing.lines()} lines before the timeout")
+            if follow and should_stop() and not stop_feeding.is_set():
+                # stop landing; the files landed so far are processed, then the run ends
+                stop_feeding.set()
+                feeder.join()
+                drain.feeding = False
+                if drain.covers(landing.ranges):
+                    drain.done.set()
         if feed_error:
             raise feed_error[0]
         if drain.error is not None:
             raise drain.error
         if progress:
-            progress(drain.lines_seen, expected)
+            progress(drain.lines_seen, landing.lines())
     except BaseException as failure:
         _stop(ssc, drain, feeder, stop_feeding, gate, failure)
         raise
+    finally:
+        _LIVE.pop(config.checkpoint, None)
     _stop(ssc, drain, feeder, stop_feeding, gate, None)
-    return _write(config, layout, drain.snapshot, expected)
+    return _write(config, layout, drain.snapshot, landing.lines())
 
 
 def _stop(ssc, drain: _Drain, feeder: threading.Thread, stop_feeding: threading.Event, gate: QualityGate,

@@ -58,6 +58,19 @@ def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "ut
     return Path(path)
 
 
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Replace `path` with `data` atomically."""
+    path = Path(path)
+    temporary = temporary_path(path)
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def copy_file_atomic(source: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Copy `source` to `target` byte for byte; `target` appears whole or not at all.
 

@@ -86,13 +86,14 @@ def fingerprint(parts: Iterable[object]) -> str:
     return digest.hexdigest()
 
 
-def check_logic(checkpoint, query: str, logic: str, remedy: str) -> None:
+def check_logic(checkpoint, query: str, logic: str, remedy: str, used: bool | None = None) -> None:
     """Stop before Spark starts when the checkpoint has processed input under other logic;
-    record the logic of a checkpoint that has not processed anything yet."""
+    record the logic of a checkpoint that has not processed anything yet. `used`: whether
+    it has (default: a Structured Streaming checkpoint with a planned batch)."""
     root = Path(checkpoint)
     path = root / LOGIC_FILE
     recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    if planned_batches(root):
+    if planned_batches(root) if used is None else used:
         if recorded is None:
             return  # a checkpoint from before fingerprints: Spark's own checks apply
         if recorded.get("logic") != logic:

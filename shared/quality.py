@@ -188,7 +188,7 @@ def _check(name, expectation, needs=None, skipped=None, **kwargs) -> _Check:
 NOT_NULL_COLUMNS = ("order_id", "product", "quantity", "price", "order_ts", "city", "state", "zip")
 
 
-def _plan(expectations: QualityExpectations) -> list[_Check]:
+def plan_checks(expectations: QualityExpectations) -> list[_Check]:
     """Every check, in report order; the ones this input cannot support are marked skipped."""
     earliest, latest = _naive_utc(expectations.earliest), _naive_utc(expectations.latest)
     no_range = "no order-time range known" if earliest is None and latest is None else None
@@ -220,12 +220,12 @@ def _plan(expectations: QualityExpectations) -> list[_Check]:
 
 def validate_order_lines(lines: pd.DataFrame, expectations: QualityExpectations,
                          batch_name: str = "order_lines") -> QualityReport:
-    checks = _plan(expectations)
+    checks = plan_checks(expectations)
     missing = {c.name: sorted(set(c.needs) - set(lines.columns)) for c in checks}
     runnable = tuple(c for c in checks if c.skipped is None and not missing[c.name])
     # No rows, nothing to check: empty micro-batches are common, so skip GE's overhead.
     outcomes = _run(_with_helper_columns(lines, expectations), runnable) if len(lines) and runnable else {}
-    results = [_result(check, outcomes.get(check.name), missing[check.name]) for check in checks]
+    results = [check_result(check, outcomes.get(check.name), missing[check.name]) for check in checks]
     return QualityReport(
         suite=batch_name,
         checked_rows=len(lines),
@@ -263,7 +263,7 @@ def _as_decimal(value) -> Decimal:
     return Decimal(float(value))  # exact binary value: a float price will not compare equal
 
 
-def _result(check: _Check, outcome, missing_columns: list[str]) -> dict:
+def check_result(check: _Check, outcome, missing_columns: list[str]) -> dict:
     entry = {
         "check": check.name,
         "expectation": check.expectation_type,
@@ -416,7 +416,14 @@ def check_batch(lines: pd.DataFrame, expectations: QualityExpectations, director
     """
     if lines.empty:
         return None
-    report = validate_order_lines(lines, expectations)
+    return record_report(validate_order_lines(lines, expectations), directory, name)
+
+
+def record_report(report: QualityReport, directory, name: str) -> QualityReport | None:
+    """A non-empty batch's report is written, and a failing one is warned about (processing
+    goes on: every line must still be accounted)."""
+    if report.checked_rows == 0:
+        return None
     record(report, directory, name)
     if not report.success:
         _log.warning("data quality failed for %s: %s", name, report.summary())

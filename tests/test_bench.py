@@ -254,3 +254,18 @@ def test_lab_bench_end_to_end(tmp_path):
     profile = bench.read_metrics(metrics.with_name("profile.csv"))
     assert {p["part"] for p in profile} >= {"triggerExecution", "addBatch"}
     assert {p["query"] for p in profile} >= {"log", "window_revenue"}
+
+
+def test_the_profile_sums_spark_parts_foreachbatch_steps_and_run_phases(tmp_path):
+    progress = tmp_path / "lambda" / "progress"
+    progress.mkdir(parents=True)
+    (progress / "ingest.jsonl").write_text("\n".join(json.dumps(r) for r in (
+        {"batchId": 0, "durationMs": {"addBatch": 900, "walCommit": 40}},
+        {"batchId": 1, "durationMs": {"addBatch": 600, "walCommit": 60}},
+        {"batchId": 1, "durationMs": {"addBatch": 600, "walCommit": 60}})) + "\n")  # a replayed batch once
+    (progress / "ingest.steps.jsonl").write_text(json.dumps({"batchId": 0, "stepsMs": {"read_parse_count_gate": 700}}) + "\n")
+    (progress / "run.phases.jsonl").write_text(json.dumps({"batchId": 0, "stepsMs": {"ingest": 1600, "export": 30}}) + "\n")
+    rows = {(r["query"], r["part"]): (r["ms"], r["batches"]) for r in bench.PROFILERS["lambda"](tmp_path)}
+    assert rows == {("ingest", "addBatch"): (1500, 2), ("ingest", "walCommit"): (100, 2),
+                    ("ingest", "addBatch.read_parse_count_gate"): (700, 1),
+                    ("run", "ingest"): (1600, 1), ("run", "export"): (30, 1)}

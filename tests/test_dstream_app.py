@@ -81,16 +81,46 @@ def test_feeding_stops_when_asked(tmp_path):
     assert list((tmp_path / "landing").iterdir()) == []
 
 
-def test_drain_state_is_left_out_of_the_streaming_checkpoint(tmp_path):
-    drain = app._Drain(CommitLog(tmp_path / "c.csv"), {"000000-a.csv": (0, 9)}, ["city_revenue"])
-    drain.snapshot = {"city_revenue": [(("Dallas", "TX"), (1, 1))]}
-    drain.files_done.add("000000-a.csv")
-    drain.done.set()
-    copy = pickle.loads(pickle.dumps(drain.quality))   # as the checkpoint pickles a foreachRDD function
-    restored = copy.__self__
-    assert restored.queries == ("city_revenue",) and restored.ranges == drain.ranges
-    assert restored.snapshot == {} and restored.files_done == set() and not restored.done.is_set()
-    assert restored.gate is None
+def test_the_checkpoint_holds_only_the_way_to_the_running_drain(tmp_path):
+    drain = app._Drain(CommitLog(tmp_path / "c.csv"), {"000000-a.csv": app.SeqRange(0, 9)}, ["city_revenue"])
+    outputs = app._Outputs(str(tmp_path / "checkpoint"))
+    copy = pickle.loads(pickle.dumps(outputs.totals))   # as the checkpoint pickles a foreachRDD function
+    assert copy.__self__ == outputs and "_Drain" not in repr(pickle.dumps(outputs.totals))
+    with pytest.raises(RuntimeError, match="no running dstream drain"):
+        copy(None, None)
+    app._LIVE[outputs.checkpoint] = drain   # as run() registers the drain of its process
+    try:
+        assert copy.__self__._drain() is drain
+    finally:
+        app._LIVE.pop(outputs.checkpoint)
+
+
+def test_a_batch_output_is_keyed_by_its_batch_time_and_read_back_newest_first(tmp_path):
+    first = app.Snapshot(1_000, {1_000: ["000000-a.csv"]}, {"city_revenue": [(("Austin", "TX"), (1, 1))]})
+    second = app.Snapshot(3_000, {1_000: ["000000-a.csv"], 3_000: ["000001-b.csv"]}, {"city_revenue": []})
+    first.write(tmp_path)
+    second.write(tmp_path)
+    first.write(tmp_path)   # a batch run again after a crash overwrites its own output
+    assert app.Snapshot.latest(tmp_path) == second and second.files == {"000000-a.csv", "000001-b.csv"}
+    app.Snapshot(5_000, {}, {}).write(tmp_path)
+    assert len(list(tmp_path.glob("batch-*.pickle"))) == 2
+    assert app.Snapshot.latest(tmp_path / "none") is None
+
+
+def test_landing_plans_the_same_names_again_and_new_files_last(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    for name, lines in (("a.csv", 3), ("b.csv", 2)):
+        (source / name).write_text(HEADER + "\n" + "x\n" * (lines - 1))
+    landing = app.Landing(tmp_path / "landing", source)
+    assert landing.planned() == ["000000-a.csv", "000001-b.csv"] and landing.lines() == 5
+    assert app.Landing(tmp_path / "landing", source).planned() == landing.planned()   # a restart
+    (source / "c.csv").write_text(HEADER + "\n")
+    assert [item.name for item in landing.scan()] == ["000002-c.csv"]
+    assert landing.ranges["000002-c.csv"] == app.SeqRange(5, 5)
+    (source / "0-early.csv").write_text(HEADER + "\n")
+    with pytest.raises(app.SequenceOrderError, match="must sort last"):
+        landing.scan()
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +177,47 @@ def test_a_drain_in_several_batches_matches_the_oracle(spark, small_input, tmp_p
     assert quality["batches"] == len(batches)
     # finished when the last file was processed, not after timers: well inside the timeout
     assert elapsed < config.timeout_seconds / 10
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_a_run_stopped_after_its_first_batch_resumes_from_its_checkpoint(spark, small_input, tmp_path):
+    from experiments.reference.oracle import run_oracle
+
+    workdir = tmp_path / "w"
+    run_oracle(small_input, workdir)
+    config = app.DStreamConfig(str(small_input), str(workdir), batch_seconds=0.5, lines_per_batch=900)
+
+    def interrupt(done, total):
+        if 0 < done < total:
+            raise _Interrupt()
+
+    with pytest.raises(_Interrupt):
+        app.run(spark, config, fresh=True, progress=interrupt)
+    first = app.Snapshot.latest(config.output_dir)
+    assert first is not None and 0 < len(first.files) < 3 and app.has_checkpoint(config.checkpoint)
+
+    status = app.run(spark, config)   # the same command again: getOrCreate resumes the checkpoint
+    assert status["city_revenue"] == "written"
+    for query in QUERY_NAMES:
+        if query != "fulfilment":
+            assert export_path(workdir, "dstream", query).read_bytes() == \
+                export_path(workdir, "oracle", query).read_bytes(), query
+    assert read_accounting(workdir, "dstream") == read_accounting(workdir, "oracle")
+    # the resumed run landed only what the first had not
+    assert sorted(p.name for p in config.landing.iterdir()) == app.Landing(config.landing, small_input).planned()
+    max_seqs = [c.max_seq for c in read_commits(config.commit_log) if c.query == "city_revenue"]
+    assert max_seqs == sorted(max_seqs)
+
+
+def test_other_logic_on_a_used_checkpoint_is_refused_before_spark_starts(small_input, tmp_path):
+    from shared.checkpoints import CheckpointMismatch
+
+    config = app.DStreamConfig(str(small_input), str(tmp_path / "w"))
+    Path(config.checkpoint).mkdir(parents=True)
+    (Path(config.checkpoint) / "checkpoint-1000").write_bytes(b"")
+    (Path(config.checkpoint) / "lab-logic.json").write_text(json.dumps({"query": "dstream", "logic": "other"}))
+    with pytest.raises(CheckpointMismatch, match="--fresh"):
+        app.run(None, config)

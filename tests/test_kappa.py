@@ -129,7 +129,7 @@ def test_kappa_on_the_standalone_cluster(log_input, tmp_path):
 
 def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
     from experiments.inputs.replay import count_raw_lines, replay_to_landing
-    from kappa.progress_log import input_rows
+    from shared.progress_log import input_rows
 
     landing = tmp_path / "landing"
     landing.mkdir()

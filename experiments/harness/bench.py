@@ -27,9 +27,10 @@ What one run of `lab bench` does:
 5. `report`: reads this run's rows back from the metrics CSV and prints the medians per
    build and the ratios F1-F5 (median of the per-repeat ratios, min-max), met or not.
 
-A profile goes beside the metrics (profile.csv): for Kappa, the sums of Spark's per-batch
-`durationMs` parts for each streaming query (kappa/progress_log.py). Lambda's speed layer
-and the DStream build keep no progress record yet, so they have no profile rows.
+A profile goes beside the metrics (profile.csv): for Kappa and Lambda, the sums of Spark's
+per-batch `durationMs` parts for each streaming query, the steps inside their foreachBatch
+functions and Lambda's phases (shared/progress_log.py); for the Spark baseline its steps.
+The DStream build keeps no progress record yet, so it has no profile rows.
 """
 from __future__ import annotations
 
@@ -322,27 +323,32 @@ def check_export(workdir: Path, export_build: str, oracle_results: Path, statuse
     return identical, "; ".join(notes)
 
 
-def kappa_profile(workdir: Path) -> list[dict]:
-    """Per streaming query of kappa and per part of Spark's `durationMs` (getBatch,
-    queryPlanning, addBatch, walCommit, commitOffsets, triggerExecution, ...) and per step
-    inside the `log` query's addBatch (`addBatch.quality_gate`, ...): the sum over its
-    micro-batches (WORKDIR/kappa/<version>/progress/<query>[.steps].jsonl)."""
-    from kappa.progress_log import read_progress
+def streaming_profile(build: str) -> Callable[[Path], list[dict]]:
+    """The profile of a build that records progress (shared/progress_log.py) under
+    WORKDIR/<build>/.../progress/: per streaming query and per part of Spark's `durationMs`
+    (getBatch, queryPlanning, addBatch, walCommit, commitOffsets, triggerExecution, ...),
+    per step inside a foreachBatch's addBatch (`<query>.steps.jsonl`: `addBatch.<step>`)
+    and per phase of a run (`<name>.phases.jsonl`: Lambda's ingest, batch layer, ...): the
+    sum over its micro-batches (or runs)."""
 
-    rows = []
-    for path in sorted(workdir.glob("kappa/*/progress/*.jsonl")):
-        # <query>.steps.jsonl: the steps inside addBatch of a foreachBatch query (BatchSteps)
-        query, steps = (path.name.removesuffix(".steps.jsonl"), True) if path.name.endswith(".steps.jsonl") \
-            else (path.stem, False)
-        sums: dict[str, float] = {}
-        records = read_progress(path)
-        for record in records:
-            for part, ms in (record.get("stepsMs" if steps else "durationMs") or {}).items():
-                part = f"addBatch.{part}" if steps else part
-                sums[part] = sums.get(part, 0) + ms
-        rows += [{"query": query, "part": part, "ms": ms, "batches": len(records)}
-                 for part, ms in sorted(sums.items())]
-    return rows
+    def profile(workdir: Path) -> list[dict]:
+        from shared.progress_log import read_progress
+
+        rows = []
+        for path in sorted((workdir / build).glob("**/progress/*.jsonl")):
+            stem = path.name.removesuffix(".jsonl")
+            query, _, kind = stem.partition(".")
+            key, prefix = {"steps": ("stepsMs", "addBatch."), "phases": ("stepsMs", "")}.get(kind, ("durationMs", ""))
+            sums: dict[str, float] = {}
+            records = read_progress(path)
+            for record in records:
+                for part, ms in (record.get(key) or {}).items():
+                    sums[prefix + part] = sums.get(prefix + part, 0) + ms
+            rows += [{"query": query, "part": part, "ms": ms, "batches": len(records)}
+                     for part, ms in sorted(sums.items())]
+        return rows
+
+    return profile
 
 
 def spark_batch_profile(workdir: Path) -> list[dict]:
@@ -356,7 +362,9 @@ def spark_batch_profile(workdir: Path) -> list[dict]:
             for step in json.loads(path.read_text(encoding="utf-8"))]
 
 
-PROFILERS: dict[str, Callable[[Path], list[dict]]] = {"kappa": kappa_profile, LIVE: kappa_profile,
+PROFILERS: dict[str, Callable[[Path], list[dict]]] = {"kappa": streaming_profile("kappa"),
+                                                      LIVE: streaming_profile("kappa"),
+                                                      "lambda": streaming_profile("lambda"),
                                                       "spark_batch": spark_batch_profile}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from shared.export import QUERY_NAMES
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
 
 
@@ -29,6 +30,7 @@ class RunRequest:
     queries: tuple[str, ...] | None = None  # default: the whole catalogue
     max_files_per_trigger: int | None = None  # None: whole files up to drain_batch_mb per micro-batch
     drain_batch_mb: int = DEFAULT_DRAIN_BATCH_MB
+    progress: Callable[[int, int], None] | None = None  # (lines done, lines known) on long runs
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,6 @@ class Build:
 def kappa_config(request: RunRequest):
     from kappa.app import KappaConfig
     from kappa.versions import DEFAULT_VERSION, serving_version
-    from shared.export import QUERY_NAMES
 
     return KappaConfig(
         request.input_dir, request.workdir, settings=request.settings, source=request.source,
@@ -83,8 +84,10 @@ def _run_lambda(spark, request: RunRequest) -> dict[str, str]:
 def _run_dstream(spark, request: RunRequest) -> dict[str, str]:
     from legacy_dstream.app import DStreamConfig, run
 
-    # each run starts over: its checkpoint does not survive a restart yet (see its module)
-    return run(spark, DStreamConfig(request.input_dir, request.workdir, settings=request.settings), fresh=True)
+    config = DStreamConfig(request.input_dir, request.workdir, settings=request.settings,
+                           queries=request.queries or QUERY_NAMES)
+    return run(spark, config, fresh=request.fresh, progress=request.progress, follow=request.follow,
+               should_stop=request.should_stop)
 
 
 def _run_oracle(_spark, request: RunRequest) -> dict[str, str]:
@@ -99,7 +102,7 @@ BUILDS: dict[str, Build] = {build.name: build for build in (
     Build("kappa", "one Structured Streaming application over a replayable log", _run_kappa,
           sources=("files", "kafka"), follows=True),
     Build("lambda", "master dataset, batch, speed and serving layers", _run_lambda),
-    Build("dstream", "the legacy DStream/RDD application", _run_dstream),
+    Build("dstream", "the legacy DStream/RDD application", _run_dstream, follows=True),
     Build("oracle", "the reference: plain Python parsing and pandas, no Spark", _run_oracle, uses_spark=False),
 )}
 SPARK_BUILDS: tuple[str, ...] = tuple(name for name, build in BUILDS.items() if build.uses_spark)

@@ -1,8 +1,9 @@
 """The data-quality gate of shared/quality.py, evaluated by Spark where the lines are.
 
-The suite is shared/quality.py's own (`_plan`: the same checks, names, arguments and
-skip rules), and so is the report (`QualityReport`, each result built by its `_result`),
-so a Lambda report reads exactly like one made by Great Expectations over pandas. Only
+The suite is shared/quality.py's own (`plan_checks`: the same checks, names, arguments and
+skip rules), and so is the report (`QualityReport`, each result built by its `check_result`),
+so a Kappa or Lambda report reads exactly like one made by Great Expectations over pandas
+(tests/test_quality_spark.py compares the two on lines that fail every check). Only
 the evaluation differs: every check's unexpected rows are counted in one Spark
 aggregation over the cached batch, instead of collecting the batch to pandas (the
 collect, a Python copy of every line and Great Expectations' per-row work cost several
@@ -18,16 +19,12 @@ What each expectation counts as unexpected (as Great Expectations does on pandas
 """
 from __future__ import annotations
 
-import logging
 from types import SimpleNamespace
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from shared import quality as S   # the suite and the report format (not Great Expectations)
-
-_log = logging.getLogger("lab.quality")
-
 
 def _literal(value) -> Column:
     """A bound as a Spark literal; times are naive UTC, so they go through text and the
@@ -85,7 +82,7 @@ class SparkGate:
 
     def __init__(self, columns, expectations: S.QualityExpectations):
         self.expectations = expectations
-        self.checks = S._plan(expectations)
+        self.checks = S.plan_checks(expectations)
         self.missing = {c.name: sorted(set(c.needs) - set(columns)) for c in self.checks}
         self.runnable = [c for c in self.checks if c.skipped is None and not self.missing[c.name]]
 
@@ -112,7 +109,7 @@ class SparkGate:
                 outcomes[check.name] = SimpleNamespace(
                     success=count == 0, exception_info=None,
                     result={"unexpected_count": count, "partial_unexpected_index_list": examples})
-        results = [S._result(check, outcomes.get(check.name), self.missing[check.name]) for check in self.checks]
+        results = [S.check_result(check, outcomes.get(check.name), self.missing[check.name]) for check in self.checks]
         return S.QualityReport(suite=batch_name, checked_rows=rows, success=all(r["success"] for r in results),
                                results=results)
 
@@ -131,18 +128,6 @@ def _examples(frame: DataFrame, check, unexpected: Column) -> list[dict]:
     return [row.asDict() for row in frame.where(unexpected).select(*columns).limit(S.MAX_EXAMPLES).collect()]
 
 
-def record_report(report: S.QualityReport, directory, name: str) -> S.QualityReport | None:
-    """shared/quality.check_batch's recording: a non-empty batch's report is written, and
-    a failing one is warned about (processing goes on: every line must still be accounted)."""
-    if report.checked_rows == 0:
-        return None
-    S.record(report, directory, name)
-    if not report.success:
-        _log.warning("data quality failed for %s: %s", name, report.summary())
-        print(f"data quality FAILED for {name}: {report.summary()}", flush=True)
-    return report
-
-
 def check_on_spark(lines: DataFrame, expectations: S.QualityExpectations, directory, name: str) -> S.QualityReport | None:
     """shared/quality.check_batch over a Spark DataFrame of valid order lines."""
-    return record_report(validate_on_spark(lines, expectations), directory, name)
+    return S.record_report(validate_on_spark(lines, expectations), directory, name)
