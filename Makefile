@@ -8,7 +8,7 @@ PROFILE ?= quick
 VERIFY_ROWS ?= 20000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars test test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
+.PHONY: help setup jars test test-crash test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -29,8 +29,11 @@ jars: ## resolve the Delta and Kafka connector jars from Maven Central again
 	$(BIN)/lab setup
 	touch $(JARS)
 
-test: setup ## run every test; starts (then stops) the Kafka broker and Spark cluster it needs
-	bash scripts/with-services.sh $(BIN)/pytest
+test: setup ## every test but the random-kill runs; starts (then stops) the Kafka broker and Spark cluster it needs
+	bash scripts/with-services.sh $(BIN)/pytest -m "not crash"
+
+test-crash: setup ## the random-kill runs: each build killed ten times at random moments (CI runs them too)
+	bash scripts/with-services.sh $(BIN)/pytest -m crash
 
 test-fast: setup ## the quick tests only (skips the slow end-to-end runs)
 	$(BIN)/pytest -m "not slow"

@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from experiments.harness.builds import SPARK_BUILDS
 from experiments.progress import Progress
+from shared.export import QUERY_NAMES
 from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_SPARK_MASTER, settings_help
 
 EXIT_MISMATCH = 1
@@ -95,12 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh", action="store_true", help="discard this build's earlier state in WORKDIR first")
     kappa_options = run.add_argument_group("kappa")
     _kappa_options(kappa_options)
-    follow_options = run.add_argument_group("kappa and dstream")
+    follow_options = run.add_argument_group("following an arriving input (kappa, lambda, dstream)")
     follow_options.add_argument("--follow", action="store_true",
                                 help="keep consuming as files (kappa: or messages) arrive, until SIGINT/SIGTERM; "
                                      "then finish what was read and export")
     follow_options.add_argument("--interval", default="5 seconds",
-                                help="kappa's processing-time trigger for --follow (dstream keeps its 2 s batches)")
+                                help="processing-time trigger for --follow (kappa, lambda; dstream keeps its 2 s batches)")
+    follow_options.add_argument("--batch-every", default="60 seconds", type=_batch_schedule,
+                                help="lambda --follow: run the batch layer every DURATION (\"60 seconds\", "
+                                     "\"5 minutes\") or every N new master versions (\"10 versions\")")
     run.set_defaults(handler=cmd_run)
 
     kappa = commands.add_parser("kappa", help="kappa versions: reprocess by replay, cut over, drop, status")
@@ -133,6 +138,23 @@ def build_parser() -> argparse.ArgumentParser:
     q0.add_argument("--seconds", type=float, default=None, help="stop after this long (default: until Ctrl-C/SIGTERM)")
     _spark_options(q0)
     q0.set_defaults(handler=cmd_kappa_passthrough)
+
+    lambda_parser = commands.add_parser("lambda", help="the Lambda serving layer: batch run on demand, answers, status")
+    lambda_commands = lambda_parser.add_subparsers(dest="lambda_command", required=True, metavar="ACTION")
+    batch = lambda_commands.add_parser(
+        "batch", help="run the batch layer now (a running `lab run lambda --follow` on WORKDIR does it at its next "
+                      "look; otherwise this command runs it and publishes the new cutoff)")
+    _input_workdir(batch)
+    _spark_options(batch)
+    batch.set_defaults(handler=cmd_lambda_batch)
+    query = lambda_commands.add_parser("query", help="print the serving layer's current answer to one query (CSV)")
+    query.add_argument("query", choices=QUERY_NAMES)
+    _input_workdir(query)
+    _spark_options(query)
+    query.set_defaults(handler=cmd_lambda_query)
+    lambda_status = lambda_commands.add_parser("status", help="the cutoff, the views and how far the speed layer is")
+    lambda_status.add_argument("--workdir", required=True)
+    lambda_status.set_defaults(handler=cmd_lambda_status)
 
     replay = commands.add_parser("replay", help="turn an input directory into an arriving stream (landing directory or Kafka)")
     replay.add_argument("--input", required=True, help="input directory (its top-level sales *.csv)")
@@ -231,7 +253,18 @@ def _kappa_options(parser, version_required: bool = False) -> None:
     parser.add_argument("--queries", default=None, help="comma-separated subset of the catalogue (default: all)")
     parser.add_argument("--max-files-per-trigger", type=_positive_int, default=None,
                         help="files per micro-batch with --source files (default: a drain takes whole files up to "
-                             "LAB_DRAIN_BATCH_MB per micro-batch; --follow takes what arrived, up to that size)")
+                             "LAB_DRAIN_BATCH_MB per micro-batch; --follow takes what arrived, up to that size); "
+                             "dstream: files per batch of a drain (default: about 100,000 lines)")
+
+
+def _batch_schedule(text: str) -> str:
+    from lambda_arch.app import BatchSchedule
+
+    try:
+        BatchSchedule.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def _bootstrap(args) -> str:
@@ -291,6 +324,17 @@ def _session(args, app_name: str):
     return create_spark_session(app_name, master=args.master)
 
 
+@contextmanager
+def _spark_for(args, app_name: str, progress: Progress, what: str):
+    """A Spark session for one command, announced and stopped whatever happens."""
+    progress.stage(f"starting Spark for {what}")
+    spark = _session(args, app_name)
+    try:
+        yield spark
+    finally:
+        spark.stop()
+
+
 def cmd_run(args, progress: Progress) -> int:
     import signal
 
@@ -306,7 +350,8 @@ def cmd_run(args, progress: Progress) -> int:
                          version=args.version, queries=_queries(args),
                          max_files_per_trigger=args.max_files_per_trigger,
                          drain_batch_mb=LabSettings.from_env().drain_batch_mb,
-                         progress=lambda done, total: progress.fraction(done, total, "lines"))
+                         progress=lambda done, total: progress.fraction(done, total, "lines"),
+                         report=progress.stage, batch_every=args.batch_every)
     # fail fast, before a Spark session starts
     build.check(request)
     inspect_input(args.input, require_sales=request.source == "files" and not request.follow)
@@ -398,6 +443,45 @@ def cmd_kappa_status(args, progress: Progress) -> int:
     pointer = pointer_path(args.workdir)
     print(pointer.read_text() if pointer.exists() else "no version serves yet")
     print("versions:", ", ".join(versions(args.workdir)) or "none")
+    return 0
+
+
+def _lambda_config(args):
+    from lambda_arch.layout import LambdaConfig
+    from shared.settings import WorkloadSettings
+
+    return LambdaConfig(args.input, args.workdir, settings=WorkloadSettings.from_env())
+
+
+def cmd_lambda_batch(args, progress: Progress) -> int:
+    from lambda_arch.app import batch_now, request_batch
+
+    config = _lambda_config(args)
+    if request_batch(config):
+        progress.stage(f"asked the running `lab run lambda --follow` on {args.workdir} for a batch run; "
+                       "`lab lambda status` shows the new cutoff once it serves")
+        return 0
+    with _spark_for(args, "lab-lambda-batch", progress, "the batch layer") as spark:
+        cutoff = batch_now(spark, config)
+    progress.stage(f"batch views of master v{cutoff} serve now" if cutoff is not None else "nothing new to batch")
+    return 0
+
+
+def cmd_lambda_query(args, progress: Progress) -> int:
+    from lambda_arch.serving_layer import served_rows
+    from shared.export import QUERIES, render
+
+    config = _lambda_config(args)
+    with _spark_for(args, "lab-lambda-query", progress, "the serving layer") as spark:
+        rows = served_rows(spark, config).get(args.query, [])
+    sys.stdout.write(render(QUERIES[args.query], rows))
+    return 0
+
+
+def cmd_lambda_status(args, progress: Progress) -> int:
+    from lambda_arch.app import status
+
+    print(json.dumps(status(args.workdir), indent=2))
     return 0
 
 

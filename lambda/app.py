@@ -1,5 +1,6 @@
 """`lab run lambda`: ingest the input into the master dataset, run the batch layer up to
 a cutoff, the speed layer after it, and answer every query through the serving layer.
+`follow` keeps all of it running on an arriving input, the batch layer on a schedule.
 
 The batch layer and the speed layer read disjoint master versions (<= cutoff, > cutoff),
 so they run side by side: the speed layer's streaming queries work on their own threads
@@ -9,18 +10,26 @@ speed-layer commits made before that are logged at the publication (ServingCommi
 """
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import time
+from dataclasses import dataclass
+from typing import Callable
 
 from lambda_arch.batch_layer import run_batch_layer
 from lambda_arch.layout import BUILD, LambdaConfig
 from lambda_arch.master_dataset import accounting, master_version, start_ingest
-from lambda_arch.serving_layer import ServingCommits, publish_cutoff, served_rows
+from lambda_arch.layout import SPEED_QUERIES
+from lambda_arch.serving_layer import ServingCommits, current_cutoff, publish_cutoff, served_rows
 from lambda_arch.speed_layer import start_speed_layer
+from lambda_arch.views import read_view_file
+from shared.atomic import write_text_atomic
 from shared.commit_log import CommitLog
 from shared.finish import write_results
 from shared.inputs import inspect_input
 from shared.progress_log import BatchSteps
-from shared.streaming import await_all, stop_between_batches
+from shared.streaming import await_all, plain_failure, stop_between_batches
 
 
 def choose_cutoff(spark, config: LambdaConfig, fraction: float) -> int:
@@ -62,6 +71,278 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
             counts = accounting(spark, config)
             results = served_rows(spark, config)
         with phase("export"):
-            return write_results(config.workdir, BUILD, layout, config.queries, raw_lines=counts["raw_lines"],
-                                 valid_lines=counts["valid_lines"], quarantine=counts["quarantine"],
-                                 quality_dir=config.quality_dir, result_rows=lambda query: results.get(query, []))
+            return _export(spark, config, layout, counts, results)
+
+
+def _export(spark, config: LambdaConfig, layout, counts=None, results=None) -> dict[str, str]:
+    counts = counts or accounting(spark, config)
+    results = results if results is not None else served_rows(spark, config)
+    return write_results(config.workdir, BUILD, layout, config.queries, raw_lines=counts["raw_lines"],
+                         valid_lines=counts["valid_lines"], quarantine=counts["quarantine"],
+                         quality_dir=config.quality_dir, result_rows=lambda query: results.get(query, []))
+
+
+# ---------------------------------------------------------------------------------------
+# Following an arriving input: ingest, speed layer and a scheduled batch layer
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchSchedule:
+    """When the batch layer runs again: every `seconds`, or once the master dataset has
+    `versions` new versions since the cutoff."""
+    seconds: float | None = None
+    versions: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> BatchSchedule:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|minutes?|versions?)\s*", text)
+        if match is None:
+            raise ValueError(f"--batch-every {text!r}: give a duration (\"60 seconds\", \"5 minutes\") "
+                             f"or a number of master versions (\"10 versions\")")
+        amount, unit = float(match.group(1)), match.group(2)
+        if unit.startswith("version"):
+            if amount < 1 or amount != int(amount):
+                raise ValueError(f"--batch-every {text!r}: a whole number of versions, at least 1")
+            return cls(versions=int(amount))
+        seconds = amount * (60 if unit.startswith("m") else 1)
+        if seconds <= 0:
+            raise ValueError(f"--batch-every {text!r}: a positive duration")
+        return cls(seconds=seconds)
+
+    def due(self, since_seconds: float, new_versions: int) -> bool:
+        if new_versions < 1:
+            return False   # nothing new for the batch layer
+        if self.versions is not None:
+            return new_versions >= self.versions
+        return since_seconds >= self.seconds
+
+
+@dataclass
+class _Serving:
+    """What serves now: the published cutoff, its speed layer and its commit-log rows."""
+    cutoff: int
+    speed: list
+    commits: ServingCommits
+
+
+class LambdaFollower:
+    """`lab run lambda --follow`: ingest as files arrive, keep the realtime views current,
+    and hand over to a new batch view on `schedule`.
+
+    A handoff to cutoff C' (the master's newest version when it starts):
+    1. the batch layer computes the views of versions <= C' (the old cutoff's speed layer
+       goes on serving meanwhile);
+    2. a speed layer after C' starts and catches up with what the old one had read;
+    3. the pointer is published (atomically): serving = batch(C') + realtime(after C');
+    4. only then the old speed layer stops and its realtime views and checkpoints go.
+    At every moment serving reads one cutoff's batch views and the realtime views after
+    it: nothing counted twice, nothing left out. A kill at any step restarts from the
+    published cutoff (what a later cutoff left half-done is removed and redone).
+    """
+
+    def __init__(self, spark, config: LambdaConfig, schedule: BatchSchedule, interval: str = "2 seconds",
+                 on_handoff: Callable[[int], None] | None = None, report: Callable[[str], None] = lambda m: None):
+        self.spark, self.config, self.schedule, self.interval = spark, config, schedule, interval
+        self.on_handoff, self.report = on_handoff, report
+        self.layout = inspect_input(config.input_dir, require_sales=False)
+        skipped = self.layout.not_applicable()
+        self.queries = [q for q in config.queries if q not in skipped]
+        self.serving: _Serving | None = None
+        self.ingest = None
+        self.handoffs = 0
+        self.batch_started = time.monotonic()
+
+    def _speed(self, cutoff: int) -> _Serving:
+        serving = _Serving(cutoff, [], ServingCommits.resume(self.config, cutoff, self.queries))
+        self._ensure_speed(serving)
+        return serving
+
+    def _ensure_speed(self, serving: _Serving) -> None:
+        """Start the speed layer after the cutoff once the master has a version after it
+        (a Delta stream cannot start at a version that does not exist yet)."""
+        if not serving.speed and (master_version(self.spark, self.config) or -1) > serving.cutoff:
+            serving.speed = start_speed_layer(self.spark, self.config, serving.cutoff, serving.commits,
+                                              available_now=False, interval=self.interval)
+
+    def _forget_other_cutoffs(self, keep: int) -> None:
+        """Realtime views and speed checkpoints of any cutoff but `keep` (older ones once
+        `keep` serves; a newer one a kill left unpublished, redone by the next handoff)."""
+        for folder in (self.config.root / "realtime_views", self.config.root / "checkpoints"):
+            for path in folder.glob("*after_v*") if folder.is_dir() else ():
+                if f"after_v{keep:06d}" not in path.name:
+                    shutil.rmtree(path, ignore_errors=True)
+        for path in (self.config.root / "batch_views").glob("v*.jsonl"):
+            if path.name != self.config.batch_views(keep).name:
+                path.unlink(missing_ok=True)
+
+    def _wait_caught_up(self, serving: _Serving, versions: dict[str, int], deadline_seconds: float = 600) -> None:
+        """Until `serving`'s speed queries have read every master version in `versions`
+        (speed query -> version), so the handoff never serves less than before."""
+        deadline = time.monotonic() + deadline_seconds
+        if any(version > serving.cutoff for version in versions.values()):
+            self._ensure_speed(serving)
+        while any(serving.commits.versions_read.get(name, serving.cutoff) < version
+                  for name, version in versions.items() if name in self._speed_names(serving)):
+            self._check(serving.speed)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the speed layer after v{serving.cutoff} did not catch up in {deadline_seconds} s")
+            time.sleep(0.2)
+
+    @staticmethod
+    def _speed_names(serving: _Serving) -> set[str]:
+        return {name for name in SPEED_QUERIES
+                if any(q.name.endswith(name) for q in serving.speed)}
+
+    def handoff(self) -> int | None:
+        """One batch run to the master's newest version, then the switch; its cutoff."""
+        cutoff = master_version(self.spark, self.config)
+        if cutoff is None or (self.serving is not None and cutoff <= self.serving.cutoff):
+            return None
+        self.batch_started = time.monotonic()
+        batch_rows = run_batch_layer(self.spark, self.config, cutoff)
+        new = self._speed(cutoff)
+        if self.serving is not None:
+            self._wait_caught_up(new, dict(self.serving.commits.versions_read))
+        publish_cutoff(self.config, cutoff)
+        new.commits.publish(batch_rows)
+        old, self.serving = self.serving, new
+        if old is not None:
+            stop_between_batches(old.speed)
+        self._forget_other_cutoffs(cutoff)
+        self.handoffs += 1
+        self.report(f"lambda: batch views of master v{cutoff} serve now (handoff {self.handoffs})")
+        if self.on_handoff is not None:
+            self.on_handoff(cutoff)
+        return cutoff
+
+    def _check(self, queries) -> None:
+        for query in queries:
+            if not query.isActive and query.exception() is not None:
+                raise plain_failure(query.name, str(query.exception()))
+
+    def start(self) -> None:
+        self.ingest = start_ingest(self.spark, self.config, available_now=False, interval=self.interval,
+                                   require_sales=False)
+        if self.config.serving_pointer.exists():   # a restart: serve what was published
+            cutoff = current_cutoff(self.config)
+            self._forget_other_cutoffs(cutoff)
+            self.serving = self._speed(cutoff)
+            self.serving.commits.publish(read_view_file(self.config.batch_views(cutoff)))   # served again from now
+        self.batch_started = time.monotonic()
+
+    def step(self) -> None:
+        """One look: failures, and a handoff when the schedule (or the first data) says so."""
+        self._check([self.ingest, *(self.serving.speed if self.serving else [])])
+        latest = master_version(self.spark, self.config)
+        if latest is None:
+            return
+        if self.serving is None:
+            self.handoff()   # the first batch view, as soon as there is a master version
+            return
+        self._ensure_speed(self.serving)
+        asked = self.config.batch_request.exists()   # `lab lambda batch` from another process
+        if asked or self.schedule.due(time.monotonic() - self.batch_started, latest - self.serving.cutoff):
+            self.config.batch_request.unlink(missing_ok=True)
+            self.handoff()
+
+    def finish(self) -> None:
+        """Stop ingesting (between micro-batches), let the speed layer read everything the
+        master holds, stop it: the served answer then includes every ingested line."""
+        stop_between_batches([self.ingest])
+        self._check([self.ingest])
+        latest = master_version(self.spark, self.config)
+        if self.serving is None:
+            if latest is not None:
+                self.handoff()
+        if self.serving is not None and latest is not None and latest > self.serving.cutoff:
+            self._wait_caught_up(self.serving, {name: latest for name in SPEED_QUERIES})
+        if self.serving is not None:
+            stop_between_batches(self.serving.speed)
+
+
+def follow(spark, config: LambdaConfig, should_stop: Callable[[], bool], schedule: BatchSchedule,
+           interval: str = "2 seconds", fresh: bool = False, on_handoff: Callable[[int], None] | None = None,
+           report: Callable[[str], None] = lambda message: None) -> dict[str, str]:
+    """Run until `should_stop()`, then finish what was ingested and write the export."""
+    if fresh:
+        shutil.rmtree(config.root, ignore_errors=True)
+        CommitLog(config.commit_log).clear()
+    follower = LambdaFollower(spark, config, schedule, interval, on_handoff, report)
+    config.root.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(config.follow_pid, str(os.getpid()))
+    try:
+        follower.start()
+        try:
+            while not should_stop():
+                follower.step()
+                time.sleep(0.25)
+        except BaseException:
+            stop_between_batches([q for q in [follower.ingest, *(follower.serving.speed if follower.serving else [])]
+                                  if q is not None and q.isActive])
+            raise
+        follower.finish()
+    finally:
+        config.follow_pid.unlink(missing_ok=True)
+    if follower.serving is None:
+        raise RuntimeError("lambda --follow stopped before any line was ingested: nothing to export")
+    return _export(spark, config, follower.layout)
+
+
+def _following(config: LambdaConfig) -> bool:
+    """Whether a `lab run lambda --follow` process runs on this workdir now."""
+    try:
+        os.kill(int(config.follow_pid.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def request_batch(config: LambdaConfig) -> bool:
+    """Ask the follow process on this workdir for a batch run now; False when none runs."""
+    if not _following(config):
+        return False
+    write_text_atomic(config.batch_request, str(time.time()))
+    return True
+
+
+def batch_now(spark, config: LambdaConfig) -> int | None:
+    """With no follow process: the batch layer over the master's newest version, published
+    (the speed layer of the old cutoff is not running, so nothing is lost by its views
+    going); the new cutoff, or None when the published one is already the newest."""
+    latest = master_version(spark, config)
+    if latest is None:
+        raise RuntimeError(f"the master dataset in {config.master} is empty: run `lab run lambda` first")
+    if config.serving_pointer.exists() and current_cutoff(config) >= latest:
+        return None
+    batch_rows = run_batch_layer(spark, config, latest)
+    publish_cutoff(config, latest)
+    ServingCommits(config, latest, config.queries).publish(batch_rows)
+    return latest
+
+
+def status(workdir) -> dict:
+    """What serves now, read from the files (no Spark): cutoff, views, speed progress."""
+    from lambda_arch.master_dataset import max_seq_through
+    from lambda_arch.speed_layer import master_versions_read
+    from shared import checkpoints
+
+    config = LambdaConfig("", str(workdir))
+    cutoff = current_cutoff(config) if config.serving_pointer.exists() else None
+    latest = master_version(None, config)
+    speed = {}
+    if cutoff is not None:
+        for name in SPEED_QUERIES:
+            checkpoint = config.speed_checkpoint(cutoff, name)
+            done = checkpoints.committed_batches(checkpoint)
+            version = master_versions_read(checkpoint, done[-1]) if done else None
+            speed[name] = {"micro_batches": len(done), "master_version_read": max(cutoff, version or cutoff),
+                           "realtime_view_files": len(list(config.realtime_views(cutoff, name).glob("*.jsonl")))}
+    return {
+        "following": _following(config),
+        "cutoff": cutoff,
+        "batch_views": str(config.batch_views(cutoff)) if cutoff is not None else None,
+        "cutoff_includes_seq_through": max_seq_through(config, cutoff) if cutoff is not None else None,
+        "master_latest_version": latest,
+        "master_includes_seq_through": max_seq_through(config, latest) if latest is not None else None,
+        "speed_layer": speed,
+    }

@@ -62,6 +62,14 @@ class LambdaConfig:
     def serving_pointer(self) -> Path:
         return self.root / "serving.json"
 
+    @property
+    def follow_pid(self) -> Path:
+        return self.root / "follow.pid"       # a `--follow` run's process id, while it runs
+
+    @property
+    def batch_request(self) -> Path:
+        return self.root / "batch.request"   # `lab lambda batch` asks the follow run for a batch run
+
     def checkpoint(self, name: str) -> str:
         return str(self.root / "checkpoints" / name)
 

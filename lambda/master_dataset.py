@@ -145,11 +145,14 @@ def files_per_trigger(config: LambdaConfig, sales_files) -> int:
     return max(1, min(by_size, math.ceil(len(files) / 2)))
 
 
-def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds"):
-    layout = inspect_input(config.input_dir)
+def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds",
+                 require_sales: bool = True):
+    layout = inspect_input(config.input_dir, require_sales=require_sales)
     checkpoint = config.checkpoint("ingest")
     checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind
-    reader = spark.readStream.format("text").option("maxFilesPerTrigger", files_per_trigger(config, layout.sales_files))
+    reader = spark.readStream.format("text")
+    if available_now or config.max_files_per_trigger:   # following: whatever has arrived, in one batch
+        reader = reader.option("maxFilesPerTrigger", files_per_trigger(config, layout.sales_files))
     raw = reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
     record_progress(spark, INGEST_QUERY, config.progress_file("ingest"))
     writer = (

@@ -59,8 +59,7 @@ from shared.sequence import SeqRange, SequenceOrderError, file_name_of, seq_rang
 from shared.settings import WorkloadSettings
 
 BUILD = "dstream"
-# fulfilment needs a stream-stream join with state expiry: not written for the legacy build.
-UNSUPPORTED = {"fulfilment": "not implemented in the legacy build (stream-stream join with state expiry)"}
+UNSUPPORTED: dict[str, str] = {}   # every query has a DStream form (see pipeline.py for what each gives up)
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,7 @@ class DStreamConfig:
     # Python driver and checkpoints the graph: 0.1-0.5 s here), so a drain uses few, big batches.
     batch_seconds: float = 2.0
     lines_per_batch: int = 100_000   # raw lines landed together (whole files), one group per batch
+    files_per_batch: int | None = None   # instead: this many files per group (tests: kills between batches)
     queries: tuple[str, ...] = QUERY_NAMES
     settings: WorkloadSettings = field(default_factory=WorkloadSettings)
     timeout_seconds: float = 1800.0
@@ -90,6 +90,10 @@ class DStreamConfig:
     @property
     def quality_dir(self) -> Path:
         return self.root / "quality"
+
+    @property
+    def shipments_landing(self) -> Path:
+        return self.root / "landing_shipments"
 
     @property
     def output_dir(self) -> Path:
@@ -140,14 +144,15 @@ def landing_plan(sales_files: Sequence[Path]) -> list[LandingFile]:
             for index, source in enumerate(sales_files)]
 
 
-def file_groups(plan: Sequence[LandingFile], lines_per_batch: int) -> list[list[LandingFile]]:
+def file_groups(plan: Sequence[LandingFile], lines_per_batch: int,
+                files_per_batch: int | None = None) -> list[list[LandingFile]]:
     """Consecutive files of about `lines_per_batch` raw lines each (a file is never split;
-    a group closes once it holds at least that many)."""
+    a group closes once it holds at least that many), or of `files_per_batch` files."""
     groups, current, lines = [], [], 0
     for landing in plan:
         current.append(landing)
         lines += landing.lines
-        if lines >= lines_per_batch:
+        if len(current) == files_per_batch if files_per_batch else lines >= lines_per_batch:
             groups.append(current)
             current, lines = [], 0
     if current:
@@ -210,8 +215,9 @@ class Landing:
     `follow`, the input is scanned again every batch interval and new files are planned
     after the others (the replayer names them in emission order)."""
 
-    def __init__(self, folder: Path, input_dir: Path):
+    def __init__(self, folder: Path, input_dir: Path, list_files: Callable[[Path], list[Path]] | None = None):
         self.folder, self.input_dir = Path(folder), Path(input_dir)
+        self.list_files = list_files or (lambda folder: inspect_input(folder, require_sales=False).sales_files)
         self.plan: list[LandingFile] = []
         self.ranges: dict[str, SeqRange] = {}   # grows in place: the drain reads it
         self._lock = threading.Lock()
@@ -221,8 +227,7 @@ class Landing:
         """Plan the input's sales files not planned yet; returns them."""
         with self._lock:
             known = {item.source.name for item in self.plan}
-            new = [path for path in inspect_input(self.input_dir, require_sales=False).sales_files
-                   if path.name not in known]
+            new = [path for path in self.list_files(self.input_dir) if path.name not in known]
             if new and self.plan and new[0].name < self.plan[-1].source.name:
                 raise SequenceOrderError(f"{new[0].name} appeared in {self.input_dir} after "
                                          f"{self.plan[-1].source.name}, which sorts after it: landed files are "
@@ -240,26 +245,38 @@ class Landing:
     def planned(self) -> list[str]:
         return [item.name for item in self.plan]
 
-    def lines(self) -> int:
-        return sum(item.lines for item in self.plan)
+    def landed(self) -> list[str]:
+        return [item.name for item in self.plan if (self.folder / item.name).exists()]
+
+    def lines(self, names=None) -> int:
+        """Raw lines of the planned files (or of `names` among them)."""
+        return sum(item.lines for item in self.plan if names is None or item.name in names)
 
     def _unlanded(self, items: Sequence[LandingFile]) -> list[LandingFile]:
         return [item for item in items if not (self.folder / item.name).exists()]
 
-    def feed(self, lines_per_batch: int, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:
-        """Land what is not landed yet, in groups of about `lines_per_batch` lines."""
-        feed_groups(file_groups(self._unlanded(self.plan), lines_per_batch), self.folder, batch_seconds, stop,
-                    not_before_ns)
+    def feed(self, config: DStreamConfig, stop: threading.Event, not_before_ns: int) -> None:
+        """Land what is not landed yet, in groups of the configured size, one per batch."""
+        groups = file_groups(self._unlanded(self.plan), config.lines_per_batch, config.files_per_batch)
+        feed_groups(groups, self.folder, config.batch_seconds, stop, not_before_ns)
 
-    def follow(self, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:
-        """Land what is not landed yet, then every batch interval what arrived, until `stop`."""
-        pending = self._unlanded(self.plan)
+    def land_all(self, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:
+        """Land what is planned and not landed yet, at once."""
+        unlanded = self._unlanded(self.plan)
+        if unlanded:
+            feed_groups([unlanded], self.folder, batch_seconds, stop, not_before_ns)
+
+    def follow(self, batch_seconds: float, stop: threading.Event, not_before_ns: int,
+               others: Sequence[Landing] = ()) -> None:
+        """Land what is not landed yet, then every batch interval what arrived (here and in
+        `others`), until `stop`."""
         while True:
-            if pending:
-                feed_groups([pending], self.folder, batch_seconds, stop, not_before_ns)
+            for landing in (self, *others):
+                landing.land_all(batch_seconds, stop, not_before_ns)
             if stop.wait(batch_seconds):
                 return
-            pending = self.scan()
+            for landing in (self, *others):
+                landing.scan()
 
 
 # ---------------------------------------------------------------------------------------
@@ -413,13 +430,14 @@ class _Drain:
             if self.queries and max_seq is not None:
                 self.commit_log.append_many(self.queries, max_seq,
                                             {query: len(totals.get(query, ())) for query in self.queries})
-            if self.covers(self.ranges) and not self.feeding:
+            if self.covers(self.ranges if self.expected is None else self.expected) and not self.feeding:
                 self.done.set()
         except BaseException as error:
             self._fail(error)
             raise   # the batch fails: it stays pending in the checkpoint, run again on restart
 
     feeding = False   # follow mode: more files may come, so covering the landed ones is not the end
+    expected = None   # follow mode, stopping: the files landed before the stop (else every planned one)
 
 
 _LIVE: dict[str, _Drain] = {}   # checkpoint folder -> the drain of this process
@@ -475,6 +493,11 @@ def has_checkpoint(checkpoint: str) -> bool:
     return folder.is_dir() and any(folder.glob("checkpoint-*"))
 
 
+def shipment_files(folder: Path) -> list[Path]:
+    """shipments/*.csv in name order, as the oracle reads them."""
+    return sorted(path for path in folder.glob("*.csv") if path.is_file()) if folder.is_dir() else []
+
+
 def build_context(spark, config: DStreamConfig, catalogue: dict | None, queries: Sequence[str]):
     """A new StreamingContext with the build's DStream graph (getOrCreate's setup function;
     a recovered context has this graph from its checkpoint instead)."""
@@ -491,7 +514,8 @@ def build_context(spark, config: DStreamConfig, catalogue: dict | None, queries:
     P.order_lines(parsed).map(tuple).foreachRDD(outputs.quality)
     # The catalogue travels inside the functions, not as a broadcast variable: broadcasts
     # cannot be recovered from a streaming checkpoint (Spark's streaming guide).
-    P.all_totals(parsed, queries, config.settings, catalogue).foreachRDD(outputs.totals)
+    shipments = P.shipments(ssc.textFileStream(str(config.shipments_landing))) if "fulfilment" in queries else None
+    P.all_totals(parsed, queries, config.settings, catalogue, shipments).foreachRDD(outputs.totals)
     return ssc
 
 
@@ -508,6 +532,7 @@ def logic_of(config: DStreamConfig, queries: Sequence[str], catalogue: dict | No
     """The fingerprint of what the checkpoint's pickled functions compute: a recovered
     context runs the functions its checkpoint holds, so other logic must not resume it."""
     return checkpoints.fingerprint((P.parse, P.order_lines, P.batch_totals, P.query_pairs, P._add_tuples,
+                                    P.all_totals, P.shipments, P.fulfilment_pairs, P._join_step,
                                     tuple(queries), config.settings, config.batch_seconds,
                                     sorted((catalogue or {}).items())))
 
@@ -528,14 +553,15 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
     if fresh:
         commit_log.clear()   # the commit log describes this run only
     catalogue = read_catalogue_dict(layout.catalogue)
-    queries = [q for q in config.queries if q in _streamed(config, catalogue)]
+    queries = [q for q in config.queries if q in _streamed(config, catalogue, layout)]
     recovering = has_checkpoint(config.checkpoint)
     checkpoints.check_logic(config.checkpoint, "dstream", logic_of(config, queries, catalogue), CHECKPOINT_REMEDY,
                             used=recovering)
     if not recovering:   # nothing to resume: what an earlier start left is landed again
-        for folder in (config.landing, config.output_dir):
+        for folder in (config.landing, config.shipments_landing, config.output_dir):
             shutil.rmtree(folder, ignore_errors=True)
     landing = Landing(config.landing, Path(config.input_dir))
+    shipments = Landing(config.shipments_landing, Path(config.input_dir) / "shipments", shipment_files)
     drain = _Drain(commit_log, landing.ranges, queries, output_dir=config.output_dir,
                    previous=Snapshot.latest(config.output_dir))
     drain.feeding = follow
@@ -553,10 +579,13 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
 
     def feed() -> None:
         try:
-            if follow:
-                landing.follow(config.batch_seconds, stop_feeding, not_before_ns)
+            others = [shipments] if P.FULFILMENT in queries else []
+            if follow:   # the shipments as they arrive, like the sales
+                landing.follow(config.batch_seconds, stop_feeding, not_before_ns, others=others)
             else:
-                landing.feed(config.lines_per_batch, config.batch_seconds, stop_feeding, not_before_ns)
+                for other in others:   # at once: the join keeps shipments until their order lines come
+                    other.land_all(config.batch_seconds, stop_feeding, not_before_ns)
+                landing.feed(config, stop_feeding, not_before_ns)
         except BaseException as error:
             feed_error.append(error)
             drain.done.set()
@@ -577,8 +606,9 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
                 # stop landing; the files landed so far are processed, then the run ends
                 stop_feeding.set()
                 feeder.join()
+                drain.expected = set(landing.landed())
                 drain.feeding = False
-                if drain.covers(landing.ranges):
+                if drain.covers(drain.expected):
                     drain.done.set()
         if feed_error:
             raise feed_error[0]
@@ -588,11 +618,11 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
             progress(drain.lines_seen, landing.lines())
     except BaseException as failure:
         _stop(ssc, drain, feeder, stop_feeding, gate, failure)
-        raise
-    finally:
         _LIVE.pop(config.checkpoint, None)
+        raise
     _stop(ssc, drain, feeder, stop_feeding, gate, None)
-    return _write(config, layout, drain.snapshot, landing.lines())
+    _LIVE.pop(config.checkpoint, None)   # after the stop: a batch still running finds its drain
+    return _write(config, layout, drain.snapshot, landing.lines(drain.expected))
 
 
 def _stop(ssc, drain: _Drain, feeder: threading.Thread, stop_feeding: threading.Event, gate: QualityGate,
@@ -621,10 +651,12 @@ def _stop(ssc, drain: _Drain, feeder: threading.Thread, stop_feeding: threading.
                 raise
 
 
-def _streamed(config: DStreamConfig, catalogue) -> set[str]:
-    names = (set(config.queries) - set(UNSUPPORTED)) & set(P.PAIRED_QUERIES)
+def _streamed(config: DStreamConfig, catalogue, layout) -> set[str]:
+    names = (set(config.queries) - set(UNSUPPORTED)) & {*P.PAIRED_QUERIES, P.FULFILMENT}
     if catalogue is None:
         names.discard("category_revenue")
+    if layout.shipments_dir is None:
+        names.discard(P.FULFILMENT)
     return names
 
 

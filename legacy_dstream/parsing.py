@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Iterable, Iterator, NamedTuple
 
-from shared.settings import HEADER
+from shared.settings import HEADER, SHIPMENT_COLUMNS
 
 _QUANTITY = re.compile(r"[0-9]{1,9}")
 _PRICE = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")
@@ -120,3 +120,47 @@ def _parse_date(text: str) -> dt.datetime | None:
         return dt.datetime(2000 + int(year), int(month), int(day), int(hour), int(minute))
     except ValueError:
         return None
+
+
+# ---------------------------------------------------------------------------------------
+# Shipments: a reference input, so a bad line is an error, not quarantine
+# ---------------------------------------------------------------------------------------
+
+_SHIP_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
+SHIPMENT_HEADER = ",".join(SHIPMENT_COLUMNS)
+
+
+class Shipment(NamedTuple):
+    order_id: str
+    product: str
+    ship_ts: dt.datetime  # naive, UTC
+
+
+class BadShipmentLine(ValueError):
+    pass
+
+
+def parse_shipment(line: str) -> Shipment | None:
+    """One line of shipments/*.csv (order_id, product, ship_time, carrier); None for the
+    header and blank lines."""
+    line = line.removeprefix(BYTE_ORDER_MARK).rstrip("\r")
+    if not line.strip() or line.strip() == SHIPMENT_HEADER:
+        return None
+    fields = split_fields(line)
+    if len(fields) != len(SHIPMENT_COLUMNS) or not fields[0] or not fields[1]:
+        raise BadShipmentLine(f"not a shipment line: {line!r}")
+    match = _SHIP_TIME.fullmatch(fields[2])
+    try:
+        ship_ts = dt.datetime(*(int(part) for part in match.groups())) if match else None
+    except ValueError:
+        ship_ts = None
+    if ship_ts is None:
+        raise BadShipmentLine(f"ship_time {fields[2]!r} is not a real YYYY-MM-DD HH:MM:SS time: {line!r}")
+    return Shipment(fields[0], fields[1], ship_ts)
+
+
+def parse_shipments(lines: Iterable[str]) -> Iterator[Shipment]:
+    for line in lines:
+        shipment = parse_shipment(line)
+        if shipment is not None:
+            yield shipment

@@ -19,7 +19,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Callable, Iterable
 
-from legacy_dstream.parsing import OrderLine, parse_lines
+from legacy_dstream.parsing import OrderLine, parse_lines, parse_shipments
 from shared.settings import UNCATALOGUED, WorkloadSettings
 
 EPOCH = dt.datetime(1970, 1, 1)
@@ -36,6 +36,11 @@ def parse(lines):
 
 def order_lines(parsed):
     return parsed.filter(lambda p: p[0] is not None).map(lambda p: p[0])
+
+
+def shipments(lines):
+    """raw shipments text -> Shipment records (a bad line fails the batch: reference data)"""
+    return lines.mapPartitions(parse_shipments)
 
 
 def outcome(parsed_line) -> str:
@@ -235,10 +240,53 @@ def batch_totals(parsed, queries: Iterable[str], settings: WorkloadSettings = Wo
 
 
 def all_totals(parsed, queries: Iterable[str], settings: WorkloadSettings = WorkloadSettings(),
-               catalogue: dict | None = None):
+               catalogue: dict | None = None, shipments=None):
     """Running totals of every query and of the line accounting, keyed by (query, key): one
-    state and one shuffle per batch for all of them."""
-    return running_totals(batch_totals(parsed, queries, settings, catalogue))
+    state and one shuffle per batch for all of them. With `shipments` (and `fulfilment`
+    among the queries), the pairs `fulfilment_pairs` finds are added up there too."""
+    queries = tuple(queries)
+    partials = batch_totals(parsed, [q for q in queries if q != FULFILMENT], settings, catalogue)
+    if shipments is not None and FULFILMENT in queries:
+        pairs = fulfilment_pairs(order_lines(parsed), shipments, settings)
+        partials = partials.union(pairs.map(lambda pair: ((FULFILMENT, pair[0].date()), (1, pair[1]))))
+    return running_totals(partials)
+
+
+# ---------------------------------------------------------------------------------------
+# fulfilment: the stream-stream join, as DStreams can write it
+# ---------------------------------------------------------------------------------------
+
+FULFILMENT = "fulfilment"
+
+
+def _join_step(within_seconds: int):
+    """updateStateByKey function of the join, per (order_id, product): the state is every
+    order time and ship time seen so far and the pairs this batch completed; a pair is an
+    order line and a shipment with order_ts <= ship_ts <= order_ts + within. DStreams have
+    no watermark to tell when a key can be forgotten, so the state is never dropped: no
+    pair is missed, at the cost of state that grows with the input."""
+    within = dt.timedelta(seconds=within_seconds)
+
+    def step(new_values, state):
+        orders, shipped = state[:2] if state else ((), ())
+        new_orders = tuple(t for kind, t in new_values if kind == "o")
+        new_shipped = tuple(t for kind, t in new_values if kind == "s")
+        if not new_orders and not new_shipped:   # a key with state and nothing new: no new pair
+            return (orders, shipped, ()) if state and state[2] else state
+        pairs = [(s, int((s - o).total_seconds())) for o in new_orders for s in shipped + new_shipped
+                 if o <= s <= o + within]
+        pairs += [(s, int((s - o).total_seconds())) for o in orders for s in new_shipped if o <= s <= o + within]
+        return orders + new_orders, shipped + new_shipped, tuple(pairs)
+
+    return step
+
+
+def fulfilment_pairs(lines, shipments, settings: WorkloadSettings):
+    """(ship_ts, seconds to ship) for every pair completed in each batch (order lines from
+    `lines`, Shipment records from `shipments`)."""
+    events = lines.map(lambda o: ((o.order_id, o.product), ("o", o.order_ts))).union(
+        shipments.map(lambda s: ((s.order_id, s.product), ("s", s.ship_ts))))
+    return events.updateStateByKey(_join_step(settings.ship_within_seconds)).flatMap(lambda kv: kv[1][2])
 
 
 def query_totals(totals, query: str):
@@ -269,4 +317,12 @@ def export_row(query: str, key, value) -> dict:
         return {"category": key, "revenue": value[0], "margin": value[1]}
     if query == "city_revenue_v1":
         return {"city": key, "revenue": value[0]}
+    if query == FULFILMENT:
+        return {"ship_date": key, "shipped_lines": value[0], "avg_hours_to_ship": average_hours(value[1], value[0])}
     raise KeyError(query)
+
+
+def average_hours(total_seconds: int, pairs: int) -> Decimal:
+    """total_seconds / (3600 * pairs), rounded half-up to two places, in integers."""
+    hundredths = (200 * total_seconds + 3600 * pairs) // (7200 * pairs)
+    return Decimal(hundredths).scaleb(-2)

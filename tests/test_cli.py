@@ -12,11 +12,13 @@ from shared.settings import ENVIRONMENT
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-SUBCOMMANDS = ("setup", "generate", "run", "oracle", "verify", "experiments", "kappa", "replay")
+SUBCOMMANDS = ("setup", "generate", "run", "oracle", "verify", "experiments", "kappa", "lambda", "replay")
 KAPPA_ACTIONS = ("replay", "drop", "status", "passthrough")
+LAMBDA_ACTIONS = ("batch", "query", "status")
 
 
-@pytest.mark.parametrize("argv", [[name, "--help"] for name in SUBCOMMANDS] + [["kappa", a, "--help"] for a in KAPPA_ACTIONS])
+@pytest.mark.parametrize("argv", [[name, "--help"] for name in SUBCOMMANDS] + [["kappa", a, "--help"] for a in KAPPA_ACTIONS]
+                         + [["lambda", a, "--help"] for a in LAMBDA_ACTIONS])
 def test_every_subcommand_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)

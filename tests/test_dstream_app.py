@@ -28,6 +28,7 @@ def test_files_are_grouped_by_lines_without_splitting_a_file():
     assert [f for group in groups for f in group] == plan
     assert app.file_groups(plan, 1) == [[plan[0]], [plan[1]], [plan[2]], [plan[3], plan[4]], [plan[5]]]
     assert app.file_groups([], 100) == []
+    assert app.file_groups(plan, 100, files_per_batch=4) == [plan[:4], plan[4:]]
 
 
 def test_next_tick_is_on_the_streaming_timer_grid():
@@ -147,9 +148,6 @@ def test_a_drain_in_several_batches_matches_the_oracle(spark, small_input, tmp_p
     elapsed = time.monotonic() - started
 
     for query in QUERY_NAMES:
-        if query == "fulfilment":
-            assert status[query] == app.UNSUPPORTED[query]
-            continue
         assert status[query] == "written"
         mine, truth = export_path(workdir, "dstream", query), export_path(workdir, "oracle", query)
         assert mine.read_bytes() == truth.read_bytes(), query
@@ -159,7 +157,7 @@ def test_a_drain_in_several_batches_matches_the_oracle(spark, small_input, tmp_p
 
     # one commit per query for each batch that read files; max_seq grows to the last line
     commits = read_commits(workdir / "commits" / "dstream.csv")
-    queries = [q for q in QUERY_NAMES if q != "fulfilment"]
+    queries = list(QUERY_NAMES)
     batches = [commits[i:i + len(queries)] for i in range(0, len(commits), len(queries))]
     assert len(batches) >= len(groups) and len(commits) == len(batches) * len(queries)
     for batch in batches:
@@ -202,9 +200,8 @@ def test_a_run_stopped_after_its_first_batch_resumes_from_its_checkpoint(spark, 
     status = app.run(spark, config)   # the same command again: getOrCreate resumes the checkpoint
     assert status["city_revenue"] == "written"
     for query in QUERY_NAMES:
-        if query != "fulfilment":
-            assert export_path(workdir, "dstream", query).read_bytes() == \
-                export_path(workdir, "oracle", query).read_bytes(), query
+        assert export_path(workdir, "dstream", query).read_bytes() == \
+            export_path(workdir, "oracle", query).read_bytes(), query
     assert read_accounting(workdir, "dstream") == read_accounting(workdir, "oracle")
     # the resumed run landed only what the first had not
     assert sorted(p.name for p in config.landing.iterdir()) == app.Landing(config.landing, small_input).planned()
@@ -221,3 +218,32 @@ def test_other_logic_on_a_used_checkpoint_is_refused_before_spark_starts(small_i
     (Path(config.checkpoint) / "lab-logic.json").write_text(json.dumps({"query": "dstream", "logic": "other"}))
     with pytest.raises(CheckpointMismatch, match="--fresh"):
         app.run(None, config)
+
+
+@pytest.mark.slow
+def test_follow_lands_what_arrives_until_sigterm(small_input, tmp_path):
+    from experiments.inputs.replay import count_raw_lines, replay_to_landing
+    from experiments.reference.oracle import run_oracle
+    from tests.live import assert_latency_readable, empty_landing, follow_until
+
+    landing = empty_landing(small_input, tmp_path / "landing")
+    workdir = tmp_path / "w"
+    config = app.DStreamConfig(str(landing), str(workdir))
+    total = sum(count_raw_lines(p) for p in small_input.glob("sales_*.csv"))
+
+    def caught_up() -> bool:
+        last = app.Snapshot.latest(config.output_dir)
+        return last is not None and sum(v[0] for _, v in last.totals.get("line_accounting", ())) >= total
+
+    out, _ = follow_until(
+        "dstream", landing, workdir, started=lambda: app.has_checkpoint(config.checkpoint),   # idle, batches ticking
+        feed=lambda: replay_to_landing(small_input, landing, rate_lines_per_second=1500, log_dir=tmp_path / "replay"),
+        caught_up=caught_up)
+    assert "city_revenue       written" in out
+    oracle = tmp_path / "oracle"
+    run_oracle(landing, oracle)
+    queries = [q for q in QUERY_NAMES if q not in app.UNSUPPORTED]
+    for query in queries:
+        assert export_path(workdir, "dstream", query).read_bytes() == export_path(oracle, "oracle", query).read_bytes()
+    assert read_accounting(workdir, "dstream") == read_accounting(oracle, "oracle")
+    assert_latency_readable(tmp_path / "replay", workdir, "dstream", queries)

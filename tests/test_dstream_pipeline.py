@@ -177,3 +177,43 @@ def test_split_fields_and_the_simple_line_shortcut_agree_with_the_character_walk
 def test_parse_lines_is_parse_line_over_a_partition():
     lines = LINES + MORE + THIRD
     assert list(parsing.parse_lines(iter(lines))) == [parsing.parse_line(line) for line in lines]
+
+
+def test_fulfilment_pairs_order_lines_with_shipments_that_come_before_or_after_them(spark, tmp_path):
+    """The join keeps both sides in state: a shipment that arrives before its order line
+    (order 7) pairs as surely as one that arrives after (order 1); a shipment later than
+    the 72 h bound, or before the order, makes no pair."""
+    from pyspark.streaming import StreamingContext
+
+    sales = [[LINES[1]], [], ['7,iPhone,1,700,04/19/19 09:00,"7 G St, Dallas, TX 75001"']]
+    shipments = [["order_id,product,ship_time,carrier", "7,iPhone,2019-04-20 09:00:00,UPS"],
+                 ["1,iPhone,2019-04-20 08:46:30,UPS", "1,iPhone,2019-04-25 00:00:00,UPS",
+                  "1,iPhone,2019-04-19 08:00:00,UPS"],
+                 []]
+    sc = spark.sparkContext
+    ssc = StreamingContext(sc, 0.5)
+    ssc.checkpoint(str(tmp_path))
+    lines = ssc.queueStream([sc.parallelize(b, 1) for b in sales], oneAtATime=True)
+    shipped = P.shipments(ssc.queueStream([sc.parallelize(b, 1) for b in shipments], oneAtATime=True))
+    keeper = _Keeper()
+    P.query_totals(P.all_totals(P.parse(lines), ["fulfilment"], SETTINGS, None, shipped), "fulfilment") \
+        .foreachRDD(keeper.keep)
+    ssc.start()
+    try:
+        assert keeper.wait_for(3, timeout=120), keeper.rows
+    finally:
+        ssc.stop(stopSparkContext=False, stopGraceFully=False)
+    day = dt.date(2019, 4, 20)
+    assert keeper.rows[:3] == [[], [(day, (1, 86_430))], [(day, (2, 86_430 + 86_400))]]
+    assert P.export_row("fulfilment", day, (2, 172_830)) == {
+        "ship_date": day, "shipped_lines": 2, "avg_hours_to_ship": Decimal("24.00")}
+
+
+def test_a_bad_shipment_line_is_an_error_not_a_quarantine():
+    import pytest
+
+    assert parsing.parse_shipment("\ufefforder_id,product,ship_time,carrier") is None
+    with pytest.raises(parsing.BadShipmentLine, match="not a real"):
+        parsing.parse_shipment("1,iPhone,2019-02-30 10:00:00,UPS")
+    with pytest.raises(parsing.BadShipmentLine, match="not a shipment line"):
+        parsing.parse_shipment("1,iPhone")

@@ -3,7 +3,7 @@ and the oracle produce byte-identical exports."""
 import pytest
 
 from experiments.inputs.generate import GeneratorOptions, generate
-from experiments.harness.verify import DIFFERS, IDENTICAL, MISSING, NOT_IMPLEMENTED, equivalence_table, verify
+from experiments.harness.verify import DIFFERS, IDENTICAL, MISSING, equivalence_table, verify
 from shared.export import QUERY_NAMES
 
 pytestmark = pytest.mark.slow
@@ -20,10 +20,8 @@ def test_verify_all_builds_identical_to_oracle(spark, small_input, tmp_path):
     outcome = verify(spark, small_input, tmp_path / "w")
     statuses = {(c.query, c.build): c.status for c in outcome.comparisons}
     for query in QUERY_NAMES:
-        for build in ("kappa", "lambda"):
+        for build in ("kappa", "lambda", "dstream"):
             assert statuses[(query, build)] == IDENTICAL, (query, build, outcome.comparisons)
-        expected = NOT_IMPLEMENTED if query == "fulfilment" else IDENTICAL
-        assert statuses[(query, "dstream")] == expected, (query, outcome.comparisons)
     assert not outcome.accounting_problems
     assert not outcome.quality_problems
     assert outcome.ok

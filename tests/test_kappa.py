@@ -1,12 +1,8 @@
 """The Kappa build: exactly once across SIGKILLs, reprocessing by replay with an atomic
 cut-over, clear failures, the Kafka log, and a Spark standalone cluster."""
 import os
-import re
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,11 +15,10 @@ from kappa.app import KappaConfig
 from kappa.versions import drop_version, serving_version
 from shared.checkpoints import CheckpointMismatch
 from shared.export import QUERY_NAMES, export_path
+from tests.live import LAB, assert_latency_readable, empty_landing, follow_until
 
 pytestmark = pytest.mark.slow
-LAB = [sys.executable, "-m", "experiments.cli", "--quiet"]
 RATE = 3000  # lines per second the follow test replays at
-JAVA_STACK_FRAME = re.compile(r"^\s+at [\w.$]+\(", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -131,58 +126,21 @@ def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
     from experiments.inputs.replay import count_raw_lines, replay_to_landing
     from shared.progress_log import input_rows
 
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    shutil.copytree(log_input / "catalogue", landing / "catalogue")
-    shutil.copytree(log_input / "shipments", landing / "shipments")
-    shutil.copy(log_input / "_manifest.json", landing / "_manifest.json")
+    landing = empty_landing(log_input, tmp_path / "landing")
     workdir = tmp_path / "w"
-    process = subprocess.Popen(LAB + ["run", "kappa", "--follow", "--interval", "1 second", "--input", str(landing),
-                                      "--workdir", str(workdir)], start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 600
-        started = workdir / "kappa" / "v1" / "checkpoints" / "log" / "metadata"
-        while not started.exists() and time.monotonic() < deadline:  # running, idle on an empty log
-            assert process.poll() is None, process.stderr.read()[-3000:]
-            time.sleep(0.5)
-        time.sleep(5)
-        replay_to_landing(log_input, landing, rate_lines_per_second=RATE, log_dir=tmp_path / "replay")
-        raw_lines = sum(count_raw_lines(p) for p in log_input.glob("sales_*.csv"))
-        shipments = sum(count_raw_lines(p) - 1 for p in (log_input / "shipments").glob("*.csv"))
-        progress = workdir / "kappa" / "v1" / "progress"
-        expected_rows = {"log": raw_lines, "window_revenue": raw_lines, "fulfilment_pairs": raw_lines + shipments}
-        while time.monotonic() < deadline:
-            if all(input_rows(progress / f"{name}.jsonl") >= rows for name, rows in expected_rows.items()):
-                break
-            assert process.poll() is None
-            time.sleep(0.5)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the whole group, as a service manager does
-    out, err = process.communicate(timeout=300)
-    assert process.returncode == 0, err[-3000:]
+    raw_lines = sum(count_raw_lines(p) for p in log_input.glob("sales_*.csv"))
+    shipments = sum(count_raw_lines(p) - 1 for p in (log_input / "shipments").glob("*.csv"))
+    progress = workdir / "kappa" / "v1" / "progress"
+    expected_rows = {"log": raw_lines, "window_revenue": raw_lines, "fulfilment_pairs": raw_lines + shipments}
+    out, _ = follow_until(
+        "kappa", landing, workdir, extra=["--interval", "1 second"],
+        # running, idle on an empty log
+        started=lambda: (workdir / "kappa" / "v1" / "checkpoints" / "log" / "metadata").exists(),
+        feed=lambda: replay_to_landing(log_input, landing, rate_lines_per_second=RATE, log_dir=tmp_path / "replay"),
+        caught_up=lambda: all(input_rows(progress / f"{name}.jsonl") >= rows for name, rows in expected_rows.items()))
     assert "city_revenue       written" in out
-    assert "Traceback" not in err and not JAVA_STACK_FRAME.search(err), err[-3000:]  # a clean stop is quiet
     _same_as_oracle(landing, workdir)
-    _latency_readable(tmp_path / "replay", workdir)
-
-
-def _latency_readable(replay_log, workdir):
-    """Every unit the replayer emitted is in a commit of every query, after its emission."""
-    from experiments.harness.latency import read_emitted_units, read_latencies
-    from shared.commit_log import commit_log_path, read_commits
-
-    commits = read_commits(commit_log_path(workdir, "kappa"))
-    assert {c.query for c in commits} == set(QUERY_NAMES)
-    for query in QUERY_NAMES:  # highest sequence non-decreasing, per query
-        seqs = [c.max_seq for c in commits if c.query == query]
-        assert seqs == sorted(seqs), query
-    units = read_emitted_units(replay_log)
-    latencies = read_latencies(replay_log, commit_log_path(workdir, "kappa"))
-    assert len(latencies) == len(units) * len(QUERY_NAMES)  # one first commit per unit and query
-    assert all(row.visible_at is not None and row.latency_s > 0 for row in latencies), latencies
-    last = max(units, key=lambda u: u.last_seq).last_seq
-    assert all(max(c.max_seq for c in commits if c.query == q) == last for q in QUERY_NAMES)
+    assert_latency_readable(tmp_path / "replay", workdir, "kappa", QUERY_NAMES)
 
 
 def test_late_lines_are_dropped_exactly_as_the_watermark_model_says(spark, tmp_path):

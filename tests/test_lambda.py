@@ -222,3 +222,109 @@ def test_ingest_records_a_failing_quality_gate_with_examples(spark, tmp_path):
     assert [(r["check"], r["unexpected_count"], r["unexpected_examples"]) for r in failed] == [
         ("price matches catalogue", 1, ["order_id 1: price=4.00, catalogue_price=5.00"])]
     assert summarize(config.quality_dir)["failed_batches"] == 1
+
+
+@pytest.fixture(scope="module")
+def arriving_input(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lambda-follow") / "in"
+    generate(root, GeneratorOptions(rows=2400, seed=9, files=12, days=3))
+    return root
+
+
+def _oracle_over(input_dir, sales_files, folder):
+    """The oracle's exports over the input's catalogue and shipments and these sales files."""
+    from experiments.reference.oracle import run_oracle
+    from shared.atomic import copy_file_atomic
+    from tests.live import empty_landing
+
+    subset = empty_landing(input_dir, folder / "in")
+    for path in sales_files:
+        copy_file_atomic(path, subset / path.name)
+    run_oracle(subset, folder / "w")
+    return folder / "w"
+
+
+def _serving_matches_oracle(spark, config, oracle_workdir, folder) -> list[str]:
+    from lambda_arch.serving_layer import served_rows
+    from shared.export import write_export
+
+    served = served_rows(spark, config)
+    return [q for q in QUERY_NAMES
+            if write_export(folder, "served", q, served.get(q, [])).read_bytes()
+            != export_path(oracle_workdir, "oracle", q).read_bytes()]
+
+
+@pytest.mark.slow
+def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spark, arriving_input, tmp_path):
+    """Files land one by one; the batch layer runs every two new master versions (six
+    handoffs), the speed layer serves what came after each cutoff. After every file, once
+    the commit log says serving includes it, the served answer of every query equals the
+    oracle's over exactly the files landed so far: nothing counted twice, nothing lost,
+    before and after each handoff. The export after `finish` equals the oracle's too."""
+    import time
+
+    from lambda_arch.app import BatchSchedule, LambdaConfig, LambdaFollower
+    from shared.atomic import copy_file_atomic
+    from shared.commit_log import commit_log_path, read_commits
+    from shared.raw_lines import count_raw_lines
+    from tests.live import empty_landing
+
+    landing = empty_landing(arriving_input, tmp_path / "landing")
+    config = LambdaConfig(str(landing), str(tmp_path / "w"))
+    follower = LambdaFollower(spark, config, BatchSchedule(versions=2), interval="0.5 seconds")
+    follower.start()
+    sources = sorted(arriving_input.glob("sales_*.csv"))
+    landed, last_seq, checked_after_handoff = [], -1, set()
+    try:
+        for index, source in enumerate(sources):
+            target = landing / f"{last_seq + 1:06d}-{source.name}"
+            copy_file_atomic(source, target)
+            landed.append(target)
+            last_seq += count_raw_lines(source)
+            deadline = time.monotonic() + 300
+            while True:   # until serving includes the new file for every query
+                follower.step()
+                commits = read_commits(commit_log_path(config.workdir, "lambda"))
+                newest = {c.query: c.max_seq for c in commits}
+                if len(newest) == len(QUERY_NAMES) and min(newest.values()) >= last_seq:
+                    break
+                assert time.monotonic() < deadline, f"serving never included {target.name}: {newest}"
+                time.sleep(0.2)
+            oracle = _oracle_over(arriving_input, landed, tmp_path / f"oracle-{index}")
+            assert _serving_matches_oracle(spark, config, oracle, tmp_path / f"served-{index}") == [], \
+                f"after {target.name} (handoffs so far: {follower.handoffs})"
+            checked_after_handoff.add(follower.handoffs)
+    finally:
+        follower.finish()
+    assert follower.handoffs >= 5 and len(checked_after_handoff) >= 5
+    assert sorted(p.name for p in (config.root / "batch_views").iterdir()) == [config.batch_views(follower.serving.cutoff).name]
+    from lambda_arch.app import _export
+    from shared.inputs import inspect_input
+
+    _export(spark, config, inspect_input(landing))
+    oracle = _oracle_over(arriving_input, landed, tmp_path / "oracle-all")
+    assert [q for q in QUERY_NAMES if export_path(config.workdir, "lambda", q).read_bytes()
+            != export_path(oracle, "oracle", q).read_bytes()] == []
+
+
+def test_the_batch_schedule_reads_a_duration_or_a_number_of_versions():
+    from lambda_arch.app import BatchSchedule
+
+    assert BatchSchedule.parse("60 seconds") == BatchSchedule(seconds=60)
+    assert BatchSchedule.parse("5 minutes") == BatchSchedule(seconds=300)
+    assert BatchSchedule.parse("10 versions") == BatchSchedule(versions=10)
+    for wrong in ("soon", "0 seconds", "1.5 versions", "-3 s"):
+        with pytest.raises(ValueError, match="--batch-every"):
+            BatchSchedule.parse(wrong)
+    every_two = BatchSchedule(versions=2)
+    assert not every_two.due(1_000, 1) and every_two.due(0, 2)
+    minute = BatchSchedule(seconds=60)
+    assert not minute.due(59, 5) and minute.due(60, 1) and not minute.due(600, 0)   # nothing new, no run
+
+
+def test_status_reads_the_files_without_spark(tmp_path):
+    from lambda_arch.app import status
+
+    assert status(tmp_path) == {"following": False, "cutoff": None, "batch_views": None,
+                                "cutoff_includes_seq_through": None, "master_latest_version": None,
+                                "master_includes_seq_through": None, "speed_layer": {}}

@@ -31,6 +31,8 @@ class RunRequest:
     max_files_per_trigger: int | None = None  # None: whole files up to drain_batch_mb per micro-batch
     drain_batch_mb: int = DEFAULT_DRAIN_BATCH_MB
     progress: Callable[[int, int], None] | None = None  # (lines done, lines known) on long runs
+    report: Callable[[str], None] = lambda message: None  # a stage worth a line (a Lambda handoff)
+    batch_every: str = "60 seconds"        # lambda --follow: the batch layer's schedule
 
 
 @dataclass(frozen=True)
@@ -75,17 +77,22 @@ def _run_kappa(spark, request: RunRequest) -> dict[str, str]:
 
 
 def _run_lambda(spark, request: RunRequest) -> dict[str, str]:
-    from lambda_arch.app import LambdaConfig, run
+    from lambda_arch.app import BatchSchedule, LambdaConfig, follow, run
 
-    return run(spark, LambdaConfig(request.input_dir, request.workdir, settings=request.settings,
-                                   batch_mb=request.drain_batch_mb), fresh=request.fresh)
+    config = LambdaConfig(request.input_dir, request.workdir, settings=request.settings,
+                          queries=request.queries or QUERY_NAMES, batch_mb=request.drain_batch_mb,
+                          max_files_per_trigger=request.max_files_per_trigger)
+    if request.follow:
+        return follow(spark, config, request.should_stop, BatchSchedule.parse(request.batch_every),
+                      interval=request.interval, fresh=request.fresh, report=request.report)
+    return run(spark, config, fresh=request.fresh)
 
 
 def _run_dstream(spark, request: RunRequest) -> dict[str, str]:
     from legacy_dstream.app import DStreamConfig, run
 
     config = DStreamConfig(request.input_dir, request.workdir, settings=request.settings,
-                           queries=request.queries or QUERY_NAMES)
+                           queries=request.queries or QUERY_NAMES, files_per_batch=request.max_files_per_trigger)
     return run(spark, config, fresh=request.fresh, progress=request.progress, follow=request.follow,
                should_stop=request.should_stop)
 
@@ -101,7 +108,7 @@ def _run_oracle(_spark, request: RunRequest) -> dict[str, str]:
 BUILDS: dict[str, Build] = {build.name: build for build in (
     Build("kappa", "one Structured Streaming application over a replayable log", _run_kappa,
           sources=("files", "kafka"), follows=True),
-    Build("lambda", "master dataset, batch, speed and serving layers", _run_lambda),
+    Build("lambda", "master dataset, batch, speed and serving layers", _run_lambda, follows=True),
     Build("dstream", "the legacy DStream/RDD application", _run_dstream, follows=True),
     Build("oracle", "the reference: plain Python parsing and pandas, no Spark", _run_oracle, uses_spark=False),
 )}

@@ -78,41 +78,53 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _run_until(command: Sequence[str], env: dict, kill: Kill, anchors: dict[str, Callable[[str], bool]],
-               poll_seconds: float, timeout_seconds: float, stderr_path: str) -> KillRecord:
-    """Start the command; kill its group `kill.delay_seconds` after the anchor holds."""
+def _run_until(command: Sequence[str], env: dict, kill: Kill | None, anchors: dict[str, Callable[[str], bool]],
+               poll_seconds: float, timeout_seconds: float, stderr_path: str,
+               done: Callable[[str], bool] | None = None) -> KillRecord:
+    """Start the command; kill its group `kill.delay_seconds` after the anchor holds (no
+    kill: run it to its end). A command that runs until stopped (`--follow`) is sent
+    SIGTERM once `done(its stderr so far)` says it has processed everything (and has its
+    signal handlers: the caller knows the stage line that says so), and counts as ended."""
     started = time.monotonic()
     with open(stderr_path, "w+", encoding="utf-8", errors="replace") as stderr:
         process = subprocess.Popen(command, env=env, start_new_session=True,
                                    stdout=subprocess.DEVNULL, stderr=stderr)
-        anchor = anchors.get(kill.anchor, lambda output: True)
+        anchor = anchors.get(kill.anchor, lambda output: True) if kill else (lambda output: False)
         output = lambda: open(stderr_path, encoding="utf-8", errors="replace").read()
-        anchored_at = started if kill.anchor == START else None
+        anchored_at = started if kill and kill.anchor == START else None
+        stopping = False
         while process.poll() is None:
             now = time.monotonic()
             if now - started > timeout_seconds:
                 _kill_group(process)
                 raise TimeoutError(f"{' '.join(command)} ran over {timeout_seconds:.0f} s without ending")
+            if done is not None and not stopping and done(output()):
+                os.killpg(process.pid, signal.SIGTERM)   # as a service manager stops it
+                stopping = True
+                continue
             if anchored_at is None and anchor(output()):
                 anchored_at = now
-            if anchored_at is not None and now - anchored_at >= kill.delay_seconds:
+            # after SIGTERM only the export kill still lands: a stopping follow run exports
+            if anchored_at is not None and (not stopping or kill.anchor == EXPORT) \
+                    and now - anchored_at >= kill.delay_seconds:
                 held = anchor(output())
                 _kill_group(process)
                 return KillRecord(kill.anchor, kill.delay_seconds, True, round(now - started, 3), anchor_held=held)
             time.sleep(poll_seconds)
-    return KillRecord(kill.anchor, kill.delay_seconds, False, round(time.monotonic() - started, 3),
-                      process.returncode)
+    return KillRecord(kill.anchor if kill else "", kill.delay_seconds if kill else 0.0, False,
+                      round(time.monotonic() - started, 3), process.returncode)
 
 
 def crash_and_recover(command: Sequence[str], *, seed: int, kills: int, span_seconds: float,
                       anchors: dict[str, Callable[[str], bool]], before_each: Callable[[], None] = lambda: None,
                       env: dict | None = None, max_runs: int | None = None, poll_seconds: float = 0.05,
-                      timeout_seconds: float = 900.0) -> CrashReport:
+                      timeout_seconds: float = 900.0, done: Callable[[str], bool] | None = None) -> CrashReport:
     """Run `command` again and again, killing it as the seeded plan says, until `kills`
     kills have landed; then once more to the end. A kill whose run ended first is drawn
     again (random ones within the duration of the last run that ended by itself).
     `before_each` runs before every start (e.g. to remove a previous export, so the export
-    anchor means this run's export)."""
+    anchor means this run's export). `done`: for a command that runs until stopped, when
+    to send it SIGTERM (see `_run_until`)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     rng = random.Random(seed + 1)
     plan = kill_plan(seed, kills, span_seconds)
@@ -124,7 +136,7 @@ def crash_and_recover(command: Sequence[str], *, seed: int, kills: int, span_sec
         while len(report.landed) < kills and len(report.kills) < max_runs:
             kill = plan.pop(0) if plan else Kill(START, rng.uniform(0.0, span))
             before_each()
-            record = _run_until(command, env, kill, anchors, poll_seconds, timeout_seconds, stderr_path)
+            record = _run_until(command, env, kill, anchors, poll_seconds, timeout_seconds, stderr_path, done)
             report.kills.append(record)
             if record.killed:
                 continue
@@ -135,9 +147,8 @@ def crash_and_recover(command: Sequence[str], *, seed: int, kills: int, span_sec
             span = record.seconds_after_start
             if kill.anchor == EXPORT:
                 plan.append(kill)  # the export comes again at the end of every run
-    before_each()
-    started = time.monotonic()
-    final = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout_seconds)
-    report.final_exit_code, report.final_stderr = final.returncode, final.stderr[-5000:]
-    report.final_seconds = round(time.monotonic() - started, 3)
+        before_each()
+        final = _run_until(command, env, None, anchors, poll_seconds, timeout_seconds, stderr_path, done)
+        report.final_exit_code, report.final_seconds = final.exit_code, final.seconds_after_start
+        report.final_stderr = open(stderr_path, encoding="utf-8", errors="replace").read()[-5000:]
     return report
