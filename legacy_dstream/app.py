@@ -8,7 +8,7 @@ directory until asked to stop, then finishes the files already landed.
 
 How a drain is paced (textFileStream reads, at each batch interval, every file that
 appeared since the previous tick): the files are landed in groups of about
-`lines_per_batch` raw lines, one group just after each tick, so each batch reads one
+`batch_mb` of input (LAB_DRAIN_BATCH_MB), one group just after each tick, so each batch reads one
 group. The feed does not wait for processing: when processing is slower than the feed,
 batches queue up and run back to back, and the batches that read no file (the ones after
 the last group) run no Spark job at all. Each batch with files:
@@ -56,7 +56,7 @@ from shared.inputs import inspect_input
 from shared.quality import QualityExpectations, check_batch, expectations_from_input, validate_order_lines
 from shared.raw_lines import count_raw_lines
 from shared.sequence import SeqRange, SequenceOrderError, file_name_of, seq_ranges
-from shared.settings import WorkloadSettings
+from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
 
 BUILD = "dstream"
 UNSUPPORTED: dict[str, str] = {}   # every query has a DStream form (see pipeline.py for what each gives up)
@@ -69,7 +69,11 @@ class DStreamConfig:
     # Every tick costs CPU even without data (PySpark builds each DStream's RDD through the
     # Python driver and checkpoints the graph: 0.1-0.5 s here), so a drain uses few, big batches.
     batch_seconds: float = 2.0
-    lines_per_batch: int = 100_000   # raw lines landed together (whole files), one group per batch
+    # Whole files landed together, one group per batch, about `batch_mb` of input (as the
+    # other builds' drains: few batches, because every batch visits the whole running
+    # state, fulfilment's join above all); `lines_per_batch` instead when given.
+    batch_mb: int = DEFAULT_DRAIN_BATCH_MB
+    lines_per_batch: int | None = None
     files_per_batch: int | None = None   # instead: this many files per group (tests: kills between batches)
     queries: tuple[str, ...] = QUERY_NAMES
     settings: WorkloadSettings = field(default_factory=WorkloadSettings)
@@ -252,12 +256,18 @@ class Landing:
         """Raw lines of the planned files (or of `names` among them)."""
         return sum(item.lines for item in self.plan if names is None or item.name in names)
 
+    def lines_per_mb(self, batch_mb: int) -> int:
+        """How many raw lines of this input make about `batch_mb` MiB."""
+        size = sum(item.source.stat().st_size for item in self.plan)
+        return max(1, int(batch_mb * 2**20 * self.lines() / size)) if size else 1
+
     def _unlanded(self, items: Sequence[LandingFile]) -> list[LandingFile]:
         return [item for item in items if not (self.folder / item.name).exists()]
 
     def feed(self, config: DStreamConfig, stop: threading.Event, not_before_ns: int) -> None:
         """Land what is not landed yet, in groups of the configured size, one per batch."""
-        groups = file_groups(self._unlanded(self.plan), config.lines_per_batch, config.files_per_batch)
+        groups = file_groups(self._unlanded(self.plan), config.lines_per_batch or self.lines_per_mb(config.batch_mb),
+                             config.files_per_batch)
         feed_groups(groups, self.folder, config.batch_seconds, stop, not_before_ns)
 
     def land_all(self, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:

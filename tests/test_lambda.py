@@ -328,3 +328,35 @@ def test_status_reads_the_files_without_spark(tmp_path):
     assert status(tmp_path) == {"following": False, "cutoff": None, "batch_views": None,
                                 "cutoff_includes_seq_through": None, "master_latest_version": None,
                                 "master_includes_seq_through": None, "speed_layer": {}}
+
+
+@pytest.mark.slow
+def test_follow_as_a_service_replayed_at_a_known_rate_gives_readable_latency(arriving_input, tmp_path):
+    """`lab run lambda --follow` fed by the replayer at 1,500 lines/s and stopped by SIGTERM
+    to its group: exit 0, no stack trace, exports equal the oracle's, and every emitted
+    unit is in a serving commit of every query, after its emission (DESIGN.md's latency)."""
+    from experiments.inputs.replay import replay_to_landing
+    from experiments.reference.oracle import run_oracle
+    from shared.commit_log import commit_log_path, read_commits
+    from shared.raw_lines import count_raw_lines
+    from tests.live import assert_latency_readable, empty_landing, follow_until
+
+    landing = empty_landing(arriving_input, tmp_path / "landing")
+    workdir = tmp_path / "w"
+    last_seq = sum(count_raw_lines(p) for p in arriving_input.glob("sales_*.csv")) - 1
+
+    def served_everything() -> bool:
+        newest = {c.query: c.max_seq for c in read_commits(commit_log_path(workdir, "lambda"))}
+        return len(newest) == len(QUERY_NAMES) and min(newest.values()) >= last_seq
+
+    out, _ = follow_until(
+        "lambda", landing, workdir, extra=["--interval", "1 second", "--batch-every", "3 versions"],
+        started=lambda: (workdir / "lambda" / "follow.pid").exists(),
+        feed=lambda: replay_to_landing(arriving_input, landing, rate_lines_per_second=1500,
+                                       log_dir=tmp_path / "replay"),
+        caught_up=served_everything)
+    assert "city_revenue       written" in out
+    run_oracle(landing, tmp_path / "oracle")
+    assert [q for q in QUERY_NAMES if export_path(workdir, "lambda", q).read_bytes()
+            != export_path(tmp_path / "oracle", "oracle", q).read_bytes()] == []
+    assert_latency_readable(tmp_path / "replay", workdir, "lambda", QUERY_NAMES)

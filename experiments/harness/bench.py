@@ -796,7 +796,8 @@ def report(metrics: Path, run_id: str, options: BenchOptions | None = None, inpu
     notes = sorted({r["detail"] for r in rows if r["identical"] == "true" and r["detail"]})
     lines += [f"note: {n}" for n in notes]
     lines.append(f"metrics: {metrics} (run_id {run_id}); profile: {metrics.with_name('profile.csv')}"
-                 " (Kappa's per-query durationMs sums; Lambda's speed layer and DStream record no progress yet)")
+                 " (Kappa's and Lambda's per-query durationMs sums, their foreachBatch steps and Lambda's phases;"
+                 " DStream records no progress yet)")
     if work is not None:
         lines.append(f"work folders and logs: {work}")
     return "\n".join(lines)

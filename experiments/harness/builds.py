@@ -92,7 +92,8 @@ def _run_dstream(spark, request: RunRequest) -> dict[str, str]:
     from legacy_dstream.app import DStreamConfig, run
 
     config = DStreamConfig(request.input_dir, request.workdir, settings=request.settings,
-                           queries=request.queries or QUERY_NAMES, files_per_batch=request.max_files_per_trigger)
+                           queries=request.queries or QUERY_NAMES, files_per_batch=request.max_files_per_trigger,
+                           batch_mb=request.drain_batch_mb)
     return run(spark, config, fresh=request.fresh, progress=request.progress, follow=request.follow,
                should_stop=request.should_stop)
 
