@@ -143,9 +143,10 @@ class LandingFile:
     lines: int       # raw lines (shared/raw_lines.py)
 
 
-def landing_plan(sales_files: Sequence[Path]) -> list[LandingFile]:
+def landing_plan(sales_files: Sequence[Path], first_index: int = 0) -> list[LandingFile]:
+    """The files' landing names, numbered on from `first_index`, with their raw lines."""
     return [LandingFile(source, f"{index:06d}-{source.name}", count_raw_lines(source))
-            for index, source in enumerate(sales_files)]
+            for index, source in enumerate(sales_files, start=first_index)]
 
 
 def file_groups(plan: Sequence[LandingFile], lines_per_batch: int,
@@ -236,14 +237,9 @@ class Landing:
                 raise SequenceOrderError(f"{new[0].name} appeared in {self.input_dir} after "
                                          f"{self.plan[-1].source.name}, which sorts after it: landed files are "
                                          "numbered in name order, so a new file must sort last")
-            first = sum(item.lines for item in self.plan)
-            added = []
-            for path in new:
-                item = LandingFile(path, f"{len(self.plan) + len(added):06d}-{path.name}", count_raw_lines(path))
-                self.ranges[item.name] = SeqRange(first, first + item.lines - 1)
-                first += item.lines
-                added.append(item)
+            added = landing_plan(new, first_index=len(self.plan))
             self.plan += added
+            self.ranges.update(landing_ranges(self.plan))   # in place: the drain reads this dict
             return added
 
     def planned(self) -> list[str]:
@@ -529,7 +525,7 @@ def build_context(spark, config: DStreamConfig, catalogue: dict | None, queries:
     return ssc
 
 
-def _configure_streaming(spark, config: DStreamConfig) -> None:
+def _configure_streaming(spark) -> None:
     """Settings the StreamingContext reads when it starts or recovers."""
     conf = spark.sparkContext._jsc.sc().conf()
     # No receivers here, yet with a checkpoint folder the context opens the driver's
@@ -582,7 +578,7 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
     gate.warm_up()
     drain.gate = gate
     _LIVE[config.checkpoint] = drain
-    _configure_streaming(spark, config)
+    _configure_streaming(spark)
     ssc = StreamingContext.getOrCreate(config.checkpoint, lambda: build_context(spark, config, catalogue, queries))
     not_before_ns = time.time_ns()   # textFileStream ignores files older than itself
     stop_feeding, feed_error = threading.Event(), []

@@ -39,7 +39,7 @@ import os
 import sys
 from decimal import Decimal
 
-from shared.cleaning import PRICE_PATTERN, QUANTITY_PATTERN, STATE_ZIP_PATTERN
+from shared.cleaning import ORDER_DATE_PATTERN, PRICE_PATTERN, QUANTITY_PATTERN, STATE_ZIP_PATTERN
 from shared.export import QUERIES, QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
@@ -50,7 +50,6 @@ FIELD = r'((?:[^",]|"[^"]*")*)'
 SIX_FIELDS = "^" + ",".join([FIELD] * len(HEADER)) + "$"
 EMPTY = r'(?: *|" *")'
 ALL_EMPTY = f"^{EMPTY}(?:,{EMPTY})*$"
-ORDER_DATE = r"^([0-9]{2})/([0-9]{2})/([0-9]{2}) ([0-9]{2}):([0-9]{2})$"
 SHIP_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
 BOM = "\ufeff"
 
@@ -107,7 +106,7 @@ def _classified_sql(lines_sql: str) -> str:
     ),
     parsed AS (
         SELECT *,
-               regexp_extract(f5, {_literal(ORDER_DATE)}, ['mo', 'd', 'y', 'h', 'mi']) AS date_parts,
+               regexp_extract(f5, {_literal(ORDER_DATE_PATTERN)}, ['mo', 'd', 'y', 'h', 'mi']) AS date_parts,
                string_split(f6, ', ') AS address
         FROM fielded
     ),
@@ -115,7 +114,7 @@ def _classified_sql(lines_sql: str) -> str:
         SELECT *,
                regexp_full_match(f3, {_literal(QUANTITY_PATTERN)}) AND TRY_CAST(f3 AS BIGINT) <> 0 AS quantity_ok,
                regexp_full_match(f4, {_literal(PRICE_PATTERN)}) AND TRY_CAST(f4 AS DECIMAL(12, 2)) <> 0 AS price_ok,
-               regexp_full_match(f5, {_literal(ORDER_DATE)})
+               regexp_full_match(f5, {_literal(ORDER_DATE_PATTERN)})
                  AND TRY_CAST(date_parts.h AS INTEGER) <= 23 AND TRY_CAST(date_parts.mi AS INTEGER) <= 59
                  AND TRY_CAST('20' || date_parts.y || '-' || date_parts.mo || '-' || date_parts.d AS DATE) IS NOT NULL
                  AS date_ok,
