@@ -1,21 +1,25 @@
 """The Kappa build: one Structured Streaming application over a replayable log.
 
-The log is read and parsed once per micro-batch, then fanned out (why: twelve queries
-each reading and parsing every file cost twelve parses and twelve commits per batch):
-- `log` (foreachBatch over the cached, classified micro-batch): every additive query's
-  partial aggregate (line accounting, city, day, product, hour, category and
-  city_revenue_v1) appended to one `partials` table in one commit, readers summing the
-  partials per key; the quarantine; and the quality gate, counted by Spark over the
-  cached batch (shared/quality_spark.py). Appends are idempotent (txnAppId = the
-  checkpoint's query id, txnVersion = the batch id), so a batch replayed after a crash
-  lands once.
+The log is read and parsed once per micro-batch (why: each query reading and parsing the
+log itself cost one parse per query per batch, and made Kappa several times slower than
+a Spark batch job over the same lines):
+- `log` (foreachBatch over the cached, classified micro-batch): one job counts the
+  batch's lines per file and outcome with the quality gate's checks riding along
+  (shared/quality_spark.OutcomeCounts); then every additive query's partial aggregate
+  (line accounting, city, day, product, hour, category and city_revenue_v1) goes to one
+  `partials` table in one commit, readers summing the partials per key; the valid lines
+  go to the `clean_lines` table; the quarantine to its own. Appends are idempotent
+  (txnAppId = the checkpoint's query id, txnVersion = the batch id), so a batch replayed
+  after a crash lands once.
 - `window_revenue` (update mode through foreachBatch): event-time windows with Spark's
-  watermark; each batch appends the windows it changed, stamped with its batch id, and
-  readers take each window's newest row. Late lines are dropped by Spark.
-- `fulfilment_pairs` (append through foreachBatch): the stream-stream join of order lines
-  with shipments, watermarks on both sides; fulfilment is aggregated when it is read.
-The two stateful queries read the log themselves, so their micro-batches are the log's
-and the watermark model still explains every dropped line.
+  watermark over the `clean_lines` stream; each batch appends the windows it changed,
+  stamped with its batch id, and readers take each window's newest row. Late lines are
+  dropped by Spark.
+- `fulfilment_pairs` (append through foreachBatch): the stream-stream join of the clean
+  lines with shipments, watermarks on both sides; fulfilment is aggregated when it is read.
+The two stateful queries read `clean_lines` one commit per micro-batch, and each log
+batch is one commit there, so their micro-batches are the log's and the watermark model
+still explains every dropped line. A drain runs the log to its end, then the two.
 """
 from __future__ import annotations
 
@@ -26,9 +30,9 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame
 from pyspark.sql import Window
@@ -43,10 +47,11 @@ from shared.atomic import write_text_atomic
 from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_dir
 from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, inspect_input, read_catalogue, shipments_schema
-from shared.commit_log import CommitLog
+from shared.commit_log import NO_SEQ, CommitLog
+from shared.delta_versions import VersionSeqLog, latest_version, versions_read
 from shared.kafka import kafka_messages, last_seq_before
 from shared.quality import expectations_from_input
-from shared.quality_spark import check_on_spark
+from shared.quality_spark import VALID, OutcomeCounts
 from shared.results import export_rows
 from shared.sequence import SequenceMap
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
@@ -54,6 +59,8 @@ from shared.streaming import await_all
 
 LATE_FILE = "_late.json"
 LOG_QUERY = "log"
+CLEAN_LINES = "clean_lines"   # the log's valid lines, parsed once; the stateful queries stream from it
+STATEFUL = ("window_revenue", "fulfilment_pairs")
 # Queries whose results are sums and counts: a micro-batch's partial result adds onto the totals.
 ADDITIVE = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "category_revenue", "city_revenue_v1")
 # Every additive query's partial aggregates share one table, so a micro-batch is one Delta
@@ -62,6 +69,8 @@ PARTIALS_TABLE = "partials"
 PARTIAL_KEYS = ("key1", "key2")
 PARTIAL_VALUES = {"revenue": Q.MONEY_SUM_TYPE, "margin": Q.MONEY_SUM_TYPE, "order_lines": "bigint",
                   "quantity": "bigint", "lines": "bigint"}
+PARTIALS_SCHEMA = ", ".join(["query string", *(f"{k} string" for k in PARTIAL_KEYS),
+                             *(f"{v} {kind}" for v, kind in PARTIAL_VALUES.items())])
 KEY_TYPES = {STRING: "string", DATE: "date", INTEGER: "int"}
 REPLAY_REMEDY = ("To apply new logic, replay it into a new version: `lab kappa replay --version <new>`; "
                  "to start over, remove the version's folder or pass --fresh.")
@@ -195,33 +204,38 @@ def _additive_results(config: KappaConfig, layout: InputLayout, spark) -> dict[s
 class _CommitLog:
     """This build's rows of WORKDIR/commits/kappa.csv: after a batch's writes have
     committed, one row per query whose result they changed, with the highest input seq
-    the result now includes (from the files or Kafka offsets the batch read, as its
-    checkpoint records them) and the rows the commit wrote for that query."""
+    the result now includes and the rows the commit wrote for that query. The log's seq
+    comes from the files or Kafka offsets its batch read (as its checkpoint records them);
+    a stateful query's from the `clean_lines` versions its batch read (`clean_seq`: the
+    log records, after each append, which version holds input up to which seq)."""
 
     def __init__(self, config: KappaConfig, layout: InputLayout):
         self.config, self.root = config, layout.root
         self.log = CommitLog.for_build(config.workdir, BUILD)
         self.sequence = SequenceMap(layout.root) if config.source == "files" else None
+        self.clean_seq = VersionSeqLog(config.root / "clean_lines_seq.csv")
         self.highest: dict[str, int] = {}  # streaming query -> highest seq so far (results only grow)
 
     def _batch_max_seq(self, plan: str, batch_id: int) -> int | None:
         checkpoint = self.config.checkpoint(plan)
+        if plan != LOG_QUERY:
+            return self.clean_seq.max_seq_through(versions_read(checkpoint, batch_id))
         if self.sequence is None:
             ends = checkpoints.kafka_end_offsets(checkpoint, batch_id).get(self.config.kafka_topic, {})
             return last_seq_before(self.config.kafka_bootstrap, self.config.kafka_topic, ends)
-        sales = [p for p in checkpoints.files_of_batch(checkpoint, batch_id)
-                 if Path(urlparse(p).path).parent == self.root]  # not the shipments the join also reads
-        return self.sequence.max_seq(sales)
+        return self.sequence.max_seq(checkpoints.files_of_batch(checkpoint, batch_id))
 
-    def record(self, plan: str, batch_id: int, rows: dict[str, int]) -> None:
+    def record(self, plan: str, batch_id: int, rows: dict[str, int]) -> int:
+        """Log the batch's commit; returns the highest seq the plan's results include."""
         seqs = [s for s in (self.highest.get(plan), self._batch_max_seq(plan, batch_id)) if s is not None]
-        self.highest[plan] = max(seqs) if seqs else -1
+        self.highest[plan] = max(seqs) if seqs else NO_SEQ
         self.log.append_many(list(rows), self.highest[plan], rows)
+        return self.highest[plan]
 
 
 def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoints.CheckpointAppId,
-             commits: _CommitLog) -> Callable[[DataFrame, int], None]:
-    """foreachBatch of the `log` query: one parse, every stateless output of the batch."""
+             commits: _CommitLog, keep_clean_lines: bool) -> Callable[[DataFrame, int], None]:
+    """foreachBatch of the `log` query: one parse, every output of the batch."""
     expectations = expectations_from_input(config.input_dir)
     steps = BatchSteps(config.steps_file(LOG_QUERY))
 
@@ -229,37 +243,40 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
         with steps.batch(batch_id) as step:
             classified = classified.persist()
             try:
-                with step("read_parse_cache"):
-                    classified.count()  # fill the cache once, before several threads read it at the same time
+                with step("read_parse_count_gate"):   # fills the cache, before threads read it at once
+                    counts = OutcomeCounts(classified, expectations)
+                if not counts.rows:
+                    return
+                by_outcome = counts.by_outcome()
                 # One partition: every aggregation below needs no shuffle (a single partition
                 # already satisfies grouping), so the whole fan-out is one stage. Per-stage
                 # costs dominated small live micro-batches; the cached rows are cheap to scan.
-                single = classified.coalesce(1)
-                single_lines = cleaning.valid_order_lines(single)
+                single_lines = cleaning.valid_order_lines(classified.coalesce(1))
                 with step("partials"):
-                    partials = as_partial_rows("line_accounting", cleaning.line_accounting(single))
-                    for query, result in results.items():
-                        partials = partials.unionByName(as_partial_rows(query, result(single_lines)))
-                    # a few hundred rows: counted per query on the driver, written from there
-                    collected = partials.collect()
-                written = Counter(row["query"] for row in collected)
-                quarantined = sum(row["lines"] for row in collected
-                                  if row["query"] == "line_accounting" and row["key1"] != "valid")
-                partials = classified.sparkSession.createDataFrame(collected, partials.schema)
-                writes = [(partials.coalesce(1), PARTIALS_TABLE)]
-                if quarantined:  # no empty commit: most batches of clean input quarantine nothing
+                    collected = [("line_accounting", outcome, None, None, None, None, None, lines)
+                                 for outcome, lines in sorted(by_outcome.items())]
+                    frames = [as_partial_rows(query, result(single_lines)) for query, result in results.items()]
+                    if frames and by_outcome.get(VALID):
+                        # a few hundred rows: counted per query on the driver, written from there
+                        collected += [tuple(row) for row in reduce(DataFrame.unionByName, frames).collect()]
+                written = Counter(row[0] for row in collected)
+                writes = [(classified.sparkSession.createDataFrame(collected, PARTIALS_SCHEMA).coalesce(1),
+                           PARTIALS_TABLE)]
+                if keep_clean_lines and by_outcome.get(VALID):
+                    writes.append((single_lines, CLEAN_LINES))
+                if set(by_outcome) - {VALID}:  # no empty commit: most batches of clean input quarantine nothing
                     writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1),
                                    "quarantine"))
-                with ThreadPoolExecutor(len(writes)) as pool:
-                    pending = [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
-                               for frame, name in writes]
-                    with step("quality_gate"):
-                        check_on_spark(single_lines, expectations, config.quality_dir, f"batch-{batch_id:06d}")
-                    with step("delta_appends_after_gate"):
-                        for future in pending:
-                            future.result()
+                with step("delta_appends"), ThreadPoolExecutor(len(writes)) as pool:
+                    for future in [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
+                                   for frame, name in writes]:
+                        future.result()
                 with step("commit_log"):
-                    commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results})
+                    max_seq = commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results})
+                    if keep_clean_lines:
+                        commits.clean_seq.record(batch_id, latest_version(config.table(CLEAN_LINES)), max_seq)
+                with step("quality_report"):   # after the results are visible: not on their latency
+                    counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")
             finally:
                 classified.unpersist()
 
@@ -295,36 +312,57 @@ class Plan:
     logic: tuple = ()  # functions and values whose change makes the checkpoint unusable
 
 
+def clean_lines_stream(spark, config: KappaConfig) -> DataFrame:
+    """The log's valid lines as the stateful queries read them: one `clean_lines` commit
+    (one log batch) per micro-batch, so their watermarks move as the log's batches do."""
+    return spark.readStream.format("delta").option("maxFilesPerTrigger", 1).load(config.table(CLEAN_LINES))
+
+
+def ensure_clean_lines(spark, config: KappaConfig) -> None:
+    """Create the empty `clean_lines` table before any query starts, so the stateful
+    queries can start on a log that has no valid line yet (a landing directory that
+    starts empty). Its schema is the parser's own."""
+    from delta.tables import DeltaTable
+
+    if latest_version(config.table(CLEAN_LINES)) is None:
+        empty = spark.createDataFrame([], "value string, source_file string")
+        schema = cleaning.valid_order_lines(cleaning.classify_lines(empty)).schema
+        DeltaTable.createIfNotExists(spark).location(config.table(CLEAN_LINES)).addColumns(schema).execute()
+
+
 def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
-    """The application's streaming queries, each over the log itself."""
+    """The application's streaming queries: the log first, then those reading its clean lines."""
     settings = config.settings
-
-    def classified_log() -> DataFrame:
-        return cleaning.classify_lines(raw_stream(spark, config, layout))
-
     parsing = (cleaning.classify_lines, cleaning.valid_order_lines)
     results = _additive_results(config, layout, spark)
     commits = _CommitLog(config, layout)
-    chosen = [Plan(LOG_QUERY, classified_log(), "append",
-                  _fan_out(config, results, checkpoints.CheckpointAppId(config.checkpoint(LOG_QUERY)), commits),
-                  logic=(*parsing, cleaning.quarantined_lines, cleaning.line_accounting, totals,
+    stateful = ["window_revenue"] if "window_revenue" in config.queries else []
+    stateful += ["fulfilment_pairs"] if "fulfilment" in config.queries and layout.shipments_dir is not None else []
+    log = cleaning.classify_lines(raw_stream(spark, config, layout))
+    chosen = [Plan(LOG_QUERY, log, "append",
+                  _fan_out(config, results, checkpoints.CheckpointAppId(config.checkpoint(LOG_QUERY)), commits,
+                           keep_clean_lines=bool(stateful)),
+                  logic=(*parsing, cleaning.quarantined_lines, OutcomeCounts, totals, bool(stateful),
                          tuple(results), *(getattr(Q, q) for q in results)))]
-    if "window_revenue" in config.queries:
-        lines = cleaning.valid_order_lines(classified_log())
+    if stateful:
+        ensure_clean_lines(spark, config)
+    if "window_revenue" in stateful:
+        lines = clean_lines_stream(spark, config)
         chosen.append(Plan("window_revenue", Q.window_revenue(lines, settings), "update",
                           _append_emitted("window_revenue", "window_revenue", config.table("window_revenue"),
                                           checkpoints.CheckpointAppId(config.checkpoint("window_revenue")), commits,
                                           stamp_batch_id=True),
-                          logic=(*parsing, Q.window_revenue, Q.with_order_watermark, latest_windows,
-                                 settings.window_seconds, settings.slide_seconds, settings.watermark_seconds)))
-    if "fulfilment" in config.queries and layout.shipments_dir is not None:
-        lines = cleaning.valid_order_lines(classified_log())
-        pairs = Q.shipped_pairs(lines, shipments_stream(spark, layout), settings)
+                          logic=(*parsing, clean_lines_stream, Q.window_revenue, Q.with_order_watermark,
+                                 latest_windows, settings.window_seconds, settings.slide_seconds,
+                                 settings.watermark_seconds)))
+    if "fulfilment_pairs" in stateful:
+        pairs = Q.shipped_pairs(clean_lines_stream(spark, config), shipments_stream(spark, layout), settings)
         chosen.append(Plan("fulfilment_pairs", pairs, "append",
                           _append_emitted("fulfilment_pairs", "fulfilment", config.table("fulfilment_pairs"),
                                           checkpoints.CheckpointAppId(config.checkpoint("fulfilment_pairs")), commits),
-                          logic=(*parsing, Q.shipped_pairs, Q.parse_shipments, settings.ship_within_seconds,
-                                 settings.join_order_watermark_seconds, settings.shipment_watermark_seconds)))
+                          logic=(*parsing, clean_lines_stream, Q.shipped_pairs, Q.parse_shipments,
+                                 settings.ship_within_seconds, settings.join_order_watermark_seconds,
+                                 settings.shipment_watermark_seconds)))
     return chosen
 
 
@@ -332,11 +370,15 @@ def _to_stderr(message: str) -> None:
     print(f"lab: {message}", file=sys.stderr, flush=True)
 
 
-def start(spark, config: KappaConfig, chosen: list[Plan], report: Callable[[str], None] | None = None) -> list:
-    """Check each checkpoint (crash leftovers cleared, logic unchanged), then start the queries."""
+def prepare(config: KappaConfig, chosen: list[Plan], report: Callable[[str], None] | None = None) -> None:
+    """Check each checkpoint (crash leftovers cleared, logic unchanged) before any query starts."""
     for plan in chosen:
         checkpoints.prepare(config.checkpoint(plan.name), config.query_name(plan.name),
                             checkpoints.fingerprint(plan.logic), REPLAY_REMEDY, report or _to_stderr)
+
+
+def start(spark, config: KappaConfig, chosen: list[Plan]) -> list:
+    """Start the queries (their checkpoints `prepare`d)."""
     started = []
     for plan in chosen:
         name = config.query_name(plan.name)
@@ -378,7 +420,12 @@ def drain(spark, config: KappaConfig) -> int:
     layout = inspect_input(config.input_dir, require_sales=config.source == "files")
     config = sized(config, layout)
     before = input_rows(config.progress_file(LOG_QUERY))
-    await_all(start(spark, config, plans(spark, config, layout)))
+    chosen = plans(spark, config, layout)
+    prepare(config, chosen)
+    # availableNow reads what its source holds when it starts: the log first, to its end,
+    # then the queries that read the log's clean lines.
+    await_all(start(spark, config, [p for p in chosen if p.name == LOG_QUERY]))
+    await_all(start(spark, config, [p for p in chosen if p.name != LOG_QUERY]))
     return input_rows(config.progress_file(LOG_QUERY)) - before
 
 
@@ -390,7 +437,9 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: b
     if not config.processing_interval:
         config = replace(config, processing_interval="5 seconds")
     layout = inspect_input(config.input_dir, require_sales=False)  # a landing directory may start empty
-    queries = start(spark, config, plans(spark, config, layout))
+    chosen = plans(spark, config, layout)
+    prepare(config, chosen)
+    queries = start(spark, config, chosen)
     if serving_version(config.workdir) is None:
         cut_over(config.workdir, config.version, "first run")
     await_all(queries, until=should_stop)

@@ -22,7 +22,7 @@ from lambda_arch.layout import BUILD, LambdaConfig
 from lambda_arch.master_dataset import accounting, master_version, start_ingest
 from lambda_arch.layout import SPEED_QUERIES
 from lambda_arch.serving_layer import ServingCommits, current_cutoff, publish_cutoff, served_rows
-from lambda_arch.speed_layer import start_speed_layer
+from lambda_arch.speed_layer import speed_query_name, start_speed_layer
 from lambda_arch.views import read_view_file
 from shared.atomic import write_text_atomic
 from shared.commit_log import CommitLog
@@ -190,8 +190,8 @@ class LambdaFollower:
 
     @staticmethod
     def _speed_names(serving: _Serving) -> set[str]:
-        return {name for name in SPEED_QUERIES
-                if any(q.name.endswith(name) for q in serving.speed)}
+        running = {q.name for q in serving.speed}
+        return {name for name in SPEED_QUERIES if speed_query_name(serving.cutoff, name) in running}
 
     def handoff(self) -> int | None:
         """One batch run to the master's newest version, then the switch; its cutoff."""
@@ -323,7 +323,7 @@ def batch_now(spark, config: LambdaConfig) -> int | None:
 def status(workdir) -> dict:
     """What serves now, read from the files (no Spark): cutoff, views, speed progress."""
     from lambda_arch.master_dataset import max_seq_through
-    from lambda_arch.speed_layer import master_versions_read
+    from shared.delta_versions import versions_read
     from shared import checkpoints
 
     config = LambdaConfig("", str(workdir))
@@ -334,7 +334,7 @@ def status(workdir) -> dict:
         for name in SPEED_QUERIES:
             checkpoint = config.speed_checkpoint(cutoff, name)
             done = checkpoints.committed_batches(checkpoint)
-            version = master_versions_read(checkpoint, done[-1]) if done else None
+            version = versions_read(checkpoint, done[-1]) if done else None
             speed[name] = {"micro_batches": len(done), "master_version_read": max(cutoff, version or cutoff),
                            "realtime_view_files": len(list(config.realtime_views(cutoff, name).glob("*.jsonl")))}
     return {

@@ -22,42 +22,29 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lambda_arch.layout import LambdaConfig
 from shared import checkpoints
-from shared.cleaning import ORDER_LINE_COLUMNS, classify_lines, quarantined_lines, valid_order_lines
-from shared.commit_log import NO_SEQ, append_csv_rows
+from shared.cleaning import classify_lines, quarantined_lines, valid_order_lines
+from shared.commit_log import append_csv_rows
+from shared.delta_versions import VersionSeqLog, latest_version
 from shared.inputs import inspect_input
 from shared.progress_log import BatchSteps, record_progress
-from shared.quality import expectations_from_input, record_report
-from shared.quality_spark import SparkGate
+from shared.quality import expectations_from_input
+from shared.quality_spark import VALID, OutcomeCounts
 from shared.sequence import SequenceMap
 
 INGEST_QUERY = "lambda_ingest"
 MASTER_SEQ_COLUMNS = ("ingest_batch", "master_version", "max_seq")
 INGEST_LOG_COLUMNS = ("ingest_app_id", "ingest_batch", "outcome", "lines")
-VALID = "valid"
-_COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
 
 def quarantine_folder(config: LambdaConfig, batch_id: int) -> str:
     return f"{config.quarantine}/ingest_batch={batch_id}"
-
-
-def latest_version(table: str) -> int | None:
-    """A Delta table's newest version: its highest commit file (`_delta_log/<20 digits>.json`,
-    created atomically by each commit; Delta's protocol). No Spark job, unlike `history()`."""
-    log = Path(table) / "_delta_log"
-    if not log.is_dir():
-        return None
-    versions = [int(m.group(1)) for m in map(_COMMIT_FILE.match, (p.name for p in log.iterdir())) if m]
-    return max(versions, default=None)
 
 
 def ingest_batch(config: LambdaConfig):
@@ -73,63 +60,43 @@ def ingest_batch(config: LambdaConfig):
             try:
                 # One parse, kept: every step below reads the cache. The first job fills it and
                 # counts, per file and outcome, the lines and the quality gate's unexpected rows.
-                gate = SparkGate(ORDER_LINE_COLUMNS, expectations)
-                checked, valid = gate.with_helpers(classified), F.col("reason").isNull()
                 with step("read_parse_count_gate"):
-                    counts = checked.groupBy("source_file", F.coalesce("reason", F.lit(VALID)).alias("outcome")).agg(
-                        F.count(F.lit(1)).alias("count"), *gate.counts(checked, among=valid)).collect()
-                if not counts:
+                    counts = OutcomeCounts(classified, expectations)
+                if not counts.rows:
                     return
                 quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
                 with step("master_and_quarantine_appends"), ThreadPoolExecutor(2) as pool:
                     pending = [pool.submit(checkpoints.append_once, valid_order_lines(classified, keep=keep),
                                            config.master, app_id(), batch_id),
                                pool.submit(quarantine.parquet, quarantine_folder(config, batch_id))]
-                    totals = {name: sum(int(r[name]) for r in counts)
-                              for name in counts[0].asDict() if name.startswith("_")}
-                    rows = sum(int(r["count"]) for r in counts if r["outcome"] == VALID)
-                    record_report(gate.report(rows, totals, checked, among=valid), config.quality_dir,
-                                  f"batch-{batch_id:06d}")
+                    counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")
                     for future in pending:
                         future.result()
                 with step("ingest_log"):
-                    record_ingest_counts(config, app_id(), batch_id, counts)
-                    max_seq = sequence.max_seq({r["source_file"] for r in counts})
+                    record_ingest_counts(config, app_id(), batch_id, counts.by_outcome())
+                    max_seq = sequence.max_seq(counts.source_files())
                     if max_seq is not None:
-                        record_master_seq(config, batch_id, latest_version(config.master), max_seq)
+                        master_seq_log(config).record(batch_id, latest_version(config.master), max_seq)
             finally:
                 classified.unpersist()
 
     return write
 
 
-def record_ingest_counts(config: LambdaConfig, app_id: str, batch_id: int, counts) -> None:
+def record_ingest_counts(config: LambdaConfig, app_id: str, batch_id: int, by_outcome: dict[str, int]) -> None:
     """After a batch's appends: its lines per outcome (`valid` or a quarantine reason)."""
-    totals: dict[str, int] = {}
-    for row in counts:
-        totals[row["outcome"]] = totals.get(row["outcome"], 0) + int(row["count"])
     append_csv_rows(config.ingest_log, INGEST_LOG_COLUMNS,
-                    [(app_id, batch_id, outcome, lines) for outcome, lines in sorted(totals.items())])
+                    [(app_id, batch_id, outcome, lines) for outcome, lines in sorted(by_outcome.items())])
 
 
-def record_master_seq(config: LambdaConfig, batch_id: int, version: int | None, max_seq: int) -> None:
-    """After a batch's append: master versions <= `version` include input up to `max_seq`.
-
-    A batch without valid lines may add no master version; then the latest one before it
-    stands for it (its lines change no result). A batch replayed after a crash may add a
-    second, identical row: harmless, readers take maxima.
-    """
-    append_csv_rows(config.master_seq_log, MASTER_SEQ_COLUMNS,
-                    [(batch_id, NO_SEQ if version is None else version, max_seq)])
+def master_seq_log(config: LambdaConfig) -> VersionSeqLog:
+    """Master version -> highest input seq it includes (after each ingest append)."""
+    return VersionSeqLog(config.master_seq_log, MASTER_SEQ_COLUMNS)
 
 
-def max_seq_through(config: LambdaConfig, version: int) -> int:
+def max_seq_through(config: LambdaConfig, version: int | None) -> int:
     """The highest input seq that master versions <= `version` include (NO_SEQ for none)."""
-    if not config.master_seq_log.exists():
-        return NO_SEQ
-    with open(config.master_seq_log, encoding="utf-8", newline="") as handle:
-        return max((int(r["max_seq"]) for r in csv.DictReader(handle) if int(r["master_version"]) <= version),
-                   default=NO_SEQ)
+    return master_seq_log(config).max_seq_through(version)
 
 
 def files_per_trigger(config: LambdaConfig, sales_files) -> int:

@@ -143,14 +143,14 @@ class ServingCommits:
         """For a cutoff whose speed layer may have run before (a restart after a crash):
         the realtime views already there count as served, and so do the master versions
         their committed micro-batches read."""
-        from lambda_arch.speed_layer import master_versions_read
+        from shared.delta_versions import versions_read
 
         commits = cls(config, cutoff, queries)
         commits.served.add(realtime_rows(config, cutoff))
         for name in SPEED_QUERIES:
             checkpoint = config.speed_checkpoint(cutoff, name)
             done = checkpoints.committed_batches(checkpoint)
-            version = master_versions_read(checkpoint, done[-1]) if done else None
+            version = versions_read(checkpoint, done[-1]) if done else None
             if version is not None and version > cutoff:
                 commits.versions_read[name] = version
         return commits

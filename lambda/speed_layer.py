@@ -19,8 +19,6 @@ LambdaConfig.progress_file (shared/progress_log.py), so `lab bench` can profile 
 """
 from __future__ import annotations
 
-import json
-
 from pyspark.sql import DataFrame
 
 from lambda_arch.layout import SPEED_FULFILMENT, SPEED_VIEWS, LambdaConfig
@@ -29,32 +27,10 @@ from lambda_arch.views import as_wide, for_driver, wide_partials, write_view_fil
 from shared import checkpoints
 from shared import queries as Q
 from shared.cleaning import ORDER_LINE_COLUMNS
+from shared.delta_versions import versions_read
 from shared.inputs import inspect_input, read_catalogue, shipments_schema
 
-DELTA_END_INDEX = 2**63 - 1 - 100   # Delta's DeltaSourceOffset.END_INDEX: "all of this version"
 QUERY_PREFIX = "lambda_speed_"
-
-
-def delta_versions_through(end_offset_json: str) -> int:
-    """The last master version a Delta stream has wholly read, from its end offset.
-
-    Delta's offset is (reservoirVersion, index): index END_INDEX means every file of that
-    version was read; a negative index (the base or metadata markers) means none of it yet,
-    and a file index means part of it: both count only the versions before (never claims
-    lines it may not include).
-    """
-    offset = json.loads(end_offset_json)
-    version = int(offset["reservoirVersion"])
-    return version if int(offset["index"]) == DELTA_END_INDEX else version - 1
-
-
-def master_versions_read(checkpoint: str, batch_id: int) -> int | None:
-    """The last master version wholly read once `batch_id` is done, from the checkpoint's
-    offsets log (written before the batch runs); None without a Delta source."""
-    for offset in checkpoints.batch_offsets(checkpoint, batch_id):
-        if isinstance(offset, dict) and "reservoirVersion" in offset:
-            return delta_versions_through(json.dumps(offset))
-    return None
 
 
 def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits: ServingCommits):
@@ -70,7 +46,7 @@ def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits:
         finally:
             lines.unpersist()
         write_view_file(config.realtime_view_file(cutoff, SPEED_VIEWS, batch_id), rows)
-        commits.speed_commit(SPEED_VIEWS, master_versions_read(checkpoint, batch_id), queries, rows)
+        commits.speed_commit(SPEED_VIEWS, versions_read(checkpoint, batch_id), queries, rows)
 
     return write
 
@@ -83,9 +59,15 @@ def _fulfilment_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits
         rows = for_driver(as_wide("fulfilment", Q.fulfilment_partials(pairs))).collect()
         if rows:
             write_view_file(config.realtime_view_file(cutoff, SPEED_FULFILMENT, batch_id), rows)
-        commits.speed_commit(SPEED_FULFILMENT, master_versions_read(checkpoint, batch_id), ["fulfilment"], rows)
+        commits.speed_commit(SPEED_FULFILMENT, versions_read(checkpoint, batch_id), ["fulfilment"], rows)
 
     return write
+
+
+def speed_query_name(cutoff: int, name: str) -> str:
+    """Named by its cutoff: at a handoff the next cutoff's speed layer may start while this
+    one still serves, and Spark refuses two active queries of one name."""
+    return f"{QUERY_PREFIX}after_v{cutoff}_{name}"
 
 
 def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: ServingCommits,
@@ -110,8 +92,9 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
     for name, frame, batch_writer in plans:
         checkpoint = config.speed_checkpoint(cutoff, name)
         checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind
-        record_progress(spark, QUERY_PREFIX + name, config.progress_file(f"speed_{name}"))
-        writer = (frame.writeStream.queryName(QUERY_PREFIX + name).outputMode("append")
+        query_name = speed_query_name(cutoff, name)
+        record_progress(spark, query_name, config.progress_file(f"speed_{name}"))
+        writer = (frame.writeStream.queryName(query_name).outputMode("append")
                   .option("checkpointLocation", checkpoint).foreachBatch(batch_writer))
         writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=interval)
         started.append(writer.start())

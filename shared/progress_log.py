@@ -53,15 +53,17 @@ def record_progress(spark, query_name: str, path: Path) -> None:
 
 def read_progress(path: Path) -> list[dict]:
     """The last record of each batch in a JSON-lines file of progress reports or batch
-    steps (a batch re-run after a crash reports again)."""
+    steps (a batch re-run after a crash reports again), in the order they first came. A
+    batch is its query id and batch id: a file can hold several queries' batches (each of
+    Lambda's cutoffs has a speed layer of its own, numbering its batches from 0)."""
     if not Path(path).exists():
         return []
-    by_batch: dict[int, dict] = {}
+    by_batch: dict[tuple[str | None, int], dict] = {}
     for line in Path(path).read_text(encoding="utf-8").splitlines():
         if line.strip():
             record = json.loads(line)
-            by_batch[record["batchId"]] = record
-    return [by_batch[b] for b in sorted(by_batch)]
+            by_batch[(record.get("id"), record["batchId"])] = record
+    return list(by_batch.values())
 
 
 def rows_dropped_by_watermark(path: Path) -> int:

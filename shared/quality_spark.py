@@ -128,6 +128,36 @@ def _examples(frame: DataFrame, check, unexpected: Column) -> list[dict]:
     return [row.asDict() for row in frame.where(unexpected).select(*columns).limit(S.MAX_EXAMPLES).collect()]
 
 
-def check_on_spark(lines: DataFrame, expectations: S.QualityExpectations, directory, name: str) -> S.QualityReport | None:
-    """shared/quality.check_batch over a Spark DataFrame of valid order lines."""
-    return S.record_report(validate_on_spark(lines, expectations), directory, name)
+VALID = "valid"   # the outcome of a line that is not quarantined (shared/cleaning.line_accounting's name)
+
+
+class OutcomeCounts:
+    """The one job over a cached, classified micro-batch that both ingesting builds run
+    first: its lines per source file and outcome (`valid` or the quarantine reason), with
+    the quality gate's unexpected-row counts among the valid lines riding along (so the
+    gate costs no job of its own unless a check fails and examples are fetched)."""
+
+    def __init__(self, classified: DataFrame, expectations: S.QualityExpectations):
+        from shared.cleaning import ORDER_LINE_COLUMNS
+
+        self.gate = SparkGate(ORDER_LINE_COLUMNS, expectations)
+        self.checked, self.valid = self.gate.with_helpers(classified), F.col("reason").isNull()
+        outcome = F.coalesce("reason", F.lit(VALID)).alias("outcome")
+        self.rows = self.checked.groupBy("source_file", outcome).agg(
+            F.count(F.lit(1)).alias("count"), *self.gate.counts(self.checked, among=self.valid)).collect()
+
+    def by_outcome(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for row in self.rows:
+            totals[row["outcome"]] = totals.get(row["outcome"], 0) + int(row["count"])
+        return totals
+
+    def source_files(self) -> set[str]:
+        return {row["source_file"] for row in self.rows}
+
+    def record_report(self, directory, name: str) -> S.QualityReport | None:
+        """The gate's report on the batch's valid lines, recorded as shared/quality.py does."""
+        totals = {f"_quality_{i}": sum(int(r[f"_quality_{i}"]) for r in self.rows)
+                  for i in range(len(self.gate.runnable))}
+        report = self.gate.report(self.by_outcome().get(VALID, 0), totals, self.checked, among=self.valid)
+        return S.record_report(report, directory, name)

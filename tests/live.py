@@ -53,6 +53,18 @@ def follow_until(build: str, landing: Path, workdir: Path, *, started: Callable[
     return out, err
 
 
+def commits_cover(workdir: Path, build: str, queries: Sequence[str], last_seq: int) -> Callable[[], bool]:
+    """A `caught_up` condition: every query's newest commit in the build's commit log
+    includes input up to `last_seq`."""
+    from shared.commit_log import commit_log_path, read_commits
+
+    def covered() -> bool:
+        newest = {c.query: c.max_seq for c in read_commits(commit_log_path(workdir, build))}
+        return all(newest.get(q, -1) >= last_seq for q in queries)
+
+    return covered
+
+
 def assert_latency_readable(replay_log: Path, workdir: Path, build: str, queries: Sequence[str]) -> None:
     """Every unit the replayer emitted is in a commit of every query, after its emission."""
     from experiments.harness.latency import read_emitted_units, read_latencies

@@ -215,7 +215,7 @@ def test_sequence_map_pickles_with_its_counts(tmp_path):
 
 
 def test_speed_layer_reads_whole_master_versions_from_delta_offsets():
-    from lambda_arch.speed_layer import DELTA_END_INDEX, delta_versions_through
+    from shared.delta_versions import DELTA_END_INDEX, delta_versions_through
 
     offset = lambda version, index: json.dumps({"sourceVersion": 1, "reservoirId": "x", "reservoirVersion": version,
                                                 "index": index, "isStartingVersion": False})
@@ -227,11 +227,11 @@ def test_speed_layer_reads_whole_master_versions_from_delta_offsets():
 
 def test_lambda_master_seq_side_log(tmp_path):
     from lambda_arch.layout import LambdaConfig
-    from lambda_arch.master_dataset import max_seq_through, record_master_seq
+    from lambda_arch.master_dataset import master_seq_log, max_seq_through
 
     config = LambdaConfig(input_dir=str(tmp_path), workdir=str(tmp_path / "w"))
     assert max_seq_through(config, 5) == -1
-    record_master_seq(config, 0, 0, 99)
-    record_master_seq(config, 1, 1, 149)
-    record_master_seq(config, 2, 1, 160)     # no valid lines: no new master version
+    master_seq_log(config).record(0, 0, 99)
+    master_seq_log(config).record(1, 1, 149)
+    master_seq_log(config).record(2, 1, 160)     # no valid lines: no new master version
     assert [max_seq_through(config, v) for v in (-1, 0, 1, 2)] == [-1, 99, 160, 160]

@@ -98,7 +98,8 @@ def test_a_replayed_ingest_batch_lands_once(spark, small_input, tmp_path):
     from pyspark.sql import functions as F
 
     from lambda_arch.layout import LambdaConfig
-    from lambda_arch.master_dataset import accounting, ingest_batch, latest_version, max_seq_through
+    from lambda_arch.master_dataset import accounting, ingest_batch, max_seq_through
+    from shared.delta_versions import latest_version
 
     config = LambdaConfig(str(small_input), str(tmp_path / "w"))
     _fake_started(config.checkpoint("ingest"))
@@ -125,9 +126,10 @@ def test_a_replayed_ingest_batch_lands_once(spark, small_input, tmp_path):
 @pytest.mark.slow
 def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_path):
     from lambda_arch.layout import LambdaConfig
-    from lambda_arch.master_dataset import record_master_seq
+    from lambda_arch.master_dataset import master_seq_log
     from lambda_arch.serving_layer import ServingCommits, publish_cutoff, realtime_rows, served_rows
-    from lambda_arch.speed_layer import DELTA_END_INDEX, _views_batch
+    from lambda_arch.speed_layer import _views_batch
+    from shared.delta_versions import DELTA_END_INDEX
     from lambda_arch.views import write_view_file
     from shared.cleaning import ORDER_LINE_COLUMNS
     from shared.commit_log import read_commits
@@ -137,8 +139,8 @@ def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_
     offsets = Path(config.speed_checkpoint(0, "views")) / "offsets"
     offsets.mkdir(parents=True)
     (offsets / "0").write_text("v1\n{}\n" + json.dumps({"reservoirVersion": 2, "index": DELTA_END_INDEX}) + "\n")
-    record_master_seq(config, 0, 0, 19)
-    record_master_seq(config, 1, 2, 41)
+    master_seq_log(config).record(0, 0, 19)
+    master_seq_log(config).record(1, 2, 41)
     line = ("o1", "p", 2, Decimal("1.50"), Decimal("3.00"), dt.datetime(2019, 1, 1, 10), "s", "Austin", "TX", "73301")
     lines = spark.createDataFrame([line, line], ", ".join(f"{c} {t}" for c, t in zip(ORDER_LINE_COLUMNS, (
         "string", "string", "int", "decimal(12,2)", "decimal(22,2)", "timestamp", "string", "string", "string",
@@ -172,7 +174,7 @@ def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_
 def test_latest_version_is_the_newest_commit(spark, tmp_path):
     from delta.tables import DeltaTable
 
-    from lambda_arch.master_dataset import latest_version
+    from shared.delta_versions import latest_version
 
     table = str(tmp_path / "t")
     assert latest_version(table) is None
@@ -307,6 +309,67 @@ def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spa
             != export_path(oracle, "oracle", q).read_bytes()] == []
 
 
+@pytest.mark.slow
+def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark, arriving_input, tmp_path,
+                                                                         monkeypatch):
+    """Files land while the batch layer recomputes, so the next cutoff's speed layer starts
+    before the old one stops (two speed layers at once, which Spark allows only under two
+    query names); serving then includes every landed line once."""
+    import time
+
+    import lambda_arch.app as lambda_app
+    from lambda_arch.app import BatchSchedule, LambdaConfig, LambdaFollower
+    from lambda_arch.master_dataset import master_version
+    from shared.atomic import copy_file_atomic
+    from shared.raw_lines import count_raw_lines
+    from tests.live import commits_cover, empty_landing
+
+    landing = empty_landing(arriving_input, tmp_path / "landing")
+    config = LambdaConfig(str(landing), str(tmp_path / "w"))
+    sources = iter(sorted(arriving_input.glob("sales_*.csv"))[:4])
+    landed, last_seq = [], -1
+
+    def land_next() -> None:
+        nonlocal last_seq
+        source = next(sources)
+        landed.append(copy_file_atomic(source, landing / f"{last_seq + 1:06d}-{source.name}"))
+        last_seq += count_raw_lines(source)
+
+    def await_(condition, what: str) -> None:
+        deadline = time.monotonic() + 300
+        while not condition():
+            follower.step()
+            assert time.monotonic() < deadline, what
+            time.sleep(0.2)
+
+    batch_layer = lambda_app.run_batch_layer
+
+    def batch_layer_while_a_file_lands(spark_, config_, cutoff):
+        rows = batch_layer(spark_, config_, cutoff)
+        if follower.handoffs >= 1:   # the second handoff: a new master version before the switch
+            land_next()
+            deadline = time.monotonic() + 300
+            while (master_version(spark_, config_) or -1) <= cutoff:
+                assert time.monotonic() < deadline, "the master never took the file landed mid-batch"
+                time.sleep(0.2)
+        return rows
+
+    monkeypatch.setattr(lambda_app, "run_batch_layer", batch_layer_while_a_file_lands)
+    follower = LambdaFollower(spark, config, BatchSchedule(versions=1), interval="0.5 seconds")
+    follower.start()
+    try:
+        land_next()
+        await_(lambda: follower.handoffs == 1, "no first handoff")
+        land_next()   # the next version is due: the batch layer runs, a third file lands meanwhile
+        await_(lambda: follower.handoffs == 2, "no second handoff")
+        await_(commits_cover(config.workdir, "lambda", QUERY_NAMES, last_seq), "serving never caught up")
+        oracle = _oracle_over(arriving_input, landed, tmp_path / "oracle")
+        assert len(landed) == 3
+        assert _serving_matches_oracle(spark, config, oracle, tmp_path / "served") == []
+    finally:
+        follower.finish()
+
+
 def test_the_batch_schedule_reads_a_duration_or_a_number_of_versions():
     from lambda_arch.app import BatchSchedule
 
@@ -337,24 +400,19 @@ def test_follow_as_a_service_replayed_at_a_known_rate_gives_readable_latency(arr
     unit is in a serving commit of every query, after its emission (DESIGN.md's latency)."""
     from experiments.inputs.replay import replay_to_landing
     from experiments.reference.oracle import run_oracle
-    from shared.commit_log import commit_log_path, read_commits
     from shared.raw_lines import count_raw_lines
-    from tests.live import assert_latency_readable, empty_landing, follow_until
+    from tests.live import assert_latency_readable, commits_cover, empty_landing, follow_until
 
     landing = empty_landing(arriving_input, tmp_path / "landing")
     workdir = tmp_path / "w"
     last_seq = sum(count_raw_lines(p) for p in arriving_input.glob("sales_*.csv")) - 1
-
-    def served_everything() -> bool:
-        newest = {c.query: c.max_seq for c in read_commits(commit_log_path(workdir, "lambda"))}
-        return len(newest) == len(QUERY_NAMES) and min(newest.values()) >= last_seq
 
     out, _ = follow_until(
         "lambda", landing, workdir, extra=["--interval", "1 second", "--batch-every", "3 versions"],
         started=lambda: (workdir / "lambda" / "follow.pid").exists(),
         feed=lambda: replay_to_landing(arriving_input, landing, rate_lines_per_second=1500,
                                        log_dir=tmp_path / "replay"),
-        caught_up=served_everything)
+        caught_up=commits_cover(workdir, "lambda", QUERY_NAMES, last_seq))
     assert "city_revenue       written" in out
     run_oracle(landing, tmp_path / "oracle")
     assert [q for q in QUERY_NAMES if export_path(workdir, "lambda", q).read_bytes()

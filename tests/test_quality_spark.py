@@ -51,13 +51,27 @@ def test_spark_quality_gate_reports_what_great_expectations_reports(spark, with_
     assert failed == expected
 
 
-def test_spark_quality_gate_passes_clean_lines_and_skips_empty_batches(spark, tmp_path):
-    from shared.quality_spark import check_on_spark
-    from shared.quality import QualityExpectations
+def test_outcome_counts_count_lines_per_outcome_and_gate_only_the_valid_ones(spark, tmp_path):
+    """The builds' first job over a classified batch: lines per file and outcome, and the
+    gate's report on its valid lines, the same as the gate run over those lines alone."""
+    from pyspark.sql import functions as F
 
-    lines = _quality_lines(spark).limit(2)
-    report = check_on_spark(lines, QualityExpectations(), tmp_path, "batch-000001")
-    assert report.success and report.checked_rows == 2
-    assert json.loads((tmp_path / "batch-000001.json").read_text())["success"]
-    assert check_on_spark(lines.limit(0), QualityExpectations(), tmp_path, "batch-000002") is None
+    from shared.quality import QualityExpectations
+    from shared.quality_spark import OutcomeCounts, validate_on_spark
+
+    lines = _quality_lines(spark)
+    valid = lines.withColumn("reason", F.lit(None).cast("string")).withColumn(
+        "source_file", F.when(F.col("order_id") == "1", "a.csv").otherwise("b.csv"))
+    quarantined = valid.limit(1).select(*[F.lit(None).cast(f.dataType).alias(f.name) for f in lines.schema],
+                                        F.lit("bad price").alias("reason"), F.lit("c.csv").alias("source_file"))
+    counts = OutcomeCounts(valid.unionByName(quarantined), QualityExpectations())
+    assert counts.by_outcome() == {"valid": 6, "bad price": 1}
+    assert counts.source_files() == {"a.csv", "b.csv", "c.csv"}
+    report = counts.record_report(tmp_path, "batch-000001")
+    assert report.to_json() == validate_on_spark(lines, QualityExpectations()).to_json()
+    assert not report.success and json.loads((tmp_path / "batch-000001.json").read_text())["checked_rows"] == 6
+
+    only_quarantined = OutcomeCounts(quarantined, QualityExpectations())
+    assert only_quarantined.record_report(tmp_path, "batch-000002") is None   # nothing valid: no report
     assert not (tmp_path / "batch-000002.json").exists()
+    assert OutcomeCounts(valid.limit(2), QualityExpectations()).record_report(tmp_path, "batch-000003").success
