@@ -49,11 +49,11 @@ from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, inspect_input, read_catalogue, shipments_schema
 from shared.commit_log import NO_SEQ, CommitLog
 from shared.delta_versions import VersionSeqLog, latest_version, versions_read
-from shared.kafka import kafka_messages, last_seq_before
+from shared.kafka import kafka_messages
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
 from shared.results import export_rows
-from shared.sequence import SequenceMap
+from shared.sequence import LogBatchSeq
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
 from shared.streaming import await_all
 
@@ -212,18 +212,15 @@ class _CommitLog:
     def __init__(self, config: KappaConfig, layout: InputLayout):
         self.config, self.root = config, layout.root
         self.log = CommitLog.for_build(config.workdir, BUILD)
-        self.sequence = SequenceMap(layout.root) if config.source == "files" else None
+        self.read = LogBatchSeq(config.checkpoint(LOG_QUERY), layout.root,
+                                (config.kafka_bootstrap, config.kafka_topic) if config.source == "kafka" else None)
         self.clean_seq = VersionSeqLog(config.root / "clean_lines_seq.csv")
         self.highest: dict[str, int] = {}  # streaming query -> highest seq so far (results only grow)
 
     def _batch_max_seq(self, plan: str, batch_id: int) -> int | None:
-        checkpoint = self.config.checkpoint(plan)
-        if plan != LOG_QUERY:
-            return self.clean_seq.max_seq_through(versions_read(checkpoint, batch_id))
-        if self.sequence is None:
-            ends = checkpoints.kafka_end_offsets(checkpoint, batch_id).get(self.config.kafka_topic, {})
-            return last_seq_before(self.config.kafka_bootstrap, self.config.kafka_topic, ends)
-        return self.sequence.max_seq(checkpoints.files_of_batch(checkpoint, batch_id))
+        if plan == LOG_QUERY:
+            return self.read.of_batch(batch_id)
+        return self.clean_seq.max_seq_through(versions_read(self.config.checkpoint(plan), batch_id))
 
     def record(self, plan: str, batch_id: int, rows: dict[str, int]) -> int:
         """Log the batch's commit; returns the highest seq the plan's results include."""

@@ -47,7 +47,7 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
     if fresh:
         shutil.rmtree(config.root, ignore_errors=True)
         CommitLog(config.commit_log).clear()   # the commit log describes this run only
-    layout = inspect_input(config.input_dir)
+    layout = inspect_input(config.input_dir, require_sales=config.source == "files")
     # Where a run spends its time, for `lab bench`'s profile (progress/run.phases.jsonl).
     with BatchSteps(config.progress_file("run.phases")).batch(0) as phase:
         with phase("ingest"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from shared.commit_log import commit_log_path
 from shared.export import QUERY_NAMES
-from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
+from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
 
 BUILD = "lambda"
 # An ingest micro-batch takes whole files up to about LAB_DRAIN_BATCH_MB (a drain pays its
@@ -27,6 +27,18 @@ class LambdaConfig:
     queries: tuple[str, ...] = QUERY_NAMES
     settings: WorkloadSettings = field(default_factory=WorkloadSettings)
     batch_mb: int = DEFAULT_BATCH_MB
+    source: str = "files"                      # "files" (landing directory) or "kafka"
+    kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
+    kafka_topic: str = "sales"
+
+    def __post_init__(self):
+        if self.source not in ("files", "kafka"):
+            raise ValueError(f"unknown source {self.source!r}: use files or kafka")
+
+    @property
+    def kafka(self) -> tuple[str, str] | None:
+        """(bootstrap, topic) when ingesting from Kafka."""
+        return (self.kafka_bootstrap, self.kafka_topic) if self.source == "kafka" else None
 
     @property
     def root(self) -> Path:

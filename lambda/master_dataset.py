@@ -1,7 +1,8 @@
 """The master dataset: an immutable, append-only Delta table of valid order lines.
 
 Ingestion is one streaming query over the landing directory (whole files, about
-`LambdaConfig.batch_mb` a micro-batch) whose foreachBatch parses each micro-batch once,
+`LambdaConfig.batch_mb` a micro-batch) or the replayer's Kafka topic (`--source kafka`:
+a drain takes the topic in one batch), whose foreachBatch parses each micro-batch once,
 caches it, and from that cache, side by side:
 - appends the valid lines to the master with Delta's idempotent-write options (txnAppId =
   the ingest checkpoint's query id, txnVersion = the batch id), so a batch replayed after
@@ -33,10 +34,11 @@ from shared.cleaning import classify_lines, quarantined_lines, valid_order_lines
 from shared.commit_log import append_csv_rows
 from shared.delta_versions import VersionSeqLog, latest_version
 from shared.inputs import inspect_input
+from shared.kafka import kafka_messages
 from shared.progress_log import BatchSteps, record_progress
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
-from shared.sequence import SequenceMap
+from shared.sequence import LogBatchSeq
 
 INGEST_QUERY = "lambda_ingest"
 MASTER_SEQ_COLUMNS = ("ingest_batch", "master_version", "max_seq")
@@ -49,7 +51,7 @@ def quarantine_folder(config: LambdaConfig, batch_id: int) -> str:
 
 def ingest_batch(config: LambdaConfig):
     expectations = expectations_from_input(config.input_dir)
-    sequence = SequenceMap(config.input_dir)   # cached across batches: landed files never change
+    read = LogBatchSeq(config.checkpoint("ingest"), config.input_dir, config.kafka)
     app_id = checkpoints.CheckpointAppId(config.checkpoint("ingest"))
     keep = ("source_file", "ingest_batch")
     steps = BatchSteps(config.progress_file("ingest.steps"))
@@ -74,7 +76,7 @@ def ingest_batch(config: LambdaConfig):
                         future.result()
                 with step("ingest_log"):
                     record_ingest_counts(config, app_id(), batch_id, counts.by_outcome())
-                    max_seq = sequence.max_seq(counts.source_files())
+                    max_seq = read.of_batch(batch_id)
                     if max_seq is not None:
                         master_seq_log(config).record(batch_id, latest_version(config.master), max_seq)
             finally:
@@ -114,13 +116,17 @@ def files_per_trigger(config: LambdaConfig, sales_files) -> int:
 
 def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds",
                  require_sales: bool = True):
-    layout = inspect_input(config.input_dir, require_sales=require_sales)
     checkpoint = config.checkpoint("ingest")
     checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind
-    reader = spark.readStream.format("text")
-    if available_now or config.max_files_per_trigger:   # following: whatever has arrived, in one batch
-        reader = reader.option("maxFilesPerTrigger", files_per_trigger(config, layout.sales_files))
-    raw = reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
+    if config.kafka:   # the replayer's topic: each message a line, keyed by the file it came from
+        raw = kafka_messages(spark, *config.kafka).select(F.col("value").cast("string").alias("value"),
+                                                          F.col("key").cast("string").alias("source_file"))
+    else:
+        layout = inspect_input(config.input_dir, require_sales=require_sales)
+        reader = spark.readStream.format("text")
+        if available_now or config.max_files_per_trigger:   # following: whatever has arrived, in one batch
+            reader = reader.option("maxFilesPerTrigger", files_per_trigger(config, layout.sales_files))
+        raw = reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
     record_progress(spark, INGEST_QUERY, config.progress_file("ingest"))
     writer = (
         raw.writeStream.queryName(INGEST_QUERY)

@@ -111,3 +111,27 @@ def batch_max_seq(sequence_map: SequenceMap, file_names: Iterable[str | os.PathL
     highest it included before (`previous`): results only grow, so it never goes down."""
     candidates = [seq for seq in (previous, sequence_map.max_seq(file_names)) if seq is not None]
     return max(candidates) if candidates else None
+
+
+class LogBatchSeq:
+    """The highest input seq a micro-batch of the raw log read, from its checkpoint: the
+    files its source log lists (landing directory) or, for a Kafka topic, the `seq`
+    header of the last message before its end offsets. Kappa's `log` query and Lambda's
+    ingest both read the log this way."""
+
+    def __init__(self, checkpoint: str, input_dir: str | os.PathLike | None = None,
+                 kafka: tuple[str, str] | None = None):
+        """`input_dir` for the landing directory, or `kafka` = (bootstrap, topic)."""
+        self.checkpoint, self.kafka = checkpoint, kafka
+        self.sequence = SequenceMap(input_dir) if kafka is None else None
+
+    def of_batch(self, batch_id: int) -> int | None:
+        from shared import checkpoints
+
+        if self.kafka is None:
+            return self.sequence.max_seq(checkpoints.files_of_batch(self.checkpoint, batch_id))
+        from shared.kafka import last_seq_before
+
+        bootstrap, topic = self.kafka
+        ends = checkpoints.kafka_end_offsets(self.checkpoint, batch_id).get(topic, {})
+        return last_seq_before(bootstrap, topic, ends)

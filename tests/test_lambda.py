@@ -87,6 +87,26 @@ def test_every_cutoff_serves_each_line_once(spark, small_input, oracle, tmp_path
     assert _same_exports(config.workdir, oracle) == []
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_kafka_ingest_gives_the_same_exports_as_the_landing_directory(spark, small_input, oracle, tmp_path,
+                                                                      kafka_bootstrap, new_topic):
+    """`--source kafka`: the master is ingested from the topic the replayer writes; the
+    exports equal the oracle's, and the serving commits include the topic's last line."""
+    from experiments.inputs.replay import replay_to_kafka
+    from lambda_arch.app import LambdaConfig, run
+    from shared.raw_lines import count_raw_lines
+
+    topic = new_topic("lambda-sales")
+    replay_to_kafka(small_input, kafka_bootstrap, topic)
+    config = LambdaConfig(str(small_input), str(tmp_path / "w"), source="kafka", kafka_bootstrap=kafka_bootstrap,
+                          kafka_topic=topic)
+    run(spark, config)
+    assert _same_exports(tmp_path / "w", oracle) == []
+    last_seq = sum(count_raw_lines(p) for p in small_input.glob("sales_*.csv")) - 1
+    assert {q: c.max_seq for q, c in _last_rows(tmp_path / "w").items()} == {q: last_seq for q in QUERY_NAMES}
+
+
 def _fake_started(checkpoint: str, query_id: str = "11111111-2222-3333-4444-555555555555") -> None:
     """What Spark writes when a query starts: the query id in the checkpoint's metadata."""
     Path(checkpoint).mkdir(parents=True, exist_ok=True)

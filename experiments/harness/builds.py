@@ -81,7 +81,8 @@ def _run_lambda(spark, request: RunRequest) -> dict[str, str]:
 
     config = LambdaConfig(request.input_dir, request.workdir, settings=request.settings,
                           queries=request.queries or QUERY_NAMES, batch_mb=request.drain_batch_mb,
-                          max_files_per_trigger=request.max_files_per_trigger)
+                          max_files_per_trigger=request.max_files_per_trigger, source=request.source,
+                          kafka_bootstrap=request.kafka_bootstrap, kafka_topic=request.kafka_topic)
     if request.follow:
         return follow(spark, config, request.should_stop, BatchSchedule.parse(request.batch_every),
                       interval=request.interval, fresh=request.fresh, report=request.report)
@@ -109,7 +110,8 @@ def _run_oracle(_spark, request: RunRequest) -> dict[str, str]:
 BUILDS: dict[str, Build] = {build.name: build for build in (
     Build("kappa", "one Structured Streaming application over a replayable log", _run_kappa,
           sources=("files", "kafka"), follows=True),
-    Build("lambda", "master dataset, batch, speed and serving layers", _run_lambda, follows=True),
+    Build("lambda", "master dataset, batch, speed and serving layers", _run_lambda,
+          sources=("files", "kafka"), follows=True),
     Build("dstream", "the legacy DStream/RDD application", _run_dstream, follows=True),
     Build("oracle", "the reference: plain Python parsing and pandas, no Spark", _run_oracle, uses_spark=False),
 )}
