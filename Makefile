@@ -4,11 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 JARS   := .lab/ivy/.resolved-stamp
-PROFILE ?= quick
+PROFILE ?= standard
 VERIFY_ROWS ?= 20000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars test test-crash test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
+.PHONY: help setup jars test test-crash test-e2e test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,15 +30,18 @@ jars: ## resolve the Delta and Kafka connector jars from Maven Central again
 	touch $(JARS)
 
 test: setup ## every test but the random-kill runs; starts (then stops) the Kafka broker and Spark cluster it needs
-	bash scripts/with-services.sh $(BIN)/pytest -m "not crash"
+	bash scripts/with-services.sh $(BIN)/pytest -m "not crash and not e2e"
 
 test-crash: setup ## the random-kill runs: each build killed ten times at random moments (CI runs them too)
 	bash scripts/with-services.sh $(BIN)/pytest -m crash
 
+test-e2e: setup ## every step of `lab experiments` end to end on a small input (CI runs it too)
+	$(BIN)/pytest -m e2e
+
 test-fast: setup ## the quick tests only (skips the slow end-to-end runs)
 	$(BIN)/pytest -m "not slow"
 
-experiments: setup ## the whole lab on embedded defaults; writes reports/<run-id>/
+experiments: setup ## the whole lab (PROFILE=standard by default; quick, full); writes reports/<run-id>/
 	$(BIN)/lab experiments --profile $(PROFILE)
 
 verify: setup ## generate data/verify/input (VERIFY_ROWS lines), run every build, compare with the oracle

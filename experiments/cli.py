@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from experiments.harness.builds import SPARK_BUILDS
+from experiments.harness.profiles import STEPS
 from experiments.progress import Progress
 from shared.export import QUERY_NAMES
 from shared.settings import DEFAULT_KAFKA_BOOTSTRAP, DEFAULT_SPARK_MASTER, settings_help
@@ -164,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--bootstrap", default=None, help=BOOTSTRAP_HELP)
     replay.add_argument("--partitions", type=_positive_int, default=1, help="partitions of a topic it creates")
     replay.add_argument("--rate", type=float, default=None, help="lines per second (default: as fast as possible)")
+    replay.add_argument("--rate-steps", type=_rate_steps, default=None, metavar="RATE:LINES,...",
+                        help="a stepped load instead of --rate (--to landing): LINES lines at RATE lines/s, then "
+                             "the next step, e.g. 100:1000,200:2000; units belong to the step of their first line")
+    replay.add_argument("--step-gap", type=float, default=0.0, metavar="SECONDS",
+                        help="silence between two rate steps, so a backlog can drain (default 0)")
     replay.add_argument("--log", help="folder for the emission log (replay_log.csv, replay_summary.json)")
     replay.add_argument("--order", choices=("file", "event-time"), default="file",
                         help="file: the files in name order, as they are (default); event-time: every line "
@@ -220,16 +226,56 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=float, default=3600.0, help="seconds one measured run may take (default 3600)")
     bench.set_defaults(handler=cmd_bench)
 
-    exp = commands.add_parser("experiments", help="the whole lab, ending in a report under reports/")
-    exp.add_argument("--profile", choices=("quick", "standard", "full"), default="quick")
+    exp = commands.add_parser(
+        "experiments", help="the whole lab, ending in a report under reports/",
+        description="The lab's steps in one run folder reports/<run-id>/: inputs (generated, reused while they "
+                    "match), drains (spark_batch, duckdb, kappa, lambda, dstream, each in its own process, repeated, "
+                    "every export against the oracle), latency (each build and the harness pass-through following "
+                    "a landing directory fed by the open-loop replayer at every rate of the profile), throughput "
+                    "(the highest rate with latency bounded: the latency step's rates, a ramp above them, bisection), "
+                    "reprocessing (city_revenue_v1 -> city_revenue: lab lambda batch against lab kappa replay, at "
+                    "two sizes or more), recovery (SIGKILL at a random moment of a live run, restart, lost and "
+                    "duplicated lines, time to catch up), late (lines beyond the watermark: counted, dropped, "
+                    "corrected), code_size, then the "
+                    "report (report.md, report.html, reports/index.html, reports/latest). Every measurement is a "
+                    "row of the run folder's metrics.csv. `lab experiments report RUN_DIR` redoes the report from "
+                    "the folder alone; `lab experiments compare RUN_A RUN_B` puts two runs side by side.")
+    exp.add_argument("--profile", choices=("quick", "standard", "full"), default="quick",
+                     help="quick: small, one repeat; standard: three repeats of the drains, latency and the knee "
+                          "(`make experiments`); full: larger inputs, five repeats, the rate search in depth "
+                          "(default quick)")
     exp.add_argument("--source", choices=("files", "kafka"), default="files",
-                     help="kappa's log: the landing directory, or a Kafka topic the input is published to "
-                          f"(LAB_KAFKA_BOOTSTRAP, default {DEFAULT_KAFKA_BOOTSTRAP}; `make kafka-up` starts one)")
-    exp.add_argument("--input", help="use this input directory instead of generating one")
+                     help="kappa's drain log: the input directory, or a Kafka topic the input is published to "
+                          f"(LAB_KAFKA_BOOTSTRAP, default {DEFAULT_KAFKA_BOOTSTRAP}; `make kafka-up` starts one); "
+                          "the live step always uses a landing directory")
+    exp.add_argument("--input", help="drain this input directory instead of a generated one (the live step "
+                                     "generates its own, cut into files for its rates)")
     exp.add_argument("--reports", default="reports", help="where run folders go (default reports/)")
     exp.add_argument("--data", default="data/experiments", help="where inputs and work folders go")
+    exp.add_argument("--steps", default=",".join(STEPS),
+                     help=f"comma-separated steps to run: {', '.join(STEPS)} (default all; the report always follows)")
+    exp.add_argument("--systems", default=None, help="drain systems, comma-separated (default spark_batch,duckdb,"
+                                                     "kappa,lambda,dstream)")
+    exp.add_argument("--live-builds", default=None, help="live builds, comma-separated (default passthrough,kappa,"
+                                                         "lambda,dstream)")
+    exp.add_argument("--builds", default=None,
+                     help="builds of the steps after latency, comma-separated (default passthrough,kappa,lambda,"
+                          "dstream; each step takes those it can measure: throughput the live builds among them, "
+                          "reprocessing lambda and kappa, recovery, late and code_size the three architectures)")
+    exp.add_argument("--run-dir", default=None, help="add the steps' rows to this existing run folder")
+    exp.add_argument("--timeout", type=float, default=3600.0, help="seconds one drain may take (default 3600)")
     _spark_options(exp)
     exp.set_defaults(handler=cmd_experiments)
+    exp_actions = exp.add_subparsers(dest="experiments_action", metavar="ACTION")
+    exp_report = exp_actions.add_parser("report", help="rebuild a run's report (and reports/index.html) from its "
+                                                       "folder alone")
+    exp_report.add_argument("run_dir", metavar="RUN_DIR")
+    exp_report.set_defaults(handler=cmd_experiments_report)
+    exp_compare = exp_actions.add_parser("compare", help="two runs side by side: reports/compare/<A>__<B>.html")
+    exp_compare.add_argument("run_a", metavar="RUN_A")
+    exp_compare.add_argument("run_b", metavar="RUN_B")
+    exp_compare.set_defaults(handler=cmd_experiments_compare)
+
     _with_settings_epilog(parser)
     return parser
 
@@ -255,6 +301,15 @@ def _kappa_options(parser, version_required: bool = False) -> None:
                         help="files per micro-batch with --source files (default: a drain takes whole files up to "
                              "LAB_DRAIN_BATCH_MB per micro-batch; --follow takes what arrived, up to that size); "
                              "dstream: files per batch of a drain (default: about 100,000 lines)")
+
+
+def _rate_steps(text: str):
+    from experiments.inputs.replay import parse_rate_steps
+
+    try:
+        return parse_rate_steps(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _batch_schedule(text: str) -> str:
@@ -489,12 +544,16 @@ def cmd_replay(args, progress: Progress) -> int:
     from experiments.inputs.replay import replay_to_kafka, replay_to_landing
 
     show = lambda done, total: progress.fraction(done, total, "lines")
+    if args.rate_steps is not None and args.rate is not None:
+        raise ValueError("give either --rate or --rate-steps, not both")
     if args.to == "landing":
         if not args.landing:
             raise ValueError("--to landing needs --landing DIR")
         summary = replay_to_landing(args.input, args.landing, args.rate, log_dir=args.log, progress=show,
-                                    order=args.order)
+                                    order=args.order, rate_steps=args.rate_steps, step_gap_s=args.step_gap)
     else:
+        if args.rate_steps is not None:
+            raise ValueError("--rate-steps is for --to landing")
         bootstrap = _bootstrap(args)
         summary = replay_to_kafka(args.input, bootstrap, args.topic, args.rate, partitions=args.partitions,
                                   log_dir=args.log, progress=show, order=args.order)
@@ -560,12 +619,38 @@ def cmd_bench(args, progress: Progress) -> int:
     return run_bench(options, progress)
 
 
+def _names(text: str | None) -> tuple[str, ...] | None:
+    return tuple(n.strip() for n in text.split(",") if n.strip()) if text else None
+
+
 def cmd_experiments(args, progress: Progress) -> int:
+    from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS
     from experiments.harness.runner import run_experiments
 
     report = run_experiments(profile=args.profile, source=args.source, master=args.master, input_dir=args.input,
-                             reports_root=Path(args.reports), data_root=Path(args.data), progress=progress)
+                             reports_root=Path(args.reports), data_root=Path(args.data), progress=progress,
+                             steps=_names(args.steps) or (), systems=_names(args.systems) or DRAIN_SYSTEMS,
+                             live_builds=_names(args.live_builds) or LIVE_BUILDS, run_dir=args.run_dir,
+                             timeout_s=args.timeout, builds=_names(args.builds) or LIVE_BUILDS)
     print(f"report: {report}")
+    return 0
+
+
+def cmd_experiments_report(args, progress: Progress) -> int:
+    from experiments.report.index import write_index
+    from experiments.report.writer import write_report
+
+    run_dir = Path(args.run_dir)
+    report = write_report(run_dir)
+    write_index(run_dir.resolve().parent)
+    print(f"report: {report.with_suffix('.html')}")
+    return 0
+
+
+def cmd_experiments_compare(args, progress: Progress) -> int:
+    from experiments.report.index import compare
+
+    print(f"comparison: {compare(args.run_a, args.run_b)}")
     return 0
 
 

@@ -30,3 +30,24 @@ class Progress:
         percent = 100.0 * done / total if total else 100.0
         end = "\r" if self.stream.isatty() and done < total else "\n"
         print(f"[{self._elapsed()}] {what} {done:,}/{total:,} ({percent:5.1f}%)", end=end, file=self.stream, flush=True)
+
+
+class TimeLeft:
+    """Time left of a plan of tasks with estimated seconds: the estimates of the tasks not
+    done yet, scaled by how the finished ones compared with their estimates."""
+
+    def __init__(self, estimates: dict[str, float]):
+        self.estimates = dict(estimates)   # task -> estimated seconds
+        self.done: dict[str, float] = {}   # task -> actual seconds
+
+    def finish(self, task: str, seconds: float) -> None:
+        self.done[task] = seconds
+
+    def seconds_left(self) -> float:
+        estimated_done = sum(self.estimates[t] for t in self.done if t in self.estimates)
+        scale = (sum(self.done.values()) / estimated_done) if estimated_done else 1.0
+        return scale * sum(s for t, s in self.estimates.items() if t not in self.done)
+
+    def text(self) -> str:
+        seconds = int(round(self.seconds_left()))
+        return f"about {seconds // 60} min {seconds % 60:02d} s left" if seconds else "finishing"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.harness import bench
+from experiments.harness import bench, follow
 from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.reference.oracle import classify_line, run_oracle
 from shared.export import QUERY_NAMES, export_path, results_dir
@@ -135,8 +135,8 @@ def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
     log.append("city_revenue", 29, 1, visible_at=1002.3)     # unit 2: window_revenue never covers it
     latencies = bench.unit_latencies(replay, commit_log_path(tmp_path, "kappa"), ("city_revenue", "window_revenue"))
     assert latencies == [pytest.approx(1.8), pytest.approx(0.8), None]
-    assert not bench.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue", "window_revenue"), 29)
-    assert bench.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue",), 29)
+    assert not follow.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue", "window_revenue"), 29)
+    assert follow.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue",), 29)
 
 
 def test_metrics_rows_are_appended_under_one_header(tmp_path):

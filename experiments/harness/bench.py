@@ -12,12 +12,13 @@ What one run of `lab bench` does:
 3. For each repeat, each system in its own process (own JVM, own fresh workdir under
    DATA/work/<run_id>/): `spark_batch`, `duckdb`, `kappa`, `lambda`, `dstream`. The
    process tree (the Python driver, its JVM, Python workers) is polled every 0.2 s
-   (`MeasuredCommand`): wall seconds of the whole process (interpreter and JVM start
+   (`MeasuredCommand`, experiments/harness/measure.py): wall seconds of the whole process (interpreter and JVM start
    included, for builds and baselines alike), CPU seconds (user + system of every process
    seen in the tree, each one's last reading kept so exited children still count) and the
    peak of the tree's summed RSS. The export is compared byte for byte with the oracle's
    (experiments/harness/verify.py `compare_export`).
-4. The live phase (`kappa_live`, unless --no-live): `lab run kappa --follow` on an empty
+4. The live phase (`kappa_live`, unless --no-live; experiments/harness/follow.py, which
+   `lab experiments` uses for every build): `lab run kappa --follow` on an empty
    landing directory, then `lab replay` lands a live input there at a fixed rate in small
    files (one file per micro-batch); once the commit log covers the last unit for every
    query, SIGTERM to kappa's process group. Latency per unit = the latest, over queries, of
@@ -41,22 +42,19 @@ import math
 import os
 import platform
 import shutil
-import signal
 import statistics
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 import psutil
 
+from experiments.harness.measure import Measurement, measure_command, python_command
+from experiments.harness.latency import slowest_query_latencies as unit_latencies
 from experiments.harness.verify import FAILING, IDENTICAL, NOT_APPLICABLE, compare_export
 from experiments.progress import Progress
-from shared.commit_log import append_csv_rows, commit_log_path, read_commits
+from shared.commit_log import append_csv_rows
 from shared.export import QUERY_NAMES, results_dir
 from shared.settings import WorkloadSettings
 
@@ -72,146 +70,6 @@ METRICS_COLUMNS = (
     "latency_p50_s", "latency_p95_s", "latency_max_s",
 )
 PROFILE_COLUMNS = ("run_id", "build", "repeat", "query", "part", "ms", "batches")
-SAMPLE_SECONDS = 0.2
-# After the measured process exits, its JVM and workers get this long to go too (their CPU
-# still counts); what is left is killed, so the next measurement starts on a quiet machine.
-TAIL_SECONDS = 15.0
-
-
-# ---------------------------------------------------------------------------------------
-# Measuring a command: wall time, CPU seconds and peak RSS of its whole process tree
-# ---------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Measurement:
-    wall_s: float        # start to the exit of the command's own process
-    cpu_s: float         # user + system over every process seen in its tree
-    peak_rss_mb: float   # highest sum of RSS over the tree at one sample (MiB)
-    exit_code: int
-    processes: int       # how many distinct processes were seen
-
-
-class MeasuredCommand:
-    """Runs a command in its own session (so its process group can be signalled) with
-    output to `log_path`, and polls its process tree every `interval` seconds.
-
-    `start()`, then `wait()` returns the Measurement; in between, `signal_group` and
-    `running` let a caller drive a long-running command (the live phase)."""
-
-    def __init__(self, command: list[str], log_path: str | os.PathLike, *, env: Mapping[str, str] | None = None,
-                 cwd: str | os.PathLike | None = None, interval: float = SAMPLE_SECONDS):
-        self.command, self.log_path, self.env, self.cwd, self.interval = command, Path(log_path), env, cwd, interval
-        self._cpu: dict[tuple[int, float], float] = {}        # (pid, create time) -> last user+system
-        self._procs: dict[tuple[int, float], psutil.Process] = {}
-        self._peak_rss = 0
-        self._exited = threading.Event()
-        self._ended_at: float | None = None
-
-    def start(self) -> "MeasuredCommand":
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
-        self._started_at = time.monotonic()
-        self.popen = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=dict(self.env) if self.env is not None else None, cwd=self.cwd,
-                                      start_new_session=True)
-        self.pgid = self.popen.pid   # a new session: the process leads its own group
-        try:
-            self._root = psutil.Process(self.popen.pid)
-            self._procs[(self._root.pid, self._root.create_time())] = self._root
-        except psutil.Error:
-            self._root = None
-        threading.Thread(target=self._await_exit, daemon=True).start()
-        self._sampler = threading.Thread(target=self._sample_until_exit, daemon=True)
-        self._sampler.start()
-        return self
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def running(self) -> bool:
-        return not self._exited.is_set()
-
-    def signal_group(self, signum: int) -> None:
-        try:
-            os.killpg(self.pgid, signum)
-        except ProcessLookupError:
-            pass
-
-    def wait(self, timeout: float | None = None) -> Measurement:
-        """Wait for the command to exit (SIGKILL to its group after `timeout` seconds, then
-        TimeoutError), let its remaining processes go, and return what was measured."""
-        if not self._exited.wait(timeout):
-            self.signal_group(signal.SIGKILL)
-            self._exited.wait(30)
-            self._finish()
-            raise TimeoutError(f"{' '.join(self.command[:6])} ... did not finish within {timeout:.0f} s "
-                               f"(killed; its output is in {self.log_path})")
-        return self._finish()
-
-    def _finish(self) -> Measurement:
-        self._sampler.join()
-        exit_code = self.popen.wait()   # reaps it (the sampler read its last CPU times as a zombie)
-        self._log.close()
-        return Measurement(wall_s=round((self._ended_at or time.monotonic()) - self._started_at, 3),
-                           cpu_s=round(sum(self._cpu.values()), 3), peak_rss_mb=round(self._peak_rss / 2**20, 1),
-                           exit_code=exit_code, processes=len(self._cpu))
-
-    def _await_exit(self) -> None:
-        """Notes the moment the process exits without reaping it, so its CPU times can
-        still be read (a zombie keeps them) before `wait` reaps it."""
-        try:
-            os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOWAIT)
-        except ChildProcessError:
-            pass
-        self._ended_at = time.monotonic()
-        self._exited.set()
-
-    def _tree(self) -> list[psutil.Process]:
-        if self._root is not None:
-            try:
-                for child in self._root.children(recursive=True):
-                    key = (child.pid, child.create_time())
-                    self._procs.setdefault(key, child)
-            except psutil.Error:
-                pass
-        return list(self._procs.values())
-
-    def _sample(self) -> int:
-        """One reading of every known process; returns how many are still alive."""
-        total_rss, alive = 0, 0
-        for process in self._tree():
-            key = (process.pid, process.create_time())
-            try:
-                with process.oneshot():
-                    times = process.cpu_times()
-                    self._cpu[key] = times.user + times.system
-                    if process.status() == psutil.STATUS_ZOMBIE:
-                        continue
-                    total_rss += process.memory_info().rss
-                    alive += 1
-            except psutil.Error:   # gone since the last reading: its last CPU times stay counted
-                continue
-        self._peak_rss = max(self._peak_rss, total_rss)
-        return alive
-
-    def _sample_until_exit(self) -> None:
-        while not self._exited.wait(self.interval):
-            self._sample()
-        self._sample()   # the command's own process is a zombie now: its final CPU times
-        deadline = time.monotonic() + TAIL_SECONDS
-        while time.monotonic() < deadline:   # its JVM and workers exit on their own shortly
-            if self._sample() == 0:
-                return
-            time.sleep(self.interval)
-        self.signal_group(signal.SIGKILL)
-
-
-def measure_command(command: list[str], log_path: str | os.PathLike, *, timeout: float | None = None,
-                    env: Mapping[str, str] | None = None) -> Measurement:
-    """Run `command` to its end and measure it (see MeasuredCommand)."""
-    return MeasuredCommand(command, log_path, env=env).start().wait(timeout)
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,11 +113,6 @@ class BenchOptions:
         return self.live and "kappa" in self.builds
 
 
-def python_command(*args: str) -> list[str]:
-    """A command run by this very interpreter (the venv's): `lab ...` is `-m experiments.cli`."""
-    return [sys.executable, *args]
-
-
 def system_command(system: str, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
     if system == "spark_batch":
         command = python_command("-m", "experiments.baselines.spark_batch", "--input", str(input_dir),
@@ -274,14 +127,15 @@ def system_command(system: str, input_dir: Path, workdir: Path, master: str | No
 
 
 def prepare_input(data: Path, rows: int, seed: int, progress: Progress, prefix: str = "input",
-                  files: int | None = None) -> Path:
-    """A generated input in DATA/<prefix>-<rows>[-f<files>]-<seed>, reused when its manifest
-    (written last, so present only when complete) records the same options."""
+                  files: int | None = None, late_fraction: float = 0.0) -> Path:
+    """A generated input in DATA/<prefix>-<rows>[-f<files>][-late<fraction>]-<seed>, reused when
+    its manifest (written last, so present only when complete) records the same options."""
     from experiments.inputs.generate import MANIFEST_NAME, GeneratorOptions, _manifest_options, generate
 
-    options = GeneratorOptions(rows=rows, seed=seed, files=files,
+    options = GeneratorOptions(rows=rows, seed=seed, files=files, late_fraction=late_fraction,
                                watermark_seconds=WorkloadSettings.from_env().watermark_seconds)
-    target = data / (f"{prefix}-{rows}" + (f"-f{files}" if files else "") + f"-{seed}")
+    target = data / (f"{prefix}-{rows}" + (f"-f{files}" if files else "")
+                     + (f"-late{late_fraction:g}" if late_fraction else "") + f"-{seed}")
     manifest = target / MANIFEST_NAME
     if manifest.exists():
         try:
@@ -418,105 +272,24 @@ class LiveOutcome:
     problem: str = ""
 
 
-def wait_for(condition: Callable[[], bool], deadline_s: float, what: str, interval: float = 0.25,
-             abort: Callable[[], str | None] = lambda: None) -> None:
-    """Poll `condition` until it holds; TimeoutError after `deadline_s`, RuntimeError as
-    soon as `abort()` names a reason."""
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        reason = abort()
-        if reason:
-            raise RuntimeError(f"{what}: {reason}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {deadline_s:.0f} s")
-        time.sleep(interval)
-
-
-def unit_latencies(replay_dir: Path, commit_log: Path, queries: Iterable[str]) -> list[float | None]:
-    """Per emitted unit, in order: the latest over `queries` of the first commit covering
-    it, minus its intended emission time (None when some query never covered it)."""
-    from experiments.harness.latency import read_emitted_units, unit_latencies as pair
-
-    wanted = set(queries)
-    units = read_emitted_units(replay_dir)
-    by_unit: dict[int, dict[str, float | None]] = {}
-    for row in pair(units, [c for c in read_commits(commit_log) if c.query in wanted]):
-        by_unit.setdefault(row.unit, {})[row.query] = row.latency_s
-    result = []
-    for unit in units:
-        values = by_unit.get(unit.unit, {})
-        covered = set(values) == wanted and all(v is not None for v in values.values())
-        result.append(max(values.values()) if covered else None)
-    return result
-
-
-def covered_by_all(commit_log: Path, queries: Iterable[str], last_seq: int) -> bool:
-    highest: dict[str, int] = {}
-    for commit in read_commits(commit_log):
-        highest[commit.query] = max(highest.get(commit.query, -1), commit.max_seq)
-    return all(highest.get(q, -1) >= last_seq for q in queries)
-
-
-def _started(workdir: Path, plans: list[str]) -> bool:
-    """Has every one of kappa's streaming queries started (Spark wrote its checkpoint's
-    metadata, with the query id)?"""
-    from shared import checkpoints
-
-    return all(any(checkpoints.query_id(str(folder)) for folder in workdir.glob(f"kappa/*/checkpoints/{plan}"))
-               for plan in plans)
-
-
 def run_live(options: BenchOptions, live_input: Path, workdir: Path, queries: tuple[str, ...],
              progress: Progress) -> LiveOutcome:
-    """kappa --follow on a landing directory, the replayer feeding it; see the module doc."""
-    from experiments.harness.latency import read_emitted_units
+    """kappa --follow on a landing directory, the replayer feeding it at one rate, one landed
+    file per micro-batch (experiments/harness/follow.py); see the module doc."""
+    from experiments.harness.follow import followers, run_follow
 
-    landing, replay_dir = workdir / "landing", workdir / "replay"
-    landing.mkdir(parents=True)
-    # The joined queries read the catalogue and the shipments from the log's folder: they are
-    # reference data, in place before the stream starts (only sales files are replayed).
-    for part in ("catalogue", "shipments"):
-        if (live_input / part).is_dir():
-            shutil.copytree(live_input / part, landing / part)
-    command = python_command("-m", "experiments.cli", "run", "kappa", "--follow", "--input", str(landing),
-                             "--workdir", str(workdir), "--interval", options.live_interval,
-                             "--max-files-per-trigger", "1")   # one landed file, one micro-batch
-    command += ["--master", options.master] if options.master else []
-    kappa = MeasuredCommand(command, workdir / "run.log").start()
-    plans = ["log", "window_revenue"] + (["fulfilment_pairs"] if (landing / "shipments").is_dir() else [])
-    commit_log = commit_log_path(workdir, "kappa")
-    exited = lambda: None if kappa.running else f"kappa exited early (see {workdir / 'run.log'})"
-    try:
-        progress.stage(f"{LIVE}: starting kappa --follow on {landing}")
-        wait_for(lambda: _started(workdir, plans), 600, "kappa's streaming queries did not start", abort=exited)
-        progress.stage(f"{LIVE}: replaying {live_input.name} at {options.live_rate:,.0f} lines/s "
-                       f"({options.live_file_lines:,} lines a file) for about {options.live_seconds:.0f} s")
-        replay = subprocess.run(
-            python_command("-m", "experiments.cli", "--quiet", "replay", "--to", "landing", "--input", str(live_input),
-                           "--landing", str(landing), "--rate", str(options.live_rate), "--log", str(replay_dir)),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=options.live_seconds * 3 + 300)
-        (workdir / "replay.log").write_text(replay.stdout, encoding="utf-8")
-        if replay.returncode != 0:
-            raise RuntimeError(f"the replay failed (exit {replay.returncode}), see {workdir / 'replay.log'}")
-        last_seq = read_emitted_units(replay_dir)[-1].last_seq
-        progress.stage(f"{LIVE}: replay done; waiting until every query's commits cover line {last_seq:,}")
-        wait_for(lambda: covered_by_all(commit_log, queries, last_seq), options.live_drain_timeout_s,
-                 "kappa's commits did not cover the whole replay", abort=exited)
-        problem = ""
-    except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as error:
-        problem = str(error)
-        progress.stage(f"{LIVE}: {problem}")
-    kappa.signal_group(signal.SIGTERM)   # --follow stops between micro-batches, then exports
-    try:
-        measurement = kappa.wait(timeout=600)
-    except TimeoutError as error:
-        return LiveOutcome(None, [], 0, 0, f"{problem}; {error}" if problem else str(error))
-    if not (replay_dir / "replay_log.csv").exists():
-        return LiveOutcome(measurement, [], 0, 0, problem or "no replay log")
-    per_unit = unit_latencies(replay_dir, commit_log, queries)
+    follower = followers(kappa_extra=("--max-files-per-trigger", "1"))["kappa"]   # one landed file, one micro-batch
+    run = run_follow(follower, live_input, workdir, rate=options.live_rate, interval=options.live_interval,
+                     master=options.master, drain_timeout_s=options.live_drain_timeout_s,
+                     stage=lambda message: progress.stage(f"{LIVE}: {message}"))
+    if run.measurement is None:
+        return LiveOutcome(None, [], 0, 0, run.problem)
+    if not (run.replay_dir / "replay_log.csv").exists():
+        return LiveOutcome(run.measurement, [], 0, 0, run.problem or "no replay log")
+    per_unit = unit_latencies(run.replay_dir, run.commit_log, queries)
     measured = per_unit[options.warmup_units:]
     latencies = [v for v in measured if v is not None]
-    return LiveOutcome(measurement, latencies, len(measured), len(measured) - len(latencies), problem)
+    return LiveOutcome(run.measurement, latencies, len(measured), len(measured) - len(latencies), run.problem)
 
 
 # ---------------------------------------------------------------------------------------

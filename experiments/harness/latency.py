@@ -106,3 +106,30 @@ def max_seq_decreases(commits: Iterable[Commit]) -> list[tuple[Commit, Commit]]:
     max_seq went down: a result that forgets input it had included. Empty when sound."""
     return [(earlier, later) for rows in commits_by_query(commits).values()
             for earlier, later in zip(rows, rows[1:]) if later.max_seq < earlier.max_seq]
+
+
+def latest_over_queries(rows: Iterable[UnitLatency], units: list[EmittedUnit],
+                        queries: Iterable[str]) -> list[float | None]:
+    """Per unit, in `units` order: the latest over `queries` of its latency, i.e. when the
+    last of them made it visible (None when some query never covered it)."""
+    wanted = set(queries)
+    by_unit: dict[int, dict[str, float | None]] = {}
+    for row in rows:
+        if row.query in wanted:
+            by_unit.setdefault(row.unit, {})[row.query] = row.latency_s
+    result = []
+    for unit in units:
+        values = by_unit.get(unit.unit, {})
+        covered = set(values) == wanted and all(v is not None for v in values.values())
+        result.append(max(values.values()) if covered else None)
+    return result
+
+
+def slowest_query_latencies(replay_log_dir: str | os.PathLike, commit_log: str | os.PathLike,
+                            queries: Iterable[str]) -> list[float | None]:
+    """Per emitted unit, in order: the latest over `queries` of the first commit covering
+    it, minus its intended emission time (None when some query never covered it)."""
+    queries = tuple(queries)
+    units = read_emitted_units(replay_log_dir)
+    rows = unit_latencies(units, [c for c in read_commits(commit_log) if c.query in set(queries)])
+    return latest_over_queries(rows, units, queries)

@@ -1,166 +1,200 @@
-"""`lab experiments`: generation, the systems under test, measurement and reporting as
-separate steps. Each step writes files in the run folder; the report step reads only
-those files (timings.csv, equivalence-*.json, environment.json)."""
+"""`lab experiments`: the lab's steps, each writing into one run folder `reports/<run-id>/`.
+
+1. inputs       the drain input and the live input, generated (or `--input` for the drains),
+                reused while their manifests match (experiments/harness/bench.py `prepare_input`),
+                and the oracle over each (in this process: it has no Spark)
+2. drains       drain_step.py: every system in its own process, repeated, every export against
+                the oracle
+3. latency      latency_step.py: each build following a landing directory fed by the open-loop
+                replayer at every rate of the profile, plus the harness pass-through
+4. throughput   throughput_step.py: per build, a search over rates for the highest one at which
+                latency stays bounded
+5. reprocessing reprocess_step.py: city_revenue_v1 -> city_revenue, Lambda's batch recompute
+                against Kappa's replay into a new version, at two input sizes or more
+6. recovery     recovery_step.py: each build SIGKILLed at a random moment of a live run, restarted;
+                lost and duplicated lines, time to its first new commit and to catch up
+7. late         late_step.py: an input with lines beyond the watermark; what each build counted,
+                dropped or corrected later
+8. code_size    code_size.py: lines each build needs, its own and the shared ones
+9. report       experiments/report/: reads only the run folder (metrics.csv, latency/,
+                recovery/, environment.json) and writes report.md and report.html, then
+                reports/index.html and reports/latest
+
+Each step appends its rows to metrics.csv as it goes; `--steps` runs some of them, and
+`--run-dir` adds them to an existing run folder; `lab experiments report RUN_DIR` redoes the
+report alone.
+"""
 from __future__ import annotations
 
-import csv
-import datetime as dt
-import json
 import os
-import platform
-import shutil
-import subprocess
-from dataclasses import asdict, dataclass
+import time
 from pathlib import Path
+from typing import Mapping
 
-from experiments.progress import Progress
-from shared.atomic import write_text_atomic
-from shared.settings import LabSettings, WorkloadSettings
+from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS, PROFILES, STEP_BUILDS, STEPS, Profile, search_ramp
+from experiments.harness.run_folder import RunFolder, environment, utc_now
+from experiments.progress import Progress, TimeLeft
+from shared.settings import LabSettings
 
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    rows: int
-    repeats: int
-    seed: int = 7
-
-
-PROFILES = {
-    "quick": Profile("quick", rows=50_000, repeats=2),
-    "standard": Profile("standard", rows=200_000, repeats=3),
-    "full": Profile("full", rows=1_000_000, repeats=5),
-}
-TIMINGS_COLUMNS = ("run_id", "profile", "repeat", "build", "seconds", "raw_lines", "master", "source")
+# Rough seconds per measured process on a 2-core machine, for the time-left display only:
+# a JVM start plus (drains) a few seconds per 10,000 lines.
+DRAIN_ESTIMATE_S = {"spark_batch": 40, "duckdb": 3, "kappa": 70, "lambda": 100, "dstream": 45}
+LIVE_START_STOP_S = 60
 
 
-def prepare_input(profile: Profile, data_root: Path, progress: Progress,
-                  settings: WorkloadSettings = WorkloadSettings()) -> Path:
-    """Generate the profile's input once (out-of-order lines inside the builds' watermark);
-    reuse it while its manifest matches."""
-    from experiments.inputs.generate import GeneratorOptions, generate
-
-    target = data_root / f"input-{profile.name}-seed{profile.seed}"
-    options = GeneratorOptions(rows=profile.rows, seed=profile.seed, watermark_seconds=settings.watermark_seconds)
-    manifest = target / "_manifest.json"
-    if manifest.exists():
-        recorded = json.loads(manifest.read_text()).get("options", {})
-        if (recorded.get("rows"), recorded.get("seed"), recorded.get("watermark_seconds")) == (
-                options.rows, options.seed, options.watermark_seconds):
-            progress.stage(f"reusing the generated input {target}")
-            return target
-    progress.stage(f"generating {profile.rows:,} rows (seed {profile.seed}) into {target}")
-    generate(target, options, progress=lambda done, total: progress.fraction(done, total, "rows"))
-    return target
-
-
-def _java_version() -> str:
-    try:
-        out = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
-        return (out.stderr or out.stdout).splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return "unknown"
-
-
-def _memory_gib() -> float | None:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemTotal:"):
-                    return round(int(line.split()[1]) / 1024 / 1024, 1)
-    except OSError:
-        return None
-    return None
+def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) -> dict[str, float]:
+    plan = {}
+    scale = max(1.0, profile.drain_rows / 20_000)
+    for repeat in range(1, profile.repeats + 1):
+        if "drains" in steps:
+            plan.update({f"drain {s} r{repeat}": DRAIN_ESTIMATE_S[s] * scale for s in drain_systems})
+        if "latency" in steps:
+            replay_s = len(profile.rates) * (profile.step_seconds + profile.step_gap_s) + profile.start_warmup_s
+            plan.update({f"latency {b} r{repeat}": LIVE_START_STOP_S + replay_s for b in live_builds})
+    for repeat in range(1, profile.other_repeats + 1):
+        if "throughput" in steps:   # the latency step's rates start the ramp when it runs too
+            ramp = [r for r in search_ramp(profile) if "latency" not in steps or r > max(profile.rates)]
+            ramp_s = (len(ramp) * (profile.search_step_seconds + profile.step_gap_s) + profile.start_warmup_s
+                      if ramp else -LIVE_START_STOP_S)
+            probe_s = profile.search_step_seconds + LIVE_START_STOP_S
+            plan.update({f"throughput {b} r{repeat}": LIVE_START_STOP_S + ramp_s + profile.search_bisections * probe_s
+                         for b in step_builds("throughput", live_builds)})
+        if "reprocessing" in steps:
+            plan.update({f"reprocessing {b} r{repeat}": len(profile.reprocess_rows) * 2 * DRAIN_ESTIMATE_S[b]
+                         for b in step_builds("reprocessing", builds)})
+        if "recovery" in steps:
+            plan.update({f"recovery {b} r{repeat}": 2 * LIVE_START_STOP_S + profile.recovery_seconds
+                         for b in step_builds("recovery", builds)})
+        if "late" in steps:
+            plan.update({f"late {b} r{repeat}": DRAIN_ESTIMATE_S[b] * (2.5 if b == "lambda" else 1)
+                         for b in step_builds("late", builds)})
+    return plan
 
 
-def environment(spark, profile: Profile, source: str, input_dir: Path, settings: WorkloadSettings) -> dict:
-    import delta
-    import pyspark
-
-    from shared.spark import DELTA_PACKAGE, KAFKA_PACKAGE
-
-    return {
-        "started_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpus": os.cpu_count(), "memory_gib": _memory_gib()},
-        "spark_master": spark.sparkContext.master,
-        "versions": {"python": platform.python_version(), "pyspark": pyspark.__version__,
-                     "delta_spark_python": getattr(delta, "__version__", "4.4.1"),
-                     "delta_jar": DELTA_PACKAGE, "kafka_connector": KAFKA_PACKAGE, "java": _java_version()},
-        "profile": asdict(profile), "source": source, "input": str(input_dir),
-        "settings": asdict(settings),
-        "spark_conf": {k: v for k, v in spark.sparkContext.getConf().getAll()
-                       if k in ("spark.sql.shuffle.partitions", "spark.default.parallelism", "spark.master")},
-    }
+def step_builds(step: str, chosen) -> tuple[str, ...]:
+    """The chosen builds a step can measure, in the step's order. `chosen`: builds, or a
+    mapping of step -> builds (a step it does not name gets none)."""
+    if isinstance(chosen, Mapping):
+        chosen = chosen.get(step, ())
+    return tuple(b for b in STEP_BUILDS[step] if b in chosen)
 
 
 def run_experiments(profile: str = "quick", source: str = "files", master: str | None = None,
                     input_dir: str | None = None, reports_root: Path = Path("reports"),
-                    data_root: Path = Path("data/experiments"), progress: Progress | None = None) -> Path:
-    from experiments.report.writer import write_report
-    from experiments.harness.verify import SPARK_BUILDS, compare_all, run_builds
+                    data_root: Path = Path("data/experiments"), progress: Progress | None = None,
+                    steps: tuple[str, ...] = STEPS, systems: tuple[str, ...] = DRAIN_SYSTEMS,
+                    live_builds: tuple[str, ...] = LIVE_BUILDS, run_dir: str | None = None,
+                    timeout_s: float = 3600.0, builds: tuple[str, ...] | Mapping[str, tuple[str, ...]] = LIVE_BUILDS
+                    ) -> Path:
+    """`profile`: a name of PROFILES or a Profile. `builds`: the builds of the steps after
+    latency (each step takes those it can measure; throughput those of `live_builds` among
+    them), or a mapping step -> builds."""
+    from experiments.harness.bench import prepare_input
+    from experiments.harness.drain_step import oracle_metrics, run_drains
+    from experiments.harness.follow import followers
+    from experiments.harness.latency_step import run_latency
+    from experiments.reference.oracle import run_oracle
+    from experiments.report.index import publish
+    from shared.export import results_dir
     from shared.inputs import inspect_input
-    from shared.spark import create_spark_session
 
     progress = progress or Progress()
-    chosen = PROFILES[profile]
+    chosen = profile if isinstance(profile, Profile) else PROFILES[profile]
+    named = set().union(*builds.values()) if isinstance(builds, Mapping) else set(builds)
+    unknown = (set(steps) - set(STEPS) or set(systems) - set(DRAIN_SYSTEMS) or set(live_builds) - set(LIVE_BUILDS)
+               or named - set(LIVE_BUILDS) or (set(builds) - set(STEPS) if isinstance(builds, Mapping) else set()))
+    if unknown:
+        raise ValueError(f"unknown steps or builds {sorted(unknown)}: steps {', '.join(STEPS)}; drain systems "
+                         f"{', '.join(DRAIN_SYSTEMS)}; live builds and builds {', '.join(LIVE_BUILDS)}")
     lab = LabSettings.from_env()
     settings = lab.workload
-    run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{chosen.name}"
-    run_dir = reports_root / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    data = Path(input_dir) if input_dir else prepare_input(chosen, data_root, progress, settings)
-    inspect_input(data)
-    progress.stage("starting Spark")
-    spark = create_spark_session("lab-experiments", master=master, settings=lab)
-    try:
-        write_text_atomic(run_dir / "environment.json",
-                          json.dumps(environment(spark, chosen, source, data, settings), indent=2))
-        workdir = data_root / "work" / run_id
-        options = kafka_log(data, run_id, progress, lab.kafka_bootstrap) if source == "kafka" else {}
-        for repeat in range(1, chosen.repeats + 1):
-            progress.stage(f"repeat {repeat}/{chosen.repeats}: oracle and {', '.join(SPARK_BUILDS)}")
-            statuses, seconds = run_builds(spark, data, workdir, SPARK_BUILDS, settings, progress.stage, options)
-            outcome = compare_all(workdir, statuses, SPARK_BUILDS, data, settings)
-            outcome.seconds = seconds
-            write_text_atomic(run_dir / f"equivalence-{repeat}.json", json.dumps(outcome.to_json(), indent=2))
-            raw = (outcome.accounting.get("oracle") or {}).get("raw_lines", "")
-            _append_timings(run_dir / "timings.csv", [
-                {"run_id": run_id, "profile": chosen.name, "repeat": repeat, "build": build,
-                 "seconds": f"{value:.3f}", "raw_lines": raw, "master": spark.sparkContext.master, "source": source}
-                for build, value in seconds.items()
-            ])
-        _keep_results(workdir, run_dir)
-    finally:
-        spark.stop()
-    progress.stage("writing the report")
-    report = write_report(run_dir)
+    master_url = master or lab.spark_master
+    if run_dir:
+        run = RunFolder(Path(run_dir))
+        if not run.environment_path.exists():
+            raise FileNotFoundError(f"{run.path} is not a run folder (no environment.json)")
+    else:
+        run = RunFolder.create(reports_root, chosen.name)
+        run.write_environment(environment(chosen.as_json(), source, master_url, input_dir))
+    progress.stage(f"run {run.run_id}: profile {chosen.name} ({chosen.description}), steps {', '.join(steps)}")
+    work = (Path(data_root) / "work" / run.run_id).resolve()
+    time_left = TimeLeft(estimates(chosen, steps, systems, live_builds, builds))
+    started = time.monotonic()
+
+    def stage(message: str) -> None:
+        progress.stage(f"{message}  [{time_left.text()}]")
+
+    if "drains" in steps:
+        drain_input = (Path(input_dir).expanduser().resolve() if input_dir
+                       else prepare_input(Path(data_root), chosen.drain_rows, chosen.seed, progress))
+        inspect_input(drain_input)
+        progress.stage(f"step inputs | oracle over the drain input {drain_input}")
+        oracle = run_oracle(drain_input, work / "oracle", settings)
+        run.append(oracle_metrics(oracle, oracle.raw_lines))
+        run.update_environment(drain_input=str(drain_input))
+        kafka = _publish_to_kafka(drain_input, run.run_id, progress, lab.kafka_bootstrap) if source == "kafka" else None
+        run_drains(run, drain_input, results_dir(work / "oracle", "oracle"), oracle.raw_lines, work / "drains",
+                   systems, chosen.repeats, master, settings, timeout_s, stage, kafka,
+                   on_done=lambda system, seconds: time_left.finish(f"drain {system} r{_repeat(time_left, 'drain', system)}",
+                                                                    seconds))
+    if "latency" in steps:
+        files = chosen.live_rows // chosen.file_lines
+        live_input = prepare_input(Path(data_root), files * chosen.file_lines, chosen.seed, progress, prefix="live",
+                                   files=files)
+        progress.stage(f"step inputs | oracle over the live input {live_input}")
+        live_oracle = run_oracle(live_input, work / "oracle-live", settings)
+        run.update_environment(live_input=str(live_input))
+        run_latency(run, followers(chosen.lambda_batch_every), live_builds, live_input,
+                    results_dir(work / "oracle-live", "oracle"), live_oracle.raw_lines, work / "latency", chosen,
+                    master, settings, stage,
+                    on_done=lambda build, seconds: time_left.finish(f"latency {build} r{_repeat(time_left, 'latency', build)}",
+                                                                   seconds))
+    done = lambda step: (lambda build, seconds: time_left.finish(f"{step} {build} r{_repeat(time_left, step, build)}",
+                                                              seconds))
+    if "throughput" in steps:
+        from experiments.harness.throughput_step import run_throughput
+
+        searched = step_builds("throughput", builds if isinstance(builds, Mapping) else set(live_builds) & set(builds))
+        run_throughput(run, followers(chosen.lambda_batch_every), searched,
+                       chosen, Path(data_root), work / "throughput", master, stage, on_done=done("throughput"))
+    if "reprocessing" in steps:
+        from experiments.harness.reprocess_step import run_reprocessing
+
+        run_reprocessing(run, step_builds("reprocessing", builds), chosen, Path(data_root), work / "reprocessing",
+                         master, settings, stage, on_done=done("reprocessing"))
+    if "recovery" in steps:
+        from experiments.harness.recovery_step import run_recovery
+
+        run_recovery(run, followers(chosen.lambda_batch_every), step_builds("recovery", builds), chosen,
+                     Path(data_root), work / "recovery", master, settings, stage, on_done=done("recovery"))
+    if "late" in steps:
+        from experiments.harness.late_step import run_late
+
+        run_late(run, step_builds("late", builds), chosen, Path(data_root), work / "late", master, settings, stage,
+                 on_done=done("late"))
+    if "code_size" in steps:
+        from experiments.harness.code_size import run_code_size
+
+        run_code_size(run, stage)
+    run.update_environment(finished_utc=utc_now(), load_average_at_end=[round(x, 2) for x in os.getloadavg()],
+                           measured_minutes=round((time.monotonic() - started) / 60, 1), work_folders=str(work))
+    progress.stage("step report | from the run folder alone")
+    report = publish(run.path)
     progress.stage(f"report written: {report}")
     return report
 
 
-def kafka_log(input_dir: Path, run_id: str, progress: Progress, bootstrap: str) -> dict[str, dict]:
-    """Publish the input to a topic of its own once; kappa then replays it from there
-    (lambda and dstream keep the landing directory: neither has a Kafka path)."""
+def _repeat(time_left: TimeLeft, step: str, name: str) -> int:
+    """The repeat a finished task belongs to: one more than those of its kind already done."""
+    return 1 + sum(1 for task in time_left.done if task.startswith(f"{step} {name} r"))
+
+
+def _publish_to_kafka(input_dir: Path, run_id: str, progress: Progress, bootstrap: str) -> dict:
+    """Publish the drain input to a topic of its own once; kappa's drains then read it from
+    there (lambda and dstream keep the input directory: neither has a Kafka path)."""
     from experiments.inputs.replay import replay_to_kafka
 
-    topic = f"lab-{run_id}".replace(":", "-")
-    progress.stage(f"publishing the input to Kafka topic {topic} at {bootstrap}")
+    topic = f"lab-{run_id}"
+    progress.stage(f"step inputs | publishing the drain input to Kafka topic {topic} at {bootstrap}")
     replay_to_kafka(input_dir, bootstrap, topic)
-    return {"kappa": {"source": "kafka", "kafka_bootstrap": bootstrap, "kafka_topic": topic}}
-
-
-def _append_timings(path: Path, rows: list[dict]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=TIMINGS_COLUMNS, lineterminator="\n")
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-
-
-def _keep_results(workdir: Path, run_dir: Path) -> None:
-    """The last repeat's results exports go with the report, so a reader can diff them."""
-    source = workdir / "results"
-    if source.exists():
-        shutil.copytree(source, run_dir / "results", dirs_exist_ok=True)
+    return {"topic": topic, "bootstrap": bootstrap}

@@ -173,16 +173,65 @@ def _validated_rate(rate: float | None) -> float | None:
     return float(rate)
 
 
+class RateStep(NamedTuple):
+    """One step of a stepped schedule: `lines` lines emitted at `rate` lines per second."""
+    rate: float
+    lines: int
+
+
+def parse_rate_steps(text: str) -> tuple[RateStep, ...]:
+    """`RATE:LINES,RATE:LINES,...` (e.g. "100:1000,200:2000") as rate steps."""
+    steps = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        rate, sep, lines = part.partition(":")
+        try:
+            step = RateStep(float(rate), int(lines))
+        except ValueError:
+            step = None
+        if not sep or step is None or not math.isfinite(step.rate) or step.rate <= 0 or step.lines <= 0:
+            raise ValueError(f"bad rate step {part!r}: write RATE:LINES with a positive rate and line count, "
+                             "steps separated by commas (e.g. 100:1000,200:2000)")
+        steps.append(step)
+    if not steps:
+        raise ValueError("no rate steps given: write RATE:LINES,... (e.g. 100:1000,200:2000)")
+    return tuple(steps)
+
+
 class OpenLoopSchedule:
     """Intended times fixed in advance: the unit starting at global line L is due at
-    start + L / rate (start + 0 without a rate). Falling behind never moves them."""
+    start + L / rate (start + 0 without a rate). Falling behind never moves them.
 
-    def __init__(self, rate_lines_per_second: float | None):
+    With `steps` (a stepped load, one rate after another): step i emits its `lines` lines
+    at its rate from its own start, which is the previous step's start plus its lines /
+    rate plus `gap_s` of silence (so a backlog left by one step can drain before the next);
+    lines past the last step go on at the last rate. A unit belongs to the step of its first
+    line. `phases` records each step's first seq and start for the replay summary."""
+
+    def __init__(self, rate_lines_per_second: float | None, steps: Iterable[RateStep] | None = None,
+                 gap_s: float = 0.0):
         self.rate = _validated_rate(rate_lines_per_second)
+        self.phases: list[dict] | None = None
+        if steps is not None:
+            if self.rate is not None:
+                raise ValueError("give either a rate or rate steps, not both")
+            if not math.isfinite(gap_s) or gap_s < 0:
+                raise ValueError(f"the gap between rate steps must be 0 or more seconds, got {gap_s!r}")
+            self.phases, first_seq, start_s = [], 0, 0.0
+            for step in steps:
+                rate = _validated_rate(step.rate)
+                self.phases.append({"step": len(self.phases), "rate": rate, "first_seq": first_seq,
+                                    "lines": int(step.lines), "start_s": start_s})
+                first_seq += int(step.lines)
+                start_s += step.lines / rate + gap_s
+            if not self.phases:
+                raise ValueError("rate steps: at least one step is needed")
         self.start_monotonic = time.monotonic()
         self.start_wall = time.time()
 
     def intended_s(self, first_seq: int) -> float:
+        if self.phases is not None:
+            phase = next(p for p in reversed(self.phases) if p["first_seq"] <= first_seq or p["step"] == 0)
+            return phase["start_s"] + max(0, first_seq - phase["first_seq"]) / phase["rate"]
         return 0.0 if self.rate is None else first_seq / self.rate
 
     def elapsed_s(self) -> float:
@@ -271,6 +320,7 @@ class ReplaySummary:
     topic_created: bool | None = None
     notes: list[str] = field(default_factory=list)
     order: str = FILE_ORDER           # "file" or "event-time" (see the module docstring)
+    rate_steps: list[dict] | None = None   # a stepped schedule: each step's rate, first_seq, lines, start_s
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -293,7 +343,8 @@ class _Run:
     """What both targets share: the schedule, the log, progress and the summary."""
 
     def __init__(self, mode: str, input_dir, target: str, rate, files: list[_SalesFile],
-                 progress: ProgressCallback | None, order: str = FILE_ORDER):
+                 progress: ProgressCallback | None, order: str = FILE_ORDER,
+                 rate_steps: Iterable[RateStep] | None = None, step_gap_s: float = 0.0):
         self.mode, self.input_dir, self.target = mode, str(Path(input_dir).expanduser().resolve()), target
         self.files = files
         self.order = order
@@ -302,7 +353,7 @@ class _Run:
         self.log = ReplayLog()
         self.done_lines = 0
         self.cpu = _CpuMeter()
-        self.schedule = OpenLoopSchedule(rate)   # the clock starts here, after all set-up
+        self.schedule = OpenLoopSchedule(rate, rate_steps, step_gap_s)   # the clock starts here, after all set-up
 
     def wait_for(self, first_seq: int) -> float:
         intended = self.schedule.intended_s(first_seq)
@@ -326,7 +377,7 @@ class _Run:
             start_monotonic_s=self.schedule.start_monotonic,
             duration_s=self.schedule.elapsed_s(),
             lag_max_s=lags["max_s"], lag_p99_s=lags["p99_s"], lag_p50_s=lags["p50_s"],
-            order=self.order, **self.cpu.used(), **kafka_fields,
+            order=self.order, rate_steps=self.schedule.phases, **self.cpu.used(), **kafka_fields,
         )
 
     def finish(self, log_dir, **kafka_fields) -> ReplaySummary:
@@ -363,6 +414,8 @@ def replay_to_landing(
     log_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     order: str = FILE_ORDER,
+    rate_steps: Iterable[RateStep] | None = None,
+    step_gap_s: float = 0.0,
 ) -> ReplaySummary:
     """Land each sales file of `input_dir` in `landing_dir` as `{seq:06d}-{name}`, file k
     when its first line is due (start + lines before k / rate; all at once without a rate).
@@ -371,15 +424,19 @@ def replay_to_landing(
     `event_time_order`, as many as input file k has, named `{seq:06d}-event-time.csv`:
     the units, their seq ranges and the schedule stay those of file order.
 
+    `rate_steps` (instead of a rate) is a stepped load: see OpenLoopSchedule.
+
     The landing directory is created if missing; it must not already hold a file of the
     same name (a file source would skip or misread a rewritten file).
     """
     rate = _validated_rate(rate_lines_per_second)   # before anything is created
+    rate_steps = tuple(rate_steps) if rate_steps is not None else None
+    OpenLoopSchedule(rate, rate_steps, step_gap_s)   # refuses a bad schedule before anything is created
     order = _validated_order(order)
     files = _sales_files(input_dir)
     units = _landing_units(files, order)            # sorted before the clock starts
     landing = _prepared_landing(input_dir, landing_dir, [unit.name for unit in units])
-    run = _Run("landing", input_dir, str(landing), rate, files, progress, order)
+    run = _Run("landing", input_dir, str(landing), rate, files, progress, order, rate_steps, step_gap_s)
     try:
         for unit in units:
             intended = run.wait_for(unit.first_seq)

@@ -1,0 +1,150 @@
+"""`lab experiments`' code-size step: the lines of Python each build needs, counted from the
+repository, split into its own folder and the shared modules it uses.
+
+- build-specific: every `.py` file under the build's folder (`kappa/`, `lambda/`,
+  `legacy_dstream/`);
+- shared: the modules of `shared/` the build imports, directly or through another shared
+  module (read from the `import` statements with `ast`, function-level imports included),
+  so a shared module only one build uses counts for that build alone;
+- a line counts when it holds code: not blank, not only a comment, not part of a docstring
+  (module, class or function documentation). Docstring and comment lines are counted
+  separately (`doc_lines`), since this lab documents its code heavily.
+
+No Spark: it reads the files of the repository this module is in.
+"""
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from experiments.harness.run_folder import Metric, RunFolder
+
+STEP = "code_size"
+REPOSITORY = Path(__file__).resolve().parents[2]
+BUILD_FOLDERS = {"kappa": "kappa", "lambda": "lambda", "dstream": "legacy_dstream"}
+SHARED = "shared"
+# the package name each folder is imported as (lambda/ is `lambda_arch`: `lambda` is a keyword)
+PACKAGES = {"kappa": "kappa", "lambda": "lambda_arch", "legacy_dstream": "legacy_dstream", "shared": "shared"}
+
+
+@dataclass(frozen=True)
+class FileCount:
+    path: Path
+    code: int   # lines with code
+    doc: int    # lines only of comments or docstrings
+
+
+def count_lines(source: str) -> tuple[int, int]:
+    """(code lines, documentation lines) of Python source: a code line has a token that is
+    neither a comment nor part of a docstring; a documentation line has a comment or a
+    docstring and no code; blank lines are neither."""
+    docstring_lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                docstring_lines.update(range(first.lineno, first.end_lineno + 1))
+    code: set[int] = set()
+    doc: set[int] = set(docstring_lines)
+    skip = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in skip:
+            continue
+        lines = range(token.start[0], token.end[0] + 1)
+        if token.type == tokenize.COMMENT:
+            doc.update(lines)
+        elif not (token.type == tokenize.STRING and token.start[0] in docstring_lines):
+            code.update(lines)
+    return len(code), len(doc - code)
+
+
+def count_file(path: Path) -> FileCount:
+    code, doc = count_lines(path.read_text(encoding="utf-8"))
+    return FileCount(path, code, doc)
+
+
+def _module_name(path: Path, root: Path) -> str:
+    relative = path.relative_to(root).with_suffix("")
+    parts = list(relative.parts)
+    parts[0] = PACKAGES.get(parts[0], parts[0])
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def shared_imports(path: Path, root: Path) -> set[str]:
+    """The `shared.*` modules a file imports (any import statement, at any depth)."""
+    found = set()
+    package = _module_name(path, root).rpartition(".")[0] if path.name != "__init__.py" else _module_name(path, root)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:   # relative: from the file's package
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    # importing shared.x runs shared/__init__.py first: every parent package counts too
+    found |= {".".join(name.split(".")[:i]) for name in found for i in range(1, name.count(".") + 1)}
+    return {name for name in found if name == SHARED or name.startswith(SHARED + ".")}
+
+
+def python_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def shared_closure(start: set[str], root: Path) -> set[Path]:
+    """The files of shared/ reached from the modules in `start` through their imports."""
+    by_module = {_module_name(p, root): p for p in python_files(root / SHARED)}
+    reached: set[Path] = set()
+    pending = [m for m in start if m in by_module]
+    while pending:
+        path = by_module[pending.pop()]
+        if path in reached:
+            continue
+        reached.add(path)
+        pending += [m for m in shared_imports(path, root) if m in by_module and by_module[m] not in reached]
+    return reached
+
+
+def build_sizes(root: Path = REPOSITORY) -> dict[str, dict]:
+    """Per build: its own files and the shared files it needs, with their counts."""
+    sizes = {}
+    for build, folder in BUILD_FOLDERS.items():
+        own = [count_file(p) for p in python_files(root / folder)]
+        imported = set().union(*(shared_imports(f.path, root) for f in own)) if own else set()
+        shared = [count_file(p) for p in sorted(shared_closure(imported, root))]
+        sizes[build] = {"folder": folder, "own": own, "shared": shared}
+    return sizes
+
+
+def code_size_metrics(root: Path = REPOSITORY) -> list[Metric]:
+    rows = []
+    for build, size in build_sizes(root).items():
+        own, shared = size["own"], size["shared"]
+        rows += [
+            Metric(STEP, build, "code_lines", sum(f.code for f in own), "lines", query="build-specific",
+                   detail=f"{size['folder']}/: {len(own)} .py files; not blank, comment or docstring"),
+            Metric(STEP, build, "code_lines", sum(f.code for f in shared), "lines", query="shared",
+                   detail=f"{len(shared)} modules of shared/ it imports: "
+                          + ", ".join(f.path.stem for f in shared)),
+            Metric(STEP, build, "doc_lines", sum(f.doc for f in own), "lines", query="build-specific",
+                   detail="comment and docstring lines"),
+            Metric(STEP, build, "doc_lines", sum(f.doc for f in shared), "lines", query="shared",
+                   detail="comment and docstring lines"),
+        ]
+    every_shared = [count_file(p) for p in python_files(root / SHARED)]
+    rows.append(Metric(STEP, SHARED, "code_lines", sum(f.code for f in every_shared), "lines", query="shared",
+                       detail=f"all of shared/: {len(every_shared)} .py files"))
+    return rows
+
+
+def run_code_size(run: RunFolder, stage: Callable[[str], None], root: Path = REPOSITORY) -> None:
+    stage(f"step code_size | counting the lines of {', '.join(BUILD_FOLDERS.values())} and shared/")
+    run.append(code_size_metrics(root))

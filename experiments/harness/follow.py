@@ -1,0 +1,197 @@
+"""A live run: one build following a landing directory in its own process, fed by the
+open-loop replayer, stopped with SIGTERM once its commit log covers the whole replay.
+
+    follower   `lab run kappa|lambda|dstream --follow` (or the harness pass-through), its
+               process tree measured by MeasuredCommand (wall, CPU, peak RSS)
+    replayer   `lab replay --to landing` in a process of its own, started once the follower
+               is ready (its streaming queries run on the empty landing directory), with a
+               constant rate or a stepped one; its log maps each landed file to its seq range
+               and intended emission time
+    the end    once every query's commits cover the last emitted line (or a drain timeout
+               passes), SIGTERM to the follower's process group: each build stops between
+               micro-batches and writes its results export
+
+How each follower says it is ready, from what it writes (no private API):
+- kappa: every streaming query's checkpoint has its metadata (the query id);
+- lambda: `WORKDIR/lambda/follow.pid` (what `lab lambda batch` looks for);
+- dstream: a `checkpoint-<time>` file in its checkpoint (what getOrCreate recovers from);
+- passthrough: its checkpoint has its metadata.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from experiments.harness.measure import Measurement, MeasuredCommand, python_command, wait_for
+from shared.commit_log import commit_log_path, read_commits
+from shared.export import QUERY_NAMES
+
+READY_TIMEOUT_S = 600.0
+STOP_TIMEOUT_S = 600.0
+HANDOFF_LINE = re.compile(r"^\[(\d+):(\d\d)\] lambda: batch views of master v(\d+) serve now \(handoff (\d+)\)", re.M)
+
+
+def _checkpoint_started(folder: Path) -> bool:
+    from shared import checkpoints
+
+    return bool(checkpoints.query_id(str(folder)))
+
+
+def _kappa_ready(workdir: Path, landing: Path) -> bool:
+    plans = ["log", "window_revenue"] + (["fulfilment_pairs"] if (landing / "shipments").is_dir() else [])
+    return all(any(_checkpoint_started(folder) for folder in workdir.glob(f"kappa/*/checkpoints/{plan}"))
+               for plan in plans)
+
+
+def _dstream_ready(workdir: Path, landing: Path) -> bool:
+    folder = workdir / "dstream" / "checkpoint"
+    return folder.is_dir() and any(folder.glob("checkpoint-*"))
+
+
+@dataclass(frozen=True)
+class Follower:
+    name: str
+    command: Callable[[Path, Path, str, str | None], list[str]]   # (landing, workdir, interval, master)
+    ready: Callable[[Path, Path], bool]                           # (workdir, landing)
+    queries: Callable[[Path], tuple[str, ...]]                   # the queries its commit log covers, per landing
+    notes: str = ""
+
+
+def _lab_follow(build: str, *extra: str) -> Callable[[Path, Path, str, str | None], list[str]]:
+    def command(landing: Path, workdir: Path, interval: str, master: str | None) -> list[str]:
+        return python_command("-m", "experiments.cli", "run", build, "--follow", "--input", str(landing),
+                              "--workdir", str(workdir), "--interval", interval, *extra,
+                              *(["--master", master] if master else []))
+    return command
+
+
+def _catalogue_queries(landing: Path) -> tuple[str, ...]:
+    from shared.inputs import inspect_input
+
+    missing = inspect_input(landing, require_sales=False).not_applicable()
+    return tuple(q for q in QUERY_NAMES if q not in missing)
+
+
+def followers(lambda_batch_every: str = "60 seconds", kappa_extra: Sequence[str] = ()) -> dict[str, Follower]:
+    from experiments.harness.passthrough import BUILD as PASSTHROUGH, QUERY as PASSTHROUGH_QUERY
+
+    return {
+        "kappa": Follower("kappa", _lab_follow("kappa", *kappa_extra), _kappa_ready, _catalogue_queries),
+        "lambda": Follower("lambda", _lab_follow("lambda", "--batch-every", lambda_batch_every),
+                           lambda workdir, _landing: (workdir / "lambda" / "follow.pid").exists(), _catalogue_queries,
+                           notes=f"served results (batch view + realtime view), batch layer every {lambda_batch_every}"),
+        "dstream": Follower("dstream", _lab_follow("dstream"), _dstream_ready, _catalogue_queries,
+                            notes="2 s batches (--interval does not apply to DStream)"),
+        PASSTHROUGH: Follower(
+            PASSTHROUGH,
+            lambda landing, workdir, interval, master: python_command(
+                "-m", "experiments.harness.passthrough", "--input", str(landing), "--workdir", str(workdir),
+                "--interval", interval, *(["--master", master] if master else [])),
+            lambda workdir, _landing: _checkpoint_started(workdir / PASSTHROUGH / "checkpoint"),
+            lambda _landing: (PASSTHROUGH_QUERY,),
+            notes="no computation: the landing directory read by Spark's file source, one commit-log row a batch"),
+    }
+
+
+@dataclass
+class FollowRun:
+    build: str
+    workdir: Path
+    landing: Path
+    replay_dir: Path
+    queries: tuple[str, ...]
+    started_epoch_s: float = 0.0             # wall clock when the follower was started
+    measurement: Measurement | None = None
+    problem: str = ""                        # why the run did not cover the whole replay, if it did not
+    handoffs: list[tuple[float, int]] = field(default_factory=list)   # lambda: (approximate epoch s, master version)
+
+    @property
+    def commit_log(self) -> Path:
+        return commit_log_path(self.workdir, self.build)
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "run.log"
+
+    @property
+    def ok(self) -> bool:
+        return not self.problem and self.measurement is not None and self.measurement.exit_code == 0
+
+
+def empty_landing(input_dir: Path, landing: Path) -> Path:
+    """A landing directory holding the input's catalogue and shipments (reference data, in
+    place before the stream starts: only sales files are replayed)."""
+    landing.mkdir(parents=True)
+    for part in ("catalogue", "shipments"):
+        if (input_dir / part).is_dir():
+            shutil.copytree(input_dir / part, landing / part)
+    return landing
+
+
+def covered_by_all(commit_log: Path, queries: Iterable[str], last_seq: int) -> bool:
+    """Does every query have a commit whose max_seq reaches last_seq?"""
+    highest: dict[str, int] = {}
+    for commit in read_commits(commit_log):
+        highest[commit.query] = max(highest.get(commit.query, -1), commit.max_seq)
+    return all(highest.get(q, -1) >= last_seq for q in queries)
+
+
+def lambda_handoffs(log_text: str, started_epoch_s: float) -> list[tuple[float, int]]:
+    """(epoch s, master version) of each handoff Lambda announced in its output. Its
+    progress lines carry whole seconds since the process started, so these are +-1 s."""
+    return [(started_epoch_s + int(m.group(1)) * 60 + int(m.group(2)), int(m.group(3)))
+            for m in HANDOFF_LINE.finditer(log_text)]
+
+
+def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: float | None = None,
+               rate_steps: Sequence[tuple[float, int]] | None = None, step_gap_s: float = 0.0,
+               interval: str = "1 second", master: str | None = None, drain_timeout_s: float = 300.0,
+               stage: Callable[[str], None] = lambda message: None) -> FollowRun:
+    """One live run (see the module doc). Never raises for a follower that fails or falls
+    behind: the FollowRun says what happened (`problem`), and what was measured stays."""
+    from experiments.harness.latency import read_emitted_units
+
+    workdir = Path(workdir).resolve()
+    landing = empty_landing(Path(live_input), workdir / "landing")
+    run = FollowRun(follower.name, workdir, landing, workdir / "replay", follower.queries(landing))
+    process = MeasuredCommand(follower.command(landing, workdir, interval, master), run.log)
+    run.started_epoch_s = time.time()
+    process.start()
+    exited = lambda: None if process.running else f"{follower.name} exited early (see {run.log})"
+    try:
+        stage(f"{follower.name}: starting to follow {landing}")
+        wait_for(lambda: follower.ready(workdir, landing), READY_TIMEOUT_S, f"{follower.name} did not start",
+                 abort=exited)
+        schedule = (["--rate-steps", ",".join(f"{r:g}:{n}" for r, n in rate_steps), "--step-gap", f"{step_gap_s:g}"]
+                    if rate_steps else (["--rate", f"{rate:g}"] if rate else []))
+        stage(f"{follower.name}: replaying {live_input.name} into it ("
+              + (", ".join(f"{n:,} lines at {r:g}/s" for r, n in rate_steps) if rate_steps else f"{rate or 'max'} lines/s")
+              + ")")
+        replay = subprocess.run(
+            python_command("-m", "experiments.cli", "--quiet", "replay", "--to", "landing", "--input", str(live_input),
+                           "--landing", str(landing), "--log", str(run.replay_dir), *schedule),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        (workdir / "replay.log").write_text(replay.stdout, encoding="utf-8")
+        if replay.returncode != 0:
+            raise RuntimeError(f"the replay failed (exit {replay.returncode}), see {workdir / 'replay.log'}")
+        last_seq = read_emitted_units(run.replay_dir)[-1].last_seq
+        stage(f"{follower.name}: replay done; waiting until every query's commits cover line {last_seq:,}")
+        wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
+                 f"{follower.name}'s commits did not cover the whole replay", abort=exited)
+    except (RuntimeError, TimeoutError) as error:
+        run.problem = str(error)
+        stage(f"{follower.name}: {run.problem}")
+    process.signal_group(signal.SIGTERM)   # stops between micro-batches, then exports
+    try:
+        run.measurement = process.wait(timeout=STOP_TIMEOUT_S)
+    except TimeoutError as error:
+        run.problem = f"{run.problem}; {error}" if run.problem else str(error)
+    if follower.name == "lambda" and run.log.exists():
+        run.handoffs = lambda_handoffs(run.log.read_text(encoding="utf-8", errors="replace"), run.started_epoch_s)
+    return run

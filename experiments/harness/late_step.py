@@ -1,0 +1,144 @@
+"""`lab experiments`' late-data step: an input with a share of lines beyond the watermark
+(`lab generate --late-fraction`), drained by each build one file a micro-batch so the
+watermark moves between batches as it does in a live run; what each build counted, dropped
+or corrected later, and what that did to `window_revenue`.
+
+Per build, in a fresh workdir, each command in its own process:
+- `lab run BUILD --max-files-per-trigger 1` (measured: wall, CPU, peak RSS), its exports
+  against the oracle's event-time truth (equivalence.py: `explained by the watermark` when a
+  differing window_revenue is exactly what the watermark model drops, with the count);
+- Lambda only: then `lab lambda batch` (the batch layer over the whole master dataset: its
+  correction of what the speed layer dropped) and `lab lambda query window_revenue` (what
+  serving answers after it), compared with the truth again (`..._after_batch` rows).
+
+Rows (step `late`): `late_lines` (the generator's count of lines beyond the watermark, build
+`input`); per build `counted_lines` (order lines in its daily_revenue: additive queries have
+no watermark), `window_lines_missing` / `window_lines_extra` ((line, window) pairs the build's
+window_revenue lacks or has beyond the truth: per window, the order_lines difference),
+`window_rows_differing` (rows of window_revenue that differ from the truth), Kappa's
+`watermark_dropped_rows` (Spark's numRowsDroppedByWatermark from `_late.json`), and every
+query's `equivalence`.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from experiments.harness.bench import prepare_input, run_statuses, system_command
+from experiments.harness.drain_step import cost_metrics, equivalence_metrics
+from experiments.harness.equivalence import (compare_build, first_differences, lost_and_duplicated,
+                                             order_line_counts, watermark_drops)
+from experiments.harness.measure import measure_command, python_command
+from experiments.harness.reprocess_step import recompute_command
+from experiments.harness.run_folder import Metric, RunFolder
+from shared.export import export_path
+
+STEP = "late"
+WINDOWS = "window_revenue"
+
+
+def window_metrics(build: str, oracle_results: Path, produced: Path, suffix: str, common: dict) -> list[Metric]:
+    """Missing and extra (line, window) pairs and differing rows of one window_revenue."""
+    truth = oracle_results / f"{WINDOWS}.csv"
+    missing, extra = lost_and_duplicated(order_line_counts(truth), order_line_counts(produced))
+    differing, shown = first_differences(truth, produced)
+    return [Metric(STEP, build, f"window_lines_missing{suffix}", missing, "(line, window) pairs", query=WINDOWS,
+                   detail="per window: the truth's order_lines minus the build's, where positive", **common),
+            Metric(STEP, build, f"window_lines_extra{suffix}", extra, "(line, window) pairs", query=WINDOWS,
+                   detail="per window: the build's order_lines minus the truth's, where positive", **common),
+            Metric(STEP, build, f"window_rows_differing{suffix}", differing, "rows", query=WINDOWS,
+                   detail=f"first differences: {shown}" if shown else "identical to the event-time truth", **common)]
+
+
+def late_one(run: RunFolder, build: str, input_dir: Path, input_lines: int, oracle_results: Path, work: Path,
+             master: str | None, settings, repeat: int, timeout_s: float) -> list[Metric]:
+    workdir = work / f"{build}-r{repeat}"
+    log = run.log_path(f"late-{build}-r{repeat}")
+    common = dict(repeat=repeat, input_lines=input_lines)
+    command = system_command(build, input_dir, workdir, master) + ["--max-files-per-trigger", "1"]
+    try:
+        measured = measure_command(command, log, timeout=timeout_s)
+    except TimeoutError as error:
+        return [Metric(STEP, build, "problem", None, "", detail=str(error), **common)]
+    rows = cost_metrics(STEP, build, measured, repeat, input_lines, log)
+    if measured.exit_code != 0:
+        return rows
+    verdicts = compare_build(workdir, build, oracle_results, run_statuses(log), input_dir, settings)
+    rows += equivalence_metrics(STEP, build, verdicts, repeat, input_lines)
+    daily = export_path(workdir, build, "daily_revenue")
+    if daily.exists():
+        rows.append(Metric(STEP, build, "counted_lines", sum(order_line_counts(daily).values()), "order lines",
+                           query="daily_revenue", detail="order lines in its daily_revenue (no watermark)", **common))
+    produced = export_path(workdir, build, WINDOWS)
+    windows = next((v for v in verdicts if v.query == WINDOWS), None)
+    if produced.exists() and windows is not None and windows.differing_rows is not None:
+        rows += window_metrics(build, oracle_results, produced, "", common)
+    elif windows is not None:
+        rows.append(Metric(STEP, build, "window_rows_differing", None, "rows", query=WINDOWS,
+                           detail=windows.text(), **common))
+    for query, dropped in sorted(watermark_drops(workdir, build).items()):
+        rows.append(Metric(STEP, build, "watermark_dropped_rows", dropped, "rows", query=query,
+                           detail="Spark's numRowsDroppedByWatermark, summed over micro-batches (_late.json)", **common))
+    if build == "lambda":
+        rows += _lambda_correction(input_dir, workdir, oracle_results, master, log, timeout_s, common)
+    return rows
+
+
+def _lambda_correction(input_dir: Path, workdir: Path, oracle_results: Path, master: str | None, log: Path,
+                       timeout_s: float, common: dict) -> list[Metric]:
+    """The batch run over the whole master dataset, then serving's window_revenue."""
+    batch_log = log.with_name(log.stem + "-batch.log")
+    try:
+        batch = measure_command(recompute_command("lambda", input_dir, workdir, master), batch_log, timeout=timeout_s)
+    except TimeoutError as error:
+        return [Metric(STEP, "lambda", "problem", None, "", detail=str(error), **common)]
+    rows = [Metric(STEP, "lambda", "batch_wall_s", batch.wall_s, "s",
+                   detail="lab lambda batch after the drain: the correction, whole process", **common)]
+    served = workdir / "served" / f"{WINDOWS}.csv"
+    served.parent.mkdir(parents=True, exist_ok=True)
+    with open(batch_log, "a", encoding="utf-8") as output:
+        done = subprocess.run(python_command("-m", "experiments.cli", "--quiet", "lambda", "query", WINDOWS,
+                                             "--input", str(input_dir), "--workdir", str(workdir),
+                                             *(["--master", master] if master else [])),
+                              stdout=subprocess.PIPE, stderr=output, text=True, timeout=timeout_s)
+    if batch.exit_code != 0 or done.returncode != 0:
+        return rows + [Metric(STEP, "lambda", "problem", None, "", detail=f"the batch run or the query failed, "
+                              f"see {batch_log}", **common)]
+    served.write_text(done.stdout, encoding="utf-8")
+    return rows + window_metrics("lambda", oracle_results, served, "_after_batch", common)
+
+
+def run_late(run: RunFolder, builds: Sequence[str], profile, data_root: Path, work: Path, master: str | None,
+             settings, stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None,
+             timeout_s: float = 3600.0) -> None:
+    from experiments.progress import Progress
+    from experiments.reference.oracle import run_oracle
+    from shared.export import results_dir
+
+    input_dir = prepare_input(data_root, profile.late_rows, profile.seed, Progress(quiet=True), prefix="late",
+                              files=profile.late_files, late_fraction=profile.late_fraction)
+    oracle = run_oracle(input_dir, work / "oracle", settings)
+    oracle_results = results_dir(work / "oracle", "oracle")
+    manifest = json.loads((input_dir / "_manifest.json").read_text(encoding="utf-8"))
+    late = manifest["summary"]["lines_by_kind"].get("late")
+    run.update_environment(late_input=str(input_dir))
+    run.append([Metric(STEP, "input", "late_lines", late, "lines", input_lines=oracle.raw_lines,
+                       detail=f"lines beyond the {settings.watermark_seconds / 3600:g} h watermark "
+                              f"(generator, --late-fraction {profile.late_fraction:g})"),
+                Metric(STEP, "input", "valid_lines", oracle.valid_lines, "lines", input_lines=oracle.raw_lines,
+                       detail="the oracle's valid lines (the event-time truth counts every one)")])
+    for repeat in range(1, profile.other_repeats + 1):
+        for build in builds:
+            started = time.monotonic()
+            stage(f"step late | {build} | {oracle.raw_lines:,} lines, {late} late, one file a micro-batch")
+            rows = late_one(run, build, input_dir, oracle.raw_lines, oracle_results, work, master, settings, repeat,
+                            timeout_s)
+            run.append(rows)
+            figures = {m.metric: m.value for m in rows}
+            stage(f"{build}: window_revenue lacks {figures.get('window_lines_missing')} (line, window) pairs"
+                  + (f", {figures.get('window_lines_missing_after_batch')} after the batch run"
+                     if build == "lambda" else ""))
+            on_done(build, time.monotonic() - started)

@@ -1,0 +1,280 @@
+"""`lab experiments`' latency step: each build (and the harness pass-through) following a
+landing directory in its own process while the open-loop replayer feeds it a stepped load,
+one rate after another; latency per unit and query read from the build's commit log.
+
+Definitions (shared/DESIGN.md, "Measurement definitions"): a unit is one landed file; its
+latency for a query is the first commit of that query whose `max_seq` covers the unit's last
+line, minus the unit's *intended* emission time (open loop: a replayer that falls behind
+cannot hide latency). For Lambda the commit log is what its serving layer can answer. The
+`all` row of a unit is the latest over the build's queries: when its last result showed it.
+Every live run starts with a warm-up step (`start_warmup_s` at half the lowest rate) whose
+units are in no figure: a build's first micro-batches plan its queries and create its tables
+after it says it is ready. Units due in the first `warmup_s` seconds of each rate step are
+left out of that step's figures (the warm-up, stated in the report); a unit no commit covered before the run was
+stopped is counted as uncovered, never dropped silently.
+
+Percentiles are nearest-rank (numpy's `inverted_cdf`): p95 is a latency some unit had.
+The trend (seconds of latency gained per minute of the step, least squares over the
+measured units) says whether latency stayed bounded at that rate.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from experiments.harness.drain_step import cost_metrics, equivalence_metrics
+from experiments.harness.equivalence import compare_build
+from experiments.harness.follow import Follower, FollowRun, run_follow
+from experiments.harness.latency import EmittedUnit, latest_over_queries, read_emitted_units, unit_latencies
+from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
+from experiments.inputs.replay import LOG_JSON_NAME
+from shared.commit_log import read_commits
+
+STEP = "latency"
+UNIT_COLUMNS = ("unit", "first_seq", "last_seq", "step", "rate_lps", "intended_s", "warmup", "query", "latency_s")
+PERCENTILES = (("latency_p50_s", 50), ("latency_p95_s", 95), ("latency_p99_s", 99), ("latency_max_s", 100))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q% of the values at or below it."""
+    return float(np.percentile(np.asarray(values, dtype=float), q, method="inverted_cdf"))
+
+
+def trend_per_minute(times_s: Sequence[float], latencies: Sequence[float]) -> float | None:
+    """Least-squares slope of latency over time, in seconds of latency per minute."""
+    if len(latencies) < 3 or max(times_s) - min(times_s) <= 0:
+        return None
+    slope, _intercept = np.polyfit(np.asarray(times_s, dtype=float), np.asarray(latencies, dtype=float), 1)
+    return float(slope * 60)
+
+
+# Latency stayed bounded at a rate when every measured unit became visible and the trend adds
+# at most this much over the step: RISE_FLOOR_S, or RISE_SHARE of the step's p50 if larger
+# (a slope over a few seconds of units is noisy; a backlog that builds adds far more).
+RISE_FLOOR_S = 1.0
+RISE_SHARE = 0.2
+MIN_UNITS = 3   # fewer measured units than this: the rate is not judged
+# Latency falling by this share of a second or more per second of the step: the units waited for
+# the same late commit (the build was starting or stalled, not processing), so the step says
+# nothing about the rate; it is not judged.
+STALL_SHARE = 0.9
+
+
+def bounded(trend_s_per_min: float | None, p50_s: float | None, measured: int, uncovered: int,
+            step_seconds: float) -> tuple[bool | None, str]:
+    """Did latency stay bounded over one rate step? (True, False, or None when there is too
+    little to judge) and the reason in words."""
+    if uncovered:
+        return False, f"{uncovered} units never visible before the run was stopped"
+    if measured < MIN_UNITS or trend_s_per_min is None:
+        return None, f"{measured} units measured: too few to judge"
+    if trend_s_per_min <= -STALL_SHARE * 60:
+        return None, (f"trend {trend_s_per_min:+.2f} s/min: the units waited for the same late commit (the build "
+                      f"was starting or stalled), so the step says nothing about the rate")
+    rise = trend_s_per_min * step_seconds / 60
+    limit = max(RISE_FLOOR_S, RISE_SHARE * (p50_s or 0.0))
+    words = (f"trend {trend_s_per_min:+.2f} s/min adds {rise:+.2f} s over the {step_seconds:g} s step "
+             f"(limit {limit:.2f} s: {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of p50 {p50_s or 0:.2f} s)")
+    return rise <= limit, words
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    unit: int
+    first_seq: int
+    last_seq: int
+    step: int
+    rate_lps: float
+    intended_s: float     # since the replay's start
+    warmup: bool
+    query: str
+    latency_s: float | None
+
+
+def phase_of(unit: EmittedUnit, phases: list[dict]) -> dict:
+    return next((p for p in reversed(phases) if p["first_seq"] <= unit.first_seq), phases[0])
+
+
+def unit_rows(replay_dir: Path, commit_log: Path, queries: Sequence[str], warmup_s: float,
+              warmup_steps: int = 0) -> list[UnitRow]:
+    """One row per unit and query (and `all`), tagged with its rate step and warm-up: due in
+    the first `warmup_s` of its step, or in one of the first `warmup_steps` steps."""
+    summary = json.loads((replay_dir / LOG_JSON_NAME).read_text(encoding="utf-8"))
+    start = float(summary["start_epoch_s"])
+    phases = summary.get("rate_steps") or [{"step": 0, "rate": summary.get("rate_lines_per_second") or 0,
+                                             "first_seq": 0, "start_s": 0.0}]
+    units = read_emitted_units(replay_dir)
+    wanted = set(queries)
+    pairs = unit_latencies(units, [c for c in read_commits(commit_log) if c.query in wanted])
+    latest = latest_over_queries(pairs, units, queries)
+    by_unit = {u.unit: u for u in units}
+    rows = []
+
+    def row(unit: EmittedUnit, query: str, latency: float | None) -> UnitRow:
+        phase = phase_of(unit, phases)
+        intended_s = unit.intended_at - start
+        return UnitRow(unit.unit, unit.first_seq, unit.last_seq, int(phase["step"]), float(phase["rate"]),
+                       round(intended_s, 3),
+                       int(phase["step"]) < warmup_steps or intended_s - float(phase["start_s"]) < warmup_s, query,
+                       None if latency is None else round(latency, 4))
+
+    for pair in pairs:
+        rows.append(row(by_unit[pair.unit], pair.query, pair.latency_s))
+    for query in sorted(wanted - {p.query for p in pairs}):   # a query with no commit at all: every unit uncovered
+        rows += [row(unit, query, None) for unit in units]
+    rows += [row(unit, ALL_QUERIES, value) for unit, value in zip(units, latest)]
+    return rows
+
+
+def write_unit_rows(path: Path, rows: list[UnitRow]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(UNIT_COLUMNS)
+        for r in rows:
+            writer.writerow([r.unit, r.first_seq, r.last_seq, r.step, f"{r.rate_lps:g}", f"{r.intended_s:.3f}",
+                             int(r.warmup), r.query, "" if r.latency_s is None else f"{r.latency_s:.4f}"])
+
+
+def read_unit_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def latency_metrics(build: str, rows: list[UnitRow], repeat: int, input_lines: int, warmup_s: float,
+                    step_name: str = STEP, warmup_steps: int = 0) -> list[Metric]:
+    """Per rate step and query: percentiles over the measured units, counts, and (for `all`)
+    the trend. `step_name`: the metrics.csv step the rows belong to; the first `warmup_steps`
+    steps (the warm-up before the rates) have no rows."""
+    metrics = []
+    groups: dict[tuple[int, float, str], list[UnitRow]] = {}
+    for r in rows:
+        if r.step >= warmup_steps:
+            groups.setdefault((r.step, r.rate_lps, r.query), []).append(r)
+    for (step, rate, query), members in sorted(groups.items()):
+        measured = [r for r in members if not r.warmup]
+        covered = [r for r in measured if r.latency_s is not None]
+        common = dict(query=query, repeat=repeat, input_lines=input_lines, rate_lps=rate)
+        how = (f"rate step {step + 1 - warmup_steps}; {len(covered)} units after a {warmup_s:g} s warm-up; nearest rank"
+               + ("; latest over queries per unit" if query == ALL_QUERIES else ""))
+        if covered:
+            values = [r.latency_s for r in covered]
+            metrics += [Metric(step_name, build, name, round(percentile(values, q), 4), "s", detail=how, **common)
+                        for name, q in PERCENTILES]
+        metrics += [Metric(step_name, build, "units_measured", len(covered), "units", detail=how, **common),
+                    Metric(step_name, build, "units_warmup", len(members) - len(measured), "units",
+                           detail=f"due in the first {warmup_s:g} s of the step", **common),
+                    Metric(step_name, build, "units_uncovered", len(measured) - len(covered), "units",
+                           detail="no commit covered them before the run was stopped", **common)]
+        if query == ALL_QUERIES:
+            trend = trend_per_minute([r.intended_s for r in covered], [r.latency_s for r in covered])
+            if trend is not None:
+                metrics.append(Metric(step_name, build, "latency_trend_s_per_min", round(trend, 4), "s per min",
+                                      detail="least-squares slope of latency over the step's units", **common))
+    return metrics
+
+
+def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> list[Metric]:
+    """The follow process's cost, the replayer's own CPU and lag, Lambda's handoffs."""
+    metrics = cost_metrics(STEP, run.build, run.measurement, repeat, input_lines, log)
+    summary_path = run.replay_dir / LOG_JSON_NAME
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        metrics += [Metric(STEP, run.build, "replayer_cpu_s", round(summary["cpu_seconds"], 3), "s", repeat=repeat,
+                           input_lines=input_lines, detail="the replayer process's own CPU while it emitted"),
+                    Metric(STEP, run.build, "replay_lag_max_s", round(summary["lag_max_s"] or 0, 4), "s",
+                           repeat=repeat, input_lines=input_lines,
+                           detail="latest emission behind its intended time (counted in latency)")]
+    metrics += [Metric(STEP, run.build, "handoff_at", round(at, 1), "UTC epoch s", repeat=repeat,
+                       input_lines=input_lines, detail=f"batch views of master v{version} serve (+-1 s, from its log)")
+                for at, version in run.handoffs]
+    if failure(run):
+        metrics.append(Metric(STEP, run.build, "problem", None, "", repeat=repeat, input_lines=input_lines,
+                              detail=failure(run)))
+    return metrics
+
+
+def failure(run: FollowRun) -> str:
+    """Why a live run is not a complete one ("" when it is)."""
+    reasons = [run.problem] if run.problem else []
+    if run.measurement is not None and run.measurement.exit_code != 0:
+        reasons.append(f"{run.build} exited with code {run.measurement.exit_code} (its output: logs/)")
+    return "; ".join(reasons)
+
+
+WARMUP_STEPS = 1   # the live runs' warm-up step (Profile.start_warmup_s), in no figure
+
+
+def live_rate_steps(live_input: Path, profile) -> list[tuple[float, int]]:
+    """(rate, raw lines) per step: the warm-up step at half the lowest rate, then each rate,
+    each its share of the input's files, in name order."""
+    lowest = min(profile.rates)
+    return rate_steps_over_files(live_input, [lowest / 2, *profile.rates],
+                                 [profile.warmup_lines(lowest) // profile.file_lines]
+                                 + [lines // profile.file_lines for lines in profile.step_lines()])
+
+
+def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_step: Sequence[int]) -> list[tuple[float, int]]:
+    """(rate, raw lines) per step: `files_per_step[i]` files of the input, in name order, at
+    `rates[i]`; files left over go to the last step."""
+    from shared.inputs import inspect_input
+    from shared.raw_lines import count_raw_lines
+
+    files = inspect_input(live_input).sales_files
+    per_step = list(files_per_step)
+    steps, first = [], 0
+    for rate, count in zip(rates, per_step):
+        steps.append((rate, sum(count_raw_lines(p) for p in files[first:first + count])))
+        first += count
+    if first < len(files):   # never, for an input made for the profile; otherwise the last rate goes on
+        steps[-1] = (steps[-1][0], steps[-1][1] + sum(count_raw_lines(p) for p in files[first:]))
+    return steps
+
+
+def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], live_input: Path,
+                oracle_results: Path, input_lines: int, work: Path, profile, master: str | None, settings,
+                stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
+    steps = live_rate_steps(live_input, profile)
+    for repeat in range(1, profile.repeats + 1):
+        for build in builds:
+            follower = followers[build]
+            stage(f"step latency | {build} | rates {', '.join(f'{r:g}' for r, _ in steps)} lines/s | "
+                  f"repeat {repeat}/{profile.repeats}")
+            workdir = work / f"live-{build}-r{repeat}"
+            live = run_follow(follower, live_input, workdir, rate_steps=steps, step_gap_s=profile.step_gap_s,
+                              interval=profile.interval, master=master, drain_timeout_s=profile.drain_timeout_s,
+                              stage=lambda message: stage(f"  {message}"))
+            log = run.log_path(f"latency-{build}-r{repeat}")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            if live.log.exists():
+                shutil.copy(live.log, log)
+            metrics = run_metrics(live, repeat, input_lines, log)
+            if (live.replay_dir / LOG_JSON_NAME).exists():
+                shutil.copy(live.replay_dir / LOG_JSON_NAME, _mkparent(run.replay_summary_path(build, repeat)))
+                rows = unit_rows(live.replay_dir, live.commit_log, live.queries, profile.warmup_s, WARMUP_STEPS)
+                write_unit_rows(run.latency_path(build, repeat), rows)
+                metrics += latency_metrics(build, rows, repeat, input_lines, profile.warmup_s,
+                                           warmup_steps=WARMUP_STEPS)
+            if build in ("kappa", "lambda", "dstream"):
+                if live.ok:
+                    from experiments.harness.bench import run_statuses
+
+                    verdicts = compare_build(workdir, build, oracle_results, run_statuses(live.log), None, settings)
+                    metrics += equivalence_metrics(STEP, build, verdicts, repeat, input_lines)
+                else:
+                    metrics.append(Metric(STEP, build, "equivalence", None, "rows differing", repeat=repeat,
+                                          input_lines=input_lines, query=ALL_QUERIES,
+                                          detail=f"not compared: {failure(live)}"))
+            run.append(metrics)
+            on_done(build, live.measurement.wall_s if live.measurement else 0.0)
+
+
+def _mkparent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,82 @@
+"""The harness pass-through: emit, land, read, record, and nothing else.
+
+A Structured Streaming query reads the landing directory exactly as the Kappa build does
+(the text file source on its sales files, `_metadata.file_name`), counts each micro-batch's
+lines per file and appends one commit-log row (`passthrough`) with the highest input `seq`
+the batch read: no parsing, no state, no Delta commit, no export. Measured the same way as
+the builds (`lab experiments`' latency step: the replayer's open-loop schedule, the commit
+log, the same percentiles), its latency is what the harness and Spark's file source cost
+before any computation, so every build's latency can be read against it (Nexmark's q0 plays
+this part; the Kappa build's own q0, `lab kappa passthrough`, reads Kafka or the rate
+source and records no commit log, so it cannot be measured from a landing directory).
+
+    python -m experiments.harness.passthrough --input LANDING --workdir W [--interval "1 second"]
+
+It runs until SIGTERM or SIGINT, then stops its query between micro-batches and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from shared.commit_log import CommitLog, commit_log_path
+
+BUILD = "passthrough"
+QUERY = "passthrough"
+
+
+def run(landing: str, workdir: str, interval: str, master: str | None, should_stop) -> int:
+    from pyspark.sql import functions as F
+
+    from shared.inputs import inspect_input
+    from shared.sequence import SequenceMap, batch_max_seq
+    from shared.spark import create_spark_session
+    from shared.streaming import stop_between_batches
+
+    layout = inspect_input(landing, require_sales=False)
+    log = CommitLog(commit_log_path(workdir, BUILD))
+    sequence = SequenceMap(landing)
+    highest = {"seq": None}
+
+    def record(batch, batch_id: int) -> None:
+        counts = batch.groupBy("file").count().collect()
+        if not counts:
+            return
+        highest["seq"] = batch_max_seq(sequence, [row["file"] for row in counts], highest["seq"])
+        log.append(QUERY, highest["seq"], sum(row["count"] for row in counts))
+
+    spark = create_spark_session("lab-passthrough", master=master)
+    try:
+        lines = (spark.readStream.format("text").load(layout.sales_glob)
+                 .select(F.col("_metadata.file_name").alias("file")))
+        query = (lines.writeStream.foreachBatch(record).trigger(processingTime=interval)
+                 .option("checkpointLocation", f"{workdir}/{BUILD}/checkpoint").queryName(BUILD).start())
+        print(f"{BUILD}: following {landing} every {interval}", file=sys.stderr, flush=True)
+        while query.isActive and not should_stop():
+            time.sleep(0.2)
+        if query.exception() is not None:
+            raise RuntimeError(f"the pass-through query failed: {query.exception()}")
+        stop_between_batches([query])
+    finally:
+        spark.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.harness.passthrough", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="the landing directory to follow")
+    parser.add_argument("--workdir", required=True, help="its commit log goes to WORKDIR/commits/passthrough.csv")
+    parser.add_argument("--interval", default="1 second", help="processing-time trigger (default 1 second)")
+    parser.add_argument("--master", default=None, help="Spark master URL (default: LAB_SPARK_MASTER)")
+    args = parser.parse_args(argv)
+    stop = {"asked": False}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.update(asked=True))
+    return run(args.input, args.workdir, args.interval, args.master, lambda: stop["asked"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

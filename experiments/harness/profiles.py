@@ -1,0 +1,111 @@
+"""The `lab experiments` profiles: how big, how many repeats, which rates.
+
+Sizes are chosen for a 2-core machine: every measured process starts its own JVM (15-40 s
+of the figures on this machine, the same for builds and baselines), so the drains are kept
+small enough that the repeats fit and large enough that processing shows. The live step
+replays one input as a stepped load, one rate after another with a quiet gap between
+them (experiments/inputs/replay.py `OpenLoopSchedule`), so one follow process per build and
+repeat measures every rate.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+DRAIN_SYSTEMS = ("spark_batch", "duckdb", "kappa", "lambda", "dstream")   # the order each repeat runs them in
+LIVE_BUILDS = ("passthrough", "kappa", "lambda", "dstream")
+ARCHITECTURES = ("kappa", "lambda", "dstream")
+STEPS = ("drains", "latency", "throughput", "reprocessing", "recovery", "late", "code_size")
+# The builds each step can measure (the `--builds` option picks among them).
+STEP_BUILDS = {"throughput": LIVE_BUILDS, "reprocessing": ("lambda", "kappa"), "recovery": ARCHITECTURES,
+               "late": ARCHITECTURES, "code_size": ARCHITECTURES}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    drain_rows: int              # generated order-line records of the drain input
+    repeats: int
+    rates: tuple[float, ...]     # lines per second, one step each, in this order
+    step_seconds: float          # how long each rate step emits
+    file_lines: int              # generated lines per landed file (one unit)
+    step_gap_s: float = 5.0      # silence between steps, so a backlog can drain
+    warmup_s: float = 3.0        # units due in the first seconds of each step are left out of its figures
+    # every live run (latency, throughput probes) starts with a warm-up step this long at half its
+    # lowest rate, in no figure: a build's first micro-batches (query planning, table creation,
+    # JIT) come after it says it is ready, and they are not what a rate costs
+    start_warmup_s: float = 10.0
+    interval: str = "1 second"   # processing-time trigger of kappa, lambda and the pass-through (dstream: 2 s)
+    lambda_batch_every: str = "20 seconds"
+    drain_timeout_s: float = 120.0   # after the replay, how long a build may take to commit the last unit
+    seed: int = 7
+    description: str = ""
+    # sustainable throughput (experiments/harness/throughput_step.py): a ramp of doubling rates
+    # from search_start_lps up to search_max_lps, each search_step_seconds long, in one follow
+    # run; then search_bisections runs of one rate each, halfway between the last bounded rate
+    # and the first unbounded one
+    search_start_lps: float = 100.0
+    search_max_lps: float = 800.0
+    search_step_seconds: float = 10.0
+    search_bisections: int = 0
+    search_drain_timeout_s: float = 30.0   # after a probe's replay: an overloaded rate need not drain
+    # reprocessing (reprocess_step.py): city_revenue_v1 -> city_revenue at these input sizes
+    reprocess_rows: tuple[int, ...] = (2_000, 8_000)
+    # recovery (recovery_step.py): a follow run fed at recovery_rate_lps for recovery_seconds,
+    # SIGKILLed at a random moment in the middle part of the replay, restarted
+    recovery_rate_lps: float = 100.0
+    recovery_seconds: float = 30.0
+    # late data (late_step.py): a drain input with this share of lines beyond the watermark,
+    # one file a micro-batch so the watermark moves between them
+    late_rows: int = 2_000
+    late_fraction: float = 0.05
+    late_files: int = 8
+    # the steps after the latency one run this many times (they cost a JVM or more per build
+    # and figure; see the README's profile table for what fits in the time)
+    other_repeats: int = 1
+
+    def step_lines(self) -> list[int]:
+        """Lines of each rate step: a whole number of files, at least two."""
+        return [max(2, round(rate * self.step_seconds / self.file_lines)) * self.file_lines for rate in self.rates]
+
+    def warmup_lines(self, lowest_rate: float) -> int:
+        """Lines of the warm-up step before rates starting at `lowest_rate` (whole files, at least two)."""
+        return max(2, round(lowest_rate / 2 * self.start_warmup_s / self.file_lines)) * self.file_lines
+
+    @property
+    def live_rows(self) -> int:
+        """Lines of the latency step's input: its warm-up step, then every rate step."""
+        return self.warmup_lines(min(self.rates)) + sum(self.step_lines())
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "live_rows": self.live_rows, "step_lines": self.step_lines(),
+                "search_ramp": search_ramp(self)}
+
+
+PROFILES = {p.name: p for p in (
+    Profile("quick", drain_rows=2_000, repeats=1, rates=(50.0, 100.0, 200.0), step_seconds=8, file_lines=50,
+            step_gap_s=3, warmup_s=2, lambda_batch_every="15 seconds",
+            search_start_lps=100.0, search_max_lps=400.0, search_step_seconds=8.0, search_bisections=0,
+            reprocess_rows=(1_000, 4_000), recovery_rate_lps=100.0, recovery_seconds=20.0, late_rows=2_000,
+            description="small inputs, one repeat, every step once"),
+    Profile("standard", drain_rows=2_000, repeats=3, rates=(100.0, 200.0, 400.0, 800.0), step_seconds=6,
+            file_lines=50, step_gap_s=2, warmup_s=1.5, lambda_batch_every="15 seconds",
+            search_start_lps=100.0, search_max_lps=800.0, search_step_seconds=6.0, search_bisections=0,
+            reprocess_rows=(2_000, 8_000), recovery_rate_lps=200.0, recovery_seconds=15.0, late_rows=2_000,
+            description="the default of `make experiments`: drains, latency and the knee three times with their "
+                        "spread; reprocessing, recovery and late data once"),
+    Profile("full", drain_rows=200_000, repeats=5, rates=(100.0, 250.0, 500.0, 1000.0, 2000.0), step_seconds=30,
+            file_lines=250, warmup_s=5, drain_timeout_s=300, lambda_batch_every="30 seconds",
+            search_start_lps=250.0, search_max_lps=8000.0, search_step_seconds=20.0, search_bisections=3,
+            reprocess_rows=(20_000, 100_000, 400_000), recovery_rate_lps=1000.0, recovery_seconds=60.0,
+            late_rows=50_000, late_files=20, other_repeats=3,
+            description="larger inputs, five repeats, five rates, the rate search in depth"),
+)}
+
+
+def search_ramp(profile: Profile) -> list[float]:
+    """The doubling rates of the throughput search's first run, up to its bound."""
+    rates, rate = [], profile.search_start_lps
+    while rate <= profile.search_max_lps:
+        rates.append(rate)
+        rate *= 2
+    return rates

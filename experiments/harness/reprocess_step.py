@@ -1,0 +1,145 @@
+"""`lab experiments`' reprocessing step: recomputing every result after a logic change
+(`city_revenue_v1`, which merges the two Portlands, to `city_revenue`), at two input sizes or
+more, so the report shows how each architecture's recompute grows (DESIGN.md: "Lambda reruns
+its batch layer, Kappa replays its log").
+
+Per input size and build, in a fresh workdir, each command in its own process (own JVM),
+measured by MeasuredCommand (wall, CPU and peak RSS of the process tree):
+
+- the first computation: `lab run lambda` / `lab run kappa` (rows `initial_wall_s`,
+  `initial_cpu_s`), which leaves what a deployed build has: Lambda's master dataset with a
+  batch view up to half of it and the speed layer's views after that; Kappa's log and its
+  serving version v1;
+- the recompute (rows `wall_s`, `cpu_s`, `peak_rss_mb`, `exit_code`): Lambda `lab lambda
+  batch` (the batch layer over the whole master dataset, then the new cutoff published);
+  Kappa `lab kappa replay --version v2` (every query from the start of the log into new
+  tables, drained until a pass finds nothing new, then the cut-over, then the export).
+  Kappa also reports the replay's own time without the JVM start (`catch_up_s`);
+- the check: the recomputed `city_revenue` against the oracle's (Kappa: its export after
+  the replay; Lambda: `lab lambda query city_revenue`, what the serving layer answers after
+  the handoff, in a process that is not measured).
+"""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Callable, Sequence
+
+from experiments.harness.bench import prepare_input, system_command
+from experiments.harness.drain_step import cost_metrics
+from experiments.harness.equivalence import first_differences
+from experiments.harness.measure import measure_command, python_command
+from experiments.harness.run_folder import Metric, RunFolder
+from shared.export import export_path
+
+STEP = "reprocessing"
+QUERY = "city_revenue"
+ROWS_PER_FILE = 1_000   # several files, so Lambda's drain leaves a speed layer for the batch run to absorb
+RECOMPUTE = {"lambda": "lab lambda batch: the batch layer over the whole master dataset, then the handoff",
+             "kappa": "lab kappa replay --version v2: every query from the log's start into new tables, "
+                      "then the cut-over and the export"}
+
+
+def recompute_command(build: str, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
+    common = ["--input", str(input_dir), "--workdir", str(workdir), *(["--master", master] if master else [])]
+    if build == "lambda":
+        return python_command("-m", "experiments.cli", "lambda", "batch", *common)
+    return python_command("-m", "experiments.cli", "kappa", "replay", "--version", "v2", *common)
+
+
+def replay_outcome(log_text: str) -> dict:
+    """The JSON object `lab kappa replay` prints when it has cut over ({} when absent)."""
+    match = re.search(r"^\{\n.*?^\}$", log_text, re.M | re.S)
+    try:
+        return json.loads(match.group(0)) if match else {}
+    except ValueError:
+        return {}
+
+
+def check_served(build: str, input_dir: Path, workdir: Path, oracle_results: Path, master: str | None,
+                 log: Path) -> tuple[int | None, str]:
+    """(rows differing from the oracle's city_revenue, verdict in words) after the recompute."""
+    produced = export_path(workdir, build, QUERY)
+    if build == "lambda":   # what the serving layer answers now; the batch run writes no export
+        produced = workdir / "served" / f"{QUERY}.csv"
+        produced.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as output:
+            done = subprocess.run(python_command("-m", "experiments.cli", "--quiet", "lambda", "query", QUERY,
+                                                 "--input", str(input_dir), "--workdir", str(workdir),
+                                                 *(["--master", master] if master else [])),
+                                  stdout=subprocess.PIPE, stderr=output, text=True)
+        if done.returncode != 0:
+            return None, f"not compared: `lab lambda query {QUERY}` exited {done.returncode} (see {log})"
+        produced.write_text(done.stdout, encoding="utf-8")
+    if not produced.exists():
+        return None, f"not compared: no {QUERY} result after the recompute"
+    count, shown = first_differences(oracle_results / f"{QUERY}.csv", produced)
+    return count, ("identical: the recomputed city_revenue equals the oracle's" if count == 0 else
+                   f"DIFFERS: {count} rows; first differences: {shown}")
+
+
+def reprocess_one(run: RunFolder, build: str, input_dir: Path, input_lines: int, oracle_results: Path, work: Path,
+                  master: str | None, repeat: int, timeout_s: float) -> list[Metric]:
+    workdir = work / f"{build}-{input_lines}-r{repeat}"
+    initial_log = run.log_path(f"reprocessing-{build}-{input_lines}-r{repeat}-initial")
+    recompute_log = run.log_path(f"reprocessing-{build}-{input_lines}-r{repeat}")
+    common = dict(repeat=repeat, input_lines=input_lines)
+    try:
+        initial = measure_command(system_command(build, input_dir, workdir, master), initial_log, timeout=timeout_s)
+    except TimeoutError as error:
+        return [Metric(STEP, build, "problem", None, "", detail=str(error), **common)]
+    rows = [Metric(STEP, build, "initial_wall_s", initial.wall_s, "s", detail=f"lab run {build}: the first "
+                   "computation, whole process", **common),
+            Metric(STEP, build, "initial_cpu_s", initial.cpu_s, "s", detail="user + system over the process tree",
+                   **common)]
+    if initial.exit_code != 0:
+        return rows + [Metric(STEP, build, "problem", None, "", detail=f"lab run {build} exited {initial.exit_code}, "
+                              f"see {initial_log}", **common)]
+    try:
+        measured = measure_command(recompute_command(build, input_dir, workdir, master), recompute_log,
+                                   timeout=timeout_s)
+    except TimeoutError as error:
+        return rows + [Metric(STEP, build, "problem", None, "", detail=str(error), **common)]
+    rows += [Metric(m.step, m.build, m.metric, m.value, m.unit, repeat=repeat, input_lines=input_lines,
+                    detail=f"{RECOMPUTE[build]}; {m.detail}".rstrip("; "))
+             for m in cost_metrics(STEP, build, measured, repeat, input_lines, recompute_log)]
+    if measured.exit_code != 0:
+        return rows
+    if build == "kappa":
+        outcome = replay_outcome(recompute_log.read_text(encoding="utf-8", errors="replace"))
+        if "catch_up_seconds" in outcome:
+            rows.append(Metric(STEP, build, "catch_up_s", outcome["catch_up_seconds"], "s",
+                               detail=f"inside the process, JVM start excluded: {outcome.get('passes')} passes "
+                                      f"over {outcome.get('input_rows')} input rows", **common))
+    count, verdict = check_served(build, input_dir, workdir, oracle_results, master, recompute_log)
+    rows.append(Metric(STEP, build, "equivalence", count, "rows differing", query=QUERY, detail=verdict, **common))
+    return rows
+
+
+def run_reprocessing(run: RunFolder, builds: Sequence[str], profile, data_root: Path, work: Path,
+                     master: str | None, settings, stage: Callable[[str], None],
+                     on_done: Callable[[str, float], None] = lambda build, s: None, timeout_s: float = 3600.0) -> None:
+    import time
+
+    from experiments.progress import Progress
+    from experiments.reference.oracle import run_oracle
+    from shared.export import results_dir
+
+    inputs = []
+    for rows in profile.reprocess_rows:
+        input_dir = prepare_input(data_root, rows, profile.seed, Progress(quiet=True), prefix="reprocess",
+                                  files=max(2, rows // ROWS_PER_FILE))
+        oracle = run_oracle(input_dir, work / f"oracle-{rows}", settings)
+        inputs.append((input_dir, oracle.raw_lines, results_dir(work / f"oracle-{rows}", "oracle")))
+    for repeat in range(1, profile.other_repeats + 1):
+        for build in builds:
+            started = time.monotonic()
+            for input_dir, lines, oracle_results in inputs:
+                stage(f"step reprocessing | {build} | {lines:,} lines: the first run, then {RECOMPUTE[build].split(':')[0]}")
+                metrics = reprocess_one(run, build, input_dir, lines, oracle_results, work, master, repeat, timeout_s)
+                run.append(metrics)
+                wall = next((m.value for m in metrics if m.metric == "wall_s"), None)
+                stage(f"{build}: recompute of {lines:,} lines " + (f"{wall:.1f} s" if wall is not None else "failed"))
+            on_done(build, time.monotonic() - started)

@@ -1,0 +1,221 @@
+"""`lab experiments`' sustainable-throughput step: per build, a search over input rates for the
+highest one at which latency stays bounded for the whole run (DESIGN.md: "no upward trend").
+
+The search, bounded by the profile:
+0. when the latency step ran in the same run folder, its stepped load is the start of the
+   ramp: its rates are judged from its rows (per repeat), and the ramp below goes on only
+   above them, only if every one was bounded;
+1. ramp: one follow run (experiments/harness/follow.py) fed a stepped load of doubling rates,
+   `search_start_lps`, 2x, 4x ... up to `search_max_lps`, each `search_step_seconds` long with
+   a quiet gap between steps, after the live runs' warm-up step (`start_warmup_s` at half
+   the lowest rate, in no figure: a build's first micro-batches plan its queries and create
+   its tables);
+2. bisection: `search_bisections` more follow runs of one rate each, halfway between the
+   highest rate found bounded and the lowest found unbounded (a rate above an unbounded one
+   in the ramp carries its backlog, so it is recorded but not judged).
+
+A rate is bounded when every measured unit became visible and the latency trend over the
+step (least squares, the latency step's own figure) adds no more than the threshold of
+`latency_step.bounded` over the step. Each probe is measured exactly like the latency step
+(units = landed files, open-loop intended times, warm-up dropped, latest over the queries),
+its rows go to metrics.csv with step `throughput`, and the knee is the row
+`sustainable_lps`.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from experiments.harness.drain_step import cost_metrics
+from experiments.harness.follow import Follower, run_follow
+from experiments.harness.latency_step import (WARMUP_STEPS, bounded, latency_metrics, rate_steps_over_files,
+                                              unit_rows)
+from experiments.harness.profiles import search_ramp
+from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
+from experiments.inputs.replay import LOG_JSON_NAME
+
+STEP = "throughput"
+
+
+@dataclass(frozen=True)
+class Judged:
+    rate: float
+    ok: bool | None      # bounded, unbounded, or not judged
+    why: str
+
+
+def files_per_step(rates: Sequence[float], seconds: float, file_lines: int) -> list[int]:
+    """Whole files for `seconds` at each rate (at least two)."""
+    return [max(2, round(rate * seconds / file_lines)) for rate in rates]
+
+
+def judge(metrics: list[Metric], rates: Sequence[float], step_seconds: float) -> list[Judged]:
+    """Each rate of one probe, from its `all` rows; rates after the first unbounded one carry
+    its backlog and are not judged."""
+    def value(name: str, rate: float):
+        found = [m.value for m in metrics if m.metric == name and m.query == ALL_QUERIES and m.rate_lps == rate]
+        return found[0] if found else None
+
+    return judge_values(value, rates, step_seconds)
+
+
+def judge_values(value: Callable[[str, float], float | None], rates: Sequence[float],
+                 step_seconds: float) -> list[Judged]:
+    """`judge` over any source of the figures: value(metric, rate)."""
+    verdicts, overloaded = [], None
+    for rate in rates:
+        if overloaded is not None:
+            verdicts.append(Judged(rate, None, f"after the unbounded {overloaded:g} lines/s, with its backlog"))
+            continue
+        ok, why = bounded(value("latency_trend_s_per_min", rate), value("latency_p50_s", rate),
+                          int(value("units_measured", rate) or 0), int(value("units_uncovered", rate) or 0),
+                          step_seconds)
+        verdicts.append(Judged(rate, ok, why))
+        if ok is False:
+            overloaded = rate
+    return verdicts
+
+
+def latency_step_verdicts(rows: list[dict], build: str, repeat: int, step_seconds: float) -> list[Judged]:
+    """The rates the latency step measured for `build` in `repeat` (metrics.csv rows), judged
+    the same way: its stepped load is the search's ramp when it ran in this run folder."""
+    mine = [r for r in rows if r["step"] == "latency" and r["build"] == build and r["query"] == ALL_QUERIES
+            and r["repeat"] == str(repeat) and r["rate_lps"] and r["value"] != ""]
+    rates = sorted({float(r["rate_lps"]) for r in mine})
+
+    def value(name: str, rate: float):
+        return next((float(r["value"]) for r in mine if r["metric"] == name and float(r["rate_lps"]) == rate), None)
+
+    return [Judged(v.rate, v.ok, f"latency step, repeat {repeat}: {v.why}")
+            for v in judge_values(value, rates, step_seconds)]
+
+
+def knee(verdicts: Sequence[Judged]) -> tuple[float | None, float | None]:
+    """(highest bounded rate below the lowest unbounded one, lowest unbounded rate)."""
+    unbounded = [v.rate for v in verdicts if v.ok is False]
+    upper = min(unbounded) if unbounded else None
+    fine = [v.rate for v in verdicts if v.ok and (upper is None or v.rate < upper)]
+    return (max(fine) if fine else None), upper
+
+
+def next_rate(lower: float | None, upper: float) -> float:
+    """Halfway between the bounded and the unbounded rate (from 0 when nothing was bounded),
+    to whole lines per second."""
+    return float(round(((lower or 0.0) + upper) / 2))
+
+
+def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, profile, data_root: Path,
+           work: Path, master: str | None, repeat: int, stage: Callable[[str], None]) -> tuple[list[Metric], list[Judged]]:
+    """One follow run of `rates`, stepped; its metrics (step throughput) and verdicts."""
+    from experiments.harness.bench import prepare_input
+    from experiments.progress import Progress
+
+    # first a warm-up step at half the lowest rate: a build's first micro-batches (query planning,
+    # table creation, JIT) come after it says it is ready, and they are not what a rate costs
+    warm = min(rates) / 2
+    counts = ([profile.warmup_lines(min(rates)) // profile.file_lines]
+              + files_per_step(rates, profile.search_step_seconds, profile.file_lines))
+    live_input = prepare_input(data_root, sum(counts) * profile.file_lines, profile.seed, Progress(quiet=True),
+                               prefix="search", files=sum(counts))
+    steps = rate_steps_over_files(live_input, [warm, *rates], counts)
+    lines = sum(n for _, n in steps)
+    workdir = work / f"search-{follower.name}-r{repeat}-{label}"
+    stage(f"step throughput | {follower.name} | {label}: {', '.join(f'{r:g}' for r in rates)} lines/s, "
+          f"{profile.search_step_seconds:g} s each, after {profile.start_warmup_s:g} s at {warm:g} lines/s")
+    live = run_follow(follower, live_input, workdir, rate_steps=steps, step_gap_s=profile.step_gap_s,
+                      interval=profile.interval, master=master, drain_timeout_s=profile.search_drain_timeout_s,
+                      stage=lambda message: stage(f"  {message}"))
+    log = run.log_path(f"throughput-{follower.name}-r{repeat}-{label}")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if live.log.exists():
+        shutil.copy(live.log, log)
+    metrics = [Metric(m.step, m.build, m.metric, m.value, m.unit, query=label, repeat=m.repeat,
+                      input_lines=m.input_lines, detail=m.detail)
+               for m in cost_metrics(STEP, follower.name, live.measurement, repeat, lines, log)]
+    if live.measurement is None or live.measurement.exit_code != 0 or not (live.replay_dir / LOG_JSON_NAME).exists():
+        # a follower that failed (not one that fell behind: that is what the search looks for)
+        metrics.append(Metric(STEP, follower.name, "problem", None, "", repeat=repeat, input_lines=lines,
+                              query=label, detail=live.problem or f"{follower.name} failed, see {log}"))
+        return metrics, [Judged(rate, None, "the run failed") for rate in rates]
+    rows = unit_rows(live.replay_dir, live.commit_log, live.queries, profile.warmup_s, WARMUP_STEPS)
+    figures = [m for m in latency_metrics(follower.name, rows, repeat, lines, profile.warmup_s, step_name=STEP,
+                                          warmup_steps=WARMUP_STEPS) if m.query == ALL_QUERIES]
+    verdicts = judge(figures, rates, profile.search_step_seconds)
+    verdicts = [Judged(v.rate, v.ok, f"{label}: {v.why}") for v in verdicts]
+    return metrics + figures + _bounded_rows(follower.name, verdicts, repeat), verdicts
+
+
+def _bounded_rows(build: str, verdicts: Sequence[Judged], repeat: int) -> list[Metric]:
+    return [Metric(STEP, build, "bounded", None if v.ok is None else int(v.ok), "1 = bounded", query=ALL_QUERIES,
+                   repeat=repeat, rate_lps=v.rate, detail=v.why) for v in verdicts]
+
+
+def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: Path, master: str | None,
+           repeat: int, stage: Callable[[str], None]) -> list[Judged]:
+    """The ramp (the latency step's rates when it ran in this run folder for this build and
+    repeat, then a ramp above them only if every one was bounded), then the bisections;
+    every probe's rows appended as it ends."""
+    verdicts = latency_step_verdicts(run.metrics(), follower.name, repeat, profile.step_seconds)
+    if verdicts:
+        stage(f"step throughput | {follower.name} | the latency step's rates, repeat {repeat}: "
+              + ", ".join(f"{v.rate:g} {'ok' if v.ok else 'no' if v.ok is False else '?'}" for v in verdicts))
+        run.append(_bounded_rows(follower.name, verdicts, repeat))
+        ramp = [r for r in search_ramp(profile) if r > max(v.rate for v in verdicts)] \
+            if knee(verdicts)[1] is None else []
+    else:
+        ramp = search_ramp(profile)
+    if ramp:
+        metrics, found = _probe(run, follower, ramp, "ramp", profile, data_root, work, master, repeat, stage)
+        run.append(metrics)
+        verdicts += found
+    for number in range(1, profile.search_bisections + 1):
+        lower, upper = knee(verdicts)
+        if upper is None:
+            break   # bounded up to the search's bound: nothing to bisect
+        rate = next_rate(lower, upper)
+        if rate in {v.rate for v in verdicts} or rate <= 0:
+            break   # the interval cannot be split further at whole rates
+        more, found = _probe(run, follower, [rate], f"bisect-{number}", profile, data_root, work, master, repeat,
+                             stage)
+        run.append(more)
+        verdicts += found
+    return verdicts
+
+
+def knee_metrics(build: str, verdicts: Sequence[Judged], profile, repeat: int) -> list[Metric]:
+    lower, upper = knee(verdicts)
+    tried = ", ".join(f"{v.rate:g}" + ("" if v.ok is None else (" ok" if v.ok else " no"))
+                      for v in sorted(verdicts, key=lambda v: v.rate))
+    if upper is None and lower is not None:
+        detail = (f"bounded at every rate judged, up to the search's bound ({profile.search_max_lps:g} lines/s): "
+                  f"at least this; rates {tried}")
+    elif lower is None:
+        detail = f"no rate tried was bounded; unbounded from {upper:g} lines/s; rates {tried}" if upper else \
+            f"no rate could be judged; rates {tried}"
+    else:
+        detail = f"bounded at {lower:g}, not at {upper:g} lines/s; rates {tried}"
+    rows = [Metric(STEP, build, "sustainable_lps", lower, "lines/s", query=ALL_QUERIES, repeat=repeat, detail=detail)]
+    if upper is not None:
+        rows.append(Metric(STEP, build, "unbounded_lps", upper, "lines/s", query=ALL_QUERIES, repeat=repeat,
+                           detail="the lowest rate at which latency kept rising or units were never visible"))
+    return rows
+
+
+def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], profile, data_root: Path,
+                   work: Path, master: str | None, stage: Callable[[str], None],
+                   on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
+    import time
+
+    measured = {int(r["repeat"]) for r in run.metrics() if r["step"] == "latency" and r["build"] in builds
+                and r["repeat"]}
+    # one search per repeat of the latency step (its rates are the ramp), else other_repeats
+    for repeat in sorted(measured) or range(1, profile.other_repeats + 1):
+        for build in builds:
+            started = time.monotonic()
+            verdicts = search(run, followers[build], profile, data_root, work, master, repeat, stage)
+            rows = knee_metrics(build, verdicts, profile, repeat)
+            run.append(rows)
+            stage(f"{build}: sustainable throughput {rows[0].detail}")
+            on_done(build, time.monotonic() - started)

@@ -1,0 +1,680 @@
+"""What a report says, computed from one run folder alone (metrics.csv, latency/, environment.json).
+
+Every figure here is read from rows of metrics.csv (medians and spreads over the repeats
+are computed from those rows); the per-unit files under latency/ only feed the charts.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from experiments.harness.bench import Spread
+from experiments.harness.latency_step import bounded, read_unit_rows
+from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS
+from experiments.harness.run_folder import ALL_QUERIES, ENVIRONMENT_FILE, METRICS_FILE, number, read_metrics
+from shared.export import QUERY_NAMES
+
+ARCHITECTURES = ("kappa", "lambda", "dstream")
+BASELINES = ("spark_batch", "duckdb")
+PASSTHROUGH = "passthrough"
+COST_METRICS = ("wall_s", "cpu_s", "peak_rss_mb")
+PERCENTILE_METRICS = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s")
+# Each step, its section title, and what it would have measured (named when a run folder has none of its rows).
+STEP_TITLES = (
+    ("drain", "Drains", "each system's drain of one input in its own process, repeated, against the oracle"),
+    ("latency", "Latency", "event-to-result latency of each build at three input rates or more"),
+    ("throughput", "Sustainable throughput", "the search over rates for the highest one at which latency stays "
+                                             "bounded (`--steps throughput`)"),
+    ("reprocessing", "Reprocessing", "city_revenue_v1 to city_revenue at two input sizes or more: Lambda's batch "
+                                     "recompute against Kappa's replay (`--steps reprocessing`)"),
+    ("recovery", "Recovery", "SIGKILL at a random moment of a live run, restart, lost and duplicated lines and the "
+                             "time to catch up (`--steps recovery`)"),
+    ("late", "Late data", "an input with lines beyond the watermark: what each build counted, dropped or corrected "
+                          "(`--steps late`)"),
+    ("code_size", "Code size", "lines each build needs, its own and the shared ones (`--steps code_size`)"),
+)
+
+
+def not_measured(data: "RunData") -> list[tuple[str, str]]:
+    """The steps this run folder has no rows of, with what they measure."""
+    return [(title, text) for step, title, text in STEP_TITLES if not data.step_ran(step)]
+
+
+class RunFolderError(ValueError):
+    """The folder is not a complete run folder."""
+
+
+def fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def spread_text(spread: Spread | None, digits: int = 2, unit: str = "") -> str:
+    if spread is None:
+        return "-"
+    if spread.n == 1:
+        return fmt(spread.median, digits, unit)
+    return f"{spread.median:,.{digits}f}{unit} ({spread.low:,.{digits}f}-{spread.high:,.{digits}f}, n={spread.n})"
+
+
+@dataclass
+class RunData:
+    path: Path
+    environment: dict
+    rows: list[dict]
+    units: dict[tuple[str, int], list[dict]] = field(default_factory=dict)   # (build, repeat) -> unit rows
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunData":
+        path = Path(run_dir)
+        if not (path / ENVIRONMENT_FILE).exists() or not (path / METRICS_FILE).exists():
+            raise RunFolderError(f"{path} is not a run folder: it needs {ENVIRONMENT_FILE} and {METRICS_FILE}")
+        units = {}
+        for unit_file in sorted((path / "latency").glob("*-r*.csv")):
+            build, _, repeat = unit_file.stem.rpartition("-r")
+            units[(build, int(repeat))] = read_unit_rows(unit_file)
+        return cls(path, json.loads((path / ENVIRONMENT_FILE).read_text(encoding="utf-8")),
+                   read_metrics(path / METRICS_FILE), units)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    # --- selecting rows -----------------------------------------------------------------
+
+    def select(self, step: str, metric: str, build: str | None = None, query: str | None = None,
+               rate: float | None = None, lines: int | None = None) -> list[dict]:
+        return [r for r in self.rows if r["step"] == step and r["metric"] == metric
+                and (build is None or r["build"] == build) and (query is None or r["query"] == query)
+                and (rate is None or (r["rate_lps"] and float(r["rate_lps"]) == rate))
+                and (lines is None or (r["input_lines"] and int(r["input_lines"]) == lines))]
+
+    def by_repeat(self, step: str, metric: str, build: str, query: str | None = None,
+                  rate: float | None = None, ok_only: bool = True, lines: int | None = None) -> dict[int, float]:
+        """repeat -> value; with ok_only, the wall time, CPU and memory of a process that did not
+        exit 0 are left out (it did not do the whole job). Latency read from its commit log
+        stays: those commits were made, and the run's failure is reported beside them."""
+        failed = ({int(r["repeat"]) for r in self.select(step, "exit_code", build, lines=lines) if r["value"] != "0"}
+                  if ok_only and metric in COST_METRICS else set())
+        return {int(r["repeat"]): number(r) for r in self.select(step, metric, build, query, rate, lines)
+                if r["value"] != "" and r["repeat"] and int(r["repeat"]) not in failed}
+
+    def spread(self, step: str, metric: str, build: str, query: str | None = None,
+               rate: float | None = None, lines: int | None = None) -> Spread | None:
+        return Spread.of(list(self.by_repeat(step, metric, build, query, rate, lines=lines).values()))
+
+    def step_ran(self, step: str) -> bool:
+        return any(r["step"] == step for r in self.rows)
+
+    def ratio(self, step: str, metric: str, top: str, bottom: str) -> Spread | None:
+        """top / bottom per repeat (same repeat of the same run), then median and spread."""
+        a, b = self.by_repeat(step, metric, top), self.by_repeat(step, metric, bottom)
+        return Spread.of([a[r] / b[r] for r in sorted(set(a) & set(b)) if b[r] > 0])
+
+    def present(self, step: str, names) -> list[str]:
+        seen = {r["build"] for r in self.rows if r["step"] == step}
+        return [n for n in names if n in seen]
+
+    @property
+    def drain_systems(self) -> list[str]:
+        return self.present("drain", DRAIN_SYSTEMS)
+
+    @property
+    def live_builds(self) -> list[str]:
+        return self.present("latency", LIVE_BUILDS)
+
+    @property
+    def rates(self) -> list[float]:
+        return sorted({float(r["rate_lps"]) for r in self.rows if r["step"] == "latency" and r["rate_lps"]})
+
+    @property
+    def repeats(self) -> int:
+        return max((int(r["repeat"]) for r in self.rows if r["repeat"]), default=0)
+
+    @property
+    def drain_input_lines(self) -> int | None:
+        found = [r for r in self.rows if r["step"] == "drain" and r["metric"] == "raw_lines" and r["build"] == "oracle"]
+        return int(float(found[0]["value"])) if found else None
+
+    @property
+    def live_input_lines(self) -> int | None:
+        found = [r for r in self.rows if r["step"] == "latency" and r["input_lines"]]
+        return int(found[0]["input_lines"]) if found else None
+
+
+# ---------------------------------------------------------------------------------------
+# Equivalence
+# ---------------------------------------------------------------------------------------
+
+def status_of(row: dict) -> str:
+    return row["detail"].split(":", 1)[0]
+
+
+def short_verdict(row: dict) -> str:
+    status = status_of(row)
+    if status == "DIFFERS":
+        return f"DIFFERS ({fmt(number(row), 0)} rows)"
+    return status
+
+
+def equivalence(data: RunData, step: str) -> dict:
+    """The verdicts of the last repeat per (query, build), whether every repeat agreed, and
+    the details of every verdict that is not `identical`."""
+    builds = [b for b in (data.drain_systems if step == "drain" else data.live_builds) if b != PASSTHROUGH]
+    rows = data.select(step, "equivalence")
+    last: dict[tuple[str, str], dict] = {}
+    verdicts: dict[tuple[str, str], set[str]] = {}
+    for r in rows:
+        key = (r["query"], r["build"])
+        verdicts.setdefault(key, set()).add(short_verdict(r))
+        if key not in last or int(r["repeat"]) >= int(last[key]["repeat"]):
+            last[key] = r
+    queries = [q for q in (*QUERY_NAMES, ALL_QUERIES) if any(k[0] == q for k in last)]
+    table = [[q, *[short_verdict(last[(q, b)]) if (q, b) in last else "-" for b in builds]] for q in queries]
+    details = [f"{b}, {q} (repeat {last[(q, b)]['repeat']}): {last[(q, b)]['detail']}"
+               for q in queries for b in builds if (q, b) in last and status_of(last[(q, b)]) != "identical"]
+    failing = [k for k, r in last.items() if status_of(r) in ("DIFFERS", "MISSING", "not compared")]
+    inconsistent = sorted(f"{b}/{q}" for (q, b), seen in verdicts.items() if len(seen) > 1)
+    return {"builds": builds, "header": ["query", *builds], "table": table, "details": details,
+            "failing": failing, "inconsistent": inconsistent, "repeats": len({r["repeat"] for r in rows}),
+            "explained": [k for k, r in last.items() if status_of(r) == "explained by the watermark"]}
+
+
+# ---------------------------------------------------------------------------------------
+# Drains and cost
+# ---------------------------------------------------------------------------------------
+
+def drain_table(data: RunData) -> dict:
+    header = ["system", "runs ok", "wall s", "CPU s", "peak RSS MiB", "x Spark batch (wall)", "x DuckDB (wall)"]
+    table = []
+    for system in data.drain_systems:
+        runs = data.select("drain", "exit_code", system)
+        ok = sum(r["value"] == "0" for r in runs)
+        table.append([system, f"{ok}/{len(runs)}",
+                      spread_text(data.spread("drain", "wall_s", system), 1),
+                      spread_text(data.spread("drain", "cpu_s", system), 1),
+                      spread_text(data.spread("drain", "peak_rss_mb", system), 0),
+                      "1" if system == "spark_batch" else spread_text(data.ratio("drain", "wall_s", system, "spark_batch"), 2, "x"),
+                      "1" if system == "duckdb" else spread_text(data.ratio("drain", "wall_s", system, "duckdb"), 1, "x")])
+    return {"header": header, "table": table}
+
+
+def accounting_table(data: RunData) -> dict:
+    header = ["build", "raw lines", "valid", "quarantined", "raw = valid + quarantined"]
+    table = []
+    oracle = {r["metric"]: number(r) for r in data.rows if r["step"] == "drain" and r["build"] == "oracle"
+              and r["metric"] in ("raw_lines", "valid_lines")}
+    if oracle:
+        raw, valid = oracle.get("raw_lines"), oracle.get("valid_lines")
+        table.append(["oracle", fmt(raw, 0), fmt(valid, 0), fmt(raw - valid if raw is not None and valid is not None else None, 0),
+                      "yes (by construction)"])
+    for system in data.drain_systems:
+        last = {}
+        for name in ("raw_lines", "valid_lines", "quarantined_lines", "balanced"):
+            found = data.select("drain", name, system)
+            if found:
+                last[name] = max(found, key=lambda r: int(r["repeat"]))
+        if not last:
+            continue
+        balanced = last.get("balanced")
+        table.append([system, *[fmt(number(last[n]), 0) if n in last else "-" for n in
+                                ("raw_lines", "valid_lines", "quarantined_lines")],
+                      "yes" if balanced and balanced["value"] == "1" else
+                      (balanced["detail"] if balanced and balanced["detail"] else "NO")])
+    reasons = {r["detail"]: number(r) for r in data.rows if r["step"] == "drain" and r["metric"] == "quarantine"}
+    return {"header": header, "table": table, "reasons": reasons}
+
+
+def profile_table(data: RunData, top: int = 6) -> dict:
+    """Per system, the parts of its last repeat that took the most time (profile rows)."""
+    header = ["system", "streaming query / step", "part", "ms", "batches"]
+    table = []
+    for system in data.drain_systems:
+        rows = [r for r in data.rows if r["step"] == "profile" and r["build"] == system]
+        if not rows:
+            continue
+        last = max(int(r["repeat"]) for r in rows)
+        mine = [r for r in rows if int(r["repeat"]) == last and "triggerExecution" not in r["detail"]]
+        for r in sorted(mine, key=lambda r: -(number(r) or 0))[:top]:
+            part, _, batches = r["detail"].partition(" over ")
+            table.append([system, r["query"], part, fmt(number(r), 0), batches.removesuffix(" batches")])
+    return {"header": header, "table": table}
+
+
+# ---------------------------------------------------------------------------------------
+# Latency
+# ---------------------------------------------------------------------------------------
+
+def latency_table(data: RunData, query: str = ALL_QUERIES) -> dict:
+    header = ["build", "rate lines/s", "p50 s", "p95 s", "p99 s", "max s", "units measured", "uncovered",
+              "trend s/min"]
+    table = []
+    for build in data.live_builds:
+        for rate in data.rates:
+            if not data.select("latency", "units_measured", build, query, rate):
+                continue
+            cells = [spread_text(data.spread("latency", m, build, query, rate), 2) for m in PERCENTILE_METRICS]
+            measured = sum(data.by_repeat("latency", "units_measured", build, query, rate, ok_only=False).values())
+            uncovered = sum(data.by_repeat("latency", "units_uncovered", build, query, rate, ok_only=False).values())
+            trend = data.spread("latency", "latency_trend_s_per_min", build, query, rate) if query == ALL_QUERIES else None
+            table.append([build, f"{rate:g}", *cells, fmt(measured, 0), fmt(uncovered, 0),
+                          spread_text(trend, 2) if query == ALL_QUERIES else ""])
+    return {"header": header, "table": table}
+
+
+def per_query_latency_table(data: RunData) -> dict:
+    header = ["build", "query", "rate lines/s", "p50 s", "p95 s", "p99 s", "max s", "uncovered"]
+    table = []
+    for build in data.live_builds:
+        queries = sorted({r["query"] for r in data.select("latency", "units_measured", build)} - {ALL_QUERIES})
+        for query in queries:
+            for rate in data.rates:
+                if not data.select("latency", "units_measured", build, query, rate):
+                    continue
+                uncovered = sum(data.by_repeat("latency", "units_uncovered", build, query, rate, ok_only=False).values())
+                table.append([build, query, f"{rate:g}",
+                              *[spread_text(data.spread("latency", m, build, query, rate), 2) for m in PERCENTILE_METRICS],
+                              fmt(uncovered, 0)])
+    return {"header": header, "table": table}
+
+
+def live_cost_table(data: RunData) -> dict:
+    header = ["build", "follow process wall s", "CPU s", "peak RSS MiB", "replayer CPU s", "replayer max lag s",
+              "problems"]
+    table = []
+    for build in data.live_builds:
+        problems = [r["detail"] for r in data.select("latency", "problem", build)]
+        table.append([build, spread_text(data.spread("latency", "wall_s", build), 1),
+                      spread_text(data.spread("latency", "cpu_s", build), 1),
+                      spread_text(data.spread("latency", "peak_rss_mb", build), 0),
+                      spread_text(data.spread("latency", "replayer_cpu_s", build), 2),
+                      spread_text(data.spread("latency", "replay_lag_max_s", build), 3),
+                      "; ".join(problems) or "none"])
+    return {"header": header, "table": table}
+
+
+# ---------------------------------------------------------------------------------------
+# Findings: sentences written from the figures above
+# ---------------------------------------------------------------------------------------
+
+def _median(spread: Spread | None) -> float | None:
+    return None if spread is None else spread.median
+
+
+def findings(data: RunData) -> list[str]:
+    found = []
+    drain_eq, live_eq = equivalence(data, "drain"), equivalence(data, "latency")
+    for name, eq in (("drain", drain_eq), ("live", live_eq)):
+        if not eq["table"]:
+            continue
+        cells = sum(1 for row in eq["table"] for cell in row[1:] if cell != "-")
+        if eq["failing"]:
+            found.append(f"Equivalence ({name} runs): {len(eq['failing'])} of {cells} build/query results differ from "
+                         f"the oracle or are missing: " + ", ".join(f"{b}/{q}" for q, b in sorted(eq["failing"])) + ".")
+        else:
+            explained = (f" ({len(eq['explained'])} explained by the watermark, with the dropped lines counted)"
+                         if eq["explained"] else "")
+            found.append(f"Equivalence ({name} runs): every one of the {cells} build/query results of the last repeat "
+                         f"is identical to the oracle's or not applicable{explained}; repeats "
+                         + ("agree." if not eq["inconsistent"] else "disagree on " + ", ".join(eq["inconsistent"]) + "."))
+    walls = {s: _median(data.spread("drain", "wall_s", s)) for s in data.drain_systems}
+    arch = {b: w for b, w in walls.items() if b in ARCHITECTURES and w is not None}
+    if arch:
+        order = sorted(arch, key=arch.get)
+        ratios = {b: _median(data.ratio("drain", "wall_s", b, "spark_batch")) for b in order}
+        parts = [f"{b} {arch[b]:.1f} s" + (f" ({ratios[b]:.2f}x Spark batch)" if ratios[b] is not None else "")
+                 for b in order]
+        found.append(f"Drain of {fmt(data.drain_input_lines, 0)} input lines, median wall time of the whole process: "
+                     + ", ".join(parts) + f"; fastest architecture: {order[0]}, slowest: {order[-1]}.")
+    if walls.get("spark_batch") is not None and walls.get("duckdb") is not None:
+        found.append(f"Baselines: Spark batch {walls['spark_batch']:.1f} s, DuckDB {walls['duckdb']:.1f} s "
+                     f"(Spark batch {_median(data.ratio('drain', 'wall_s', 'spark_batch', 'duckdb')):.1f}x DuckDB's time, "
+                     "JVM start included).")
+    cpu = {b: _median(data.spread("drain", "cpu_s", b)) for b in ARCHITECTURES if b in data.drain_systems}
+    rss = {b: _median(data.spread("drain", "peak_rss_mb", b)) for b in ARCHITECTURES if b in data.drain_systems}
+    cpu = {b: v for b, v in cpu.items() if v is not None}
+    rss = {b: v for b, v in rss.items() if v is not None}
+    if cpu and rss:
+        low_cpu, high_rss = min(cpu, key=cpu.get), max(rss, key=rss.get)
+        found.append(f"Cost of a drain: {low_cpu} used the least CPU ({cpu[low_cpu]:.1f} s of its process tree; "
+                     + ", ".join(f"{b} {v:.1f} s" for b, v in cpu.items() if b != low_cpu)
+                     + f"); {high_rss} the most memory ({rss[high_rss]:,.0f} MiB peak; "
+                     + ", ".join(f"{b} {v:,.0f} MiB" for b, v in rss.items() if b != high_rss) + ").")
+    rates = data.rates
+    if rates:
+        top = rates[-1]
+        p95 = {b: _median(data.spread("latency", "latency_p95_s", b, ALL_QUERIES, top)) for b in data.live_builds}
+        floor = p95.pop(PASSTHROUGH, None)
+        p95 = {b: v for b, v in p95.items() if v is not None}
+        if p95:
+            order = sorted(p95, key=p95.get)
+            found.append(f"Latency at the highest rate, {top:g} lines/s (p95 over units, every query visible): "
+                         + ", ".join(f"{b} {p95[b]:.2f} s" for b in order)
+                         + (f"; the harness pass-through, with no computation, {floor:.2f} s" if floor is not None else "")
+                         + f". Lowest: {order[0]}.")
+        if len(rates) > 1:
+            low = rates[0]
+            p50 = {b: _median(data.spread("latency", "latency_p50_s", b, ALL_QUERIES, low)) for b in data.live_builds}
+            p50 = {b: v for b, v in p50.items() if v is not None}
+            if p50:
+                found.append(f"Latency at the lowest rate, {low:g} lines/s (p50): "
+                             + ", ".join(f"{b} {v:.2f} s" for b, v in sorted(p50.items(), key=lambda kv: kv[1])) + ".")
+        step_minutes = float(data.environment.get("profile", {}).get("step_seconds", 60)) / 60
+        for build in data.live_builds:
+            behind = []
+            for rate in rates:
+                uncovered = sum(data.by_repeat("latency", "units_uncovered", build, ALL_QUERIES, rate, ok_only=False).values())
+                measured = sum(data.by_repeat("latency", "units_measured", build, ALL_QUERIES, rate, ok_only=False).values())
+                trend = _median(data.spread("latency", "latency_trend_s_per_min", build, ALL_QUERIES, rate))
+                p50 = _median(data.spread("latency", "latency_p50_s", build, ALL_QUERIES, rate))
+                ok, why = bounded(trend, p50, int(measured), int(uncovered), step_minutes * 60)
+                if ok is False:
+                    behind.append(f"at {rate:g} lines/s: {why}")
+            if behind:
+                found.append(f"{build} fell behind: " + "; ".join(behind) + ".")
+        handoffs = data.select("latency", "handoff_at", "lambda")
+        if handoffs:
+            found.append(f"Lambda handed off to a new batch cutoff {len(handoffs)} times during its live runs "
+                         "(marked on the latency-over-time chart); its latency is that of its serving layer.")
+    found += step_findings(data)
+    problems = [f"{r['step']} {r['build']} repeat {r['repeat']}: {r['detail']}" for r in data.rows
+                if r["metric"] == "problem"]
+    if problems:
+        found.append("Runs that did not complete: " + "; ".join(problems) + ".")
+    return found
+
+
+def methods(data: RunData) -> list[tuple[str, str]]:
+    profile = data.environment.get("profile", {})
+    warmup = profile.get("warmup_s", "?")
+    return [
+        ("Drain time", "Wall seconds of the whole process, from its start to its exit (interpreter and JVM start, "
+                       "reading, computing, writing the results export), each system in its own process with a "
+                       "fresh workdir, the same input for all."),
+        ("Cost", "CPU seconds (user + system) and the peak of the summed resident memory of the process tree "
+                 "(driver, JVM, Python workers), sampled every 0.2 s with psutil."),
+        ("Ratios", "Each system's wall time over the Spark batch baseline's (or DuckDB's) in the same repeat, then "
+                   "the median of the repeats with (min-max)."),
+        ("Equivalence", "Each results export compared byte for byte with the oracle's; a difference is counted in "
+                        "rows and its first rows are shown; Kappa's window_revenue is checked against the watermark "
+                        "model when it differs."),
+        ("Latency", f"The replayer lands one file per unit on an open-loop schedule fixed in advance, one rate after "
+                    f"another with {profile.get('step_gap_s', '?')} s of silence between; a unit's latency for a "
+                    f"query is the first commit-log row of that query whose max_seq covers it minus its intended "
+                    f"emission time; 'all' is the latest over the build's queries; units due in the first {warmup} s "
+                    f"of each rate are dropped as warm-up; percentiles are nearest-rank."),
+        ("Harness overhead", "The pass-through (experiments/harness/passthrough.py) follows the landing directory "
+                             "like the builds, counts each micro-batch's lines and records a commit: its latency is "
+                             "the floor the harness and Spark's file source set."),
+        ("Trend", "Least-squares slope of the measured units' latency over their intended time within a rate, "
+                  "in seconds per minute: near 0 means latency stayed bounded at that rate."),
+        *[(name, text) for name, text in step_methods(data)
+          if data.step_ran({"Sustainable throughput": "throughput", "Reprocessing": "reprocessing",
+                            "Recovery": "recovery", "Late data": "late", "Code size": "code_size"}[name])],
+    ]
+
+
+def environment_rows(data: RunData) -> list[list[str]]:
+    env = data.environment
+    machine = env.get("machine", {})
+    rows = [["run", data.run_id], ["started (UTC)", env.get("started_utc", "-")],
+            ["finished (UTC)", env.get("finished_utc", "-")],
+            ["machine", f"{machine.get('platform', '-')}, {machine.get('cpus', '-')} CPUs, "
+                        f"{machine.get('memory_gib', '-')} GiB"],
+            ["load average at start / end", f"{machine.get('load_average_at_start', '-')} / "
+                                            f"{env.get('load_average_at_end', '-')}"],
+            ["Spark master", env.get("spark_master", "-")], ["source", env.get("source", "-")],
+            ["drain input", env.get("drain_input", "-")], ["live input", env.get("live_input", "-")],
+            ["git commit", env.get("git_commit", "-")]]
+    rows += [[name, str(version)] for name, version in env.get("versions", {}).items()]
+    rows += [[f"setting {k}", str(v)] for k, v in env.get("settings", {}).items()]
+    rows += [[f"profile {k}", str(v)] for k, v in env.get("profile", {}).items()]
+    return rows
+
+
+def headline(data: RunData) -> dict[str, float | None]:
+    """The few numbers index.html lists per run and a comparison puts side by side."""
+    figures: dict[str, float | None] = {}
+    for system in data.drain_systems:
+        figures[f"drain wall s: {system}"] = _median(data.spread("drain", "wall_s", system))
+    for system in data.drain_systems:
+        if system in ARCHITECTURES:
+            figures[f"drain CPU s: {system}"] = _median(data.spread("drain", "cpu_s", system))
+    if data.rates:
+        top = data.rates[-1]
+        for build in data.live_builds:
+            figures[f"p95 latency s at {top:g}/s: {build}"] = _median(
+                data.spread("latency", "latency_p95_s", build, ALL_QUERIES, top))
+    for build in data.present("throughput", LIVE_BUILDS):
+        figures[f"sustainable lines/s: {build}"] = _median(data.spread("throughput", "sustainable_lps", build))
+    sizes = reprocess_sizes(data)
+    for build in data.present("reprocessing", ("lambda", "kappa")):
+        if sizes:
+            figures[f"recompute wall s at {sizes[-1]:,} lines: {build}"] = _median(
+                data.spread("reprocessing", "wall_s", build, lines=sizes[-1]))
+    for build in data.present("recovery", ARCHITECTURES):
+        figures[f"recovery catch-up s: {build}"] = _median(data.spread("recovery", "catch_up_s", build))
+    return figures
+
+
+def verdict(data: RunData) -> str:
+    failing = len(equivalence(data, "drain")["failing"]) + len(equivalence(data, "latency")["failing"])
+    return "every result equals the oracle (or is explained)" if not failing else f"{failing} results differ"
+
+
+# ---------------------------------------------------------------------------------------
+# Sustainable throughput, reprocessing, recovery, late data, code size
+# ---------------------------------------------------------------------------------------
+
+def _last(rows: list[dict]) -> dict | None:
+    return max(rows, key=lambda r: int(r["repeat"] or 0)) if rows else None
+
+
+def throughput_builds(data: RunData) -> list[str]:
+    return data.present("throughput", LIVE_BUILDS)
+
+
+def throughput_rates(data: RunData, build: str) -> list[float]:
+    return sorted({float(r["rate_lps"]) for r in data.select("throughput", "bounded", build) if r["rate_lps"]})
+
+
+def throughput_table(data: RunData) -> dict:
+    header = ["build", "sustainable lines/s", "first unbounded lines/s", "rates tried"]
+    table = []
+    for build in throughput_builds(data):
+        knee_row = _last(data.select("throughput", "sustainable_lps", build))
+        table.append([build, spread_text(data.spread("throughput", "sustainable_lps", build), 0),
+                      spread_text(data.spread("throughput", "unbounded_lps", build), 0),
+                      knee_row["detail"] if knee_row else "-"])
+    return {"header": header, "table": table}
+
+
+def throughput_figure(data: RunData, metric: str, build: str, rate: float) -> Spread | None:
+    """A probed rate's latency figure: from the throughput step's own probes, or from the
+    latency step when its rates were the start of the search's ramp."""
+    return (data.spread("throughput", metric, build, ALL_QUERIES, rate)
+            or data.spread("latency", metric, build, ALL_QUERIES, rate))
+
+
+def throughput_rate_table(data: RunData) -> dict:
+    header = ["build", "rate lines/s", "p50 s", "p95 s", "trend s/min", "bounded", "why"]
+    table = []
+    for build in throughput_builds(data):
+        for rate in throughput_rates(data, build):
+            verdict = _last(data.select("throughput", "bounded", build, ALL_QUERIES, rate))
+            table.append([build, f"{rate:g}",
+                          *[spread_text(throughput_figure(data, m, build, rate), 2)
+                            for m in ("latency_p50_s", "latency_p95_s", "latency_trend_s_per_min")],
+                          {"1": "yes", "0": "no"}.get(verdict["value"], "not judged") if verdict else "-",
+                          verdict["detail"] if verdict else "-"])
+    return {"header": header, "table": table}
+
+
+def reprocess_sizes(data: RunData) -> list[int]:
+    return sorted({int(r["input_lines"]) for r in data.rows if r["step"] == "reprocessing" and r["input_lines"]})
+
+
+def reprocess_table(data: RunData) -> dict:
+    header = ["build", "input lines", "first run wall s", "recompute wall s", "recompute CPU s", "peak RSS MiB",
+              "inside the process s", "city_revenue after"]
+    table = []
+    for build in data.present("reprocessing", ("lambda", "kappa")):
+        for lines in reprocess_sizes(data):
+            if not data.select("reprocessing", "initial_wall_s", build, lines=lines):
+                continue
+            check = _last(data.select("reprocessing", "equivalence", build, lines=lines))
+            table.append([build, f"{lines:,}",
+                          spread_text(data.spread("reprocessing", "initial_wall_s", build, lines=lines), 1),
+                          spread_text(data.spread("reprocessing", "wall_s", build, lines=lines), 1),
+                          spread_text(data.spread("reprocessing", "cpu_s", build, lines=lines), 1),
+                          spread_text(data.spread("reprocessing", "peak_rss_mb", build, lines=lines), 0),
+                          spread_text(data.spread("reprocessing", "catch_up_s", build, lines=lines), 1),
+                          status_of(check) if check else "-"])
+    return {"header": header, "table": table}
+
+
+RECOVERY_TIMES = (("kill_at_s", "killed at s"), ("restart_at_s", "restarted at s"),
+                  ("first_commit_after_restart_s", "restart to first commit s"), ("catch_up_s", "restart to caught up s"))
+
+
+def recovery_table(data: RunData) -> dict:
+    header = ["build", *[title for _, title in RECOVERY_TIMES], "lost lines", "duplicated lines", "counted in"]
+    table = []
+    for build in data.present("recovery", ARCHITECTURES):
+        lost = {r["query"]: number(r) for r in data.select("recovery", "lost_lines", build)}
+        duplicated = {r["query"]: number(r) for r in data.select("recovery", "duplicated_lines", build)}
+        counted = [q for q in lost if lost[q] is not None]
+        table.append([build, *[spread_text(data.spread("recovery", m, build), 1) for m, _ in RECOVERY_TIMES],
+                      fmt(max((lost[q] for q in counted), default=None), 0),
+                      fmt(max((duplicated.get(q) or 0 for q in counted), default=None), 0),
+                      ", ".join(counted) or "no export"])
+    return {"header": header, "table": table}
+
+
+LATE_COLUMNS = (("counted_lines", "order lines counted (daily_revenue)"),
+                ("window_lines_missing", "window pairs missing"), ("window_lines_extra", "window pairs extra"),
+                ("window_rows_differing", "window rows differing"),
+                ("window_lines_missing_after_batch", "pairs missing after its batch run"),
+                ("window_rows_differing_after_batch", "rows differing after its batch run"))
+
+
+def late_table(data: RunData) -> dict:
+    header = ["build", *[title for _, title in LATE_COLUMNS], "dropped by the watermark (Spark)", "window_revenue verdict"]
+    table = []
+    for build in data.present("late", ARCHITECTURES):
+        dropped = data.select("late", "watermark_dropped_rows", build, "window_revenue")
+        verdict = _last(data.select("late", "equivalence", build, "window_revenue"))
+        table.append([build, *[spread_text(data.spread("late", m, build), 0) if data.select("late", m, build) else "-"
+                               for m, _ in LATE_COLUMNS],
+                      fmt(number(_last(dropped)), 0) if dropped else "-",
+                      status_of(verdict) if verdict else "-"])
+    return {"header": header, "table": table}
+
+
+def late_input(data: RunData) -> dict[str, float | None]:
+    return {r["metric"]: number(r) for r in data.rows if r["step"] == "late" and r["build"] == "input"}
+
+
+def code_size_table(data: RunData) -> dict:
+    header = ["build", "its own code lines", "shared code lines it imports", "total", "comment and docstring lines",
+              "shared modules"]
+    table = []
+    for build in data.present("code_size", ARCHITECTURES):
+        own = _last(data.select("code_size", "code_lines", build, "build-specific"))
+        shared = _last(data.select("code_size", "code_lines", build, "shared"))
+        docs = [number(r) or 0 for r in data.select("code_size", "doc_lines", build)]
+        if own is None or shared is None:
+            continue
+        total = (number(own) or 0) + (number(shared) or 0)
+        table.append([build, fmt(number(own), 0), fmt(number(shared), 0), fmt(total, 0), fmt(sum(docs), 0),
+                      shared["detail"]])
+    return {"header": header, "table": table}
+
+
+def step_findings(data: RunData) -> list[str]:
+    """Sentences from the throughput, reprocessing, recovery, late-data and code-size rows."""
+    found = []
+    knees = {b: _median(data.spread("throughput", "sustainable_lps", b)) for b in throughput_builds(data)}
+    if knees:
+        parts = []
+        for build, value in knees.items():
+            upper = _median(data.spread("throughput", "unbounded_lps", build))
+            parts.append(f"{build} " + ("no rate tried" if value is None else f"{value:,.0f} lines/s")
+                         + (f" (unbounded at {upper:,.0f})" if upper is not None else " (bounded at every rate tried)"))
+        found.append("Sustainable throughput (latency bounded over the whole step, files of "
+                     f"{data.environment.get('profile', {}).get('file_lines', '?')} lines): " + ", ".join(parts) + ".")
+    sizes = reprocess_sizes(data)
+    if sizes:
+        walls = {b: {n: _median(data.spread("reprocessing", "wall_s", b, lines=n)) for n in sizes}
+                 for b in data.present("reprocessing", ("lambda", "kappa"))}
+        parts = []
+        for build, by_size in walls.items():
+            known = [(n, w) for n, w in by_size.items() if w is not None]
+            if known:
+                parts.append(f"{build} " + ", ".join(f"{w:.1f} s at {n:,} lines" for n, w in known)
+                             + (f" ({known[-1][1] / known[0][1]:.2f}x for {known[-1][0] / known[0][0]:.1f}x the lines)"
+                                if len(known) > 1 and known[0][1] else ""))
+        if parts:
+            found.append("Reprocessing after the city_revenue_v1 -> city_revenue change (whole process, JVM start "
+                         "included): " + "; ".join(parts) + ".")
+        wrong = [f"{r['build']} at {int(r['input_lines']):,} lines" for r in data.select("reprocessing", "equivalence")
+                 if status_of(r) != "identical"]
+        if wrong:
+            found.append("The recomputed city_revenue differs from the oracle's for " + ", ".join(wrong) + ".")
+    for build in data.present("recovery", ARCHITECTURES):
+        lost = [number(r) for r in data.select("recovery", "lost_lines", build) if r["value"] != ""]
+        duplicated = [number(r) for r in data.select("recovery", "duplicated_lines", build) if r["value"] != ""]
+        first = _median(data.spread("recovery", "first_commit_after_restart_s", build))
+        catch = _median(data.spread("recovery", "catch_up_s", build))
+        if lost or first is not None:
+            found.append(f"Recovery of {build} after SIGKILL: first commit {fmt(first, 1)} s after the restart, caught "
+                         f"up after {fmt(catch, 1)} s; final results lost {fmt(max(lost, default=None), 0)} and "
+                         f"duplicated {fmt(max(duplicated, default=None), 0)} order lines (largest over the counted "
+                         "queries).")
+    late = late_input(data)
+    if late.get("late_lines") is not None:
+        parts = []
+        for build in data.present("late", ARCHITECTURES):
+            missing = _median(data.spread("late", "window_lines_missing", build))
+            after = _median(data.spread("late", "window_lines_missing_after_batch", build))
+            verdict = _last(data.select("late", "equivalence", build, "window_revenue"))
+            if missing is not None:
+                parts.append(f"{build}'s window_revenue lacks {missing:,.0f} (line, window) pairs"
+                             + (f", {after:,.0f} after its batch run" if after is not None else ""))
+            elif verdict is not None:
+                parts.append(f"{build}: window_revenue {status_of(verdict)}")
+        found.append(f"Late data ({late['late_lines']:,.0f} of {fmt(late.get('valid_lines'), 0)} valid lines beyond "
+                     "the watermark): " + "; ".join(parts) + ".")
+    sizes_table = code_size_table(data)["table"]
+    if sizes_table:
+        found.append("Code size (lines of code, without comments and docstrings): "
+                     + ", ".join(f"{row[0]} {row[3]} ({row[1]} its own, {row[2]} shared)" for row in sizes_table) + ".")
+    return found
+
+
+def step_methods(data: RunData) -> list[tuple[str, str]]:
+    from experiments.harness.latency_step import RISE_FLOOR_S, RISE_SHARE
+
+    profile = data.environment.get("profile", {})
+    return [
+        ("Sustainable throughput", f"Per build, one follow run fed a stepped load of doubling rates "
+                                   f"({profile.get('search_ramp', '?')} lines/s, {profile.get('search_step_seconds', '?')} s "
+                                   f"each), then {profile.get('search_bisections', '?')} follow run(s) at the rate halfway "
+                                   f"between the highest bounded and the lowest unbounded one; a rate is bounded when "
+                                   f"every unit became visible and the latency trend adds at most {RISE_FLOOR_S:g} s or "
+                                   f"{RISE_SHARE:.0%} of the p50 (the larger) over the step."),
+        ("Reprocessing", "Per input size, the build's first run (lab run), then the recompute in its own process: "
+                         "Lambda `lab lambda batch` over the whole master dataset, Kappa `lab kappa replay --version "
+                         "v2` from the log's start with the cut-over and export; wall, CPU and peak RSS of that "
+                         "process, and the recomputed city_revenue against the oracle's."),
+        ("Recovery", "A follow run fed at a fixed rate is SIGKILLed (whole process group) at a seeded random moment "
+                     "between 20% and 60% of the replay after its first commit, restarted at once; times from the "
+                     "commit log; lost and duplicated order lines per key of the final exports' order_lines against "
+                     "the oracle's, and of the line accounting's valid lines."),
+        ("Late data", f"A drain, one file a micro-batch, of an input with {profile.get('late_fraction', '?')} of its "
+                      "lines beyond the watermark; window_revenue against the event-time truth per window "
+                      "((line, window) pairs missing), Spark's own count of dropped rows, Lambda again after "
+                      "`lab lambda batch`."),
+        ("Code size", "Non-blank lines of .py files that are neither comments nor docstrings: the build's folder, "
+                      "and the modules of shared/ it imports (followed through their own imports)."),
+    ]

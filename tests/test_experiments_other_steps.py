@@ -1,0 +1,251 @@
+"""The throughput search, reprocessing, recovery, late-data and code-size steps without Spark:
+their decisions and counts on made-up inputs, and their report sections on a synthetic run
+folder (tests/synthetic_run.py). The steps themselves run in the slow end-to-end test of
+tests/test_experiments_steps.py."""
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+
+from experiments.harness import code_size, latency_step, recovery_step, reprocess_step, throughput_step
+from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
+from experiments.harness.late_step import window_metrics
+from experiments.harness.profiles import PROFILES, STEPS, search_ramp
+from experiments.harness.run_folder import ALL_QUERIES, Metric
+from experiments.report import data as D
+from experiments.report.writer import write_report
+from shared.commit_log import Commit
+from tests.synthetic_run import HOSTILE, add_other_steps, write_run
+
+
+# ---------------------------------------------------------------------------------------
+# Sustainable throughput: when a rate is bounded, the knee, the next rate
+# ---------------------------------------------------------------------------------------
+
+def test_a_rate_is_bounded_when_its_trend_adds_little_and_every_unit_shows():
+    assert latency_step.bounded(0.5, 2.0, 10, 0, 60)[0] is True          # +0.5 s over a minute: under 1 s
+    assert latency_step.bounded(3.0, 2.0, 10, 0, 60)[0] is False         # +3 s over a minute
+    assert latency_step.bounded(3.0, 20.0, 10, 0, 60)[0] is True         # under 20% of a 20 s p50
+    ok, why = latency_step.bounded(0.0, 1.0, 10, 2, 60)
+    assert ok is False and "2 units never visible" in why
+    assert latency_step.bounded(None, None, 2, 0, 60)[0] is None         # too little to judge
+    ok, why = latency_step.bounded(-60.0, 30.0, 10, 0, 60)               # all units shown by one late commit
+    assert ok is None and "starting or stalled" in why
+
+
+def _figures(rate, trend, p50, measured=10, uncovered=0):
+    return [Metric("throughput", "kappa", name, value, "s", query=ALL_QUERIES, rate_lps=rate)
+            for name, value in (("latency_trend_s_per_min", trend), ("latency_p50_s", p50),
+                                ("units_measured", measured), ("units_uncovered", uncovered))]
+
+
+def test_the_search_judges_rates_up_to_the_first_unbounded_one():
+    metrics = _figures(100.0, 0.1, 1.0) + _figures(200.0, 0.2, 1.1) + _figures(400.0, 40.0, 3.0) \
+        + _figures(800.0, 0.0, 9.0)
+    verdicts = throughput_step.judge(metrics, [100.0, 200.0, 400.0, 800.0], step_seconds=10)
+    assert [v.ok for v in verdicts] == [True, True, False, None]   # 800 carries 400's backlog: not judged
+    assert throughput_step.knee(verdicts) == (200.0, 400.0)
+    assert throughput_step.next_rate(200.0, 400.0) == 300.0 and throughput_step.next_rate(None, 100.0) == 50.0
+    rows = {m.metric: m for m in throughput_step.knee_metrics("kappa", verdicts, PROFILES["quick"], 1)}
+    assert rows["sustainable_lps"].value == 200.0 and rows["unbounded_lps"].value == 400.0
+    assert "bounded at 200, not at 400" in rows["sustainable_lps"].detail
+
+
+def test_a_search_bounded_everywhere_says_its_knee_is_a_lower_bound():
+    verdicts = [throughput_step.Judged(r, True, "") for r in (100.0, 200.0)]
+    rows = throughput_step.knee_metrics("kappa", verdicts, PROFILES["quick"], 1)
+    assert [m.metric for m in rows] == ["sustainable_lps"] and "at least this" in rows[0].detail
+    nothing = throughput_step.knee_metrics("kappa", [throughput_step.Judged(100.0, False, "")], PROFILES["quick"], 1)
+    assert nothing[0].value is None and nothing[1].value == 100.0
+
+
+def test_the_ramp_doubles_up_to_the_profiles_bound_in_whole_files():
+    profile = PROFILES["standard"]
+    ramp = search_ramp(profile)
+    assert ramp[0] == profile.search_start_lps and ramp[-1] <= profile.search_max_lps
+    assert all(b == 2 * a for a, b in zip(ramp, ramp[1:]))
+    assert throughput_step.files_per_step([100.0, 5.0], 10, 50) == [20, 2]   # at least two files a step
+
+
+def test_every_profile_reprocesses_two_sizes_or_more_and_standard_repeats_three_times():
+    for profile in PROFILES.values():
+        assert len(profile.reprocess_rows) >= 2 and list(profile.reprocess_rows) == sorted(profile.reprocess_rows)
+        assert 0 < profile.late_fraction < 1 and profile.late_files >= 2
+    assert PROFILES["standard"].repeats >= 3
+    assert set(STEPS) >= {"throughput", "reprocessing", "recovery", "late", "code_size"}
+
+
+# ---------------------------------------------------------------------------------------
+# Reprocessing, recovery and late data: the counts
+# ---------------------------------------------------------------------------------------
+
+def test_the_kappa_replay_outcome_is_read_from_its_output():
+    log = 'starting\n{\n  "version": "v2",\n  "catch_up_seconds": 12.5,\n  "passes": 2\n}\ncity_revenue  written\n'
+    assert reprocess_step.replay_outcome(log) == {"version": "v2", "catch_up_seconds": 12.5, "passes": 2}
+    assert reprocess_step.replay_outcome("no json here") == {}
+
+
+def test_lost_and_duplicated_lines_are_counted_per_key():
+    oracle = {("A",): 10, ("B",): 5, ("C",): 1}
+    assert lost_and_duplicated(oracle, oracle) == (0, 0)
+    # B lost 2, C missing entirely (1 lost), A counted 3 twice, D never existed: offsetting keys do not cancel
+    assert lost_and_duplicated(oracle, {("A",): 13, ("B",): 3, ("D",): 4}) == (3, 7)
+
+
+def test_exports_with_order_lines_are_read_by_key(tmp_path):
+    path = tmp_path / "city_revenue.csv"
+    path.write_text("city,state,revenue,order_lines\nPortland,ME,10.00,3\nPortland,OR,5.00,2\n")
+    assert order_line_counts(path) == {("Portland", "ME"): 3, ("Portland", "OR"): 2}
+
+
+def test_recovery_reads_progress_and_catch_up_from_the_commit_log():
+    commits = [Commit("a", 100.0, 9, 1), Commit("b", 101.0, 9, 1), Commit("a", 110.0, 49, 1),
+               Commit("b", 112.0, 29, 1), Commit("b", 115.0, 49, 1)]
+    assert recovery_step.committed_progress(commits, ("a", "b")) == [(101.0, 9), (110.0, 9), (112.0, 29), (115.0, 49)]
+    assert recovery_step.covered_at(commits, ("a", "b"), 29, after=105.0) == 112.0
+    assert recovery_step.covered_at(commits, ("a", "b"), 49, after=105.0) == 115.0
+    assert recovery_step.covered_at(commits, ("a", "b"), 50, after=105.0) is None
+
+
+def test_late_window_metrics_count_pairs_against_the_truth(tmp_path):
+    truth, build = tmp_path / "oracle", tmp_path / "build.csv"
+    truth.mkdir()
+    header = "window_start,window_end,revenue,order_lines\n"
+    (truth / "window_revenue.csv").write_text(header + "2019-01-01 00:00:00,2019-01-01 01:00:00,9.00,3\n"
+                                              "2019-01-01 00:30:00,2019-01-01 01:30:00,4.00,2\n")
+    build.write_text(header + "2019-01-01 00:00:00,2019-01-01 01:00:00,6.00,2\n"
+                     "2019-01-01 00:30:00,2019-01-01 01:30:00,4.00,2\n")
+    rows = {m.metric: m.value for m in window_metrics("kappa", truth, build, "", {"repeat": 1})}
+    assert rows == {"window_lines_missing": 1, "window_lines_extra": 0, "window_rows_differing": 2}
+
+
+# ---------------------------------------------------------------------------------------
+# Code size
+# ---------------------------------------------------------------------------------------
+
+def test_code_lines_leave_out_blanks_comments_and_docstrings():
+    source = textwrap.dedent('''\
+        """Module doc,
+        two lines."""
+        # a comment
+        x = 1  # code with a comment
+
+        def f():
+            """Function doc."""
+            return """a string
+        that is code"""
+        ''')
+    assert code_size.count_lines(source) == (4, 4)
+
+
+def test_a_build_counts_the_shared_modules_it_imports_through_each_other(tmp_path):
+    for path, text in {"kappa/app.py": "from shared import a\nimport shared.b as b\n",
+                       "lambda/app.py": "from lambda_arch.views import v\n", "lambda/views.py": "v = 1\n",
+                       "legacy_dstream/app.py": "def f():\n    from shared.c import g\n",
+                       "shared/__init__.py": "", "shared/a.py": "from shared.d import x\n", "shared/b.py": "y = 2\n",
+                       "shared/c.py": "g = 3\n", "shared/d.py": "x = 4\n", "shared/unused.py": "z = 5\n"}.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    sizes = code_size.build_sizes(tmp_path)
+    assert sorted(f.path.stem for f in sizes["kappa"]["shared"]) == ["__init__", "a", "b", "d"]
+    assert sizes["lambda"]["shared"] == [] and sum(f.code for f in sizes["lambda"]["own"]) == 2
+    assert sorted(f.path.stem for f in sizes["dstream"]["shared"]) == ["__init__", "c"]   # the package runs too
+    rows = {(m.build, m.metric, m.query): m.value for m in code_size.code_size_metrics(tmp_path)}
+    assert rows[("kappa", "code_lines", "shared")] == 3 and rows[("shared", "code_lines", "shared")] == 5
+
+
+# ---------------------------------------------------------------------------------------
+# The report sections of these steps
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def full_run(tmp_path):
+    run = write_run(tmp_path / "reports", repeats=1)
+    add_other_steps(run)
+    return run
+
+
+def test_every_step_has_its_section_chart_and_finding(full_run):
+    write_report(full_run.path)
+    html = (full_run.path / "report.html").read_text()
+    markdown = (full_run.path / "report.md").read_text()
+    for name in ("throughput", "reprocessing", "recovery"):
+        assert (full_run.path / "charts" / f"{name}.png").stat().st_size > 1000
+        assert re.search(rf'<h2 id="{name}">', html) and f"charts/{name}.png" in markdown
+    assert "Not measured in this version" not in markdown and "Not measured in this version" not in html
+    assert "| kappa | 200 | 400 |" in markdown                       # the knee and the first unbounded rate
+    assert "<script>" not in html and HOSTILE not in html               # the why of each rate is escaped
+    text = " ".join(D.findings(D.RunData.load(full_run.path)))
+    assert "kappa 200 lines/s (unbounded at 400)" in text and "passthrough 400 lines/s (bounded at every rate" in text
+    assert "Recovery of dstream after SIGKILL" in text and "lost 7" in text
+    assert "kappa's window_revenue lacks 180 (line, window) pairs" in text and "0 after its batch run" in text
+
+
+def test_the_figures_of_the_new_sections_are_the_rows(full_run):
+    data = D.RunData.load(full_run.path)
+    reprocessing = {(r[0], r[1]): r for r in D.reprocess_table(data)["table"]}
+    assert reprocessing[("kappa", "4,000")][3] == f"{30 + 4000 * 0.006:.1f}"
+    recovery = {r[0]: r for r in D.recovery_table(data)["table"]}
+    assert recovery["dstream"][5] == "7" and recovery["kappa"][5] == "0" and recovery["kappa"][4] == "25.0"
+    late = {r[0]: r for r in D.late_table(data)["table"]}
+    assert late["lambda"][2] == "90" and late["lambda"][5] == "0" and late["dstream"][-1] == "not applicable"
+    sizes = {r[0]: r for r in D.code_size_table(data)["table"]}
+    own = next(m for m in data.select("code_size", "code_lines", "kappa", "build-specific"))
+    assert sizes["kappa"][1] == D.fmt(float(own["value"]), 0)
+
+
+def test_a_run_without_the_new_steps_names_them_as_not_measured(tmp_path):
+    run = write_run(tmp_path / "reports", repeats=1)
+    names = [name for name, _ in D.not_measured(D.RunData.load(run.path))]
+    assert names == ["Sustainable throughput", "Reprocessing", "Recovery", "Late data", "Code size"]
+
+
+def _latency_rows(run, build, repeat, figures):
+    """figures: rate -> (trend, p50, uncovered), written as the latency step writes them."""
+    rows = []
+    for rate, (trend, p50, uncovered) in figures.items():
+        rows += [Metric("latency", build, name, value, "s", query=ALL_QUERIES, repeat=repeat, rate_lps=rate)
+                 for name, value in (("latency_trend_s_per_min", trend), ("latency_p50_s", p50),
+                                     ("units_measured", 10), ("units_uncovered", uncovered))]
+    run.append(rows)
+
+
+def test_the_search_starts_from_the_latency_steps_rates_and_bisects(tmp_path, monkeypatch):
+    import dataclasses
+
+    from experiments.harness.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    _latency_rows(run, "kappa", 1, {100.0: (0.1, 1.0, 0), 200.0: (0.2, 1.0, 0), 400.0: (50.0, 9.0, 0)})
+    probes = []
+
+    def probe(run_, follower, rates, label, *args):
+        probes.append((label, rates))
+        return [], [throughput_step.Judged(r, True, "probe") for r in rates]
+
+    monkeypatch.setattr(throughput_step, "_probe", probe)
+    profile = dataclasses.replace(PROFILES["quick"], search_bisections=2, step_seconds=10)
+    follower = type("F", (), {"name": "kappa"})()
+    verdicts = throughput_step.search(run, follower, profile, tmp_path, tmp_path, None, 1, lambda message: None)
+    assert probes == [("bisect-1", [300.0]), ("bisect-2", [350.0])]   # no ramp: the latency step found 400 unbounded
+    assert throughput_step.knee(verdicts) == (350.0, 400.0)
+    judged = {float(r["rate_lps"]): r for r in run.metrics() if r["metric"] == "bounded"}
+    assert judged[400.0]["value"] == "0" and judged[400.0]["detail"].startswith("latency step, repeat 1")
+
+
+def test_the_search_ramps_above_the_latency_rates_only_when_all_were_bounded(tmp_path, monkeypatch):
+    from experiments.harness.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    _latency_rows(run, "passthrough", 1, {50.0: (0.0, 1.0, 0), 100.0: (0.0, 1.0, 0), 200.0: (0.0, 1.0, 0)})
+    probes = []
+    monkeypatch.setattr(throughput_step, "_probe", lambda run_, follower, rates, label, *args: (
+        probes.append((label, rates)) or ([], [throughput_step.Judged(r, False, "probe") for r in rates])))
+    follower = type("F", (), {"name": "passthrough"})()
+    verdicts = throughput_step.search(run, follower, PROFILES["quick"], tmp_path, tmp_path, None, 1, lambda m: None)
+    assert probes == [("ramp", [400.0])]                 # quick's ramp is 100-400: only 400 is above 200
+    assert throughput_step.knee(verdicts) == (200.0, 400.0)

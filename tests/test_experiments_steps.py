@@ -1,0 +1,267 @@
+"""The pieces of `lab experiments`' steps, without Spark: the stepped open-loop schedule,
+latency per unit and rate step, the equivalence verdicts, Lambda's handoffs read from its
+log, the profiles, the time-left display and the command line; and (slow) the quick profile
+end to end."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments.harness import follow, latency_step
+from experiments.harness.equivalence import compare_build, first_differences
+from experiments.harness.profiles import PROFILES
+from experiments.harness.run_folder import ALL_QUERIES
+from experiments.inputs.replay import LOG_COLUMNS, OpenLoopSchedule, RateStep, parse_rate_steps, replay_to_landing
+from experiments.progress import TimeLeft
+from shared.commit_log import CommitLog, commit_log_path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---------------------------------------------------------------------------------------
+# The stepped open-loop schedule
+# ---------------------------------------------------------------------------------------
+
+def test_a_stepped_schedule_is_fixed_in_advance_with_gaps():
+    schedule = OpenLoopSchedule(None, parse_rate_steps("100:1000,200:2000,400:400"), gap_s=5)
+    assert [p["start_s"] for p in schedule.phases] == [0.0, 15.0, 30.0]   # 1000/100 + 5, then 2000/200 + 5
+    assert schedule.intended_s(500) == 5.0
+    assert schedule.intended_s(1000) == 15.0 and schedule.intended_s(2000) == 20.0
+    assert schedule.intended_s(3400) == 31.0
+    assert schedule.intended_s(3800) == 32.0   # past the last step: the last rate goes on
+
+
+@pytest.mark.parametrize("text", ["", "100", "100:0", "-5:10", "x:10", "100:10,,abc"])
+def test_bad_rate_steps_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_rate_steps(text)
+
+
+def test_a_rate_and_steps_together_are_refused():
+    with pytest.raises(ValueError):
+        OpenLoopSchedule(100.0, [RateStep(100.0, 10)])
+
+
+def test_a_stepped_replay_records_its_steps(tmp_path):
+    from experiments.inputs.generate import GeneratorOptions, generate
+
+    generate(tmp_path / "in", GeneratorOptions(rows=40, seed=3, files=4))
+    lines = [sum(1 for _ in open(p, encoding="utf-8")) for p in sorted((tmp_path / "in").glob("sales_*.csv"))]
+    steps = [RateStep(10_000.0, lines[0] + lines[1]), RateStep(20_000.0, lines[2] + lines[3])]
+    summary = replay_to_landing(tmp_path / "in", tmp_path / "landing", rate_steps=steps, step_gap_s=0.05,
+                                log_dir=tmp_path / "log")
+    assert [p["first_seq"] for p in summary.rate_steps] == [0, lines[0] + lines[1]]
+    with open(tmp_path / "log" / "replay_log.csv", newline="") as handle:
+        intended = [float(r["intended_s"]) for r in csv.DictReader(handle)]
+    assert intended[2] == pytest.approx(summary.rate_steps[1]["start_s"], abs=1e-6)
+    assert intended[2] - intended[1] >= 0.05   # the gap is silence
+    assert json.loads((tmp_path / "log" / "replay_summary.json").read_text())["rate_steps"] == summary.rate_steps
+
+
+# ---------------------------------------------------------------------------------------
+# Latency per unit and rate step
+# ---------------------------------------------------------------------------------------
+
+def _replay_log(folder: Path, phases: list[dict], units: list[tuple[int, int, float]]) -> None:
+    """units: (first_seq, last_seq, intended_s); start at epoch 1000."""
+    folder.mkdir(parents=True)
+    (folder / "replay_summary.json").write_text(json.dumps({"start_epoch_s": 1000.0, "rate_steps": phases}))
+    with open(folder / "replay_log.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LOG_COLUMNS)
+        for unit, (first, last, intended) in enumerate(units):
+            writer.writerow([unit, first, last, last - first + 1, "s.csv", f"{unit:06d}-s.csv", intended, intended])
+
+
+def test_unit_rows_tag_steps_and_warmup_and_keep_uncovered_units(tmp_path):
+    phases = [{"step": 0, "rate": 10.0, "first_seq": 0, "lines": 20, "start_s": 0.0},
+              {"step": 1, "rate": 20.0, "first_seq": 20, "lines": 20, "start_s": 4.0}]
+    # 10-line units: two in each step; the first unit of each step is in its 1 s warm-up
+    _replay_log(tmp_path / "replay", phases, [(0, 9, 0.0), (10, 19, 1.0), (20, 29, 4.0), (30, 39, 5.5)])
+    log = CommitLog(commit_log_path(tmp_path, "kappa"))
+    log.append("a", 19, 1, visible_at=1002.0)   # units 0 and 1
+    log.append("b", 9, 1, visible_at=1000.5)    # unit 0
+    log.append("b", 29, 1, visible_at=1006.0)   # units 1 and 2
+    log.append("a", 39, 1, visible_at=1007.0)   # units 2 and 3; b never covers unit 3
+    rows = latency_step.unit_rows(tmp_path / "replay", commit_log_path(tmp_path, "kappa"), ("a", "b"), warmup_s=1.0)
+    every = {(r.unit, r.query): r for r in rows}
+    assert [every[(u, ALL_QUERIES)].latency_s for u in range(4)] == [2.0, 5.0, 3.0, None]
+    assert [every[(u, "a")].step for u in range(4)] == [0, 0, 1, 1]
+    assert [every[(u, "a")].warmup for u in range(4)] == [True, False, True, False]
+    metrics = {(m.metric, m.query, m.rate_lps): m.value
+               for m in latency_step.latency_metrics("kappa", rows, 1, 40, warmup_s=1.0)}
+    assert metrics[("latency_p50_s", ALL_QUERIES, 10.0)] == 5.0
+    assert metrics[("units_uncovered", ALL_QUERIES, 20.0)] == 1 and metrics[("units_measured", ALL_QUERIES, 20.0)] == 0
+    assert ("latency_p50_s", ALL_QUERIES, 20.0) not in metrics   # nothing measured, no made-up figure
+    assert metrics[("latency_max_s", "a", 20.0)] == pytest.approx(1.5)
+
+
+def test_the_warm_up_step_is_in_no_figure(tmp_path):
+    phases = [{"step": 0, "rate": 5.0, "first_seq": 0, "lines": 20, "start_s": 0.0},
+              {"step": 1, "rate": 10.0, "first_seq": 20, "lines": 40, "start_s": 5.0}]
+    _replay_log(tmp_path / "replay", phases, [(0, 9, 0.0), (10, 19, 2.0), (20, 29, 5.0), (30, 39, 6.0),
+                                              (40, 49, 7.0), (50, 59, 8.0)])
+    log = CommitLog(commit_log_path(tmp_path, "kappa"))
+    log.append("a", 59, 1, visible_at=1010.0)   # the first commit, late: it covers every unit
+    rows = latency_step.unit_rows(tmp_path / "replay", commit_log_path(tmp_path, "kappa"), ("a",), warmup_s=0.5,
+                                  warmup_steps=1)
+    assert [r.warmup for r in rows if r.query == "a"] == [True, True, True, False, False, False]
+    metrics = latency_step.latency_metrics("kappa", rows, 1, 60, warmup_s=0.5, warmup_steps=1)
+    assert {m.rate_lps for m in metrics} == {10.0}   # no row at the warm-up step's rate
+    assert "rate step 1;" in next(m.detail for m in metrics if m.metric == "units_measured")
+
+
+def test_percentiles_are_nearest_rank_and_the_trend_is_a_slope():
+    values = list(range(1, 101))
+    assert latency_step.percentile(values, 50) == 50 and latency_step.percentile(values, 95) == 95
+    assert latency_step.percentile(values, 100) == 100
+    assert latency_step.trend_per_minute([0, 30, 60], [1, 2, 3]) == pytest.approx(2.0)
+    assert latency_step.trend_per_minute([0, 1], [1, 2]) is None
+
+
+def test_the_live_steps_take_whole_files_of_the_input(tmp_path):
+    from experiments.inputs.generate import GeneratorOptions, generate
+    from shared.raw_lines import count_raw_lines
+
+    profile = PROFILES["quick"]
+    files = profile.live_rows // profile.file_lines
+    generate(tmp_path / "in", GeneratorOptions(rows=files * profile.file_lines, seed=7, files=files))
+    steps = latency_step.live_rate_steps(tmp_path / "in", profile)
+    assert [rate for rate, _ in steps] == [min(profile.rates) / 2, *profile.rates]   # the warm-up step first
+    assert sum(lines for _, lines in steps) == sum(count_raw_lines(p) for p in (tmp_path / "in").glob("*.csv"))
+
+
+# ---------------------------------------------------------------------------------------
+# Equivalence, handoffs, profiles, time left, the command line
+# ---------------------------------------------------------------------------------------
+
+def _export(workdir: Path, build: str, query: str, text: str) -> None:
+    from shared.export import export_path
+
+    path = export_path(workdir, build, query)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_verdicts_count_and_show_the_first_differences(tmp_path):
+    oracle = tmp_path / "oracle-work"
+    _export(oracle, "oracle", "city_revenue", "city,state,revenue\nA,X,1.00\nB,Y,2.00\n")
+    _export(oracle, "oracle", "daily_revenue", "date,revenue\n2019-01-01,1.00\n")
+    work = tmp_path / "w"
+    _export(work, "kappa", "city_revenue", "city,state,revenue\nA,X,1.00\nB,Y,3.00\n")
+    _export(work, "kappa", "daily_revenue", "date,revenue\n2019-01-01,1.00\n")
+    verdicts = {v.query: v for v in compare_build(work, "kappa", oracle / "results" / "oracle", {})}
+    assert verdicts["daily_revenue"].status == "identical" and verdicts["daily_revenue"].differing_rows == 0
+    differs = verdicts["city_revenue"]
+    assert differs.status == "DIFFERS" and differs.differing_rows == 2 and differs.failing
+    assert "oracle only: B,Y,2.00" in differs.detail and "build only: B,Y,3.00" in differs.detail
+    assert verdicts["fulfilment"].status == "not applicable" and verdicts["fulfilment"].differing_rows is None
+    assert first_differences(oracle / "results" / "oracle" / "daily_revenue.csv",
+                             work / "results" / "kappa" / "daily_revenue.csv") == (0, "")
+
+
+def test_lambda_handoffs_are_read_from_its_progress_lines():
+    log = ("[00:05] lambda: processing\n[01:02] lambda: batch views of master v4 serve now (handoff 1)\n"
+           "[01:30] lambda: batch views of master v9 serve now (handoff 2)\n")
+    assert follow.lambda_handoffs(log, 1000.0) == [(1062.0, 4), (1090.0, 9)]
+
+
+def test_covered_by_all_needs_every_query(tmp_path):
+    log = CommitLog(commit_log_path(tmp_path, "x"))
+    log.append("a", 10, 1)
+    log.append("b", 5, 1)
+    assert follow.covered_by_all(commit_log_path(tmp_path, "x"), ("a",), 10)
+    assert not follow.covered_by_all(commit_log_path(tmp_path, "x"), ("a", "b"), 10)
+    assert not follow.covered_by_all(commit_log_path(tmp_path, "x"), ("a", "c"), 1)
+
+
+def test_every_profile_has_three_rates_or_more_and_whole_files():
+    for profile in PROFILES.values():
+        assert len(profile.rates) >= 3 and profile.rates == tuple(sorted(profile.rates))
+        assert all(lines % profile.file_lines == 0 for lines in profile.step_lines())
+    assert PROFILES["quick"].repeats == 1 and PROFILES["standard"].repeats >= 3
+
+
+def test_time_left_scales_the_estimates_by_what_finished():
+    left = TimeLeft({"a": 10, "b": 10, "c": 20})
+    assert left.seconds_left() == 40
+    left.finish("a", 20)   # twice as slow as estimated
+    assert left.seconds_left() == 60
+    assert "1 min 00 s left" in left.text()
+
+
+def test_the_command_line_takes_steps_report_and_compare():
+    from experiments.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["experiments", "--profile", "standard", "--steps", "latency"])
+    assert args.profile == "standard" and args.steps == "latency" and args.experiments_action is None
+    assert parser.parse_args(["experiments", "report", "reports/x"]).run_dir == "reports/x"
+    assert parser.parse_args(["experiments", "compare", "a", "b"]).run_b == "b"
+
+
+def test_experiments_refuses_an_unknown_step(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "experiments.cli", "experiments", "--steps", "drains,nap",
+                           "--reports", str(tmp_path / "r"), "--data", str(tmp_path / "d")],
+                          cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 2 and "nap" in done.stderr
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())   # nothing started
+
+
+# ---------------------------------------------------------------------------------------
+# Every step, end to end, small: each step on its cheapest builds (a JVM is 15-40 s here)
+# ---------------------------------------------------------------------------------------
+
+TINY = dict(drain_rows=500, rates=(50.0, 100.0, 200.0), step_seconds=4, file_lines=50, step_gap_s=1, warmup_s=1,
+            search_start_lps=100.0, search_max_lps=200.0, search_step_seconds=4.0, start_warmup_s=4.0,
+            search_bisections=1, search_drain_timeout_s=20.0, reprocess_rows=(300,), recovery_rate_lps=50.0,
+            recovery_seconds=12.0, drain_timeout_s=60.0, late_rows=600, late_files=4, late_fraction=0.1)
+TINY_BUILDS = {"throughput": ("passthrough",), "reprocessing": ("kappa",), "recovery": ("kappa",),
+               "late": ("kappa",)}
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_every_step_end_to_end_on_a_small_input(tmp_path):
+    """`lab experiments`' run on the quick profile cut down (TINY): drains of DuckDB and
+    dstream, latency and the throughput search of the pass-through, reprocessing, recovery
+    and late data on kappa, code size; then the report from the folder alone."""
+    import dataclasses
+
+    from experiments.harness.runner import run_experiments
+    from experiments.progress import Progress
+    from experiments.report.data import RunData, equivalence, not_measured
+
+    profile = dataclasses.replace(PROFILES["quick"], **TINY)
+    report = run_experiments(profile, reports_root=tmp_path / "reports", data_root=tmp_path / "data",
+                             progress=Progress(quiet=True), systems=("duckdb", "dstream"),
+                             live_builds=("passthrough",), builds=TINY_BUILDS)
+    data = RunData.load(report.parent)
+    assert data.drain_systems == ["duckdb", "dstream"] and equivalence(data, "drain")["failing"] == []
+    assert all(data.select("latency", "latency_p50_s", "passthrough", ALL_QUERIES, rate) for rate in data.rates)
+    assert data.select("throughput", "sustainable_lps", "passthrough") or \
+        data.select("throughput", "unbounded_lps", "passthrough")
+    assert {r["metric"] for r in data.select("throughput", "bounded", "passthrough")} == {"bounded"}
+    check = data.select("reprocessing", "equivalence", "kappa", "city_revenue")
+    assert [r["value"] for r in check] == ["0"], check
+    assert data.select("reprocessing", "wall_s", "kappa") and data.select("reprocessing", "catch_up_s", "kappa")
+    problems = [r["detail"] for r in data.rows if r["metric"] == "problem"]
+    assert not problems, problems
+    for metric in ("kill_at_s", "restart_at_s", "first_commit_after_restart_s", "catch_up_s"):
+        assert data.select("recovery", metric, "kappa")[0]["value"] != "", metric
+    lost = {(r["metric"], r["query"]): r["value"] for r in data.rows if r["step"] == "recovery"
+            and r["metric"] in ("lost_lines", "duplicated_lines")}
+    assert set(lost.values()) == {"0"} and ("lost_lines", "line_accounting") in lost   # Kappa: exactly once
+    assert (report.parent / "recovery" / "kappa-r1.csv").exists()
+    assert float(data.select("late", "late_lines", "input")[0]["value"]) > 0
+    assert data.select("late", "window_lines_missing", "kappa")
+    assert data.select("code_size", "code_lines", "kappa", "build-specific")
+    assert not_measured(data) == []
+    html = (report.parent / "report.html").read_text()
+    for section in ("throughput", "reprocessing", "recovery", "late", "code-size"):
+        assert f'<h2 id="{section}">' in html
