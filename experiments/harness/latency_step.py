@@ -250,10 +250,7 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             live = run_follow(follower, live_input, workdir, rate_steps=steps, step_gap_s=profile.step_gap_s,
                               interval=profile.interval, master=master, drain_timeout_s=profile.drain_timeout_s,
                               stage=lambda message: stage(f"  {message}"))
-            log = run.log_path(f"latency-{build}-r{repeat}")
-            log.parent.mkdir(parents=True, exist_ok=True)
-            if live.log.exists():
-                shutil.copy(live.log, log)
+            log = run.keep_log(live.log, f"latency-{build}-r{repeat}")
             metrics = run_metrics(live, repeat, input_lines, log)
             if (live.replay_dir / LOG_JSON_NAME).exists():
                 shutil.copy(live.replay_dir / LOG_JSON_NAME, _mkparent(run.replay_summary_path(build, repeat)))

@@ -52,6 +52,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import subprocess
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -129,6 +130,14 @@ class RunFolder:
 
     def log_path(self, name: str) -> Path:
         return self.path / "logs" / f"{name}.log"
+
+    def keep_log(self, source: Path, name: str) -> Path:
+        """A measured process's log, copied into the run folder (work folders may be removed)."""
+        target = self.log_path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if Path(source).exists():
+            shutil.copy(source, target)
+        return target
 
     def append(self, metrics: Iterable[Metric]) -> None:
         """Append rows under one header (the header once, when the file is new)."""

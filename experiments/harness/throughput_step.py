@@ -23,7 +23,6 @@ its rows go to metrics.csv with step `throughput`, and the knee is the row
 """
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -127,10 +126,7 @@ def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, p
     live = run_follow(follower, live_input, workdir, rate_steps=steps, step_gap_s=profile.step_gap_s,
                       interval=profile.interval, master=master, drain_timeout_s=profile.search_drain_timeout_s,
                       stage=lambda message: stage(f"  {message}"))
-    log = run.log_path(f"throughput-{follower.name}-r{repeat}-{label}")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    if live.log.exists():
-        shutil.copy(live.log, log)
+    log = run.keep_log(live.log, f"throughput-{follower.name}-r{repeat}-{label}")
     metrics = [Metric(m.step, m.build, m.metric, m.value, m.unit, query=label, repeat=m.repeat,
                       input_lines=m.input_lines, detail=m.detail)
                for m in cost_metrics(STEP, follower.name, live.measurement, repeat, lines, log)]
