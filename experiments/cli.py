@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
         "batch", help="run the batch layer now (a running `lab run lambda --follow` on WORKDIR does it at its next "
                       "look; otherwise this command runs it and publishes the new cutoff)")
     _input_workdir(batch)
+    batch.add_argument("--recompute", action="store_true",
+                       help="recompute every batch view from the whole master even when the published cutoff is "
+                            "the newest (reprocessing after a logic change); prints the time and the rows read")
     _spark_options(batch)
     batch.set_defaults(handler=cmd_lambda_batch)
     query = lambda_commands.add_parser("query", help="print the serving layer's current answer to one query (CSV)")
@@ -509,16 +512,24 @@ def _lambda_config(args):
 
 
 def cmd_lambda_batch(args, progress: Progress) -> int:
-    from lambda_arch.app import batch_now, request_batch
+    from lambda_arch.app import batch_now, is_following, request_batch
 
     config = _lambda_config(args)
+    if args.recompute and is_following(config):
+        raise ValueError(f"a `lab run lambda --follow` runs on {args.workdir}: stop it (SIGTERM) before a "
+                         "--recompute, or let its next scheduled batch run pick up new lines")
     if request_batch(config):
         progress.stage(f"asked the running `lab run lambda --follow` on {args.workdir} for a batch run; "
                        "`lab lambda status` shows the new cutoff once it serves")
         return 0
     with _spark_for(args, "lab-lambda-batch", progress, "the batch layer") as spark:
-        cutoff = batch_now(spark, config)
-    progress.stage(f"batch views of master v{cutoff} serve now" if cutoff is not None else "nothing new to batch")
+        outcome = batch_now(spark, config, recompute=args.recompute)
+    if outcome is None:
+        progress.stage("nothing new to batch (--recompute recomputes the views anyway)")
+    else:
+        progress.stage(f"batch views of master v{outcome['cutoff']} serve now: {outcome['master_rows_read']:,} "
+                       f"master rows read in {outcome['seconds']:.1f} s")
+        print(json.dumps(outcome))
     return 0
 
 

@@ -288,7 +288,7 @@ def follow(spark, config: LambdaConfig, should_stop: Callable[[], bool], schedul
     return _export(spark, config, follower.layout)
 
 
-def _following(config: LambdaConfig) -> bool:
+def is_following(config: LambdaConfig) -> bool:
     """Whether a `lab run lambda --follow` process runs on this workdir now."""
     try:
         os.kill(int(config.follow_pid.read_text()), 0)
@@ -299,25 +299,30 @@ def _following(config: LambdaConfig) -> bool:
 
 def request_batch(config: LambdaConfig) -> bool:
     """Ask the follow process on this workdir for a batch run now; False when none runs."""
-    if not _following(config):
+    if not is_following(config):
         return False
     write_text_atomic(config.batch_request, str(time.time()))
     return True
 
 
-def batch_now(spark, config: LambdaConfig) -> int | None:
+def batch_now(spark, config: LambdaConfig, recompute: bool = False) -> dict | None:
     """With no follow process: the batch layer over the master's newest version, published
     (the speed layer of the old cutoff is not running, so nothing is lost by its views
-    going); the new cutoff, or None when the published one is already the newest."""
+    going). None when the published cutoff is already the newest, unless `recompute`
+    (reprocessing after a logic change: every view again from the whole master). Returns
+    the cutoff, the seconds the batch run took and the master rows it read."""
     latest = master_version(spark, config)
     if latest is None:
         raise RuntimeError(f"the master dataset in {config.master} is empty: run `lab run lambda` first")
-    if config.serving_pointer.exists() and current_cutoff(config) >= latest:
+    if config.serving_pointer.exists() and current_cutoff(config) >= latest and not recompute:
         return None
+    started = time.monotonic()
     batch_rows = run_batch_layer(spark, config, latest)
     publish_cutoff(config, latest)
     ServingCommits(config, latest, config.queries).publish(batch_rows)
-    return latest
+    # the newest version holds every line ingested: the ingest log's valid lines, no Spark job
+    return {"cutoff": latest, "seconds": round(time.monotonic() - started, 3),
+            "master_rows_read": accounting(spark, config)["valid_lines"]}
 
 
 def status(workdir) -> dict:
@@ -338,7 +343,7 @@ def status(workdir) -> dict:
             speed[name] = {"micro_batches": len(done), "master_version_read": max(cutoff, version or cutoff),
                            "realtime_view_files": len(list(config.realtime_views(cutoff, name).glob("*.jsonl")))}
     return {
-        "following": _following(config),
+        "following": is_following(config),
         "cutoff": cutoff,
         "batch_views": str(config.batch_views(cutoff)) if cutoff is not None else None,
         "cutoff_includes_seq_through": max_seq_through(config, cutoff) if cutoff is not None else None,

@@ -76,7 +76,7 @@ def ingest_batch(config: LambdaConfig):
                         future.result()
                 with step("ingest_log"):
                     record_ingest_counts(config, app_id(), batch_id, counts.by_outcome())
-                    max_seq = read.of_batch(batch_id)
+                    max_seq = read.of_batch(batch_id, counts.source_files())
                     if max_seq is not None:
                         master_seq_log(config).record(batch_id, latest_version(config.master), max_seq)
             finally:

@@ -125,11 +125,14 @@ class LogBatchSeq:
         self.checkpoint, self.kafka = checkpoint, kafka
         self.sequence = SequenceMap(input_dir) if kafka is None else None
 
-    def of_batch(self, batch_id: int) -> int | None:
+    def of_batch(self, batch_id: int, files: Iterable[str] | None = None) -> int | None:
+        """`files`: the batch's source files when the caller has them from the data itself
+        (landing directory only); else they are read from the checkpoint's source log."""
         from shared import checkpoints
 
         if self.kafka is None:
-            return self.sequence.max_seq(checkpoints.files_of_batch(self.checkpoint, batch_id))
+            return self.sequence.max_seq(checkpoints.files_of_batch(self.checkpoint, batch_id) if files is None
+                                         else files)
         from shared.kafka import last_seq_before
 
         bootstrap, topic = self.kafka

@@ -238,6 +238,7 @@ def test_spark_batch_baseline_equals_the_oracle(spark, hostile_input):
 # ---------------------------------------------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_lab_bench_end_to_end(tmp_path):
     metrics = tmp_path / "reports" / "metrics.csv"
     done = subprocess.run(

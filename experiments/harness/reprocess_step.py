@@ -37,7 +37,8 @@ from shared.export import export_path
 STEP = "reprocessing"
 QUERY = "city_revenue"
 ROWS_PER_FILE = 1_000   # several files, so Lambda's drain leaves a speed layer for the batch run to absorb
-RECOMPUTE = {"lambda": "lab lambda batch: the batch layer over the whole master dataset, then the handoff",
+RECOMPUTE = {"lambda": "lab lambda batch --recompute: the batch layer over the whole master dataset, then the "
+                       "handoff",
              "kappa": "lab kappa replay --version v2: every query from the log's start into new tables, "
                       "then the cut-over and the export"}
 
@@ -45,7 +46,7 @@ RECOMPUTE = {"lambda": "lab lambda batch: the batch layer over the whole master 
 def recompute_command(build: str, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
     common = ["--input", str(input_dir), "--workdir", str(workdir), *(["--master", master] if master else [])]
     if build == "lambda":
-        return python_command("-m", "experiments.cli", "lambda", "batch", *common)
+        return python_command("-m", "experiments.cli", "lambda", "batch", "--recompute", *common)
     return python_command("-m", "experiments.cli", "kappa", "replay", "--version", "v2", *common)
 
 
