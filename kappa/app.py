@@ -60,7 +60,6 @@ from shared.streaming import await_all
 LATE_FILE = "_late.json"
 LOG_QUERY = "log"
 CLEAN_LINES = "clean_lines"   # the log's valid lines, parsed once; the stateful queries stream from it
-STATEFUL = ("window_revenue", "fulfilment_pairs")
 # Queries whose results are sums and counts: a micro-batch's partial result adds onto the totals.
 ADDITIVE = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "category_revenue", "city_revenue_v1")
 # Every additive query's partial aggregates share one table, so a micro-batch is one Delta
@@ -174,6 +173,13 @@ def as_partial_rows(query: str, result: DataFrame) -> DataFrame:
         *[(F.col(v) if v in values else F.lit(None)).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()])
 
 
+def accounting_partial_row(outcome: str, lines: int) -> tuple:
+    """line_accounting's partial for one outcome, in the partials table's column order
+    (the counts come from the batch's first job, not from an aggregation of their own)."""
+    values = {"lines": lines}
+    return ("line_accounting", outcome, *[None] * (len(PARTIAL_KEYS) - 1), *(values.get(v) for v in PARTIAL_VALUES))
+
+
 def totals(partials: DataFrame, query: str) -> DataFrame:
     """The running result of an additive query: its partials summed per key (every value
     is a sum or a count), with the keys in their own names and types again."""
@@ -217,14 +223,15 @@ class _CommitLog:
         self.clean_seq = VersionSeqLog(config.root / "clean_lines_seq.csv")
         self.highest: dict[str, int] = {}  # streaming query -> highest seq so far (results only grow)
 
-    def _batch_max_seq(self, plan: str, batch_id: int) -> int | None:
+    def _batch_max_seq(self, plan: str, batch_id: int, files=None) -> int | None:
         if plan == LOG_QUERY:
-            return self.read.of_batch(batch_id)
+            return self.read.of_batch(batch_id, files)
         return self.clean_seq.max_seq_through(versions_read(self.config.checkpoint(plan), batch_id))
 
-    def record(self, plan: str, batch_id: int, rows: dict[str, int]) -> int:
-        """Log the batch's commit; returns the highest seq the plan's results include."""
-        seqs = [s for s in (self.highest.get(plan), self._batch_max_seq(plan, batch_id)) if s is not None]
+    def record(self, plan: str, batch_id: int, rows: dict[str, int], files=None) -> int:
+        """Log the batch's commit (`files`: the sales files a log batch read, when known from
+        its data); returns the highest seq the plan's results include."""
+        seqs = [s for s in (self.highest.get(plan), self._batch_max_seq(plan, batch_id, files)) if s is not None]
         self.highest[plan] = max(seqs) if seqs else NO_SEQ
         self.log.append_many(list(rows), self.highest[plan], rows)
         return self.highest[plan]
@@ -250,8 +257,7 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
                 # costs dominated small live micro-batches; the cached rows are cheap to scan.
                 single_lines = cleaning.valid_order_lines(classified.coalesce(1))
                 with step("partials"):
-                    collected = [("line_accounting", outcome, None, None, None, None, None, lines)
-                                 for outcome, lines in sorted(by_outcome.items())]
+                    collected = [accounting_partial_row(outcome, lines) for outcome, lines in sorted(by_outcome.items())]
                     frames = [as_partial_rows(query, result(single_lines)) for query, result in results.items()]
                     if frames and by_outcome.get(VALID):
                         # a few hundred rows: counted per query on the driver, written from there
@@ -269,7 +275,8 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
                                    for frame, name in writes]:
                         future.result()
                 with step("commit_log"):
-                    max_seq = commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results})
+                    max_seq = commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results},
+                                             counts.source_files())
                     if keep_clean_lines:
                         commits.clean_seq.record(batch_id, latest_version(config.table(CLEAN_LINES)), max_seq)
                 with step("quality_report"):   # after the results are visible: not on their latency
