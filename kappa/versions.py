@@ -2,27 +2,22 @@
 
 Each version of the application writes under WORKDIR/kappa/<version>/. Readers use the
 version named in WORKDIR/kappa/serving.json, which is replaced atomically at cut-over;
-older versions stay readable until dropped.
+older versions stay readable until dropped (shared/versions.py, which Lambda's versions
+use too).
 """
 from __future__ import annotations
 
-import datetime as dt
-import json
-import re
-import shutil
 from pathlib import Path
 
-from shared.atomic import write_text_atomic
+from shared.versions import DEFAULT_VERSION, VersionStore, check_version
 
 BUILD = "kappa"
-DEFAULT_VERSION = "v1"
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+__all__ = ["BUILD", "DEFAULT_VERSION", "check_version", "pointer_path", "serving_version", "cut_over", "versions",
+           "drop_version"]
 
 
-def check_version(version: str) -> str:
-    if not _VERSION.fullmatch(version):
-        raise ValueError(f"bad version name {version!r}: letters, digits, '.', '_' and '-' only (e.g. v2)")
-    return version
+def _store(workdir) -> VersionStore:
+    return VersionStore(Path(workdir) / BUILD, pointer_path(workdir))
 
 
 def pointer_path(workdir) -> Path:
@@ -30,30 +25,17 @@ def pointer_path(workdir) -> Path:
 
 
 def serving_version(workdir) -> str | None:
-    path = pointer_path(workdir)
-    return json.loads(path.read_text())["version"] if path.exists() else None
+    return _store(workdir).serving()
 
 
 def cut_over(workdir, version: str, note: str = "") -> dict:
     """Point readers at `version`, atomically (a rename)."""
-    check_version(version)
-    record = {"version": version, "since_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "previous": serving_version(workdir), "note": note}
-    write_text_atomic(pointer_path(workdir), json.dumps(record, indent=2), fsync=True)
-    return record
+    return _store(workdir).cut_over(version, note)
 
 
 def versions(workdir) -> list[str]:
-    root = Path(workdir) / BUILD
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and _VERSION.fullmatch(p.name)) if root.exists() else []
+    return _store(workdir).names()
 
 
 def drop_version(workdir, version: str) -> Path:
-    check_version(version)
-    if version == serving_version(workdir):
-        raise ValueError(f"{version} is the serving version: cut over to another version before dropping it")
-    root = Path(workdir) / BUILD / version
-    if not root.exists():
-        raise ValueError(f"no version {version} under {root.parent} (have: {', '.join(versions(workdir)) or 'none'})")
-    shutil.rmtree(root)
-    return root
+    return _store(workdir).drop(version)

@@ -10,19 +10,20 @@ speed-layer commits made before that are logged at the publication (ServingCommi
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
+from lambda_arch import versions
 from lambda_arch.batch_layer import run_batch_layer
-from lambda_arch.layout import BUILD, LambdaConfig
+from lambda_arch.layout import BUILD, MASTER_STREAMS, SPEED_BACKFILL, SPEED_QUERIES, LambdaConfig
 from lambda_arch.master_dataset import accounting, master_version, start_ingest
-from lambda_arch.layout import SPEED_QUERIES
 from lambda_arch.serving_layer import ServingCommits, current_cutoff, publish_cutoff, served_rows
-from lambda_arch.speed_layer import speed_query_name, start_speed_layer
+from lambda_arch.speed_layer import speed_query_name, start_backfill, start_speed_layer
 from lambda_arch.views import read_view_file
 from shared.atomic import write_text_atomic
 from shared.commit_log import CommitLog
@@ -47,6 +48,7 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
     if fresh:
         shutil.rmtree(config.root, ignore_errors=True)
         CommitLog(config.commit_log).clear()   # the commit log describes this run only
+    config = versions.serving_config(config)   # the serving view version's views (v1 on a new workdir)
     layout = inspect_input(config.input_dir, require_sales=config.source == "files")
     # Where a run spends its time, for `lab bench`'s profile (progress/run.phases.jsonl).
     with BatchSteps(config.progress_file("run.phases")).batch(0) as phase:
@@ -142,6 +144,7 @@ class LambdaFollower:
 
     def __init__(self, spark, config: LambdaConfig, schedule: BatchSchedule, interval: str = "2 seconds",
                  on_handoff: Callable[[int], None] | None = None, report: Callable[[str], None] = lambda m: None):
+        config = versions.serving_config(config)   # handoffs stay within the serving view version
         self.spark, self.config, self.schedule, self.interval = spark, config, schedule, interval
         self.on_handoff, self.report = on_handoff, report
         self.layout = inspect_input(config.input_dir, require_sales=False)
@@ -153,27 +156,26 @@ class LambdaFollower:
         self.batch_started = time.monotonic()
 
     def _speed(self, cutoff: int) -> _Serving:
+        """The speed layer of `cutoff` (whose batch views are written): fulfilment's backfill
+        at once, the queries over the master once it has a version after the cutoff."""
         serving = _Serving(cutoff, [], ServingCommits.resume(self.config, cutoff, self.queries))
+        serving.speed = start_backfill(self.spark, self.config, cutoff, serving.commits, available_now=False,
+                                       interval=self.interval)
         self._ensure_speed(serving)
         return serving
 
     def _ensure_speed(self, serving: _Serving) -> None:
         """Start the speed layer after the cutoff once the master has a version after it
         (a Delta stream cannot start at a version that does not exist yet)."""
-        if not serving.speed and (master_version(self.spark, self.config) or -1) > serving.cutoff:
-            serving.speed = start_speed_layer(self.spark, self.config, serving.cutoff, serving.commits,
-                                              available_now=False, interval=self.interval)
+        if not (self._speed_names(serving) & set(MASTER_STREAMS)) and \
+                (master_version(self.spark, self.config) or -1) > serving.cutoff:
+            serving.speed += start_speed_layer(self.spark, self.config, serving.cutoff, serving.commits,
+                                               available_now=False, interval=self.interval)
 
     def _forget_other_cutoffs(self, keep: int) -> None:
         """Realtime views and speed checkpoints of any cutoff but `keep` (older ones once
         `keep` serves; a newer one a kill left unpublished, redone by the next handoff)."""
-        for folder in (self.config.root / "realtime_views", self.config.root / "checkpoints"):
-            for path in folder.glob("*after_v*") if folder.is_dir() else ():
-                if f"after_v{keep:06d}" not in path.name:
-                    shutil.rmtree(path, ignore_errors=True)
-        for path in (self.config.root / "batch_views").glob("v*.jsonl"):
-            if path.name != self.config.batch_views(keep).name:
-                path.unlink(missing_ok=True)
+        forget_other_cutoffs(self.config, keep)
 
     def _wait_caught_up(self, serving: _Serving, versions: dict[str, int], deadline_seconds: float = 600) -> None:
         """Until `serving`'s speed queries have read every master version in `versions`
@@ -188,10 +190,25 @@ class LambdaFollower:
                 raise TimeoutError(f"the speed layer after v{serving.cutoff} did not catch up in {deadline_seconds} s")
             time.sleep(0.2)
 
-    @staticmethod
-    def _speed_names(serving: _Serving) -> set[str]:
+    def _wait_shipments(self, serving: _Serving, deadline_seconds: float = 600) -> None:
+        """Until `serving`'s batch views or its fulfilment backfill have read every shipment
+        file there is now, so the handoff never serves fewer fulfilment pairs than before."""
+        folder = self.layout.shipments_dir
+        if folder is None or SPEED_BACKFILL not in self._speed_names(serving):
+            return
+        present = {p.name for p in folder.glob("*.csv") if not p.name.startswith(("_", "."))}
+        paired = set(json.loads(self.config.batch_shipments(serving.cutoff).read_text()))
+        deadline = time.monotonic() + deadline_seconds
+        while not present <= paired | serving.commits.shipment_files:
+            self._check(serving.speed)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fulfilment's backfill after v{serving.cutoff} did not read the shipments in "
+                                   f"{deadline_seconds} s")
+            time.sleep(0.2)
+
+    def _speed_names(self, serving: _Serving) -> set[str]:
         running = {q.name for q in serving.speed}
-        return {name for name in SPEED_QUERIES if speed_query_name(serving.cutoff, name) in running}
+        return {name for name in SPEED_QUERIES if speed_query_name(serving.cutoff, name, self.config.version) in running}
 
     def handoff(self) -> int | None:
         """One batch run to the master's newest version, then the switch; its cutoff."""
@@ -203,6 +220,7 @@ class LambdaFollower:
         new = self._speed(cutoff)
         if self.serving is not None:
             self._wait_caught_up(new, dict(self.serving.commits.versions_read))
+            self._wait_shipments(new)
         publish_cutoff(self.config, cutoff)
         new.commits.publish(batch_rows)
         old, self.serving = self.serving, new
@@ -255,7 +273,7 @@ class LambdaFollower:
             if latest is not None:
                 self.handoff()
         if self.serving is not None and latest is not None and latest > self.serving.cutoff:
-            self._wait_caught_up(self.serving, {name: latest for name in SPEED_QUERIES})
+            self._wait_caught_up(self.serving, {name: latest for name in MASTER_STREAMS})
         if self.serving is not None:
             stop_between_batches(self.serving.speed)
 
@@ -305,33 +323,75 @@ def request_batch(config: LambdaConfig) -> bool:
     return True
 
 
-def batch_now(spark, config: LambdaConfig, recompute: bool = False) -> dict | None:
+def forget_other_cutoffs(config: LambdaConfig, keep: int) -> None:
+    """The views and speed checkpoints of `config.version` at any cutoff but `keep` (older
+    ones once `keep` serves; a newer one a kill left unpublished). Other versions' views
+    are left alone: they stay readable until dropped."""
+    root = config.version_root
+    for folder in (root / "realtime_views", root / "checkpoints"):
+        for path in folder.glob("*after_v*") if folder.is_dir() else ():
+            if f"after_v{keep:06d}" not in path.name:
+                shutil.rmtree(path, ignore_errors=True)
+    for kept, folder in ((config.batch_views(keep), root / "batch_views"),
+                         (config.batch_shipments(keep), root / "batch_shipments")):
+        for path in folder.glob("v*.json*") if folder.is_dir() else ():
+            if path.name != kept.name:
+                path.unlink(missing_ok=True)
+
+
+def batch_now(spark, config: LambdaConfig, recompute: bool = False, version: str | None = None,
+              queries: tuple[str, ...] | None = None) -> dict | None:
     """With no follow process: the batch layer over the master's newest version, published
     (the speed layer of the old cutoff is not running, so nothing is lost by its views
     going). None when the published cutoff is already the newest, unless `recompute`
-    (reprocessing after a logic change: every view again from the whole master). Returns
-    the cutoff, the seconds the batch run took and the master rows it read."""
+    (reprocessing in place: every view of the serving version again from the whole master)
+    or `version` (reprocessing into a view version: every batch view of `version` from the
+    whole master, then published in place of the serving version, which stays readable
+    until dropped; a new version computes `queries`, default `config.queries`, an existing
+    one the queries it records). Returns the version, the cutoff, the seconds the batch
+    run took and the master rows it read."""
     latest = master_version(spark, config)
     if latest is None:
         raise RuntimeError(f"the master dataset in {config.master} is empty: run `lab run lambda` first")
-    if config.serving_pointer.exists() and current_cutoff(config) >= latest and not recompute:
+    serving = versions.serving_config(config)
+    if version is None or version == serving.version:
+        target = serving
+        if queries is not None and set(queries) != set(target.queries):
+            raise ValueError(f"view version {target.version} computes {', '.join(target.queries)}: other logic "
+                             f"goes into a new version (`lab lambda batch --version NEW --queries ...`)")
+    else:
+        target = versions.version_config(replace(config, queries=queries or config.queries), version)
+        known = versions.manifest(target)
+        if known is not None and queries is not None and set(queries) != set(known["queries"]):
+            raise ValueError(f"view version {version} computes {', '.join(known['queries'])}: name a new version "
+                             f"for other logic, or drop {version} first")
+    published = config.serving_pointer.exists()
+    if published and version is None and not recompute and current_cutoff(config) >= latest:
         return None
     started = time.monotonic()
-    batch_rows = run_batch_layer(spark, config, latest)
-    publish_cutoff(config, latest)
-    ServingCommits(config, latest, config.queries).publish(batch_rows)
+    batch_rows = run_batch_layer(spark, target, latest)
+    seconds = round(time.monotonic() - started, 3)
     # the newest version holds every line ingested: the ingest log's valid lines, no Spark job
-    return {"cutoff": latest, "seconds": round(time.monotonic() - started, 3),
-            "master_rows_read": accounting(spark, config)["valid_lines"]}
+    rows_read = accounting(spark, config)["valid_lines"]
+    previous = versions.serving_version(config)
+    if published and previous != target.version:
+        versions.retire(serving, current_cutoff(config))   # readable as it served, until dropped
+    versions.record(target, last_batch={"cutoff": latest, "seconds": seconds, "master_rows_read": rows_read})
+    publish_cutoff(target, latest, f"lab lambda batch: every view from master v{latest}")
+    ServingCommits(target, latest, target.queries).publish(batch_rows)
+    forget_other_cutoffs(target, latest)
+    return {"version": target.version, "previous": previous, "cutoff": latest, "seconds": seconds,
+            "master_rows_read": rows_read}
 
 
 def status(workdir) -> dict:
-    """What serves now, read from the files (no Spark): cutoff, views, speed progress."""
+    """What serves now, read from the files (no Spark): the serving view version, its
+    cutoff, views and speed progress, and every view version (which serves)."""
     from lambda_arch.master_dataset import max_seq_through
     from shared.delta_versions import versions_read
     from shared import checkpoints
 
-    config = LambdaConfig("", str(workdir))
+    config = versions.serving_config(LambdaConfig("", str(workdir)))
     cutoff = current_cutoff(config) if config.serving_pointer.exists() else None
     latest = master_version(None, config)
     speed = {}
@@ -344,10 +404,12 @@ def status(workdir) -> dict:
                            "realtime_view_files": len(list(config.realtime_views(cutoff, name).glob("*.jsonl")))}
     return {
         "following": is_following(config),
+        "version": versions.serving_version(config),
         "cutoff": cutoff,
         "batch_views": str(config.batch_views(cutoff)) if cutoff is not None else None,
         "cutoff_includes_seq_through": max_seq_through(config, cutoff) if cutoff is not None else None,
         "master_latest_version": latest,
         "master_includes_seq_through": max_seq_through(config, latest) if latest is not None else None,
         "speed_layer": speed,
+        "versions": versions.versions_status(config),
     }

@@ -1,4 +1,14 @@
-"""Where the Lambda build keeps its master dataset, views and serving pointer."""
+"""Where the Lambda build keeps its master dataset, views and serving pointer.
+
+WORKDIR/lambda/
+  master/, quarantine/, ingest_log.csv, master_seq.csv, checkpoints/ingest, progress/
+  serving.json             the serving pointer: the serving view version and its cutoff
+  versions/<version>/      one view version (reprocessing: `lab lambda batch --version`)
+    version.json           what it computes (its queries), its batch runs, when it retired
+    batch_views/v<cutoff>.jsonl, batch_shipments/v<cutoff>.json
+    realtime_views/after_v<cutoff>/<speed query>/batch-<id>.jsonl
+    checkpoints/speed_after_v<cutoff>_<speed query>
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,6 +17,7 @@ from pathlib import Path
 from shared.commit_log import commit_log_path
 from shared.export import QUERY_NAMES
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
+from shared.versions import DEFAULT_VERSION, check_version
 
 BUILD = "lambda"
 # An ingest micro-batch takes whole files up to about LAB_DRAIN_BATCH_MB (a drain pays its
@@ -14,9 +25,12 @@ BUILD = "lambda"
 # when there are two files, so a cutoff falls between them (LambdaConfig.batch_mb).
 DEFAULT_BATCH_MB = DEFAULT_DRAIN_BATCH_MB
 # The speed layer's streaming queries, each with its own realtime views table: every
-# additive query in one foreachBatch fan-out, and fulfilment's stream-stream join.
-SPEED_VIEWS, SPEED_FULFILMENT = "views", "fulfilment"
-SPEED_QUERIES = (SPEED_VIEWS, SPEED_FULFILMENT)
+# additive query in one foreachBatch fan-out, fulfilment's stream-stream join (lines after
+# the cutoff with every shipment), and fulfilment's backfill (shipments the batch views
+# did not read with the lines up to the cutoff).
+SPEED_VIEWS, SPEED_FULFILMENT, SPEED_BACKFILL = "views", "fulfilment", "fulfilment_backfill"
+SPEED_QUERIES = (SPEED_VIEWS, SPEED_FULFILMENT, SPEED_BACKFILL)
+MASTER_STREAMS = (SPEED_VIEWS, SPEED_FULFILMENT)   # the speed queries that read the master after the cutoff
 
 
 @dataclass(frozen=True)
@@ -30,10 +44,12 @@ class LambdaConfig:
     source: str = "files"                      # "files" (landing directory) or "kafka"
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     kafka_topic: str = "sales"
+    version: str = DEFAULT_VERSION             # the view version its batch and speed layers write
 
     def __post_init__(self):
         if self.source not in ("files", "kafka"):
             raise ValueError(f"unknown source {self.source!r}: use files or kafka")
+        check_version(self.version)
 
     @property
     def kafka(self) -> tuple[str, str] | None:
@@ -85,20 +101,38 @@ class LambdaConfig:
     def checkpoint(self, name: str) -> str:
         return str(self.root / "checkpoints" / name)
 
+    @property
+    def versions_root(self) -> Path:
+        return self.root / "versions"
+
+    @property
+    def version_root(self) -> Path:
+        """Every view of this config's view version (batch and realtime, speed checkpoints)."""
+        return self.versions_root / self.version
+
+    @property
+    def version_manifest(self) -> Path:
+        return self.version_root / "version.json"
+
     def speed_checkpoint(self, cutoff: int, name: str) -> str:
-        return self.checkpoint(f"speed_after_v{cutoff:06d}_{name}")
+        return str(self.version_root / "checkpoints" / f"speed_after_v{cutoff:06d}_{name}")
 
     def progress_file(self, name: str) -> Path:
         return self.root / "progress" / f"{name}.jsonl"   # Spark's progress reports (shared/progress_log.py)
 
     def batch_views(self, cutoff: int) -> Path:
         """Every query's batch view over master versions <= cutoff (a view file, views.py)."""
-        return self.root / "batch_views" / f"v{cutoff:06d}.jsonl"
+        return self.version_root / "batch_views" / f"v{cutoff:06d}.jsonl"
+
+    def batch_shipments(self, cutoff: int) -> Path:
+        """The shipment files the batch views of `cutoff` read (JSON list of file names):
+        the speed layer's fulfilment backfill pairs the others with the lines <= cutoff."""
+        return self.version_root / "batch_shipments" / f"v{cutoff:06d}.json"
 
     def realtime_views(self, cutoff: int, name: str) -> Path:
         """A speed-layer query's realtime views over master versions > cutoff: a folder
         with a view file per micro-batch (`realtime_view_file`), added up by readers."""
-        return self.root / "realtime_views" / f"after_v{cutoff:06d}" / name
+        return self.version_root / "realtime_views" / f"after_v{cutoff:06d}" / name
 
     def realtime_view_file(self, cutoff: int, name: str, batch_id: int) -> Path:
         return self.realtime_views(cutoff, name) / f"batch-{batch_id:012d}.jsonl"

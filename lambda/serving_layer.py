@@ -1,9 +1,11 @@
 """The serving layer: answer each query by merging the batch and the realtime views.
 
-The serving pointer (serving.json, replaced atomically) names the cutoff whose batch
-views are complete; readers use the batch views of that cutoff plus the realtime views
-of the lines after it. Every view is a view file of wide rows (lambda/views.py), so
-serving every query is one aggregation over their union.
+The serving pointer (serving.json, replaced atomically) names the serving view version
+(lambda/versions.py) and the cutoff whose batch views are complete; readers use that
+version's batch views of that cutoff plus its realtime views of the lines after it. Every
+view is a view file of wide rows (lambda/views.py), so serving every query is one
+aggregation over their union. A version that no longer serves is read the same way from
+the cutoff it last served (`lab lambda query --version`).
 
 Commit log (shared/commit_log.py, `ServingCommits`): a row per query when a cutoff is
 published, and after each speed-layer commit once its cutoff is published, with the
@@ -13,30 +15,53 @@ driver from the views' own rows, so counting costs no Spark job).
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 
-from lambda_arch.layout import SPEED_FULFILMENT, SPEED_QUERIES, SPEED_VIEWS, LambdaConfig
+from lambda_arch import versions
+from lambda_arch.layout import SPEED_BACKFILL, SPEED_FULFILMENT, SPEED_QUERIES, SPEED_VIEWS, LambdaConfig
 from lambda_arch.master_dataset import max_seq_through
 from lambda_arch.views import (export_columns, from_driver, keys_by_query, merge_wide, query_result,
                                read_view_file, rows_by_query)
 from shared import checkpoints
-from shared.atomic import write_text_atomic
 from shared.commit_log import CommitLog
+from shared.sequence import file_name_of
 
 
-def publish_cutoff(config: LambdaConfig, cutoff: int) -> None:
-    write_text_atomic(config.serving_pointer, json.dumps({"cutoff": cutoff}), fsync=True)
+def publish_cutoff(config: LambdaConfig, cutoff: int, note: str = "") -> None:
+    """Readers use `config.version`'s views of `cutoff` from now on (one atomic rename)."""
+    if versions.manifest(config) is None:
+        versions.record(config)   # what the version computes, before anyone reads it
+    versions.store(config).cut_over(config.version, note or f"batch views of master v{cutoff}", cutoff=cutoff)
 
 
 def current_cutoff(config: LambdaConfig) -> int:
-    if not config.serving_pointer.exists():
+    record = versions.store(config).pointer_record()
+    if record is None:
         raise RuntimeError(f"no batch view is published yet ({config.serving_pointer}): run the batch layer")
-    return json.loads(config.serving_pointer.read_text())["cutoff"]
+    return record["cutoff"]
+
+
+def published(config: LambdaConfig, version: str | None = None) -> tuple[LambdaConfig, int]:
+    """(config of `version`, the cutoff it serves): the serving version by default; a
+    retired one at the cutoff it last served."""
+    serving = versions.serving_version(config)
+    if version is None or version == serving:
+        if serving is None:
+            current_cutoff(config)   # raises: nothing published
+        return versions.version_config(config, serving), current_cutoff(config)
+    at = versions.version_config(config, versions.check_version(version))
+    known = versions.manifest(at)
+    if known is None:
+        have = ", ".join(versions.store(config).names()) or "none"
+        raise ValueError(f"no view version {version} in {config.versions_root} (have: {have})")
+    if "retired" not in known:
+        raise ValueError(f"view version {version} was never published (a batch run stopped before publishing "
+                         f"it): run `lab lambda batch --version {version}` again")
+    return at, known["retired"]["cutoff"]
 
 
 def realtime_rows(config: LambdaConfig, cutoff: int) -> list[dict]:
@@ -45,25 +70,26 @@ def realtime_rows(config: LambdaConfig, cutoff: int) -> list[dict]:
     return [row for path in files for row in read_view_file(path)]
 
 
-def view_rows(config: LambdaConfig) -> list[dict]:
-    """The wide rows serving adds up now: the published cutoff's batch and realtime views."""
-    cutoff = current_cutoff(config)
-    return read_view_file(config.batch_views(cutoff)) + realtime_rows(config, cutoff)
+def view_rows(config: LambdaConfig, version: str | None = None) -> list[dict]:
+    """The wide rows serving adds up now: the published cutoff's batch and realtime views
+    (of the serving version, or of `version`)."""
+    at, cutoff = published(config, version)
+    return read_view_file(at.batch_views(cutoff)) + realtime_rows(at, cutoff)
 
 
-def merged_views(spark, config: LambdaConfig) -> DataFrame:
+def merged_views(spark, config: LambdaConfig, version: str | None = None) -> DataFrame:
     """Every query's served result as wide rows."""
-    return merge_wide(from_driver(spark, view_rows(config)))
+    return merge_wide(from_driver(spark, view_rows(config, version)))
 
 
-def serve(spark, config: LambdaConfig, query: str) -> DataFrame:
+def serve(spark, config: LambdaConfig, query: str, version: str | None = None) -> DataFrame:
     """One query's served result, in the columns of its export."""
-    return query_result(merged_views(spark, config), query)
+    return query_result(merged_views(spark, config, version), query)
 
 
-def served_rows(spark, config: LambdaConfig) -> dict[str, list[dict]]:
+def served_rows(spark, config: LambdaConfig, version: str | None = None) -> dict[str, list[dict]]:
     """Every query's served result as export rows (one Spark job for all of them)."""
-    return rows_by_query(export_columns(merged_views(spark, config)).collect())
+    return rows_by_query(export_columns(merged_views(spark, config, version)).collect())
 
 
 class ServedKeys:
@@ -99,12 +125,13 @@ class ServingCommits:
         self.served = served or ServedKeys()
         self.commit_log = CommitLog(config.commit_log)
         self.versions_read: dict[str, int] = {}   # speed query -> last master version wholly read
+        self.shipment_files: set[str] = set()      # shipment files the backfill has read (names)
         self.published = False
         self._lock = threading.Lock()
 
     @staticmethod
     def speed_query_of(query: str) -> str:
-        return SPEED_FULFILMENT if query == "fulfilment" else SPEED_VIEWS
+        return SPEED_FULFILMENT if query == "fulfilment" else SPEED_VIEWS   # (the backfill reads no master version)
 
     def _max_seq(self, query: str) -> int:
         version = max(self.cutoff, self.versions_read.get(self.speed_query_of(query), self.cutoff))
@@ -118,11 +145,14 @@ class ServingCommits:
             self.published = True
             self._append(self.queries, visible_at)
 
-    def speed_commit(self, speed_query: str, version_read: int | None, queries, wide_rows) -> None:
+    def speed_commit(self, speed_query: str, version_read: int | None, queries, wide_rows,
+                     shipment_files=()) -> None:
         """After a speed-layer micro-batch's view file is in place: it read master versions
-        up to `version_read` and added `wide_rows` for `queries`."""
+        up to `version_read` (the backfill: shipment files `shipment_files`) and added
+        `wide_rows` for `queries`."""
         self.served.add(wide_rows)
         with self._lock:
+            self.shipment_files.update(shipment_files)
             visible_at = time.time()   # after the file is in place, and never before a publication
             previous = self.versions_read.get(speed_query, self.cutoff)
             if version_read is not None:
@@ -153,5 +183,8 @@ class ServingCommits:
             version = versions_read(checkpoint, done[-1]) if done else None
             if version is not None and version > cutoff:
                 commits.versions_read[name] = version
+        backfill = config.speed_checkpoint(cutoff, SPEED_BACKFILL)
+        for batch_id in checkpoints.committed_batches(backfill):
+            commits.shipment_files.update(file_name_of(path) for path in checkpoints.files_of_batch(backfill, batch_id))
         return commits
 

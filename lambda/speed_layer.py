@@ -12,6 +12,14 @@ nothing. Two streaming queries:
 - `fulfilment`: the stream-stream join of the master's lines with the shipments stream
   (watermarks on both sides; a join runs only in append mode); each batch's new pairs are
   reduced to fulfilment's partials and written the same way.
+- `fulfilment_backfill`: the shipment files the batch views did not read (they landed after
+  the batch run listed them: `LambdaConfig.batch_shipments`) joined with the master's lines
+  up to the cutoff (a batch read pinned at the cutoff, narrowed to the order times those
+  shipments can match). Fulfilment's pairs are thereby split three ways, with no overlap
+  and no gap: (line <= cutoff, shipment the batch read) in the batch view, (line <=
+  cutoff, later shipment) here, (line > cutoff, any shipment) in `fulfilment`. Without it
+  a shipment landing after a batch run, for a line before its cutoff, would wait for the
+  next batch run.
 
 After each batch's file is in place, its commit goes to the serving layer's commit log
 (serving_layer.ServingCommits). Spark's progress reports go to
@@ -19,9 +27,12 @@ LambdaConfig.progress_file (shared/progress_log.py), so `lab bench` can profile 
 """
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+import json
 
-from lambda_arch.layout import SPEED_FULFILMENT, SPEED_VIEWS, LambdaConfig
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lambda_arch.layout import SPEED_BACKFILL, SPEED_FULFILMENT, SPEED_VIEWS, LambdaConfig
 from lambda_arch.serving_layer import ServingCommits
 from lambda_arch.views import as_wide, for_driver, wide_partials, write_view_file
 from shared import checkpoints
@@ -29,6 +40,7 @@ from shared import queries as Q
 from shared.cleaning import ORDER_LINE_COLUMNS
 from shared.delta_versions import versions_read
 from shared.inputs import inspect_input, read_catalogue, shipments_schema
+from shared.sequence import file_name_of
 
 QUERY_PREFIX = "lambda_speed_"
 
@@ -64,18 +76,44 @@ def _fulfilment_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits
     return write
 
 
-def speed_query_name(cutoff: int, name: str) -> str:
-    """Named by its cutoff: at a handoff the next cutoff's speed layer may start while this
-    one still serves, and Spark refuses two active queries of one name."""
-    return f"{QUERY_PREFIX}after_v{cutoff}_{name}"
+def _backfill_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits):
+    """foreachBatch of `fulfilment_backfill`: shipments from files the batch views did not
+    read, paired with the master's lines up to the cutoff."""
+    checkpoint = config.speed_checkpoint(cutoff, SPEED_BACKFILL)
+    within = F.expr(f"INTERVAL {config.settings.ship_within_seconds} SECONDS")
+
+    def write(raw: DataFrame, batch_id: int) -> None:
+        files = [file_name_of(path) for path in checkpoints.files_of_batch(checkpoint, batch_id)]
+        shipments = Q.parse_shipments(raw).persist()
+        try:
+            bounds = shipments.agg(F.min("ship_ts").alias("first"), F.max("ship_ts").alias("last")).first()
+            rows = []
+            if bounds["first"] is not None:   # a line can match only if ordered within 72 h before a shipment
+                lines = (raw.sparkSession.read.format("delta").option("versionAsOf", cutoff).load(config.master)
+                         .where((F.col("order_ts") >= F.lit(bounds["first"]) - within)
+                                & (F.col("order_ts") <= F.lit(bounds["last"]))))
+                pairs = Q.shipped_pairs(lines, shipments, config.settings)
+                rows = for_driver(as_wide("fulfilment", Q.fulfilment_partials(pairs))).collect()
+        finally:
+            shipments.unpersist()
+        if rows:
+            write_view_file(config.realtime_view_file(cutoff, SPEED_BACKFILL, batch_id), rows)
+        commits.speed_commit(SPEED_BACKFILL, None, ["fulfilment"], rows, shipment_files=files)
+
+    return write
+
+
+def speed_query_name(cutoff: int, name: str, version: str = "") -> str:
+    """Named by its cutoff (and view version): at a handoff the next cutoff's speed layer
+    may start while this one still serves, and Spark refuses two active queries of one name."""
+    return f"{QUERY_PREFIX}{version + '_' if version else ''}after_v{cutoff}_{name}"
 
 
 def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: ServingCommits,
                       available_now: bool = True, interval: str = "2 seconds") -> list:
-    """Start the speed layer after `cutoff`; each micro-batch's commit goes to `commits`
-    (the commit log, once the cutoff is published)."""
-    from shared.progress_log import record_progress
-
+    """Start the speed layer's queries over the master after `cutoff` (a master version
+    after it must exist); each micro-batch's commit goes to `commits` (the commit log,
+    once the cutoff is published)."""
     layout = inspect_input(config.input_dir, require_sales=False)
     skipped = layout.not_applicable()
     lines = spark.readStream.format("delta").option("startingVersion", cutoff + 1).load(config.master)
@@ -88,11 +126,34 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
             spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob))
         plans.append((SPEED_FULFILMENT, Q.shipped_pairs(lines, shipments, config.settings),
                       _fulfilment_batch(config, cutoff, commits)))
+    return _start(spark, config, cutoff, plans, available_now, interval)
+
+
+def start_backfill(spark, config: LambdaConfig, cutoff: int, commits: ServingCommits,
+                   available_now: bool = False, interval: str = "2 seconds") -> list:
+    """Start fulfilment's backfill for `cutoff` (whose batch views are written: it reads
+    which shipment files they paired). A drain (`app.run`) needs none: its batch layer
+    reads every shipment file the input has."""
+    layout = inspect_input(config.input_dir, require_sales=False)
+    record = config.batch_shipments(cutoff)
+    if "fulfilment" not in config.queries or "fulfilment" in layout.not_applicable() or not record.exists():
+        return []
+    paired = json.loads(record.read_text())
+    later = spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob)
+    if paired:
+        later = later.where(~F.col("_metadata.file_name").isin(paired))
+    return _start(spark, config, cutoff, [(SPEED_BACKFILL, later, _backfill_batch(config, cutoff, commits))],
+                  available_now, interval)
+
+
+def _start(spark, config: LambdaConfig, cutoff: int, plans, available_now: bool, interval: str) -> list:
+    from shared.progress_log import record_progress
+
     started = []
     for name, frame, batch_writer in plans:
         checkpoint = config.speed_checkpoint(cutoff, name)
         checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind
-        query_name = speed_query_name(cutoff, name)
+        query_name = speed_query_name(cutoff, name, config.version)
         record_progress(spark, query_name, config.progress_file(f"speed_{name}"))
         writer = (frame.writeStream.queryName(query_name).outputMode("append")
                   .option("checkpointLocation", checkpoint).foreachBatch(batch_writer))

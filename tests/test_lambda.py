@@ -55,7 +55,7 @@ def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tm
     assert _same_exports(config.workdir, oracle) == []
     # two ingest batches (four files), the cutoff between them: both layers answered
     assert master_version(spark, config) == 1
-    assert json.loads(config.serving_pointer.read_text()) == {"cutoff": 0}
+    assert json.loads(config.serving_pointer.read_text())["cutoff"] == 0
     assert list(config.realtime_views(0, "views").glob("batch-*.jsonl"))
     # the commit log: publication, then the speed layer up to the input's last line;
     # `rows` = the served result's rows, so the last row of each query = its export's rows
@@ -339,7 +339,7 @@ def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spa
     finally:
         follower.finish()
     assert follower.handoffs >= 5 and len(checked_after_handoff) >= 5
-    assert sorted(p.name for p in (config.root / "batch_views").iterdir()) == [config.batch_views(follower.serving.cutoff).name]
+    assert sorted(p.name for p in (config.version_root / "batch_views").iterdir()) == [config.batch_views(follower.serving.cutoff).name]
     from lambda_arch.app import _export
     from shared.inputs import inspect_input
 
@@ -428,9 +428,9 @@ def test_the_batch_schedule_reads_a_duration_or_a_number_of_versions():
 def test_status_reads_the_files_without_spark(tmp_path):
     from lambda_arch.app import status
 
-    assert status(tmp_path) == {"following": False, "cutoff": None, "batch_views": None,
+    assert status(tmp_path) == {"following": False, "version": None, "cutoff": None, "batch_views": None,
                                 "cutoff_includes_seq_through": None, "master_latest_version": None,
-                                "master_includes_seq_through": None, "speed_layer": {}}
+                                "master_includes_seq_through": None, "speed_layer": {}, "versions": []}
 
 
 @pytest.mark.slow
