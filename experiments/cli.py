@@ -140,25 +140,42 @@ def build_parser() -> argparse.ArgumentParser:
     _spark_options(q0)
     q0.set_defaults(handler=cmd_kappa_passthrough)
 
-    lambda_parser = commands.add_parser("lambda", help="the Lambda serving layer: batch run on demand, answers, status")
+    lambda_parser = commands.add_parser(
+        "lambda", help="the Lambda serving layer: batch run on demand, view versions, answers, status")
     lambda_commands = lambda_parser.add_subparsers(dest="lambda_command", required=True, metavar="ACTION")
     batch = lambda_commands.add_parser(
         "batch", help="run the batch layer now (a running `lab run lambda --follow` on WORKDIR does it at its next "
                       "look; otherwise this command runs it and publishes the new cutoff)")
     _input_workdir(batch)
     batch.add_argument("--recompute", action="store_true",
-                       help="recompute every batch view from the whole master even when the published cutoff is "
-                            "the newest (reprocessing after a logic change); prints the time and the rows read")
+                       help="recompute every batch view of the serving view version from the whole master even "
+                            "when the published cutoff is the newest; prints the time and the rows read "
+                            "(the same as --version SERVING)")
+    batch.add_argument("--version", default=None,
+                       help="reprocessing into a view version: recompute every batch view of VERSION from the whole "
+                            "master, publish it atomically and print the time and the rows read; the version that "
+                            "served stays readable (lab lambda query --version) until dropped")
+    batch.add_argument("--queries", default=None,
+                       help="with a new --version: the comma-separated queries it computes (default: the whole "
+                            "catalogue); an existing version keeps the queries it records")
     _spark_options(batch)
     batch.set_defaults(handler=cmd_lambda_batch)
     query = lambda_commands.add_parser("query", help="print the serving layer's current answer to one query (CSV)")
     query.add_argument("query", choices=QUERY_NAMES)
+    query.add_argument("--version", default=None,
+                       help="answer from this view version's views (default: the serving version); a version that "
+                            "no longer serves answers as it did when it stopped serving")
     _input_workdir(query)
     _spark_options(query)
     query.set_defaults(handler=cmd_lambda_query)
-    lambda_status = lambda_commands.add_parser("status", help="the cutoff, the views and how far the speed layer is")
+    lambda_status = lambda_commands.add_parser(
+        "status", help="the serving view version, its cutoff and views, how far the speed layer is, every version")
     lambda_status.add_argument("--workdir", required=True)
     lambda_status.set_defaults(handler=cmd_lambda_status)
+    lambda_drop = lambda_commands.add_parser("drop", help="delete a view version that does not serve")
+    lambda_drop.add_argument("--workdir", required=True)
+    lambda_drop.add_argument("--version", required=True)
+    lambda_drop.set_defaults(handler=cmd_lambda_drop)
 
     replay = commands.add_parser("replay", help="turn an input directory into an arriving stream (landing directory or Kafka)")
     replay.add_argument("--input", required=True, help="input directory (its top-level sales *.csv)")
@@ -173,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "the next step, e.g. 100:1000,200:2000; units belong to the step of their first line")
     replay.add_argument("--step-gap", type=float, default=0.0, metavar="SECONDS",
                         help="silence between two rate steps, so a backlog can drain (default 0)")
+    replay.add_argument("--files", type=_file_slice, default=None, metavar="FIRST:END",
+                        help="with --to landing: only the input's sales files FIRST..END-1 (name order), with the seqs "
+                             "and names they have in the whole input; the schedule starts at the first")
     replay.add_argument("--log", help="folder for the emission log (replay_log.csv, replay_summary.json)")
     replay.add_argument("--order", choices=("file", "event-time"), default="file",
                         help="file: the files in name order, as they are (default); event-time: every line "
@@ -304,6 +324,16 @@ def _kappa_options(parser, version_required: bool = False) -> None:
                         help="files per micro-batch with --source files (default: a drain takes whole files up to "
                              "LAB_DRAIN_BATCH_MB per micro-batch; --follow takes what arrived, up to that size); "
                              "dstream: files per batch of a drain (default: about 100,000 lines)")
+
+
+def _file_slice(text: str) -> tuple[int, int]:
+    first, sep, end = text.partition(":")
+    try:
+        if sep and 0 <= int(first) < int(end):
+            return int(first), int(end)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"bad file slice {text!r}: write FIRST:END with 0 <= FIRST < END (e.g. 12:40)")
 
 
 def _rate_steps(text: str):
@@ -513,22 +543,36 @@ def _lambda_config(args):
 
 def cmd_lambda_batch(args, progress: Progress) -> int:
     from lambda_arch.app import batch_now, is_following, request_batch
+    from lambda_arch.versions import check_version
 
     config = _lambda_config(args)
-    if args.recompute and is_following(config):
-        raise ValueError(f"a `lab run lambda --follow` runs on {args.workdir}: stop it (SIGTERM) before a "
-                         "--recompute, or let its next scheduled batch run pick up new lines")
-    if request_batch(config):
+    queries = _queries(args)
+    if args.version is not None:
+        check_version(args.version)
+    if queries is not None and args.version is None:
+        raise ValueError("--queries names the logic of a new view version: give --version too")
+    if queries is not None and set(queries) - set(QUERY_NAMES):
+        raise ValueError(f"unknown queries {sorted(set(queries) - set(QUERY_NAMES))}; the catalogue is "
+                         f"{', '.join(QUERY_NAMES)}")
+    reprocessing = args.recompute or args.version is not None   # this process runs the batch layer
+    if reprocessing and is_following(config):
+        option = "--recompute" if args.version is None else f"--version {args.version}"
+        raise ValueError(f"a `lab run lambda --follow` runs on {args.workdir}: stop it (SIGTERM) before "
+                         f"{option}, then start it again (it follows the serving view version), or let its next "
+                         "scheduled batch run pick up new lines")
+    if not reprocessing and request_batch(config):
         progress.stage(f"asked the running `lab run lambda --follow` on {args.workdir} for a batch run; "
                        "`lab lambda status` shows the new cutoff once it serves")
         return 0
     with _spark_for(args, "lab-lambda-batch", progress, "the batch layer") as spark:
-        outcome = batch_now(spark, config, recompute=args.recompute)
+        outcome = batch_now(spark, config, recompute=args.recompute, version=args.version, queries=queries)
     if outcome is None:
         progress.stage("nothing new to batch (--recompute recomputes the views anyway)")
     else:
-        progress.stage(f"batch views of master v{outcome['cutoff']} serve now: {outcome['master_rows_read']:,} "
-                       f"master rows read in {outcome['seconds']:.1f} s")
+        retired = (f"; {outcome['previous']} stays readable until `lab lambda drop --version {outcome['previous']}`"
+                   if outcome["previous"] not in (None, outcome["version"]) else "")
+        progress.stage(f"view version {outcome['version']}: batch views of master v{outcome['cutoff']} serve now: "
+                       f"{outcome['master_rows_read']:,} master rows read in {outcome['seconds']:.1f} s{retired}")
         print(json.dumps(outcome))
     return 0
 
@@ -537,9 +581,15 @@ def cmd_lambda_query(args, progress: Progress) -> int:
     from lambda_arch.serving_layer import served_rows
     from shared.export import QUERIES, render
 
+    from lambda_arch.serving_layer import published
+
     config = _lambda_config(args)
+    at, _cutoff = published(config, args.version)   # a clear error for a version unknown or never published
+    if args.query not in at.queries:
+        raise ValueError(f"view version {at.version} does not compute {args.query} (it computes "
+                         f"{', '.join(at.queries)})")
     with _spark_for(args, "lab-lambda-query", progress, "the serving layer") as spark:
-        rows = served_rows(spark, config).get(args.query, [])
+        rows = served_rows(spark, config, args.version).get(args.query, [])
     sys.stdout.write(render(QUERIES[args.query], rows))
     return 0
 
@@ -548,6 +598,14 @@ def cmd_lambda_status(args, progress: Progress) -> int:
     from lambda_arch.app import status
 
     print(json.dumps(status(args.workdir), indent=2))
+    return 0
+
+
+def cmd_lambda_drop(args, progress: Progress) -> int:
+    from lambda_arch.layout import LambdaConfig
+    from lambda_arch.versions import drop_version
+
+    print(f"dropped {drop_version(LambdaConfig('', args.workdir), args.version)}")
     return 0
 
 
@@ -561,10 +619,11 @@ def cmd_replay(args, progress: Progress) -> int:
         if not args.landing:
             raise ValueError("--to landing needs --landing DIR")
         summary = replay_to_landing(args.input, args.landing, args.rate, log_dir=args.log, progress=show,
-                                    order=args.order, rate_steps=args.rate_steps, step_gap_s=args.step_gap)
+                                    order=args.order, rate_steps=args.rate_steps, step_gap_s=args.step_gap,
+                                    file_slice=args.files)
     else:
-        if args.rate_steps is not None:
-            raise ValueError("--rate-steps is for --to landing")
+        if args.rate_steps is not None or args.files is not None:
+            raise ValueError("--rate-steps and --files are for --to landing")
         bootstrap = _bootstrap(args)
         summary = replay_to_kafka(args.input, bootstrap, args.topic, args.rate, partitions=args.partitions,
                                   log_dir=args.log, progress=show, order=args.order)

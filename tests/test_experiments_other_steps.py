@@ -4,6 +4,7 @@ folder (tests/synthetic_run.py). The steps themselves run in the slow end-to-end
 tests/test_experiments_steps.py."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 
@@ -246,6 +247,26 @@ def test_the_search_ramps_above_the_latency_rates_only_when_all_were_bounded(tmp
     monkeypatch.setattr(throughput_step, "_probe", lambda run_, follower, rates, label, *args: (
         probes.append((label, rates)) or ([], [throughput_step.Judged(r, False, "probe") for r in rates])))
     follower = type("F", (), {"name": "passthrough"})()
-    verdicts = throughput_step.search(run, follower, PROFILES["quick"], tmp_path, tmp_path, None, 1, lambda m: None)
-    assert probes == [("ramp", [400.0])]                 # quick's ramp is 100-400: only 400 is above 200
+    profile = dataclasses.replace(PROFILES["quick"], search_start_lps=100.0, search_max_lps=400.0)
+    verdicts = throughput_step.search(run, follower, profile, tmp_path, tmp_path, None, 1, lambda m: None)
+    assert probes == [("ramp", [400.0])]                 # the ramp is 100-400: only 400 is above 200
     assert throughput_step.knee(verdicts) == (200.0, 400.0)
+
+
+def test_reprocessing_reuses_the_last_drain_that_exited_cleanly(tmp_path):
+    from experiments.harness.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    work = tmp_path / "work" / "reprocessing"
+    for repeat, code in ((1, 0), (2, 0), (3, 1)):   # repeat 3 failed: repeat 2 is the one to reuse
+        (work.parent / "drains" / f"kappa-r{repeat}").mkdir(parents=True)
+        run.append([Metric("drain", "kappa", "exit_code", code, "code", repeat=repeat),
+                    Metric("drain", "kappa", "wall_s", 50.0 + repeat, "s", repeat=repeat),
+                    Metric("drain", "kappa", "cpu_s", 90.0 + repeat, "s", repeat=repeat)])
+    run.append([Metric("drain", "lambda", "exit_code", 0, "code", repeat=1),
+                Metric("drain", "lambda", "wall_s", 40.0, "s", repeat=1),
+                Metric("drain", "lambda", "cpu_s", 70.0, "s", repeat=1)])   # no workdir kept: not reused
+    found = reprocess_step.drains_done(run, work)
+    assert set(found) == {"kappa"}
+    assert found["kappa"] == reprocess_step.DrainDone(work.parent / "drains" / "kappa-r2", 2, 52.0, 92.0)

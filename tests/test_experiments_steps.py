@@ -124,16 +124,25 @@ def test_percentiles_are_nearest_rank_and_the_trend_is_a_slope():
     assert latency_step.trend_per_minute([0, 1], [1, 2]) is None
 
 
-def test_the_live_steps_take_whole_files_of_the_input(tmp_path):
+@pytest.mark.parametrize("name", ["quick", "standard"])
+def test_the_latency_passes_take_whole_files_of_the_input_one_slice_each(tmp_path, name):
     from experiments.inputs.generate import GeneratorOptions, generate
+    from shared.inputs import inspect_input
     from shared.raw_lines import count_raw_lines
 
-    profile = PROFILES["quick"]
+    profile = PROFILES[name]
     files = profile.live_rows // profile.file_lines
     generate(tmp_path / "in", GeneratorOptions(rows=files * profile.file_lines, seed=7, files=files))
-    steps = latency_step.live_rate_steps(tmp_path / "in", profile)
-    assert [rate for rate, _ in steps] == [min(profile.rates) / 2, *profile.rates]   # the warm-up step first
-    assert sum(lines for _, lines in steps) == sum(count_raw_lines(p) for p in (tmp_path / "in").glob("*.csv"))
+    passes = latency_step.live_passes(tmp_path / "in", profile)
+    assert len(passes) == profile.repeats
+    assert [rate for rate, _ in passes[0].rate_steps] == [min(profile.rates) / 2, *profile.rates]   # warm-up first
+    assert all([rate for rate, _ in p.rate_steps] == list(profile.rates) for p in passes[1:])
+    assert passes[0].files[0] == 0 and passes[-1].files[1] == files
+    assert all(a.files[1] == b.files[0] for a, b in zip(passes, passes[1:]))   # consecutive slices
+    sales = list(inspect_input(tmp_path / "in").sales_files)
+    for one in passes:
+        first, end = one.files
+        assert sum(lines for _, lines in one.rate_steps) == sum(count_raw_lines(p) for p in sales[first:end])
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,10 +226,7 @@ def test_experiments_refuses_an_unknown_step(tmp_path):
 # Every step, end to end, small: each step on its cheapest builds (a JVM is 15-40 s here)
 # ---------------------------------------------------------------------------------------
 
-TINY = dict(drain_rows=500, rates=(50.0, 100.0, 200.0), step_seconds=4, file_lines=50, step_gap_s=1, warmup_s=1,
-            search_start_lps=100.0, search_max_lps=200.0, search_step_seconds=4.0, start_warmup_s=4.0,
-            search_bisections=1, search_drain_timeout_s=20.0, reprocess_rows=(300,), recovery_rate_lps=50.0,
-            recovery_seconds=12.0, drain_timeout_s=60.0, late_rows=600, late_files=4, late_fraction=0.1)
+TINY = dict(search_bisections=1)   # the quick profile, with one bisection of the pass-through's search
 TINY_BUILDS = {"throughput": ("passthrough",), "reprocessing": ("kappa",), "recovery": ("kappa",),
                "late": ("kappa",)}
 
@@ -228,9 +234,10 @@ TINY_BUILDS = {"throughput": ("passthrough",), "reprocessing": ("kappa",), "reco
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_every_step_end_to_end_on_a_small_input(tmp_path):
-    """`lab experiments`' run on the quick profile cut down (TINY): drains of DuckDB and
-    dstream, latency and the throughput search of the pass-through, reprocessing, recovery
-    and late data on kappa, code size; then the report from the folder alone."""
+    """`lab experiments`' run on the quick profile (plus a bisection, TINY) on its cheapest
+    builds: drains of DuckDB and dstream, latency and the throughput search of the
+    pass-through, reprocessing, recovery and late data on kappa, code size; then the report
+    from the folder alone."""
     import dataclasses
 
     from experiments.harness.runner import run_experiments
@@ -248,7 +255,7 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
         data.select("throughput", "unbounded_lps", "passthrough")
     assert {r["metric"] for r in data.select("throughput", "bounded", "passthrough")} == {"bounded"}
     check = data.select("reprocessing", "equivalence", "kappa", "city_revenue")
-    assert [r["value"] for r in check] == ["0"], check
+    assert [r["value"] for r in check] == ["0"] * len(profile.reprocess_rows), check   # every size
     assert data.select("reprocessing", "wall_s", "kappa") and data.select("reprocessing", "catch_up_s", "kappa")
     problems = [r["detail"] for r in data.rows if r["metric"] == "problem"]
     assert not problems, problems

@@ -174,6 +174,32 @@ def test_rate_fixes_intended_times_from_lines(generated, tmp_path):
     assert summary.duration_s >= float(rows[-1]["intended_s"])
 
 
+def test_slices_replayed_one_after_the_other_are_one_stream(generated, tmp_path):
+    """Two replays of consecutive file slices into one landing directory land what one
+    replay of the whole input lands, with the same seqs; each slice's clock starts at its
+    first line, and a stepped slice's phases carry global seqs."""
+    whole = replay_to_landing(generated, tmp_path / "whole", log_dir=tmp_path / "whole-log")
+    files = whole.files
+    assert files >= 2
+    first = replay_to_landing(generated, tmp_path / "landing", 2000.0, log_dir=tmp_path / "a", file_slice=(0, 1))
+    second = replay_to_landing(generated, tmp_path / "landing", log_dir=tmp_path / "b", file_slice=(1, files),
+                               rate_steps=[replay.RateStep(4000.0, 10_000)])
+    assert sorted(os.listdir(tmp_path / "landing")) == sorted(os.listdir(tmp_path / "whole"))
+    whole_rows, _ = read_log(tmp_path / "whole-log")
+    a_rows, _ = read_log(tmp_path / "a")
+    b_rows, b_summary = read_log(tmp_path / "b")
+    seqs = lambda rows: [(r["unit"], r["first_seq"], r["last_seq"], r["target"]) for r in rows]
+    assert seqs(a_rows) + seqs(b_rows) == seqs(whole_rows)
+    assert float(a_rows[0]["intended_s"]) == 0.0 and float(b_rows[0]["intended_s"]) == 0.0
+    base = int(b_rows[0]["first_seq"])
+    assert base > 0 and b_summary["rate_steps"][0]["first_seq"] == base
+    assert [float(r["intended_s"]) for r in b_rows] == pytest.approx(
+        [(int(r["first_seq"]) - base) / 4000.0 for r in b_rows], abs=1e-6)
+    assert first.lines + second.lines == whole.lines
+    with pytest.raises(ValueError, match="file slice"):
+        replay_to_landing(generated, tmp_path / "bad", file_slice=(files, files + 1))
+
+
 def test_slow_emission_does_not_shift_later_intended_times(generated, tmp_path, monkeypatch):
     rate, stall = 1000.0, 0.8       # 3 files of ~170 lines: files 1 and 2 are due well before 0.8 s
     real_land_file = replay.copy_file_atomic

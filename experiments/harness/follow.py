@@ -110,6 +110,7 @@ class FollowRun:
     measurement: Measurement | None = None
     problem: str = ""                        # why the run did not cover the whole replay, if it did not
     handoffs: list[tuple[float, int]] = field(default_factory=list)   # lambda: (approximate epoch s, master version)
+    replay_dirs: list[Path] = field(default_factory=list)             # one per pass replayed (the first: replay_dir)
 
     @property
     def commit_log(self) -> Path:
@@ -149,12 +150,26 @@ def lambda_handoffs(log_text: str, started_epoch_s: float) -> list[tuple[float, 
             for m in HANDOFF_LINE.finditer(log_text)]
 
 
+@dataclass(frozen=True)
+class Pass:
+    """One replay of a live run: the live input's files `files` (first, end) at the rate
+    steps `rate_steps` ((rate, lines), ...), on an open-loop schedule of its own."""
+    files: tuple[int, int] | None
+    rate_steps: tuple[tuple[float, int], ...]
+
+
 def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: float | None = None,
                rate_steps: Sequence[tuple[float, int]] | None = None, step_gap_s: float = 0.0,
-               interval: str = "1 second", master: str | None = None, drain_timeout_s: float = 300.0,
-               stage: Callable[[str], None] = lambda message: None) -> FollowRun:
+               passes: Sequence[Pass] = (), interval: str = "1 second", master: str | None = None,
+               drain_timeout_s: float = 300.0, stage: Callable[[str], None] = lambda message: None) -> FollowRun:
     """One live run (see the module doc). Never raises for a follower that fails or falls
-    behind: the FollowRun says what happened (`problem`), and what was measured stays."""
+    behind: the FollowRun says what happened (`problem`), and what was measured stays.
+
+    `passes`: several replays of consecutive slices of the input, one after the other in
+    the same follow process; before each pass after the first, the harness waits until the
+    build's commits cover the pass before (at most `drain_timeout_s`), so no pass starts
+    with the backlog of another. Without it, one replay of the whole input at `rate` or
+    `rate_steps`."""
     from experiments.harness.latency import read_emitted_units
 
     workdir = Path(workdir).resolve()
@@ -164,23 +179,23 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
     run.started_epoch_s = time.time()
     process.start()
     exited = lambda: None if process.running else f"{follower.name} exited early (see {run.log})"
+    plan = list(passes) or [Pass(None, tuple(rate_steps or ()))]
     try:
         stage(f"{follower.name}: starting to follow {landing}")
         wait_for(lambda: follower.ready(workdir, landing), READY_TIMEOUT_S, f"{follower.name} did not start",
                  abort=exited)
-        schedule = (["--rate-steps", ",".join(f"{r:g}:{n}" for r, n in rate_steps), "--step-gap", f"{step_gap_s:g}"]
-                    if rate_steps else (["--rate", f"{rate:g}"] if rate else []))
-        stage(f"{follower.name}: replaying {live_input.name} into it ("
-              + (", ".join(f"{n:,} lines at {r:g}/s" for r, n in rate_steps) if rate_steps else f"{rate or 'max'} lines/s")
-              + ")")
-        replay = subprocess.run(
-            python_command("-m", "experiments.cli", "--quiet", "replay", "--to", "landing", "--input", str(live_input),
-                           "--landing", str(landing), "--log", str(run.replay_dir), *schedule),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        (workdir / "replay.log").write_text(replay.stdout, encoding="utf-8")
-        if replay.returncode != 0:
-            raise RuntimeError(f"the replay failed (exit {replay.returncode}), see {workdir / 'replay.log'}")
-        last_seq = read_emitted_units(run.replay_dir)[-1].last_seq
+        for number, one in enumerate(plan, start=1):
+            replay_dir = run.replay_dir if number == 1 else workdir / f"replay-pass{number}"
+            if number > 1:
+                last_seq = read_emitted_units(run.replay_dirs[-1])[-1].last_seq
+                stage(f"{follower.name}: pass {number - 1} replayed; waiting until every query's commits cover "
+                      f"line {last_seq:,} before pass {number}")
+                wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
+                         f"{follower.name}'s commits did not cover pass {number - 1} within {drain_timeout_s:g} s, "
+                         f"so passes {number}-{len(plan)} were not run", abort=exited)
+            _replay(live_input, landing, replay_dir, one, rate, step_gap_s, len(plan), number, follower.name, stage)
+            run.replay_dirs.append(replay_dir)
+        last_seq = read_emitted_units(run.replay_dirs[-1])[-1].last_seq
         stage(f"{follower.name}: replay done; waiting until every query's commits cover line {last_seq:,}")
         wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
                  f"{follower.name}'s commits did not cover the whole replay", abort=exited)
@@ -195,3 +210,23 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
     if follower.name == "lambda" and run.log.exists():
         run.handoffs = lambda_handoffs(run.log.read_text(encoding="utf-8", errors="replace"), run.started_epoch_s)
     return run
+
+
+def _replay(live_input: Path, landing: Path, replay_dir: Path, one: Pass, rate: float | None, step_gap_s: float,
+            passes: int, number: int, name: str, stage: Callable[[str], None]) -> None:
+    """`lab replay` of one pass in a process of its own; raises RuntimeError when it fails."""
+    steps = one.rate_steps
+    schedule = ((["--rate-steps", ",".join(f"{r:g}:{n}" for r, n in steps), "--step-gap", f"{step_gap_s:g}"]
+                 if steps else (["--rate", f"{rate:g}"] if rate else []))
+                + (["--files", f"{one.files[0]}:{one.files[1]}"] if one.files else []))
+    stage(f"{name}: replaying {live_input.name} into it" + (f" (pass {number} of {passes})" if passes > 1 else "")
+          + " (" + (", ".join(f"{n:,} lines at {r:g}/s" for r, n in steps) if steps else f"{rate or 'max'} lines/s")
+          + ")")
+    replay = subprocess.run(
+        python_command("-m", "experiments.cli", "--quiet", "replay", "--to", "landing", "--input", str(live_input),
+                       "--landing", str(landing), "--log", str(replay_dir), *schedule),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = landing.parent / ("replay.log" if number == 1 else f"replay-pass{number}.log")
+    log.write_text(replay.stdout, encoding="utf-8")
+    if replay.returncode != 0:
+        raise RuntimeError(f"the replay failed (exit {replay.returncode}), see {log}")

@@ -30,7 +30,7 @@ import numpy as np
 
 from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import compare_build
-from experiments.harness.follow import Follower, FollowRun, run_follow
+from experiments.harness.follow import Follower, FollowRun, Pass, run_follow
 from experiments.harness.latency import EmittedUnit, latest_over_queries, read_emitted_units, unit_latencies
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME
@@ -181,17 +181,24 @@ def latency_metrics(build: str, rows: list[UnitRow], repeat: int, input_lines: i
 
 
 def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> list[Metric]:
-    """The follow process's cost, the replayer's own CPU and lag, Lambda's handoffs."""
+    """The follow process's cost (rows of `repeat`), then per pass (repeat `repeat`, `repeat`
+    + 1, ...) the replayer's own CPU and lag and Lambda's handoffs during it."""
     metrics = cost_metrics(STEP, run.build, run.measurement, repeat, input_lines, log)
-    summary_path = run.replay_dir / LOG_JSON_NAME
-    if summary_path.exists():
+    starts = []
+    for number, replay_dir in enumerate(run.replay_dirs or [run.replay_dir], start=repeat):
+        summary_path = replay_dir / LOG_JSON_NAME
+        if not summary_path.exists():
+            continue
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
-        metrics += [Metric(STEP, run.build, "replayer_cpu_s", round(summary["cpu_seconds"], 3), "s", repeat=repeat,
+        starts.append((float(summary["start_epoch_s"]), number))
+        metrics += [Metric(STEP, run.build, "replayer_cpu_s", round(summary["cpu_seconds"], 3), "s", repeat=number,
                            input_lines=input_lines, detail="the replayer process's own CPU while it emitted"),
                     Metric(STEP, run.build, "replay_lag_max_s", round(summary["lag_max_s"] or 0, 4), "s",
-                           repeat=repeat, input_lines=input_lines,
+                           repeat=number, input_lines=input_lines,
                            detail="latest emission behind its intended time (counted in latency)")]
-    metrics += [Metric(STEP, run.build, "handoff_at", round(at, 1), "UTC epoch s", repeat=repeat,
+    # a handoff belongs to the pass it happened in (the last one started before it)
+    pass_at = lambda at: max((number for start, number in starts if start <= at), default=repeat)
+    metrics += [Metric(STEP, run.build, "handoff_at", round(at, 1), "UTC epoch s", repeat=pass_at(at),
                        input_lines=input_lines, detail=f"batch views of master v{version} serve (+-1 s, from its log)")
                 for at, version in run.handoffs]
     if failure(run):
@@ -211,65 +218,79 @@ def failure(run: FollowRun) -> str:
 WARMUP_STEPS = 1   # the live runs' warm-up step (Profile.start_warmup_s), in no figure
 
 
-def live_rate_steps(live_input: Path, profile) -> list[tuple[float, int]]:
-    """(rate, raw lines) per step: the warm-up step at half the lowest rate, then each rate,
-    each its share of the input's files, in name order."""
+def live_passes(live_input: Path, profile) -> list[Pass]:
+    """The latency step's replays: `profile.repeats` passes over consecutive slices of the
+    live input, each every rate of the profile in turn (whole files, in name order); the
+    first pass starts with the warm-up step at half the lowest rate."""
     lowest = min(profile.rates)
-    return rate_steps_over_files(live_input, [lowest / 2, *profile.rates],
-                                 [profile.warmup_lines(lowest) // profile.file_lines]
-                                 + [lines // profile.file_lines for lines in profile.step_lines()])
+    ladder = [lines // profile.file_lines for lines in profile.step_lines()]
+    warm = profile.warmup_lines(lowest) // profile.file_lines
+    passes, first = [], 0
+    for number in range(1, profile.repeats + 1):
+        rates, counts = ([lowest / 2, *profile.rates], [warm, *ladder]) if number == 1 else (profile.rates, ladder)
+        steps = rate_steps_over_files(live_input, rates, counts, first)
+        passes.append(Pass((first, first + sum(counts)), tuple(steps)))
+        first += sum(counts)
+    return passes
 
 
-def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_step: Sequence[int]) -> list[tuple[float, int]]:
-    """(rate, raw lines) per step: `files_per_step[i]` files of the input, in name order, at
-    `rates[i]`; files left over go to the last step."""
+def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_step: Sequence[int],
+                          first: int = 0) -> list[tuple[float, int]]:
+    """(rate, raw lines) per step: `files_per_step[i]` files of the input, in name order from
+    file `first`, at `rates[i]` (the live inputs are generated with exactly those files)."""
     from shared.inputs import inspect_input
     from shared.raw_lines import count_raw_lines
 
     files = inspect_input(live_input).sales_files
     per_step = list(files_per_step)
-    steps, first = [], 0
+    if first + sum(per_step) > len(files):
+        raise ValueError(f"{live_input} has {len(files)} sales files, fewer than the {first + sum(per_step)} "
+                         "the rate steps need")
+    steps = []
     for rate, count in zip(rates, per_step):
         steps.append((rate, sum(count_raw_lines(p) for p in files[first:first + count])))
         first += count
-    if first < len(files):   # never, for an input made for the profile; otherwise the last rate goes on
-        steps[-1] = (steps[-1][0], steps[-1][1] + sum(count_raw_lines(p) for p in files[first:]))
     return steps
 
 
 def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], live_input: Path,
                 oracle_results: Path, input_lines: int, work: Path, profile, master: str | None, settings,
                 stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
-    steps = live_rate_steps(live_input, profile)
-    for repeat in range(1, profile.repeats + 1):
-        for build in builds:
-            follower = followers[build]
-            stage(f"step latency | {build} | rates {', '.join(f'{r:g}' for r, _ in steps)} lines/s | "
-                  f"repeat {repeat}/{profile.repeats}")
-            workdir = work / f"live-{build}-r{repeat}"
-            live = run_follow(follower, live_input, workdir, rate_steps=steps, step_gap_s=profile.step_gap_s,
-                              interval=profile.interval, master=master, drain_timeout_s=profile.drain_timeout_s,
-                              stage=lambda message: stage(f"  {message}"))
-            log = run.keep_log(live.log, f"latency-{build}-r{repeat}")
-            metrics = run_metrics(live, repeat, input_lines, log)
-            if (live.replay_dir / LOG_JSON_NAME).exists():
-                shutil.copy(live.replay_dir / LOG_JSON_NAME, _mkparent(run.replay_summary_path(build, repeat)))
-                rows = unit_rows(live.replay_dir, live.commit_log, live.queries, profile.warmup_s, WARMUP_STEPS)
-                write_unit_rows(run.latency_path(build, repeat), rows)
-                metrics += latency_metrics(build, rows, repeat, input_lines, profile.warmup_s,
-                                           warmup_steps=WARMUP_STEPS)
-            if build in ("kappa", "lambda", "dstream"):
-                if live.ok:
-                    from experiments.harness.bench import run_statuses
+    """Per build, one follow process fed `profile.repeats` passes of the rate ladder (the
+    repeats of this step: each pass starts once the pass before is committed); each pass's
+    figures are the rows of its repeat. The process's cost and the results export against
+    the oracle over the whole live input are rows of repeat 1."""
+    passes = live_passes(live_input, profile)
+    for build in builds:
+        follower = followers[build]
+        stage(f"step latency | {build} | rates {', '.join(f'{r:g}' for r in profile.rates)} lines/s | "
+              f"{len(passes)} pass{'es' if len(passes) > 1 else ''} in one process")
+        workdir = work / f"live-{build}"
+        live = run_follow(follower, live_input, workdir, passes=passes, step_gap_s=profile.step_gap_s,
+                          interval=profile.interval, master=master, drain_timeout_s=profile.drain_timeout_s,
+                          stage=lambda message: stage(f"  {message}"))
+        log = run.keep_log(live.log, f"latency-{build}")
+        metrics = run_metrics(live, 1, input_lines, log)
+        for repeat, replay_dir in enumerate(live.replay_dirs, start=1):
+            if not (replay_dir / LOG_JSON_NAME).exists():
+                continue
+            shutil.copy(replay_dir / LOG_JSON_NAME, _mkparent(run.replay_summary_path(build, repeat)))
+            warmup_steps = WARMUP_STEPS if repeat == 1 else 0
+            rows = unit_rows(replay_dir, live.commit_log, live.queries, profile.warmup_s, warmup_steps)
+            write_unit_rows(run.latency_path(build, repeat), rows)
+            metrics += latency_metrics(build, rows, repeat, input_lines, profile.warmup_s, warmup_steps=warmup_steps)
+        if build in ("kappa", "lambda", "dstream"):
+            if live.ok:
+                from experiments.harness.bench import run_statuses
 
-                    verdicts = compare_build(workdir, build, oracle_results, run_statuses(live.log), None, settings)
-                    metrics += equivalence_metrics(STEP, build, verdicts, repeat, input_lines)
-                else:
-                    metrics.append(Metric(STEP, build, "equivalence", None, "rows differing", repeat=repeat,
-                                          input_lines=input_lines, query=ALL_QUERIES,
-                                          detail=f"not compared: {failure(live)}"))
-            run.append(metrics)
-            on_done(build, live.measurement.wall_s if live.measurement else 0.0)
+                verdicts = compare_build(workdir, build, oracle_results, run_statuses(live.log), None, settings)
+                metrics += equivalence_metrics(STEP, build, verdicts, 1, input_lines)
+            else:
+                metrics.append(Metric(STEP, build, "equivalence", None, "rows differing", repeat=1,
+                                      input_lines=input_lines, query=ALL_QUERIES,
+                                      detail=f"not compared: {failure(live)}"))
+        run.append(metrics)
+        on_done(build, live.measurement.wall_s if live.measurement else 0.0)
 
 
 def _mkparent(path: Path) -> Path:

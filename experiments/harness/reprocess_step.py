@@ -9,7 +9,9 @@ measured by MeasuredCommand (wall, CPU and peak RSS of the process tree):
 - the first computation: `lab run lambda` / `lab run kappa` (rows `initial_wall_s`,
   `initial_cpu_s`), which leaves what a deployed build has: Lambda's master dataset with a
   batch view up to half of it and the speed layer's views after that; Kappa's log and its
-  serving version v1;
+  serving version v1. At the size of the drain input, when the drains ran in this run
+  folder, the last drain repeat is that first computation (the same command on the same
+  input): its workdir is copied and its figures are reused, which saves two JVMs;
 - the recompute (rows `wall_s`, `cpu_s`, `peak_rss_mb`, `exit_code`): Lambda `lab lambda
   batch` (the batch layer over the whole master dataset, then the new cutoff published);
   Kappa `lab kappa replay --version v2` (every query from the start of the log into new
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -81,23 +85,61 @@ def check_served(build: str, input_dir: Path, workdir: Path, oracle_results: Pat
                    f"DIFFERS: {count} rows; first differences: {shown}")
 
 
+@dataclass(frozen=True)
+class DrainDone:
+    """A drain of this run folder that is the first computation at its input's size."""
+    workdir: Path
+    repeat: int
+    wall_s: float
+    cpu_s: float
+
+
+def drains_done(run: RunFolder, work: Path) -> dict[str, DrainDone]:
+    """Per build, the last drain repeat of this run folder that exited 0 (its workdir kept
+    under the work folder's drains/)."""
+    found: dict[str, DrainDone] = {}
+    rows = [r for r in run.metrics() if r["step"] == "drain" and r["build"] in RECOMPUTE and r["repeat"]]
+    for build in RECOMPUTE:
+        figures: dict[int, dict[str, float]] = {}
+        for r in rows:
+            if r["build"] == build and r["metric"] in ("exit_code", "wall_s", "cpu_s") and r["value"] != "":
+                figures.setdefault(int(r["repeat"]), {})[r["metric"]] = float(r["value"])
+        good = [repeat for repeat, f in figures.items() if f.get("exit_code") == 0 and "wall_s" in f and "cpu_s" in f]
+        if good and (work.parent / "drains" / f"{build}-r{max(good)}").is_dir():
+            last = max(good)
+            found[build] = DrainDone(work.parent / "drains" / f"{build}-r{last}", last, figures[last]["wall_s"],
+                                     figures[last]["cpu_s"])
+    return found
+
+
 def reprocess_one(run: RunFolder, build: str, input_dir: Path, input_lines: int, oracle_results: Path, work: Path,
-                  master: str | None, repeat: int, timeout_s: float) -> list[Metric]:
+                  master: str | None, repeat: int, timeout_s: float, drained: DrainDone | None = None) -> list[Metric]:
+    """One build at one size; `drained`: the drain that already did the first computation
+    on this input (its workdir is copied, its figures reused)."""
     workdir = work / f"{build}-{input_lines}-r{repeat}"
     initial_log = run.log_path(f"reprocessing-{build}-{input_lines}-r{repeat}-initial")
     recompute_log = run.log_path(f"reprocessing-{build}-{input_lines}-r{repeat}")
     common = dict(repeat=repeat, input_lines=input_lines)
-    try:
-        initial = measure_command(system_command(build, input_dir, workdir, master), initial_log, timeout=timeout_s)
-    except TimeoutError as error:
-        return [Metric(STEP, build, "problem", None, "", detail=str(error), **common)]
-    rows = [Metric(STEP, build, "initial_wall_s", initial.wall_s, "s", detail=f"lab run {build}: the first "
-                   "computation, whole process", **common),
-            Metric(STEP, build, "initial_cpu_s", initial.cpu_s, "s", detail="user + system over the process tree",
-                   **common)]
-    if initial.exit_code != 0:
-        return rows + [Metric(STEP, build, "problem", None, "", detail=f"lab run {build} exited {initial.exit_code}, "
-                              f"see {initial_log}", **common)]
+    if drained is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.copytree(drained.workdir, workdir, symlinks=True)
+        rows = [Metric(STEP, build, "initial_wall_s", drained.wall_s, "s", detail=f"lab run {build}: the first "
+                       f"computation, whole process (the drain step's repeat {drained.repeat}, same input)", **common),
+                Metric(STEP, build, "initial_cpu_s", drained.cpu_s, "s", detail="user + system over the process tree "
+                       f"(the drain step's repeat {drained.repeat})", **common)]
+    else:
+        try:
+            initial = measure_command(system_command(build, input_dir, workdir, master), initial_log,
+                                      timeout=timeout_s)
+        except TimeoutError as error:
+            return [Metric(STEP, build, "problem", None, "", detail=str(error), **common)]
+        rows = [Metric(STEP, build, "initial_wall_s", initial.wall_s, "s", detail=f"lab run {build}: the first "
+                       "computation, whole process", **common),
+                Metric(STEP, build, "initial_cpu_s", initial.cpu_s, "s", detail="user + system over the process tree",
+                       **common)]
+        if initial.exit_code != 0:
+            return rows + [Metric(STEP, build, "problem", None, "", detail=f"lab run {build} exited "
+                                  f"{initial.exit_code}, see {initial_log}", **common)]
     try:
         measured = measure_command(recompute_command(build, input_dir, workdir, master), recompute_log,
                                    timeout=timeout_s)
@@ -128,18 +170,29 @@ def run_reprocessing(run: RunFolder, builds: Sequence[str], profile, data_root: 
     from experiments.reference.oracle import run_oracle
     from shared.export import results_dir
 
+    drained = drains_done(run, work)
+    drain_input = run.environment().get("drain_input")
+    generated_drain = drain_input and Path(drain_input).resolve() == prepare_input(
+        data_root, profile.drain_rows, profile.seed, Progress(quiet=True)).resolve()
     inputs = []
     for rows in profile.reprocess_rows:
-        input_dir = prepare_input(data_root, rows, profile.seed, Progress(quiet=True), prefix="reprocess",
-                                  files=max(2, rows // ROWS_PER_FILE))
+        if rows == profile.drain_rows and generated_drain:   # the drains' input: their runs are the first ones
+            input_dir, reuse = Path(drain_input), True
+        else:
+            input_dir, reuse = prepare_input(data_root, rows, profile.seed, Progress(quiet=True), prefix="reprocess",
+                                             files=max(2, rows // ROWS_PER_FILE)), False
         oracle = run_oracle(input_dir, work / f"oracle-{rows}", settings)
-        inputs.append((input_dir, oracle.raw_lines, results_dir(work / f"oracle-{rows}", "oracle")))
+        inputs.append((input_dir, oracle.raw_lines, results_dir(work / f"oracle-{rows}", "oracle"), reuse))
     for repeat in range(1, profile.other_repeats + 1):
         for build in builds:
             started = time.monotonic()
-            for input_dir, lines, oracle_results in inputs:
-                stage(f"step reprocessing | {build} | {lines:,} lines: the first run, then {RECOMPUTE[build].split(':')[0]}")
-                metrics = reprocess_one(run, build, input_dir, lines, oracle_results, work, master, repeat, timeout_s)
+            for input_dir, lines, oracle_results, reuse in inputs:
+                first = drained.get(build) if reuse and repeat == 1 else None
+                stage(f"step reprocessing | {build} | {lines:,} lines: "
+                      + (f"the drain's run (repeat {first.repeat})" if first else "the first run")
+                      + f", then {RECOMPUTE[build].split(':')[0]}")
+                metrics = reprocess_one(run, build, input_dir, lines, oracle_results, work, master, repeat, timeout_s,
+                                        first)
                 run.append(metrics)
                 wall = next((m.value for m in metrics if m.metric == "wall_s"), None)
                 stage(f"{build}: recompute of {lines:,} lines " + (f"{wall:.1f} s" if wall is not None else "failed"))

@@ -48,9 +48,9 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
     for repeat in range(1, profile.repeats + 1):
         if "drains" in steps:
             plan.update({f"drain {s} r{repeat}": DRAIN_ESTIMATE_S[s] * scale for s in drain_systems})
-        if "latency" in steps:
-            replay_s = len(profile.rates) * (profile.step_seconds + profile.step_gap_s) + profile.start_warmup_s
-            plan.update({f"latency {b} r{repeat}": LIVE_START_STOP_S + replay_s for b in live_builds})
+    if "latency" in steps:   # one follow process per build: every repeat is a pass of the rates in it
+        replay_s = profile.repeats * len(profile.rates) * (profile.step_seconds + profile.step_gap_s)
+        plan.update({f"latency {b} r1": LIVE_START_STOP_S + profile.start_warmup_s + replay_s for b in live_builds})
     for repeat in range(1, profile.other_repeats + 1):
         if "throughput" in steps:   # the latency step's rates start the ramp when it runs too
             ramp = [r for r in search_ramp(profile) if "latency" not in steps or r > max(profile.rates)]
@@ -60,7 +60,10 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
             plan.update({f"throughput {b} r{repeat}": LIVE_START_STOP_S + ramp_s + profile.search_bisections * probe_s
                          for b in step_builds("throughput", live_builds)})
         if "reprocessing" in steps:
-            plan.update({f"reprocessing {b} r{repeat}": len(profile.reprocess_rows) * 2 * DRAIN_ESTIMATE_S[b]
+            # a first run and a recompute per size; at the drains' size the drain is the first run
+            runs = sum(1 if rows == profile.drain_rows and "drains" in steps and repeat == 1 else 2
+                       for rows in profile.reprocess_rows)
+            plan.update({f"reprocessing {b} r{repeat}": runs * DRAIN_ESTIMATE_S[b]
                          for b in step_builds("reprocessing", builds)})
         if "recovery" in steps:
             plan.update({f"recovery {b} r{repeat}": 2 * LIVE_START_STOP_S + profile.recovery_seconds

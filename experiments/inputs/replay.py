@@ -205,18 +205,22 @@ class OpenLoopSchedule:
     at its rate from its own start, which is the previous step's start plus its lines /
     rate plus `gap_s` of silence (so a backlog left by one step can drain before the next);
     lines past the last step go on at the last rate. A unit belongs to the step of its first
-    line. `phases` records each step's first seq and start for the replay summary."""
+    line. `phases` records each step's first seq and start for the replay summary.
+
+    `first_seq`: the global seq of the first line emitted (a replay of a slice of the
+    input's files starts its clock there; seqs stay those of the whole input)."""
 
     def __init__(self, rate_lines_per_second: float | None, steps: Iterable[RateStep] | None = None,
-                 gap_s: float = 0.0):
+                 gap_s: float = 0.0, first_seq: int = 0):
         self.rate = _validated_rate(rate_lines_per_second)
         self.phases: list[dict] | None = None
+        self.base_seq = first_seq   # the global seq the schedule's start is due at (a slice of the input)
         if steps is not None:
             if self.rate is not None:
                 raise ValueError("give either a rate or rate steps, not both")
             if not math.isfinite(gap_s) or gap_s < 0:
                 raise ValueError(f"the gap between rate steps must be 0 or more seconds, got {gap_s!r}")
-            self.phases, first_seq, start_s = [], 0, 0.0
+            self.phases, start_s = [], 0.0
             for step in steps:
                 rate = _validated_rate(step.rate)
                 self.phases.append({"step": len(self.phases), "rate": rate, "first_seq": first_seq,
@@ -232,7 +236,7 @@ class OpenLoopSchedule:
         if self.phases is not None:
             phase = next(p for p in reversed(self.phases) if p["first_seq"] <= first_seq or p["step"] == 0)
             return phase["start_s"] + max(0, first_seq - phase["first_seq"]) / phase["rate"]
-        return 0.0 if self.rate is None else first_seq / self.rate
+        return 0.0 if self.rate is None else max(0, first_seq - self.base_seq) / self.rate
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self.start_monotonic
@@ -353,7 +357,8 @@ class _Run:
         self.log = ReplayLog()
         self.done_lines = 0
         self.cpu = _CpuMeter()
-        self.schedule = OpenLoopSchedule(rate, rate_steps, step_gap_s)   # the clock starts here, after all set-up
+        # the clock starts here, after all set-up
+        self.schedule = OpenLoopSchedule(rate, rate_steps, step_gap_s, files[0].first_seq if files else 0)
 
     def wait_for(self, first_seq: int) -> float:
         intended = self.schedule.intended_s(first_seq)
@@ -416,9 +421,15 @@ def replay_to_landing(
     order: str = FILE_ORDER,
     rate_steps: Iterable[RateStep] | None = None,
     step_gap_s: float = 0.0,
+    file_slice: tuple[int, int] | None = None,
 ) -> ReplaySummary:
     """Land each sales file of `input_dir` in `landing_dir` as `{seq:06d}-{name}`, file k
     when its first line is due (start + lines before k / rate; all at once without a rate).
+
+    `file_slice` (first, end): only the input's files first..end-1 (name order), with the
+    seqs and landed names they have in the whole input, the schedule starting at the
+    first one: several replays of consecutive slices into one landing directory are one
+    stream, each with its own open-loop schedule (the harness waits between them).
 
     With order="event-time" landing file k holds the next lines of the input sorted by
     `event_time_order`, as many as input file k has, named `{seq:06d}-event-time.csv`:
@@ -435,6 +446,8 @@ def replay_to_landing(
     order = _validated_order(order)
     files = _sales_files(input_dir)
     units = _landing_units(files, order)            # sorted before the clock starts
+    if file_slice is not None:
+        files, units = _sliced(files, file_slice), _sliced(units, file_slice)
     landing = _prepared_landing(input_dir, landing_dir, [unit.name for unit in units])
     run = _Run("landing", input_dir, str(landing), rate, files, progress, order, rate_steps, step_gap_s)
     try:
@@ -447,6 +460,13 @@ def replay_to_landing(
         run.abandon(log_dir, error)
         raise
     return run.finish(log_dir)
+
+
+def _sliced(items: list, file_slice: tuple[int, int]) -> list:
+    first, end = file_slice
+    if not 0 <= first < end <= len(items):
+        raise ValueError(f"file slice {first}:{end} is not within the input's {len(items)} sales files")
+    return items[first:end]
 
 
 class _LandingUnit(NamedTuple):

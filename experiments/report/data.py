@@ -398,8 +398,12 @@ def methods(data: RunData) -> list[tuple[str, str]]:
         ("Equivalence", "Each results export compared byte for byte with the oracle's; a difference is counted in "
                         "rows and its first rows are shown; Kappa's window_revenue is checked against the watermark "
                         "model when it differs."),
-        ("Latency", f"The replayer lands one file per unit on an open-loop schedule fixed in advance, one rate after "
-                    f"another with {profile.get('step_gap_s', '?')} s of silence between; a unit's latency for a "
+        ("Latency", f"Each build follows the landing directory in one process of its own; the replayer lands one "
+                    f"file per unit on an open-loop schedule fixed in advance, one rate after another with "
+                    f"{profile.get('step_gap_s', '?')} s of silence between, the rates once per repeat (a pass over "
+                    f"new files, replayed once the build has committed the pass before; the first pass starts with "
+                    f"{profile.get('start_warmup_s', '?')} s of warm-up at half the lowest rate, in no figure); a "
+                    f"unit's latency for a "
                     f"query is the first commit-log row of that query whose max_seq covers it minus its intended "
                     f"emission time; 'all' is the latest over the build's queries; units due in the first {warmup} s "
                     f"of each rate are dropped as warm-up; percentiles are nearest-rank."),
