@@ -48,7 +48,7 @@ from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_d
 from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, inspect_input, read_catalogue, shipments_schema
 from shared.commit_log import NO_SEQ, CommitLog
-from shared.delta_versions import VersionSeqLog, latest_version, versions_read
+from shared.delta_versions import VersionSeqLog, latest_version, next_version, versions_read
 from shared.kafka import kafka_messages
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
@@ -228,11 +228,15 @@ class _CommitLog:
             return self.read.of_batch(batch_id, files)
         return self.clean_seq.max_seq_through(versions_read(self.config.checkpoint(plan), batch_id))
 
+    def max_seq(self, plan: str, batch_id: int, files=None) -> int:
+        """The highest seq the plan's results include once this batch commits."""
+        seqs = [s for s in (self.highest.get(plan), self._batch_max_seq(plan, batch_id, files)) if s is not None]
+        return max(seqs) if seqs else NO_SEQ
+
     def record(self, plan: str, batch_id: int, rows: dict[str, int], files=None) -> int:
         """Log the batch's commit (`files`: the sales files a log batch read, when known from
         its data); returns the highest seq the plan's results include."""
-        seqs = [s for s in (self.highest.get(plan), self._batch_max_seq(plan, batch_id, files)) if s is not None]
-        self.highest[plan] = max(seqs) if seqs else NO_SEQ
+        self.highest[plan] = self.max_seq(plan, batch_id, files)
         self.log.append_many(list(rows), self.highest[plan], rows)
         return self.highest[plan]
 
@@ -265,11 +269,19 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
                 written = Counter(row[0] for row in collected)
                 writes = [(classified.sparkSession.createDataFrame(collected, PARTIALS_SCHEMA).coalesce(1),
                            PARTIALS_TABLE)]
-                if keep_clean_lines and by_outcome.get(VALID):
+                appends_clean = keep_clean_lines and bool(by_outcome.get(VALID))
+                if appends_clean:
                     writes.append((single_lines, CLEAN_LINES))
                 if set(by_outcome) - {VALID}:  # no empty commit: most batches of clean input quarantine nothing
                     writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1),
                                    "quarantine"))
+                if appends_clean:
+                    # Which seq the clean_lines version about to be written holds, recorded before
+                    # it is visible: a stateful query may read it at once, and must find its seq.
+                    # (A replayed batch whose append is already in adds no version: its row then
+                    # names the next one, which includes these lines too.)
+                    commits.clean_seq.record(batch_id, next_version(config.table(CLEAN_LINES)),
+                                             commits.max_seq(LOG_QUERY, batch_id, counts.source_files()))
                 with step("delta_appends"), ThreadPoolExecutor(len(writes)) as pool:
                     for future in [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
                                    for frame, name in writes]:
@@ -277,7 +289,7 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
                 with step("commit_log"):
                     max_seq = commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results},
                                              counts.source_files())
-                    if keep_clean_lines:
+                    if keep_clean_lines and not appends_clean:   # no new version: the current one stands for it
                         commits.clean_seq.record(batch_id, latest_version(config.table(CLEAN_LINES)), max_seq)
                 with step("quality_report"):   # after the results are visible: not on their latency
                     counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")

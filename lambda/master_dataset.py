@@ -32,7 +32,7 @@ from lambda_arch.layout import LambdaConfig
 from shared import checkpoints
 from shared.cleaning import classify_lines, quarantined_lines, valid_order_lines
 from shared.commit_log import append_csv_rows
-from shared.delta_versions import VersionSeqLog, latest_version
+from shared.delta_versions import VersionSeqLog, latest_version, next_version
 from shared.inputs import inspect_input
 from shared.kafka import kafka_messages
 from shared.progress_log import BatchSteps, record_progress
@@ -67,6 +67,10 @@ def ingest_batch(config: LambdaConfig):
                 if not counts.rows:
                     return
                 quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
+                max_seq = read.of_batch(batch_id, counts.source_files())
+                if max_seq is not None:
+                    # before the master version is visible: the speed layer may read it at once
+                    master_seq_log(config).record(batch_id, next_version(config.master), max_seq)
                 with step("master_and_quarantine_appends"), ThreadPoolExecutor(2) as pool:
                     pending = [pool.submit(checkpoints.append_once, valid_order_lines(classified, keep=keep),
                                            config.master, app_id(), batch_id),
@@ -76,8 +80,7 @@ def ingest_batch(config: LambdaConfig):
                         future.result()
                 with step("ingest_log"):
                     record_ingest_counts(config, app_id(), batch_id, counts.by_outcome())
-                    max_seq = read.of_batch(batch_id, counts.source_files())
-                    if max_seq is not None:
+                    if max_seq is not None:   # and the version it did create (none if nothing was appended)
                         master_seq_log(config).record(batch_id, latest_version(config.master), max_seq)
             finally:
                 classified.unpersist()
@@ -92,7 +95,7 @@ def record_ingest_counts(config: LambdaConfig, app_id: str, batch_id: int, by_ou
 
 
 def master_seq_log(config: LambdaConfig) -> VersionSeqLog:
-    """Master version -> highest input seq it includes (after each ingest append)."""
+    """Master version -> highest input seq it includes (recorded before each ingest append)."""
     return VersionSeqLog(config.master_seq_log, MASTER_SEQ_COLUMNS)
 
 

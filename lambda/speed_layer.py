@@ -45,12 +45,17 @@ from shared.sequence import file_name_of
 QUERY_PREFIX = "lambda_speed_"
 
 
-def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits: ServingCommits):
-    """foreachBatch of `views`: one read of the micro-batch, every additive query's partials."""
+def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits: ServingCommits,
+                 single_partition: bool = False):
+    """foreachBatch of `views`: one read of the micro-batch, every additive query's partials.
+    `single_partition` (live micro-batches, small): the batch in one partition, so no
+    aggregation needs a shuffle and the whole fan-out is one stage (as Kappa's log does);
+    per-stage costs, not rows, dominate a live micro-batch on a small machine."""
     checkpoint = config.speed_checkpoint(cutoff, SPEED_VIEWS)
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        lines = batch.select(*ORDER_LINE_COLUMNS).persist()
+        lines = batch.select(*ORDER_LINE_COLUMNS)
+        lines = (lines.coalesce(1) if single_partition else lines).persist()
         try:
             if lines.count() == 0:   # fills the cache, before the views' stages read it side by side
                 return
@@ -120,7 +125,8 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
     additive = [q for q in config.queries if q not in skipped and q != "fulfilment"]
     plans = []
     if additive:
-        plans.append((SPEED_VIEWS, lines, _views_batch(config, cutoff, additive, read_catalogue(spark, layout), commits)))
+        plans.append((SPEED_VIEWS, lines, _views_batch(config, cutoff, additive, read_catalogue(spark, layout), commits,
+                                                        single_partition=not available_now)))
     if "fulfilment" in config.queries and "fulfilment" not in skipped:
         shipments = Q.parse_shipments(
             spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob))

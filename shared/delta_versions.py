@@ -33,6 +33,12 @@ def latest_version(table: str | os.PathLike) -> int | None:
     return max(versions, default=None)
 
 
+def next_version(table: str | os.PathLike) -> int:
+    """The version the next commit to a Delta table creates (0 for a table not created yet)."""
+    latest = latest_version(table)
+    return 0 if latest is None else latest + 1
+
+
 def delta_versions_through(end_offset_json: str) -> int:
     """The last table version a Delta stream has wholly read, from its end offset.
 
@@ -59,9 +65,11 @@ class VersionSeqLog:
     """A CSV of (writer batch, table version, highest input seq): versions <= `version`
     include input up to `max_seq`.
 
-    A batch without lines to append may add no version; then the latest one before it
-    stands for it (its lines change no result). A batch replayed after a crash may add a
-    second, identical row: harmless, readers take maxima."""
+    A writer records a batch's row before its commit is visible (`next_version`): a
+    stream may read the new version the moment it commits, and must find its seq. A batch
+    that adds no version (nothing to append, or replayed after a crash with its append
+    already in) leaves a row naming a later version, which includes its lines too; a batch
+    replayed after a crash may add a second row: harmless, readers take maxima."""
 
     def __init__(self, path: str | os.PathLike, columns: tuple[str, str, str] = ("batch_id", "version", "max_seq")):
         self.path, self.columns = Path(path), columns

@@ -270,3 +270,27 @@ def test_reprocessing_reuses_the_last_drain_that_exited_cleanly(tmp_path):
     found = reprocess_step.drains_done(run, work)
     assert set(found) == {"kappa"}
     assert found["kappa"] == reprocess_step.DrainDone(work.parent / "drains" / "kappa-r2", 2, 52.0, 92.0)
+
+
+def test_a_pass_the_latency_step_did_not_run_gets_no_ramp_of_its_own(tmp_path, monkeypatch):
+    """Kappa's latency run had two passes, Lambda's one (it had not caught up with the
+    first): the search judges each pass that ran and starts no follow run for the missing one."""
+    from experiments.harness.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    bounded_below_200 = {50.0: (0.0, 1.0, 0), 100.0: (0.0, 1.0, 0), 200.0: (0.0, 1.0, 3)}
+    for repeat in (1, 2):
+        _latency_rows(run, "kappa", repeat, bounded_below_200)
+    _latency_rows(run, "lambda", 1, bounded_below_200)
+    probes = []
+    monkeypatch.setattr(throughput_step, "_probe", lambda run_, follower, rates, label, *args: (
+        probes.append((follower.name, label)) or ([], [])))
+    followers = {name: type("F", (), {"name": name})() for name in ("kappa", "lambda")}
+    throughput_step.run_throughput(run, followers, ("kappa", "lambda"), PROFILES["quick"], tmp_path, tmp_path, None,
+                                   lambda m: None)
+    assert probes == []   # every judged ladder had an unbounded rate; the missing pass starts nothing
+    knees = {(r["build"], r["repeat"]): r for r in run.metrics() if r["metric"] == "sustainable_lps"}
+    assert set(knees) == {("kappa", "1"), ("kappa", "2"), ("lambda", "1"), ("lambda", "2")}
+    assert knees[("kappa", "2")]["value"] == "100" and knees[("lambda", "1")]["value"] == "100"
+    assert knees[("lambda", "2")]["value"] == "" and "did not run" in knees[("lambda", "2")]["detail"]

@@ -50,6 +50,31 @@ def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log
     _same_as_oracle(log_input, tmp_path / "w")
 
 
+def test_a_clean_lines_version_has_its_seq_before_it_is_visible(spark, log_input, tmp_path, monkeypatch):
+    """A stateful query may read a new `clean_lines` version the moment it commits; the seq
+    that version holds must already be in the log's version map then (else its commit-log
+    row claims the version before it, and in follow mode nothing corrects it until more
+    input arrives: latency unmeasurable, the harness waiting for ever)."""
+    from shared import checkpoints
+    from shared.delta_versions import NO_SEQ, VersionSeqLog, latest_version
+
+    config = KappaConfig(str(log_input), str(tmp_path / "w"), max_files_per_trigger=2)   # three log batches
+    seq_map = VersionSeqLog(config.root / "clean_lines_seq.csv")
+    real_append, seen = checkpoints.append_once, []
+
+    def checked_append(frame, table, app_id, batch_id):
+        if Path(table).name == app.CLEAN_LINES:
+            version = latest_version(table) + 1   # the version this append creates
+            seen.append((version, seq_map.max_seq_through(version), seq_map.max_seq_through(version - 1)))
+        return real_append(frame, table, app_id, batch_id)
+
+    monkeypatch.setattr(checkpoints, "append_once", checked_append)
+    app.run(spark, config)
+    assert len(seen) >= 2, seen
+    assert all(new > before and new != NO_SEQ for _, new, before in seen), seen
+    _same_as_oracle(log_input, tmp_path / "w")
+
+
 def test_reprocessing_by_replay_cuts_over_atomically(spark, log_input, tmp_path):
     workdir = tmp_path / "w"
     live = KappaConfig(str(log_input), str(workdir), version="v1", queries=("city_revenue_v1",))

@@ -43,6 +43,33 @@ def _last_rows(workdir) -> dict:
 
 
 @pytest.mark.slow
+def test_a_master_version_has_its_seq_before_it_is_visible(spark, small_input, tmp_path, monkeypatch):
+    """The speed layer may read a new master version the moment ingest commits it; the seq
+    that version holds must already be in the master's version map then, or the serving
+    commit claims less than it serves (and, live, nothing corrects it until more input)."""
+    from lambda_arch.app import run
+    from lambda_arch.layout import LambdaConfig
+    from lambda_arch.master_dataset import master_seq_log
+    from shared import checkpoints
+    from shared.commit_log import NO_SEQ
+    from shared.delta_versions import latest_version
+
+    config = LambdaConfig(str(small_input), str(tmp_path / "w"))
+    real_append, seen = checkpoints.append_once, []
+
+    def checked_append(frame, table, app_id, batch_id):
+        if Path(table) == Path(config.master):
+            version = (latest_version(table) if latest_version(table) is not None else -1) + 1
+            seq_map = master_seq_log(config)
+            seen.append((version, seq_map.max_seq_through(version), seq_map.max_seq_through(version - 1)))
+        return real_append(frame, table, app_id, batch_id)
+
+    monkeypatch.setattr(checkpoints, "append_once", checked_append)
+    run(spark, config)
+    assert len(seen) >= 2, seen
+    assert all(new > before and new != NO_SEQ for _, new, before in seen), seen
+
+
 def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tmp_path):
     from lambda_arch.app import run
     from lambda_arch.layout import LambdaConfig

@@ -92,7 +92,7 @@ def _lambda_correction(input_dir: Path, workdir: Path, oracle_results: Path, mas
     """The batch run over the whole master dataset, then serving's window_revenue."""
     batch_log = log.with_name(log.stem + "-batch.log")
     try:
-        batch = measure_command(recompute_command("lambda", input_dir, workdir, master), batch_log, timeout=timeout_s)
+        batch = measure_command(recompute_command("lambda", input_dir, workdir, master, version=None), batch_log, timeout=timeout_s)
     except TimeoutError as error:
         return [Metric(STEP, "lambda", "problem", None, "", detail=str(error), **common)]
     rows = [Metric(STEP, "lambda", "batch_wall_s", batch.wall_s, "s",

@@ -13,7 +13,8 @@ measured by MeasuredCommand (wall, CPU and peak RSS of the process tree):
   folder, the last drain repeat is that first computation (the same command on the same
   input): its workdir is copied and its figures are reused, which saves two JVMs;
 - the recompute (rows `wall_s`, `cpu_s`, `peak_rss_mb`, `exit_code`): Lambda `lab lambda
-  batch` (the batch layer over the whole master dataset, then the new cutoff published);
+  batch --version v2` (the batch layer over the whole master dataset into a new view
+  version, then published; v1 stays readable);
   Kappa `lab kappa replay --version v2` (every query from the start of the log into new
   tables, drained until a pass finds nothing new, then the cut-over, then the export).
   Kappa also reports the replay's own time without the JVM start (`catch_up_s`);
@@ -41,17 +42,22 @@ from shared.export import export_path
 STEP = "reprocessing"
 QUERY = "city_revenue"
 ROWS_PER_FILE = 1_000   # several files, so Lambda's drain leaves a speed layer for the batch run to absorb
-RECOMPUTE = {"lambda": "lab lambda batch --recompute: the batch layer over the whole master dataset, then the "
-                       "handoff",
-             "kappa": "lab kappa replay --version v2: every query from the log's start into new tables, "
+NEW_VERSION = "v2"   # the version each build reprocesses into; v1 stays readable until dropped
+RECOMPUTE = {"lambda": f"lab lambda batch --version {NEW_VERSION}: every batch view of a new view version from the "
+                       "whole master dataset, then published",
+             "kappa": f"lab kappa replay --version {NEW_VERSION}: every query from the log's start into new tables, "
                       "then the cut-over and the export"}
 
 
-def recompute_command(build: str, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
+def recompute_command(build: str, input_dir: Path, workdir: Path, master: str | None,
+                      version: str | None = NEW_VERSION) -> list[str]:
+    """The build's reprocessing into `version`; for Lambda with `version` None, its serving
+    version's views recomputed in place (`--recompute`: the late step's correction)."""
     common = ["--input", str(input_dir), "--workdir", str(workdir), *(["--master", master] if master else [])]
     if build == "lambda":
-        return python_command("-m", "experiments.cli", "lambda", "batch", "--recompute", *common)
-    return python_command("-m", "experiments.cli", "kappa", "replay", "--version", "v2", *common)
+        return python_command("-m", "experiments.cli", "lambda", "batch",
+                              *(["--version", version] if version else ["--recompute"]), *common)
+    return python_command("-m", "experiments.cli", "kappa", "replay", "--version", version or NEW_VERSION, *common)
 
 
 def replay_outcome(log_text: str) -> dict:

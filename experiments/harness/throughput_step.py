@@ -204,12 +204,19 @@ def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Seque
                    on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
     import time
 
-    measured = {int(r["repeat"]) for r in run.metrics() if r["step"] == "latency" and r["build"] in builds
-                and r["repeat"]}
+    latency_rows = [r for r in run.metrics() if r["step"] == "latency" and r["build"] in builds and r["repeat"]]
+    measured = {int(r["repeat"]) for r in latency_rows}
     # one search per repeat of the latency step (its rates are the ramp), else other_repeats
     for repeat in sorted(measured) or range(1, profile.other_repeats + 1):
         for build in builds:
             started = time.monotonic()
+            if measured and not latency_step_verdicts(latency_rows, build, repeat, profile.step_seconds):
+                # the latency step ran but this pass did not (the build had not caught up with the pass
+                # before): its rates are judged from the passes that ran, not by a ramp of their own
+                run.append([Metric(STEP, build, "sustainable_lps", None, "lines/s", query=ALL_QUERIES, repeat=repeat,
+                                   detail=f"not judged: the latency step's pass {repeat} did not run for {build}")])
+                on_done(build, time.monotonic() - started)
+                continue
             verdicts = search(run, followers[build], profile, data_root, work, master, repeat, stage)
             rows = knee_metrics(build, verdicts, profile, repeat)
             run.append(rows)
