@@ -16,6 +16,7 @@ def small_input(tmp_path_factory):
     return root
 
 
+@pytest.mark.e2e   # 60 s, every build once more: `make test-e2e` (CI runs it after `make test`)
 def test_verify_all_builds_identical_to_oracle(spark, small_input, tmp_path):
     outcome = verify(spark, small_input, tmp_path / "w")
     statuses = {(c.query, c.build): c.status for c in outcome.comparisons}

@@ -36,43 +36,38 @@ def _same_as_oracle(input_dir, workdir, queries=QUERY_NAMES):
     assert different == [], f"kappa differs from the oracle on {different}"
 
 
-def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log_input, tmp_path):
+def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log_input, tmp_path, monkeypatch):
     """The state a SIGKILL in the first micro-batch leaves (a temporary offsets file and
-    state metadata, no planned batch): Spark 4.2 alone refuses to start over it."""
-    config = KappaConfig(str(log_input), str(tmp_path / "w"))
+    state metadata, no planned batch): Spark 4.2 alone refuses to start over it.
+
+    The same run checks the commit log's seqs: a stateful query may read a new
+    `clean_lines` version the moment it commits, so the seq that version holds must be in
+    the log's version map before then (else its commit-log row claims the version before,
+    and in follow mode nothing corrects it until more input arrives)."""
+    from shared import checkpoints
+    from shared.commit_log import NO_SEQ
+    from shared.delta_versions import VersionSeqLog, next_version
+
+    config = KappaConfig(str(log_input), str(tmp_path / "w"), max_files_per_trigger=2)   # three log batches
     for name in ("log", "window_revenue", "fulfilment_pairs"):
         leftovers = Path(config.checkpoint(name))
         (leftovers / "offsets").mkdir(parents=True)
         (leftovers / "offsets" / ".0.1b2c3d4e-0000-tmp").write_text("v1\n")
         (leftovers / "state" / "0" / "_metadata").mkdir(parents=True)
         (leftovers / "state" / "0" / "_metadata" / "metadata").write_text("{}")
-    app.run(spark, config)
-    _same_as_oracle(log_input, tmp_path / "w")
-
-
-def test_a_clean_lines_version_has_its_seq_before_it_is_visible(spark, log_input, tmp_path, monkeypatch):
-    """A stateful query may read a new `clean_lines` version the moment it commits; the seq
-    that version holds must already be in the log's version map then (else its commit-log
-    row claims the version before it, and in follow mode nothing corrects it until more
-    input arrives: latency unmeasurable, the harness waiting for ever)."""
-    from shared import checkpoints
-    from shared.delta_versions import NO_SEQ, VersionSeqLog, latest_version
-
-    config = KappaConfig(str(log_input), str(tmp_path / "w"), max_files_per_trigger=2)   # three log batches
     seq_map = VersionSeqLog(config.root / "clean_lines_seq.csv")
     real_append, seen = checkpoints.append_once, []
 
     def checked_append(frame, table, app_id, batch_id):
         if Path(table).name == app.CLEAN_LINES:
-            version = latest_version(table) + 1   # the version this append creates
+            version = next_version(table)   # the version this append creates
             seen.append((version, seq_map.max_seq_through(version), seq_map.max_seq_through(version - 1)))
         return real_append(frame, table, app_id, batch_id)
 
     monkeypatch.setattr(checkpoints, "append_once", checked_append)
     app.run(spark, config)
-    assert len(seen) >= 2, seen
-    assert all(new > before and new != NO_SEQ for _, new, before in seen), seen
     _same_as_oracle(log_input, tmp_path / "w")
+    assert len(seen) >= 2 and all(new > before and new != NO_SEQ for _, new, before in seen), seen
 
 
 def test_reprocessing_by_replay_cuts_over_atomically(spark, log_input, tmp_path):
@@ -147,6 +142,7 @@ def test_kappa_on_the_standalone_cluster(log_input, tmp_path):
     _same_as_oracle(log_input, tmp_path / "w")
 
 
+@pytest.mark.e2e   # 80 s: `make test-e2e` (CI runs it after `make test`, which keeps its 15 minutes)
 def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
     from experiments.inputs.replay import count_raw_lines, replay_to_landing
 

@@ -43,41 +43,31 @@ def _last_rows(workdir) -> dict:
 
 
 @pytest.mark.slow
-def test_a_master_version_has_its_seq_before_it_is_visible(spark, small_input, tmp_path, monkeypatch):
-    """The speed layer may read a new master version the moment ingest commits it; the seq
-    that version holds must already be in the master's version map then, or the serving
-    commit claims less than it serves (and, live, nothing corrects it until more input)."""
+def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tmp_path, monkeypatch):
+    """...and every master version's seq is in the master's version map before the version
+    is visible: the speed layer may read it the moment ingest commits it, and its serving
+    commit must not claim less than it serves (live, nothing would correct it until more
+    input arrived)."""
     from lambda_arch.app import run
     from lambda_arch.layout import LambdaConfig
-    from lambda_arch.master_dataset import master_seq_log
+    from lambda_arch.master_dataset import accounting, master_seq_log, master_version
     from shared import checkpoints
     from shared.commit_log import NO_SEQ
-    from shared.delta_versions import latest_version
+    from shared.delta_versions import next_version
+    from shared.sequence import SequenceMap
 
     config = LambdaConfig(str(small_input), str(tmp_path / "w"))
     real_append, seen = checkpoints.append_once, []
 
     def checked_append(frame, table, app_id, batch_id):
         if Path(table) == Path(config.master):
-            version = (latest_version(table) if latest_version(table) is not None else -1) + 1
-            seq_map = master_seq_log(config)
+            version, seq_map = next_version(table), master_seq_log(config)   # the version this append creates
             seen.append((version, seq_map.max_seq_through(version), seq_map.max_seq_through(version - 1)))
         return real_append(frame, table, app_id, batch_id)
 
     monkeypatch.setattr(checkpoints, "append_once", checked_append)
-    run(spark, config)
-    assert len(seen) >= 2, seen
-    assert all(new > before and new != NO_SEQ for _, new, before in seen), seen
-
-
-def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tmp_path):
-    from lambda_arch.app import run
-    from lambda_arch.layout import LambdaConfig
-    from lambda_arch.master_dataset import accounting, master_version
-    from shared.sequence import SequenceMap
-
-    config = LambdaConfig(str(small_input), str(tmp_path / "w"))
     status = run(spark, config, fresh=True)
+    assert len(seen) == 2 and all(new > before and new != NO_SEQ for _, new, before in seen), seen
     assert set(status.values()) == {"written"}
     assert _same_exports(config.workdir, oracle) == []
     # two ingest batches (four files), the cutoff between them: both layers answered
@@ -324,6 +314,7 @@ def _serving_matches_oracle(spark, config, oracle_workdir, folder) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e   # 100 s: `make test-e2e` (CI runs it after `make test`, which keeps its 15 minutes)
 def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spark, arriving_input, tmp_path):
     """Files land one by one; the batch layer runs every two new master versions (six
     handoffs), the speed layer serves what came after each cutoff. After every file, once
