@@ -179,7 +179,7 @@ def test_every_step_has_its_section_chart_and_finding(full_run):
     assert "| kappa | 200 | 400 |" in markdown                       # the knee and the first unbounded rate
     assert "<script>" not in html and HOSTILE not in html               # the why of each rate is escaped
     text = " ".join(D.findings(D.RunData.load(full_run.path)))
-    assert "kappa 200 lines/s (unbounded at 400)" in text and "passthrough 400 lines/s (bounded at every rate" in text
+    assert "kappa 200" in text and "passthrough >= 400" in text, text   # per repeat: the knee, or bounded up to the top
     assert "Recovery of dstream after SIGKILL" in text and "lost 7" in text
     assert "kappa's window_revenue lacks 180 (line, window) pairs" in text and "0 after its batch run" in text
 

@@ -14,24 +14,12 @@ import pytest
 from experiments.cli import main
 from experiments.inputs.generate import GeneratorOptions, generate
 from shared.export import QUERY_NAMES, export_path
+from tests import test_lambda
 
 V1_QUERIES = tuple(q for q in QUERY_NAMES if q != "city_revenue")   # the naive logic: city_revenue_v1 only
 
-
-@pytest.fixture(scope="module")
-def small_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lambda-versions") / "in"
-    generate(root, GeneratorOptions(rows=2400, seed=5, files=4, days=3))
-    return root
-
-
-@pytest.fixture(scope="module")
-def oracle(small_input, tmp_path_factory):
-    from experiments.reference.oracle import run_oracle
-
-    workdir = tmp_path_factory.mktemp("lambda-versions-oracle")
-    run_oracle(small_input, workdir)
-    return workdir
+# the Lambda tests' input (four files, three days, one saved by a spreadsheet) and its oracle
+small_input, oracle = test_lambda.small_input, test_lambda.oracle
 
 
 def _export_of(rows_by_query, query, folder) -> bytes:

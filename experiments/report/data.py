@@ -482,12 +482,30 @@ def throughput_rates(data: RunData, build: str) -> list[float]:
     return sorted({float(r["rate_lps"]) for r in data.select("throughput", "bounded", build) if r["rate_lps"]})
 
 
+def knees_by_repeat(data: RunData, build: str) -> list[str]:
+    """Each repeat's knee in words: the highest bounded rate, '>= N' when bounded up to the
+    highest rate tried, 'below N' when unbounded at N and no lower rate judged bounded (a median over only
+    the repeats that found a bounded rate would hide the others), or 'not judged'."""
+    texts = []
+    knee_rows = {int(r["repeat"]): r for r in data.select("throughput", "sustainable_lps", build) if r["repeat"]}
+    upper = {int(r["repeat"]): number(r) for r in data.select("throughput", "unbounded_lps", build) if r["repeat"]}
+    for repeat, row in sorted(knee_rows.items()):
+        value = number(row)
+        if value is not None:
+            texts.append(f"{value:,.0f}" if repeat in upper else f">= {value:,.0f}")
+        elif repeat in upper:
+            texts.append(f"below {upper[repeat]:,.0f}")   # no rate below it was judged bounded
+        else:
+            texts.append("not judged")
+    return texts
+
+
 def throughput_table(data: RunData) -> dict:
-    header = ["build", "sustainable lines/s", "first unbounded lines/s", "rates tried"]
+    header = ["build", "sustainable lines/s per repeat", "first unbounded lines/s", "rates tried"]
     table = []
     for build in throughput_builds(data):
         knee_row = _last(data.select("throughput", "sustainable_lps", build))
-        table.append([build, spread_text(data.spread("throughput", "sustainable_lps", build), 0),
+        table.append([build, " / ".join(knees_by_repeat(data, build)),
                       spread_text(data.spread("throughput", "unbounded_lps", build), 0),
                       knee_row["detail"] if knee_row else "-"])
     return {"header": header, "table": table}
@@ -598,15 +616,12 @@ def code_size_table(data: RunData) -> dict:
 def step_findings(data: RunData) -> list[str]:
     """Sentences from the throughput, reprocessing, recovery, late-data and code-size rows."""
     found = []
-    knees = {b: _median(data.spread("throughput", "sustainable_lps", b)) for b in throughput_builds(data)}
+    knees = {b: knees_by_repeat(data, b) for b in throughput_builds(data)}
     if knees:
-        parts = []
-        for build, value in knees.items():
-            upper = _median(data.spread("throughput", "unbounded_lps", build))
-            parts.append(f"{build} " + ("no rate tried" if value is None else f"{value:,.0f} lines/s")
-                         + (f" (unbounded at {upper:,.0f})" if upper is not None else " (bounded at every rate tried)"))
-        found.append("Sustainable throughput (latency bounded over the whole step, files of "
-                     f"{data.environment.get('profile', {}).get('file_lines', '?')} lines): " + ", ".join(parts) + ".")
+        parts = [f"{build} {' / '.join(texts)}" for build, texts in knees.items()]
+        found.append("Sustainable throughput in lines/s, per repeat (latency bounded over the whole step, files of "
+                     f"{data.environment.get('profile', {}).get('file_lines', '?')} lines; 'below N': unbounded at N, "
+                     "no lower rate judged bounded; '>= N': bounded up to the highest rate tried): " + ", ".join(parts) + ".")
     sizes = reprocess_sizes(data)
     if sizes:
         walls = {b: {n: _median(data.spread("reprocessing", "wall_s", b, lines=n)) for n in sizes}
