@@ -81,3 +81,13 @@ def assert_latency_readable(replay_log: Path, workdir: Path, build: str, queries
     assert all(row.visible_at is not None and row.latency_s > 0 for row in latencies), latencies
     last = max(units, key=lambda u: u.last_seq).last_seq
     assert all(max(c.max_seq for c in commits if c.query == q) == last for q in queries)
+
+
+def step_until(follower, condition: Callable[[], bool], what: str, timeout: float = 300.0) -> None:
+    """Drive a LambdaFollower in this process (its `step`, as `lab run lambda --follow` does)
+    until `condition` holds; fails naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        follower.step()
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)

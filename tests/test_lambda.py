@@ -380,7 +380,7 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
     from lambda_arch.master_dataset import master_version
     from shared.atomic import copy_file_atomic
     from shared.raw_lines import count_raw_lines
-    from tests.live import commits_cover, empty_landing
+    from tests.live import commits_cover, empty_landing, step_until
 
     landing = empty_landing(arriving_input, tmp_path / "landing")
     config = LambdaConfig(str(landing), str(tmp_path / "w"))
@@ -394,11 +394,7 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
         last_seq += count_raw_lines(source)
 
     def await_(condition, what: str) -> None:
-        deadline = time.monotonic() + 300
-        while not condition():
-            follower.step()
-            assert time.monotonic() < deadline, what
-            time.sleep(0.2)
+        step_until(follower, condition, what)
 
     batch_layer = lambda_app.run_batch_layer
 

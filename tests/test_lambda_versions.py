@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from experiments.cli import main
 from experiments.inputs.generate import GeneratorOptions, generate
 from shared.export import QUERY_NAMES, export_path
 from tests import test_lambda
+from tests.live import step_until
 
 V1_QUERIES = tuple(q for q in QUERY_NAMES if q != "city_revenue")   # the naive logic: city_revenue_v1 only
 
@@ -179,11 +179,7 @@ def test_a_shipment_landing_after_a_handoff_is_served_at_once_and_counted_once(s
     landed, last_seq, checks = [], -1, []
 
     def await_(condition, what: str) -> None:
-        deadline = time.monotonic() + 300
-        while not condition():
-            follower.step()
-            assert time.monotonic() < deadline, what
-            time.sleep(0.2)
+        step_until(follower, condition, what)
 
     def land_sales() -> None:
         nonlocal last_seq
