@@ -186,19 +186,18 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
                  abort=exited)
         for number, one in enumerate(plan, start=1):
             replay_dir = run.replay_dir if number == 1 else workdir / f"replay-pass{number}"
-            if number > 1:
-                last_seq = read_emitted_units(run.replay_dirs[-1])[-1].last_seq
-                stage(f"{follower.name}: pass {number - 1} replayed; waiting until every query's commits cover "
-                      f"line {last_seq:,} before pass {number}")
-                wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
-                         f"{follower.name}'s commits did not cover pass {number - 1} within {drain_timeout_s:g} s, "
-                         f"so passes {number}-{len(plan)} were not run", abort=exited)
             _replay(live_input, landing, replay_dir, one, rate, step_gap_s, len(plan), number, follower.name, stage)
             run.replay_dirs.append(replay_dir)
-        last_seq = read_emitted_units(run.replay_dirs[-1])[-1].last_seq
-        stage(f"{follower.name}: replay done; waiting until every query's commits cover line {last_seq:,}")
-        wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
-                 f"{follower.name}'s commits did not cover the whole replay", abort=exited)
+            # every pass is committed before the next one starts, the last one before the stop
+            last_seq = read_emitted_units(replay_dir)[-1].last_seq
+            last = number == len(plan)
+            stage(f"{follower.name}: " + ("replay done" if last else f"pass {number} replayed")
+                  + f"; waiting until every query's commits cover line {last_seq:,}"
+                  + ("" if last else f" before pass {number + 1}"))
+            wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
+                     f"{follower.name}'s commits did not cover the whole replay" if last else
+                     f"{follower.name}'s commits did not cover pass {number} within {drain_timeout_s:g} s, "
+                     f"so passes {number + 1}-{len(plan)} were not run", abort=exited)
     except (RuntimeError, TimeoutError) as error:
         run.problem = str(error)
         stage(f"{follower.name}: {run.problem}")
