@@ -65,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    setup = commands.add_parser("setup", help="fetch the JVM jars (Delta, Kafka connector) into .lab/ivy")
+    setup = commands.add_parser("setup", help="fetch the JVM jars (Delta, Kafka connector) into .lab/ivy and "
+                                              "write the driver JVM's class archive into .lab/jvm")
+    setup_only = setup.add_mutually_exclusive_group()
+    setup_only.add_argument("--jars", action="store_true", help="only the jars")
+    setup_only.add_argument("--class-archive", action="store_true",
+                            help="only the class archive (for the jars already resolved)")
     setup.set_defaults(handler=cmd_setup)
 
     gen = commands.add_parser("generate", help="write a realistic, deterministic sales input directory")
@@ -377,11 +382,18 @@ def _queries(args) -> tuple[str, ...] | None:
 
 
 def cmd_setup(args, progress: Progress) -> int:
-    from shared.spark import resolve_jvm_packages
+    from shared.spark import build_class_archive, resolve_jvm_packages
 
-    progress.stage("resolving the Delta and Kafka connector jars from Maven Central")
-    jars = resolve_jvm_packages()
-    progress.stage(f"{len(jars)} jars ready")
+    if not args.class_archive:
+        progress.stage("resolving the Delta and Kafka connector jars from Maven Central")
+        jars = resolve_jvm_packages()
+        progress.stage(f"{len(jars)} jars ready")
+    if args.jars:
+        return 0
+    progress.stage("writing the driver JVM's class archive (each later JVM starts a few seconds sooner)")
+    archive = build_class_archive()
+    progress.stage(f"class archive {archive}" if archive else
+                   "no class archive: this JVM could not write one (every JVM starts without it)")
     return 0
 
 

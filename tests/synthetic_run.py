@@ -113,9 +113,10 @@ def add_other_steps(run: RunFolder, seed: int = 1) -> None:
         metrics += throughput_step.knee_metrics(build, verdicts, profile, 1)
     for build, scale in (("lambda", 0.004), ("kappa", 0.006)):
         for lines in (1000, 4000):
+            # lambda's larger size as the standard profile measures it: in a copy of its follow run, no first run
             metrics += [Metric("reprocessing", build, "initial_wall_s", 40 + lines * scale * 2, "s", repeat=1,
-                               input_lines=lines),
-                        Metric("reprocessing", build, "wall_s", 30 + lines * scale, "s", repeat=1, input_lines=lines),
+                               input_lines=lines)] if (build, lines) != ("lambda", 4000) else []
+            metrics += [Metric("reprocessing", build, "wall_s", 30 + lines * scale, "s", repeat=1, input_lines=lines),
                         Metric("reprocessing", build, "cpu_s", 40 + lines * scale, "s", repeat=1, input_lines=lines),
                         Metric("reprocessing", build, "peak_rss_mb", 1500, "MiB", repeat=1, input_lines=lines),
                         Metric("reprocessing", build, "exit_code", 0, "code", repeat=1, input_lines=lines),

@@ -14,7 +14,7 @@ from experiments.harness import code_size, latency_step, recovery_step, reproces
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
 from experiments.harness.late_step import window_metrics
 from experiments.harness.profiles import PROFILES, STEPS, search_ramp
-from experiments.harness.run_folder import ALL_QUERIES, Metric
+from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.report import data as D
 from experiments.report.writer import write_report
 from shared.commit_log import Commit
@@ -68,6 +68,20 @@ def test_the_ramp_doubles_up_to_the_profiles_bound_in_whole_files():
     assert ramp[0] == profile.search_start_lps and ramp[-1] <= profile.search_max_lps
     assert all(b == 2 * a for a, b in zip(ramp, ramp[1:]))
     assert throughput_step.files_per_step([100.0, 5.0], 10, 50) == [20, 2]   # at least two files a step
+
+
+def test_a_follow_run_stands_for_a_reprocessing_size_only_when_it_stopped_cleanly(tmp_path):
+    run = RunFolder.create(tmp_path / "reports", "standard")
+    work = tmp_path / "work" / "reprocessing"
+    for build, code in (("kappa", 0), ("lambda", 1)):
+        (work.parent / "latency" / f"live-{build}" / "landing").mkdir(parents=True)
+        run.append([Metric("latency", build, "exit_code", code, "code", repeat=1)])
+    assert reprocess_step.followed(run, work, "kappa") == work.parent / "latency" / "live-kappa"
+    assert reprocess_step.followed(run, work, "lambda") is None      # exited 1: its input may be half landed
+    assert reprocess_step.followed(run, work, "dstream") is None     # never followed in this run folder
+    copy = reprocess_step.copy_followed(work.parent / "latency" / "live-kappa", work, "kappa", 1)
+    assert (copy / "landing").is_dir() and (work.parent / "latency" / "live-kappa" / "landing").is_dir()
+    assert PROFILES["standard"].reprocess_on_live and not PROFILES["quick"].reprocess_on_live
 
 
 def test_every_profile_reprocesses_two_sizes_or_more_and_standard_repeats_three_times():
@@ -188,6 +202,7 @@ def test_the_figures_of_the_new_sections_are_the_rows(full_run):
     data = D.RunData.load(full_run.path)
     reprocessing = {(r[0], r[1]): r for r in D.reprocess_table(data)["table"]}
     assert reprocessing[("kappa", "4,000")][3] == f"{30 + 4000 * 0.006:.1f}"
+    assert reprocessing[("lambda", "4,000")][2:4] == ["-", f"{30 + 4000 * 0.004:.1f}"]   # no first run: a follow run
     recovery = {r[0]: r for r in D.recovery_table(data)["table"]}
     assert recovery["dstream"][5] == "7" and recovery["kappa"][5] == "0" and recovery["kappa"][4] == "25.0"
     late = {r[0]: r for r in D.late_table(data)["table"]}

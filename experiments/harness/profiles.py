@@ -53,6 +53,9 @@ class Profile:
     search_drain_timeout_s: float = 30.0   # after a probe's replay: an overloaded rate need not drain
     # reprocessing (reprocess_step.py): city_revenue_v1 -> city_revenue at these input sizes
     reprocess_rows: tuple[int, ...] = (2_000, 8_000)
+    # the latency step's follow run of a build (its whole live input, live_rows) stands for the
+    # largest of those sizes when it ran in the same run folder: no first run to repeat
+    reprocess_on_live: bool = False
     # recovery (recovery_step.py): a follow run fed at recovery_rate_lps for recovery_seconds,
     # SIGKILLed at a random moment in the middle part of the replay, restarted
     recovery_rate_lps: float = 100.0
@@ -96,7 +99,7 @@ PROFILES = {p.name: p for p in (
     Profile("standard", drain_rows=2_000, repeats=3, rates=(50.0, 100.0, 200.0), step_seconds=10,
             file_lines=50, step_gap_s=1.5, warmup_s=2, start_warmup_s=6.0, lambda_batch_every="20 seconds",
             search_start_lps=50.0, search_max_lps=200.0, search_step_seconds=10.0, search_bisections=0,
-            reprocess_rows=(2_000, 8_000), recovery_rate_lps=100.0, recovery_seconds=15.0, late_rows=2_000,
+            reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0, recovery_seconds=15.0, late_rows=2_000,
             description="the default of `make experiments`: drains three times, three passes of the rates "
                         "(latency and the knee) with their spread; reprocessing at two sizes, recovery and late "
                         "data once"),

@@ -11,7 +11,12 @@ measured by MeasuredCommand (wall, CPU and peak RSS of the process tree):
   batch view up to half of it and the speed layer's views after that; Kappa's log and its
   serving version v1. At the size of the drain input, when the drains ran in this run
   folder, the last drain repeat is that first computation (the same command on the same
-  input): its workdir is copied and its figures are reused, which saves two JVMs;
+  input): its workdir is copied and its figures are reused, which saves two JVMs. With
+  `profile.reprocess_on_live`, the latency step's follow run of the build (when it ran in
+  this run folder and stopped cleanly) stands for the largest size: its workdir is copied
+  and the recompute runs over the whole live input it landed (a deployed build that has been
+  following its input; no `initial_*` rows: that first computation was live, not a run
+  to time), which saves two more;
 - the recompute (rows `wall_s`, `cpu_s`, `peak_rss_mb`, `exit_code`): Lambda `lab lambda
   batch --version v2` (the batch layer over the whole master dataset into a new view
   version, then published; v1 stays readable);
@@ -118,15 +123,38 @@ def drains_done(run: RunFolder, work: Path) -> dict[str, DrainDone]:
     return found
 
 
+def followed(run: RunFolder, work: Path, build: str) -> Path | None:
+    """The workdir of the latency step's follow run of `build` in this run folder, when it
+    exited 0 (its landing directory then holds every file it was fed)."""
+    workdir = work.parent / "latency" / f"live-{build}"
+    exits = [r["value"] for r in run.metrics() if r["step"] == "latency" and r["build"] == build
+             and r["metric"] == "exit_code"]
+    return workdir if exits and exits[-1] != "" and float(exits[-1]) == 0 and (workdir / "landing").is_dir() else None
+
+
+def copy_followed(source: Path, work: Path, build: str, repeat: int) -> Path:
+    """A copy of a follow run's workdir to recompute in (the latency step's stays as it was);
+    its landing directory is the input."""
+    workdir = work / f"{build}-live-r{repeat}"
+    shutil.rmtree(workdir, ignore_errors=True)
+    shutil.copytree(source, workdir, symlinks=True)
+    return workdir
+
+
 def reprocess_one(run: RunFolder, build: str, input_dir: Path, input_lines: int, oracle_results: Path, work: Path,
-                  master: str | None, repeat: int, timeout_s: float, drained: DrainDone | None = None) -> list[Metric]:
+                  master: str | None, repeat: int, timeout_s: float, drained: DrainDone | None = None,
+                  workdir: Path | None = None) -> list[Metric]:
     """One build at one size; `drained`: the drain that already did the first computation
-    on this input (its workdir is copied, its figures reused)."""
-    workdir = work / f"{build}-{input_lines}-r{repeat}"
+    on this input (its workdir is copied, its figures reused); `workdir`: a deployed build's
+    workdir to recompute in as it is (a copy of a follow run's: no first computation here)."""
+    deployed = workdir is not None
+    workdir = workdir or work / f"{build}-{input_lines}-r{repeat}"
     initial_log = run.log_path(f"reprocessing-{build}-{input_lines}-r{repeat}-initial")
     recompute_log = run.log_path(f"reprocessing-{build}-{input_lines}-r{repeat}")
     common = dict(repeat=repeat, input_lines=input_lines)
-    if drained is not None:
+    if deployed:
+        rows = []
+    elif drained is not None:
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.copytree(drained.workdir, workdir, symlinks=True)
         rows = [Metric(STEP, build, "initial_wall_s", drained.wall_s, "s", detail=f"lab run {build}: the first "
@@ -189,16 +217,26 @@ def run_reprocessing(run: RunFolder, builds: Sequence[str], profile, data_root: 
                                              files=max(2, rows // ROWS_PER_FILE)), False
         oracle = run_oracle(input_dir, work / f"oracle-{rows}", settings)
         inputs.append((input_dir, oracle.raw_lines, results_dir(work / f"oracle-{rows}", "oracle"), reuse))
+    live = {build: followed(run, work, build) for build in builds} if getattr(profile, "reprocess_on_live", False) \
+        else {}
     for repeat in range(1, profile.other_repeats + 1):
         for build in builds:
             started = time.monotonic()
-            for input_dir, lines, oracle_results, reuse in inputs:
+            plan = [(*entry, None) for entry in inputs]
+            if live.get(build) and len(plan) > 1 and not plan[-1][3]:
+                # the follow run stands for the largest generated size; each repeat recomputes in a copy of it
+                workdir = copy_followed(live[build], work, build, repeat)
+                oracle = run_oracle(workdir / "landing", work / f"oracle-live-{build}-r{repeat}", settings)
+                plan[-1] = (workdir / "landing", oracle.raw_lines,
+                            results_dir(work / f"oracle-live-{build}-r{repeat}", "oracle"), False, workdir)
+            for input_dir, lines, oracle_results, reuse, deployed in plan:
                 first = drained.get(build) if reuse and repeat == 1 else None
                 stage(f"step reprocessing | {build} | {lines:,} lines: "
-                      + (f"the drain's run (repeat {first.repeat})" if first else "the first run")
+                      + (f"the drain's run (repeat {first.repeat})" if first else
+                         "the latency step's follow run" if deployed else "the first run")
                       + f", then {RECOMPUTE[build].split(':')[0]}")
                 metrics = reprocess_one(run, build, input_dir, lines, oracle_results, work, master, repeat, timeout_s,
-                                        first)
+                                        first, deployed)
                 run.append(metrics)
                 wall = next((m.value for m in metrics if m.metric == "wall_s"), None)
                 stage(f"{build}: recompute of {lines:,} lines " + (f"{wall:.1f} s" if wall is not None else "failed"))

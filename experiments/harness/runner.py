@@ -63,6 +63,8 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
             # a first run and a recompute per size; at the drains' size the drain is the first run
             runs = sum(1 if rows == profile.drain_rows and "drains" in steps and repeat == 1 else 2
                        for rows in profile.reprocess_rows)
+            if profile.reprocess_on_live and "latency" in steps and len(profile.reprocess_rows) > 1:
+                runs -= 1   # the follow run is the largest size's first run
             plan.update({f"reprocessing {b} r{repeat}": runs * DRAIN_ESTIMATE_S[b]
                          for b in step_builds("reprocessing", builds)})
         if "recovery" in steps:
