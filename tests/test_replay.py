@@ -135,9 +135,13 @@ def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_
     for (tmp_name, name, same_dir, existed, size), source in zip(landed_renames, sources):
         assert tmp_name == f".{name}.tmp" and same_dir and not existed
         assert size == source.stat().st_size
-    assert sorted(os.listdir(landing)) == expected_names             # no temporary file left
+    # no temporary file left; the reference data placed before the first sales file
+    assert sorted(os.listdir(landing)) == sorted(expected_names + ["catalogue", "shipments"])
+    assert [r[1] for r in renames[:2]] == ["catalogue", "shipments"]
     for name, source in zip(expected_names, sources):
         assert (landing / name).read_bytes() == source.read_bytes()  # byte-identical
+    for part in ("catalogue", "shipments"):
+        assert sorted(f.name for f in (landing / part).iterdir()) == sorted(f.name for f in (generated / part).iterdir())
 
     total = sum(count_raw_lines(p) for p in sources)
     assert (summary.mode, summary.files, summary.units, summary.lines) == ("landing", 3, 3, total)
@@ -151,6 +155,15 @@ def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_
         assert int(row["lines"]) == count_raw_lines(source) == int(row["last_seq"]) - int(row["first_seq"]) + 1
         assert row["source_file"] == source.name
         assert float(row["intended_s"]) == 0.0                       # no rate: all due at the start
+
+
+def test_reference_data_already_in_the_landing_directory_is_kept(generated, tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "shipments").mkdir(parents=True)
+    (landing / "shipments" / "mine.csv").write_text("order_id,product,ship_ts\n")
+    replay_to_landing(generated, landing)
+    assert [f.name for f in (landing / "shipments").iterdir()] == ["mine.csv"]     # not replaced
+    assert (landing / "catalogue").is_dir()
 
 
 def test_landing_without_log_dir_writes_no_log(generated, tmp_path):
@@ -288,7 +301,9 @@ def test_failed_emission_leaves_no_temporary_file_and_an_incomplete_log(generate
     real_copy = atomic.shutil.copyfile
     copies = []
 
-    def failing_second_copy(source, target):
+    def failing_second_copy(source, target, **options):
+        if not str(target).endswith(".tmp"):                         # the reference data, placed first
+            return real_copy(source, target, **options)
         copies.append(target)
         real_copy(source, target)                                     # the hidden file exists...
         if len(copies) == 2:
@@ -297,7 +312,7 @@ def test_failed_emission_leaves_no_temporary_file_and_an_incomplete_log(generate
     monkeypatch.setattr(atomic.shutil, "copyfile", failing_second_copy)
     with pytest.raises(OSError, match="disk full"):
         replay_to_landing(generated, tmp_path / "landing", log_dir=tmp_path / "logs")
-    assert os.listdir(tmp_path / "landing") == [Path(copies[0]).name[1:-len(".tmp")]]
+    assert sorted(os.listdir(tmp_path / "landing")) == [Path(copies[0]).name[1:-len(".tmp")], "catalogue", "shipments"]
     rows, summary_json = read_log(tmp_path / "logs")
     assert len(rows) == 1
     assert summary_json["completed"] is False and "disk full" in summary_json["error"]

@@ -20,7 +20,6 @@ How each follower says it is ready, from what it writes (no private API):
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -128,10 +127,10 @@ class FollowRun:
 def empty_landing(input_dir: Path, landing: Path) -> Path:
     """A landing directory holding the input's catalogue and shipments (reference data, in
     place before the stream starts: only sales files are replayed)."""
+    from experiments.inputs.replay import land_reference_data
+
     landing.mkdir(parents=True)
-    for part in ("catalogue", "shipments"):
-        if (input_dir / part).is_dir():
-            shutil.copytree(input_dir / part, landing / part)
+    land_reference_data(input_dir, landing)
     return landing
 
 

@@ -43,6 +43,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -438,7 +439,8 @@ def replay_to_landing(
     `rate_steps` (instead of a rate) is a stepped load: see OpenLoopSchedule.
 
     The landing directory is created if missing; it must not already hold a file of the
-    same name (a file source would skip or misread a rewritten file).
+    same name (a file source would skip or misread a rewritten file). The input's catalogue
+    and shipments are placed in it first (land_reference_data).
     """
     rate = _validated_rate(rate_lines_per_second)   # before anything is created
     rate_steps = tuple(rate_steps) if rate_steps is not None else None
@@ -449,6 +451,7 @@ def replay_to_landing(
     if file_slice is not None:
         files, units = _sliced(files, file_slice), _sliced(units, file_slice)
     landing = _prepared_landing(input_dir, landing_dir, [unit.name for unit in units])
+    land_reference_data(input_dir, landing)
     run = _Run("landing", input_dir, str(landing), rate, files, progress, order, rate_steps, step_gap_s)
     try:
         for unit in units:
@@ -501,6 +504,25 @@ def _land(unit: _LandingUnit, target: Path) -> None:
         return
     with atomic_text(target) as handle:  # each line ends with \n, so a file holds exactly its lines
         handle.writelines(text + "\n" for text in unit.texts)
+
+
+REFERENCE_DATA = ("catalogue", "shipments")
+
+
+def land_reference_data(input_dir: str | os.PathLike, landing: str | os.PathLike) -> list[str]:
+    """Place the input's catalogue/ and shipments/ (reference data, not replayed) in the
+    landing directory before the stream starts, each folder whole at once (copied beside
+    it, then renamed), unless the landing directory already has it. The folders placed."""
+    placed = []
+    for part in REFERENCE_DATA:
+        source, target = Path(input_dir) / part, Path(landing) / part
+        if source.is_dir() and not target.exists():
+            partial = target.with_name(f".{part}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(source, partial)
+            os.replace(partial, target)
+            placed.append(part)
+    return placed
 
 
 def _prepared_landing(input_dir, landing_dir, names: list[str]) -> Path:
