@@ -20,10 +20,10 @@ JAVA_STACK_FRAME = re.compile(r"^\s+at [\w.$]+\(", re.MULTILINE)
 def empty_landing(input_dir: Path, landing: Path) -> Path:
     """A landing directory with the input's catalogue, shipments and manifest, and no sales
     file yet: what a replay starts from."""
+    from experiments.inputs.replay import land_reference_data
+
     landing.mkdir(parents=True)
-    for folder in ("catalogue", "shipments"):
-        if (input_dir / folder).is_dir():
-            shutil.copytree(input_dir / folder, landing / folder)
+    land_reference_data(input_dir, landing)
     shutil.copy(input_dir / "_manifest.json", landing / "_manifest.json")
     return landing
 
