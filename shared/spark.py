@@ -52,11 +52,15 @@ def class_archive(settings: LabSettings | None = None) -> Path:
     return settings.home / "jvm" / f"spark-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
 
 
+# Every lab JVM: Spark's logs through the lab's config, UTC.
+JVM_OPTIONS = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC"
+# Class-data-sharing messages off: an archive that does not fit this JVM is skipped without a word.
+QUIET_CLASS_SHARING = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
 def _class_archive_options(settings: LabSettings) -> str:
     archive = class_archive(settings)
-    # -Xlog ... off: an archive that does not fit this JVM is skipped without a word
-    return f" -XX:SharedArchiveFile={archive} -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off" \
-        if archive.exists() else ""
+    return f" -XX:SharedArchiveFile={archive} -Xshare:auto {QUIET_CLASS_SHARING}" if archive.exists() else ""
 
 
 @contextmanager
@@ -107,8 +111,7 @@ def create_spark_session(
         shuffle_partitions = settings.shuffle_partitions
     if ui is None:
         ui = settings.spark_ui
-    log_opts = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG}"
-    driver_opts = f"{log_opts} -Duser.timezone=UTC" + _class_archive_options(settings)
+    driver_opts = JVM_OPTIONS + _class_archive_options(settings)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master)
@@ -116,7 +119,7 @@ def create_spark_session(
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", driver_opts)
-        .config("spark.executor.extraJavaOptions", f"{log_opts} -Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", JVM_OPTIONS)
         # Spark's default driver heap is 1 GiB whatever the machine: size it to this one.
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
@@ -212,8 +215,7 @@ def build_class_archive(settings: LabSettings | None = None) -> Path | None:
             stale.unlink()
     partial = archive.with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    options = (f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UTC "
-               f"-XX:ArchiveClassesAtExit={partial} -Xlog:cds=off -Xlog:cds+dynamic=off")
+    options = f"{JVM_OPTIONS} -XX:ArchiveClassesAtExit={partial} {QUIET_CLASS_SHARING}"
     # output through a pipe: run() then returns at its end of file, once the JVM (which holds
     # the pipe too, and outlives the Python process) has written the archive and exited
     finished = subprocess.run([sys.executable, "-c", _ARCHIVE_WORKLOAD, options], stdout=subprocess.PIPE,

@@ -20,10 +20,9 @@ JAVA_STACK_FRAME = re.compile(r"^\s+at [\w.$]+\(", re.MULTILINE)
 def empty_landing(input_dir: Path, landing: Path) -> Path:
     """A landing directory with the input's catalogue, shipments and manifest, and no sales
     file yet: what a replay starts from."""
-    from experiments.inputs.replay import land_reference_data
+    from experiments.harness.follow import empty_landing as harness_empty_landing
 
-    landing.mkdir(parents=True)
-    land_reference_data(input_dir, landing)
+    harness_empty_landing(input_dir, landing)
     shutil.copy(input_dir / "_manifest.json", landing / "_manifest.json")
     return landing
 

@@ -132,13 +132,16 @@ def followed(run: RunFolder, work: Path, build: str) -> Path | None:
     return workdir if exits and exits[-1] != "" and float(exits[-1]) == 0 and (workdir / "landing").is_dir() else None
 
 
-def copy_followed(source: Path, work: Path, build: str, repeat: int) -> Path:
-    """A copy of a follow run's workdir to recompute in (the latency step's stays as it was);
-    its landing directory is the input."""
-    workdir = work / f"{build}-live-r{repeat}"
+def _fresh_copy(source: Path, workdir: Path) -> Path:
+    """`workdir` as a copy of `source` (a run's workdir; the original stays as it was)."""
     shutil.rmtree(workdir, ignore_errors=True)
     shutil.copytree(source, workdir, symlinks=True)
     return workdir
+
+
+def copy_followed(source: Path, work: Path, build: str, repeat: int) -> Path:
+    """A copy of a follow run's workdir to recompute in; its landing directory is the input."""
+    return _fresh_copy(source, work / f"{build}-live-r{repeat}")
 
 
 def reprocess_one(run: RunFolder, build: str, input_dir: Path, input_lines: int, oracle_results: Path, work: Path,
@@ -155,8 +158,7 @@ def reprocess_one(run: RunFolder, build: str, input_dir: Path, input_lines: int,
     if deployed:
         rows = []
     elif drained is not None:
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.copytree(drained.workdir, workdir, symlinks=True)
+        _fresh_copy(drained.workdir, workdir)
         rows = [Metric(STEP, build, "initial_wall_s", drained.wall_s, "s", detail=f"lab run {build}: the first "
                        f"computation, whole process (the drain step's repeat {drained.repeat}, same input)", **common),
                 Metric(STEP, build, "initial_cpu_s", drained.cpu_s, "s", detail="user + system over the process tree "
@@ -217,8 +219,7 @@ def run_reprocessing(run: RunFolder, builds: Sequence[str], profile, data_root: 
                                              files=max(2, rows // ROWS_PER_FILE)), False
         oracle = run_oracle(input_dir, work / f"oracle-{rows}", settings)
         inputs.append((input_dir, oracle.raw_lines, results_dir(work / f"oracle-{rows}", "oracle"), reuse))
-    live = {build: followed(run, work, build) for build in builds} if getattr(profile, "reprocess_on_live", False) \
-        else {}
+    live = {build: followed(run, work, build) for build in builds} if profile.reprocess_on_live else {}
     for repeat in range(1, profile.other_repeats + 1):
         for build in builds:
             started = time.monotonic()
