@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 help="keep consuming as files (kappa: or messages) arrive, until SIGINT/SIGTERM; "
                                      "then finish what was read and export")
     follow_options.add_argument("--interval", default="5 seconds",
-                                help="processing-time trigger for --follow (kappa, lambda; dstream keeps its 2 s batches)")
+                                help="processing-time trigger for --follow (kappa, lambda; dstream keeps its 4 s batches when following)")
     follow_options.add_argument("--batch-every", default="60 seconds", type=_batch_schedule,
                                 help="lambda --follow: run the batch layer every DURATION (\"60 seconds\", "
                                      "\"5 minutes\") or every N new master versions (\"10 versions\")")

@@ -39,7 +39,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable, Sequence
@@ -69,6 +69,11 @@ class DStreamConfig:
     # Every tick costs CPU even without data (PySpark builds each DStream's RDD through the
     # Python driver and checkpoints the graph: 0.1-0.5 s here), so a drain uses few, big batches.
     batch_seconds: float = 2.0
+    # Following: each batch visits the whole running state (updateStateByKey, every key,
+    # in Python), 1.5-2 s here even for one small file or none, so 2 s batches keep the
+    # driver saturated and a backlog (the first batch's start-up) never drains; 4 s leaves
+    # room. Landing is not tied to it: arrivals are landed within `SCAN_SECONDS`.
+    follow_batch_seconds: float = 4.0
     # Whole files landed together, one group per batch, about `batch_mb` of input (as the
     # other builds' drains: few batches, because every batch visits the whole running
     # state, fulfilment's join above all); `lines_per_batch` instead when given.
@@ -106,6 +111,13 @@ class DStreamConfig:
     @property
     def commit_log(self) -> Path:
         return commit_log_path(self.workdir, BUILD)
+
+    @property
+    def ready_file(self) -> Path:
+        return self.root / "first_batch_done"   # written when this run's first batch has run
+
+
+SCAN_SECONDS = 0.5   # following: how often the input is scanned for new files
 
 
 def read_catalogue_dict(path: Path | None) -> dict | None:
@@ -186,8 +198,8 @@ def feed_groups(groups: Sequence[Sequence[LandingFile]], landing: Path, batch_se
     textFileStream keeps unread files for a minute).
 
     The feed does not wait for processing: batches that read nothing would otherwise come
-    between the groups, and each of them adds a step (a cogroup) to the lineage of the
-    running state, which the next batch with data has to compute. Queued batches hold no
+    between the groups, and each of them costs a job over the whole running state
+    (`_Drain.materialize`). Queued batches hold no
     data until they run, so running ahead costs nothing; the ones that read nothing come
     after the last group, and the stop drops them.
 
@@ -274,12 +286,12 @@ class Landing:
 
     def follow(self, batch_seconds: float, stop: threading.Event, not_before_ns: int,
                others: Sequence[Landing] = ()) -> None:
-        """Land what is not landed yet, then every batch interval what arrived (here and in
-        `others`), until `stop`."""
+        """Land what is not landed yet, then every `SCAN_SECONDS` what arrived (here and in
+        `others`), until `stop`: the next batch reads it."""
         while True:
             for landing in (self, *others):
                 landing.land_all(batch_seconds, stop, not_before_ns)
-            if stop.wait(batch_seconds):
+            if stop.wait(min(SCAN_SECONDS, batch_seconds)):
                 return
             for landing in (self, *others):
                 landing.scan()
@@ -349,20 +361,25 @@ class _Drain:
       (max_seq = the highest seq of the files read so far, rows = the query's keys). Once
       every landed file is in the snapshot, `done` is set.
 
-    A batch that read no file runs no job and commits nothing (its totals are the previous
-    ones). A failure sets `error` and `done` and fails the batch (see
+    A batch that read no file commits nothing (its totals are the previous ones), yet runs
+    one small job that computes its state (`materialize`). A failure sets `error` and
+    `done` and fails the batch (see
     `_refuse_after_failure`). The streaming checkpoint never holds this
     object: it holds `_Outputs`, which finds the drain of the running process.
     """
 
     def __init__(self, commit_log: CommitLog, ranges: dict[str, SeqRange], queries: Sequence[str],
-                 gate: QualityGate | None = None, output_dir: Path | None = None, previous: Snapshot | None = None):
+                 gate: QualityGate | None = None, output_dir: Path | None = None, previous: Snapshot | None = None,
+                 ready_file: Path | None = None):
         self.commit_log, self.ranges, self.queries, self.gate = commit_log, ranges, tuple(queries), gate
+        self.ready_file = ready_file
         self.output_dir = output_dir
         self.last = previous or Snapshot(0, {}, {})
         self.batch_files: dict = {}
         self.done = threading.Event()
         self.error: BaseException | None = None
+        self._jobs = threading.Lock()   # held by an empty batch's job: `stop_jobs` waits for it
+        self._stopping = False
 
     @property
     def snapshot(self) -> dict[str, list]:
@@ -416,7 +433,9 @@ class _Drain:
             self._refuse_after_failure(time_)
         names, checked = self.batch_files.pop(time_, (None, None))
         if not names:
-            return   # a batch that read nothing changes no total: no job, no commit
+            self.materialize(rdd)   # a batch that read nothing changes no total: no commit
+            self._ran_a_batch()
+            return
         try:
             totals: dict[str, list] = {}
             for (query, key), value in rdd.collect():
@@ -438,9 +457,32 @@ class _Drain:
                                             {query: len(totals.get(query, ())) for query in self.queries})
             if self.covers(self.ranges if self.expected is None else self.expected) and not self.feeding:
                 self.done.set()
+            self._ran_a_batch()
         except BaseException as error:
             self._fail(error)
             raise   # the batch fails: it stays pending in the checkpoint, run again on restart
+
+    def materialize(self, state) -> None:
+        """Compute (and so cache) this batch's running state. updateStateByKey makes a new
+        state RDD every batch, from the one before, without a shuffle (same partitioner); a
+        state no job computed stays lazy, so the next batch with files would compute the
+        whole chain in one task, a few nested Python workers per skipped batch: live, with a
+        1 s batch and files every few seconds, hundreds of workers and a run that stalled."""
+        with self._jobs:
+            if not (self._stopping or self.done.is_set()):   # done: the batches left are dropped
+                state.count()
+
+    def _ran_a_batch(self) -> None:
+        """The harness starts replaying once the first batch has run (start-up is behind)."""
+        if self.ready_file is not None and not self.ready_file.exists():
+            self.ready_file.parent.mkdir(parents=True, exist_ok=True)
+            self.ready_file.touch()
+
+    def stop_jobs(self) -> None:
+        """No more `materialize` jobs; returns once the running one (if any) has ended, so
+        a stop does not kill its Python workers mid-task."""
+        with self._jobs:
+            self._stopping = True
 
     feeding = False   # follow mode: more files may come, so covering the landed ones is not the end
     expected = None   # follow mode, stopping: the files landed before the stop (else every planned one)
@@ -553,6 +595,8 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
     from pyspark.streaming import StreamingContext
 
     layout = inspect_input(config.input_dir, require_sales=not follow)
+    if follow:
+        config = replace(config, batch_seconds=config.follow_batch_seconds)
     if fresh and config.root.exists():
         shutil.rmtree(config.root)
     commit_log = CommitLog(config.commit_log)
@@ -568,8 +612,9 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
             shutil.rmtree(folder, ignore_errors=True)
     landing = Landing(config.landing, Path(config.input_dir))
     shipments = Landing(config.shipments_landing, Path(config.input_dir) / "shipments", shipment_files)
+    config.ready_file.unlink(missing_ok=True)
     drain = _Drain(commit_log, landing.ranges, queries, output_dir=config.output_dir,
-                   previous=Snapshot.latest(config.output_dir))
+                   previous=Snapshot.latest(config.output_dir), ready_file=config.ready_file)
     drain.feeding = follow
     if not follow and drain.covers(landing.planned()):
         # a crash after the last batch's output: every line is in it already
@@ -636,7 +681,7 @@ def _stop(ssc, drain: _Drain, feeder: threading.Thread, stop_feeding: threading.
     """Stop feeding, then the context, then wait for the quality gate.
 
     After a drain every landed file has been processed and its output written, so the
-    batches still queued read no file and run no Spark job: the context stops at once
+    batches still queued read no file and run no Spark job (`stop_jobs`): the context stops at once
     (a graceful stop would wait for the next tick and run each queued batch; after a slow
     batch those add up, past spark.streaming.gracefulStopTimeout). After a failure the
     queued batches skip their work (`drain` has an error) and the stop is graceful, so a
@@ -647,6 +692,7 @@ def _stop(ssc, drain: _Drain, feeder: threading.Thread, stop_feeding: threading.
         feeder.join()
     if failure is not None:
         drain._fail(failure)
+    drain.stop_jobs()
     try:
         ssc.stop(stopSparkContext=False, stopGraceFully=failure is not None)
     finally:

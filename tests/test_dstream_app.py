@@ -247,3 +247,25 @@ def test_follow_lands_what_arrives_until_sigterm(small_input, tmp_path):
         assert export_path(workdir, "dstream", query).read_bytes() == export_path(oracle, "oracle", query).read_bytes()
     assert read_accounting(workdir, "dstream") == read_accounting(oracle, "oracle")
     assert_latency_readable(tmp_path / "replay", workdir, "dstream", queries)
+
+
+class _CountedState:
+    """A state RDD that records the jobs run on it."""
+    def __init__(self):
+        self.counts = 0
+
+    def count(self):
+        self.counts += 1
+        return 0
+
+
+def test_a_batch_without_files_computes_its_state_until_the_run_stops(tmp_path):
+    # A state no job computes stays lazy: the next batch with files would compute the chain
+    # of every skipped batch's state in one task (the live run that stalled).
+    drain = app._Drain(CommitLog(tmp_path / "c.csv"), {"000000-a.csv": app.SeqRange(0, 9)}, ["city_revenue"])
+    state = _CountedState()
+    drain.totals(app.dt.datetime(2026, 1, 1), state)
+    assert state.counts == 1 and read_commits(tmp_path / "c.csv") == []
+    drain.stop_jobs()
+    drain.totals(app.dt.datetime(2026, 1, 1, 0, 0, 1), state)
+    assert state.counts == 1   # stopping: no new job, so none is killed mid-task

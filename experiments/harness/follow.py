@@ -49,8 +49,10 @@ def _kappa_ready(workdir: Path, landing: Path) -> bool:
 
 
 def _dstream_ready(workdir: Path, landing: Path) -> bool:
-    folder = workdir / "dstream" / "checkpoint"
-    return folder.is_dir() and any(folder.glob("checkpoint-*"))
+    from legacy_dstream.app import DStreamConfig
+
+    # its first batch has run: that one carries the start-up (Python workers, first jobs)
+    return DStreamConfig(str(landing), str(workdir)).ready_file.exists()
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ def _catalogue_queries(landing: Path) -> tuple[str, ...]:
 
 def followers(lambda_batch_every: str = "60 seconds", kappa_extra: Sequence[str] = ()) -> dict[str, Follower]:
     from experiments.harness.passthrough import BUILD as PASSTHROUGH, QUERY as PASSTHROUGH_QUERY
+    from legacy_dstream.app import DStreamConfig
+
+    dstream_batch_s = DStreamConfig("", "").follow_batch_seconds
 
     return {
         "kappa": Follower("kappa", _lab_follow("kappa", *kappa_extra), _kappa_ready, _catalogue_queries),
@@ -86,7 +91,7 @@ def followers(lambda_batch_every: str = "60 seconds", kappa_extra: Sequence[str]
                            lambda workdir, _landing: (workdir / "lambda" / "follow.pid").exists(), _catalogue_queries,
                            notes=f"served results (batch view + realtime view), batch layer every {lambda_batch_every}"),
         "dstream": Follower("dstream", _lab_follow("dstream"), _dstream_ready, _catalogue_queries,
-                            notes="2 s batches (--interval does not apply to DStream)"),
+                            notes=f"{dstream_batch_s:g} s batches (--interval does not apply to DStream)"),
         PASSTHROUGH: Follower(
             PASSTHROUGH,
             lambda landing, workdir, interval, master: python_command(
