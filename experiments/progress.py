@@ -11,6 +11,7 @@ class Progress:
         self.quiet = quiet
         self.started = time.monotonic()
         self._last_fraction_at = 0.0
+        self._last_fraction: tuple[int, int] | None = None
 
     def _elapsed(self) -> str:
         seconds = int(time.monotonic() - self.started)
@@ -21,12 +22,14 @@ class Progress:
             print(f"[{self._elapsed()}] {message}", file=self.stream, flush=True)
 
     def fraction(self, done: int, total: int, what: str = "") -> None:
-        """At most a few updates a second, overwriting one line on a terminal."""
+        """At most a few updates a second, overwriting one line on a terminal; the end of
+        the work at once, and only once (a follow run sits at 'all done' between arrivals)."""
         now = time.monotonic()
         interval = 0.5 if self.stream.isatty() else 10.0  # logs get a line every 10 s
-        if self.quiet or (now - self._last_fraction_at < interval and done < total):
+        finished_now = done >= total and (done, total) != self._last_fraction
+        if self.quiet or (now - self._last_fraction_at < interval and not finished_now):
             return
-        self._last_fraction_at = now
+        self._last_fraction_at, self._last_fraction = now, (done, total)
         percent = 100.0 * done / total if total else 100.0
         end = "\r" if self.stream.isatty() and done < total else "\n"
         print(f"[{self._elapsed()}] {what} {done:,}/{total:,} ({percent:5.1f}%)", end=end, file=self.stream, flush=True)

@@ -196,6 +196,22 @@ def test_every_profile_has_three_rates_or_more_and_whole_files():
     assert PROFILES["quick"].repeats == 1 and PROFILES["standard"].repeats >= 3
 
 
+def test_a_percentage_line_at_its_end_is_printed_once_however_often_it_is_reported():
+    import io
+
+    from experiments.progress import Progress
+
+    log = io.StringIO()   # not a terminal: a line every 10 s, the end at once
+    progress = Progress(log)
+    for _ in range(20):   # a follow run between arrivals: everything landed is processed
+        progress.fraction(0, 0, "lines")
+    progress.fraction(5, 10, "lines")     # within 10 s of the line before: not printed
+    progress.fraction(10, 10, "lines")
+    progress.fraction(10, 10, "lines")
+    assert [line.split("] ", 1)[1] for line in log.getvalue().splitlines()] == [
+        "lines 0/0 (100.0%)", "lines 10/10 (100.0%)"]
+
+
 def test_time_left_scales_the_estimates_by_what_finished():
     left = TimeLeft({"a": 10, "b": 10, "c": 20})
     assert left.seconds_left() == 40
