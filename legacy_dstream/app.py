@@ -576,6 +576,15 @@ def _configure_streaming(spark) -> None:
     conf.set("spark.streaming.driver.writeAheadLog.allowBatching", "false")
 
 
+def follow_config(config: DStreamConfig, recovering: bool, drain_logic: str) -> DStreamConfig:
+    """A follow run's config: its own batch interval, except when it resumes the checkpoint
+    of a drain (`drain_logic` recorded there), whose context keeps the interval it was
+    written with."""
+    if recovering and checkpoints.recorded_logic(config.checkpoint) == drain_logic:
+        return config
+    return replace(config, batch_seconds=config.follow_batch_seconds)
+
+
 def logic_of(config: DStreamConfig, queries: Sequence[str], catalogue: dict | None) -> str:
     """The fingerprint of what the checkpoint's pickled functions compute: a recovered
     context runs the functions its checkpoint holds, so other logic must not resume it."""
@@ -595,8 +604,6 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
     from pyspark.streaming import StreamingContext
 
     layout = inspect_input(config.input_dir, require_sales=not follow)
-    if follow:
-        config = replace(config, batch_seconds=config.follow_batch_seconds)
     if fresh and config.root.exists():
         shutil.rmtree(config.root)
     commit_log = CommitLog(config.commit_log)
@@ -605,6 +612,8 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
     catalogue = read_catalogue_dict(layout.catalogue)
     queries = [q for q in config.queries if q in _streamed(config, catalogue, layout)]
     recovering = has_checkpoint(config.checkpoint)
+    if follow:
+        config = follow_config(config, recovering, logic_of(config, queries, catalogue))
     checkpoints.check_logic(config.checkpoint, "dstream", logic_of(config, queries, catalogue), CHECKPOINT_REMEDY,
                             used=recovering)
     if not recovering:   # nothing to resume: what an earlier start left is landed again

@@ -86,13 +86,24 @@ def fingerprint(parts: Iterable[object]) -> str:
     return digest.hexdigest()
 
 
+def _recorded(root: Path) -> dict | None:
+    path = root / LOGIC_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def recorded_logic(checkpoint) -> str | None:
+    """The logic fingerprint recorded beside a checkpoint (None: none recorded)."""
+    recorded = _recorded(Path(checkpoint))
+    return recorded.get("logic") if recorded else None
+
+
 def check_logic(checkpoint, query: str, logic: str, remedy: str, used: bool | None = None) -> None:
     """Stop before Spark starts when the checkpoint has processed input under other logic;
     record the logic of a checkpoint that has not processed anything yet. `used`: whether
     it has (default: a Structured Streaming checkpoint with a planned batch)."""
     root = Path(checkpoint)
     path = root / LOGIC_FILE
-    recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    recorded = _recorded(root)
     if planned_batches(root) if used is None else used:
         if recorded is None:
             return  # a checkpoint from before fingerprints: Spark's own checks apply

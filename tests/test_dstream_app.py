@@ -269,3 +269,14 @@ def test_a_batch_without_files_computes_its_state_until_the_run_stops(tmp_path):
     drain.stop_jobs()
     drain.totals(app.dt.datetime(2026, 1, 1, 0, 0, 1), state)
     assert state.counts == 1   # stopping: no new job, so none is killed mid-task
+
+
+def test_a_follow_run_keeps_the_batch_interval_of_a_drain_checkpoint_it_resumes(tmp_path):
+    from shared import checkpoints
+
+    config = app.DStreamConfig(str(tmp_path / "input"), str(tmp_path / "work"))
+    assert app.follow_config(config, False, "drain logic").batch_seconds == config.follow_batch_seconds
+    Path(config.checkpoint).mkdir(parents=True)
+    checkpoints.check_logic(config.checkpoint, "dstream", "drain logic", "remedy", used=False)   # a drain's
+    assert app.follow_config(config, True, "drain logic").batch_seconds == config.batch_seconds
+    assert app.follow_config(config, True, "other logic").batch_seconds == config.follow_batch_seconds
