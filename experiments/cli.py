@@ -470,8 +470,10 @@ def cmd_run(args, progress: Progress) -> int:
         progress.stage(f"starting Spark for the {args.build} build")
         spark = _session(args, f"lab-{args.build}")
     try:
+        # dstream keeps its own batch interval (--interval does not apply)
+        every = "" if args.build == "dstream" else f" every {request.interval}"
         progress.stage(f"{args.build}: processing {args.input}" + (
-            f", following the {request.source} log every {request.interval}; Ctrl-C or SIGTERM stops it"
+            f", following the {request.source} log{every}; Ctrl-C or SIGTERM stops it"
             if request.follow else ""))
         status = build.run(spark, request)
     finally:
