@@ -80,10 +80,11 @@ def ingest_batch(config: LambdaConfig):
                         future.result()
                 with step("ingest_log"):
                     record_ingest_counts(config, app_id(), batch_id, counts.by_outcome())
-                    latest = latest_version(config.master) if max_seq is not None else None
-                    if max_seq is not None and latest != version:
-                        # nothing was appended (no version created): the current one stands for it
-                        master_seq_log(config).record(batch_id, latest, max_seq)
+                    if max_seq is not None:
+                        latest = latest_version(config.master)
+                        if latest != version:
+                            # nothing was appended (no version created): the current one stands for it
+                            master_seq_log(config).record(batch_id, latest, max_seq)
             finally:
                 classified.unpersist()
 

@@ -59,6 +59,12 @@ from shared.sequence import SeqRange, SequenceOrderError, file_name_of, seq_rang
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
 
 BUILD = "dstream"
+# Following: each batch visits the whole running state (updateStateByKey, every key, in
+# Python), 1.5-2 s here even for one small file or none, so 2 s batches keep the driver
+# saturated and a backlog (the first batch's start-up) never drains; 4 s leaves room.
+# Landing is not tied to it: arrivals are landed within `SCAN_SECONDS`.
+FOLLOW_BATCH_SECONDS = 4.0
+SCAN_SECONDS = 0.5   # following: how often the input is scanned for new files
 UNSUPPORTED: dict[str, str] = {}   # every query has a DStream form (see pipeline.py for what each gives up)
 
 
@@ -69,11 +75,7 @@ class DStreamConfig:
     # Every tick costs CPU even without data (PySpark builds each DStream's RDD through the
     # Python driver and checkpoints the graph: 0.1-0.5 s here), so a drain uses few, big batches.
     batch_seconds: float = 2.0
-    # Following: each batch visits the whole running state (updateStateByKey, every key,
-    # in Python), 1.5-2 s here even for one small file or none, so 2 s batches keep the
-    # driver saturated and a backlog (the first batch's start-up) never drains; 4 s leaves
-    # room. Landing is not tied to it: arrivals are landed within `SCAN_SECONDS`.
-    follow_batch_seconds: float = 4.0
+    follow_batch_seconds: float = FOLLOW_BATCH_SECONDS
     # Whole files landed together, one group per batch, about `batch_mb` of input (as the
     # other builds' drains: few batches, because every batch visits the whole running
     # state, fulfilment's join above all); `lines_per_batch` instead when given.
@@ -115,9 +117,6 @@ class DStreamConfig:
     @property
     def ready_file(self) -> Path:
         return self.root / "first_batch_done"   # written when this run's first batch has run
-
-
-SCAN_SECONDS = 0.5   # following: how often the input is scanned for new files
 
 
 def read_catalogue_dict(path: Path | None) -> dict | None:
@@ -466,8 +465,8 @@ class _Drain:
         """Compute (and so cache) this batch's running state. updateStateByKey makes a new
         state RDD every batch, from the one before, without a shuffle (same partitioner); a
         state no job computed stays lazy, so the next batch with files would compute the
-        whole chain in one task, a few nested Python workers per skipped batch: live, with a
-        1 s batch and files every few seconds, hundreds of workers and a run that stalled."""
+        whole chain in one task, a few nested Python workers per skipped batch: live, with
+        2 s batches and files every few seconds, hundreds of workers and a run that stalled."""
         with self._jobs:
             if not (self._stopping or self.done.is_set()):   # done: the batches left are dropped
                 state.count()

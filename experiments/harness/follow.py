@@ -81,9 +81,7 @@ def _catalogue_queries(landing: Path) -> tuple[str, ...]:
 
 def followers(lambda_batch_every: str = "60 seconds", kappa_extra: Sequence[str] = ()) -> dict[str, Follower]:
     from experiments.harness.passthrough import BUILD as PASSTHROUGH, QUERY as PASSTHROUGH_QUERY
-    from legacy_dstream.app import DStreamConfig
-
-    dstream_batch_s = DStreamConfig("", "").follow_batch_seconds
+    from legacy_dstream.app import FOLLOW_BATCH_SECONDS as DSTREAM_BATCH_SECONDS
 
     return {
         "kappa": Follower("kappa", _lab_follow("kappa", *kappa_extra), _kappa_ready, _catalogue_queries),
@@ -91,7 +89,7 @@ def followers(lambda_batch_every: str = "60 seconds", kappa_extra: Sequence[str]
                            lambda workdir, _landing: (workdir / "lambda" / "follow.pid").exists(), _catalogue_queries,
                            notes=f"served results (batch view + realtime view), batch layer every {lambda_batch_every}"),
         "dstream": Follower("dstream", _lab_follow("dstream"), _dstream_ready, _catalogue_queries,
-                            notes=f"{dstream_batch_s:g} s batches (--interval does not apply to DStream)"),
+                            notes=f"{DSTREAM_BATCH_SECONDS:g} s batches (--interval does not apply to DStream)"),
         PASSTHROUGH: Follower(
             PASSTHROUGH,
             lambda landing, workdir, interval, master: python_command(
