@@ -16,11 +16,13 @@ import re
 import shutil
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from lambda_arch import versions
 from lambda_arch.batch_layer import run_batch_layer
-from lambda_arch.layout import BUILD, MASTER_STREAMS, SPEED_BACKFILL, SPEED_QUERIES, LambdaConfig
+from lambda_arch.layout import (BUILD, MASTER_STREAMS, SPEED_BACKFILL, SPEED_DRAIN_FULFILMENT, SPEED_FULFILMENT,
+                                SPEED_QUERIES, LambdaConfig)
 from lambda_arch.master_dataset import accounting, master_version, start_ingest
 from lambda_arch.serving_layer import ServingCommits, current_cutoff, publish_cutoff, served_rows
 from lambda_arch.speed_layer import speed_query_name, start_backfill, start_speed_layer
@@ -55,6 +57,9 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
         with phase("ingest"):
             await_all([start_ingest(spark, config)])
         cutoff = choose_cutoff(spark, config, batch_fraction)
+        # a follow run's stream-stream fulfilment of this cutoff, if one served it: the
+        # drain's speed layer pairs these lines itself (speed_layer.py, fulfilment_drain)
+        drop_speed_query(config, cutoff, SPEED_FULFILMENT)
         skipped = layout.not_applicable()
         commits = ServingCommits.resume(config, cutoff, [q for q in config.queries if q not in skipped])
         speed = start_speed_layer(spark, config, cutoff, commits) if cutoff < master_version(spark, config) else []
@@ -244,6 +249,14 @@ class LambdaFollower:
         if self.config.serving_pointer.exists():   # a restart: serve what was published
             cutoff = current_cutoff(self.config)
             self._forget_other_cutoffs(cutoff)
+            if Path(self.config.speed_checkpoint(cutoff, SPEED_DRAIN_FULFILMENT)).exists():
+                # A drain (`lab run lambda`) served this cutoff: its fulfilment paired the lines
+                # after it with the shipments the drain had, and keeps no join state for the
+                # ones to come. A batch run over everything ingested replaces it (a drain's
+                # speed layer runs only when the master has versions after its cutoff).
+                self.handoff()
+                self.batch_started = time.monotonic()
+                return
             self.serving = self._speed(cutoff)
             self.serving.commits.publish(read_view_file(self.config.batch_views(cutoff)))   # served again from now
         self.batch_started = time.monotonic()
@@ -321,6 +334,12 @@ def request_batch(config: LambdaConfig) -> bool:
         return False
     write_text_atomic(config.batch_request, str(time.time()))
     return True
+
+
+def drop_speed_query(config: LambdaConfig, cutoff: int, name: str) -> None:
+    """One speed query of `cutoff`: its realtime views, then its checkpoint."""
+    shutil.rmtree(config.realtime_views(cutoff, name), ignore_errors=True)
+    shutil.rmtree(config.speed_checkpoint(cutoff, name), ignore_errors=True)
 
 
 def forget_other_cutoffs(config: LambdaConfig, keep: int) -> None:

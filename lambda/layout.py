@@ -25,12 +25,16 @@ BUILD = "lambda"
 # when there are two files, so a cutoff falls between them (LambdaConfig.batch_mb).
 DEFAULT_BATCH_MB = DEFAULT_DRAIN_BATCH_MB
 # The speed layer's streaming queries, each with its own realtime views table: every
-# additive query in one foreachBatch fan-out, fulfilment's stream-stream join (lines after
-# the cutoff with every shipment), and fulfilment's backfill (shipments the batch views
-# did not read with the lines up to the cutoff).
+# additive query in one foreachBatch fan-out; fulfilment of the lines after the cutoff,
+# following as a stream-stream join with every shipment, in a drain (`lab run lambda`,
+# whose input is complete) as each micro-batch's lines joined with the shipment files
+# there are (no join state to build); and fulfilment's backfill (shipments the batch
+# views did not read with the lines up to the cutoff).
 SPEED_VIEWS, SPEED_FULFILMENT, SPEED_BACKFILL = "views", "fulfilment", "fulfilment_backfill"
-SPEED_QUERIES = (SPEED_VIEWS, SPEED_FULFILMENT, SPEED_BACKFILL)
-MASTER_STREAMS = (SPEED_VIEWS, SPEED_FULFILMENT)   # the speed queries that read the master after the cutoff
+SPEED_DRAIN_FULFILMENT = "fulfilment_drain"
+SPEED_QUERIES = (SPEED_VIEWS, SPEED_FULFILMENT, SPEED_DRAIN_FULFILMENT, SPEED_BACKFILL)
+FULFILMENT_STREAMS = (SPEED_FULFILMENT, SPEED_DRAIN_FULFILMENT)   # one of them runs after a cutoff
+MASTER_STREAMS = (SPEED_VIEWS, *FULFILMENT_STREAMS)   # the speed queries that read the master after the cutoff
 
 
 @dataclass(frozen=True)

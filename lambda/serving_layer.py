@@ -22,7 +22,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame
 
 from lambda_arch import versions
-from lambda_arch.layout import SPEED_BACKFILL, SPEED_FULFILMENT, SPEED_QUERIES, SPEED_VIEWS, LambdaConfig
+from lambda_arch.layout import FULFILMENT_STREAMS, SPEED_BACKFILL, SPEED_QUERIES, SPEED_VIEWS, LambdaConfig
 from lambda_arch.master_dataset import max_seq_through
 from lambda_arch.views import (export_columns, from_driver, keys_by_query, merge_wide, query_result,
                                read_view_file, rows_by_query)
@@ -130,11 +130,14 @@ class ServingCommits:
         self._lock = threading.Lock()
 
     @staticmethod
-    def speed_query_of(query: str) -> str:
-        return SPEED_FULFILMENT if query == "fulfilment" else SPEED_VIEWS   # (the backfill reads no master version)
+    def speed_queries_of(query: str) -> tuple[str, ...]:
+        """The speed queries that read master versions for `query` (one of them runs; the
+        backfill reads no master version)."""
+        return FULFILMENT_STREAMS if query == "fulfilment" else (SPEED_VIEWS,)
 
     def _max_seq(self, query: str) -> int:
-        version = max(self.cutoff, self.versions_read.get(self.speed_query_of(query), self.cutoff))
+        read = (self.versions_read.get(name, self.cutoff) for name in self.speed_queries_of(query))
+        version = max(self.cutoff, *read)
         return max_seq_through(self.config, version)
 
     def publish(self, batch_rows) -> None:

@@ -2,7 +2,7 @@
 
 It reads the master dataset as a Delta stream starting at cutoff + 1, so the batch
 views (versions 0..cutoff) and the realtime views (cutoff+1..) never overlap and miss
-nothing. Two streaming queries:
+nothing. Its streaming queries:
 - `views`: every additive query from one foreachBatch over the cached micro-batch: the
   batch's partial views (lambda/views.py) are computed in one job, collected, and written
   as the batch's view file (`realtime_view_file`: named by the batch id, renamed into
@@ -11,7 +11,15 @@ nothing. Two streaming queries:
   layer adds that to the batch views.
 - `fulfilment`: the stream-stream join of the master's lines with the shipments stream
   (watermarks on both sides; a join runs only in append mode); each batch's new pairs are
-  reduced to fulfilment's partials and written the same way.
+  reduced to fulfilment's partials and written the same way. That is the speed layer of
+  `lab run lambda --follow`, where shipments keep landing.
+- `fulfilment_drain`, in its place in a drain (`lab run lambda`): the input is complete,
+  every shipment file is there when the speed layer starts, so each micro-batch's lines
+  are joined with them as a batch read (as the batch layer does). The result is the same
+  pairs; what it saves is the join's state: the stream-stream join puts every line after
+  the cutoff and every shipment of the input into its state store, which on 1,000,000
+  lines was the largest cost the Lambda build has and a Spark batch job has not (a
+  follow run that resumes a drain's cutoff starts with a batch run: LambdaFollower.start).
 - `fulfilment_backfill`: the shipment files the batch views did not read (they landed after
   the batch run listed them: `LambdaConfig.batch_shipments`) joined with the master's lines
   up to the cutoff (a batch read pinned at the cutoff, narrowed to the order times those
@@ -32,14 +40,14 @@ import json
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lambda_arch.layout import SPEED_BACKFILL, SPEED_FULFILMENT, SPEED_VIEWS, LambdaConfig
+from lambda_arch.layout import SPEED_BACKFILL, SPEED_DRAIN_FULFILMENT, SPEED_FULFILMENT, SPEED_VIEWS, LambdaConfig
 from lambda_arch.serving_layer import ServingCommits
 from lambda_arch.views import as_wide, for_driver, wide_partials, write_view_file
 from shared import checkpoints
 from shared import queries as Q
 from shared.cleaning import ORDER_LINE_COLUMNS
 from shared.delta_versions import versions_read
-from shared.inputs import inspect_input, read_catalogue, shipments_schema
+from shared.inputs import inspect_input, read_catalogue, read_shipments, shipments_schema
 from shared.sequence import file_name_of
 
 QUERY_PREFIX = "lambda_speed_"
@@ -68,15 +76,19 @@ def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits:
     return write
 
 
-def _fulfilment_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits):
-    """foreachBatch of `fulfilment`: the pairs the join emitted, as fulfilment's partials."""
-    checkpoint = config.speed_checkpoint(cutoff, SPEED_FULFILMENT)
+def _fulfilment_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits,
+                      shipments: DataFrame | None = None):
+    """foreachBatch of `fulfilment`: the pairs the join emitted, as fulfilment's partials;
+    with `shipments` (a drain's `fulfilment_drain`), the batch is lines, paired here."""
+    name = SPEED_FULFILMENT if shipments is None else SPEED_DRAIN_FULFILMENT
+    checkpoint = config.speed_checkpoint(cutoff, name)
 
-    def write(pairs: DataFrame, batch_id: int) -> None:
+    def write(batch: DataFrame, batch_id: int) -> None:
+        pairs = batch if shipments is None else Q.shipped_pairs(batch, shipments, config.settings)
         rows = for_driver(as_wide("fulfilment", Q.fulfilment_partials(pairs))).collect()
         if rows:
-            write_view_file(config.realtime_view_file(cutoff, SPEED_FULFILMENT, batch_id), rows)
-        commits.speed_commit(SPEED_FULFILMENT, versions_read(checkpoint, batch_id), ["fulfilment"], rows)
+            write_view_file(config.realtime_view_file(cutoff, name, batch_id), rows)
+        commits.speed_commit(name, versions_read(checkpoint, batch_id), ["fulfilment"], rows)
 
     return write
 
@@ -128,10 +140,14 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
         plans.append((SPEED_VIEWS, lines, _views_batch(config, cutoff, additive, read_catalogue(spark, layout), commits,
                                                         single_partition=not available_now)))
     if "fulfilment" in config.queries and "fulfilment" not in skipped:
-        shipments = Q.parse_shipments(
-            spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob))
-        plans.append((SPEED_FULFILMENT, Q.shipped_pairs(lines, shipments, config.settings),
-                      _fulfilment_batch(config, cutoff, commits)))
+        if available_now:   # a drain: the shipment files there are now are all there will be
+            plans.append((SPEED_DRAIN_FULFILMENT, lines.select("order_id", "product", "order_ts"),
+                          _fulfilment_batch(config, cutoff, commits, read_shipments(spark, layout))))
+        else:
+            shipments = Q.parse_shipments(
+                spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob))
+            plans.append((SPEED_FULFILMENT, Q.shipped_pairs(lines, shipments, config.settings),
+                          _fulfilment_batch(config, cutoff, commits)))
     return _start(spark, config, cutoff, plans, available_now, interval)
 
 

@@ -47,10 +47,11 @@ def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tm
     """...and every master version's seq is in the master's version map before the version
     is visible: the speed layer may read it the moment ingest commits it, and its serving
     commit must not claim less than it serves (live, nothing would correct it until more
-    input arrived)."""
-    from lambda_arch.app import run
+    input arrived). A follow run on the drain's workdir then serves the same answer."""
+    from lambda_arch.app import BatchSchedule, LambdaFollower, _export, run
     from lambda_arch.layout import LambdaConfig
     from lambda_arch.master_dataset import accounting, master_seq_log, master_version
+    from shared.inputs import inspect_input
     from shared import checkpoints
     from shared.commit_log import NO_SEQ
     from shared.delta_versions import next_version
@@ -88,6 +89,18 @@ def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tm
     assert master_version(spark, config) == 1
     assert accounting(spark, config) == before
     assert _same_exports(config.workdir, oracle) == []
+    # the drain's speed layer paired its lines with the shipment files there were (no
+    # stream-stream join state): a follow run on its workdir starts with a batch run
+    # over everything ingested, and then serves the same answer
+    assert list(config.realtime_views(0, "fulfilment_drain").glob("batch-*.jsonl"))
+    assert not Path(config.speed_checkpoint(0, "fulfilment")).exists()
+    follower = LambdaFollower(spark, config, BatchSchedule(versions=1), interval="0.5 seconds")
+    follower.start()
+    follower.finish()
+    _export(spark, config, inspect_input(small_input))
+    assert _same_exports(config.workdir, oracle) == []
+    assert follower.handoffs == 1 and json.loads(config.serving_pointer.read_text())["cutoff"] == 1
+    assert not config.realtime_views(0, "fulfilment_drain").exists()
 
 
 @pytest.mark.slow
