@@ -255,10 +255,9 @@ class LambdaFollower:
                 # ones to come. A batch run over everything ingested replaces it (a drain's
                 # speed layer runs only when the master has versions after its cutoff).
                 self.handoff()
-                self.batch_started = time.monotonic()
-                return
-            self.serving = self._speed(cutoff)
-            self.serving.commits.publish(read_view_file(self.config.batch_views(cutoff)))   # served again from now
+            else:
+                self.serving = self._speed(cutoff)
+                self.serving.commits.publish(read_view_file(self.config.batch_views(cutoff)))   # served again from now
         self.batch_started = time.monotonic()
 
     def step(self) -> None:

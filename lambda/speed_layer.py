@@ -141,7 +141,7 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
                                                         single_partition=not available_now)))
     if "fulfilment" in config.queries and "fulfilment" not in skipped:
         if available_now:   # a drain: the shipment files there are now are all there will be
-            plans.append((SPEED_DRAIN_FULFILMENT, lines.select("order_id", "product", "order_ts"),
+            plans.append((SPEED_DRAIN_FULFILMENT, lines,
                           _fulfilment_batch(config, cutoff, commits, read_shipments(spark, layout))))
         else:
             shipments = Q.parse_shipments(

@@ -51,10 +51,10 @@ def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tm
     from lambda_arch.app import BatchSchedule, LambdaFollower, _export, run
     from lambda_arch.layout import LambdaConfig
     from lambda_arch.master_dataset import accounting, master_seq_log, master_version
-    from shared.inputs import inspect_input
     from shared import checkpoints
     from shared.commit_log import NO_SEQ
     from shared.delta_versions import next_version
+    from shared.inputs import inspect_input
     from shared.sequence import SequenceMap
 
     config = LambdaConfig(str(small_input), str(tmp_path / "w"))
