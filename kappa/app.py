@@ -19,7 +19,8 @@ a Spark batch job over the same lines):
   lines with shipments, watermarks on both sides; fulfilment is aggregated when it is read.
 The two stateful queries read `clean_lines` one commit per micro-batch, and each log
 batch is one commit there, so their micro-batches are the log's and the watermark model
-still explains every dropped line. A drain runs the log to its end, then the two.
+still explains every dropped line. A drain runs them beside the log, until they have read
+its last commit.
 """
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ PARTIAL_VALUES = {"revenue": Q.MONEY_SUM_TYPE, "margin": Q.MONEY_SUM_TYPE, "orde
 PARTIALS_SCHEMA = ", ".join(["query string", *(f"{k} string" for k in PARTIAL_KEYS),
                              *(f"{v} {kind}" for v, kind in PARTIAL_VALUES.items())])
 KEY_TYPES = {STRING: "string", DATE: "date", INTEGER: "int"}
+# How often a drain's clean-lines readers look for the log's next commit (a log batch
+# takes seconds; a poll lists the table's _delta_log, no Spark job).
+READER_POLL = "1 second"
 REPLAY_REMEDY = ("To apply new logic, replay it into a new version: `lab kappa replay --version <new>`; "
                  "to start over, remove the version's folder or pass --fresh.")
 
@@ -328,6 +332,17 @@ class Plan:
     logic: tuple = ()  # functions and values whose change makes the checkpoint unusable
 
 
+def has_read_through(checkpoint: str, version: int | None) -> bool:
+    """Whether a `clean_lines` reader has committed a batch that read every version up to
+    `version`. A reader with no batch has read through only the empty creation commit
+    (version 0, `ensure_clean_lines`): the log's appends all hold lines."""
+    committed = checkpoints.committed_batches(checkpoint)
+    if not committed:
+        return version in (None, 0)
+    read = versions_read(checkpoint, committed[-1])
+    return read is not None and read >= (version or 0)
+
+
 def clean_lines_stream(spark, config: KappaConfig) -> DataFrame:
     """The log's valid lines as the stateful queries read them: one `clean_lines` commit
     (one log batch) per micro-batch, so their watermarks move as the log's batches do."""
@@ -438,10 +453,21 @@ def drain(spark, config: KappaConfig) -> int:
     before = input_rows(config.progress_file(LOG_QUERY))
     chosen = plans(spark, config, layout)
     prepare(config, chosen)
-    # availableNow reads what its source holds when it starts: the log first, to its end,
-    # then the queries that read the log's clean lines.
-    await_all(start(spark, config, [p for p in chosen if p.name == LOG_QUERY]))
-    await_all(start(spark, config, [p for p in chosen if p.name != LOG_QUERY]))
+    readers = [p for p in chosen if p.name != LOG_QUERY]
+    # The log runs to its end (availableNow). The queries reading its clean lines run beside
+    # it, so their batches overlap the log's (availableNow would read only the versions
+    # there are when they start): on a processing-time trigger, stopped between batches
+    # once each has read the last version the log wrote.
+    log = start(spark, config, [p for p in chosen if p.name == LOG_QUERY])
+    running = start(spark, replace(config, processing_interval=READER_POLL), readers)
+
+    def readers_done() -> bool:
+        if any(q.isActive or q.exception() is not None for q in log):
+            return False    # a failed log is raised by await_all, never taken for an end
+        last = latest_version(config.table(CLEAN_LINES))
+        return all(has_read_through(config.checkpoint(p.name), last) for p in readers)
+
+    await_all(log + running, until=readers_done)
     return input_rows(config.progress_file(LOG_QUERY)) - before
 
 

@@ -225,6 +225,31 @@ def test_speed_layer_reads_whole_master_versions_from_delta_offsets():
     assert delta_versions_through(offset(8, 3)) == 7                  # part of 8: not claimed
 
 
+def test_a_clean_lines_reader_has_read_through_a_version_once_a_committed_batch_read_it(tmp_path):
+    """When a Kappa drain may stop the stateful queries that run beside the log."""
+    from kappa.app import has_read_through
+
+    checkpoint = tmp_path / "window_revenue"
+    assert has_read_through(str(checkpoint), 0)          # no batch: only the empty creation commit exists
+    assert not has_read_through(str(checkpoint), 1)      # version 1 holds lines nobody read yet
+
+    def plan(batch_id: int, version: int, index: int, committed: bool) -> None:
+        for folder in ("offsets", "commits"):
+            (checkpoint / folder).mkdir(parents=True, exist_ok=True)
+        offset = {"sourceVersion": 1, "reservoirId": "x", "reservoirVersion": version, "index": index,
+                  "isStartingVersion": False}
+        (checkpoint / "offsets" / str(batch_id)).write_text(f"v1\n{{}}\n{json.dumps(offset)}\n{{\"logOffset\":0}}\n")
+        if committed:
+            (checkpoint / "commits" / str(batch_id)).write_text("v1\n{}\n")
+
+    plan(0, 2, -1, committed=True)                       # batch 0 read versions up to 1
+    assert has_read_through(str(checkpoint), 1) and not has_read_through(str(checkpoint), 2)
+    plan(1, 3, -1, committed=False)                      # planned, not committed: its writes may not be in
+    assert not has_read_through(str(checkpoint), 2)
+    plan(1, 3, -1, committed=True)
+    assert has_read_through(str(checkpoint), 2)
+
+
 def test_lambda_master_seq_side_log(tmp_path):
     from lambda_arch.layout import LambdaConfig
     from lambda_arch.master_dataset import master_seq_log, max_seq_through
