@@ -35,7 +35,8 @@ jars: ## resolve the Delta and Kafka connector jars from Maven Central again (an
 	$(BIN)/lab setup
 	touch $(JARS) $(ARCHIVE)
 
-test: setup ## every test but the random-kill runs; starts (then stops) the Kafka broker and Spark cluster it needs
+test: setup ## every test but the random-kill runs; installs headless Chromium if it can; starts (then stops) the Kafka broker and Spark cluster it needs
+	bash scripts/chromium.sh
 	bash scripts/with-services.sh $(BIN)/pytest -m "not crash and not e2e"
 
 test-crash: setup ## the random-kill runs: each build killed ten times at random moments (CI runs them too)
