@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "export is compared with the oracle's; one row per measurement (wall s of the whole process, "
                     "CPU s and peak RSS of its process tree) is appended to the metrics CSV, and the ratios F1-F5 "
                     "are printed from it as medians of the repeats with their spread. Exit status 1 when an export "
-                    "differs from the oracle's or a run fails.")
+                    "differs from the oracle's or a run fails (a live run that falls behind the input is stopped "
+                    "after --live-drain-timeout and its partial export is not compared: F4 says how far behind).")
     source = bench.add_mutually_exclusive_group(required=True)
     source.add_argument("--rows", type=_positive_int, help="generate an input of N rows (cached in DATA/input-N-SEED)")
     source.add_argument("--input", help="benchmark on this input directory instead")

@@ -116,6 +116,21 @@ def test_the_report_reads_only_its_run(metrics_csv):
     assert "11.0 (10.0-12.0, n=3)" in text  # spark_batch wall time: median (min-max)
 
 
+def test_a_live_run_stopped_behind_the_input_is_not_compared_rather_than_different(tmp_path):
+    path = tmp_path / "metrics.csv"
+    _write_metrics(path, [{"build": "spark_batch", "repeat": "1", "wall_s": "10"},
+                          {"build": bench.LIVE, "repeat": "1", "wall_s": "400", "identical": "",
+                           "detail": "not within 300 s; stopped before the end of the replay, export not compared",
+                           "latency_p50_s": "215", "latency_p95_s": "290", "latency_max_s": "300",
+                           "live_rate_lps": "1000", "live_units": "50", "warmup_units": "10", "uncovered_units": "12"}])
+    text = bench.report(path, "r1")
+    assert "NOT IDENTICAL" not in text and "every export compared is identical" in text
+    assert "export not compared: kappa_live repeat 1: not within 300 s" in text
+    assert "0/0 (1 not compared)" in text
+    assert "12 of 50 measured units were never covered" in bench.target_line(bench.read_metrics(path, "r1"),
+                                                                             _target("F4"))
+
+
 def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
     from experiments.inputs.replay import LOG_COLUMNS
     from shared.commit_log import CommitLog, commit_log_path

@@ -328,7 +328,7 @@ def environment(options: BenchOptions, input_dir: Path, raw_lines: int) -> dict:
 
 def run_bench(options: BenchOptions, progress: Progress | None = None, out=print) -> int:
     """Everything `lab bench` does; returns the exit status (1 when an export differs or a
-    run failed)."""
+    run failed; a live run stopped behind the input has no export to compare, and F4 shows it)."""
     from experiments.reference.oracle import run_oracle
     from shared.inputs import inspect_input
     from shared.settings import LabSettings
@@ -391,8 +391,9 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
             if live.measurement is None or live.measurement.exit_code != 0:
                 code = "no exit" if live.measurement is None else f"exit code {live.measurement.exit_code}"
                 identical, detail = False, "; ".join(d for d in (live.problem, f"{code}, see {workdir / 'run.log'}") if d)
-            elif live.problem:   # stopped before it had consumed the whole replay: its export is partial
-                identical, detail = False, f"{live.problem}; stopped before the end of the replay, export not compared"
+            elif live.problem:   # fell behind and was stopped before the end of the replay: a partial export,
+                # nothing to compare (F4 says how far behind; no correctness failure)
+                identical, detail = None, f"{live.problem}; stopped before the end of the replay, export not compared"
             else:
                 identical, detail = check_export(workdir, "kappa", results_dir(work / "oracle-live", "oracle"),
                                                  run_statuses(workdir / "run.log"))
@@ -407,15 +408,16 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
             _append_profile(profile, run_id, LIVE, repeat, workdir)
             progress.stage(f"{LIVE}: " + (f"latency median {statistics.median(live.latencies):.2f} s over "
                                           f"{len(live.latencies)} units" if live.latencies else "no latency measured")
-                           + ("" if identical else f"; NOT identical: {detail}"))
+                           + ("" if identical else f"; {'NOT identical' if identical is False else 'note'}: {detail}"))
     progress.stage("report (from the metrics CSV)")
     out(report(metrics, run_id, options, input_dir, work))
     rows = read_metrics(metrics, run_id)
-    return 0 if rows and all(r["identical"] == "true" for r in rows) else 1
+    return 0 if rows and not any(r["identical"] == "false" for r in rows) else 1
 
 
 def _metric_row(run_id: str, started: str, build: str, repeat: int, input_lines: int, master: str,
-                m: Measurement | None, identical: bool, detail: str) -> dict:
+                m: Measurement | None, identical: bool | None, detail: str) -> dict:
+    """`identical` None (an empty cell): the export was not compared (a live run stopped behind the input)."""
     row = {"run_id": run_id, "timestamp": started, "build": build, "repeat": repeat, "input_lines": input_lines,
            "master": master, "identical": identical, "detail": detail}
     if m is not None:
@@ -512,9 +514,10 @@ def build_table(rows: list[dict]) -> str:
             found = Spread.of([float(r[column]) for r in ok if r.get(column)])
             return "-" if found is None else found.text(digits)
 
-        identical = sum(r["identical"] == "true" for r in mine)
+        identical, compared = sum(r["identical"] == "true" for r in mine), sum(r["identical"] != "" for r in mine)
         table.append([build, str(len(mine)), spread("wall_s"), spread("cpu_s"), spread("peak_rss_mb", 0),
-                      f"{identical}/{len(mine)}",
+                      f"{identical}/{compared}" + (f" ({len(mine) - compared} not compared)" if compared < len(mine)
+                                                   else ""),
                       spread("latency_p50_s", 2) if build == LIVE else ""])
     return format_text_table(["build", "runs", "wall s: median (min-max)", "CPU s", "peak RSS MiB",
                               "identical", "live latency p50 s"], table)
@@ -559,13 +562,15 @@ def report(metrics: Path, run_id: str, options: BenchOptions | None = None, inpu
         lines.append("")
     lines += [target_line(rows, t) for t in TARGETS]
     lines.append("Ratios: per repeat, then the median of the repeats with (min-max).")
-    differs = [r for r in rows if r["identical"] != "true"]
+    differs = [r for r in rows if r["identical"] == "false"]
     lines.append("")
     if differs:
         for r in differs:
             lines.append(f"NOT IDENTICAL to the oracle: {r['build']} repeat {r['repeat']}: {r['detail']}")
     else:
-        lines.append("every export is identical to the oracle's")
+        lines.append("every export compared is identical to the oracle's")
+    lines += [f"export not compared: {r['build']} repeat {r['repeat']}: {r['detail']}"
+              for r in rows if r["identical"] == ""]
     notes = sorted({r["detail"] for r in rows if r["identical"] == "true" and r["detail"]})
     lines += [f"note: {n}" for n in notes]
     lines.append(f"metrics: {metrics} (run_id {run_id}); profile: {metrics.with_name('profile.csv')}"
