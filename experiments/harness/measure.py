@@ -131,6 +131,12 @@ class MeasuredCommand:
         for process in self._tree():
             key = (process.pid, process.create_time())
             try:
+                # A process that exited keeps its last reading. Its pid may be in use again
+                # (pid_max is 32,768 here and a JVM's threads draw ids from the same range):
+                # read then, it is another process, or a JVM thread that shows its own CPU
+                # and its whole process's RSS. psutil tells them apart by their start time.
+                if not process.is_running():
+                    continue
                 with process.oneshot():
                     times = process.cpu_times()
                     self._cpu[key] = times.user + times.system
