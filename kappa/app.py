@@ -49,7 +49,7 @@ from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_d
 from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, inspect_input, read_catalogue, shipments_schema
 from shared.commit_log import NO_SEQ, CommitLog
-from shared.delta_versions import VersionSeqLog, latest_version, next_version, versions_read
+from shared.delta_versions import VersionSeqLog, latest_version, next_version, versions_committed, versions_read
 from shared.kafka import kafka_messages
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
@@ -336,11 +336,8 @@ def has_read_through(checkpoint: str, version: int | None) -> bool:
     """Whether a `clean_lines` reader has committed a batch that read every version up to
     `version`. A reader with no batch has read through only the empty creation commit
     (version 0, `ensure_clean_lines`): the log's appends all hold lines."""
-    committed = checkpoints.committed_batches(checkpoint)
-    if not committed:
-        return version in (None, 0)
-    read = versions_read(checkpoint, committed[-1])
-    return read is not None and read >= (version or 0)
+    read = versions_committed(checkpoint)
+    return version in (None, 0) if read is None else read >= (version or 0)
 
 
 def clean_lines_stream(spark, config: KappaConfig) -> DataFrame:

@@ -176,14 +176,12 @@ class ServingCommits:
         """For a cutoff whose speed layer may have run before (a restart after a crash):
         the realtime views already there count as served, and so do the master versions
         their committed micro-batches read."""
-        from shared.delta_versions import versions_read
+        from shared.delta_versions import versions_committed
 
         commits = cls(config, cutoff, queries)
         commits.served.add(realtime_rows(config, cutoff))
         for name in SPEED_QUERIES:
-            checkpoint = config.speed_checkpoint(cutoff, name)
-            done = checkpoints.committed_batches(checkpoint)
-            version = versions_read(checkpoint, done[-1]) if done else None
+            version = versions_committed(config.speed_checkpoint(cutoff, name))
             if version is not None and version > cutoff:
                 commits.versions_read[name] = version
         backfill = config.speed_checkpoint(cutoff, SPEED_BACKFILL)

@@ -61,6 +61,13 @@ def versions_read(checkpoint: str, batch_id: int) -> int | None:
     return None
 
 
+def versions_committed(checkpoint) -> int | None:
+    """The last table version wholly read by a Delta stream's last committed batch (its
+    sink writes done); None before its first."""
+    done = checkpoints.committed_batches(checkpoint)
+    return versions_read(checkpoint, done[-1]) if done else None
+
+
 class VersionSeqLog:
     """A CSV of (writer batch, table version, highest input seq): versions <= `version`
     include input up to `max_seq`.
