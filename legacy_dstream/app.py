@@ -37,6 +37,7 @@ import pickle
 import shutil
 import threading
 import time
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -568,6 +569,10 @@ def build_context(spark, config: DStreamConfig, catalogue: dict | None, queries:
 
 def _configure_streaming(spark) -> None:
     """Settings the StreamingContext reads when it starts or recovers."""
+    # This build is the legacy DStream version on purpose: Spark's deprecation notice, said
+    # at every context start, is known here and not news to the person running it.
+    warnings.filterwarnings("ignore", message="DStream is deprecated", category=FutureWarning,
+                            module="pyspark.streaming")
     conf = spark.sparkContext._jsc.sc().conf()
     # No receivers here, yet with a checkpoint folder the context opens the driver's
     # write-ahead log of received blocks; its batching writer warns "Writer queue

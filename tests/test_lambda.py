@@ -262,7 +262,7 @@ def test_ingest_batches_are_sized_and_at_least_two(tmp_path):
         files.append(tmp_path / f"s{i}.csv")
         files[-1].write_bytes(b"x" * 2**20)   # 1 MiB each
     config = LambdaConfig(str(tmp_path), str(tmp_path / "w"))
-    assert files_per_trigger(config, files) == 5                       # 10 MiB < 32 MiB: still two batches
+    assert files_per_trigger(config, files) == 5                       # 10 MiB < 64 MiB: still two batches
     assert files_per_trigger(LambdaConfig("i", "w", batch_mb=3), files) == 3
     assert files_per_trigger(LambdaConfig("i", "w", max_files_per_trigger=1), files) == 1
     assert files_per_trigger(config, files[:1]) == 1
