@@ -39,7 +39,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from shared.progress_log import BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
+from shared.progress_log import BatchSteps, flush_progress, input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
 from shared import checkpoints
 from shared import cleaning
@@ -465,6 +465,7 @@ def drain(spark, config: KappaConfig) -> int:
         return all(has_read_through(config.checkpoint(p.name), last) for p in readers)
 
     await_all(log + running, until=readers_done)
+    flush_progress(spark)
     return input_rows(config.progress_file(LOG_QUERY)) - before
 
 
@@ -485,10 +486,18 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: b
     return export_results(spark, config)
 
 
+def landed_sales_files(config: KappaConfig) -> frozenset[str] | None:
+    """The log's files now (a landing directory); None for Kafka, whose end a pass reads
+    only by draining again."""
+    if config.source != "files":
+        return None
+    return frozenset(p.name for p in inspect_input(config.input_dir, require_sales=False).sales_files)
+
+
 def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
     """Reprocessing: run `config.version` from the start of the log into its own tables,
-    drain again until a pass finds nothing new (caught up with the live log), then cut
-    readers over atomically. The previous version stays readable until dropped."""
+    drain again until a pass finds nothing new (caught up with the live log; on a landing
+    directory, until no file landed during a pass), then cut readers over atomically. The previous version stays readable until dropped."""
     previous = serving_version(config.workdir)
     if previous == config.version:
         raise ValueError(f"{config.version} is already serving: replay into a new version name")
@@ -496,10 +505,13 @@ def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
     rounds, consumed = 0, 0
     while rounds < max_rounds:
         rounds += 1
+        listed = landed_sales_files(config)
         new = drain(spark, config)
         consumed += new
         if new == 0 and rounds > 1:
             break
+        if listed is not None and landed_sales_files(config) == listed:
+            break   # no file landed while the pass ran: it read every one there is (availableNow)
     caught_up = time.monotonic() - started
     record = cut_over(config.workdir, config.version, f"replayed {consumed} input rows in {rounds} passes")
     return {"version": config.version, "previous": previous, "input_rows": consumed, "passes": rounds,

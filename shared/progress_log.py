@@ -51,6 +51,13 @@ def record_progress(spark, query_name: str, path: Path) -> None:
         _registered_sessions.add(key)
 
 
+def flush_progress(spark, timeout_ms: int = 60_000) -> None:
+    """Wait until every progress report posted so far is in its file: Spark's listener bus
+    delivers them on its own thread, so a query that has just ended can still have its
+    last report queued (a drain counting its input rows then read one batch short)."""
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(timeout_ms)
+
+
 def read_progress(path: Path) -> list[dict]:
     """The last record of each batch in a JSON-lines file of progress reports or batch
     steps (a batch re-run after a crash reports again), in the order they first came. A

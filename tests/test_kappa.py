@@ -70,14 +70,30 @@ def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log
     assert len(seen) >= 2 and all(new > before and new != NO_SEQ for _, new, before in seen), seen
 
 
-def test_reprocessing_by_replay_cuts_over_atomically(spark, log_input, tmp_path):
-    workdir = tmp_path / "w"
-    live = KappaConfig(str(log_input), str(workdir), version="v1", queries=("city_revenue_v1",))
+def test_reprocessing_by_replay_cuts_over_atomically(spark, log_input, tmp_path, monkeypatch):
+    source, workdir = tmp_path / "in", tmp_path / "w"
+    shutil.copytree(log_input, source)
+    last = sorted(source.glob("sales_*.csv"))[-1]
+    held_back = tmp_path / last.name
+    shutil.move(str(last), held_back)
+    live = KappaConfig(str(source), str(workdir), version="v1", queries=("city_revenue_v1",))
     app.run(spark, live)
     assert serving_version(workdir) == "v1"
     v1_table = live.table(app.PARTIALS_TABLE)  # where v1's city_revenue_v1 is read from
+    real_drain, drained = app.drain, []
+
+    def a_file_lands_during_the_first_pass(spark_, config):
+        consumed = real_drain(spark_, config)
+        if not drained:
+            shutil.move(str(held_back), last)   # the live log grew while v2 replayed it
+        drained.append(consumed)
+        return consumed
+
+    monkeypatch.setattr(app, "drain", a_file_lands_during_the_first_pass)
     outcome = app.replay(spark, replace(live, version="v2", queries=("city_revenue", "city_revenue_v1")))
-    assert outcome["previous"] == "v1" and outcome["passes"] >= 2 and outcome["input_rows"] > 0
+    # a second pass for the file that landed during the first; none after it (nothing landed)
+    assert outcome["passes"] == 2 and len(drained) == 2 and drained[1] > 0, (outcome, drained)
+    assert outcome["previous"] == "v1" and outcome["input_rows"] == sum(drained)
     assert serving_version(workdir) == "v2"
     status = app.export_results(spark, replace(live, version="v2", queries=("city_revenue", "city_revenue_v1")))
     assert status == {"city_revenue": "written", "city_revenue_v1": "written"}

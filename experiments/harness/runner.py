@@ -36,43 +36,57 @@ from experiments.harness.run_folder import RunFolder, environment, utc_now
 from experiments.progress import Progress, TimeLeft
 from shared.settings import LabSettings
 
-# Rough seconds per measured process on a 2-core machine, for the time-left display only:
-# a JVM start plus (drains) a few seconds per 10,000 lines.
-DRAIN_ESTIMATE_S = {"spark_batch": 40, "duckdb": 3, "kappa": 70, "lambda": 100, "dstream": 45}
-LIVE_START_STOP_S = 60
+# Rough seconds per measured process on a 2-core machine, for the time-left display only,
+# measured here on 2026-11-27 (2,000-line drains of the standard profile and 1,000,000-line
+# `lab bench` drains): a start (JVM, session, first micro-batches, export) and seconds per
+# 10,000 input lines.
+DRAIN_ESTIMATE_S = {"spark_batch": (15, 0.4), "duckdb": (1, 0.07), "kappa": (35, 0.9), "lambda": (22, 0.5),
+                    "dstream": (13, 1.7)}
+# A follow process beyond its replay: start until ready, catching up between passes and at
+# the end, stop and export.
+LIVE_START_STOP_S = {"passthrough": 10, "kappa": 60, "lambda": 55, "dstream": 45}
+JVM_START_S = 20   # a process that starts Spark and does little else (a restart, a query)
+
+
+def drain_estimate(system: str, lines: int) -> float:
+    start, per_10k = DRAIN_ESTIMATE_S[system]
+    return start + per_10k * lines / 10_000
 
 
 def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) -> dict[str, float]:
     plan = {}
-    scale = max(1.0, profile.drain_rows / 20_000)
     for repeat in range(1, profile.repeats + 1):
         if "drains" in steps:
-            plan.update({f"drain {s} r{repeat}": DRAIN_ESTIMATE_S[s] * scale for s in drain_systems})
+            plan.update({f"drain {s} r{repeat}": drain_estimate(s, profile.drain_rows) for s in drain_systems})
     if "latency" in steps:   # one follow process per build: every repeat is a pass of the rates in it
         replay_s = profile.repeats * len(profile.rates) * (profile.step_seconds + profile.step_gap_s)
-        plan.update({f"latency {b} r1": LIVE_START_STOP_S + profile.start_warmup_s + replay_s for b in live_builds})
+        plan.update({f"latency {b} r1": LIVE_START_STOP_S[b] + profile.start_warmup_s + replay_s for b in live_builds})
     for repeat in range(1, profile.other_repeats + 1):
         if "throughput" in steps:   # the latency step's rates start the ramp when it runs too
             ramp = [r for r in search_ramp(profile) if "latency" not in steps or r > max(profile.rates)]
-            ramp_s = (len(ramp) * (profile.search_step_seconds + profile.step_gap_s) + profile.start_warmup_s
-                      if ramp else -LIVE_START_STOP_S)
-            probe_s = profile.search_step_seconds + LIVE_START_STOP_S
-            plan.update({f"throughput {b} r{repeat}": LIVE_START_STOP_S + ramp_s + profile.search_bisections * probe_s
-                         for b in step_builds("throughput", live_builds)})
+            for b in step_builds("throughput", live_builds):
+                ramp_s = (LIVE_START_STOP_S[b] + len(ramp) * (profile.search_step_seconds + profile.step_gap_s)
+                          + profile.start_warmup_s if ramp else 0)
+                probe_s = profile.search_step_seconds + LIVE_START_STOP_S[b]
+                plan[f"throughput {b} r{repeat}"] = ramp_s + profile.search_bisections * probe_s
         if "reprocessing" in steps:
             # a first run and a recompute per size; at the drains' size the drain is the first run
             runs = sum(1 if rows == profile.drain_rows and "drains" in steps and repeat == 1 else 2
                        for rows in profile.reprocess_rows)
             if profile.reprocess_on_live and "latency" in steps and len(profile.reprocess_rows) > 1:
                 runs -= 1   # the follow run is the largest size's first run
-            plan.update({f"reprocessing {b} r{repeat}": runs * DRAIN_ESTIMATE_S[b]
+            plan.update({f"reprocessing {b} r{repeat}": runs * drain_estimate(b, max(profile.reprocess_rows))
                          for b in step_builds("reprocessing", builds)})
         if "recovery" in steps:
-            plan.update({f"recovery {b} r{repeat}": 2 * LIVE_START_STOP_S + profile.recovery_seconds
-                         for b in step_builds("recovery", builds)})
+            plan.update({f"recovery {b} r{repeat}": 2 * JVM_START_S + profile.recovery_seconds
+                         + drain_estimate(b, 0) / 2 for b in step_builds("recovery", builds)})
         if "late" in steps:
-            late = step_builds("late", builds)   # at the same time: about the slowest one, shared out
-            plan.update({f"late {b} r{repeat}": DRAIN_ESTIMATE_S["lambda"] * 3 / len(late) for b in late})
+            # at the same time, which on 2 cores takes about as long as one after the other: each
+            # build's drain at one file a micro-batch, Lambda's batch run and query after it
+            late = step_builds("late", builds)
+            total = sum(1.5 * drain_estimate(b, profile.late_rows) for b in late) \
+                + (2 * JVM_START_S if "lambda" in late else 0)
+            plan.update({f"late {b} r{repeat}": total / len(late) for b in late})
     return plan
 
 
