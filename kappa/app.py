@@ -497,7 +497,8 @@ def landed_sales_files(config: KappaConfig) -> frozenset[str] | None:
 def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
     """Reprocessing: run `config.version` from the start of the log into its own tables,
     drain again until a pass finds nothing new (caught up with the live log; on a landing
-    directory, until no file landed during a pass), then cut readers over atomically. The previous version stays readable until dropped."""
+    directory, until no file landed during a pass), then cut readers over atomically. The
+    previous version stays readable until dropped."""
     previous = serving_version(config.workdir)
     if previous == config.version:
         raise ValueError(f"{config.version} is already serving: replay into a new version name")
