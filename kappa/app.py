@@ -39,7 +39,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from shared.progress_log import BatchSteps, flush_progress, input_rows, record_progress, rows_dropped_by_watermark
+from shared.progress_log import BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
 from shared import checkpoints
 from shared import cleaning
@@ -465,7 +465,6 @@ def drain(spark, config: KappaConfig) -> int:
         return all(has_read_through(config.checkpoint(p.name), last) for p in readers)
 
     await_all(log + running, until=readers_done)
-    flush_progress(spark)
     return input_rows(config.progress_file(LOG_QUERY)) - before
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 _destinations: dict[str, Path] = {}   # query name -> its progress file
 _lock = threading.Lock()
-_registered_sessions: set[int] = set()
+_recording: dict[int, object] = {}   # id -> each SparkContext whose session has the recorder
 
 
 def _listener_class():
@@ -45,24 +45,29 @@ def _listener_class():
 def record_progress(spark, query_name: str, path: Path) -> None:
     """Append every progress report of `query_name` to `path` (JSON lines)."""
     _destinations[query_name] = Path(path)
-    key = id(spark.sparkContext)
-    if key not in _registered_sessions:
+    context = spark.sparkContext
+    if id(context) not in _recording:
         spark.streams.addListener(_listener_class()())
-        _registered_sessions.add(key)
+        _recording[id(context)] = context
 
 
-def flush_progress(spark, timeout_ms: int = 60_000) -> None:
-    """Wait until every progress report posted so far is in its file: Spark's listener bus
-    delivers them on its own thread, so a query that has just ended can still have its
-    last report queued (a drain counting its input rows then read one batch short)."""
-    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty(timeout_ms)
+def _deliver_pending(timeout_ms: int = 60_000) -> None:
+    """Wait until every progress report posted so far in this process is in its file:
+    Spark's listener bus delivers them on its own thread, so a query that has just ended
+    can still have its last report queued (a drain counting its input rows read one batch
+    short, and so could the watermark's dropped rows read after a follow run's stop)."""
+    for context in _recording.values():
+        if context._jsc is not None:   # not stopped
+            context._jsc.sc().listenerBus().waitUntilEmpty(timeout_ms)
 
 
 def read_progress(path: Path) -> list[dict]:
     """The last record of each batch in a JSON-lines file of progress reports or batch
     steps (a batch re-run after a crash reports again), in the order they first came. A
     batch is its query id and batch id: a file can hold several queries' batches (each of
-    Lambda's cutoffs has a speed layer of its own, numbering its batches from 0)."""
+    Lambda's cutoffs has a speed layer of its own, numbering its batches from 0). Reports
+    this process's sessions have posted are delivered first."""
+    _deliver_pending()
     if not Path(path).exists():
         return []
     by_batch: dict[tuple[str | None, int], dict] = {}
