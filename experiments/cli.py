@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     lambda_commands = lambda_parser.add_subparsers(dest="lambda_command", required=True, metavar="ACTION")
     batch = lambda_commands.add_parser(
         "batch", help="run the batch layer now (a running `lab run lambda --follow` on WORKDIR does it at its next "
-                      "look; otherwise this command runs it and publishes the new cutoff)")
+                      "look; otherwise this command runs it, publishes the new cutoff and writes the results export of what "
+                      "serving answers then)")
     _input_workdir(batch)
     batch.add_argument("--recompute", action="store_true",
                        help="recompute every batch view of the serving view version from the whole master even "
@@ -557,7 +558,7 @@ def _lambda_config(args):
 
 
 def cmd_lambda_batch(args, progress: Progress) -> int:
-    from lambda_arch.app import batch_now, is_following, request_batch
+    from lambda_arch.app import batch_now, export_served, is_following, request_batch
     from lambda_arch.versions import check_version
 
     config = _lambda_config(args)
@@ -581,6 +582,8 @@ def cmd_lambda_batch(args, progress: Progress) -> int:
         return 0
     with _spark_for(args, "lab-lambda-batch", progress, "the batch layer") as spark:
         outcome = batch_now(spark, config, recompute=args.recompute, version=args.version, queries=queries)
+        # what serving answers now, as `lab kappa replay` writes its export after the cut-over
+        written = export_served(spark, config) if outcome is not None else {}
     if outcome is None:
         progress.stage("nothing new to batch (--recompute recomputes the views anyway)")
     else:
@@ -589,6 +592,8 @@ def cmd_lambda_batch(args, progress: Progress) -> int:
         progress.stage(f"view version {outcome['version']}: batch views of master v{outcome['cutoff']} serve now: "
                        f"{outcome['master_rows_read']:,} master rows read in {outcome['seconds']:.1f} s{retired}")
         print(json.dumps(outcome))
+        for query, state in written.items():
+            print(f"{query:18} {state}")
     return 0
 
 

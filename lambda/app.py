@@ -89,6 +89,12 @@ def _export(spark, config: LambdaConfig, layout, counts=None, results=None) -> d
                          quality_dir=config.quality_dir, result_rows=lambda query: results.get(query, []))
 
 
+def export_served(spark, config: LambdaConfig) -> dict[str, str]:
+    """The results export of what the serving view version answers now (after `batch_now`)."""
+    config = versions.serving_config(config)
+    return _export(spark, config, inspect_input(config.input_dir, require_sales=config.source == "files"))
+
+
 # ---------------------------------------------------------------------------------------
 # Following an arriving input: ingest, speed layer and a scheduled batch layer
 # ---------------------------------------------------------------------------------------
@@ -177,10 +183,10 @@ class LambdaFollower:
             serving.speed += start_speed_layer(self.spark, self.config, serving.cutoff, serving.commits,
                                                available_now=False, interval=self.interval)
 
-    def _forget_other_cutoffs(self, keep: int) -> None:
+    def _forget_other_cutoffs(self, keep: int, just_stopped: int | None = None) -> None:
         """Realtime views and speed checkpoints of any cutoff but `keep` (older ones once
         `keep` serves; a newer one a kill left unpublished, redone by the next handoff)."""
-        forget_other_cutoffs(self.config, keep)
+        forget_other_cutoffs(self.config, keep, just_stopped)
 
     def _wait_caught_up(self, serving: _Serving, versions: dict[str, int], deadline_seconds: float = 600) -> None:
         """Until `serving`'s speed queries have read every master version in `versions`
@@ -231,7 +237,7 @@ class LambdaFollower:
         old, self.serving = self.serving, new
         if old is not None:
             stop_between_batches(old.speed)
-        self._forget_other_cutoffs(cutoff)
+        self._forget_other_cutoffs(cutoff, just_stopped=old.cutoff if old is not None else None)
         self.handoffs += 1
         self.report(f"lambda: batch views of master v{cutoff} serve now (handoff {self.handoffs})")
         if self.on_handoff is not None:
@@ -341,14 +347,19 @@ def drop_speed_query(config: LambdaConfig, cutoff: int, name: str) -> None:
     shutil.rmtree(config.speed_checkpoint(cutoff, name), ignore_errors=True)
 
 
-def forget_other_cutoffs(config: LambdaConfig, keep: int) -> None:
+def forget_other_cutoffs(config: LambdaConfig, keep: int, just_stopped: int | None = None) -> None:
     """The views and speed checkpoints of `config.version` at any cutoff but `keep` (older
     ones once `keep` serves; a newer one a kill left unpublished). Other versions' views
-    are left alone: they stay readable until dropped."""
+    are left alone: they stay readable until dropped.
+
+    `just_stopped`: a cutoff whose speed queries this process has just stopped. Its
+    checkpoints stay until a later call: Spark's state store maintenance thread may still
+    be uploading a RocksDB snapshot into them, and fails with a stack trace in the log
+    when the folder goes under it (it unloads a stopped query's stores at its next run)."""
     root = config.version_root
-    for folder in (root / "realtime_views", root / "checkpoints"):
+    for folder, kept in ((root / "realtime_views", {keep}), (root / "checkpoints", {keep, just_stopped})):
         for path in folder.glob("*after_v*") if folder.is_dir() else ():
-            if f"after_v{keep:06d}" not in path.name:
+            if not any(f"after_v{cutoff:06d}" in path.name for cutoff in kept - {None}):
                 shutil.rmtree(path, ignore_errors=True)
     for kept, folder in ((config.batch_views(keep), root / "batch_views"),
                          (config.batch_shipments(keep), root / "batch_shipments")):

@@ -143,8 +143,7 @@ def test_batch_recompute_on_demand_reports_its_time_and_rows_and_serves_the_same
     """`lab lambda batch`: nothing to do when the cutoff is the newest version; with
     --recompute (reprocessing) every view again from the whole master, timed, with the rows
     it read, and serving answers exactly as before."""
-    from lambda_arch.app import LambdaConfig, _export, batch_now, run
-    from shared.inputs import inspect_input
+    from lambda_arch.app import LambdaConfig, batch_now, export_served, run
 
     config = LambdaConfig(str(small_input), str(tmp_path / "w"))
     run(spark, config)
@@ -153,7 +152,7 @@ def test_batch_recompute_on_demand_reports_its_time_and_rows_and_serves_the_same
     again = batch_now(spark, config, recompute=True)
     valid = json.loads((Path(oracle) / "results" / "oracle" / "_accounting.json").read_text())["valid_lines"]
     assert again["cutoff"] == first["cutoff"] and again["master_rows_read"] == valid and again["seconds"] > 0
-    _export(spark, config, inspect_input(small_input))
+    export_served(spark, config)   # what `lab lambda batch` writes after it
     assert _same_exports(tmp_path / "w", oracle) == []
 
 

@@ -9,9 +9,9 @@ records no time or cost of theirs but their exit codes, and takes the time of th
 - `lab run BUILD --max-files-per-trigger 1`, its exports
   against the oracle's event-time truth (equivalence.py: `explained by the watermark` when a
   differing window_revenue is exactly what the watermark model drops, with the count);
-- Lambda only: then `lab lambda batch` (the batch layer over the whole master dataset: its
-  correction of what the speed layer dropped) and `lab lambda query window_revenue` (what
-  serving answers after it), compared with the truth again (`..._after_batch` rows).
+- Lambda only: then `lab lambda batch --recompute` (the batch layer over the whole master
+  dataset: its correction of what the speed layer dropped), whose export (what serving
+  answers after it) is compared with the truth again (`..._after_batch` rows).
 
 Rows (step `late`): `late_lines` (the generator's count of lines beyond the watermark, build
 `input`); per build `counted_lines` (order lines in its daily_revenue: additive queries have
@@ -24,7 +24,6 @@ query's `equivalence`.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +33,7 @@ from experiments.harness.bench import prepare_input, run_statuses, system_comman
 from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import (compare_build, first_differences, lost_and_duplicated,
                                              order_line_counts, watermark_drops)
-from experiments.harness.measure import measure_command, python_command
+from experiments.harness.measure import measure_command
 from experiments.harness.reprocess_step import recompute_command
 from experiments.harness.run_folder import Metric, RunFolder
 from shared.export import export_path
@@ -93,25 +92,20 @@ def late_one(run: RunFolder, build: str, input_dir: Path, input_lines: int, orac
 
 def _lambda_correction(input_dir: Path, workdir: Path, oracle_results: Path, master: str | None, log: Path,
                        timeout_s: float, common: dict) -> list[Metric]:
-    """The batch run over the whole master dataset, then serving's window_revenue."""
+    """The batch run over the whole master dataset, then serving's window_revenue (the
+    export the batch run writes)."""
     batch_log = log.with_name(log.stem + "-batch.log")
+    served = export_path(workdir, "lambda", WINDOWS)
+    served.unlink(missing_ok=True)   # compared above; the one compared below is the batch run's
     try:
-        batch = measure_command(recompute_command("lambda", input_dir, workdir, master, version=None), batch_log, timeout=timeout_s)
+        batch = measure_command(recompute_command("lambda", input_dir, workdir, master, version=None), batch_log,
+                                timeout=timeout_s)
     except TimeoutError as error:
         return [Metric(STEP, "lambda", "problem", None, "", detail=str(error), **common)]
-    rows = []
-    served = workdir / "served" / f"{WINDOWS}.csv"
-    served.parent.mkdir(parents=True, exist_ok=True)
-    with open(batch_log, "a", encoding="utf-8") as output:
-        done = subprocess.run(python_command("-m", "experiments.cli", "--quiet", "lambda", "query", WINDOWS,
-                                             "--input", str(input_dir), "--workdir", str(workdir),
-                                             *(["--master", master] if master else [])),
-                              stdout=subprocess.PIPE, stderr=output, text=True, timeout=timeout_s)
-    if batch.exit_code != 0 or done.returncode != 0:
-        return rows + [Metric(STEP, "lambda", "problem", None, "", detail=f"the batch run or the query failed, "
-                              f"see {batch_log}", **common)]
-    served.write_text(done.stdout, encoding="utf-8")
-    return rows + window_metrics("lambda", oracle_results, served, "_after_batch", common)
+    if batch.exit_code != 0 or not served.exists():
+        return [Metric(STEP, "lambda", "problem", None, "", detail=f"the batch run exited {batch.exit_code}"
+                       + ("" if batch.exit_code else f" without writing {WINDOWS}") + f", see {batch_log}", **common)]
+    return window_metrics("lambda", oracle_results, served, "_after_batch", common)
 
 
 def run_late(run: RunFolder, builds: Sequence[str], profile, data_root: Path, work: Path, master: str | None,
