@@ -518,9 +518,17 @@ def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
             "catch_up_seconds": round(caught_up, 3), "since_utc": record["since_utc"]}
 
 
-def read_accounting(spark, config: KappaConfig) -> dict[str, int]:
-    """outcome (`valid` or a quarantine reason) -> lines, from the accounting query's table."""
-    rows = totals(spark.read.format("delta").load(config.table(PARTIALS_TABLE)), "line_accounting").collect()
+def read_partials(spark, config: KappaConfig) -> DataFrame:
+    """The partials table summed per query and key: what `totals` reads (summing again is
+    exact: decimals and counts)."""
+    return (spark.read.format("delta").load(config.table(PARTIALS_TABLE)).groupBy("query", *PARTIAL_KEYS)
+            .agg(*[F.sum(v).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()]))
+
+
+def read_accounting(spark, config: KappaConfig, partials: DataFrame | None = None) -> dict[str, int]:
+    """outcome (`valid` or a quarantine reason) -> lines, from the accounting query's
+    partials (`read_partials`', when read already)."""
+    rows = totals(read_partials(spark, config) if partials is None else partials, "line_accounting").collect()
     return {row["outcome"]: int(row["lines"]) for row in rows}
 
 
@@ -535,14 +543,15 @@ def result_table(query: str) -> str:
     return {"window_revenue": "window_revenue", "fulfilment": "fulfilment_pairs"}.get(query, PARTIALS_TABLE)
 
 
-def read_result(spark, config: KappaConfig, query: str) -> DataFrame:
-    """A query's current result, in the columns of its export."""
+def read_result(spark, config: KappaConfig, query: str, partials: DataFrame | None = None) -> DataFrame:
+    """A query's current result, in the columns of its export (`partials`: `read_partials`',
+    when read already)."""
+    if result_table(query) == PARTIALS_TABLE:
+        return totals(read_partials(spark, config) if partials is None else partials, query)
     table = spark.read.format("delta").load(config.table(result_table(query)))
     if query == "window_revenue":
         return latest_windows(table)
-    if query == "fulfilment":
-        return Q.fulfilment_from_partials(Q.fulfilment_partials(table))
-    return totals(table, query)
+    return Q.fulfilment_from_partials(Q.fulfilment_partials(table))
 
 
 def export_results(spark, config: KappaConfig) -> dict[str, str]:
@@ -553,16 +562,23 @@ def export_results(spark, config: KappaConfig) -> dict[str, str]:
     if not DeltaTable.isDeltaTable(spark, serving.table(PARTIALS_TABLE)):
         raise InputError(f"kappa version {serving.version} has no results under {serving.root}: run it first")
 
-    def rows(query: str) -> list[dict] | None:
-        if not DeltaTable.isDeltaTable(spark, serving.table(result_table(query))):
-            return None
-        return export_rows(read_result(spark, serving, query), query)
+    # read and summed once for every additive query and the accounting, not once each
+    partials = read_partials(spark, serving).cache()
 
-    outcomes = read_accounting(spark, serving)
-    valid = outcomes.pop("valid", 0)
-    status = write_results(serving.workdir, BUILD, inspect_input(serving.input_dir, require_sales=False),
-                           serving.queries, raw_lines=valid + sum(outcomes.values()), valid_lines=valid,
-                           quarantine=outcomes, quality_dir=serving.quality_dir, result_rows=rows)
+    def rows(query: str) -> list[dict] | None:
+        table = result_table(query)
+        if table != PARTIALS_TABLE and not DeltaTable.isDeltaTable(spark, serving.table(table)):
+            return None
+        return export_rows(read_result(spark, serving, query, partials), query)
+
+    try:
+        outcomes = read_accounting(spark, serving, partials)
+        valid = outcomes.pop("valid", 0)
+        status = write_results(serving.workdir, BUILD, inspect_input(serving.input_dir, require_sales=False),
+                               serving.queries, raw_lines=valid + sum(outcomes.values()), valid_lines=valid,
+                               quarantine=outcomes, quality_dir=serving.quality_dir, result_rows=rows)
+    finally:
+        partials.unpersist()
     late = {"version": serving.version, "rows_dropped_by_watermark": late_lines(serving),
             "max_files_per_trigger": serving.max_files_per_trigger, "source": serving.source}
     write_text_atomic(results_dir(serving.workdir, BUILD) / LATE_FILE, json.dumps(late, indent=2) + "\n")

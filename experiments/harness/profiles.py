@@ -97,10 +97,10 @@ PROFILES = {p.name: p for p in (
             description="small inputs, one repeat, every step once (a smoke run: "
                         "`make test-e2e` runs it)"),
     Profile("standard", drain_rows=2_000, repeats=3, rates=(50.0, 100.0, 200.0), step_seconds=10,
-            file_lines=50, step_gap_s=1.5, warmup_s=2, start_warmup_s=6.0, lambda_batch_every="60 seconds",
+            file_lines=50, step_gap_s=1.0, warmup_s=2, start_warmup_s=4.0, lambda_batch_every="60 seconds",
             search_start_lps=50.0, search_max_lps=200.0, search_step_seconds=10.0, search_bisections=0,
-            reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0, recovery_seconds=10.0,
-            late_rows=2_000, late_files=4,
+            reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0, recovery_seconds=8.0,
+            late_rows=2_000, late_files=3,
             description="the default of `make experiments`: drains three times, three passes of the rates "
                         "(latency and the knee) with their spread; reprocessing at two sizes, recovery and late "
                         "data once"),
