@@ -426,6 +426,12 @@ def _session(args, app_name: str):
     return create_spark_session(app_name, master=args.master)
 
 
+def _stop_session(spark) -> None:
+    from shared.spark import stop_spark_session
+
+    stop_spark_session(spark)
+
+
 @contextmanager
 def _spark_for(args, app_name: str, progress: Progress, what: str):
     """A Spark session for one command, announced and stopped whatever happens."""
@@ -434,7 +440,7 @@ def _spark_for(args, app_name: str, progress: Progress, what: str):
     try:
         yield spark
     finally:
-        spark.stop()
+        _stop_session(spark)
 
 
 def cmd_run(args, progress: Progress) -> int:
@@ -480,7 +486,7 @@ def cmd_run(args, progress: Progress) -> int:
         status = build.run(spark, request)
     finally:
         if spark is not None:
-            spark.stop()
+            _stop_session(spark)
     for query, state in status.items():
         print(f"{query:18} {state}")
     return 0
@@ -499,7 +505,7 @@ def cmd_kappa_replay(args, progress: Progress) -> int:
                        f"{outcome['input_rows']} input rows); readers now use {config.version}")
         status = app.export_results(spark, config)
     finally:
-        spark.stop()
+        _stop_session(spark)
     print(json.dumps(outcome, indent=2))
     for query, state in status.items():
         print(f"{query:18} {state}")
@@ -530,7 +536,7 @@ def cmd_kappa_passthrough(args, progress: Progress) -> int:
             raise RuntimeError(f"q0 failed: {query.exception()}")
         query.stop()
     finally:
-        spark.stop()
+        _stop_session(spark)
     return 0
 
 
@@ -680,7 +686,7 @@ def cmd_verify(args, progress: Progress) -> int:
     try:
         outcome = verify(spark, args.input, args.workdir, settings=WorkloadSettings.from_env(), stage=progress.stage)
     finally:
-        spark.stop()
+        _stop_session(spark)
     print(format_text_table(["query", *SPARK_BUILDS], equivalence_table(outcome)))
     for warning in outcome.warnings:  # about the input itself: shown, but not a failure
         print(f"warning: {warning}")

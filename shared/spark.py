@@ -164,6 +164,17 @@ def create_spark_session(
     return spark
 
 
+def stop_spark_session(spark) -> None:
+    """Stop the session, the state stores' maintenance thread first: left running, it can
+    fire while the context goes away and log an RPC or file error with a stack trace
+    (Spark's own shutdown does not stop it before the RPC environment). StateStore is
+    Spark's internal object (no public API stops it); the session stops whatever happens."""
+    try:
+        spark._jvm.org.apache.spark.sql.execution.streaming.state.StateStore.stop()
+    finally:
+        spark.stop()
+
+
 def resolve_jvm_packages(settings: LabSettings | None = None) -> list[str]:
     """Fetch the Delta and Kafka connector jars (and their dependencies) into the project."""
     from pyspark.sql import SparkSession

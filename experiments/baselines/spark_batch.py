@@ -97,14 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True, help="results go to WORKDIR/results/spark_batch/")
     parser.add_argument("--master", help="Spark master URL (default: LAB_SPARK_MASTER or local[2])")
     args = parser.parse_args(argv)
-    from shared.spark import create_spark_session
+    from shared.spark import create_spark_session, stop_spark_session
 
     inspect_input(args.input)  # fail before the JVM starts
     spark = create_spark_session("lab-spark-batch", master=args.master)
     try:
         status = run_spark_batch(spark, args.input, args.workdir, WorkloadSettings.from_env())
     finally:
-        spark.stop()
+        stop_spark_session(spark)
     for query, state in status.items():
         print(f"{query:18} {state}")
     return 0

@@ -32,7 +32,7 @@ def run(landing: str, workdir: str, interval: str, master: str | None, should_st
 
     from shared.inputs import inspect_input
     from shared.sequence import SequenceMap, batch_max_seq
-    from shared.spark import create_spark_session
+    from shared.spark import create_spark_session, stop_spark_session
     from shared.streaming import stop_between_batches
 
     layout = inspect_input(landing, require_sales=False)
@@ -60,7 +60,7 @@ def run(landing: str, workdir: str, interval: str, master: str | None, should_st
             raise RuntimeError(f"the pass-through query failed: {query.exception()}")
         stop_between_batches([query])
     finally:
-        spark.stop()
+        stop_spark_session(spark)
     return 0
 
 
