@@ -82,10 +82,10 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
                          + drain_estimate(b, 0) / 2 for b in step_builds("recovery", builds)})
         if "late" in steps:
             # at the same time, which on 2 cores takes about as long as one after the other: each
-            # build's drain at one file a micro-batch, Lambda's batch run and query after it
+            # build's drain at one file a micro-batch, Lambda's batch run after it
             late = step_builds("late", builds)
             total = sum(1.5 * drain_estimate(b, profile.late_rows) for b in late) \
-                + (2 * JVM_START_S if "lambda" in late else 0)
+                + (JVM_START_S if "lambda" in late else 0)
             plan.update({f"late {b} r{repeat}": total / len(late) for b in late})
     return plan
 
