@@ -525,10 +525,9 @@ def read_partials(spark, config: KappaConfig) -> DataFrame:
             .agg(*[F.sum(v).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()]))
 
 
-def read_accounting(spark, config: KappaConfig, partials: DataFrame | None = None) -> dict[str, int]:
-    """outcome (`valid` or a quarantine reason) -> lines, from the accounting query's
-    partials (`read_partials`', when read already)."""
-    rows = totals(read_partials(spark, config) if partials is None else partials, "line_accounting").collect()
+def read_accounting(partials: DataFrame) -> dict[str, int]:
+    """outcome (`valid` or a quarantine reason) -> lines, from `read_partials`'."""
+    rows = totals(partials, "line_accounting").collect()
     return {row["outcome"]: int(row["lines"]) for row in rows}
 
 
@@ -543,11 +542,10 @@ def result_table(query: str) -> str:
     return {"window_revenue": "window_revenue", "fulfilment": "fulfilment_pairs"}.get(query, PARTIALS_TABLE)
 
 
-def read_result(spark, config: KappaConfig, query: str, partials: DataFrame | None = None) -> DataFrame:
-    """A query's current result, in the columns of its export (`partials`: `read_partials`',
-    when read already)."""
+def read_result(spark, config: KappaConfig, query: str, partials: DataFrame) -> DataFrame:
+    """A query's current result, in the columns of its export (`partials`: `read_partials`')."""
     if result_table(query) == PARTIALS_TABLE:
-        return totals(read_partials(spark, config) if partials is None else partials, query)
+        return totals(partials, query)
     table = spark.read.format("delta").load(config.table(result_table(query)))
     if query == "window_revenue":
         return latest_windows(table)
@@ -572,7 +570,7 @@ def export_results(spark, config: KappaConfig) -> dict[str, str]:
         return export_rows(read_result(spark, serving, query, partials), query)
 
     try:
-        outcomes = read_accounting(spark, serving, partials)
+        outcomes = read_accounting(partials)
         valid = outcomes.pop("valid", 0)
         status = write_results(serving.workdir, BUILD, inspect_input(serving.input_dir, require_sales=False),
                                serving.queries, raw_lines=valid + sum(outcomes.values()), valid_lines=valid,
