@@ -201,6 +201,11 @@ class LambdaFollower:
                 raise TimeoutError(f"the speed layer after v{serving.cutoff} did not catch up in {deadline_seconds} s")
             time.sleep(0.2)
 
+    def _catch_up_with(self, new: _Serving, old: _Serving) -> None:
+        """Until `new` has read every master version and shipment file `old` has served."""
+        self._wait_caught_up(new, dict(old.commits.versions_read))
+        self._wait_shipments(new)
+
     def _wait_shipments(self, serving: _Serving, deadline_seconds: float = 600) -> None:
         """Until `serving`'s batch views or its fulfilment backfill have read every shipment
         file there is now, so the handoff never serves fewer fulfilment pairs than before."""
@@ -229,14 +234,17 @@ class LambdaFollower:
         self.batch_started = time.monotonic()
         batch_rows = run_batch_layer(self.spark, self.config, cutoff)
         new = self._speed(cutoff)
-        if self.serving is not None:
-            self._wait_caught_up(new, dict(self.serving.commits.versions_read))
-            self._wait_shipments(new)
+        old = self.serving
+        if old is not None:
+            self._catch_up_with(new, old)   # most of the way while the old speed layer still serves
+            # The old layer stops before the switch, and the new one catches up with its last
+            # micro-batch: one the old read after the first catch-up would be in a commit
+            # (visible) and then gone from serving once the pointer moves.
+            stop_between_batches(old.speed)
+            self._catch_up_with(new, old)
         publish_cutoff(self.config, cutoff)
         new.commits.publish(batch_rows)
-        old, self.serving = self.serving, new
-        if old is not None:
-            stop_between_batches(old.speed)
+        self.serving = new
         self._forget_other_cutoffs(cutoff, just_stopped=old.cutoff if old is not None else None)
         self.handoffs += 1
         self.report(f"lambda: batch views of master v{cutoff} serve now (handoff {self.handoffs})")

@@ -384,11 +384,15 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
                                                                          monkeypatch):
     """Files land while the batch layer recomputes, so the next cutoff's speed layer starts
     before the old one stops (two speed layers at once, which Spark allows only under two
-    query names); serving then includes every landed line once."""
+    query names); serving then includes every landed line once. At the next handoff a file
+    lands after the new speed layer has caught up, and the old one, still serving, reads it
+    and commits (the commit log says it is visible): the handoff serves it too (CI once saw
+    every query lose such a file when the old layer read it just before the switch)."""
     import time
 
     import lambda_arch.app as lambda_app
     from lambda_arch.app import BatchSchedule, LambdaConfig, LambdaFollower
+    from lambda_arch.layout import MASTER_STREAMS
     from lambda_arch.master_dataset import master_version
     from shared.atomic import copy_file_atomic
     from shared.raw_lines import count_raw_lines
@@ -408,19 +412,43 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
     def await_(condition, what: str) -> None:
         step_until(follower, condition, what)
 
+    def serving_matches_the_oracle(name: str) -> list[str]:
+        oracle = _oracle_over(arriving_input, landed, tmp_path / f"oracle-{name}")
+        return _serving_matches_oracle(spark, config, oracle, tmp_path / f"served-{name}")
+
+    def wait_until(condition, what: str) -> None:
+        deadline = time.monotonic() + 300
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.2)
+
     batch_layer = lambda_app.run_batch_layer
 
     def batch_layer_while_a_file_lands(spark_, config_, cutoff):
         rows = batch_layer(spark_, config_, cutoff)
-        if follower.handoffs >= 1:   # the second handoff: a new master version before the switch
+        if follower.handoffs == 1:   # the second handoff: a new master version before the switch
             land_next()
-            deadline = time.monotonic() + 300
-            while (master_version(spark_, config_) or -1) <= cutoff:
-                assert time.monotonic() < deadline, "the master never took the file landed mid-batch"
-                time.sleep(0.2)
+            wait_until(lambda: (master_version(spark_, config_) or -1) > cutoff,
+                       "the master never took the file landed mid-batch")
         return rows
 
+    wait_shipments = LambdaFollower._wait_shipments
+
+    def old_layer_serves_a_file_meanwhile(self, serving, *args, **kwargs):
+        """In the third handoff's catch-up: a file lands, the old speed layer reads it."""
+        if self.handoffs == 2 and len(landed) == 3:
+            land_next()
+            old = self.serving
+            old_readers = self._speed_names(old) & set(MASTER_STREAMS)
+            wait_until(lambda: (master_version(self.spark, self.config) or -1) > serving.cutoff and
+                       min(old.commits.versions_read.get(name, -1) for name in old_readers)
+                       >= master_version(self.spark, self.config),
+                       "the old speed layer never read the file landed mid-handoff")
+            assert not self._speed_names(serving) & set(MASTER_STREAMS), "the race is not set up"
+        return wait_shipments(self, serving, *args, **kwargs)
+
     monkeypatch.setattr(lambda_app, "run_batch_layer", batch_layer_while_a_file_lands)
+    monkeypatch.setattr(LambdaFollower, "_wait_shipments", old_layer_serves_a_file_meanwhile)
     follower = LambdaFollower(spark, config, BatchSchedule(versions=1), interval="0.5 seconds")
     follower.start()
     try:
@@ -428,10 +456,12 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
         await_(lambda: follower.handoffs == 1, "no first handoff")
         land_next()   # the next version is due: the batch layer runs, a third file lands meanwhile
         await_(lambda: follower.handoffs == 2, "no second handoff")
-        await_(commits_cover(config.workdir, "lambda", QUERY_NAMES, last_seq), "serving never caught up")
-        oracle = _oracle_over(arriving_input, landed, tmp_path / "oracle")
-        assert len(landed) == 3
-        assert _serving_matches_oracle(spark, config, oracle, tmp_path / "served") == []
+        # Without stepping: the third file's version makes the next handoff due at once.
+        wait_until(commits_cover(config.workdir, "lambda", QUERY_NAMES, last_seq), "serving never caught up")
+        assert len(landed) == 3 and serving_matches_the_oracle("3") == []
+        await_(lambda: follower.handoffs == 3, "no third handoff")
+        assert len(landed) == 4 and commits_cover(config.workdir, "lambda", QUERY_NAMES, last_seq)()
+        assert serving_matches_the_oracle("4") == []
     finally:
         follower.finish()
 
