@@ -384,6 +384,12 @@ def findings(data: RunData) -> list[str]:
     return found
 
 
+def _gap_words(gap_s) -> str:
+    if gap_s is None:
+        return "(gap not recorded)"
+    return "back to back" if float(gap_s) == 0 else f"with {gap_s:g} s of silence between"
+
+
 def methods(data: RunData) -> list[tuple[str, str]]:
     profile = data.environment.get("profile", {})
     warmup = profile.get("warmup_s", "?")
@@ -399,8 +405,8 @@ def methods(data: RunData) -> list[tuple[str, str]]:
                         "rows and its first rows are shown; Kappa's window_revenue is checked against the watermark "
                         "model when it differs."),
         ("Latency", f"Each build follows the landing directory in one process of its own; the replayer lands one "
-                    f"file per unit on an open-loop schedule fixed in advance, one rate after another with "
-                    f"{profile.get('step_gap_s', '?')} s of silence between, the rates once per repeat (a pass over "
+                    f"file per unit on an open-loop schedule fixed in advance, one rate after another "
+                    f"{_gap_words(profile.get('step_gap_s'))}, the rates once per repeat (a pass over "
                     f"new files, replayed once the build has committed the pass before; the first pass starts with "
                     f"{profile.get('start_warmup_s', '?')} s of warm-up at half the lowest rate, in no figure); a "
                     f"unit's latency for a "
