@@ -124,6 +124,76 @@ def test_recovery_reads_progress_and_catch_up_from_the_commit_log():
     assert recovery_step.covered_at(commits, ("a", "b"), 50, after=105.0) is None
 
 
+def test_a_kill_in_the_latency_steps_last_pass_gives_the_recovery_rows(tmp_path):
+    """The latency step's follow run replayed lines 40-79 as its last pass (its replay
+    starting at epoch 1000) and was killed at 1004, restarted at 1004.5: times since that
+    replay, the backlog, the timeline from the state at its start, and a duplicated line."""
+    from experiments.harness.follow import FollowRun
+    from experiments.harness.measure import Measurement
+    from shared.commit_log import CommitLog, commit_log_path
+    from shared.export import export_path
+    from tests.test_experiments_steps import _replay_log
+
+    workdir = tmp_path / "w"
+    _replay_log(workdir / "replay-last", [{"step": 0, "rate": 10.0, "first_seq": 40, "lines": 40, "start_s": 0.0}],
+                [(40, 49, 0.0), (50, 59, 1.0), (60, 69, 2.0), (70, 79, 3.0)])
+    log = CommitLog(commit_log_path(workdir, "kappa"))
+    for query, max_seq, at in (("a", 39, 990.0), ("b", 39, 991.0), ("a", 59, 1003.0), ("b", 59, 1010.0),
+                               ("a", 79, 1012.0), ("b", 79, 1013.0)):
+        log.append(query, max_seq, 1, visible_at=at)
+    oracle = tmp_path / "oracle"
+    oracle.mkdir()
+    (oracle / "city_revenue.csv").write_text("city,state,revenue,order_lines\nPortland,ME,10.00,80\n")
+    produced = export_path(workdir, "kappa", "city_revenue")
+    produced.parent.mkdir(parents=True)
+    produced.write_text("city,state,revenue,order_lines\nPortland,ME,10.10,81\n")
+    live = FollowRun("kappa", workdir, workdir / "landing", workdir / "replay", ("a", "b"),
+                     measurement=Measurement(60.0, 90.0, 1000.0, 0, 9), last_replay_dir=workdir / "replay-last",
+                     killed_at=1004.0, restarted_at=1004.5)
+    run = RunFolder.create(tmp_path / "reports", "quick")
+    rows = recovery_step.from_follow_run(run, live, oracle, 80, PROFILES["quick"], 1.5, 7010)
+    figures = {(m.metric, m.query): m.value for m in rows}
+    assert figures[("first_commit_s", "")] == 3.0   # the first commit with a line of the last pass
+    assert (figures[("kill_at_s", "")], figures[("restart_at_s", "")]) == (4.0, 4.5)
+    assert figures[("first_commit_after_restart_s", "")] == 5.5
+    assert figures[("catch_up_s", "")] == 8.5   # every unit was due before the restart: up to seq 79, at 1013
+    assert (figures[("lost_lines", "city_revenue")], figures[("duplicated_lines", "city_revenue")]) == (0, 1)
+    assert figures[("lost_lines", "daily_revenue")] is None   # no export of it: said, not counted as zero
+    assert recovery_step.LAST_PASS_KILL in next(m.detail for m in rows if m.metric == "kill_at_s")
+    assert all(m.repeat == 1 and m.rate_lps == PROFILES["quick"].recovery_rate_lps for m in rows)
+    timeline = (run.path / "recovery" / "kappa-r1.csv").read_text().splitlines()
+    committed = [line for line in timeline if line.startswith("committed")]
+    assert committed == ["committed,0.0,39", "committed,3.0,39", "committed,10.0,59", "committed,12.0,59",
+                         "committed,13.0,79"]
+
+
+def test_a_latency_run_that_never_reached_its_kill_is_a_problem_row(tmp_path):
+    from experiments.harness.follow import FollowRun
+
+    live = FollowRun("lambda", tmp_path, tmp_path / "landing", tmp_path / "replay", ("a",),
+                     problem="lambda's commits did not cover pass 2")
+    rows = recovery_step.from_follow_run(RunFolder.create(tmp_path / "r", "quick"), live, tmp_path, 10,
+                                         PROFILES["quick"], 1.0, 1)
+    assert [(m.metric, m.value) for m in rows] == [("problem", None)] and "pass 2" in rows[0].detail
+
+
+def test_the_recovery_replay_rides_on_the_latency_runs_only_when_both_steps_run():
+    from experiments.harness.profiles import LIVE_BUILDS
+    from experiments.harness.runner import estimates, killed_live
+
+    standard = PROFILES["standard"]
+    assert killed_live(standard, STEPS, LIVE_BUILDS, LIVE_BUILDS) == ("kappa", "lambda", "dstream")
+    assert killed_live(standard, ("latency", "recovery"), ("passthrough", "dstream"), LIVE_BUILDS) == ("dstream",)
+    assert killed_live(standard, ("recovery",), LIVE_BUILDS, LIVE_BUILDS) == ()
+    assert killed_live(dataclasses.replace(standard, recovery_on_live=False), STEPS, LIVE_BUILDS, LIVE_BUILDS) == ()
+    plan = estimates(standard, STEPS, (), LIVE_BUILDS, LIVE_BUILDS)
+    assert not any(task.startswith("recovery") for task in plan)   # no follow run of its own
+    alone = estimates(standard, ("recovery",), (), LIVE_BUILDS, LIVE_BUILDS)
+    assert sorted(alone) == ["recovery dstream r1", "recovery kappa r1", "recovery lambda r1"]
+    assert standard.live_input_rows(True) == standard.live_rows + standard.recovery_lines
+    assert standard.recovery_lines == 800   # 8 s at 100 lines/s
+
+
 def test_late_window_metrics_count_pairs_against_the_truth(tmp_path):
     truth, build = tmp_path / "oracle", tmp_path / "build.csv"
     truth.mkdir()

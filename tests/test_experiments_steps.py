@@ -145,6 +145,22 @@ def test_the_latency_passes_take_whole_files_of_the_input_one_slice_each(tmp_pat
         assert sum(lines for _, lines in one.rate_steps) == sum(count_raw_lines(p) for p in sales[first:end])
 
 
+def test_the_recovery_replay_is_the_slice_after_the_latency_passes(tmp_path):
+    from experiments.inputs.generate import GeneratorOptions, generate
+    from shared.inputs import inspect_input
+    from shared.raw_lines import count_raw_lines
+
+    profile = PROFILES["quick"]
+    rows = profile.live_input_rows(True)
+    generate(tmp_path / "in", GeneratorOptions(rows=rows, seed=7, files=rows // profile.file_lines))
+    passes = latency_step.live_passes(tmp_path / "in", profile)
+    last = latency_step.recovery_pass(tmp_path / "in", profile, passes)
+    sales = list(inspect_input(tmp_path / "in").sales_files)
+    assert last.files == (passes[-1].files[1], len(sales))   # the rest of the input, after every pass
+    assert [rate for rate, _ in last.rate_steps] == [profile.recovery_rate_lps]
+    assert last.rate_steps[0][1] == sum(count_raw_lines(p) for p in sales[last.files[0]:])
+
+
 # ---------------------------------------------------------------------------------------
 # Equivalence, handoffs, profiles, time left, the command line
 # ---------------------------------------------------------------------------------------
@@ -288,3 +304,36 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
     html = (report.parent / "report.html").read_text()
     for section in ("throughput", "reprocessing", "recovery", "late", "code-size"):
         assert f'<h2 id="{section}">' in html
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_the_recovery_kill_lands_in_the_latency_runs_last_pass_and_kappa_loses_nothing(tmp_path):
+    """The quick profile's latency and recovery steps on Kappa: its follow run replays the
+    recovery input as a last pass after the measured one, is SIGKILLed while that replay
+    emits, starts again and catches up. Recovery rows from it (no run of its own), no line
+    lost or counted twice, and the latency step's export still identical to the oracle's."""
+    from experiments.harness.recovery_step import LAST_PASS_KILL
+    from experiments.harness.runner import run_experiments
+    from experiments.progress import Progress
+    from experiments.report.data import RunData
+
+    report = run_experiments(PROFILES["quick"], steps=("latency", "recovery"), live_builds=("kappa",),
+                             builds={"recovery": ("kappa",)}, reports_root=tmp_path / "reports",
+                             data_root=tmp_path / "data", progress=Progress(quiet=True))
+    data = RunData.load(report.parent)
+    problems = [r["detail"] for r in data.rows if r["metric"] == "problem"]
+    assert not problems, problems
+    kill = data.select("recovery", "kill_at_s", "kappa")
+    assert len(kill) == 1 and LAST_PASS_KILL in kill[0]["detail"] and "still emitting" in kill[0]["detail"]
+    for metric in ("restart_at_s", "first_commit_after_restart_s", "catch_up_s", "exit_code"):
+        assert [r["value"] != "" for r in data.select("recovery", metric, "kappa")] == [True], metric
+    counted = {(r["metric"], r["query"]): r["value"] for r in data.rows if r["step"] == "recovery"
+               and r["metric"] in ("lost_lines", "duplicated_lines")}
+    assert set(counted.values()) == {"0"} and ("duplicated_lines", "line_accounting") in counted
+    verdicts = data.select("latency", "equivalence", "kappa")
+    assert verdicts and all(r["value"] == "0" and "restarted after the last pass's SIGKILL" in r["detail"]
+                            for r in verdicts)
+    assert "recovery_input" not in data.environment   # no follow run of its own
+    assert (report.parent / "recovery" / "kappa-r1.csv").exists()
+    assert (report.parent / "logs" / "recovery-kappa-r1.log").exists()

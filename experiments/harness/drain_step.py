@@ -49,11 +49,11 @@ def accounting_metrics(step: str, build: str, workdir: Path, repeat: int, input_
 
 
 def cost_metrics(step: str, build: str, measurement, repeat: int, input_lines: int, log: Path,
-                 rate_lps: float | str = "") -> list[Metric]:
+                 rate_lps: float | str = "", scope: str = "whole process, JVM start included") -> list[Metric]:
     common = dict(repeat=repeat, input_lines=input_lines, rate_lps=rate_lps)
     if measurement is None:
         return [Metric(step, build, "exit_code", None, "code", detail=f"did not finish, see {log}", **common)]
-    return [Metric(step, build, "wall_s", measurement.wall_s, "s", detail="whole process, JVM start included", **common),
+    return [Metric(step, build, "wall_s", measurement.wall_s, "s", detail=scope, **common),
             Metric(step, build, "cpu_s", measurement.cpu_s, "s", detail="user + system over the process tree", **common),
             Metric(step, build, "peak_rss_mb", measurement.peak_rss_mb, "MiB",
                    detail="highest summed RSS of the process tree", **common),

@@ -10,6 +10,9 @@ open-loop replayer, stopped with SIGTERM once its commit log covers the whole re
     the end    once every query's commits cover the last emitted line (or a drain timeout
                passes), SIGTERM to the follower's process group: each build stops between
                micro-batches and writes its results export
+    a crash    optionally, a last pass after the measured ones (`LastPass`): while it is
+               replayed the follower's process group gets SIGKILL, the same command starts
+               again at once and catches up (the recovery step's kill, on a warm build)
 
 How each follower says it is ready, from what it writes (no private API):
 - kappa: every streaming query's checkpoint has its metadata (the query id);
@@ -22,8 +25,9 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -109,10 +113,31 @@ class FollowRun:
     replay_dir: Path
     queries: tuple[str, ...]
     started_epoch_s: float = 0.0             # wall clock when the follower was started
-    measurement: Measurement | None = None
+    measurement: Measurement | None = None   # the process that ended the run (after a crash: the restarted one)
+    measured: Measurement | None = None      # the first process up to the end of the measured passes
     problem: str = ""                        # why the run did not cover the whole replay, if it did not
     handoffs: list[tuple[float, int]] = field(default_factory=list)   # lambda: (approximate epoch s, master version)
     replay_dirs: list[Path] = field(default_factory=list)             # one per pass replayed (the first: replay_dir)
+    last_replay_dir: Path | None = None      # the LastPass's replay, when it ran
+    killed_at: float | None = None           # epoch s of the LastPass's SIGKILL
+    restarted_at: float | None = None        # epoch s the same command started again
+
+    @property
+    def cost(self) -> Measurement | None:
+        """The follow process over its start and the measured passes (a last pass, a crash and
+        the stop are no part of it), with the exit code that ended the run."""
+        if self.measured is None or self.measurement is None:
+            return self.measurement
+        return replace(self.measured, exit_code=self.measurement.exit_code)
+
+    @property
+    def restart_log(self) -> Path:
+        return self.workdir / "run-restart.log"
+
+    @property
+    def final_log(self) -> Path:
+        """The output of the process that wrote the results export."""
+        return self.restart_log if self.restarted_at is not None else self.log
 
     @property
     def commit_log(self) -> Path:
@@ -160,10 +185,20 @@ class Pass:
     rate_steps: tuple[tuple[float, int], ...]
 
 
+@dataclass(frozen=True)
+class LastPass:
+    """A pass after the measured ones (in no latency figure, nor in the process's cost):
+    with `kill_after_s`, SIGKILL to the follower's process group that long after the pass's
+    first file landed, and the same command started again at once."""
+    replay: Pass
+    kill_after_s: float | None = None
+
+
 def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: float | None = None,
                rate_steps: Sequence[tuple[float, int]] | None = None, step_gap_s: float = 0.0,
-               passes: Sequence[Pass] = (), interval: str = "1 second", master: str | None = None,
-               drain_timeout_s: float = 300.0, stage: Callable[[str], None] = lambda message: None) -> FollowRun:
+               passes: Sequence[Pass] = (), last_pass: LastPass | None = None, interval: str = "1 second",
+               master: str | None = None, drain_timeout_s: float = 300.0,
+               stage: Callable[[str], None] = lambda message: None) -> FollowRun:
     """One live run (see the module doc). Never raises for a follower that fails or falls
     behind: the FollowRun says what happened (`problem`), and what was measured stays.
 
@@ -171,13 +206,15 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
     the same follow process; before each pass after the first, the harness waits until the
     build's commits cover the pass before (at most `drain_timeout_s`), so no pass starts
     with the backlog of another. Without it, one replay of the whole input at `rate` or
-    `rate_steps`."""
+    `rate_steps`. `last_pass`: one more after those (see LastPass), once they are all committed."""
     from experiments.harness.latency import read_emitted_units
 
     workdir = Path(workdir).resolve()
     landing = empty_landing(Path(live_input), workdir / "landing")
     run = FollowRun(follower.name, workdir, landing, workdir / "replay", follower.queries(landing))
-    process = MeasuredCommand(follower.command(landing, workdir, interval, master), run.log)
+    command = follower.command(landing, workdir, interval, master)
+    process = MeasuredCommand(command, run.log)
+    processes = [process]
     run.started_epoch_s = time.time()
     process.start()
     exited = lambda: None if process.running else f"{follower.name} exited early (see {run.log})"
@@ -200,9 +237,13 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
                      f"{follower.name}'s commits did not cover the whole replay" if last else
                      f"{follower.name}'s commits did not cover pass {number} within {drain_timeout_s:g} s, "
                      f"so passes {number + 1}-{len(plan)} were not run", abort=exited)
+        run.measured = process.so_far()
+        if last_pass is not None:
+            _last_pass(run, follower, processes, command, last_pass, live_input, drain_timeout_s, stage)
     except (RuntimeError, TimeoutError) as error:
         run.problem = str(error)
         stage(f"{follower.name}: {run.problem}")
+    process = processes[-1]   # after a crash, the restarted one
     process.signal_group(signal.SIGTERM)   # stops between micro-batches, then exports
     try:
         run.measurement = process.wait(timeout=STOP_TIMEOUT_S)
@@ -211,6 +252,52 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
     if follower.name == "lambda" and run.log.exists():
         run.handoffs = lambda_handoffs(run.log.read_text(encoding="utf-8", errors="replace"), run.started_epoch_s)
     return run
+
+
+def _last_pass(run: FollowRun, follower: Follower, processes: list[MeasuredCommand], command: list[str],
+               last: LastPass, live_input: Path, drain_timeout_s: float, stage: Callable[[str], None]) -> None:
+    """Replay `last` (in a thread: the kill lands while it emits); with a kill, SIGKILL to the
+    process group and the same command again at once (appended to `processes`); then the
+    wait until the commits cover the pass."""
+    from experiments.harness.latency import read_emitted_units
+    from shared.inputs import inspect_input
+
+    landed = lambda: len(inspect_input(run.landing, require_sales=False).sales_files)
+    before = landed()
+    replay_dir = run.workdir / "replay-last"
+    failed: list[str] = []
+
+    def replay() -> None:
+        try:
+            _replay(live_input, run.landing, replay_dir, last.replay, None, 0.0, 1, 1, follower.name, stage)
+        except RuntimeError as error:
+            failed.append(str(error))
+
+    def exited() -> str | None:
+        return None if processes[-1].running else f"{follower.name} exited early (see {processes[-1].log_path})"
+
+    feeder = threading.Thread(target=replay, daemon=True)
+    feeder.start()
+    if last.kill_after_s is not None:
+        wait_for(lambda: landed() > before or not feeder.is_alive(), READY_TIMEOUT_S,
+                 "the last pass's first file never landed", abort=exited)
+        if not failed:
+            time.sleep(max(0.0, last.kill_after_s))
+            processes[-1].signal_group(signal.SIGKILL)
+            run.killed_at = time.time()
+            processes[-1].wait(timeout=STOP_TIMEOUT_S)
+            processes.append(MeasuredCommand(command, run.restart_log))
+            run.restarted_at = time.time()
+            processes[-1].start()
+            stage(f"{follower.name}: SIGKILL to its process group {last.kill_after_s:g} s after the last pass's "
+                  "first file landed; started again")
+    feeder.join()
+    if failed:
+        raise RuntimeError(failed[0])
+    run.last_replay_dir = replay_dir
+    last_seq = read_emitted_units(replay_dir)[-1].last_seq
+    wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
+             f"{follower.name}'s commits did not cover the last pass", abort=exited)
 
 
 def _replay(live_input: Path, landing: Path, replay_dir: Path, one: Pass, rate: float | None, step_gap_s: float,
@@ -227,7 +314,7 @@ def _replay(live_input: Path, landing: Path, replay_dir: Path, one: Pass, rate: 
         python_command("-m", "experiments.cli", "--quiet", "replay", "--to", "landing", "--input", str(live_input),
                        "--landing", str(landing), "--log", str(replay_dir), *schedule),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    log = landing.parent / ("replay.log" if number == 1 else f"replay-pass{number}.log")
+    log = landing.parent / f"{replay_dir.name}.log"
     log.write_text(replay.stdout, encoding="utf-8")
     if replay.returncode != 0:
         raise RuntimeError(f"the replay failed (exit {replay.returncode}), see {log}")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import compare_build
-from experiments.harness.follow import Follower, FollowRun, Pass, run_follow
+from experiments.harness.follow import Follower, FollowRun, LastPass, Pass, run_follow
 from experiments.harness.latency import EmittedUnit, latest_over_queries, read_emitted_units, unit_latencies
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME
@@ -183,7 +183,9 @@ def latency_metrics(build: str, rows: list[UnitRow], repeat: int, input_lines: i
 def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> list[Metric]:
     """The follow process's cost (rows of `repeat`), then per pass (repeat `repeat`, `repeat`
     + 1, ...) the replayer's own CPU and lag and Lambda's handoffs during it."""
-    metrics = cost_metrics(STEP, run.build, run.measurement, repeat, input_lines, log)
+    metrics = cost_metrics(STEP, run.build, run.cost, repeat, input_lines, log,
+                           scope="the follow process from its start to the end of the measured passes (JVM start "
+                                 "included; a last pass after them and the stop not)")
     starts = []
     for number, replay_dir in enumerate(run.replay_dirs or [run.replay_dir], start=repeat):
         summary_path = replay_dir / LOG_JSON_NAME
@@ -234,6 +236,15 @@ def live_passes(live_input: Path, profile) -> list[Pass]:
     return passes
 
 
+def recovery_pass(live_input: Path, profile, passes: Sequence[Pass]) -> Pass:
+    """The recovery replay as a last pass after `passes`: the live input's next
+    `profile.recovery_lines` lines at `profile.recovery_rate_lps`."""
+    first = passes[-1].files[1]
+    files = profile.recovery_lines // profile.file_lines
+    steps = rate_steps_over_files(live_input, [profile.recovery_rate_lps], [files], first)
+    return Pass((first, first + files), tuple(steps))
+
+
 def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_step: Sequence[int],
                           first: int = 0) -> list[tuple[float, int]]:
     """(rate, raw lines) per step: `files_per_step[i]` files of the input, in name order from
@@ -255,20 +266,36 @@ def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_st
 
 def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], live_input: Path,
                 oracle_results: Path, input_lines: int, work: Path, profile, master: str | None, settings,
-                stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
+                stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None,
+                recovery_builds: Sequence[str] | None = None) -> None:
     """Per build, one follow process fed `profile.repeats` passes of the rate ladder (the
     repeats of this step: each pass starts once the pass before is committed); each pass's
     figures are the rows of its repeat. The process's cost and the results export against
-    the oracle over the whole live input are rows of repeat 1."""
+    the oracle over the whole live input are rows of repeat 1.
+
+    `recovery_builds` (the recovery step's builds, when the live input ends with its replay:
+    Profile.live_input_rows): every follow run replays that slice as a last pass, and the
+    ones of these builds are killed during it and restarted; their recovery rows come from
+    it (recovery_step.from_follow_run)."""
+    from experiments.harness import recovery_step
+
     passes = live_passes(live_input, profile)
+    last = recovery_pass(live_input, profile, passes) if recovery_builds is not None else None
     for build in builds:
         follower = followers[build]
+        kill = None
+        if last is not None and build in recovery_builds:
+            seed = recovery_step.kill_seed(profile, 1, list(recovery_builds).index(build))
+            kill = (recovery_step.kill_delay(profile, seed), seed)
         stage(f"step latency | {build} | rates {', '.join(f'{r:g}' for r in profile.rates)} lines/s | "
-              f"{len(passes)} pass{'es' if len(passes) > 1 else ''} in one process")
+              f"{len(passes)} pass{'es' if len(passes) > 1 else ''} in one process"
+              + (f", then the recovery replay at {profile.recovery_rate_lps:g} lines/s" if last else "")
+              + (f", SIGKILL {kill[0]:g} s into it (seed {kill[1]})" if kill else ""))
         workdir = work / f"live-{build}"
-        live = run_follow(follower, live_input, workdir, passes=passes, step_gap_s=profile.step_gap_s,
-                          interval=profile.interval, master=master, drain_timeout_s=profile.drain_timeout_s,
-                          stage=lambda message: stage(f"  {message}"))
+        live = run_follow(follower, live_input, workdir, passes=passes,
+                          last_pass=LastPass(last, kill[0] if kill else None) if last else None,
+                          step_gap_s=profile.step_gap_s, interval=profile.interval, master=master,
+                          drain_timeout_s=profile.drain_timeout_s, stage=lambda message: stage(f"  {message}"))
         log = run.keep_log(live.log, f"latency-{build}")
         metrics = run_metrics(live, 1, input_lines, log)
         for repeat, replay_dir in enumerate(live.replay_dirs, start=1):
@@ -283,13 +310,21 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             if live.ok:
                 from experiments.harness.bench import run_statuses
 
-                verdicts = compare_build(workdir, build, oracle_results, run_statuses(live.log), None, settings)
-                metrics += equivalence_metrics(STEP, build, verdicts, 1, input_lines)
+                verdicts = compare_build(workdir, build, oracle_results, run_statuses(live.final_log), None, settings)
+                after = " (the export of the run restarted after the last pass's SIGKILL)" if live.restarted_at else ""
+                metrics += [replace(m, detail=m.detail + after)
+                            for m in equivalence_metrics(STEP, build, verdicts, 1, input_lines)]
             else:
                 metrics.append(Metric(STEP, build, "equivalence", None, "rows differing", repeat=1,
                                       input_lines=input_lines, query=ALL_QUERIES,
                                       detail=f"not compared: {failure(live)}"))
         run.append(metrics)
+        if kill:
+            if live.restart_log.exists():
+                run.keep_log(live.restart_log, f"recovery-{build}-r1")
+            recovered = recovery_step.from_follow_run(run, live, oracle_results, input_lines, profile, *kill)
+            run.append(recovered)
+            stage(recovery_step.outcome_words(build, recovered))
         on_done(build, live.measurement.wall_s if live.measurement else 0.0)
 
 

@@ -34,7 +34,7 @@ class Measurement:
     wall_s: float        # start to the exit of the command's own process
     cpu_s: float         # user + system over every process seen in its tree
     peak_rss_mb: float   # highest sum of RSS over the tree at one sample (MiB)
-    exit_code: int
+    exit_code: int | None   # None: measured while it was still running (MeasuredCommand.so_far)
     processes: int       # how many distinct processes were seen
 
 
@@ -96,6 +96,12 @@ class MeasuredCommand:
             raise TimeoutError(f"{' '.join(self.command[:6])} ... did not finish within {timeout:.0f} s "
                                f"(killed; its output is in {self.log_path})")
         return self._finish()
+
+    def so_far(self) -> Measurement:
+        """What the running command has cost up to its latest sample (exit_code None)."""
+        return Measurement(wall_s=round(time.monotonic() - self._started_at, 3),
+                           cpu_s=round(sum(list(self._cpu.values())), 3), peak_rss_mb=round(self._peak_rss / 2**20, 1),
+                           exit_code=None, processes=len(self._cpu))
 
     def _finish(self) -> Measurement:
         self._sampler.join()

@@ -63,6 +63,10 @@ class Profile:
     # SIGKILLed at a random moment in the middle part of the replay, restarted
     recovery_rate_lps: float = 100.0
     recovery_seconds: float = 30.0
+    # ...and when the latency step runs too, that replay is the last pass of its follow run of
+    # each build (after the measured passes, in no figure of theirs), killed there: the build
+    # is warm and processing when the kill lands, and no follow process of its own is started
+    recovery_on_live: bool = False
     # late data (late_step.py): a drain input with this share of lines beyond the watermark,
     # one file a micro-batch so the watermark moves between them
     late_rows: int = 2_000
@@ -81,13 +85,24 @@ class Profile:
         return max(2, round(lowest_rate / 2 * self.start_warmup_s / self.file_lines)) * self.file_lines
 
     @property
+    def recovery_lines(self) -> int:
+        """Lines of the recovery replay: recovery_seconds at recovery_rate_lps, whole files, at least four."""
+        return max(4, round(self.recovery_rate_lps * self.recovery_seconds / self.file_lines)) * self.file_lines
+
+    @property
     def live_rows(self) -> int:
         """Lines of the latency step's input: its warm-up step, then every rate step, once per
         repeat (each repeat is a pass of the rates in the same follow process)."""
         return self.warmup_lines(min(self.rates)) + self.repeats * sum(self.step_lines())
 
+    def live_input_rows(self, recovery_on_live: bool) -> int:
+        """The latency step's input: `live_rows`, and the recovery replay after them when the
+        recovery step's kill lands in the latency step's follow runs."""
+        return self.live_rows + (self.recovery_lines if recovery_on_live else 0)
+
     def as_json(self) -> dict:
         return {**asdict(self), "live_rows": self.live_rows, "step_lines": self.step_lines(),
+                "recovery_lines": self.recovery_lines,
                 "search_ramp": search_ramp(self)}
 
 
@@ -96,6 +111,7 @@ PROFILES = {p.name: p for p in (
             step_gap_s=0, warmup_s=1, start_warmup_s=4.0, drain_timeout_s=60.0, lambda_batch_every="15 seconds",
             search_start_lps=100.0, search_max_lps=200.0, search_step_seconds=4.0, search_bisections=0,
             search_drain_timeout_s=20.0, reprocess_rows=(500, 2_000), recovery_rate_lps=50.0, recovery_seconds=12.0,
+            recovery_on_live=True,
             late_rows=600, late_files=4, late_fraction=0.1,
             description="small inputs, one repeat, every step once (a smoke run: "
                         "`make test-e2e` runs it)"),
@@ -103,6 +119,7 @@ PROFILES = {p.name: p for p in (
             file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
             search_start_lps=50.0, search_max_lps=200.0, search_step_seconds=10.0, search_bisections=0,
             reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0, recovery_seconds=8.0,
+            recovery_on_live=True,
             late_rows=2_000, late_files=3,
             description="the default of `make experiments`: drains three times, three passes of the rates "
                         "(latency and the knee) with their spread; reprocessing at two sizes, recovery and late "

@@ -1,7 +1,15 @@
 """`lab experiments`' recovery step: each build killed with SIGKILL at a random moment of a
 live run, restarted with the same command, and then measured from what it wrote.
 
-One run per build (its own workdir and landing directory):
+Where the kill lands: when the latency step runs in the same `lab experiments` and the
+profile says `recovery_on_live` (quick, standard), in the latency step's follow run of the
+build: the recovery input is the live input's last slice, replayed after the measured
+passes at `recovery_rate_lps`, and follow.py's `LastPass` kills the process group a seeded
+20-60 % of that replay after its first file landed, restarts it at once and waits until it
+covers the pass (`from_follow_run` turns that into the rows below): the build is warm and
+processing when it dies, and no follow process is started for this step. Otherwise (the
+step alone, a build the latency step did not follow, repeats after the first) one run per
+build (its own workdir and landing directory):
 1. `lab run BUILD --follow` starts (experiments/harness/follow.py's command); once it is
    ready, the open-loop replayer lands the recovery input at `recovery_rate_lps`, one file
    per unit, in a thread of this process (its own `lab replay` process);
@@ -54,6 +62,7 @@ FIRST_COMMIT = "first commit"
 COUNTED_QUERIES = ("city_revenue", "daily_revenue", "hourly_sales")   # the additive ones with order_lines
 KILL_SHARE = (0.2, 0.6)       # the kill lands between these shares of the replay's length after the first commit
 TIMELINE_COLUMNS = ("series", "t_s", "seq")
+LAST_PASS_KILL = "the latency step's last pass"   # in the kill_at_s detail of a kill there
 RUN_TIMEOUT_S = 1800.0
 
 
@@ -124,10 +133,8 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
     commit_log = commit_log_path(workdir, build)
     lines = sum(count_raw_lines(p) for p in inspect_input(live_input).sales_files)
     last_seq = lines - 1
-    replay_seconds = lines / profile.recovery_rate_lps
     common = dict(repeat=repeat, input_lines=lines, rate_lps=profile.recovery_rate_lps)
-    rng = random.Random(seed)
-    delay = round(rng.uniform(*KILL_SHARE) * replay_seconds, 2)
+    delay = kill_delay(profile, seed)
     command = follower.command(landing, workdir, profile.interval, master)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     log = run.log_path(f"recovery-{build}-r{repeat}")
@@ -194,26 +201,40 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
     if replay.get("exit_code") != 0 or not (replay_dir / LOG_JSON_NAME).exists():
         return [Metric(STEP, build, "problem", None, "", detail=f"the replay failed: {replay.get('output', '')[-500:]}",
                        **common)]
+    return recovery_metrics(run, build, replay_dir, commit_log, queries, workdir, oracle_results, killed_at,
+                            restarted_at, final.exit_code, common,
+                            kill_words=f"SIGKILL to the process group {delay:g} s after its first commit (seed {seed})",
+                            first_commit_words="its first commit-log row (the kill is timed from it)")
+
+
+def recovery_metrics(run: RunFolder, build: str, replay_dir: Path, commit_log: Path, queries: Sequence[str],
+                     workdir: Path, oracle_results: Path, killed_at: float, restarted_at: float, exit_code: int | None,
+                     common: dict, kill_words: str, first_commit_words: str, since_seq: int = 0) -> list[Metric]:
+    """The recovery rows and timeline of one killed and restarted follow run: `replay_dir` the
+    replay the kill landed in (times are since its start), `since_seq` the first line of it
+    (the commits before are an earlier pass's), the export in `workdir` against
+    `oracle_results` (the oracle over everything the run was fed)."""
     start = float(json.loads((replay_dir / LOG_JSON_NAME).read_text(encoding="utf-8"))["start_epoch_s"])
     units = read_emitted_units(replay_dir)
     commits = read_commits(commit_log)
-    write_timeline(run.path / "recovery" / f"{build}-r{repeat}.csv",
-                   timeline_rows(units, committed_progress(commits, queries), start))
+    progress = committed_progress(commits, queries)
+    before = [seq for at, seq in progress if at < start]
+    write_timeline(run.path / "recovery" / f"{build}-r{common['repeat']}.csv",
+                   timeline_rows(units, ([(start, before[-1])] if before else [])
+                                 + [(at, seq) for at, seq in progress if at >= start], start))
     since = lambda at: None if at is None else round(at - start, 3)
     after_restart = [c.visible_at for c in commits if c.visible_at >= restarted_at and c.max_seq >= 0]
     backlog = [u.last_seq for u in units if u.intended_at <= restarted_at]
     caught_up = covered_at(commits, queries, max(backlog), restarted_at) if backlog else None
     replay_end = max(u.intended_at for u in units)
-    with_input = [c.visible_at for c in commits if c.max_seq >= 0]
+    with_input = [c.visible_at for c in commits if c.max_seq >= since_seq]
     rows = [Metric(STEP, build, "first_commit_s", since(min(with_input)) if with_input else None,
-                   "s since the replay started", detail="its first commit-log row (the kill is timed from it)",
-                   **common),
+                   "s since the replay started", detail=first_commit_words, **common),
             Metric(STEP, build, "replay_end_s", since(replay_end), "s since the replay started",
                    detail="the last unit's intended emission", **common),
             Metric(STEP, build, "kill_at_s", since(killed_at), "s since the replay started",
-                   detail=f"SIGKILL to the process group {delay:g} s after its first commit (seed {seed}); "
-                          + ("while the replay was still emitting" if killed_at < replay_end else
-                             "after the replay had ended: its first commit came late"), **common),
+                   detail=f"{kill_words}; " + ("while the replay was still emitting" if killed_at < replay_end else
+                                                "after the replay had ended"), **common),
             Metric(STEP, build, "restart_at_s", since(restarted_at), "s since the replay started",
                    detail="the same command started again", **common),
             Metric(STEP, build, "first_commit_after_restart_s",
@@ -222,7 +243,7 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
             Metric(STEP, build, "catch_up_s", round(caught_up - restarted_at, 3) if caught_up else None, "s",
                    detail=f"restart to every query covering the {len(backlog)} units due before the restart "
                           f"(up to seq {max(backlog) if backlog else '-'})", **common),
-            Metric(STEP, build, "exit_code", final.exit_code, "code", detail="the restarted run, stopped with SIGTERM",
+            Metric(STEP, build, "exit_code", exit_code, "code", detail="the restarted run, stopped with SIGTERM",
                    **common)]
     for query, counted in line_counts(workdir, build, oracle_results).items():
         if counted is None:
@@ -239,26 +260,66 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
     return rows
 
 
+def kill_seed(profile, repeat: int, number: int) -> int:
+    """The seed of the kill moment of the `number`-th build (0-based) in repeat `repeat`."""
+    return profile.seed * 1000 + repeat * 10 + number
+
+
+def kill_delay(profile, seed: int) -> float:
+    """Seconds from the anchor to the kill: between KILL_SHARE of the recovery replay's length."""
+    return round(random.Random(seed).uniform(*KILL_SHARE) * profile.recovery_lines / profile.recovery_rate_lps, 2)
+
+
+def from_follow_run(run: RunFolder, live, oracle_results: Path, input_lines: int, profile, delay: float,
+                    seed: int) -> list[Metric]:
+    """The recovery rows of a latency-step follow run whose last pass was killed (follow.py's
+    LastPass): a warm build, killed while the pass is replayed."""
+    common = dict(repeat=1, input_lines=input_lines, rate_lps=profile.recovery_rate_lps)
+    if live.killed_at is None or live.restarted_at is None or live.last_replay_dir is None:
+        return [Metric(STEP, live.build, "problem", None, "", detail="the latency step's follow run did not reach its "
+                       f"last pass's kill: {live.problem or 'see its log'}", **common)]
+    first_seq = read_emitted_units(live.last_replay_dir)[0].first_seq
+    return recovery_metrics(
+        run, live.build, live.last_replay_dir, live.commit_log, live.queries, live.workdir, oracle_results,
+        live.killed_at, live.restarted_at, live.measurement.exit_code if live.measurement else None, common,
+        kill_words=f"SIGKILL to the process group {delay:g} s after the first file of {LAST_PASS_KILL} landed "
+                   f"(seed {seed}), the build warm from the passes before",
+        first_commit_words="its first commit-log row that includes a line of the last pass", since_seq=first_seq)
+
+
 def run_recovery(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], profile, data_root: Path,
                  work: Path, master: str | None, settings, stage: Callable[[str], None],
-                 on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
+                 on_done: Callable[[str, float], None] = lambda build, s: None,
+                 killed_live: Sequence[str] = ()) -> None:
+    """`killed_live`: builds whose first repeat the latency step measured (its follow run's
+    last pass killed, `from_follow_run`): no run of their own for that repeat."""
     from experiments.harness.bench import prepare_input
     from experiments.progress import Progress
     from experiments.reference.oracle import run_oracle
 
-    files = max(4, round(profile.recovery_rate_lps * profile.recovery_seconds / profile.file_lines))
-    live_input = prepare_input(data_root, files * profile.file_lines, profile.seed, Progress(quiet=True),
+    plan = [(repeat, number, build) for repeat in range(1, profile.other_repeats + 1)
+            for number, build in enumerate(builds) if repeat > 1 or build not in killed_live]
+    if killed_live:
+        stage(f"step recovery | {', '.join(b for b in builds if b in killed_live)} | measured in the latency "
+              "step's follow runs (their last pass killed)")
+    if not plan:
+        return
+    files = profile.recovery_lines // profile.file_lines
+    live_input = prepare_input(data_root, profile.recovery_lines, profile.seed, Progress(quiet=True),
                                prefix="recovery", files=files)
     run_oracle(live_input, work / "oracle", settings)
     run.update_environment(recovery_input=str(live_input))
-    for repeat in range(1, profile.other_repeats + 1):
-        for number, build in enumerate(builds):
-            started = time.monotonic()
-            rows = recover_one(run, followers[build], live_input, results_dir(work / "oracle", "oracle"), work,
-                               profile, master, repeat, profile.seed * 1000 + repeat * 10 + number, stage)
-            run.append(rows)
-            figures = {(m.metric, m.query): m.value for m in rows}
-            stage(f"{build}: first commit {figures.get(('first_commit_after_restart_s', ''))} s after the restart, "
-                  f"caught up after {figures.get(('catch_up_s', ''))} s; lost/duplicated daily_revenue lines "
-                  f"{figures.get(('lost_lines', 'daily_revenue'))}/{figures.get(('duplicated_lines', 'daily_revenue'))}")
-            on_done(build, time.monotonic() - started)
+    for repeat, number, build in plan:
+        started = time.monotonic()
+        rows = recover_one(run, followers[build], live_input, results_dir(work / "oracle", "oracle"), work,
+                           profile, master, repeat, kill_seed(profile, repeat, number), stage)
+        run.append(rows)
+        stage(outcome_words(build, rows))
+        on_done(build, time.monotonic() - started)
+
+
+def outcome_words(build: str, rows: Sequence[Metric]) -> str:
+    figures = {(m.metric, m.query): m.value for m in rows}
+    return (f"{build}: first commit {figures.get(('first_commit_after_restart_s', ''))} s after the restart, "
+            f"caught up after {figures.get(('catch_up_s', ''))} s; lost/duplicated daily_revenue lines "
+            f"{figures.get(('lost_lines', 'daily_revenue'))}/{figures.get(('duplicated_lines', 'daily_revenue'))}")

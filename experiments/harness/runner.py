@@ -12,7 +12,9 @@
 5. reprocessing reprocess_step.py: city_revenue_v1 -> city_revenue, Lambda's batch recompute
                 against Kappa's replay into a new version, at two input sizes or more
 6. recovery     recovery_step.py: each build SIGKILLed at a random moment of a live run, restarted;
-                lost and duplicated lines, time to its first new commit and to catch up
+                lost and duplicated lines, time to its first new commit and to catch up (with
+                the latency step, in the profiles that say so: during the last pass of its
+                follow runs)
 7. late         late_step.py: an input with lines beyond the watermark; what each build counted,
                 dropped or corrected later
 8. code_size    code_size.py: lines each build needs, its own and the shared ones
@@ -58,9 +60,13 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
     for repeat in range(1, profile.repeats + 1):
         if "drains" in steps:
             plan.update({f"drain {s} r{repeat}": drain_estimate(s, profile.drain_rows) for s in drain_systems})
+    killed = killed_live(profile, steps, live_builds, builds)
     if "latency" in steps:   # one follow process per build: every repeat is a pass of the rates in it
         replay_s = profile.repeats * len(profile.rates) * (profile.step_seconds + profile.step_gap_s)
-        plan.update({f"latency {b} r1": LIVE_START_STOP_S[b] + profile.start_warmup_s + replay_s for b in live_builds})
+        if recovery_on_live(profile, steps):   # the recovery replay as a last pass; a restart in the killed ones
+            replay_s += profile.recovery_seconds
+        plan.update({f"latency {b} r1": LIVE_START_STOP_S[b] + profile.start_warmup_s + replay_s
+                     + (JVM_START_S + drain_estimate(b, 0) / 2 if b in killed else 0) for b in live_builds})
     for repeat in range(1, profile.other_repeats + 1):
         if "throughput" in steps:   # the latency step's rates start the ramp when it runs too
             ramp = [r for r in search_ramp(profile) if "latency" not in steps or r > max(profile.rates)]
@@ -79,7 +85,8 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
                          for b in step_builds("reprocessing", builds)})
         if "recovery" in steps:
             plan.update({f"recovery {b} r{repeat}": 2 * JVM_START_S + profile.recovery_seconds
-                         + drain_estimate(b, 0) / 2 for b in step_builds("recovery", builds)})
+                         + drain_estimate(b, 0) / 2 for b in step_builds("recovery", builds)
+                         if repeat > 1 or b not in killed})
         if "late" in steps:
             # at the same time, which on 2 cores takes about as long as one after the other: each
             # build's drain at one file a micro-batch, Lambda's batch run after it
@@ -88,6 +95,17 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
                 + (JVM_START_S if "lambda" in late else 0)
             plan.update({f"late {b} r{repeat}": total / len(late) for b in late})
     return plan
+
+
+def recovery_on_live(profile: Profile, steps) -> bool:
+    """Whether the recovery replay is the last pass of the latency step's follow runs."""
+    return profile.recovery_on_live and "latency" in steps and "recovery" in steps
+
+
+def killed_live(profile: Profile, steps, live_builds, builds) -> tuple[str, ...]:
+    """The recovery step's builds killed in the latency step's follow runs (their first repeat)."""
+    return tuple(b for b in step_builds("recovery", builds) if b in live_builds) \
+        if recovery_on_live(profile, steps) else ()
 
 
 def step_builds(step: str, chosen) -> tuple[str, ...]:
@@ -157,9 +175,9 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
                    on_done=lambda system, seconds: time_left.finish(f"drain {system} r{_repeat(time_left, 'drain', system)}",
                                                                     seconds))
     if "latency" in steps:
-        files = chosen.live_rows // chosen.file_lines
-        live_input = prepare_input(Path(data_root), files * chosen.file_lines, chosen.seed, progress, prefix="live",
-                                   files=files)
+        rows = chosen.live_input_rows(recovery_on_live(chosen, steps))
+        live_input = prepare_input(Path(data_root), rows, chosen.seed, progress, prefix="live",
+                                   files=rows // chosen.file_lines)
         progress.stage(f"step inputs | oracle over the live input {live_input}")
         live_oracle = run_oracle(live_input, work / "oracle-live", settings)
         run.update_environment(live_input=str(live_input))
@@ -167,7 +185,8 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
                     results_dir(work / "oracle-live", "oracle"), live_oracle.raw_lines, work / "latency", chosen,
                     master, settings, stage,
                     on_done=lambda build, seconds: time_left.finish(f"latency {build} r{_repeat(time_left, 'latency', build)}",
-                                                                   seconds))
+                                                                   seconds),
+                    recovery_builds=step_builds("recovery", builds) if recovery_on_live(chosen, steps) else None)
     done = lambda step: (lambda build, seconds: time_left.finish(f"{step} {build} r{_repeat(time_left, step, build)}",
                                                               seconds))
     if "throughput" in steps:
@@ -185,7 +204,8 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
         from experiments.harness.recovery_step import run_recovery
 
         run_recovery(run, followers(chosen.lambda_batch_every), step_builds("recovery", builds), chosen,
-                     Path(data_root), work / "recovery", master, settings, stage, on_done=done("recovery"))
+                     Path(data_root), work / "recovery", master, settings, stage, on_done=done("recovery"),
+                     killed_live=killed_live(chosen, steps, live_builds, builds))
     if "late" in steps:
         from experiments.harness.late_step import run_late
 

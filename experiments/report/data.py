@@ -12,6 +12,7 @@ from pathlib import Path
 from experiments.harness.bench import Spread
 from experiments.harness.latency_step import bounded, read_unit_rows
 from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS
+from experiments.harness.recovery_step import LAST_PASS_KILL
 from experiments.harness.run_folder import ALL_QUERIES, ENVIRONMENT_FILE, METRICS_FILE, number, read_metrics
 from shared.export import QUERY_NAMES
 
@@ -692,10 +693,17 @@ def step_methods(data: RunData) -> list[tuple[str, str]]:
                          "Lambda `lab lambda batch` over the whole master dataset, Kappa `lab kappa replay --version "
                          "v2` from the log's start with the cut-over and export; wall, CPU and peak RSS of that "
                          "process, and the recomputed city_revenue against the oracle's."),
-        ("Recovery", "A follow run fed at a fixed rate is SIGKILLed (whole process group) at a seeded random moment "
-                     "between 20% and 60% of the replay after its first commit, restarted at once; times from the "
-                     "commit log; lost and duplicated order lines per key of the final exports' order_lines against "
-                     "the oracle's, and of the line accounting's valid lines."),
+        ("Recovery", ("The latency step's follow run of each build replays, after its measured passes, the "
+                      "recovery input as a last pass at a fixed rate (in no latency or cost figure) and is SIGKILLed "
+                      "(whole process group) at a seeded random moment between 20% and 60% of that replay after its "
+                      "first file landed, the build warm and processing (a build not followed in the latency step "
+                      "gets a run of its own, as does every repeat after the first)"
+                      if any(LAST_PASS_KILL in r["detail"] for r in data.select("recovery", "kill_at_s")) else
+                      "A follow run of its own fed at a fixed rate is SIGKILLed (whole process group) at a seeded "
+                      "random moment between 20% and 60% of the replay after its first commit")
+                     + "; restarted at once; times from the commit log; lost and duplicated order lines "
+                       "per key of the final exports' order_lines against the oracle's, and of the line accounting's "
+                       "valid lines."),
         ("Late data", f"A drain, one file a micro-batch, of an input with {profile.get('late_fraction', '?')} of its "
                       "lines beyond the watermark; window_revenue against the event-time truth per window "
                       "((line, window) pairs missing), Spark's own count of dropped rows, Lambda again after "
