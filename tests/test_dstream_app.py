@@ -280,3 +280,26 @@ def test_a_follow_run_keeps_the_batch_interval_of_a_drain_checkpoint_it_resumes(
     checkpoints.check_logic(config.checkpoint, "dstream", "drain logic", "remedy", used=False)   # a drain's
     assert app.follow_config(config, True, "drain logic").batch_seconds == config.batch_seconds
     assert app.follow_config(config, True, "other logic").batch_seconds == config.follow_batch_seconds
+
+
+@pytest.mark.slow
+def test_a_restart_is_not_warned_that_it_reuses_the_sessions_context():
+    """DStream's restart recovers its StreamingContext from the checkpoint, which asks Spark
+    for a context while the build's session has one: Spark's warning about it is expected
+    and filtered in shared/log4j2.properties, and only that one (another warning of the
+    same logger still shows). In a process of its own: the JVM's stderr is its own."""
+    import subprocess
+    import sys
+
+    script = ("from shared.spark import create_spark_session, stop_spark_session\n"
+              "spark = create_spark_session('log-check', ui=False)\n"
+              "jvm = spark.sparkContext._jvm\n"
+              "jvm.org.apache.spark.SparkContext.getOrCreate(spark.sparkContext._jsc.sc().getConf())\n"
+              "jvm.org.apache.logging.log4j.LogManager.getLogger('org.apache.spark.SparkContext')"
+              ".warn('another SparkContext warning')\n"
+              "stop_spark_session(spark)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "another SparkContext warning" in done.stderr
+    assert "Using an existing SparkContext" not in done.stderr
