@@ -60,7 +60,8 @@ from shared.export import export_path, results_dir
 STEP = "recovery"
 FIRST_COMMIT = "first commit"
 COUNTED_QUERIES = ("city_revenue", "daily_revenue", "hourly_sales")   # the additive ones with order_lines
-KILL_SHARE = (0.2, 0.6)       # the kill lands between these shares of the replay's length after the first commit
+KILL_SHARE = (0.2, 0.6)   # the kill lands between these shares of the replay's length after its anchor
+                          # (the first commit; in a latency run, the last pass's first file landing)
 TIMELINE_COLUMNS = ("series", "t_s", "seq")
 LAST_PASS_KILL = "the latency step's last pass"   # in the kill_at_s detail of a kill there
 RUN_TIMEOUT_S = 1800.0
