@@ -294,7 +294,7 @@ def recovery_chart(data: RunData) -> Chart | None:
     builds = [b for b in ARCHITECTURES if any(p.stem.rpartition("-r")[0] == b for p in runs)]
     if not builds:
         return None
-    fig, axes = plt.subplots(len(builds), 1, figsize=(9, 2.6 * len(builds)), squeeze=False)
+    fig, axes = plt.subplots(len(builds), 1, figsize=(10.5, 2.6 * len(builds)), squeeze=False)
     for ax, build in zip(axes[:, 0], builds):
         path = max(p for p in runs if p.stem.rpartition("-r")[0] == build)
         repeat = int(path.stem.rpartition("-r")[2])
@@ -325,7 +325,7 @@ def recovery_chart(data: RunData) -> Chart | None:
                     ax.axvline(at["restart_at_s"] + value, color=colour, linestyle=":", linewidth=1.2, label=label)
         ax.set_ylabel(f"{build}\nline seq")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))   # beside: the lines fill the plot
     axes[-1][0].set_xlabel("seconds since the replay started")
     return Chart("recovery", "Recovery timeline",
                  "Lines emitted by the open-loop replayer and lines every query's results include (recovery/*.csv, "
