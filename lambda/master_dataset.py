@@ -33,7 +33,8 @@ from shared import checkpoints
 from shared.cleaning import classify_lines, quarantined_lines, valid_order_lines
 from shared.commit_log import append_csv_rows
 from shared.delta_versions import VersionSeqLog, latest_version, next_version
-from shared.inputs import inspect_input
+from shared.inputs import InputLayout, inspect_input
+from shared.inputs import files_per_trigger as sized_files_per_trigger   # Kappa's size rule
 from shared.kafka import kafka_messages
 from shared.progress_log import BatchSteps, record_progress
 from shared.quality import expectations_from_input
@@ -107,17 +108,13 @@ def max_seq_through(config: LambdaConfig, version: int | None) -> int:
     return master_seq_log(config).max_seq_through(version)
 
 
-def files_per_trigger(config: LambdaConfig, sales_files) -> int:
-    """Whole files per ingest batch: about `batch_mb` each, and at least two batches when
-    there are two files or more (so that a cutoff can fall between them)."""
+def files_per_trigger(config: LambdaConfig, layout: InputLayout) -> int:
+    """Whole files per ingest batch: about `batch_mb` each (the size rule Kappa uses too), and
+    at least two batches when there are two files or more (so a cutoff can fall between them)."""
     if config.max_files_per_trigger:
         return config.max_files_per_trigger
-    files = list(sales_files)
-    if not files:
-        return 1
-    mean_size = sum(p.stat().st_size for p in files) / len(files)
-    by_size = max(1, int(config.batch_mb * 2**20 // max(1.0, mean_size)))
-    return max(1, min(by_size, math.ceil(len(files) / 2)))
+    by_size = sized_files_per_trigger(layout, config.batch_mb * 2**20)
+    return max(1, min(by_size, math.ceil(len(layout.sales_files) / 2)))
 
 
 def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds",
@@ -131,7 +128,7 @@ def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interv
         layout = inspect_input(config.input_dir, require_sales=require_sales)
         reader = spark.readStream.format("text")
         if available_now or config.max_files_per_trigger:   # following: whatever has arrived, in one batch
-            reader = reader.option("maxFilesPerTrigger", files_per_trigger(config, layout.sales_files))
+            reader = reader.option("maxFilesPerTrigger", files_per_trigger(config, layout))
         raw = reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
     record_progress(spark, INGEST_QUERY, config.progress_file("ingest"))
     writer = (

@@ -255,16 +255,18 @@ def test_latest_version_is_the_newest_commit(spark, tmp_path):
 def test_ingest_batches_are_sized_and_at_least_two(tmp_path):
     from lambda_arch.layout import LambdaConfig
     from lambda_arch.master_dataset import files_per_trigger
+    from shared.inputs import InputLayout
 
     files = []
     for i in range(10):
         files.append(tmp_path / f"s{i}.csv")
         files[-1].write_bytes(b"x" * 2**20)   # 1 MiB each
+    ten, one = InputLayout(tmp_path, tuple(files), None, None), InputLayout(tmp_path, tuple(files[:1]), None, None)
     config = LambdaConfig(str(tmp_path), str(tmp_path / "w"))
-    assert files_per_trigger(config, files) == 5                       # 10 MiB < 64 MiB: still two batches
-    assert files_per_trigger(LambdaConfig("i", "w", batch_mb=3), files) == 3
-    assert files_per_trigger(LambdaConfig("i", "w", max_files_per_trigger=1), files) == 1
-    assert files_per_trigger(config, files[:1]) == 1
+    assert files_per_trigger(config, ten) == 5                       # 10 MiB < 64 MiB: still two batches
+    assert files_per_trigger(LambdaConfig("i", "w", batch_mb=3), ten) == 3
+    assert files_per_trigger(LambdaConfig("i", "w", max_files_per_trigger=1), ten) == 1
+    assert files_per_trigger(config, one) == 1
 
 
 @pytest.mark.slow
