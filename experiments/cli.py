@@ -496,16 +496,12 @@ def cmd_kappa_replay(args, progress: Progress) -> int:
     from kappa import app
 
     config = _kappa_config(args)
-    progress.stage("starting Spark")
-    spark = _session(args, "lab-kappa-replay")
-    try:
+    with _spark_for(args, "lab-kappa-replay", progress, "the replay") as spark:
         progress.stage(f"kappa {config.version}: replaying the log from its start into new tables")
         outcome = app.replay(spark, config)
         progress.stage(f"caught up in {outcome['catch_up_seconds']} s ({outcome['passes']} passes, "
                        f"{outcome['input_rows']} input rows); readers now use {config.version}")
         status = app.export_results(spark, config)
-    finally:
-        _stop_session(spark)
     print(json.dumps(outcome, indent=2))
     for query, state in status.items():
         print(f"{query:18} {state}")
@@ -681,12 +677,8 @@ def cmd_verify(args, progress: Progress) -> int:
     from shared.settings import WorkloadSettings
 
     inspect_input(args.input)
-    progress.stage("starting Spark")
-    spark = _session(args, "lab-verify")
-    try:
+    with _spark_for(args, "lab-verify", progress, "the builds and the oracle") as spark:
         outcome = verify(spark, args.input, args.workdir, settings=WorkloadSettings.from_env(), stage=progress.stage)
-    finally:
-        _stop_session(spark)
     print(format_text_table(["query", *SPARK_BUILDS], equivalence_table(outcome)))
     for warning in outcome.warnings:  # about the input itself: shown, but not a failure
         print(f"warning: {warning}")

@@ -269,7 +269,8 @@ def _last_pass(run: FollowRun, follower: Follower, processes: list[MeasuredComma
 
     def replay() -> None:
         try:
-            _replay(live_input, run.landing, replay_dir, last.replay, None, 0.0, 1, 1, follower.name, stage)
+            _replay(live_input, run.landing, replay_dir, last.replay, rate=None, step_gap_s=0.0, passes=1, number=1,
+                    name=follower.name, stage=stage)
         except RuntimeError as error:
             failed.append(str(error))
 
