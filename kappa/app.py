@@ -349,13 +349,19 @@ def clean_lines_stream(spark, config: KappaConfig) -> DataFrame:
 def ensure_clean_lines(spark, config: KappaConfig) -> None:
     """Create the empty `clean_lines` table before any query starts, so the stateful
     queries can start on a log that has no valid line yet (a landing directory that
-    starts empty). Its schema is the parser's own."""
+    starts empty). Its schema is the parser's own.
+
+    A kill while Delta creates it can leave a `_delta_log` folder without commit 0, which
+    Delta's builder then refuses as "table doesn't exist"; nothing in a table that never
+    committed is data, so that leftover goes first."""
     from delta.tables import DeltaTable
 
-    if latest_version(config.table(CLEAN_LINES)) is None:
+    table = config.table(CLEAN_LINES)
+    if latest_version(table) is None:
+        shutil.rmtree(table, ignore_errors=True)
         empty = spark.createDataFrame([], "value string, source_file string")
         schema = cleaning.valid_order_lines(cleaning.classify_lines(empty)).schema
-        DeltaTable.createIfNotExists(spark).location(config.table(CLEAN_LINES)).addColumns(schema).execute()
+        DeltaTable.createIfNotExists(spark).location(table).addColumns(schema).execute()
 
 
 def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:

@@ -38,7 +38,8 @@ def _same_as_oracle(input_dir, workdir, queries=QUERY_NAMES):
 
 def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log_input, tmp_path, monkeypatch):
     """The state a SIGKILL in the first micro-batch leaves (a temporary offsets file and
-    state metadata, no planned batch): Spark 4.2 alone refuses to start over it.
+    state metadata, no planned batch): Spark 4.2 alone refuses to start over it. So does
+    Delta over a `clean_lines` folder whose creation was killed before commit 0.
 
     The same run checks the commit log's seqs: a stateful query may read a new
     `clean_lines` version the moment it commits, so the seq that version holds must be in
@@ -55,6 +56,9 @@ def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log
         (leftovers / "offsets" / ".0.1b2c3d4e-0000-tmp").write_text("v1\n")
         (leftovers / "state" / "0" / "_metadata").mkdir(parents=True)
         (leftovers / "state" / "0" / "_metadata" / "metadata").write_text("{}")
+    unborn_log = Path(config.table(app.CLEAN_LINES)) / "_delta_log"
+    unborn_log.mkdir(parents=True)
+    (unborn_log / ".00000000000000000000.json.0a1b2c3d-tmp").write_text("{}")
     seq_map = VersionSeqLog(config.root / "clean_lines_seq.csv")
     real_append, seen = checkpoints.append_once, []
 
