@@ -32,6 +32,7 @@ from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import compare_build
 from experiments.harness.follow import Follower, FollowRun, LastPass, Pass, run_follow
 from experiments.harness.latency import EmittedUnit, latest_over_queries, read_emitted_units, unit_latencies
+from experiments.harness.profiles import ARCHITECTURES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME
 from shared.commit_log import read_commits
@@ -274,15 +275,17 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
     the oracle over the whole live input are rows of repeat 1.
 
     `recovery_builds` (the recovery step's builds, when the live input ends with its replay:
-    Profile.live_input_rows): every follow run replays that slice as a last pass, and the
-    ones of these builds are killed during it and restarted; their recovery rows come from
-    it (recovery_step.from_follow_run)."""
+    Profile.live_input_rows): every build's follow run replays that slice as a last pass (its
+    export is compared with the oracle over the whole live input), and the ones of these
+    builds are killed during it and restarted; their recovery rows come from it
+    (recovery_step.from_follow_run). The pass-through has no export: it stops after its passes."""
     from experiments.harness import recovery_step
 
     passes = live_passes(live_input, profile)
-    last = recovery_pass(live_input, profile, passes) if recovery_builds is not None else None
+    final = recovery_pass(live_input, profile, passes) if recovery_builds is not None else None
     for build in builds:
         follower = followers[build]
+        last = final if build in ARCHITECTURES else None
         kill = None
         if last is not None and build in recovery_builds:
             seed = recovery_step.kill_seed(profile, 1, list(recovery_builds).index(build))
@@ -306,7 +309,7 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             rows = unit_rows(replay_dir, live.commit_log, live.queries, profile.warmup_s, warmup_steps)
             write_unit_rows(run.latency_path(build, repeat), rows)
             metrics += latency_metrics(build, rows, repeat, input_lines, profile.warmup_s, warmup_steps=warmup_steps)
-        if build in ("kappa", "lambda", "dstream"):
+        if build in ARCHITECTURES:
             if live.ok:
                 from experiments.harness.bench import run_statuses
 
