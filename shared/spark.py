@@ -111,7 +111,8 @@ def create_spark_session(
         shuffle_partitions = settings.shuffle_partitions
     if ui is None:
         ui = settings.spark_ui
-    driver_opts = JVM_OPTIONS + _class_archive_options(settings)
+    jvm_options = f"{JVM_OPTIONS} {settings.jvm_options}".strip()
+    driver_opts = jvm_options + _class_archive_options(settings)
     builder = (
         SparkSession.builder.appName(app_name)
         .master(master)
@@ -119,7 +120,7 @@ def create_spark_session(
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.extraJavaOptions", driver_opts)
-        .config("spark.executor.extraJavaOptions", JVM_OPTIONS)
+        .config("spark.executor.extraJavaOptions", jvm_options)
         # Spark's default driver heap is 1 GiB whatever the machine: size it to this one.
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
