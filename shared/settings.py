@@ -66,14 +66,16 @@ DEFAULT_SHUFFLE_PARTITIONS = 4
 # Lambda 95.0 -> 74.8 s, Kappa 153.0 -> 127.9 s (README, "micro-batch size").
 DEFAULT_DRAIN_BATCH_MB = 64
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"   # the broker `make kafka-up` starts
-# Every lab JVM (driver and executors) compiles with the client compiler (C1) only. A lab
-# process lives seconds to a few minutes, and on this 2-core machine the server compiler's
-# (C2) threads took CPU from the work for most of that time. Same input, the two settings
-# taking turns, 2 runs each: drains of 2,000 lines, kappa 34.7 -> 27.0 s, spark_batch
-# 14.4 -> 11.8 s, lambda 23.3 -> 17.3 s, dstream 12.2 -> 10.6 s; of 50,000 lines, kappa
-# 39.7 -> 29.7 s, spark_batch 17.6 -> 13.1 s. `-XX:TieredStopAtLevel=4` restores the JVM's
-# default, for long jobs on larger inputs.
-DEFAULT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+# A lab JVM that runs to its end (a drain, a batch run, a replay, a baseline, the tests)
+# compiles with the client compiler (C1) only: it lives seconds to a minute, and on this
+# 2-core machine the server compiler's (C2) threads took CPU from the work for most of that
+# time. Same input, the two settings taking turns, 2 runs each: drains of 2,000 lines, kappa
+# 34.7 -> 27.0 s, spark_batch 14.4 -> 11.8 s, lambda 23.3 -> 17.3 s, dstream 12.2 -> 10.6 s;
+# of 50,000 lines, kappa 39.7 -> 29.7 s, spark_batch 17.6 -> 13.1 s. A `--follow` service keeps
+# the JVM's default (C1, then C2 for hot code): once warm it is faster, and a service is
+# long-lived. With C1 only, `standard`'s live passes 2-3 had Kappa's p50 at 15.6-19.5 s
+# against 11.2-14.1 s. `-XX:TieredStopAtLevel=4` restores the default for every process.
+DEFAULT_BATCH_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -110,7 +112,7 @@ class LabSettings:
     driver_memory: str = field(default_factory=default_driver_memory)
     drain_batch_mb: int = DEFAULT_DRAIN_BATCH_MB
     spark_ui: bool = False
-    jvm_options: str = DEFAULT_JVM_OPTIONS
+    batch_jvm_options: str = DEFAULT_BATCH_JVM_OPTIONS
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     home: Path = field(default_factory=default_lab_home)  # resolved jars, broker and cluster state
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
@@ -157,9 +159,9 @@ ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable("LAB_DRAIN_BATCH_MB", "drain_batch_mb", str(DEFAULT_DRAIN_BATCH_MB),
                         "a drain's micro-batch size: whole files up to about this many MB", _positive_int),
     EnvironmentVariable("LAB_SPARK_UI", "spark_ui", "0", "1 turns the Spark web UI on", lambda text: text == "1"),
-    EnvironmentVariable("LAB_JVM_OPTIONS", "jvm_options", DEFAULT_JVM_OPTIONS,
-                        "options of every lab JVM, driver and executors (-XX:TieredStopAtLevel=4: the JVM's "
-                        "default compilers)", str),
+    EnvironmentVariable("LAB_BATCH_JVM_OPTIONS", "batch_jvm_options", DEFAULT_BATCH_JVM_OPTIONS,
+                        "options of the lab JVMs that run to their end, driver and executors (a --follow service "
+                        "keeps the JVM's defaults; -XX:TieredStopAtLevel=4 restores them)", str),
     EnvironmentVariable("LAB_KAFKA_BOOTSTRAP", "kafka_bootstrap", DEFAULT_KAFKA_BOOTSTRAP,
                         "Kafka bootstrap servers (--bootstrap overrides it)", str),
     EnvironmentVariable("LAB_HOME", "home", ".lab/",

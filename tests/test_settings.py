@@ -30,11 +30,11 @@ def test_every_variable_is_read():
     env = {"LAB_SPARK_MASTER": "spark://h:7077", "LAB_SHUFFLE_PARTITIONS": "8", "LAB_SPARK_UI": "1",
            "LAB_KAFKA_BOOTSTRAP": "k:9093", "LAB_HOME": "/tmp/lab-home", "LAB_WINDOW_SECONDS": "7200",
            "LAB_SLIDE_SECONDS": "600", "LAB_WATERMARK_SECONDS": "3600", "LAB_DRIVER_MEMORY": "5g",
-           "LAB_DRAIN_BATCH_MB": "8", "LAB_JVM_OPTIONS": "-XX:TieredStopAtLevel=4"}
+           "LAB_DRAIN_BATCH_MB": "8", "LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=4"}
     assert set(env) == {variable.name for variable in ENVIRONMENT}
     settings = LabSettings.from_env(env)
     assert (settings.spark_master, settings.shuffle_partitions, settings.spark_ui, settings.kafka_bootstrap,
-            settings.home, settings.driver_memory, settings.drain_batch_mb, settings.jvm_options) == (
+            settings.home, settings.driver_memory, settings.drain_batch_mb, settings.batch_jvm_options) == (
         "spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8, "-XX:TieredStopAtLevel=4")
     assert settings.workload == WorkloadSettings(window_seconds=7200, slide_seconds=600, watermark_seconds=3600)
     assert WorkloadSettings.from_env(env) == settings.workload
@@ -66,7 +66,15 @@ def test_a_bad_driver_memory_is_refused_by_name():
     assert LabSettings.from_env({"LAB_DRIVER_MEMORY": "6G"}).driver_memory == "6g"
 
 
-def test_the_driver_jvm_runs_with_the_settings_jvm_options(spark):
-    """LAB_JVM_OPTIONS reaches the JVM itself (not only Spark's configuration)."""
+def test_a_process_that_runs_to_its_end_gets_the_batch_jvm_options_and_a_service_does_not():
+    from shared.spark import JVM_OPTIONS, lab_jvm_options
+
+    settings = LabSettings.from_env({"LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss4m"})
+    assert lab_jvm_options(settings, service=False) == f"{JVM_OPTIONS} -XX:TieredStopAtLevel=1 -Xss4m"
+    assert lab_jvm_options(settings, service=True) == JVM_OPTIONS
+
+
+def test_the_driver_jvm_runs_with_the_batch_jvm_options(spark):
+    """LAB_BATCH_JVM_OPTIONS reaches the JVM itself (not only Spark's configuration)."""
     arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
-    assert set(LabSettings.from_env().jvm_options.split()) <= set(arguments), arguments
+    assert set(LabSettings.from_env().batch_jvm_options.split()) <= set(arguments), arguments
