@@ -488,6 +488,8 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: b
     if serving_version(config.workdir) is None:
         cut_over(config.workdir, config.version, "first run")
     await_all(queries, until=should_stop)
+    if latest_version(config.table(PARTIALS_TABLE)) is None:   # as Lambda says it, not "run it first"
+        raise RuntimeError("kappa --follow stopped before any line was read: nothing to export")
     return export_results(spark, config)
 
 

@@ -209,3 +209,11 @@ def test_a_failing_query_stops_the_others_quietly_with_its_own_error(tmp_path):
     assert result.returncode == 2, result.stderr[-3000:]
     assert "streaming query kappa_v1_fulfilment_pairs failed" in result.stderr
     assert "StackOverflowError" not in result.stderr and "lab kappa replay" not in result.stderr
+
+
+def test_a_follow_stopped_before_any_line_says_there_is_nothing_to_export(spark, log_input, tmp_path):
+    """Not "has no results: run it first" (a drain's advice): the service did run."""
+    landing = empty_landing(log_input, tmp_path / "landing")
+    with pytest.raises(RuntimeError, match="stopped before any line was read: nothing to export"):
+        app.follow(spark, KappaConfig(str(landing), str(tmp_path / "w"), processing_interval="1 second"),
+                   should_stop=lambda: True)
