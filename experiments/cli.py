@@ -420,10 +420,10 @@ def cmd_generate(args, progress: Progress) -> int:
     return 0
 
 
-def _session(args, app_name: str, service: bool = False):
+def _session(args, app_name: str, long_lived: bool = False):
     from shared.spark import create_spark_session
 
-    return create_spark_session(app_name, master=args.master, service=service)
+    return create_spark_session(app_name, master=args.master, long_lived=long_lived)
 
 
 def _stop_session(spark) -> None:
@@ -476,7 +476,7 @@ def cmd_run(args, progress: Progress) -> int:
     spark = None
     if build.uses_spark:
         progress.stage(f"starting Spark for the {args.build} build")
-        spark = _session(args, f"lab-{args.build}", service=request.follow)
+        spark = _session(args, f"lab-{args.build}", long_lived=request.follow)
     try:
         # dstream keeps its own batch interval (--interval does not apply)
         every = "" if args.build == "dstream" else f" every {request.interval}"

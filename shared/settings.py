@@ -66,15 +66,16 @@ DEFAULT_SHUFFLE_PARTITIONS = 4
 # Lambda 95.0 -> 74.8 s, Kappa 153.0 -> 127.9 s (README, "micro-batch size").
 DEFAULT_DRAIN_BATCH_MB = 64
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"   # the broker `make kafka-up` starts
-# A lab JVM that runs to its end (a drain, a batch run, a replay, a baseline, the tests)
-# compiles with the client compiler (C1) only: it lives seconds to a minute, and on this
+# A lab JVM that runs to its end (a drain, a batch run, a replay, a baseline) compiles
+# with the client compiler (C1) only: it lives seconds to a minute, and on this
 # 2-core machine the server compiler's (C2) threads took CPU from the work for most of that
 # time. Same input, the two settings taking turns, 2 runs each: drains of 2,000 lines, kappa
 # 34.7 -> 27.0 s, spark_batch 14.4 -> 11.8 s, lambda 23.3 -> 17.3 s, dstream 12.2 -> 10.6 s;
-# of 50,000 lines, kappa 39.7 -> 29.7 s, spark_batch 17.6 -> 13.1 s. A `--follow` service keeps
-# the JVM's default (C1, then C2 for hot code): once warm it is faster, and a service is
-# long-lived. With C1 only, `standard`'s live passes 2-3 had Kappa's p50 at 15.6-19.5 s
-# against 11.2-14.1 s. `-XX:TieredStopAtLevel=4` restores the default for every process.
+# of 50,000 lines, kappa 39.7 -> 29.7 s, spark_batch 17.6 -> 13.1 s. A long-lived JVM (a
+# `--follow` service, the test session) keeps the JVM's default (C1, then C2 for hot code):
+# once warm it is faster. With C1 only, `standard`'s live passes 2-3 had Kappa's p50 at
+# 15.6-19.5 s against 11.2-14.1 s, and three test modules took 159-164 s against 139-141 s.
+# `-XX:TieredStopAtLevel=4` restores the default for every process.
 DEFAULT_BATCH_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -161,7 +162,7 @@ ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable("LAB_SPARK_UI", "spark_ui", "0", "1 turns the Spark web UI on", lambda text: text == "1"),
     EnvironmentVariable("LAB_BATCH_JVM_OPTIONS", "batch_jvm_options", DEFAULT_BATCH_JVM_OPTIONS,
                         "options of the lab JVMs that run to their end, driver and executors (a --follow service "
-                        "keeps the JVM's defaults; -XX:TieredStopAtLevel=4 restores them)", str),
+                        "and the test session keep the JVM's defaults; -XX:TieredStopAtLevel=4 restores them)", str),
     EnvironmentVariable("LAB_KAFKA_BOOTSTRAP", "kafka_bootstrap", DEFAULT_KAFKA_BOOTSTRAP,
                         "Kafka bootstrap servers (--bootstrap overrides it)", str),
     EnvironmentVariable("LAB_HOME", "home", ".lab/",

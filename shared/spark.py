@@ -58,10 +58,10 @@ JVM_OPTIONS = f"-Dlog4j.configurationFile=file:{LOG4J_CONFIG} -Duser.timezone=UT
 QUIET_CLASS_SHARING = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
-def lab_jvm_options(settings: LabSettings, service: bool) -> str:
+def lab_jvm_options(settings: LabSettings, long_lived: bool) -> str:
     """A lab JVM's options: `settings.batch_jvm_options` added for one that runs to its end
-    (not for a `service`, a `--follow` process: shared/settings.DEFAULT_BATCH_JVM_OPTIONS)."""
-    return JVM_OPTIONS if service else f"{JVM_OPTIONS} {settings.batch_jvm_options}".strip()
+    and not for a `long_lived` one (shared/settings.DEFAULT_BATCH_JVM_OPTIONS says why)."""
+    return JVM_OPTIONS if long_lived else f"{JVM_OPTIONS} {settings.batch_jvm_options}".strip()
 
 
 def _class_archive_options(settings: LabSettings) -> str:
@@ -98,13 +98,14 @@ def create_spark_session(
     ui: bool | None = None,
     extra_conf: dict[str, str] | None = None,
     settings: LabSettings | None = None,
-    service: bool = False,
+    long_lived: bool = False,
 ):
     """A session with Delta and the Kafka connector, UTC time, warnings-only logs.
 
     master, shuffle_partitions, ui: when None, taken from `settings` (default
     LabSettings.from_env(): LAB_SPARK_MASTER, LAB_SHUFFLE_PARTITIONS, LAB_SPARK_UI).
-    service: a process that follows its input until stopped (its JVM: `lab_jvm_options`).
+    long_lived: a process that lives for minutes, a `--follow` service or the test session
+    (its JVM: `lab_jvm_options`).
     """
     from pyspark.sql import SparkSession
 
@@ -119,7 +120,7 @@ def create_spark_session(
         shuffle_partitions = settings.shuffle_partitions
     if ui is None:
         ui = settings.spark_ui
-    jvm_options = lab_jvm_options(settings, service)
+    jvm_options = lab_jvm_options(settings, long_lived)
     driver_opts = jvm_options + _class_archive_options(settings)
     builder = (
         SparkSession.builder.appName(app_name)

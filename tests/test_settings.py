@@ -66,15 +66,20 @@ def test_a_bad_driver_memory_is_refused_by_name():
     assert LabSettings.from_env({"LAB_DRIVER_MEMORY": "6G"}).driver_memory == "6g"
 
 
-def test_a_process_that_runs_to_its_end_gets_the_batch_jvm_options_and_a_service_does_not():
+def test_a_process_that_runs_to_its_end_gets_the_batch_jvm_options_and_a_long_lived_one_does_not():
     from shared.spark import JVM_OPTIONS, lab_jvm_options
 
     settings = LabSettings.from_env({"LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss4m"})
-    assert lab_jvm_options(settings, service=False) == f"{JVM_OPTIONS} -XX:TieredStopAtLevel=1 -Xss4m"
-    assert lab_jvm_options(settings, service=True) == JVM_OPTIONS
+    assert lab_jvm_options(settings, long_lived=False) == f"{JVM_OPTIONS} -XX:TieredStopAtLevel=1 -Xss4m"
+    assert lab_jvm_options(settings, long_lived=True) == JVM_OPTIONS
 
 
-def test_the_driver_jvm_runs_with_the_batch_jvm_options(spark):
-    """LAB_BATCH_JVM_OPTIONS reaches the JVM itself (not only Spark's configuration)."""
+def test_the_driver_jvm_runs_with_the_lab_jvm_options(spark):
+    """The options reach the JVM itself, not only Spark's configuration (the test session is
+    long-lived: the lab's own options, not the batch ones)."""
+    from shared.spark import lab_jvm_options
+
     arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
-    assert set(LabSettings.from_env().batch_jvm_options.split()) <= set(arguments), arguments
+    expected = lab_jvm_options(LabSettings.from_env(), long_lived=True).split()
+    assert set(expected) <= set(arguments), arguments
+    assert not set(LabSettings.from_env().batch_jvm_options.split()) & set(arguments), arguments

@@ -47,7 +47,7 @@ def run(landing: str, workdir: str, interval: str, master: str | None, should_st
         highest["seq"] = batch_max_seq(sequence, [row["file"] for row in counts], highest["seq"])
         log.append(QUERY, highest["seq"], sum(row["count"] for row in counts))
 
-    spark = create_spark_session("lab-passthrough", master=master, service=True)   # follows, as the builds do
+    spark = create_spark_session("lab-passthrough", master=master, long_lived=True)   # follows, as the builds do
     try:
         lines = (spark.readStream.format("text").load(layout.sales_glob)
                  .select(F.col("_metadata.file_name").alias("file")))
