@@ -488,7 +488,7 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: b
     if serving_version(config.workdir) is None:
         cut_over(config.workdir, config.version, "first run")
     await_all(queries, until=should_stop)
-    if latest_version(config.table(PARTIALS_TABLE)) is None:   # as Lambda says it, not "run it first"
+    if latest_version(serving_config(config).table(PARTIALS_TABLE)) is None:   # as Lambda says it
         raise RuntimeError("kappa --follow stopped before any line was read: nothing to export")
     return export_results(spark, config)
 
@@ -560,11 +560,16 @@ def read_result(spark, config: KappaConfig, query: str, partials: DataFrame) -> 
     return Q.fulfilment_from_partials(Q.fulfilment_partials(table))
 
 
+def serving_config(config: KappaConfig) -> KappaConfig:
+    """`config` at the version readers are served (its own when none serves yet)."""
+    return replace(config, version=serving_version(config.workdir) or config.version)
+
+
 def export_results(spark, config: KappaConfig) -> dict[str, str]:
     """Read the serving version's tables and write the results export; query -> status."""
     from delta.tables import DeltaTable
 
-    serving = replace(config, version=serving_version(config.workdir) or config.version)
+    serving = serving_config(config)
     if not DeltaTable.isDeltaTable(spark, serving.table(PARTIALS_TABLE)):
         raise InputError(f"kappa version {serving.version} has no results under {serving.root}: run it first")
 
