@@ -25,21 +25,24 @@ from tests.synthetic_run import HOSTILE, add_other_steps, write_run
 # Sustainable throughput: when a rate is bounded, the knee, the next rate
 # ---------------------------------------------------------------------------------------
 
-def test_a_rate_is_bounded_when_its_trend_adds_little_and_every_unit_shows():
-    assert latency_step.bounded(0.5, 2.0, 10, 0, 60)[0] is True          # +0.5 s over a minute: under 1 s
-    assert latency_step.bounded(3.0, 2.0, 10, 0, 60)[0] is False         # +3 s over a minute
-    assert latency_step.bounded(3.0, 20.0, 10, 0, 60)[0] is True         # under 20% of a 20 s p50
+def test_a_rate_is_bounded_when_its_commits_lag_rises_little_and_every_unit_shows():
+    assert latency_step.bounded(0.5, 1.0, 10, 0, 60)[0] is True          # +0.5 s over a minute: under 1 s
+    assert latency_step.bounded(3.0, 1.0, 10, 0, 60)[0] is False         # +3 s over a minute
+    assert latency_step.bounded(3.0, 8.0, 10, 0, 60)[0] is True          # under half of an 8 s median lag
+    assert latency_step.bounded(5.0, 8.0, 10, 0, 60)[0] is False
     ok, why = latency_step.bounded(0.0, 1.0, 10, 2, 60)
     assert ok is False and "2 units never visible" in why
-    assert latency_step.bounded(None, None, 2, 0, 60)[0] is None         # too little to judge
-    ok, why = latency_step.bounded(-60.0, 30.0, 10, 0, 60)               # all units shown by one late commit
+    ok, why = latency_step.bounded(0.0, 1.0, latency_step.MIN_COMMITS - 1, 0, 60)   # too few commits to judge
+    assert ok is None and f"fewer than {latency_step.MIN_COMMITS}" in why
+    assert latency_step.bounded(None, None, 0, 0, 60)[0] is None
+    ok, why = latency_step.bounded(-60.0, 30.0, 10, 0, 60)               # catching up after one late commit
     assert ok is None and "starting or stalled" in why
 
 
-def _figures(rate, trend, p50, measured=10, uncovered=0):
+def _figures(rate, trend, lag, commits=10, uncovered=0):
     return [Metric("throughput", "kappa", name, value, "s", query=ALL_QUERIES, rate_lps=rate)
-            for name, value in (("latency_trend_s_per_min", trend), ("latency_p50_s", p50),
-                                ("units_measured", measured), ("units_uncovered", uncovered))]
+            for name, value in (("commit_lag_trend_s_per_min", trend), ("commit_lag_p50_s", lag),
+                                ("commits_measured", commits), ("units_uncovered", uncovered))]
 
 
 def test_the_search_judges_rates_up_to_the_first_unbounded_one():
@@ -67,7 +70,7 @@ def test_the_ramp_doubles_up_to_the_profiles_bound_in_whole_files():
     ramp = search_ramp(profile)
     assert ramp[0] == profile.search_start_lps and ramp[-1] <= profile.search_max_lps
     assert all(b == 2 * a for a, b in zip(ramp, ramp[1:]))
-    assert throughput_step.files_per_step([100.0, 5.0], 10, 50) == [20, 2]   # at least two files a step
+    assert [profile.whole_files(rate, 10) for rate in (100.0, 5.0)] == [20, 2]   # at least two files a step
 
 
 def test_a_follow_run_stands_for_a_reprocessing_size_only_when_it_stopped_cleanly(tmp_path):
@@ -194,6 +197,49 @@ def test_the_recovery_replay_rides_on_the_latency_runs_only_when_both_steps_run(
     assert standard.recovery_lines == 800   # 8 s at 100 lines/s
 
 
+def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
+    from experiments.harness.profiles import LIVE_BUILDS
+    from experiments.harness.runner import estimates, probed_live, search_on_live
+
+    standard = PROFILES["standard"]
+    assert standard.probe_rates() == [400.0]                          # the ramp above the latency rates
+    assert standard.probe_lines() == [12_000]                         # 30 s at 400 lines/s
+    assert probed_live(standard, STEPS, LIVE_BUILDS, LIVE_BUILDS) == LIVE_BUILDS
+    assert probed_live(standard, STEPS, ("passthrough", "dstream"), LIVE_BUILDS) == ("passthrough", "dstream")
+    assert not search_on_live(standard, ("latency",)) and not search_on_live(standard, ("throughput",))
+    assert not search_on_live(dataclasses.replace(standard, search_max_lps=200.0), STEPS)   # nothing above 200
+    plan = estimates(standard, STEPS, (), LIVE_BUILDS, LIVE_BUILDS)
+    unprobed = estimates(standard, tuple(s for s in STEPS if s != "throughput"), (), LIVE_BUILDS, LIVE_BUILDS)
+    assert plan["latency kappa r1"] - unprobed["latency kappa r1"] == pytest.approx(30.0)
+    assert plan["throughput kappa r1"] == 0                            # no follow run of its own
+    assert standard.live_input_rows(True, True) == standard.live_rows + 12_000 + standard.recovery_lines
+
+
+def test_the_probe_pass_is_the_ramp_of_repeat_1_and_no_repeat_starts_its_own(tmp_path, monkeypatch):
+    """The latency step's follow run replayed the ramp above its rates (the probe pass) once:
+    repeat 1 judges it with the latency rates; repeat 2 has the latency rates only."""
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    for repeat in (1, 2):   # too few commits at every latency rate: none judged
+        _latency_rows(run, "kappa", repeat, {50.0: (0.0, 5.0, 0), 100.0: (0.0, 5.0, 0), 200.0: (0.0, 5.0, 0)},
+                      commits=2)
+    run.append([Metric("throughput", "kappa", "bounded", 1, "1 = bounded", query=ALL_QUERIES, repeat=1,
+                       rate_lps=400.0, detail=f"{throughput_step.PROBE_PASS}: lag of its 6 commits ...")])
+    probes = []
+    monkeypatch.setattr(throughput_step, "_probe", lambda run_, follower, rates, label, *args: (
+        probes.append((label, rates)) or ([], [])))
+    follower = type("F", (), {"name": "kappa"})()
+    throughput_step.run_throughput(run, {"kappa": follower}, ("kappa",), PROFILES["standard"], tmp_path, tmp_path,
+                                   None, lambda m: None)
+    assert probes == []
+    knees = {r["repeat"]: r for r in run.metrics() if r["metric"] == "sustainable_lps"}
+    assert knees["1"]["value"] == "400" and "at least this" in knees["1"]["detail"]
+    assert knees["2"]["value"] == "" and "no rate could be judged" in knees["2"]["detail"]
+    verdicts = sorted((float(r["rate_lps"]), r["value"]) for r in run.metrics()
+                      if r["metric"] == "bounded" and r["repeat"] == "1")
+    assert verdicts == [(50.0, ""), (100.0, ""), (200.0, ""), (400.0, "1")]
+
+
 def test_late_window_metrics_count_pairs_against_the_truth(tmp_path):
     truth, build = tmp_path / "oracle", tmp_path / "build.csv"
     truth.mkdir()
@@ -288,13 +334,14 @@ def test_a_run_without_the_new_steps_names_them_as_not_measured(tmp_path):
     assert names == ["Sustainable throughput", "Reprocessing", "Recovery", "Late data", "Code size"]
 
 
-def _latency_rows(run, build, repeat, figures):
-    """figures: rate -> (trend, p50, uncovered), written as the latency step writes them."""
+def _latency_rows(run, build, repeat, figures, commits=10):
+    """figures: rate -> (lag trend, median lag, uncovered), written as the latency step writes them."""
     rows = []
-    for rate, (trend, p50, uncovered) in figures.items():
+    for rate, (trend, lag, uncovered) in figures.items():
         rows += [Metric("latency", build, name, value, "s", query=ALL_QUERIES, repeat=repeat, rate_lps=rate)
-                 for name, value in (("latency_trend_s_per_min", trend), ("latency_p50_s", p50),
-                                     ("units_measured", 10), ("units_uncovered", uncovered))]
+                 for name, value in (("commit_lag_trend_s_per_min", trend), ("commit_lag_p50_s", lag),
+                                     ("commits_measured", commits), ("units_measured", 10),
+                                     ("units_uncovered", uncovered))]
     run.append(rows)
 
 

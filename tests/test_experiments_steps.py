@@ -101,6 +101,28 @@ def test_unit_rows_tag_steps_and_warmup_and_keep_uncovered_units(tmp_path):
     assert metrics[("latency_max_s", "a", 20.0)] == pytest.approx(1.5)
 
 
+def _unit(unit, step, intended, latency, warmup=False):
+    return latency_step.UnitRow(unit, unit * 10, unit * 10 + 9, step, 10.0 * (step + 1), intended, warmup,
+                                ALL_QUERIES, latency)
+
+
+def test_a_commits_lag_is_from_the_newest_unit_it_made_visible_and_it_belongs_to_that_units_step():
+    rows = [_unit(0, 0, 0.0, 3.0, warmup=True), _unit(1, 0, 1.0, 2.0),   # both visible at 3.0: one commit
+            _unit(2, 0, 2.0, 4.0), _unit(3, 1, 3.0, 3.0),                 # one commit at 6.0, newest unit in step 1
+            _unit(4, 1, 4.0, 3.5), _unit(5, 1, 5.0, None)]                # 7.5; unit 5 never visible
+    lags = latency_step.commit_lags(rows)
+    assert [(c.at_s, c.lag_s, c.step, c.warmup) for c in lags] == [(3.0, 2.0, 0, False), (6.0, 3.0, 1, False),
+                                                                   (7.5, 3.5, 1, False)]
+    metrics = {(m.metric, m.rate_lps): m.value for m in latency_step.latency_metrics("kappa", rows, 1, 60, 0.5)}
+    assert metrics[("commits_measured", 10.0)] == 1 and metrics[("commits_measured", 20.0)] == 2
+    assert metrics[("commit_lag_p50_s", 20.0)] == 3.0
+    assert ("commit_lag_trend_s_per_min", 20.0) not in metrics   # two commits: no trend, never a made-up one
+    # a commit whose newest unit is a warm-up unit is in no step's figures
+    warm = latency_step.commit_lags([_unit(0, 0, 0.0, 1.0, warmup=True)])
+    assert warm[0].warmup and latency_step.latency_metrics("kappa", [_unit(0, 0, 0.0, 1.0, warmup=True)], 1, 10,
+                                                           0.5)[-1].value == 0
+
+
 def test_the_warm_up_step_is_in_no_figure(tmp_path):
     phases = [{"step": 0, "rate": 5.0, "first_seq": 0, "lines": 20, "start_s": 0.0},
               {"step": 1, "rate": 10.0, "first_seq": 20, "lines": 40, "start_s": 5.0}]
@@ -145,18 +167,22 @@ def test_the_latency_passes_take_whole_files_of_the_input_one_slice_each(tmp_pat
         assert sum(lines for _, lines in one.rate_steps) == sum(count_raw_lines(p) for p in sales[first:end])
 
 
-def test_the_recovery_replay_is_the_slice_after_the_latency_passes(tmp_path):
+def test_the_probe_and_the_recovery_replay_are_the_slices_after_the_latency_passes(tmp_path):
     from experiments.inputs.generate import GeneratorOptions, generate
     from shared.inputs import inspect_input
     from shared.raw_lines import count_raw_lines
 
     profile = PROFILES["quick"]
-    rows = profile.live_input_rows(True)
+    rows = profile.live_input_rows(True, True)
     generate(tmp_path / "in", GeneratorOptions(rows=rows, seed=7, files=rows // profile.file_lines))
     passes = latency_step.live_passes(tmp_path / "in", profile)
-    last = latency_step.recovery_pass(tmp_path / "in", profile, passes)
+    probe = latency_step.probe_pass(tmp_path / "in", profile, passes[-1])
+    last = latency_step.recovery_pass(tmp_path / "in", profile, probe)
     sales = list(inspect_input(tmp_path / "in").sales_files)
-    assert last.files == (passes[-1].files[1], len(sales))   # the rest of the input, after every pass
+    assert probe.files[0] == passes[-1].files[1] and probe.files[1] == last.files[0]   # then the probe pass
+    assert [rate for rate, _ in probe.rate_steps] == profile.probe_rates()
+    assert probe.files[1] - probe.files[0] == sum(profile.probe_lines()) // profile.file_lines
+    assert last.files == (probe.files[1], len(sales))   # the rest of the input, after every pass
     assert [rate for rate, _ in last.rate_steps] == [profile.recovery_rate_lps]
     assert last.rate_steps[0][1] == sum(count_raw_lines(p) for p in sales[last.files[0]:])
 
@@ -286,6 +312,13 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
     assert data.select("throughput", "sustainable_lps", "passthrough") or \
         data.select("throughput", "unbounded_lps", "passthrough")
     assert {r["metric"] for r in data.select("throughput", "bounded", "passthrough")} == {"bounded"}
+    # the ramp above the latency rates was the probe pass of the latency step's follow run
+    from experiments.harness.throughput_step import PROBE_PASS
+
+    probed = [r for r in data.select("throughput", "bounded", "passthrough") if r["detail"].startswith(PROBE_PASS)]
+    assert sorted(float(r["rate_lps"]) for r in probed) == profile.probe_rates(), probed
+    assert (report.parent / "throughput" / "passthrough-r1-live-probe-pass.csv").exists()
+    assert data.select("throughput", "commits_measured", "passthrough", ALL_QUERIES, profile.probe_rates()[0])
     check = data.select("reprocessing", "equivalence", "kappa", "city_revenue")
     assert [r["value"] for r in check] == ["0"] * len(profile.reprocess_rows), check   # every size
     assert data.select("reprocessing", "wall_s", "kappa") and data.select("reprocessing", "catch_up_s", "kappa")

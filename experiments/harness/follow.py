@@ -10,6 +10,8 @@ open-loop replayer, stopped with SIGTERM once its commit log covers the whole re
     the end    once every query's commits cover the last emitted line (or a drain timeout
                passes), SIGTERM to the follower's process group: each build stops between
                micro-batches and writes its results export
+    a probe    optionally, a pass after the measured ones at higher rates (the throughput
+               search's ramp, on the warm build), in no figure of the measured passes
     a crash    optionally, a last pass after the measured ones (`LastPass`): while it is
                replayed the follower's process group gets SIGKILL, the same command starts
                again at once and catches up (the recovery step's kill, on a warm build)
@@ -118,6 +120,7 @@ class FollowRun:
     problem: str = ""                        # why the run did not cover the whole replay, if it did not
     handoffs: list[tuple[float, int]] = field(default_factory=list)   # lambda: (approximate epoch s, master version)
     replay_dirs: list[Path] = field(default_factory=list)             # one per pass replayed (the first: replay_dir)
+    probe_replay_dir: Path | None = None     # the probe pass's replay, when it ran
     last_replay_dir: Path | None = None      # the LastPass's replay, when it ran
     killed_at: float | None = None           # epoch s of the LastPass's SIGKILL
     restarted_at: float | None = None        # epoch s the same command started again
@@ -196,7 +199,8 @@ class LastPass:
 
 def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: float | None = None,
                rate_steps: Sequence[tuple[float, int]] | None = None, step_gap_s: float = 0.0,
-               passes: Sequence[Pass] = (), last_pass: LastPass | None = None, interval: str = "1 second",
+               passes: Sequence[Pass] = (), probe_pass: Pass | None = None, last_pass: LastPass | None = None,
+               interval: str = "1 second",
                master: str | None = None, drain_timeout_s: float = 300.0,
                stage: Callable[[str], None] = lambda message: None) -> FollowRun:
     """One live run (see the module doc). Never raises for a follower that fails or falls
@@ -206,7 +210,9 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
     the same follow process; before each pass after the first, the harness waits until the
     build's commits cover the pass before (at most `drain_timeout_s`), so no pass starts
     with the backlog of another. Without it, one replay of the whole input at `rate` or
-    `rate_steps`. `last_pass`: one more after those (see LastPass), once they are all committed."""
+    `rate_steps`. `probe_pass`: one more after those, replayed and waited for like them, in no
+    figure of theirs (nor in the process's cost). `last_pass`: one more after those (see
+    LastPass), once they are all committed."""
     from experiments.harness.latency import read_emitted_units
 
     workdir = Path(workdir).resolve()
@@ -238,6 +244,15 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
                      f"{follower.name}'s commits did not cover pass {number} within {drain_timeout_s:g} s, "
                      f"so passes {number + 1}-{len(plan)} were not run", abort=exited)
         run.measured = process.so_far()
+        if probe_pass is not None:
+            replay_dir = workdir / "replay-probe"
+            _replay(live_input, landing, replay_dir, probe_pass, None, step_gap_s, 1, 1, follower.name, stage)
+            run.probe_replay_dir = replay_dir
+            last_seq = read_emitted_units(replay_dir)[-1].last_seq
+            stage(f"{follower.name}: probe replayed; waiting until every query's commits cover line {last_seq:,}")
+            wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
+                     f"{follower.name}'s commits did not cover the probe pass within {drain_timeout_s:g} s",
+                     abort=exited)
         if last_pass is not None:
             _last_pass(run, follower, processes, command, last_pass, live_input, drain_timeout_s, stage)
     except (RuntimeError, TimeoutError) as error:

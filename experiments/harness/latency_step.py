@@ -14,8 +14,13 @@ left out of that step's figures (the warm-up, stated in the report); a unit no c
 stopped is counted as uncovered, never dropped silently.
 
 Percentiles are nearest-rank (numpy's `inverted_cdf`): p95 is a latency some unit had.
-The trend (seconds of latency gained per minute of the step, least squares over the
-measured units) says whether latency stayed bounded at that rate.
+Whether latency stayed bounded at a rate is read from the commits, not from the units: a
+micro-batch makes many units visible at once, so unit latencies are a saw-tooth of the batch
+period, and a trend over one or two teeth follows where the batches fall, not a backlog. The
+lag of a commit is its time minus the intended time of the newest unit it made visible (how
+fresh the results it published were); its trend over the step's commits (least squares,
+seconds of lag gained per minute) says whether a backlog built up, and a step that spans too
+few of the build's commits is not judged.
 """
 from __future__ import annotations
 
@@ -55,33 +60,42 @@ def trend_per_minute(times_s: Sequence[float], latencies: Sequence[float]) -> fl
     return float(slope * 60)
 
 
-# Latency stayed bounded at a rate when every measured unit became visible and the trend adds
-# at most this much over the step: RISE_FLOOR_S, or RISE_SHARE of the step's p50 if larger
-# (a slope over a few seconds of units is noisy; a backlog that builds adds far more).
+# Latency stayed bounded at a rate when every measured unit became visible and the lag of the
+# step's commits rose by at most this much over the step: RISE_FLOOR_S, or RISE_SHARE of their
+# median lag if larger. A build's lag swings by about one micro-batch from commit to commit (in
+# `standard` on 2026-11-27, Kappa's between 8.5 and 17.4 s with a commit every 4-8 s), so a
+# smaller share would call that swing a backlog; a rate above what a build can process adds
+# the excess over the whole step.
 RISE_FLOOR_S = 1.0
-RISE_SHARE = 0.2
-MIN_UNITS = 3   # fewer measured units than this: the rate is not judged
-# Latency falling by this share of a second or more per second of the step: the units waited for
-# the same late commit (the build was starting or stalled, not processing), so the step says
-# nothing about the rate; it is not judged.
+RISE_SHARE = 0.5
+# Fewer commits than this in a step: a least-squares trend over so few follows where the
+# batches fell, so the rate is not judged (a step must span several of the build's commits).
+MIN_COMMITS = 4
+# Lag falling by this share of a second or more per second of the step: the commits were
+# catching up with units that waited for the same late commit (the build was starting or
+# stalled, not processing), so the step says nothing about the rate; it is not judged.
 STALL_SHARE = 0.9
 
 
-def bounded(trend_s_per_min: float | None, p50_s: float | None, measured: int, uncovered: int,
+def bounded(trend_s_per_min: float | None, lag_p50_s: float | None, commits: int, uncovered: int,
             step_seconds: float) -> tuple[bool | None, str]:
     """Did latency stay bounded over one rate step? (True, False, or None when there is too
-    little to judge) and the reason in words."""
+    little to judge) and the reason in words. `commits`: the step's commits, `trend_s_per_min`
+    and `lag_p50_s`: their lag's trend and median (CommitLag)."""
     if uncovered:
         return False, f"{uncovered} units never visible before the run was stopped"
-    if measured < MIN_UNITS or trend_s_per_min is None:
-        return None, f"{measured} units measured: too few to judge"
+    if commits < MIN_COMMITS or trend_s_per_min is None:
+        return None, (f"{commits} commits made its units visible: fewer than {MIN_COMMITS}, too few for a trend "
+                      f"(the step must span several of the build's micro-batches)")
     if trend_s_per_min <= -STALL_SHARE * 60:
-        return None, (f"trend {trend_s_per_min:+.2f} s/min: the units waited for the same late commit (the build "
-                      f"was starting or stalled), so the step says nothing about the rate")
+        return None, (f"lag trend {trend_s_per_min:+.2f} s/min: the commits caught up with units that waited for "
+                      f"the same late commit (the build was starting or stalled), so the step says nothing about "
+                      f"the rate")
     rise = trend_s_per_min * step_seconds / 60
-    limit = max(RISE_FLOOR_S, RISE_SHARE * (p50_s or 0.0))
-    words = (f"trend {trend_s_per_min:+.2f} s/min adds {rise:+.2f} s over the {step_seconds:g} s step "
-             f"(limit {limit:.2f} s: {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of p50 {p50_s or 0:.2f} s)")
+    limit = max(RISE_FLOOR_S, RISE_SHARE * (lag_p50_s or 0.0))
+    words = (f"lag of its {commits} commits trends {trend_s_per_min:+.2f} s/min, {rise:+.2f} s over the "
+             f"{step_seconds:g} s step (limit {limit:.2f} s: {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their "
+             f"median lag {lag_p50_s or 0:.2f} s)")
     return rise <= limit, words
 
 
@@ -96,6 +110,42 @@ class UnitRow:
     warmup: bool
     query: str
     latency_s: float | None
+
+
+@dataclass(frozen=True)
+class CommitLag:
+    """A commit that made units visible (latest over the queries), as the units show it."""
+    at_s: float       # since the replay's start
+    lag_s: float      # at_s minus the intended time of the newest unit it made visible
+    step: int         # that newest unit's rate step
+    rate_lps: float
+    warmup: bool      # that newest unit was in a warm-up
+
+
+# Units whose results became visible within this of each other were made visible by one commit
+# (the unit rows keep milliseconds; a build's commits are a second or more apart).
+SAME_COMMIT_S = 0.05
+
+
+def commit_lags(rows: Sequence[UnitRow]) -> list[CommitLag]:
+    """The commits behind the `all` rows of one replay, in time order. A commit belongs to the
+    step of the newest unit it made visible (not of every unit it covered: a commit that also
+    finishes the step before is that much fresher than its oldest unit shows)."""
+    shown = sorted(((r.intended_s + r.latency_s, r) for r in rows
+                    if r.query == ALL_QUERIES and r.latency_s is not None), key=lambda pair: pair[0])
+    groups: list[list[tuple[float, UnitRow]]] = []
+    for at, row in shown:
+        if groups and at - groups[-1][-1][0] <= SAME_COMMIT_S:
+            groups[-1].append((at, row))
+        else:
+            groups.append([(at, row)])
+    lags = []
+    for group in groups:
+        at = max(a for a, _ in group)
+        newest = max((r for _, r in group), key=lambda r: r.intended_s)
+        lags.append(CommitLag(round(at, 3), round(at - newest.intended_s, 4), newest.step, newest.rate_lps,
+                              newest.warmup))
+    return lags
 
 
 def phase_of(unit: EmittedUnit, phases: list[dict]) -> dict:
@@ -151,9 +201,10 @@ def read_unit_rows(path: Path) -> list[dict]:
 def latency_metrics(build: str, rows: list[UnitRow], repeat: int, input_lines: int, warmup_s: float,
                     step_name: str = STEP, warmup_steps: int = 0) -> list[Metric]:
     """Per rate step and query: percentiles over the measured units, counts, and (for `all`)
-    the trend. `step_name`: the metrics.csv step the rows belong to; the first `warmup_steps`
+    the step's commits and their lag. `step_name`: the metrics.csv step the rows belong to; the first `warmup_steps`
     steps (the warm-up before the rates) have no rows."""
     metrics = []
+    lags = commit_lags(rows)
     groups: dict[tuple[int, float, str], list[UnitRow]] = {}
     for r in rows:
         if r.step >= warmup_steps:
@@ -174,10 +225,21 @@ def latency_metrics(build: str, rows: list[UnitRow], repeat: int, input_lines: i
                     Metric(step_name, build, "units_uncovered", len(measured) - len(covered), "units",
                            detail="no commit covered them before the run was stopped", **common)]
         if query == ALL_QUERIES:
-            trend = trend_per_minute([r.intended_s for r in covered], [r.latency_s for r in covered])
-            if trend is not None:
-                metrics.append(Metric(step_name, build, "latency_trend_s_per_min", round(trend, 4), "s per min",
-                                      detail="least-squares slope of latency over the step's units", **common))
+            metrics += commit_metrics(step_name, build, [c for c in lags if c.step == step and not c.warmup], common)
+    return metrics
+
+
+def commit_metrics(step_name: str, build: str, lags: Sequence[CommitLag], common: dict) -> list[Metric]:
+    """One rate step's commits: how many, their median lag and its trend (what `bounded` judges)."""
+    how = "commits that made the step's measured units visible; lag = commit time - newest unit's intended time"
+    metrics = [Metric(step_name, build, "commits_measured", len(lags), "commits", detail=how, **common)]
+    if lags:
+        metrics.append(Metric(step_name, build, "commit_lag_p50_s", round(percentile([c.lag_s for c in lags], 50), 4),
+                              "s", detail=how + "; nearest rank", **common))
+    trend = trend_per_minute([c.at_s for c in lags], [c.lag_s for c in lags]) if lags else None
+    if trend is not None:
+        metrics.append(Metric(step_name, build, "commit_lag_trend_s_per_min", round(trend, 4), "s per min",
+                              detail="least-squares slope of the commits' lag over the step", **common))
     return metrics
 
 
@@ -237,10 +299,18 @@ def live_passes(live_input: Path, profile) -> list[Pass]:
     return passes
 
 
-def recovery_pass(live_input: Path, profile, passes: Sequence[Pass]) -> Pass:
-    """The recovery replay as a last pass after `passes`: the live input's next
+def probe_pass(live_input: Path, profile, after: Pass) -> Pass:
+    """The throughput search's ramp above the latency rates (Profile.probe_rates), one
+    `search_step_seconds` step each, over the live input's files after `after`."""
+    counts = [lines // profile.file_lines for lines in profile.probe_lines()]
+    steps = rate_steps_over_files(live_input, profile.probe_rates(), counts, after.files[1])
+    return Pass((after.files[1], after.files[1] + sum(counts)), tuple(steps))
+
+
+def recovery_pass(live_input: Path, profile, after: Pass) -> Pass:
+    """The recovery replay as a last pass after the pass `after`: the live input's next
     `profile.recovery_lines` lines at `profile.recovery_rate_lps`."""
-    first = passes[-1].files[1]
+    first = after.files[1]
     files = profile.recovery_lines // profile.file_lines
     steps = rate_steps_over_files(live_input, [profile.recovery_rate_lps], [files], first)
     return Pass((first, first + files), tuple(steps))
@@ -268,7 +338,7 @@ def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_st
 def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], live_input: Path,
                 oracle_results: Path, input_lines: int, work: Path, profile, master: str | None, settings,
                 stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None,
-                recovery_builds: Sequence[str] | None = None) -> None:
+                recovery_builds: Sequence[str] | None = None, probe_builds: Sequence[str] | None = None) -> None:
     """Per build, one follow process fed `profile.repeats` passes of the rate ladder (the
     repeats of this step: each pass starts once the pass before is committed); each pass's
     figures are the rows of its repeat. The process's cost and the results export against
@@ -278,13 +348,19 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
     Profile.live_input_rows): every build's follow run replays that slice as a last pass (its
     export is compared with the oracle over the whole live input), and the ones of these
     builds are killed during it and restarted; their recovery rows come from it
-    (recovery_step.from_follow_run). The pass-through has no export: it stops after its passes."""
-    from experiments.harness import recovery_step
+    (recovery_step.from_follow_run). The pass-through has no export: it stops after its passes.
+
+    `probe_builds` (the throughput step's builds, when the live input holds its probe pass:
+    Profile.search_on_live): those builds' follow runs replay the search's ramp above the
+    latency rates after the measured passes; its rows are the throughput step's, repeat 1."""
+    from experiments.harness import recovery_step, throughput_step
 
     passes = live_passes(live_input, profile)
-    final = recovery_pass(live_input, profile, passes) if recovery_builds is not None else None
+    probe = probe_pass(live_input, profile, passes[-1]) if probe_builds is not None else None
+    final = recovery_pass(live_input, profile, probe or passes[-1]) if recovery_builds is not None else None
     for build in builds:
         follower = followers[build]
+        probing = probe if build in (probe_builds or ()) else None
         last = final if build in ARCHITECTURES else None
         kill = None
         if last is not None and build in recovery_builds:
@@ -292,10 +368,12 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             kill = (recovery_step.kill_delay(profile, seed), seed)
         stage(f"step latency | {build} | rates {', '.join(f'{r:g}' for r in profile.rates)} lines/s | "
               f"{len(passes)} pass{'es' if len(passes) > 1 else ''} in one process"
+              + (f", then the throughput probe at {', '.join(f'{r:g}' for r, _ in probing.rate_steps)} lines/s "
+                 f"({profile.search_step_seconds:g} s each)" if probing else "")
               + (f", then the recovery replay at {profile.recovery_rate_lps:g} lines/s" if last else "")
               + (f", SIGKILL {kill[0]:g} s into it (seed {kill[1]})" if kill else ""))
         workdir = work / f"live-{build}"
-        live = run_follow(follower, live_input, workdir, passes=passes,
+        live = run_follow(follower, live_input, workdir, passes=passes, probe_pass=probing,
                           last_pass=LastPass(last, kill[0] if kill else None) if last else None,
                           step_gap_s=profile.step_gap_s, interval=profile.interval, master=master,
                           drain_timeout_s=profile.drain_timeout_s, stage=lambda message: stage(f"  {message}"))
@@ -309,6 +387,8 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             rows = unit_rows(replay_dir, live.commit_log, live.queries, profile.warmup_s, warmup_steps)
             write_unit_rows(run.latency_path(build, repeat), rows)
             metrics += latency_metrics(build, rows, repeat, input_lines, profile.warmup_s, warmup_steps=warmup_steps)
+        if live.probe_replay_dir is not None:
+            metrics += throughput_step.probe_pass_metrics(run, live, profile)
         if build in ARCHITECTURES:
             if live.ok:
                 from experiments.harness.bench import run_statuses

@@ -54,6 +54,11 @@ class Profile:
     search_step_seconds: float = 10.0
     search_bisections: int = 0
     search_drain_timeout_s: float = 30.0   # after a probe's replay: an overloaded rate need not drain
+    # ...and when the latency step runs too, the ramp above its rates is one more pass of its follow
+    # run of each build, once (after the measured passes, before the recovery replay): the build
+    # is warm, and no JVM start or warm-up step of its own is paid. A step must span several of a
+    # build's commits to be judged (latency_step.MIN_COMMITS): Kappa commits every 4-8 s here
+    search_on_live: bool = False
     # reprocessing (reprocess_step.py): city_revenue_v1 -> city_revenue at these input sizes
     reprocess_rows: tuple[int, ...] = (2_000, 8_000)
     # the latency step's follow run of a build (its whole live input, live_rows) stands for the
@@ -76,9 +81,21 @@ class Profile:
     # and figure; see the README's profile table for what fits in the time)
     other_repeats: int = 1
 
+    def whole_files(self, rate: float, seconds: float) -> int:
+        """Files of `file_lines` for `seconds` at `rate` (at least two)."""
+        return max(2, round(rate * seconds / self.file_lines))
+
     def step_lines(self) -> list[int]:
         """Lines of each rate step: a whole number of files, at least two."""
-        return [max(2, round(rate * self.step_seconds / self.file_lines)) * self.file_lines for rate in self.rates]
+        return [self.whole_files(rate, self.step_seconds) * self.file_lines for rate in self.rates]
+
+    def probe_rates(self) -> list[float]:
+        """The search's ramp above the latency step's rates (the live probe pass, search_on_live)."""
+        return [rate for rate in search_ramp(self) if rate > max(self.rates)]
+
+    def probe_lines(self) -> list[int]:
+        """Lines of each step of the live probe pass."""
+        return [self.whole_files(rate, self.search_step_seconds) * self.file_lines for rate in self.probe_rates()]
 
     def warmup_lines(self, lowest_rate: float) -> int:
         """Lines of the warm-up step before rates starting at `lowest_rate` (whole files, at least two)."""
@@ -95,30 +112,34 @@ class Profile:
         repeat (each repeat is a pass of the rates in the same follow process)."""
         return self.warmup_lines(min(self.rates)) + self.repeats * sum(self.step_lines())
 
-    def live_input_rows(self, recovery_on_live: bool) -> int:
-        """The latency step's input: `live_rows`, and the recovery replay after them when the
-        recovery step's kill lands in the latency step's follow runs."""
-        return self.live_rows + (self.recovery_lines if recovery_on_live else 0)
+    def live_input_rows(self, recovery_on_live: bool, search_on_live: bool = False) -> int:
+        """The latency step's input: `live_rows`, then the throughput search's probe pass when it
+        runs in the latency step's follow runs, then the recovery replay when the recovery step's
+        kill lands in them."""
+        return (self.live_rows + (sum(self.probe_lines()) if search_on_live else 0)
+                + (self.recovery_lines if recovery_on_live else 0))
 
     def as_json(self) -> dict:
         return {**asdict(self), "live_rows": self.live_rows, "step_lines": self.step_lines(),
-                "recovery_lines": self.recovery_lines,
+                "recovery_lines": self.recovery_lines, "probe_lines": self.probe_lines(),
                 "search_ramp": search_ramp(self)}
 
 
 PROFILES = {p.name: p for p in (
     Profile("quick", drain_rows=500, repeats=1, rates=(50.0, 100.0, 200.0), step_seconds=4, file_lines=50,
             step_gap_s=0, warmup_s=1, start_warmup_s=4.0, drain_timeout_s=60.0, lambda_batch_every="15 seconds",
-            search_start_lps=100.0, search_max_lps=200.0, search_step_seconds=4.0, search_bisections=0,
-            search_drain_timeout_s=20.0, reprocess_rows=(500, 2_000), recovery_rate_lps=50.0, recovery_seconds=12.0,
+            search_start_lps=100.0, search_max_lps=400.0, search_step_seconds=4.0, search_bisections=0,
+            search_drain_timeout_s=20.0, search_on_live=True, reprocess_rows=(500, 2_000), recovery_rate_lps=50.0,
+            recovery_seconds=12.0,
             recovery_on_live=True,
             late_rows=600, late_files=4, late_fraction=0.1,
             description="small inputs, one repeat, every step once (a smoke run: "
                         "`make test-e2e` runs it)"),
     Profile("standard", drain_rows=2_000, repeats=3, rates=(50.0, 100.0, 200.0), step_seconds=9,
             file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
-            search_start_lps=50.0, search_max_lps=200.0, search_step_seconds=10.0, search_bisections=0,
-            reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0, recovery_seconds=8.0,
+            search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=30.0, search_bisections=0,
+            search_on_live=True, reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0,
+            recovery_seconds=8.0,
             recovery_on_live=True,
             late_rows=2_000, late_files=3,
             description="the default of `make experiments`: drains three times, three passes of the rates "
@@ -126,7 +147,7 @@ PROFILES = {p.name: p for p in (
                         "data once"),
     Profile("full", drain_rows=200_000, repeats=5, rates=(100.0, 250.0, 500.0, 1000.0, 2000.0), step_seconds=30,
             file_lines=250, warmup_s=5, drain_timeout_s=300, lambda_batch_every="30 seconds",
-            search_start_lps=250.0, search_max_lps=8000.0, search_step_seconds=20.0, search_bisections=3,
+            search_start_lps=250.0, search_max_lps=8000.0, search_step_seconds=30.0, search_bisections=3,
             reprocess_rows=(20_000, 100_000, 400_000), recovery_rate_lps=1000.0, recovery_seconds=60.0,
             late_rows=50_000, late_files=20, other_repeats=3,
             description="larger inputs, five repeats, five rates, the rate search in depth"),

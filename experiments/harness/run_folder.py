@@ -9,6 +9,8 @@ Everything the report shows is read back from this folder alone:
   that is not applicable); `unit` says what it counts; `detail` says how or why in words.
 - `latency/<build>-r<repeat>.csv`: one row per emitted unit and query of a live run (the
   charts' points: CDF, latency over time); its figures are rows of metrics.csv.
+- `throughput/<build>-r<repeat>-<probe>.csv`: the same per-unit rows of a throughput probe
+  (what its figures and verdicts were computed from).
 - `replay/<build>-r<repeat>.json`: the replayer's summary of that run (its schedule).
 - `results/<build>/`: the last drain repeat's results exports, so a reader can diff them.
 - `logs/`: every measured process's output.
@@ -25,11 +27,11 @@ Metric names (`metric` column) and the steps that write them:
 | drain | profile_ms | ms (detail = streaming query part) | system, query, repeat |
 | latency | latency_p50_s, latency_p95_s, latency_p99_s, latency_max_s | s | build, query (or `all`), rate, repeat |
 | latency | units_measured, units_warmup, units_uncovered | units | build, query, rate, repeat |
-| latency | latency_trend_s_per_min | s of latency per min of run | build, `all`, rate, repeat |
+| latency | commits_measured, commit_lag_p50_s, commit_lag_trend_s_per_min | commits, s, s of lag per min | build, `all`, rate, repeat |
 | latency | wall_s, cpu_s, peak_rss_mb, exit_code | as above | build, repeat (the follow process) |
 | latency | replayer_cpu_s, replay_lag_max_s | s | build, repeat |
 | latency | handoff_at | UTC epoch s (detail = master version) | lambda, repeat |
-| throughput | latency_p50_s ... units_uncovered, latency_trend_s_per_min | as in latency | build, `all`, probed rate, repeat |
+| throughput | latency_p50_s ... units_uncovered, commits_measured ... commit_lag_trend_s_per_min | as in latency | build, `all`, probed rate, repeat |
 | throughput | bounded | 1 bounded, 0 not, empty not judged (detail = why) | build, `all`, probed rate, repeat |
 | throughput | sustainable_lps, unbounded_lps | lines/s (detail = the rates tried) | build, repeat |
 | throughput | wall_s, cpu_s, peak_rss_mb, exit_code | as above | build, probe (query `ramp`, `bisect-N`), repeat |
@@ -124,6 +126,10 @@ class RunFolder:
 
     def latency_path(self, build: str, repeat: int) -> Path:
         return self.path / "latency" / f"{build}-r{repeat}.csv"
+
+    def probe_units_path(self, build: str, repeat: int, label: str) -> Path:
+        """The per-unit latencies of one throughput probe (what its figures were computed from)."""
+        return self.path / "throughput" / f"{build}-r{repeat}-{label}.csv"
 
     def replay_summary_path(self, build: str, repeat: int) -> Path:
         return self.path / "replay" / f"{build}-r{repeat}.json"

@@ -65,11 +65,15 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
         replay_s = profile.repeats * len(profile.rates) * (profile.step_seconds + profile.step_gap_s)
         if recovery_on_live(profile, steps):   # the recovery replay as a last pass; a restart in the killed ones
             replay_s += profile.recovery_seconds
+        probed = probed_live(profile, steps, live_builds, builds)
+        probe_s = len(profile.probe_rates()) * (profile.search_step_seconds + profile.step_gap_s)
         plan.update({f"latency {b} r1": LIVE_START_STOP_S[b] + profile.start_warmup_s + replay_s
+                     + (probe_s if b in probed else 0)
                      + (JVM_START_S + drain_estimate(b, 0) / 2 if b in killed else 0) for b in live_builds})
     for repeat in range(1, profile.other_repeats + 1):
         if "throughput" in steps:   # the latency step's rates start the ramp when it runs too
-            ramp = [r for r in search_ramp(profile) if "latency" not in steps or r > max(profile.rates)]
+            ramp = [r for r in search_ramp(profile) if "latency" not in steps or r > max(profile.rates)] \
+                if not search_on_live(profile, steps) else []   # else in the latency step's follow runs
             for b in step_builds("throughput", live_builds):
                 ramp_s = (LIVE_START_STOP_S[b] + len(ramp) * (profile.search_step_seconds + profile.step_gap_s)
                           + profile.start_warmup_s if ramp else 0)
@@ -100,6 +104,22 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
 def recovery_on_live(profile: Profile, steps) -> bool:
     """Whether the recovery replay is the last pass of the latency step's follow runs."""
     return profile.recovery_on_live and "latency" in steps and "recovery" in steps
+
+
+def search_on_live(profile: Profile, steps) -> bool:
+    """Whether the throughput search's ramp above the latency rates is a probe pass of the
+    latency step's follow runs."""
+    return profile.search_on_live and "latency" in steps and "throughput" in steps and bool(profile.probe_rates())
+
+
+def probed_live(profile: Profile, steps, live_builds, builds) -> tuple[str, ...]:
+    """The throughput step's builds probed in the latency step's follow runs."""
+    return step_builds("throughput", throughput_builds(live_builds, builds)) if search_on_live(profile, steps) else ()
+
+
+def throughput_builds(live_builds, builds):
+    """The builds the throughput step may search: the chosen ones that the latency step can follow."""
+    return builds if isinstance(builds, Mapping) else set(live_builds) & set(builds)
 
 
 def killed_live(profile: Profile, steps, live_builds, builds) -> tuple[str, ...]:
@@ -175,7 +195,7 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
                    on_done=lambda system, seconds: time_left.finish(f"drain {system} r{_repeat(time_left, 'drain', system)}",
                                                                     seconds))
     if "latency" in steps:
-        rows = chosen.live_input_rows(recovery_on_live(chosen, steps))
+        rows = chosen.live_input_rows(recovery_on_live(chosen, steps), search_on_live(chosen, steps))
         live_input = prepare_input(Path(data_root), rows, chosen.seed, progress, prefix="live",
                                    files=rows // chosen.file_lines)
         progress.stage(f"step inputs | oracle over the live input {live_input}")
@@ -186,13 +206,15 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
                     master, settings, stage,
                     on_done=lambda build, seconds: time_left.finish(f"latency {build} r{_repeat(time_left, 'latency', build)}",
                                                                    seconds),
-                    recovery_builds=step_builds("recovery", builds) if recovery_on_live(chosen, steps) else None)
+                    recovery_builds=step_builds("recovery", builds) if recovery_on_live(chosen, steps) else None,
+                    probe_builds=probed_live(chosen, steps, live_builds, builds) if search_on_live(chosen, steps)
+                    else None)
     done = lambda step: (lambda build, seconds: time_left.finish(f"{step} {build} r{_repeat(time_left, step, build)}",
                                                               seconds))
     if "throughput" in steps:
         from experiments.harness.throughput_step import run_throughput
 
-        searched = step_builds("throughput", builds if isinstance(builds, Mapping) else set(live_builds) & set(builds))
+        searched = step_builds("throughput", throughput_builds(live_builds, builds))
         run_throughput(run, followers(chosen.lambda_batch_every), searched,
                        chosen, Path(data_root), work / "throughput", master, stage, on_done=done("throughput"))
     if "reprocessing" in steps:

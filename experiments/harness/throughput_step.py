@@ -4,7 +4,9 @@ highest one at which latency stays bounded for the whole run (DESIGN.md: "no upw
 The search, bounded by the profile:
 0. when the latency step ran in the same run folder, its stepped load is the start of the
    ramp: its rates are judged from its rows (per repeat), and the ramp below goes on only
-   above them, only if every one was bounded;
+   above them, only if none was unbounded; with `search_on_live` (quick, standard) that ramp
+   was already replayed once, as the probe pass of the latency step's follow run of each
+   build (repeat 1: `probe_pass_metrics`), so no follow run of its own is started;
 1. ramp: one follow run (experiments/harness/follow.py) fed a stepped load of doubling rates,
    `search_start_lps`, 2x, 4x ... up to `search_max_lps`, each `search_step_seconds` long with
    a quiet gap between steps, after the live runs' warm-up step (`start_warmup_s` at half
@@ -14,12 +16,13 @@ The search, bounded by the profile:
    highest rate found bounded and the lowest found unbounded (a rate above an unbounded one
    in the ramp carries its backlog, so it is recorded but not judged).
 
-A rate is bounded when every measured unit became visible and the latency trend over the
-step (least squares, the latency step's own figure) adds no more than the threshold of
-`latency_step.bounded` over the step. Each probe is measured exactly like the latency step
-(units = landed files, open-loop intended times, warm-up dropped, latest over the queries),
-its rows go to metrics.csv with step `throughput`, and the knee is the row
-`sustainable_lps`.
+A rate is bounded when every measured unit became visible and the lag of the step's commits
+(latency_step.commit_lags: each commit's time minus the intended time of the newest unit it
+made visible) rose by no more than the threshold of `latency_step.bounded` over the step; a
+step with fewer than `latency_step.MIN_COMMITS` commits is not judged. Each probe is measured
+exactly like the latency step (units = landed files, open-loop intended times, warm-up dropped,
+latest over the queries), its rows go to metrics.csv with step `throughput` (its unit rows to
+throughput/), and the knee is the row `sustainable_lps`.
 """
 from __future__ import annotations
 
@@ -30,12 +33,13 @@ from typing import Callable, Sequence
 from experiments.harness.drain_step import cost_metrics
 from experiments.harness.follow import Follower, run_follow
 from experiments.harness.latency_step import (WARMUP_STEPS, bounded, latency_metrics, rate_steps_over_files,
-                                              unit_rows)
+                                              unit_rows, write_unit_rows)
 from experiments.harness.profiles import search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME
 
 STEP = "throughput"
+PROBE_PASS = "live probe pass"   # the label of the probe pass's verdicts (search_on_live)
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,6 @@ class Judged:
     rate: float
     ok: bool | None      # bounded, unbounded, or not judged
     why: str
-
-
-def files_per_step(rates: Sequence[float], seconds: float, file_lines: int) -> list[int]:
-    """Whole files for `seconds` at each rate (at least two)."""
-    return [max(2, round(rate * seconds / file_lines)) for rate in rates]
 
 
 def judge(metrics: list[Metric], rates: Sequence[float], step_seconds: float) -> list[Judged]:
@@ -68,8 +67,8 @@ def judge_values(value: Callable[[str, float], float | None], rates: Sequence[fl
         if overloaded is not None:
             verdicts.append(Judged(rate, None, f"after the unbounded {overloaded:g} lines/s, with its backlog"))
             continue
-        ok, why = bounded(value("latency_trend_s_per_min", rate), value("latency_p50_s", rate),
-                          int(value("units_measured", rate) or 0), int(value("units_uncovered", rate) or 0),
+        ok, why = bounded(value("commit_lag_trend_s_per_min", rate), value("commit_lag_p50_s", rate),
+                          int(value("commits_measured", rate) or 0), int(value("units_uncovered", rate) or 0),
                           step_seconds)
         verdicts.append(Judged(rate, ok, why))
         if ok is False:
@@ -115,7 +114,7 @@ def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, p
     # table creation, JIT) come after it says it is ready, and they are not what a rate costs
     warm = min(rates) / 2
     counts = ([profile.warmup_lines(min(rates)) // profile.file_lines]
-              + files_per_step(rates, profile.search_step_seconds, profile.file_lines))
+              + [profile.whole_files(rate, profile.search_step_seconds) for rate in rates])
     live_input = prepare_input(data_root, sum(counts) * profile.file_lines, profile.seed, Progress(quiet=True),
                                prefix="search", files=sum(counts))
     steps = rate_steps_over_files(live_input, [warm, *rates], counts)
@@ -136,11 +135,40 @@ def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, p
                               query=label, detail=live.problem or f"{follower.name} failed, see {log}"))
         return metrics, [Judged(rate, None, "the run failed") for rate in rates]
     rows = unit_rows(live.replay_dir, live.commit_log, live.queries, profile.warmup_s, WARMUP_STEPS)
-    figures = [m for m in latency_metrics(follower.name, rows, repeat, lines, profile.warmup_s, step_name=STEP,
-                                          warmup_steps=WARMUP_STEPS) if m.query == ALL_QUERIES]
-    verdicts = judge(figures, rates, profile.search_step_seconds)
-    verdicts = [Judged(v.rate, v.ok, f"{label}: {v.why}") for v in verdicts]
+    figures, verdicts = _judged_probe(run, follower.name, rows, rates, label, profile, repeat, lines, WARMUP_STEPS)
     return metrics + figures + _bounded_rows(follower.name, verdicts, repeat), verdicts
+
+
+def _judged_probe(run: RunFolder, build: str, rows, rates: Sequence[float], label: str, profile, repeat: int,
+                  lines: int, warmup_steps: int) -> tuple[list[Metric], list[Judged]]:
+    """A probe's unit rows kept in the run folder, its `all` figures and its verdicts."""
+    write_unit_rows(run.probe_units_path(build, repeat, label.replace(" ", "-")), rows)
+    figures = [m for m in latency_metrics(build, rows, repeat, lines, profile.warmup_s, step_name=STEP,
+                                          warmup_steps=warmup_steps) if m.query == ALL_QUERIES]
+    verdicts = [Judged(v.rate, v.ok, f"{label}: {v.why}")
+                for v in judge(figures, rates, profile.search_step_seconds)]
+    return figures, verdicts
+
+
+def probe_pass_metrics(run: RunFolder, live, profile) -> list[Metric]:
+    """The rows of the probe pass of a latency-step follow run (FollowRun.probe_replay_dir):
+    the search's ramp above the latency rates, judged as a ramp of its own is (repeat 1)."""
+    rows = unit_rows(live.probe_replay_dir, live.commit_log, live.queries, profile.warmup_s)
+    lines = sum(r.last_seq - r.first_seq + 1 for r in rows if r.query == ALL_QUERIES)
+    figures, verdicts = _judged_probe(run, live.build, rows, profile.probe_rates(), PROBE_PASS, profile, 1,
+                                      lines, 0)
+    return figures + _bounded_rows(live.build, verdicts, 1)
+
+
+def probe_pass_verdicts(rows: list[dict], build: str) -> dict[int, list[Judged]]:
+    """The probe pass's verdicts of `build` already in metrics.csv, per repeat."""
+    found: dict[int, list[Judged]] = {}
+    for r in rows:
+        if (r["step"] == STEP and r["build"] == build and r["metric"] == "bounded"
+                and r["detail"].startswith(f"{PROBE_PASS}:")):
+            ok = None if r["value"] == "" else r["value"] == "1"
+            found.setdefault(int(r["repeat"]), []).append(Judged(float(r["rate_lps"]), ok, r["detail"]))
+    return found
 
 
 def _bounded_rows(build: str, verdicts: Sequence[Judged], repeat: int) -> list[Metric]:
@@ -153,13 +181,19 @@ def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: P
     """The ramp (the latency step's rates when it ran in this run folder for this build and
     repeat, then a ramp above them only if every one was bounded), then the bisections;
     every probe's rows appended as it ends."""
-    verdicts = latency_step_verdicts(run.metrics(), follower.name, repeat, profile.step_seconds)
+    rows = run.metrics()
+    verdicts = latency_step_verdicts(rows, follower.name, repeat, profile.step_seconds)
+    probed = probe_pass_verdicts(rows, follower.name)
     if verdicts:
         stage(f"step throughput | {follower.name} | the latency step's rates, repeat {repeat}: "
               + ", ".join(f"{v.rate:g} {'ok' if v.ok else 'no' if v.ok is False else '?'}" for v in verdicts))
         run.append(_bounded_rows(follower.name, verdicts, repeat))
-        ramp = [r for r in search_ramp(profile) if r > max(v.rate for v in verdicts)] \
-            if knee(verdicts)[1] is None else []
+        if probed:   # the ramp above them ran once, in the latency step's follow run (its repeat 1)
+            verdicts += probed.get(repeat, [])
+            ramp = []
+        else:
+            ramp = [r for r in search_ramp(profile) if r > max(v.rate for v in verdicts)] \
+                if knee(verdicts)[1] is None else []
     else:
         ramp = search_ramp(profile)
     if ramp:

@@ -253,7 +253,8 @@ def throughput_chart(data: RunData) -> Chart | None:
     return Chart("throughput", "Latency against rate, with the knee",
                  "p95 latency of each probed rate (metrics.csv: latency_p95_s of step throughput, or of step latency "
                  "for the rates the latency step measured); o bounded, x "
-                 "unbounded (latency kept rising or units never visible), squares not judged; the dashed line is "
+                 "unbounded (the lag of the commits kept rising or units never visible), squares not judged (too few "
+                 "commits in the step, or a stall); the dashed line is "
                  "the highest bounded rate below the first unbounded one (sustainable_lps).", _png(fig))
 
 

@@ -248,7 +248,7 @@ def profile_table(data: RunData, top: int = 6) -> dict:
 
 def latency_table(data: RunData, query: str = ALL_QUERIES) -> dict:
     header = ["build", "rate lines/s", "p50 s", "p95 s", "p99 s", "max s", "units measured", "uncovered",
-              "trend s/min"]
+              "commits", "commit lag trend s/min"]
     table = []
     for build in data.live_builds:
         for rate in data.rates:
@@ -257,8 +257,11 @@ def latency_table(data: RunData, query: str = ALL_QUERIES) -> dict:
             cells = [spread_text(data.spread("latency", m, build, query, rate), 2) for m in PERCENTILE_METRICS]
             measured = sum(data.by_repeat("latency", "units_measured", build, query, rate, ok_only=False).values())
             uncovered = sum(data.by_repeat("latency", "units_uncovered", build, query, rate, ok_only=False).values())
-            trend = data.spread("latency", "latency_trend_s_per_min", build, query, rate) if query == ALL_QUERIES else None
+            commits = data.spread("latency", "commits_measured", build, query, rate) if query == ALL_QUERIES else None
+            trend = data.spread("latency", "commit_lag_trend_s_per_min", build, query, rate) \
+                if query == ALL_QUERIES else None
             table.append([build, f"{rate:g}", *cells, fmt(measured, 0), fmt(uncovered, 0),
+                          spread_text(commits, 0) if query == ALL_QUERIES else "",
                           spread_text(trend, 2) if query == ALL_QUERIES else ""])
     return {"header": header, "table": table}
 
@@ -366,9 +369,10 @@ def findings(data: RunData) -> list[str]:
             for rate in rates:
                 uncovered = sum(data.by_repeat("latency", "units_uncovered", build, ALL_QUERIES, rate, ok_only=False).values())
                 measured = sum(data.by_repeat("latency", "units_measured", build, ALL_QUERIES, rate, ok_only=False).values())
-                trend = _median(data.spread("latency", "latency_trend_s_per_min", build, ALL_QUERIES, rate))
-                p50 = _median(data.spread("latency", "latency_p50_s", build, ALL_QUERIES, rate))
-                ok, why = bounded(trend, p50, int(measured), int(uncovered), step_minutes * 60)
+                trend = _median(data.spread("latency", "commit_lag_trend_s_per_min", build, ALL_QUERIES, rate))
+                lag = _median(data.spread("latency", "commit_lag_p50_s", build, ALL_QUERIES, rate))
+                commits = _median(data.spread("latency", "commits_measured", build, ALL_QUERIES, rate))
+                ok, why = bounded(trend, lag, int(commits or 0), int(uncovered), step_minutes * 60)
                 if ok is False:
                     behind.append(f"at {rate:g} lines/s: {why}")
             if behind:
@@ -417,8 +421,11 @@ def methods(data: RunData) -> list[tuple[str, str]]:
         ("Harness overhead", "The pass-through (experiments/harness/passthrough.py) follows the landing directory "
                              "like the builds, counts each micro-batch's lines and records a commit: its latency is "
                              "the floor the harness and Spark's file source set."),
-        ("Trend", "Least-squares slope of the measured units' latency over their intended time within a rate, "
-                  "in seconds per minute: near 0 means latency stayed bounded at that rate."),
+        ("Commit lag", "A commit's lag is its time minus the intended emission time of the newest unit it made "
+                       "visible (every query); its trend is the least-squares slope of that lag over a rate's "
+                       "commits, in seconds per minute: near 0 means no backlog built up at that rate. Unit "
+                       "latencies are not trended: a micro-batch shows many units at once, a saw-tooth of its "
+                       "period."),
         *[(name, text) for name, text in step_methods(data)
           if data.step_ran({"Sustainable throughput": "throughput", "Reprocessing": "reprocessing",
                             "Recovery": "recovery", "Late data": "late", "Code size": "code_size"}[name])],
@@ -526,14 +533,16 @@ def throughput_figure(data: RunData, metric: str, build: str, rate: float) -> Sp
 
 
 def throughput_rate_table(data: RunData) -> dict:
-    header = ["build", "rate lines/s", "p50 s", "p95 s", "trend s/min", "bounded", "why"]
+    header = ["build", "rate lines/s", "p50 s", "p95 s", "commits", "commit lag trend s/min", "bounded", "why"]
     table = []
     for build in throughput_builds(data):
         for rate in throughput_rates(data, build):
             verdict = _last(data.select("throughput", "bounded", build, ALL_QUERIES, rate))
             table.append([build, f"{rate:g}",
                           *[spread_text(throughput_figure(data, m, build, rate), 2)
-                            for m in ("latency_p50_s", "latency_p95_s", "latency_trend_s_per_min")],
+                            for m in ("latency_p50_s", "latency_p95_s")],
+                          spread_text(throughput_figure(data, "commits_measured", build, rate), 0),
+                          spread_text(throughput_figure(data, "commit_lag_trend_s_per_min", build, rate), 2),
                           {"1": "yes", "0": "no"}.get(verdict["value"], "not judged") if verdict else "-",
                           verdict["detail"] if verdict else "-"])
     return {"header": header, "table": table}
@@ -679,16 +688,24 @@ def step_findings(data: RunData) -> list[str]:
 
 
 def step_methods(data: RunData) -> list[tuple[str, str]]:
-    from experiments.harness.latency_step import RISE_FLOOR_S, RISE_SHARE
+    from experiments.harness.latency_step import MIN_COMMITS, RISE_FLOOR_S, RISE_SHARE
 
     profile = data.environment.get("profile", {})
+    step_s = profile.get("search_step_seconds", "?")
+    if profile.get("search_on_live") and data.step_ran("latency"):
+        above = [r for r in profile.get("search_ramp", []) if r > max(profile.get("rates") or [0])]
+        search = (f"Per build, the latency step's rates judged pass by pass, then the doubling rates above them "
+                  f"({', '.join(f'{r:g}' for r in above)} lines/s, {step_s} s each) replayed once in the same follow "
+                  f"process after its measured passes (repeat 1; the build warm, no JVM start of its own)")
+    else:
+        search = (f"Per build, one follow run fed a stepped load of doubling rates ({profile.get('search_ramp', '?')} "
+                  f"lines/s, {step_s} s each)")
     return [
-        ("Sustainable throughput", f"Per build, one follow run fed a stepped load of doubling rates "
-                                   f"({profile.get('search_ramp', '?')} lines/s, {profile.get('search_step_seconds', '?')} s "
-                                   f"each), then {profile.get('search_bisections', '?')} follow run(s) at the rate halfway "
-                                   f"between the highest bounded and the lowest unbounded one; a rate is bounded when "
-                                   f"every unit became visible and the latency trend adds at most {RISE_FLOOR_S:g} s or "
-                                   f"{RISE_SHARE:.0%} of the p50 (the larger) over the step."),
+        ("Sustainable throughput", f"{search}, then {profile.get('search_bisections', '?')} follow run(s) at the rate "
+                                   f"halfway between the highest bounded and the lowest unbounded one; a rate is "
+                                   f"bounded when every unit became visible and the lag of the step's commits rose by "
+                                   f"at most {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their median lag (the larger) "
+                                   f"over the step; a step with fewer than {MIN_COMMITS} commits is not judged."),
         ("Reprocessing", "Per input size, the build's first run (lab run), then the recompute in its own process: "
                          "Lambda `lab lambda batch` over the whole master dataset, Kappa `lab kappa replay --version "
                          "v2` from the log's start with the cut-over and export; wall, CPU and peak RSS of that "
