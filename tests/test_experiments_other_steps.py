@@ -215,9 +215,9 @@ def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
     assert standard.live_input_rows(True, True) == standard.live_rows + 12_000 + standard.recovery_lines
 
 
-def test_the_probe_pass_is_the_ramp_of_repeat_1_and_no_repeat_starts_its_own(tmp_path, monkeypatch):
+def test_the_probe_pass_is_the_ramp_of_one_search_and_no_follow_run_is_started(tmp_path, monkeypatch):
     """The latency step's follow run replayed the ramp above its rates (the probe pass) once:
-    repeat 1 judges it with the latency rates; repeat 2 has the latency rates only."""
+    one search judges it with the latency step's first pass."""
     run = RunFolder(tmp_path / "run")
     run.path.mkdir()
     for repeat in (1, 2):   # too few commits at every latency rate: none judged
@@ -233,8 +233,8 @@ def test_the_probe_pass_is_the_ramp_of_repeat_1_and_no_repeat_starts_its_own(tmp
                                    None, lambda m: None)
     assert probes == []
     knees = {r["repeat"]: r for r in run.metrics() if r["metric"] == "sustainable_lps"}
+    assert set(knees) == {"1"}   # one search: the probe ran once
     assert knees["1"]["value"] == "400" and "at least this" in knees["1"]["detail"]
-    assert knees["2"]["value"] == "" and "no rate could be judged" in knees["2"]["detail"]
     verdicts = sorted((float(r["rate_lps"]), r["value"]) for r in run.metrics()
                       if r["metric"] == "bounded" and r["repeat"] == "1")
     assert verdicts == [(50.0, ""), (100.0, ""), (200.0, ""), (400.0, "1")]

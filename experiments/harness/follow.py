@@ -236,7 +236,8 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
             # every pass is committed before the next one starts, the last one before the stop
             last_seq = read_emitted_units(replay_dir)[-1].last_seq
             last = number == len(plan)
-            stage(f"{follower.name}: " + ("replay done" if last else f"pass {number} replayed")
+            stage(f"{follower.name}: " + ("replay done" if last and not (probe_pass or last_pass)
+                                          else f"pass {number} replayed")
                   + f"; waiting until every query's commits cover line {last_seq:,}"
                   + ("" if last else f" before pass {number + 1}"))
             wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,

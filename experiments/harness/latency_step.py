@@ -236,7 +236,9 @@ def commit_metrics(step_name: str, build: str, lags: Sequence[CommitLag], common
     if lags:
         metrics.append(Metric(step_name, build, "commit_lag_p50_s", round(percentile([c.lag_s for c in lags], 50), 4),
                               "s", detail=how + "; nearest rank", **common))
-    trend = trend_per_minute([c.at_s for c in lags], [c.lag_s for c in lags]) if lags else None
+    # below MIN_COMMITS a slope follows where the batches fell: no figure that would read as a trend
+    trend = trend_per_minute([c.at_s for c in lags], [c.lag_s for c in lags]) \
+        if len(lags) >= MIN_COMMITS else None
     if trend is not None:
         metrics.append(Metric(step_name, build, "commit_lag_trend_s_per_min", round(trend, 4), "s per min",
                               detail="least-squares slope of the commits' lag over the step", **common))

@@ -8,7 +8,8 @@
 3. latency      latency_step.py: each build following a landing directory fed by the open-loop
                 replayer at every rate of the profile, plus the harness pass-through
 4. throughput   throughput_step.py: per build, a search over rates for the highest one at which
-                latency stays bounded
+                latency stays bounded (with the latency step, in the profiles that say so: the
+                ramp above its rates is a probe pass of its follow runs)
 5. reprocessing reprocess_step.py: city_revenue_v1 -> city_revenue, Lambda's batch recompute
                 against Kappa's replay into a new version, at two input sizes or more
 6. recovery     recovery_step.py: each build SIGKILLed at a random moment of a live run, restarted;

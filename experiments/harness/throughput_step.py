@@ -6,7 +6,8 @@ The search, bounded by the profile:
    ramp: its rates are judged from its rows (per repeat), and the ramp below goes on only
    above them, only if none was unbounded; with `search_on_live` (quick, standard) that ramp
    was already replayed once, as the probe pass of the latency step's follow run of each
-   build (repeat 1: `probe_pass_metrics`), so no follow run of its own is started;
+   build (`probe_pass_metrics`), so no follow run of its own is started and there is one
+   search, with the latency step's first pass;
 1. ramp: one follow run (experiments/harness/follow.py) fed a stepped load of doubling rates,
    `search_start_lps`, 2x, 4x ... up to `search_max_lps`, each `search_step_seconds` long with
    a quiet gap between steps, after the live runs' warm-up step (`start_warmup_s` at half
@@ -238,10 +239,15 @@ def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Seque
                    on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
     import time
 
-    latency_rows = [r for r in run.metrics() if r["step"] == "latency" and r["build"] in builds and r["repeat"]]
+    rows = run.metrics()
+    latency_rows = [r for r in rows if r["step"] == "latency" and r["build"] in builds and r["repeat"]]
     measured = {int(r["repeat"]) for r in latency_rows}
-    # one search per repeat of the latency step (its rates are the ramp), else other_repeats
-    for repeat in sorted(measured) or range(1, profile.other_repeats + 1):
+    # one search per repeat of the latency step (its rates are the ramp), else other_repeats; one
+    # search only when the ramp above those rates was the latency runs' probe pass: it ran once
+    repeats = sorted(measured) or list(range(1, profile.other_repeats + 1))
+    if measured and any(probe_pass_verdicts(rows, build) for build in builds):
+        repeats = repeats[:1]
+    for repeat in repeats:
         for build in builds:
             started = time.monotonic()
             if measured and not latency_step_verdicts(latency_rows, build, repeat, profile.step_seconds):
