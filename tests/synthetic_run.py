@@ -104,7 +104,8 @@ def add_other_steps(run: RunFolder, seed: int = 1) -> None:
             trend = 0.1 if ok else 30.0
             p50 = (1.0 if ok else 5.0) + rng.random()
             for name, value in (("latency_p50_s", p50), ("latency_p95_s", p50 * 1.5),
-                                ("commit_lag_trend_s_per_min", trend), ("commits_measured", 6),
+                                ("commit_lag_trend_s_per_min", trend), ("commit_lag_rising_p", 0.01),
+                                ("commits_measured", 6),
                                 ("units_measured", 10), ("units_uncovered", 0)):
                 metrics.append(Metric("throughput", build, name, value, "s", query=ALL_QUERIES, repeat=1,
                                       rate_lps=rate))

@@ -25,24 +25,41 @@ from tests.synthetic_run import HOSTILE, add_other_steps, write_run
 # Sustainable throughput: when a rate is bounded, the knee, the next rate
 # ---------------------------------------------------------------------------------------
 
-def test_a_rate_is_bounded_when_its_commits_lag_rises_little_and_every_unit_shows():
-    assert latency_step.bounded(0.5, 1.0, 10, 0, 60)[0] is True          # +0.5 s over a minute: under 1 s
-    assert latency_step.bounded(3.0, 1.0, 10, 0, 60)[0] is False         # +3 s over a minute
-    assert latency_step.bounded(3.0, 8.0, 10, 0, 60)[0] is True          # under half of an 8 s median lag
-    assert latency_step.bounded(5.0, 8.0, 10, 0, 60)[0] is False
-    ok, why = latency_step.bounded(0.0, 1.0, 10, 2, 60)
+def test_a_rate_is_unbounded_only_when_its_commits_lag_keeps_rising_or_a_unit_never_shows():
+    steady = 0.001   # Kendall's p of lags rising commit after commit
+    assert latency_step.bounded(0.5, steady, 1.0, 10, 0, 60)[0] is True          # +0.5 s over a minute: under 1 s
+    assert latency_step.bounded(3.0, steady, 1.0, 10, 0, 60)[0] is False         # +3 s over a minute
+    assert latency_step.bounded(3.0, steady, 20.0, 10, 0, 60)[0] is True         # under 20 % of a 20 s median lag
+    ok, why = latency_step.bounded(3.0, 0.4, 1.0, 10, 0, 60)   # +3 s, but one jump, not a rise at every commit
+    assert ok is True and "did not keep rising" in why and "p 0.400" in why
+    ok, why = latency_step.bounded(0.0, 0.5, 1.0, 10, 2, 60)
     assert ok is False and "2 units never visible" in why
-    ok, why = latency_step.bounded(0.0, 1.0, latency_step.MIN_COMMITS - 1, 0, 60)   # too few commits to judge
+    ok, why = latency_step.bounded(0.0, 0.5, 1.0, latency_step.MIN_COMMITS - 1, 0, 60)   # too few commits
     assert ok is None and f"fewer than {latency_step.MIN_COMMITS}" in why
-    assert latency_step.bounded(None, None, 0, 0, 60)[0] is None
-    ok, why = latency_step.bounded(-60.0, 30.0, 10, 0, 60)               # catching up after one late commit
+    assert latency_step.bounded(None, None, None, 0, 0, 60)[0] is None
+    ok, why = latency_step.bounded(-60.0, 1.0, 30.0, 10, 0, 60)               # catching up after one late commit
     assert ok is None and "starting or stalled" in why
 
 
-def _figures(rate, trend, lag, commits=10, uncovered=0):
+def test_the_rising_test_tells_a_backlog_from_a_stall_and_from_a_swing():
+    """Commit lags measured on 2026-11-27: DStream at 400 lines/s (a backlog), the pass-through
+    after a one-off stall at 50 lines/s, Kappa's swing at 400 lines/s."""
+    times = [9.9, 14.6, 18.7, 23.0, 27.1, 31.7, 35.8, 38.9]
+    backlog = [5.40, 5.88, 6.16, 6.33, 6.73, 7.13, 7.52, 8.40]
+    assert latency_step.rising_p(times, backlog) < latency_step.RISING_P
+    stall = [0.47, 0.37, 0.32, 1.36, 1.30, 1.27, 1.23]
+    assert latency_step.rising_p(times[:7], stall) > 0.2
+    assert latency_step.trend_per_minute(times[:7], stall) > 0   # the least-squares slope alone would call it a rise
+    swing = [8.47, 10.77, 11.42, 8.48, 8.49]
+    assert latency_step.rising_p(times[:5], swing) > 0.2
+    assert latency_step.rising_p([1.0, 2.0], [1.0, 2.0]) is None
+
+
+def _figures(rate, trend, lag, commits=10, uncovered=0, rising=0.001):
     return [Metric("throughput", "kappa", name, value, "s", query=ALL_QUERIES, rate_lps=rate)
             for name, value in (("commit_lag_trend_s_per_min", trend), ("commit_lag_p50_s", lag),
-                                ("commits_measured", commits), ("units_uncovered", uncovered))]
+                                ("commit_lag_rising_p", rising), ("commits_measured", commits),
+                                ("units_uncovered", uncovered))]
 
 
 def test_the_search_judges_rates_up_to_the_first_unbounded_one():
@@ -204,14 +221,16 @@ def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
     standard = PROFILES["standard"]
     assert standard.probe_rates() == [400.0]                          # the ramp above the latency rates
     assert standard.probe_lines() == [12_000]                         # 30 s at 400 lines/s
-    assert probed_live(standard, STEPS, LIVE_BUILDS, LIVE_BUILDS) == LIVE_BUILDS
-    assert probed_live(standard, STEPS, ("passthrough", "dstream"), LIVE_BUILDS) == ("passthrough", "dstream")
+    assert probed_live(standard, STEPS, LIVE_BUILDS) == ("kappa", "lambda", "dstream")
+    assert probed_live(standard, STEPS, ("passthrough", "dstream")) == ("dstream",)
+    assert probed_live(standard, STEPS, ("passthrough",)) == ()
     assert not search_on_live(standard, ("latency",)) and not search_on_live(standard, ("throughput",))
     assert not search_on_live(dataclasses.replace(standard, search_max_lps=200.0), STEPS)   # nothing above 200
     plan = estimates(standard, STEPS, (), LIVE_BUILDS, LIVE_BUILDS)
     unprobed = estimates(standard, tuple(s for s in STEPS if s != "throughput"), (), LIVE_BUILDS, LIVE_BUILDS)
     assert plan["latency kappa r1"] - unprobed["latency kappa r1"] == pytest.approx(30.0)
-    assert plan["throughput kappa r1"] == 0                            # no follow run of its own
+    assert plan["throughput kappa r1"] == plan["throughput passthrough r1"] == 0   # no follow run of their own
+    assert plan["latency passthrough r1"] == unprobed["latency passthrough r1"]       # judged on the latency rates
     assert standard.live_input_rows(True, True) == standard.live_rows + 12_000 + standard.recovery_lines
 
 
@@ -223,20 +242,22 @@ def test_the_probe_pass_is_the_ramp_of_one_search_and_no_follow_run_is_started(t
     for repeat in (1, 2):   # too few commits at every latency rate: none judged
         _latency_rows(run, "kappa", repeat, {50.0: (0.0, 5.0, 0), 100.0: (0.0, 5.0, 0), 200.0: (0.0, 5.0, 0)},
                       commits=2)
+        _latency_rows(run, "passthrough", repeat, {50.0: (0.0, 0.5, 0), 100.0: (0.0, 0.5, 0), 200.0: (0.0, 0.5, 0)})
     run.append([Metric("throughput", "kappa", "bounded", 1, "1 = bounded", query=ALL_QUERIES, repeat=1,
                        rate_lps=400.0, detail=f"{throughput_step.PROBE_PASS}: lag of its 6 commits ...")])
     probes = []
     monkeypatch.setattr(throughput_step, "_probe", lambda run_, follower, rates, label, *args: (
         probes.append((label, rates)) or ([], [])))
-    follower = type("F", (), {"name": "kappa"})()
-    throughput_step.run_throughput(run, {"kappa": follower}, ("kappa",), PROFILES["standard"], tmp_path, tmp_path,
-                                   None, lambda m: None)
-    assert probes == []
-    knees = {r["repeat"]: r for r in run.metrics() if r["metric"] == "sustainable_lps"}
-    assert set(knees) == {"1"}   # one search: the probe ran once
-    assert knees["1"]["value"] == "400" and "at least this" in knees["1"]["detail"]
+    followers = {name: type("F", (), {"name": name})() for name in ("passthrough", "kappa")}
+    throughput_step.run_throughput(run, followers, ("passthrough", "kappa"), PROFILES["standard"], tmp_path,
+                                   tmp_path, None, lambda m: None)
+    assert probes == []   # the pass-through had no probe pass: judged on the latency rates, no ramp of its own
+    knees = {(r["build"], r["repeat"]): r for r in run.metrics() if r["metric"] == "sustainable_lps"}
+    assert set(knees) == {("passthrough", "1"), ("kappa", "1")}   # one search: the probe ran once
+    assert knees[("kappa", "1")]["value"] == "400" and "at least this" in knees[("kappa", "1")]["detail"]
+    assert knees[("passthrough", "1")]["value"] == "200"
     verdicts = sorted((float(r["rate_lps"]), r["value"]) for r in run.metrics()
-                      if r["metric"] == "bounded" and r["repeat"] == "1")
+                      if r["metric"] == "bounded" and r["repeat"] == "1" and r["build"] == "kappa")
     assert verdicts == [(50.0, ""), (100.0, ""), (200.0, ""), (400.0, "1")]
 
 
@@ -340,8 +361,8 @@ def _latency_rows(run, build, repeat, figures, commits=10):
     for rate, (trend, lag, uncovered) in figures.items():
         rows += [Metric("latency", build, name, value, "s", query=ALL_QUERIES, repeat=repeat, rate_lps=rate)
                  for name, value in (("commit_lag_trend_s_per_min", trend), ("commit_lag_p50_s", lag),
-                                     ("commits_measured", commits), ("units_measured", 10),
-                                     ("units_uncovered", uncovered))]
+                                     ("commit_lag_rising_p", 0.001), ("commits_measured", commits),
+                                     ("units_measured", 10), ("units_uncovered", uncovered))]
     run.append(rows)
 
 

@@ -60,16 +60,18 @@ def trend_per_minute(times_s: Sequence[float], latencies: Sequence[float]) -> fl
     return float(slope * 60)
 
 
-# Latency stayed bounded at a rate when every measured unit became visible and the lag of the
-# step's commits rose by at most this much over the step: RISE_FLOOR_S, or RISE_SHARE of their
-# median lag if larger. A build's lag swings by about one micro-batch from commit to commit (in
-# `standard` on 2026-11-27, Kappa's between 8.5 and 17.4 s with a commit every 4-8 s), so a
-# smaller share would call that swing a backlog; a rate above what a build can process adds
-# the excess over the whole step.
+# Latency stayed bounded at a rate unless a unit never became visible or the lag of the step's
+# commits kept rising: rose by more than RISE_FLOOR_S, or RISE_SHARE of their median lag if
+# larger, over the step (least squares), and rose commit after commit (a Mann-Kendall test:
+# Kendall's tau of lag against time, one-sided p below RISING_P). The second condition keeps
+# two kinds of noise out: a build's lag swings by about one micro-batch from commit to commit
+# (Kappa's between 8.5 and 17.4 s within one step), and a one-off stall lifts every later lag
+# once (the pass-through's 0.3 -> 1.3 s at 50 lines/s in one run) without a backlog building.
 RISE_FLOOR_S = 1.0
-RISE_SHARE = 0.5
-# Fewer commits than this in a step: a least-squares trend over so few follows where the
-# batches fell, so the rate is not judged (a step must span several of the build's commits).
+RISE_SHARE = 0.2
+RISING_P = 0.05
+# Fewer commits than this in a step: too few to see a trend in (at 4, lags rising at every
+# commit give p = 1/24), so the rate is not judged; a step must span several of the build's commits.
 MIN_COMMITS = 4
 # Lag falling by this share of a second or more per second of the step: the commits were
 # catching up with units that waited for the same late commit (the build was starting or
@@ -77,26 +79,38 @@ MIN_COMMITS = 4
 STALL_SHARE = 0.9
 
 
-def bounded(trend_s_per_min: float | None, lag_p50_s: float | None, commits: int, uncovered: int,
-            step_seconds: float) -> tuple[bool | None, str]:
+def bounded(trend_s_per_min: float | None, rising_p: float | None, lag_p50_s: float | None, commits: int,
+            uncovered: int, step_seconds: float) -> tuple[bool | None, str]:
     """Did latency stay bounded over one rate step? (True, False, or None when there is too
-    little to judge) and the reason in words. `commits`: the step's commits, `trend_s_per_min`
-    and `lag_p50_s`: their lag's trend and median (CommitLag)."""
+    little to judge) and the reason in words. The step's commits (CommitLag): how many, their
+    lag's least-squares trend, the p of its rising (`rising_p`) and their median lag."""
     if uncovered:
         return False, f"{uncovered} units never visible before the run was stopped"
-    if commits < MIN_COMMITS or trend_s_per_min is None:
-        return None, (f"{commits} commits made its units visible: fewer than {MIN_COMMITS}, too few for a trend "
-                      f"(the step must span several of the build's micro-batches)")
+    if commits < MIN_COMMITS or trend_s_per_min is None or rising_p is None:
+        return None, (f"{commits} commit{'s' if commits != 1 else ''} made its units visible: fewer than "
+                      f"{MIN_COMMITS}, too few for a trend (the step must span several of the build's micro-batches)")
     if trend_s_per_min <= -STALL_SHARE * 60:
         return None, (f"lag trend {trend_s_per_min:+.2f} s/min: the commits caught up with units that waited for "
                       f"the same late commit (the build was starting or stalled), so the step says nothing about "
                       f"the rate")
     rise = trend_s_per_min * step_seconds / 60
     limit = max(RISE_FLOOR_S, RISE_SHARE * (lag_p50_s or 0.0))
-    words = (f"lag of its {commits} commits trends {trend_s_per_min:+.2f} s/min, {rise:+.2f} s over the "
-             f"{step_seconds:g} s step (limit {limit:.2f} s: {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their "
-             f"median lag {lag_p50_s or 0:.2f} s)")
-    return rise <= limit, words
+    rising = rise > limit and rising_p < RISING_P
+    words = (f"lag of its {commits} commits {'kept rising' if rising else 'did not keep rising'}: "
+             f"{rise:+.2f} s over the {step_seconds:g} s step ({trend_s_per_min:+.2f} s/min; a backlog adds more "
+             f"than {limit:.2f} s, {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of the median lag {lag_p50_s or 0:.2f} s) "
+             f"and Kendall's p {rising_p:.3f} (rising commit after commit below {RISING_P:g})")
+    return not rising, words
+
+
+def rising_p(times_s: Sequence[float], lags: Sequence[float]) -> float | None:
+    """One-sided p of a Mann-Kendall trend test (scipy's Kendall's tau of lag against time):
+    how likely lags at least this steadily rising would be if they did not rise at all."""
+    from scipy.stats import kendalltau
+
+    if len(lags) < 3:
+        return None
+    return float(kendalltau(times_s, lags, alternative="greater").pvalue)
 
 
 @dataclass(frozen=True)
@@ -236,12 +250,16 @@ def commit_metrics(step_name: str, build: str, lags: Sequence[CommitLag], common
     if lags:
         metrics.append(Metric(step_name, build, "commit_lag_p50_s", round(percentile([c.lag_s for c in lags], 50), 4),
                               "s", detail=how + "; nearest rank", **common))
-    # below MIN_COMMITS a slope follows where the batches fell: no figure that would read as a trend
-    trend = trend_per_minute([c.at_s for c in lags], [c.lag_s for c in lags]) \
-        if len(lags) >= MIN_COMMITS else None
+    if len(lags) < MIN_COMMITS:   # a slope over fewer follows where the batches fell: no figure that reads as one
+        return metrics
+    times, values = [c.at_s for c in lags], [c.lag_s for c in lags]
+    trend = trend_per_minute(times, values)
     if trend is not None:
         metrics.append(Metric(step_name, build, "commit_lag_trend_s_per_min", round(trend, 4), "s per min",
                               detail="least-squares slope of the commits' lag over the step", **common))
+    metrics.append(Metric(step_name, build, "commit_lag_rising_p", round(rising_p(times, values), 5), "p",
+                          detail="Mann-Kendall: one-sided p of Kendall's tau of the commits' lag against time",
+                          **common))
     return metrics
 
 
@@ -340,7 +358,7 @@ def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_st
 def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], live_input: Path,
                 oracle_results: Path, input_lines: int, work: Path, profile, master: str | None, settings,
                 stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None,
-                recovery_builds: Sequence[str] | None = None, probe_builds: Sequence[str] | None = None) -> None:
+                recovery_builds: Sequence[str] | None = None, probe_builds: Sequence[str] = ()) -> None:
     """Per build, one follow process fed `profile.repeats` passes of the rate ladder (the
     repeats of this step: each pass starts once the pass before is committed); each pass's
     figures are the rows of its repeat. The process's cost and the results export against
@@ -352,17 +370,17 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
     builds are killed during it and restarted; their recovery rows come from it
     (recovery_step.from_follow_run). The pass-through has no export: it stops after its passes.
 
-    `probe_builds` (the throughput step's builds, when the live input holds its probe pass:
-    Profile.search_on_live): those builds' follow runs replay the search's ramp above the
-    latency rates after the measured passes; its rows are the throughput step's, repeat 1."""
+    `probe_builds` (when the live input holds the throughput search's probe pass after the
+    measured passes: Profile.search_on_live): those builds' follow runs replay it, the search's
+    ramp above the latency rates; its rows are the throughput step's, repeat 1."""
     from experiments.harness import recovery_step, throughput_step
 
     passes = live_passes(live_input, profile)
-    probe = probe_pass(live_input, profile, passes[-1]) if probe_builds is not None else None
+    probe = probe_pass(live_input, profile, passes[-1]) if probe_builds else None
     final = recovery_pass(live_input, profile, probe or passes[-1]) if recovery_builds is not None else None
     for build in builds:
         follower = followers[build]
-        probing = probe if build in (probe_builds or ()) else None
+        probing = probe if build in probe_builds else None
         last = final if build in ARCHITECTURES else None
         kill = None
         if last is not None and build in recovery_builds:

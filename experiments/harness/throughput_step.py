@@ -68,9 +68,9 @@ def judge_values(value: Callable[[str, float], float | None], rates: Sequence[fl
         if overloaded is not None:
             verdicts.append(Judged(rate, None, f"after the unbounded {overloaded:g} lines/s, with its backlog"))
             continue
-        ok, why = bounded(value("commit_lag_trend_s_per_min", rate), value("commit_lag_p50_s", rate),
-                          int(value("commits_measured", rate) or 0), int(value("units_uncovered", rate) or 0),
-                          step_seconds)
+        ok, why = bounded(value("commit_lag_trend_s_per_min", rate), value("commit_lag_rising_p", rate),
+                          value("commit_lag_p50_s", rate), int(value("commits_measured", rate) or 0),
+                          int(value("units_uncovered", rate) or 0), step_seconds)
         verdicts.append(Judged(rate, ok, why))
         if ok is False:
             overloaded = rate
@@ -154,11 +154,17 @@ def _judged_probe(run: RunFolder, build: str, rows, rates: Sequence[float], labe
 def probe_pass_metrics(run: RunFolder, live, profile) -> list[Metric]:
     """The rows of the probe pass of a latency-step follow run (FollowRun.probe_replay_dir):
     the search's ramp above the latency rates, judged as a ramp of its own is (repeat 1)."""
+    import json
+
     rows = unit_rows(live.probe_replay_dir, live.commit_log, live.queries, profile.warmup_s)
     lines = sum(r.last_seq - r.first_seq + 1 for r in rows if r.query == ALL_QUERIES)
     figures, verdicts = _judged_probe(run, live.build, rows, profile.probe_rates(), PROBE_PASS, profile, 1,
                                       lines, 0)
-    return figures + _bounded_rows(live.build, verdicts, 1)
+    summary = json.loads((live.probe_replay_dir / LOG_JSON_NAME).read_text(encoding="utf-8"))
+    # did the harness deliver the rate? (a late emission counts in latency, from its intended time)
+    lag = Metric(STEP, live.build, "replay_lag_max_s", round(summary["lag_max_s"] or 0, 4), "s", query=PROBE_PASS,
+                 repeat=1, input_lines=lines, detail="the probe's latest emission behind its intended time")
+    return figures + _bounded_rows(live.build, verdicts, 1) + [lag]
 
 
 def probe_pass_verdicts(rows: list[dict], build: str) -> dict[int, list[Judged]]:
@@ -178,10 +184,12 @@ def _bounded_rows(build: str, verdicts: Sequence[Judged], repeat: int) -> list[M
 
 
 def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: Path, master: str | None,
-           repeat: int, stage: Callable[[str], None]) -> list[Judged]:
+           repeat: int, stage: Callable[[str], None], probed_on_live: bool = False) -> list[Judged]:
     """The ramp (the latency step's rates when it ran in this run folder for this build and
-    repeat, then a ramp above them only if every one was bounded), then the bisections;
-    every probe's rows appended as it ends."""
+    repeat, then the probe pass's rates when the latency step replayed them, else a ramp
+    above them only if none was unbounded), then the bisections; every probe's rows appended
+    as it ends. `probed_on_live`: the latency step's follow runs had the probe pass, so a
+    build without one (the pass-through) is judged on the latency rates alone."""
     rows = run.metrics()
     verdicts = latency_step_verdicts(rows, follower.name, repeat, profile.step_seconds)
     probed = probe_pass_verdicts(rows, follower.name)
@@ -189,7 +197,7 @@ def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: P
         stage(f"step throughput | {follower.name} | the latency step's rates, repeat {repeat}: "
               + ", ".join(f"{v.rate:g} {'ok' if v.ok else 'no' if v.ok is False else '?'}" for v in verdicts))
         run.append(_bounded_rows(follower.name, verdicts, repeat))
-        if probed:   # the ramp above them ran once, in the latency step's follow run (its repeat 1)
+        if probed or probed_on_live:   # the ramp above them ran once, in the latency step's follow runs
             verdicts += probed.get(repeat, [])
             ramp = []
         else:
@@ -236,7 +244,10 @@ def knee_metrics(build: str, verdicts: Sequence[Judged], profile, repeat: int) -
 
 def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], profile, data_root: Path,
                    work: Path, master: str | None, stage: Callable[[str], None],
-                   on_done: Callable[[str, float], None] = lambda build, s: None) -> None:
+                   on_done: Callable[[str, float], None] = lambda build, s: None,
+                   probed_on_live: bool = False) -> None:
+    """The search per build (see the module doc). `probed_on_live`: the latency step's follow
+    runs had the probe pass in this run (as do a folder's rows that hold its verdicts)."""
     import time
 
     rows = run.metrics()
@@ -245,7 +256,8 @@ def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Seque
     # one search per repeat of the latency step (its rates are the ramp), else other_repeats; one
     # search only when the ramp above those rates was the latency runs' probe pass: it ran once
     repeats = sorted(measured) or list(range(1, profile.other_repeats + 1))
-    if measured and any(probe_pass_verdicts(rows, build) for build in builds):
+    probed_on_live = bool(measured) and (probed_on_live or any(probe_pass_verdicts(rows, build) for build in builds))
+    if probed_on_live:
         repeats = repeats[:1]
     for repeat in repeats:
         for build in builds:
@@ -257,7 +269,7 @@ def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Seque
                                    detail=f"not judged: the latency step's pass {repeat} did not run for {build}")])
                 on_done(build, time.monotonic() - started)
                 continue
-            verdicts = search(run, followers[build], profile, data_root, work, master, repeat, stage)
+            verdicts = search(run, followers[build], profile, data_root, work, master, repeat, stage, probed_on_live)
             rows = knee_metrics(build, verdicts, profile, repeat)
             run.append(rows)
             stage(f"{build}: sustainable throughput {rows[0].detail}")

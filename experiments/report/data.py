@@ -370,9 +370,10 @@ def findings(data: RunData) -> list[str]:
                 uncovered = sum(data.by_repeat("latency", "units_uncovered", build, ALL_QUERIES, rate, ok_only=False).values())
                 measured = sum(data.by_repeat("latency", "units_measured", build, ALL_QUERIES, rate, ok_only=False).values())
                 trend = _median(data.spread("latency", "commit_lag_trend_s_per_min", build, ALL_QUERIES, rate))
+                rising = _median(data.spread("latency", "commit_lag_rising_p", build, ALL_QUERIES, rate))
                 lag = _median(data.spread("latency", "commit_lag_p50_s", build, ALL_QUERIES, rate))
                 commits = _median(data.spread("latency", "commits_measured", build, ALL_QUERIES, rate))
-                ok, why = bounded(trend, lag, int(commits or 0), int(uncovered), step_minutes * 60)
+                ok, why = bounded(trend, rising, lag, int(commits or 0), int(uncovered), step_minutes * 60)
                 if ok is False:
                     behind.append(f"at {rate:g} lines/s: {why}")
             if behind:
@@ -533,7 +534,8 @@ def throughput_figure(data: RunData, metric: str, build: str, rate: float) -> Sp
 
 
 def throughput_rate_table(data: RunData) -> dict:
-    header = ["build", "rate lines/s", "p50 s", "p95 s", "commits", "commit lag trend s/min", "bounded", "why"]
+    header = ["build", "rate lines/s", "p50 s", "p95 s", "commits", "commit lag trend s/min", "rising p", "bounded",
+              "why"]
     table = []
     for build in throughput_builds(data):
         for rate in throughput_rates(data, build):
@@ -543,6 +545,7 @@ def throughput_rate_table(data: RunData) -> dict:
                             for m in ("latency_p50_s", "latency_p95_s")],
                           spread_text(throughput_figure(data, "commits_measured", build, rate), 0),
                           spread_text(throughput_figure(data, "commit_lag_trend_s_per_min", build, rate), 2),
+                          spread_text(throughput_figure(data, "commit_lag_rising_p", build, rate), 3),
                           {"1": "yes", "0": "no"}.get(verdict["value"], "not judged") if verdict else "-",
                           verdict["detail"] if verdict else "-"])
     return {"header": header, "table": table}
@@ -688,7 +691,7 @@ def step_findings(data: RunData) -> list[str]:
 
 
 def step_methods(data: RunData) -> list[tuple[str, str]]:
-    from experiments.harness.latency_step import MIN_COMMITS, RISE_FLOOR_S, RISE_SHARE
+    from experiments.harness.latency_step import MIN_COMMITS, RISE_FLOOR_S, RISE_SHARE, RISING_P
 
     profile = data.environment.get("profile", {})
     step_s = profile.get("search_step_seconds", "?")
@@ -703,9 +706,11 @@ def step_methods(data: RunData) -> list[tuple[str, str]]:
     return [
         ("Sustainable throughput", f"{search}, then {profile.get('search_bisections', '?')} follow run(s) at the rate "
                                    f"halfway between the highest bounded and the lowest unbounded one; a rate is "
-                                   f"bounded when every unit became visible and the lag of the step's commits rose by "
-                                   f"at most {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their median lag (the larger) "
-                                   f"over the step; a step with fewer than {MIN_COMMITS} commits is not judged."),
+                                   f"unbounded when a unit never became visible or the lag of the step's commits kept "
+                                   f"rising: by more than {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their median lag "
+                                   f"(the larger) over the step, least squares, and commit after commit (Mann-Kendall, "
+                                   f"one-sided p below {RISING_P:g}); a step with fewer than {MIN_COMMITS} commits is "
+                                   f"not judged."),
         ("Reprocessing", "Per input size, the build's first run (lab run), then the recompute in its own process: "
                          "Lambda `lab lambda batch` over the whole master dataset, Kappa `lab kappa replay --version "
                          "v2` from the log's start with the cut-over and export; wall, CPU and peak RSS of that "
