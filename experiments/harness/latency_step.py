@@ -19,8 +19,9 @@ micro-batch makes many units visible at once, so unit latencies are a saw-tooth 
 period, and a trend over one or two teeth follows where the batches fall, not a backlog. The
 lag of a commit is its time minus the intended time of the newest unit it made visible (how
 fresh the results it published were); its trend over the step's commits (least squares,
-seconds of lag gained per minute) says whether a backlog built up, and a step that spans too
-few of the build's commits is not judged.
+seconds of lag gained per minute, and a Mann-Kendall test of whether it rose commit after
+commit) says whether a backlog built up (`bounded`), and a step that spans too few of the
+build's commits is not judged.
 """
 from __future__ import annotations
 
@@ -215,8 +216,8 @@ def read_unit_rows(path: Path) -> list[dict]:
 def latency_metrics(build: str, rows: list[UnitRow], repeat: int, input_lines: int, warmup_s: float,
                     step_name: str = STEP, warmup_steps: int = 0) -> list[Metric]:
     """Per rate step and query: percentiles over the measured units, counts, and (for `all`)
-    the step's commits and their lag. `step_name`: the metrics.csv step the rows belong to; the first `warmup_steps`
-    steps (the warm-up before the rates) have no rows."""
+    the step's commits and their lag. `step_name`: the metrics.csv step the rows belong to;
+    the first `warmup_steps` steps (the warm-up before the rates) have no rows."""
     metrics = []
     lags = commit_lags(rows)
     groups: dict[tuple[int, float, str], list[UnitRow]] = {}
@@ -244,7 +245,8 @@ def latency_metrics(build: str, rows: list[UnitRow], repeat: int, input_lines: i
 
 
 def commit_metrics(step_name: str, build: str, lags: Sequence[CommitLag], common: dict) -> list[Metric]:
-    """One rate step's commits: how many, their median lag and its trend (what `bounded` judges)."""
+    """One rate step's commits: how many, their median lag, its trend and the p of its rising
+    (what `bounded` judges)."""
     how = "commits that made the step's measured units visible; lag = commit time - newest unit's intended time"
     metrics = [Metric(step_name, build, "commits_measured", len(lags), "commits", detail=how, **common)]
     if lags:

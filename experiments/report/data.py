@@ -368,7 +368,6 @@ def findings(data: RunData) -> list[str]:
             behind = []
             for rate in rates:
                 uncovered = sum(data.by_repeat("latency", "units_uncovered", build, ALL_QUERIES, rate, ok_only=False).values())
-                measured = sum(data.by_repeat("latency", "units_measured", build, ALL_QUERIES, rate, ok_only=False).values())
                 trend = _median(data.spread("latency", "commit_lag_trend_s_per_min", build, ALL_QUERIES, rate))
                 rising = _median(data.spread("latency", "commit_lag_rising_p", build, ALL_QUERIES, rate))
                 lag = _median(data.spread("latency", "commit_lag_p50_s", build, ALL_QUERIES, rate))
