@@ -55,8 +55,9 @@ class Profile:
     search_bisections: int = 0
     search_drain_timeout_s: float = 30.0   # after a probe's replay: an overloaded rate need not drain
     # ...and when the latency step runs too, the ramp above its rates is one more pass of its follow
-    # run of each build, once (after the measured passes, before the recovery replay): the build
-    # is warm, and no JVM start or warm-up step of its own is paid. A step must span several of a
+    # run of each architecture, once (after the measured passes, before the recovery replay): the
+    # build is warm, and no JVM start or warm-up step of its own is paid (the pass-through, which
+    # commits every second, is judged on the latency rates). A step must span several of a
     # build's commits to be judged (latency_step.MIN_COMMITS): Kappa commits every 4-8 s here
     search_on_live: bool = False
     # reprocessing (reprocess_step.py): city_revenue_v1 -> city_revenue at these input sizes
