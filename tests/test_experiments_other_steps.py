@@ -256,6 +256,8 @@ def test_the_probe_pass_is_the_ramp_of_one_search_and_no_follow_run_is_started(t
     assert set(knees) == {("passthrough", "1"), ("kappa", "1")}   # one search: the probe ran once
     assert knees[("kappa", "1")]["value"] == "400" and "at least this" in knees[("kappa", "1")]["detail"]
     assert knees[("passthrough", "1")]["value"] == "200"
+    assert "up to the highest rate tried (200 lines/s)" in knees[("passthrough", "1")]["detail"]
+    assert "up to the search's bound (400 lines/s)" in knees[("kappa", "1")]["detail"]
     verdicts = sorted((float(r["rate_lps"]), r["value"]) for r in run.metrics()
                       if r["metric"] == "bounded" and r["repeat"] == "1" and r["build"] == "kappa")
     assert verdicts == [(50.0, ""), (100.0, ""), (200.0, ""), (400.0, "1")]

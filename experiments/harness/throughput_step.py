@@ -228,8 +228,9 @@ def knee_metrics(build: str, verdicts: Sequence[Judged], profile, repeat: int) -
     tried = ", ".join(f"{v.rate:g}" + ("" if v.ok is None else (" ok" if v.ok else " no"))
                       for v in sorted(verdicts, key=lambda v: v.rate))
     if upper is None and lower is not None:
-        detail = (f"bounded at every rate judged, up to the search's bound ({profile.search_max_lps:g} lines/s): "
-                  f"at least this; rates {tried}")
+        highest = max(v.rate for v in verdicts)
+        bound = "the search's bound" if highest >= profile.search_max_lps else "the highest rate tried"
+        detail = f"bounded at every rate judged, up to {bound} ({highest:g} lines/s): at least this; rates {tried}"
     elif lower is None:
         detail = f"no rate tried was bounded; unbounded from {upper:g} lines/s; rates {tried}" if upper else \
             f"no rate could be judged; rates {tried}"

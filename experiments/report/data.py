@@ -696,9 +696,10 @@ def step_methods(data: RunData) -> list[tuple[str, str]]:
     step_s = profile.get("search_step_seconds", "?")
     if profile.get("search_on_live") and data.step_ran("latency"):
         above = [r for r in profile.get("search_ramp", []) if r > max(profile.get("rates") or [0])]
-        search = (f"Per build, the latency step's rates judged pass by pass, then the doubling rates above them "
-                  f"({', '.join(f'{r:g}' for r in above)} lines/s, {step_s} s each) replayed once in the same follow "
-                  f"process after its measured passes (repeat 1; the build warm, no JVM start of its own)")
+        search = (f"Per build, the latency step's rates as its first pass measured them, then the doubling rates "
+                  f"above them ({', '.join(f'{r:g}' for r in above)} lines/s, {step_s} s each) replayed once in the "
+                  f"same follow process after its measured passes (the architectures: the build warm, no JVM start "
+                  f"of its own; the pass-through commits every second and is judged on the latency rates)")
     else:
         search = (f"Per build, one follow run fed a stepped load of doubling rates ({profile.get('search_ramp', '?')} "
                   f"lines/s, {step_s} s each)")
