@@ -213,8 +213,6 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
     `rate_steps`. `probe_pass`: one more after those, replayed and waited for like them, in no
     figure of theirs (nor in the process's cost). `last_pass`: one more after those (see
     LastPass), once they are all committed."""
-    from experiments.harness.latency import read_emitted_units
-
     workdir = Path(workdir).resolve()
     landing = empty_landing(Path(live_input), workdir / "landing")
     run = FollowRun(follower.name, workdir, landing, workdir / "replay", follower.queries(landing))
@@ -234,26 +232,20 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
             _replay(live_input, landing, replay_dir, one, rate, step_gap_s, len(plan), number, follower.name, stage)
             run.replay_dirs.append(replay_dir)
             # every pass is committed before the next one starts, the last one before the stop
-            last_seq = read_emitted_units(replay_dir)[-1].last_seq
             last = number == len(plan)
-            stage(f"{follower.name}: " + ("replay done" if last and not (probe_pass or last_pass)
-                                          else f"pass {number} replayed")
-                  + f"; waiting until every query's commits cover line {last_seq:,}"
-                  + ("" if last else f" before pass {number + 1}"))
-            wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
-                     f"{follower.name}'s commits did not cover the whole replay" if last else
-                     f"{follower.name}'s commits did not cover pass {number} within {drain_timeout_s:g} s, "
-                     f"so passes {number + 1}-{len(plan)} were not run", abort=exited)
+            _await_commits(run, replay_dir, drain_timeout_s, exited, stage,
+                           ("replay done" if last and not (probe_pass or last_pass) else f"pass {number} replayed"),
+                           "" if last else f" before pass {number + 1}",
+                           f"{follower.name}'s commits did not cover the whole replay" if last else
+                           f"{follower.name}'s commits did not cover pass {number} within {drain_timeout_s:g} s, "
+                           f"so passes {number + 1}-{len(plan)} were not run")
         run.measured = process.so_far()
         if probe_pass is not None:
             replay_dir = workdir / "replay-probe"
             _replay(live_input, landing, replay_dir, probe_pass, None, step_gap_s, 1, 1, follower.name, stage)
             run.probe_replay_dir = replay_dir
-            last_seq = read_emitted_units(replay_dir)[-1].last_seq
-            stage(f"{follower.name}: probe replayed; waiting until every query's commits cover line {last_seq:,}")
-            wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
-                     f"{follower.name}'s commits did not cover the probe pass within {drain_timeout_s:g} s",
-                     abort=exited)
+            _await_commits(run, replay_dir, drain_timeout_s, exited, stage, "probe replayed", "",
+                           f"{follower.name}'s commits did not cover the probe pass within {drain_timeout_s:g} s")
         if last_pass is not None:
             _last_pass(run, follower, processes, command, last_pass, live_input, drain_timeout_s, stage)
     except (RuntimeError, TimeoutError) as error:
@@ -275,7 +267,6 @@ def _last_pass(run: FollowRun, follower: Follower, processes: list[MeasuredComma
     """Replay `last` (in a thread: the kill lands while it emits); with a kill, SIGKILL to the
     process group and the same command again at once (appended to `processes`); then the
     wait until the commits cover the pass."""
-    from experiments.harness.latency import read_emitted_units
     from shared.inputs import inspect_input
 
     landed = lambda: len(inspect_input(run.landing, require_sales=False).sales_files)
@@ -312,9 +303,19 @@ def _last_pass(run: FollowRun, follower: Follower, processes: list[MeasuredComma
     if failed:
         raise RuntimeError(failed[0])
     run.last_replay_dir = replay_dir
+    _await_commits(run, replay_dir, drain_timeout_s, exited, lambda message: None, "", "",
+                   f"{follower.name}'s commits did not cover the last pass")
+
+
+def _await_commits(run: FollowRun, replay_dir: Path, timeout_s: float, abort: Callable[[], str | None],
+                   stage: Callable[[str], None], done: str, then: str, failure: str) -> None:
+    """Wait until every query's commits cover the last line the replay in `replay_dir` emitted
+    (at most `timeout_s`, raising TimeoutError with `failure`), saying so with `stage`."""
+    from experiments.harness.latency import read_emitted_units
+
     last_seq = read_emitted_units(replay_dir)[-1].last_seq
-    wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), drain_timeout_s,
-             f"{follower.name}'s commits did not cover the last pass", abort=exited)
+    stage(f"{run.build}: {done}; waiting until every query's commits cover line {last_seq:,}{then}")
+    wait_for(lambda: covered_by_all(run.commit_log, run.queries, last_seq), timeout_s, failure, abort=abort)
 
 
 def _replay(live_input: Path, landing: Path, replay_dir: Path, one: Pass, rate: float | None, step_gap_s: float,

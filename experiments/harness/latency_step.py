@@ -265,12 +265,22 @@ def commit_metrics(step_name: str, build: str, lags: Sequence[CommitLag], common
     return metrics
 
 
+def replayer_metrics(step: str, build: str, summary: dict, repeat: int, input_lines: int,
+                     query: str = "") -> list[Metric]:
+    """The replayer's own CPU and its lag behind the open-loop schedule, from one replay's summary."""
+    return [Metric(step, build, "replayer_cpu_s", round(summary["cpu_seconds"], 3), "s", query=query, repeat=repeat,
+                   input_lines=input_lines, detail="the replayer process's own CPU while it emitted"),
+            Metric(step, build, "replay_lag_max_s", round(summary["lag_max_s"] or 0, 4), "s", query=query,
+                   repeat=repeat, input_lines=input_lines,
+                   detail="latest emission behind its intended time (counted in latency)")]
+
+
 def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> list[Metric]:
     """The follow process's cost (rows of `repeat`), then per pass (repeat `repeat`, `repeat`
     + 1, ...) the replayer's own CPU and lag and Lambda's handoffs during it."""
     metrics = cost_metrics(STEP, run.build, run.cost, repeat, input_lines, log,
                            scope="the follow process from its start to the end of the measured passes (JVM start "
-                                 "included; a last pass after them and the stop not)")
+                                 "included; a probe or last pass after them and the stop not)")
     starts = []
     for number, replay_dir in enumerate(run.replay_dirs or [run.replay_dir], start=repeat):
         summary_path = replay_dir / LOG_JSON_NAME
@@ -278,11 +288,7 @@ def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> lis
             continue
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         starts.append((float(summary["start_epoch_s"]), number))
-        metrics += [Metric(STEP, run.build, "replayer_cpu_s", round(summary["cpu_seconds"], 3), "s", repeat=number,
-                           input_lines=input_lines, detail="the replayer process's own CPU while it emitted"),
-                    Metric(STEP, run.build, "replay_lag_max_s", round(summary["lag_max_s"] or 0, 4), "s",
-                           repeat=number, input_lines=input_lines,
-                           detail="latest emission behind its intended time (counted in latency)")]
+        metrics += replayer_metrics(STEP, run.build, summary, number, input_lines)
     # a handoff belongs to the pass it happened in (the last one started before it)
     pass_at = lambda at: max((number for start, number in starts if start <= at), default=repeat)
     metrics += [Metric(STEP, run.build, "handoff_at", round(at, 1), "UTC epoch s", repeat=pass_at(at),

@@ -33,6 +33,7 @@ Metric names (`metric` column) and the steps that write them:
 | latency | handoff_at | UTC epoch s (detail = master version) | lambda, repeat |
 | throughput | latency_p50_s ... units_uncovered, commits_measured ... commit_lag_trend_s_per_min | as in latency | build, `all`, probed rate, repeat |
 | throughput | bounded | 1 bounded, 0 not, empty not judged (detail = why) | build, `all`, probed rate, repeat |
+| throughput | replayer_cpu_s, replay_lag_max_s | s | build, query `live probe pass`, repeat |
 | throughput | sustainable_lps, unbounded_lps | lines/s (detail = the rates tried) | build, repeat |
 | throughput | wall_s, cpu_s, peak_rss_mb, exit_code | as above | build, probe (query `ramp`, `bisect-N`), repeat |
 | reprocessing | initial_wall_s, initial_cpu_s | s (the build's first run) | build, input size, repeat |

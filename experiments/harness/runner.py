@@ -195,7 +195,8 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
                    on_done=lambda system, seconds: time_left.finish(f"drain {system} r{_repeat(time_left, 'drain', system)}",
                                                                     seconds))
     if "latency" in steps:
-        rows = chosen.live_input_rows(recovery_on_live(chosen, steps), bool(probed_live(chosen, steps, live_builds)))
+        probed = probed_live(chosen, steps, live_builds)
+        rows = chosen.live_input_rows(recovery_on_live(chosen, steps), bool(probed))
         live_input = prepare_input(Path(data_root), rows, chosen.seed, progress, prefix="live",
                                    files=rows // chosen.file_lines)
         progress.stage(f"step inputs | oracle over the live input {live_input}")
@@ -207,7 +208,7 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
                     on_done=lambda build, seconds: time_left.finish(f"latency {build} r{_repeat(time_left, 'latency', build)}",
                                                                    seconds),
                     recovery_builds=step_builds("recovery", builds) if recovery_on_live(chosen, steps) else None,
-                    probe_builds=probed_live(chosen, steps, live_builds))
+                    probe_builds=probed)
     done = lambda step: (lambda build, seconds: time_left.finish(f"{step} {build} r{_repeat(time_left, step, build)}",
                                                               seconds))
     if "throughput" in steps:

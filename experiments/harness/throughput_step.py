@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 from experiments.harness.drain_step import cost_metrics
 from experiments.harness.follow import Follower, run_follow
 from experiments.harness.latency_step import (WARMUP_STEPS, bounded, latency_metrics, rate_steps_over_files,
-                                              unit_rows, write_unit_rows)
+                                              replayer_metrics, unit_rows, write_unit_rows)
 from experiments.harness.profiles import search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME
@@ -162,9 +162,8 @@ def probe_pass_metrics(run: RunFolder, live, profile) -> list[Metric]:
                                       lines, 0)
     summary = json.loads((live.probe_replay_dir / LOG_JSON_NAME).read_text(encoding="utf-8"))
     # did the harness deliver the rate? (a late emission counts in latency, from its intended time)
-    lag = Metric(STEP, live.build, "replay_lag_max_s", round(summary["lag_max_s"] or 0, 4), "s", query=PROBE_PASS,
-                 repeat=1, input_lines=lines, detail="the probe's latest emission behind its intended time")
-    return figures + _bounded_rows(live.build, verdicts, 1) + [lag]
+    return (figures + _bounded_rows(live.build, verdicts, 1)
+            + replayer_metrics(STEP, live.build, summary, 1, lines, query=PROBE_PASS))
 
 
 def probe_pass_verdicts(rows: list[dict], build: str) -> dict[int, list[Judged]]:
