@@ -136,7 +136,7 @@ PROFILES = {p.name: p for p in (
             late_rows=600, late_files=4, late_fraction=0.1,
             description="small inputs, one repeat, every step once (a smoke run: "
                         "`make test-e2e` runs it)"),
-    Profile("standard", drain_rows=2_000, repeats=3, rates=(50.0, 100.0, 200.0), step_seconds=8,
+    Profile("standard", drain_rows=2_000, repeats=3, rates=(50.0, 100.0, 200.0), step_seconds=6,
             file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
             search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=30.0, search_bisections=0,
             search_on_live=True, reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0,
