@@ -209,6 +209,23 @@ def test_fulfilment_pairs_order_lines_with_shipments_that_come_before_or_after_t
         "ship_date": day, "shipped_lines": 2, "avg_hours_to_ship": Decimal("24.00")}
 
 
+def test_a_batch_of_many_shipments_files_is_parsed_in_the_default_parallelism_and_keeps_every_shipment(
+        spark, tmp_path):
+    """textFileStream gives each file a partition, and a run's first batch holds every
+    shipments file at once (hundreds): the parse runs over the context's default parallelism,
+    not one Python task per file, and no shipment is lost in the packing."""
+    files = 40
+    shipped = [f"{order},iPhone,2019-04-20 09:00:00,UPS" for order in range(files * 3)]
+    emitted = _run_many(spark, tmp_path, {
+        "shipments": P.shipments,
+        "partitions": lambda stream: P.shipments(stream).transform(
+            lambda rdd: rdd.context.parallelize([rdd.getNumPartitions()], 1)),
+    }, [shipped], partitions=files)
+    assert emitted["partitions"] == [[spark.sparkContext.defaultParallelism]]
+    assert spark.sparkContext.defaultParallelism < files
+    assert sorted(int(s.order_id) for s in emitted["shipments"][0]) == list(range(files * 3))
+
+
 def test_a_bad_shipment_line_is_an_error_not_a_quarantine():
     import pytest
 
