@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import bisect
 import csv
-import json
 import os
 from itertools import accumulate
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from experiments.inputs.replay import LOG_CSV_NAME, LOG_JSON_NAME
+from experiments.inputs.replay import LOG_CSV_NAME, read_replay_summary
 from shared.commit_log import Commit, read_commits
 
 LATENCY_COLUMNS = ("unit", "query", "intended_at", "visible_at", "latency_s")
@@ -48,7 +47,7 @@ class UnitLatency(NamedTuple):
 def read_emitted_units(replay_log_dir: str | os.PathLike) -> list[EmittedUnit]:
     """The replay's units with absolute intended times, in emission order."""
     directory = Path(replay_log_dir)
-    start_epoch_s = float(json.loads((directory / LOG_JSON_NAME).read_text(encoding="utf-8"))["start_epoch_s"])
+    start_epoch_s = float(read_replay_summary(directory)["start_epoch_s"])
     with open(directory / LOG_CSV_NAME, encoding="utf-8", newline="") as handle:
         return [EmittedUnit(int(r["unit"]), int(r["first_seq"]), int(r["last_seq"]),
                             start_epoch_s + float(r["intended_s"])) for r in csv.DictReader(handle)]

@@ -26,7 +26,6 @@ build's commits is not judged.
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,7 +39,7 @@ from experiments.harness.follow import Follower, FollowRun, LastPass, Pass, run_
 from experiments.harness.latency import EmittedUnit, latest_over_queries, read_emitted_units, unit_latencies
 from experiments.harness.profiles import ARCHITECTURES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
-from experiments.inputs.replay import LOG_JSON_NAME
+from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
 from shared.commit_log import read_commits
 
 STEP = "latency"
@@ -171,7 +170,7 @@ def unit_rows(replay_dir: Path, commit_log: Path, queries: Sequence[str], warmup
               warmup_steps: int = 0) -> list[UnitRow]:
     """One row per unit and query (and `all`), tagged with its rate step and warm-up: due in
     the first `warmup_s` of its step, or in one of the first `warmup_steps` steps."""
-    summary = json.loads((replay_dir / LOG_JSON_NAME).read_text(encoding="utf-8"))
+    summary = read_replay_summary(replay_dir)
     start = float(summary["start_epoch_s"])
     phases = summary.get("rate_steps") or [{"step": 0, "rate": summary.get("rate_lines_per_second") or 0,
                                              "first_seq": 0, "start_s": 0.0}]
@@ -283,10 +282,9 @@ def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> lis
                                  "included; a probe or last pass after them and the stop not)")
     starts = []
     for number, replay_dir in enumerate(run.replay_dirs or [run.replay_dir], start=repeat):
-        summary_path = replay_dir / LOG_JSON_NAME
-        if not summary_path.exists():
+        if not (replay_dir / LOG_JSON_NAME).exists():
             continue
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+        summary = read_replay_summary(replay_dir)
         starts.append((float(summary["start_epoch_s"]), number))
         metrics += replayer_metrics(STEP, run.build, summary, number, input_lines)
     # a handoff belongs to the pass it happened in (the last one started before it)

@@ -53,7 +53,7 @@ from experiments.harness.follow import Follower, covered_by_all, empty_landing
 from experiments.harness.latency import read_emitted_units
 from experiments.harness.measure import python_command, wait_for
 from experiments.harness.run_folder import Metric, RunFolder
-from experiments.inputs.replay import LOG_JSON_NAME
+from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
 from shared.commit_log import commit_log_path, read_commits
 from shared.export import export_path, results_dir
 
@@ -215,7 +215,7 @@ def recovery_metrics(run: RunFolder, build: str, replay_dir: Path, commit_log: P
     replay the kill landed in (times are since its start), `since_seq` the first line of it
     (the commits before are an earlier pass's), the export in `workdir` against
     `oracle_results` (the oracle over everything the run was fed)."""
-    start = float(json.loads((replay_dir / LOG_JSON_NAME).read_text(encoding="utf-8"))["start_epoch_s"])
+    start = float(read_replay_summary(replay_dir)["start_epoch_s"])
     units = read_emitted_units(replay_dir)
     commits = read_commits(commit_log)
     progress = committed_progress(commits, queries)

@@ -37,7 +37,7 @@ from experiments.harness.latency_step import (WARMUP_STEPS, bounded, latency_met
                                               replayer_metrics, unit_rows, write_unit_rows)
 from experiments.harness.profiles import search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
-from experiments.inputs.replay import LOG_JSON_NAME
+from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
 
 STEP = "throughput"
 PROBE_PASS = "live probe pass"   # the label of the probe pass's verdicts (search_on_live)
@@ -154,13 +154,11 @@ def _judged_probe(run: RunFolder, build: str, rows, rates: Sequence[float], labe
 def probe_pass_metrics(run: RunFolder, live, profile) -> list[Metric]:
     """The rows of the probe pass of a latency-step follow run (FollowRun.probe_replay_dir):
     the search's ramp above the latency rates, judged as a ramp of its own is (repeat 1)."""
-    import json
-
     rows = unit_rows(live.probe_replay_dir, live.commit_log, live.queries, profile.warmup_s)
     lines = sum(r.last_seq - r.first_seq + 1 for r in rows if r.query == ALL_QUERIES)
     figures, verdicts = _judged_probe(run, live.build, rows, profile.probe_rates(), PROBE_PASS, profile, 1,
                                       lines, 0)
-    summary = json.loads((live.probe_replay_dir / LOG_JSON_NAME).read_text(encoding="utf-8"))
+    summary = read_replay_summary(live.probe_replay_dir)
     # did the harness deliver the rate? (a late emission counts in latency, from its intended time)
     return (figures + _bounded_rows(live.build, verdicts, 1)
             + replayer_metrics(STEP, live.build, summary, 1, lines, query=PROBE_PASS))

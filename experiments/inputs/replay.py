@@ -294,6 +294,11 @@ class ReplayLog:
         return csv_path, json_path
 
 
+def read_replay_summary(log_dir: str | os.PathLike) -> dict:
+    """The JSON summary `ReplayLog.write` left in `log_dir` (its start, rate steps, CPU and lag)."""
+    return json.loads((Path(log_dir) / LOG_JSON_NAME).read_text(encoding="utf-8"))
+
+
 def _nearest_rank(sorted_values: list[float], quantile: float) -> float:
     return sorted_values[max(0, math.ceil(quantile * len(sorted_values)) - 1)]
 
