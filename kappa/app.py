@@ -9,8 +9,8 @@ a Spark batch job over the same lines):
   (line accounting, city, day, product, hour, category and city_revenue_v1) goes to one
   `partials` table in one commit, readers summing the partials per key; the valid lines
   go to the `clean_lines` table; the quarantine to its own. Appends are idempotent
-  (txnAppId = the checkpoint's query id, txnVersion = the batch id), so a batch replayed
-  after a crash lands once.
+  (shared/checkpoints.append_once: each commit marked with the checkpoint's query id and
+  the batch id), so a batch replayed after a crash lands once.
 - `window_revenue` (update mode through foreachBatch): event-time windows with Spark's
   watermark over the `clean_lines` stream; each batch appends the windows it changed,
   stamped with its batch id, and readers take each window's newest row. Late lines are
@@ -56,7 +56,7 @@ from shared.quality_spark import VALID, OutcomeCounts
 from shared.results import export_rows
 from shared.sequence import LogBatchSeq
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
-from shared.streaming import await_all
+from shared.streaming import DELTA_READER_POLL, await_all
 
 LATE_FILE = "_late.json"
 LOG_QUERY = "log"
@@ -72,9 +72,6 @@ PARTIAL_VALUES = {"revenue": Q.MONEY_SUM_TYPE, "margin": Q.MONEY_SUM_TYPE, "orde
 PARTIALS_SCHEMA = ", ".join(["query string", *(f"{k} string" for k in PARTIAL_KEYS),
                              *(f"{v} {kind}" for v, kind in PARTIAL_VALUES.items())])
 KEY_TYPES = {STRING: "string", DATE: "date", INTEGER: "int"}
-# How often a drain's clean-lines readers look for the log's next commit (a log batch
-# takes seconds; a poll lists the table's _delta_log, no Spark job).
-READER_POLL = "1 second"
 REPLAY_REMEDY = ("To apply new logic, replay it into a new version: `lab kappa replay --version <new>`; "
                  "to start over, remove the version's folder or pass --fresh.")
 
@@ -462,7 +459,7 @@ def drain(spark, config: KappaConfig) -> int:
     # there are when they start): on a processing-time trigger, stopped between batches
     # once each has read the last version the log wrote.
     log = start(spark, config, [p for p in chosen if p.name == LOG_QUERY])
-    running = start(spark, replace(config, processing_interval=READER_POLL), readers)
+    running = start(spark, replace(config, processing_interval=DELTA_READER_POLL), readers)
 
     def readers_done() -> bool:
         if any(q.isActive or q.exception() is not None for q in log):
@@ -484,7 +481,9 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: b
     layout = inspect_input(config.input_dir, require_sales=False)  # a landing directory may start empty
     chosen = plans(spark, config, layout)
     prepare(config, chosen)
-    queries = start(spark, config, chosen)
+    queries = (start(spark, config, [p for p in chosen if p.name == LOG_QUERY])
+               + start(spark, replace(config, processing_interval=DELTA_READER_POLL),
+                       [p for p in chosen if p.name != LOG_QUERY]))
     if serving_version(config.workdir) is None:
         cut_over(config.workdir, config.version, "first run")
     await_all(queries, until=should_stop)

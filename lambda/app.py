@@ -32,7 +32,7 @@ from shared.commit_log import CommitLog
 from shared.finish import write_results
 from shared.inputs import inspect_input
 from shared.progress_log import BatchSteps
-from shared.streaming import await_all, plain_failure, stop_between_batches
+from shared.streaming import DELTA_READER_POLL, await_all, plain_failure, stop_between_batches
 
 
 def choose_cutoff(spark, config: LambdaConfig, fraction: float) -> int:
@@ -181,7 +181,7 @@ class LambdaFollower:
         if not (self._speed_names(serving) & set(MASTER_STREAMS)) and \
                 (master_version(self.spark, self.config) or -1) > serving.cutoff:
             serving.speed += start_speed_layer(self.spark, self.config, serving.cutoff, serving.commits,
-                                               available_now=False, interval=self.interval)
+                                               available_now=False, interval=DELTA_READER_POLL)
 
     def _forget_other_cutoffs(self, keep: int, just_stopped: int | None = None) -> None:
         """Realtime views and speed checkpoints of any cutoff but `keep` (older ones once

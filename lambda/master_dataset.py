@@ -4,9 +4,9 @@ Ingestion is one streaming query over the landing directory (whole files, about
 `LambdaConfig.batch_mb` a micro-batch) or the replayer's Kafka topic (`--source kafka`:
 a drain takes the topic in one batch), whose foreachBatch parses each micro-batch once,
 caches it, and from that cache, side by side:
-- appends the valid lines to the master with Delta's idempotent-write options (txnAppId =
-  the ingest checkpoint's query id, txnVersion = the batch id), so a batch replayed after
-  a crash is not appended twice;
+- appends the valid lines to the master idempotently (shared/checkpoints.append_once:
+  the commit marked with the ingest checkpoint's query id and the batch id), so a batch
+  replayed after a crash is not appended twice;
 - writes the other lines, with their reason, to the quarantine (parquet, one folder per
   batch, rewritten whole by a replay: a Delta commit there would cost as much as the
   master's for a hundredth of the lines);

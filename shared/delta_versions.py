@@ -33,6 +33,17 @@ def latest_version(table: str | os.PathLike) -> int | None:
     return max(versions, default=None)
 
 
+def latest_commit(table: str | os.PathLike) -> tuple[int | None, list[dict]]:
+    """A Delta table's newest version and the actions of its commit file (each line of
+    `_delta_log/<version>.json` is one action: commitInfo, txn, add, ...); (None, []) for a
+    table with no commit. A plain file read: no Spark job."""
+    version = latest_version(table)
+    if version is None:
+        return None, []
+    path = Path(table) / "_delta_log" / f"{version:020d}.json"
+    return version, [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def next_version(table: str | os.PathLike) -> int:
     """The version the next commit to a Delta table creates (0 for a table not created yet)."""
     latest = latest_version(table)

@@ -4,6 +4,13 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+# How often a streaming query that reads a Delta table written by another query of the same
+# build (Kappa's stateful queries over `clean_lines`, Lambda's speed layer over the master)
+# looks for its next commit, whatever the build's own trigger: a poll lists the table's
+# `_delta_log` (no Spark job), and a result downstream should not wait a whole trigger
+# behind the commit upstream.
+DELTA_READER_POLL = "250 milliseconds"
+
 
 def plain_failure(name: str, message: str) -> Exception:
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"

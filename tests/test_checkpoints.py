@@ -72,3 +72,42 @@ def test_prepare_reports_what_it_cleared(tmp_path):
     said = []
     checkpoints.prepare(root, "kappa_v1_log", "abc", "Replay it.", said.append)
     assert len(said) == 1 and "a crash before the first one" in said[0] and "offsets/.0.5f1c2d3e-tmp" in said[0]
+
+
+def test_append_once_lands_a_batch_once_per_checkpoint(spark, tmp_path):
+    """The lab's idempotent append (a mark in the newest commit, not Delta's txn state):
+    a batch run again lands once, the next batch lands, and a new checkpoint (a new app
+    id) whose batch ids start again at 0 is never mistaken for the old one."""
+    table = str(tmp_path / "t")
+    rows = lambda *values: spark.createDataFrame([(v,) for v in values], "n int")
+    count = lambda: spark.read.format("delta").load(table).count()
+
+    checkpoints.append_once(rows(1, 2), table, "app-a", 0)
+    checkpoints.append_once(rows(1, 2), table, "app-a", 0)      # batch 0 again, after a crash
+    assert count() == 2
+    checkpoints.append_once(rows(3), table, "app-a", 1)
+    checkpoints.append_once(rows(3), table, "app-a", 1)
+    checkpoints.append_once(rows(9), table, "app-a", 0)         # behind the table: already in
+    assert count() == 3
+    checkpoints.append_once(rows(4), table, "app-b", 0)         # a new checkpoint starts at 0
+    assert count() == 4
+
+
+def test_append_once_recognises_delta_txn_commits_of_earlier_runs(spark, tmp_path):
+    """A table written with txnAppId/txnVersion (earlier releases) by the same checkpoint:
+    its last batch run again after the upgrade still lands once."""
+    table = str(tmp_path / "t")
+    frame = spark.createDataFrame([(1,)], "n int")
+    frame.write.format("delta").option("txnAppId", "app-a").option("txnVersion", 5).save(table)
+    checkpoints.append_once(frame, table, "app-a", 5)
+    assert spark.read.format("delta").load(table).count() == 1
+    checkpoints.append_once(frame, table, "app-a", 6)
+    assert spark.read.format("delta").load(table).count() == 2
+
+
+def test_written_by_reads_only_this_app_ids_marks():
+    mark = {"commitInfo": {"userMetadata": checkpoints.writer_mark("app-a", 3)}}
+    assert checkpoints.written_by([mark], "app-a") == 3
+    assert checkpoints.written_by([mark], "app-b") is None
+    assert checkpoints.written_by([{"commitInfo": {"userMetadata": "a note of a user's"}}], "app-a") is None
+    assert checkpoints.written_by([{"txn": {"appId": "app-a", "version": 7}}], "app-a") == 7
