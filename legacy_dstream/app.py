@@ -16,8 +16,13 @@ the last group) run no Spark job at all. Each batch with files:
   thread of its own while Spark goes on;
 - adds every query and the line accounting up per partition, in the same Python pass as
   the parse, into one running state (updateStateByKey keyed by (query, key)), collects
-  that state and writes it as the batch's output, keyed by its batch time; then one
-  commit per query (rows: the query's keys; max_seq: the highest seq read so far).
+  that state and writes it as the batch's output, keyed by its batch time; publishes it
+  to the Delta table `WORKDIR/dstream/tables/results` (`publish`: the whole result, one
+  row per query and key stamped with the batch time, appended once per batch time; a
+  reader takes the newest batch), what a DStream application that serves readers does,
+  so a result is "visible" here as it is in the other builds: readable from a Delta
+  table; then one commit per query (rows: the query's keys; max_seq: the highest seq read
+  so far).
 The last output is the result: the results export is written from it.
 
 Recovery (`StreamingContext.getOrCreate` over WORKDIR/dstream/checkpoint): a run started
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
 import pickle
 import shutil
@@ -40,6 +46,7 @@ import time
 import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
@@ -51,6 +58,7 @@ from legacy_dstream.parsing import OrderLine
 from shared import checkpoints
 from shared.atomic import copy_file_atomic, write_bytes_atomic
 from shared.commit_log import CommitLog, commit_log_path
+from shared.progress_log import BatchSteps
 from shared.export import QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
@@ -110,6 +118,14 @@ class DStreamConfig:
     @property
     def output_dir(self) -> Path:
         return self.root / "output"   # each batch's output (Snapshot), keyed by batch time
+
+    @property
+    def steps_file(self) -> Path:
+        return self.root / "progress" / "batches.steps.jsonl"   # each batch's steps (shared/progress_log.BatchSteps)
+
+    @property
+    def results_table(self) -> str:
+        return str(self.root / "tables" / "results")   # what readers query (`publish`)
 
     @property
     def commit_log(self) -> Path:
@@ -370,10 +386,11 @@ class _Drain:
 
     def __init__(self, commit_log: CommitLog, ranges: dict[str, SeqRange], queries: Sequence[str],
                  gate: QualityGate | None = None, output_dir: Path | None = None, previous: Snapshot | None = None,
-                 ready_file: Path | None = None):
+                 ready_file: Path | None = None, results_table: str | None = None, steps_file: Path | None = None):
         self.commit_log, self.ranges, self.queries, self.gate = commit_log, ranges, tuple(queries), gate
         self.ready_file = ready_file
-        self.output_dir = output_dir
+        self.output_dir, self.results_table = output_dir, results_table
+        self.steps = BatchSteps(steps_file) if steps_file is not None else None
         self.last = previous or Snapshot(0, {}, {})
         self.batch_files: dict = {}
         self.done = threading.Event()
@@ -420,8 +437,9 @@ class _Drain:
                 return
             if self.error is not None:
                 self._refuse_after_failure(time_)
+            started = time.time()
             checked = self.gate.submit(f"batch-{time_:%Y%m%dT%H%M%S%f}", rdd.collect()) if self.gate else None
-            self.batch_files[time_] = names, checked
+            self.batch_files[time_] = names, checked, started, {"valid_lines_job": (time.time() - started) * 1000}
         except BaseException as error:
             self._fail(error)
             raise
@@ -431,36 +449,53 @@ class _Drain:
             # even a batch whose files `quality` did not get to record: a batch with one
             # output operation failed and this one done would count as complete
             self._refuse_after_failure(time_)
-        names, checked = self.batch_files.pop(time_, (None, None))
+        names, checked, started, timed = self.batch_files.pop(time_, (None, None, None, None))
         if not names:
             self.materialize(rdd)   # a batch that read nothing changes no total: no commit
             self._ran_a_batch()
             return
         try:
-            totals: dict[str, list] = {}
-            for (query, key), value in rdd.collect():
-                totals.setdefault(query, []).append((key, value))
             batch_ms = int(round(time_.timestamp() * 1000))
-            # the files of the batches before this one, as the last output says, and this one's
-            files = {t: n for t, n in self.last.batch_files.items() if t < batch_ms} | {batch_ms: sorted(names)}
-            snapshot = Snapshot(batch_ms, files, totals)
-            if checked is not None:
-                # the batch's quality report is on disk before its output: a batch that is not
-                # run again after a crash has both (the check ran beside the totals job)
-                checked.result()
-            if self.output_dir is not None:
-                snapshot.write(self.output_dir)
-            self.last = snapshot
-            max_seq = max((self._range(name).last_seq for name in snapshot.files), default=None)
-            if self.queries and max_seq is not None:
-                self.commit_log.append_many(self.queries, max_seq,
-                                            {query: len(totals.get(query, ())) for query in self.queries})
+            with self._timed(batch_ms, started, timed) as step:
+                with step("state_job"):
+                    totals: dict[str, list] = {}
+                    for (query, key), value in rdd.collect():
+                        totals.setdefault(query, []).append((key, value))
+                # the files of the batches before this one, as the last output says, and this one's
+                files = {t: n for t, n in self.last.batch_files.items() if t < batch_ms} | {batch_ms: sorted(names)}
+                snapshot = Snapshot(batch_ms, files, totals)
+                if checked is not None:
+                    # the batch's quality report is on disk before its output: a batch that is not
+                    # run again after a crash has both (the check ran beside the totals job)
+                    with step("quality_gate_wait"):
+                        checked.result()
+                if self.output_dir is not None:
+                    with step("state_file"):
+                        snapshot.write(self.output_dir)
+                if self.results_table is not None:
+                    with step("delta_publish"):
+                        publish(snapshot, self.results_table)
+                self.last = snapshot
+                max_seq = max((self._range(name).last_seq for name in snapshot.files), default=None)
+                if self.queries and max_seq is not None:
+                    with step("commit_log"):
+                        self.commit_log.append_many(self.queries, max_seq,
+                                                    {query: len(totals.get(query, ())) for query in self.queries})
             if self.covers(self.ranges if self.expected is None else self.expected) and not self.feeding:
                 self.done.set()
             self._ran_a_batch()
         except BaseException as error:
             self._fail(error)
             raise   # the batch fails: it stays pending in the checkpoint, run again on restart
+
+    @contextmanager
+    def _timed(self, batch_ms: int, started: float | None, timed: dict[str, float] | None):
+        """The batch's steps timed (`steps_file`), its first one (`quality`'s job) included."""
+        if self.steps is None:
+            yield lambda name: nullcontext()
+            return
+        with self.steps.batch(batch_ms, started, timed) as step:
+            yield step
 
     def materialize(self, state) -> None:
         """Compute (and so cache) this batch's running state. updateStateByKey makes a new
@@ -533,6 +568,43 @@ class Snapshot:
     def latest(folder: Path) -> Snapshot | None:
         outputs = sorted(folder.glob("batch-*.pickle")) if folder.is_dir() else []
         return pickle.loads(outputs[-1].read_bytes()) if outputs else None
+
+
+RESULTS_SCHEMA = "batch_ms bigint, query string, key string, row string"
+PUBLISHER = "dstream"   # the writer mark's app id: batch times only grow within one checkpoint's table
+
+
+def published_rows(snapshot: Snapshot) -> list[tuple[int, str, str, str]]:
+    """The serving table's rows of a batch's output: per query and key, the batch time, the
+    key and the result row as JSON (the export's columns; the line accounting as outcome
+    and lines)."""
+    rows = []
+    for query, pairs in sorted(snapshot.totals.items()):
+        for key, value in pairs:
+            row = ({"outcome": key, "lines": value[0]} if query == P.LINE_ACCOUNTING
+                   else P.export_row(query, key, value))
+            rows.append((snapshot.batch_ms, query, json.dumps(key, default=str), json.dumps(row, default=str)))
+    return rows
+
+
+def publish(snapshot: Snapshot, table: str) -> None:
+    """Append this batch's whole result to the Delta table, once per batch time (a batch run
+    again after a crash finds its commit there and writes nothing). Appended rather than
+    overwritten: an overwrite makes Delta reconstruct the table's files with Spark jobs at
+    every batch; a reader takes the rows of the newest `batch_ms` (`served`)."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.getOrCreate()   # the running application's session
+    frame = spark.createDataFrame(published_rows(snapshot), RESULTS_SCHEMA).coalesce(1)
+    checkpoints.append_once(frame, table, PUBLISHER, snapshot.batch_ms)
+
+
+def served(spark, table: str):
+    """What a reader of the serving table sees: the newest batch's rows."""
+    from pyspark.sql import functions as F
+
+    results = spark.read.format("delta").load(table)
+    return results.where(F.col("batch_ms") == results.agg(F.max("batch_ms")).first()[0])
 
 
 def has_checkpoint(checkpoint: str) -> bool:
@@ -621,13 +693,14 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
     checkpoints.check_logic(config.checkpoint, "dstream", logic_of(config, queries, catalogue), CHECKPOINT_REMEDY,
                             used=recovering)
     if not recovering:   # nothing to resume: what an earlier start left is landed again
-        for folder in (config.landing, config.shipments_landing, config.output_dir):
+        for folder in (config.landing, config.shipments_landing, config.output_dir, Path(config.results_table)):
             shutil.rmtree(folder, ignore_errors=True)
     landing = Landing(config.landing, Path(config.input_dir))
     shipments = Landing(config.shipments_landing, Path(config.input_dir) / "shipments", shipment_files)
     config.ready_file.unlink(missing_ok=True)
     drain = _Drain(commit_log, landing.ranges, queries, output_dir=config.output_dir,
-                   previous=Snapshot.latest(config.output_dir), ready_file=config.ready_file)
+                   previous=Snapshot.latest(config.output_dir), ready_file=config.ready_file,
+                   results_table=config.results_table, steps_file=config.steps_file)
     drain.feeding = follow
     if not follow and drain.covers(landing.planned()):
         # a crash after the last batch's output: every line is in it already

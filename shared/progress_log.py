@@ -90,14 +90,18 @@ def input_rows(path: Path) -> int:
 class BatchSteps:
     """Where a foreachBatch function spends a micro-batch (Spark's progress reports only
     `addBatch` as a whole): wall milliseconds per named step, one JSON line per batch
-    (`{"batchId": 3, "stepsMs": {"quality_gate": 812, ...}}`) appended to `path`."""
+    (`{"batchId": 3, "startedAt": <epoch s>, "stepsMs": {"quality_gate": 812, ...}}`)
+    appended to `path`."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
 
     @contextmanager
-    def batch(self, batch_id: int):
-        times: dict[str, float] = defaultdict(float)
+    def batch(self, batch_id: int, started_at: float | None = None, timed: dict[str, float] | None = None):
+        """Time the steps of one batch; `started_at` (epoch s) and `timed` (ms per step) for a
+        batch whose first steps ran before this call (DStream's output operations)."""
+        times: dict[str, float] = defaultdict(float, timed or {})
+        started_at = time.time() if started_at is None else started_at
 
         @contextmanager
         def step(name: str):
@@ -108,7 +112,8 @@ class BatchSteps:
                 times[name] += (time.perf_counter() - started) * 1000
 
         yield step
-        record = {"batchId": batch_id, "stepsMs": {name: round(ms) for name, ms in times.items()}}
+        record = {"batchId": batch_id, "startedAt": round(started_at, 3),
+                  "stepsMs": {name: round(ms) for name, ms in times.items()}}
         with _lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:

@@ -169,6 +169,17 @@ def test_a_drain_in_several_batches_matches_the_oracle(spark, small_input, tmp_p
     for query in queries:
         assert last[query] == len(export_path(workdir, "dstream", query).read_text().splitlines()) - 1
 
+    # what readers query: the Delta table holds the last batch's whole result, one commit per batch
+    from shared.delta_versions import latest_commit
+
+    served = app.served(spark, config.results_table)
+    per_query = {row["query"]: row["count"] for row in served.groupBy("query").count().collect()}
+    assert {q: per_query.get(q, 0) for q in queries} == last
+    served_lines = served.where("query = 'line_accounting'").collect()
+    assert sum(json.loads(row["row"])["lines"] for row in served_lines) == oracle.raw_lines
+    version, _actions = latest_commit(config.results_table)
+    assert version == len(batches) - 1
+
     # the quality gate checked every valid line, one report per batch with valid lines
     quality = json.loads((workdir / "results" / "dstream" / "_quality.json").read_text())
     assert quality["success"] and quality["rows"] == oracle.valid_lines
