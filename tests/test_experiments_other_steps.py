@@ -13,7 +13,7 @@ import pytest
 from experiments.harness import code_size, latency_step, recovery_step, reprocess_step, throughput_step
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
 from experiments.harness.late_step import window_metrics
-from experiments.harness.profiles import PROFILES, STEPS, search_ramp
+from experiments.harness.profiles import KNEE_RATIO, PROFILES, STEPS, search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.report import data as D
 from experiments.report.writer import write_report
@@ -88,6 +88,9 @@ def test_the_ramp_doubles_up_to_the_profiles_bound_in_whole_files():
     assert ramp[0] == profile.search_start_lps and ramp[-1] <= profile.search_max_lps
     assert all(b == 2 * a for a, b in zip(ramp, ramp[1:]))
     assert [profile.whole_files(rate, 10) for rate in (100.0, 5.0)] == [20, 2]   # at least two files a step
+    # a probe's units grow with its rate: at most four files a second
+    assert [profile.file_lines_at(rate) for rate in (100.0, 200.0, 3200.0)] == [50, 50, 800]
+    assert profile.whole_files(3200.0, 30, profile.file_lines_at(3200.0)) == 120
 
 
 def test_a_follow_run_stands_for_a_reprocessing_size_only_when_it_stopped_cleanly(tmp_path):
@@ -216,7 +219,7 @@ def test_the_recovery_replay_rides_on_the_latency_runs_only_when_both_steps_run(
 
 def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
     from experiments.harness.profiles import LIVE_BUILDS
-    from experiments.harness.runner import estimates, probed_live, search_on_live
+    from experiments.harness.runner import LIVE_START_STOP_S, estimates, probed_live, search_on_live
 
     standard = PROFILES["standard"]
     assert standard.probe_rates() == [400.0]                          # the ramp above the latency rates
@@ -229,7 +232,13 @@ def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
     plan = estimates(standard, STEPS, (), LIVE_BUILDS, LIVE_BUILDS)
     unprobed = estimates(standard, tuple(s for s in STEPS if s != "throughput"), (), LIVE_BUILDS, LIVE_BUILDS)
     assert plan["latency kappa r1"] - unprobed["latency kappa r1"] == pytest.approx(30.0)
-    assert plan["throughput kappa r1"] == plan["throughput passthrough r1"] == 0   # no follow run of their own
+    # no ramp run of their own: one bisection run each (the probe pass brackets within 2x), and a
+    # doubling run first for the pass-through, judged on the latency rates alone
+    one_rate = {b: LIVE_START_STOP_S[b] + standard.start_warmup_s + standard.search_step_seconds
+                for b in ("kappa", "passthrough")}
+    assert plan["throughput kappa r1"] == pytest.approx(one_rate["kappa"])
+    assert plan["throughput passthrough r1"] == pytest.approx(2 * one_rate["passthrough"]
+                                                              + 2 * standard.search_step_seconds)
     assert plan["latency passthrough r1"] == unprobed["latency passthrough r1"]       # judged on the latency rates
     assert standard.live_input_rows(True, True) == standard.live_rows + 12_000 + standard.recovery_lines
 
@@ -251,13 +260,15 @@ def test_the_probe_pass_is_the_ramp_of_one_search_and_no_follow_run_is_started(t
     followers = {name: type("F", (), {"name": name})() for name in ("passthrough", "kappa")}
     throughput_step.run_throughput(run, followers, ("passthrough", "kappa"), PROFILES["standard"], tmp_path,
                                    tmp_path, None, lambda m: None)
-    assert probes == []   # the pass-through had no probe pass: judged on the latency rates, no ramp of its own
+    # no ramp run of their own (the pass-through had no probe pass: judged on the latency rates);
+    # bounded at every rate judged, each goes on doubling past it in one run (judged nothing here)
+    assert probes == [("double-1", [400.0, 800.0, 1600.0]), ("double-1", [800.0, 1600.0, 3200.0])]
     knees = {(r["build"], r["repeat"]): r for r in run.metrics() if r["metric"] == "sustainable_lps"}
     assert set(knees) == {("passthrough", "1"), ("kappa", "1")}   # one search: the probe ran once
     assert knees[("kappa", "1")]["value"] == "400" and "at least this" in knees[("kappa", "1")]["detail"]
     assert knees[("passthrough", "1")]["value"] == "200"
     assert "up to the highest rate tried (200 lines/s)" in knees[("passthrough", "1")]["detail"]
-    assert "up to the search's bound (400 lines/s)" in knees[("kappa", "1")]["detail"]
+    assert "up to the highest rate tried (400 lines/s)" in knees[("kappa", "1")]["detail"]
     verdicts = sorted((float(r["rate_lps"]), r["value"]) for r in run.metrics()
                       if r["metric"] == "bounded" and r["repeat"] == "1" and r["build"] == "kappa")
     assert verdicts == [(50.0, ""), (100.0, ""), (200.0, ""), (400.0, "1")]
@@ -386,8 +397,9 @@ def test_the_search_starts_from_the_latency_steps_rates_and_bisects(tmp_path, mo
     profile = dataclasses.replace(PROFILES["quick"], search_bisections=2, step_seconds=10)
     follower = type("F", (), {"name": "kappa"})()
     verdicts = throughput_step.search(run, follower, profile, tmp_path, tmp_path, None, 1, lambda message: None)
-    assert probes == [("bisect-1", [300.0]), ("bisect-2", [350.0])]   # no ramp: the latency step found 400 unbounded
-    assert throughput_step.knee(verdicts) == (350.0, 400.0)
+    # no ramp: the latency step found 400 unbounded; one bisection brackets the knee within 1.5x
+    assert probes == [("bisect-1", [300.0])]
+    assert throughput_step.knee(verdicts) == (300.0, 400.0)
     judged = {float(r["rate_lps"]): r for r in run.metrics() if r["metric"] == "bounded"}
     assert judged[400.0]["value"] == "0" and judged[400.0]["detail"].startswith("latency step, repeat 1")
 
@@ -406,6 +418,37 @@ def test_the_search_ramps_above_the_latency_rates_only_when_all_were_bounded(tmp
     verdicts = throughput_step.search(run, follower, profile, tmp_path, tmp_path, None, 1, lambda m: None)
     assert probes == [("ramp", [400.0])]                 # the ramp is 100-400: only 400 is above 200
     assert throughput_step.knee(verdicts) == (200.0, 400.0)
+
+
+def test_the_search_doubles_past_its_ramp_until_a_rate_is_unbounded_then_bisects(tmp_path, monkeypatch):
+    """No cap: bounded at every latency rate, the search doubles on (three rates a run) until
+    one is unbounded, then bisects until the bracket is within 1.5x."""
+    import dataclasses
+
+    from experiments.harness.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.path.mkdir()
+    _latency_rows(run, "passthrough", 1, {50.0: (0.0, 1.0, 0), 100.0: (0.0, 1.0, 0), 200.0: (0.0, 1.0, 0)})
+    probes = []
+
+    def probe(run_, follower, rates, label, *args):   # this build keeps up to 2,500 lines/s
+        probes.append((label, rates))
+        return [], throughput_step.judge_values(lambda name, rate: {"units_uncovered": 0, "commits_measured": 9,
+                                                                   "commit_lag_p50_s": 1.0, "commit_lag_rising_p": 0.5
+                                                                   if rate <= 2500 else 0.0,
+                                                                   "commit_lag_trend_s_per_min": 0.0 if rate <= 2500
+                                                                   else 60.0}[name], rates, 30.0)
+
+    monkeypatch.setattr(throughput_step, "_probe", probe)
+    profile = dataclasses.replace(PROFILES["standard"], search_bisections=3)
+    follower = type("F", (), {"name": "passthrough"})()
+    verdicts = throughput_step.search(run, follower, profile, tmp_path, tmp_path, None, 1, lambda m: None,
+                                      probed_on_live=True)
+    assert probes == [("double-1", [400.0, 800.0, 1600.0]), ("double-2", [3200.0, 6400.0, 12800.0]),
+                      ("bisect-1", [2400.0])]   # 1,600-3,200 is 2x apart; 2,400-3,200 within 1.5x
+    lower, upper = throughput_step.knee(verdicts)
+    assert (lower, upper) == (2400.0, 3200.0) and upper / lower <= KNEE_RATIO
 
 
 def test_reprocessing_reuses_the_last_drain_that_exited_cleanly(tmp_path):

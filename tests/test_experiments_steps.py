@@ -155,14 +155,15 @@ def test_the_latency_passes_take_whole_files_of_the_input_one_slice_each(tmp_pat
     profile = PROFILES[name]
     files = profile.live_rows // profile.file_lines
     generate(tmp_path / "in", GeneratorOptions(rows=files * profile.file_lines, seed=7, files=files))
-    passes = latency_step.live_passes(tmp_path / "in", profile)
+    warmup = latency_step.warmup_pass(tmp_path / "in", profile)
+    passes = latency_step.live_passes(tmp_path / "in", profile, warmup)
     assert len(passes) == profile.repeats
-    assert [rate for rate, _ in passes[0].rate_steps] == [min(profile.rates) / 2, *profile.rates]   # warm-up first
-    assert all([rate for rate, _ in p.rate_steps] == list(profile.rates) for p in passes[1:])
-    assert passes[0].files[0] == 0 and passes[-1].files[1] == files
+    assert [rate for rate, _ in warmup.rate_steps] == [min(profile.rates) / 2]   # a warm-up pass of its own first
+    assert all([rate for rate, _ in p.rate_steps] == list(profile.rates) for p in passes)
+    assert warmup.files[0] == 0 and passes[0].files[0] == warmup.files[1] and passes[-1].files[1] == files
     assert all(a.files[1] == b.files[0] for a, b in zip(passes, passes[1:]))   # consecutive slices
     sales = list(inspect_input(tmp_path / "in").sales_files)
-    for one in passes:
+    for one in [warmup, *passes]:
         first, end = one.files
         assert sum(lines for _, lines in one.rate_steps) == sum(count_raw_lines(p) for p in sales[first:end])
 
@@ -175,7 +176,7 @@ def test_the_probe_and_the_recovery_replay_are_the_slices_after_the_latency_pass
     profile = PROFILES["quick"]
     rows = profile.live_input_rows(True, True)
     generate(tmp_path / "in", GeneratorOptions(rows=rows, seed=7, files=rows // profile.file_lines))
-    passes = latency_step.live_passes(tmp_path / "in", profile)
+    passes = latency_step.live_passes(tmp_path / "in", profile, latency_step.warmup_pass(tmp_path / "in", profile))
     probe = latency_step.probe_pass(tmp_path / "in", profile, passes[-1])
     last = latency_step.recovery_pass(tmp_path / "in", profile, probe)
     sales = list(inspect_input(tmp_path / "in").sales_files)
@@ -295,11 +296,13 @@ def test_a_follow_run_replays_the_probe_pass_after_its_measured_passes_and_it_is
     profile = dataclasses.replace(PROFILES["quick"], search_step_seconds=6.0)   # 5 commits after the warm-up
     rows = profile.live_input_rows(False, True)
     generate(tmp_path / "in", GeneratorOptions(rows=rows, seed=7, files=rows // profile.file_lines))
-    passes = latency_step.live_passes(tmp_path / "in", profile)
+    warmup = latency_step.warmup_pass(tmp_path / "in", profile)
+    passes = latency_step.live_passes(tmp_path / "in", profile, warmup)
     probe = latency_step.probe_pass(tmp_path / "in", profile, passes[-1])
-    live = follow.run_follow(follow.followers()["passthrough"], tmp_path / "in", tmp_path / "work", passes=passes,
-                             probe_pass=probe, interval=profile.interval, drain_timeout_s=60.0)
+    live = follow.run_follow(follow.followers()["passthrough"], tmp_path / "in", tmp_path / "work", warmup=warmup,
+                             passes=passes, probe_pass=probe, interval=profile.interval, drain_timeout_s=60.0)
     assert live.ok, live.problem
+    assert live.warmup_replay_dir == tmp_path / "work" / "replay-warmup"   # replayed, in no pass's figures
     assert live.replay_dirs == [live.replay_dir] and live.probe_replay_dir == tmp_path / "work" / "replay-probe"
     assert live.measured.wall_s < live.measurement.wall_s   # the cost figure ends before the probe
     run = RunFolder(tmp_path / "run")

@@ -20,7 +20,7 @@ How each follower says it is ready, from what it writes (no private API):
 - kappa: every streaming query's checkpoint has its metadata (the query id);
 - lambda: `WORKDIR/lambda/follow.pid` (what `lab lambda batch` looks for);
 - dstream: a `checkpoint-<time>` file in its checkpoint (what getOrCreate recovers from);
-- passthrough: its checkpoint has its metadata.
+- passthrough, passthrough_delta: its checkpoint has its metadata.
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def _catalogue_queries(landing: Path) -> tuple[str, ...]:
 
 
 def followers(lambda_batch_every: str = "60 seconds", kappa_extra: Sequence[str] = ()) -> dict[str, Follower]:
-    from experiments.harness.passthrough import BUILD as PASSTHROUGH, QUERY as PASSTHROUGH_QUERY
+    from experiments.harness.passthrough import BUILD as PASSTHROUGH, DELTA_BUILD as PASSTHROUGH_DELTA
     from legacy_dstream.app import FOLLOW_BATCH_SECONDS as DSTREAM_BATCH_SECONDS
 
     return {
@@ -96,15 +96,26 @@ def followers(lambda_batch_every: str = "60 seconds", kappa_extra: Sequence[str]
                            notes=f"served results (batch view + realtime view), batch layer every {lambda_batch_every}"),
         "dstream": Follower("dstream", _lab_follow("dstream"), _dstream_ready, _catalogue_queries,
                             notes=f"{DSTREAM_BATCH_SECONDS:g} s batches (--interval does not apply to DStream)"),
-        PASSTHROUGH: Follower(
-            PASSTHROUGH,
-            lambda landing, workdir, interval, master: python_command(
-                "-m", "experiments.harness.passthrough", "--input", str(landing), "--workdir", str(workdir),
-                "--interval", interval, *(["--master", master] if master else [])),
-            lambda workdir, _landing: _checkpoint_started(workdir / PASSTHROUGH / "checkpoint"),
-            lambda _landing: (PASSTHROUGH_QUERY,),
-            notes="no computation: the landing directory read by Spark's file source, one commit-log row a batch"),
+        PASSTHROUGH: _passthrough(PASSTHROUGH, "no computation: the landing directory read by Spark's file source, "
+                                               "one commit-log row a batch"),
+        PASSTHROUGH_DELTA: _passthrough(PASSTHROUGH_DELTA, "no computation: the pass-through, each batch's raw lines "
+                                                           "appended to a Delta table (idempotent) before its row",
+                                        "--delta"),
     }
+
+
+def _passthrough(name: str, notes: str, *extra: str) -> Follower:
+    """A floor (experiments/harness/passthrough.py): ready once its query has started."""
+    from experiments.harness.passthrough import QUERY
+
+    return Follower(
+        name,
+        lambda landing, workdir, interval, master: python_command(
+            "-m", "experiments.harness.passthrough", "--input", str(landing), "--workdir", str(workdir),
+            "--interval", interval, *extra, *(["--master", master] if master else [])),
+        lambda workdir, _landing: _checkpoint_started(workdir / name / "checkpoint"),
+        lambda _landing: (QUERY,),
+        notes=notes)
 
 
 @dataclass
@@ -120,6 +131,7 @@ class FollowRun:
     problem: str = ""                        # why the run did not cover the whole replay, if it did not
     handoffs: list[tuple[float, int]] = field(default_factory=list)   # lambda: (approximate epoch s, master version)
     replay_dirs: list[Path] = field(default_factory=list)             # one per pass replayed (the first: replay_dir)
+    warmup_replay_dir: Path | None = None    # the warm-up pass's replay, when it ran
     probe_replay_dir: Path | None = None     # the probe pass's replay, when it ran
     last_replay_dir: Path | None = None      # the LastPass's replay, when it ran
     killed_at: float | None = None           # epoch s of the LastPass's SIGKILL
@@ -199,7 +211,7 @@ class LastPass:
 
 def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: float | None = None,
                rate_steps: Sequence[tuple[float, int]] | None = None, step_gap_s: float = 0.0,
-               passes: Sequence[Pass] = (), probe_pass: Pass | None = None, last_pass: LastPass | None = None,
+               warmup: Pass | None = None, passes: Sequence[Pass] = (), probe_pass: Pass | None = None, last_pass: LastPass | None = None,
                interval: str = "1 second",
                master: str | None = None, drain_timeout_s: float = 300.0,
                stage: Callable[[str], None] = lambda message: None) -> FollowRun:
@@ -209,7 +221,8 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
     `passes`: several replays of consecutive slices of the input, one after the other in
     the same follow process; before each pass after the first, the harness waits until the
     build's commits cover the pass before (at most `drain_timeout_s`), so no pass starts
-    with the backlog of another. Without it, one replay of the whole input at `rate` or
+    with the backlog of another. `warmup`: a pass before all of them, replayed and waited
+    for like them, in no figure (its replay is `warmup_replay_dir`, not in `replay_dirs`). Without it, one replay of the whole input at `rate` or
     `rate_steps`. `probe_pass`: one more after those, replayed and waited for like them, in no
     figure of theirs (nor in the process's cost). `last_pass`: one more after those (see
     LastPass), once they are all committed."""
@@ -227,6 +240,13 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
         stage(f"{follower.name}: starting to follow {landing}")
         wait_for(lambda: follower.ready(workdir, landing), READY_TIMEOUT_S, f"{follower.name} did not start",
                  abort=exited)
+        if warmup is not None:
+            run.warmup_replay_dir = workdir / "replay-warmup"
+            _replay(live_input, landing, run.warmup_replay_dir, warmup, None, step_gap_s, 1, 1, follower.name,
+                    lambda message: stage(message.replace("replaying", "warming up: replaying", 1)))
+            _await_commits(run, run.warmup_replay_dir, drain_timeout_s, exited, stage, "warm-up replayed",
+                           " before pass 1", f"{follower.name}'s commits did not cover the warm-up within "
+                                             f"{drain_timeout_s:g} s, so no pass was run")
         for number, one in enumerate(plan, start=1):
             replay_dir = run.replay_dir if number == 1 else workdir / f"replay-pass{number}"
             _replay(live_input, landing, replay_dir, one, rate, step_gap_s, len(plan), number, follower.name, stage)

@@ -7,9 +7,10 @@ latency for a query is the first commit of that query whose `max_seq` covers the
 line, minus the unit's *intended* emission time (open loop: a replayer that falls behind
 cannot hide latency). For Lambda the commit log is what its serving layer can answer. The
 `all` row of a unit is the latest over the build's queries: when its last result showed it.
-Every live run starts with a warm-up step (`start_warmup_s` at half the lowest rate) whose
-units are in no figure: a build's first micro-batches plan its queries and create its tables
-after it says it is ready. Units due in the first `warmup_s` seconds of each rate step are
+Every live run starts with a warm-up (`start_warmup_s` at half the lowest rate) whose units
+are in no figure: a build's first micro-batches plan its queries, create its tables and
+compile its code after it says it is ready. In this step the warm-up is a pass of its own,
+committed before the first measured pass starts. Units due in the first `warmup_s` seconds of each rate step are
 left out of that step's figures (the warm-up, stated in the report); a unit no commit covered before the run was
 stopped is counted as uncovered, never dropped silently.
 
@@ -306,22 +307,29 @@ def failure(run: FollowRun) -> str:
     return "; ".join(reasons)
 
 
-WARMUP_STEPS = 1   # the live runs' warm-up step (Profile.start_warmup_s), in no figure
+WARMUP_STEPS = 1   # a standalone live run's first rate step (Profile.start_warmup_s), in no figure
 
 
-def live_passes(live_input: Path, profile) -> list[Pass]:
-    """The latency step's replays: `profile.repeats` passes over consecutive slices of the
-    live input, each every rate of the profile in turn (whole files, in name order); the
-    first pass starts with the warm-up step at half the lowest rate."""
+def warmup_pass(live_input: Path, profile) -> Pass:
+    """The latency step's warm-up: `profile.start_warmup_s` at half the lowest rate over the
+    live input's first files, replayed and committed before the first measured pass (a
+    build's first micro-batches plan its queries, create its tables and compile its code
+    after it says it is ready: no rate's figure should carry them)."""
     lowest = min(profile.rates)
-    ladder = [lines // profile.file_lines for lines in profile.step_lines()]
     warm = profile.warmup_lines(lowest) // profile.file_lines
-    passes, first = [], 0
-    for number in range(1, profile.repeats + 1):
-        rates, counts = ([lowest / 2, *profile.rates], [warm, *ladder]) if number == 1 else (profile.rates, ladder)
-        steps = rate_steps_over_files(live_input, rates, counts, first)
-        passes.append(Pass((first, first + sum(counts)), tuple(steps)))
-        first += sum(counts)
+    return Pass((0, warm), tuple(rate_steps_over_files(live_input, [lowest / 2], [warm], 0)))
+
+
+def live_passes(live_input: Path, profile, after: Pass) -> list[Pass]:
+    """The latency step's measured replays: `profile.repeats` passes over consecutive slices
+    of the live input after the pass `after` (the warm-up), each every rate of the profile
+    in turn (whole files, in name order)."""
+    ladder = [lines // profile.file_lines for lines in profile.step_lines()]
+    passes, first = [], after.files[1]
+    for _ in range(profile.repeats):
+        steps = rate_steps_over_files(live_input, profile.rates, ladder, first)
+        passes.append(Pass((first, first + sum(ladder)), tuple(steps)))
+        first += sum(ladder)
     return passes
 
 
@@ -381,7 +389,8 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
     ramp above the latency rates; its rows are the throughput step's, repeat 1."""
     from experiments.harness import recovery_step, throughput_step
 
-    passes = live_passes(live_input, profile)
+    warmup = warmup_pass(live_input, profile)
+    passes = live_passes(live_input, profile, warmup)
     probe = probe_pass(live_input, profile, passes[-1]) if probe_builds else None
     final = recovery_pass(live_input, profile, probe or passes[-1]) if recovery_builds is not None else None
     for build in builds:
@@ -399,7 +408,7 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
               + (f", then the recovery replay at {profile.recovery_rate_lps:g} lines/s" if last else "")
               + (f", SIGKILL {kill[0]:g} s into it (seed {kill[1]})" if kill else ""))
         workdir = work / f"live-{build}"
-        live = run_follow(follower, live_input, workdir, passes=passes, probe_pass=probing,
+        live = run_follow(follower, live_input, workdir, warmup=warmup, passes=passes, probe_pass=probing,
                           last_pass=LastPass(last, kill[0] if kill else None) if last else None,
                           step_gap_s=profile.step_gap_s, interval=profile.interval, master=master,
                           drain_timeout_s=profile.drain_timeout_s, stage=lambda message: stage(f"  {message}"))
@@ -409,10 +418,10 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             if not (replay_dir / LOG_JSON_NAME).exists():
                 continue
             shutil.copy(replay_dir / LOG_JSON_NAME, _mkparent(run.replay_summary_path(build, repeat)))
-            warmup_steps = WARMUP_STEPS if repeat == 1 else 0
-            rows = unit_rows(replay_dir, live.commit_log, live.queries, profile.warmup_s, warmup_steps)
+            rows = unit_rows(replay_dir, live.commit_log, live.queries, profile.warmup_s, 0)
             write_unit_rows(run.latency_path(build, repeat), rows)
-            metrics += latency_metrics(build, rows, repeat, input_lines, profile.warmup_s, warmup_steps=warmup_steps)
+            metrics += latency_metrics(build, rows, repeat, input_lines, profile.warmup_s, warmup_steps=0)
+        metrics += measured_anatomy(live, input_lines)
         if live.probe_replay_dir is not None:
             metrics += throughput_step.probe_pass_metrics(run, live, profile)
         if build in ARCHITECTURES:
@@ -435,6 +444,17 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             run.append(recovered)
             stage(recovery_step.outcome_words(build, recovered))
         on_done(build, live.measurement.wall_s if live.measurement else 0.0)
+
+
+def measured_anatomy(live: FollowRun, input_lines: int) -> list[Metric]:
+    """The anatomy of the run's micro-batches (experiments/harness/anatomy.py) that started
+    during its measured passes: from the first pass's replay start to their end."""
+    from experiments.harness.anatomy import anatomy_metrics
+
+    if not live.replay_dirs or live.measured is None or not (live.replay_dirs[0] / LOG_JSON_NAME).exists():
+        return []
+    since = float(read_replay_summary(live.replay_dirs[0])["start_epoch_s"])
+    return anatomy_metrics(live.build, live.workdir, since, live.started_epoch_s + live.measured.wall_s, input_lines)
 
 
 def _mkparent(path: Path) -> Path:

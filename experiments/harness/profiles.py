@@ -15,12 +15,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 DRAIN_SYSTEMS = ("spark_batch", "duckdb", "kappa", "lambda", "dstream")   # the order each repeat runs them in
-LIVE_BUILDS = ("passthrough", "kappa", "lambda", "dstream")
 ARCHITECTURES = ("kappa", "lambda", "dstream")
+# The floors the builds' live figures are read against (experiments/harness/passthrough.py):
+# Spark's file source with no work, and the same committing each micro-batch to Delta.
+FLOORS = ("passthrough", "passthrough_delta")
+LIVE_BUILDS = (*FLOORS, *ARCHITECTURES)
 STEPS = ("drains", "latency", "throughput", "reprocessing", "recovery", "late", "code_size")
 # The builds each step can measure (the `--builds` option picks among them).
 STEP_BUILDS = {"throughput": LIVE_BUILDS, "reprocessing": ("lambda", "kappa"), "recovery": ARCHITECTURES,
                "late": ARCHITECTURES, "code_size": ARCHITECTURES}
+
+
+# The search's probes land at most this many files a second: at thousands of lines a second,
+# 50-line files would measure the file source's listing and the replayer, not the build.
+UNITS_PER_SECOND = 4
+# The knee is found when the highest bounded rate and the lowest unbounded one are this close.
+KNEE_RATIO = 1.5
+DOUBLINGS_PER_RUN = 3   # the search's doubling runs: a ramp at 2x, 4x and 8x the highest rate judged so far
 
 
 @dataclass(frozen=True)
@@ -50,9 +61,11 @@ class Profile:
     # run; then search_bisections runs of one rate each, halfway between the last bounded rate
     # and the first unbounded one
     search_start_lps: float = 100.0
-    search_max_lps: float = 800.0
+    search_max_lps: float = 800.0     # the first ramp's top; the search doubles on past it (search_limit_lps)
     search_step_seconds: float = 10.0
-    search_bisections: int = 0
+    search_bisections: int = 0        # at most this many bisections, until the bracket is within KNEE_RATIO
+    # while every rate tried was bounded, one more run at twice the highest, up to this rate
+    search_limit_lps: float = 51_200.0
     search_drain_timeout_s: float = 30.0   # after a probe's replay: an overloaded rate need not drain
     # ...and when the latency step runs too, the ramp above its rates is one more pass of its follow
     # run of each architecture, once (after the measured passes, before the recovery replay): the
@@ -82,9 +95,15 @@ class Profile:
     # and figure; see the README's profile table for what fits in the time)
     other_repeats: int = 1
 
-    def whole_files(self, rate: float, seconds: float) -> int:
-        """Files of `file_lines` for `seconds` at `rate` (at least two)."""
-        return max(2, round(rate * seconds / self.file_lines))
+    def whole_files(self, rate: float, seconds: float, file_lines: int | None = None) -> int:
+        """Files of `file_lines` (default the profile's) for `seconds` at `rate` (at least two)."""
+        return max(2, round(rate * seconds / (file_lines or self.file_lines)))
+
+    def file_lines_at(self, rate: float) -> int:
+        """Lines per landed file (unit) of a search probe at `rate`: the profile's, or more
+        once that would land more than UNITS_PER_SECOND files a second (a unit is a file;
+        latency counts from each unit's intended time, whatever its size)."""
+        return max(self.file_lines, round(rate / UNITS_PER_SECOND))
 
     def step_lines(self) -> list[int]:
         """Lines of each rate step: a whole number of files, at least two."""
@@ -138,7 +157,7 @@ PROFILES = {p.name: p for p in (
                         "`make test-e2e` runs it)"),
     Profile("standard", drain_rows=2_000, repeats=3, rates=(50.0, 100.0, 200.0), step_seconds=6,
             file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
-            search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=30.0, search_bisections=0,
+            search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=30.0, search_bisections=3,
             search_on_live=True, reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0,
             recovery_seconds=8.0,
             recovery_on_live=True,

@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Mapping
 
-from experiments.harness.profiles import (ARCHITECTURES, DRAIN_SYSTEMS, LIVE_BUILDS, PROFILES, STEP_BUILDS, STEPS,
-                                          Profile, search_ramp)
+from experiments.harness.profiles import (ARCHITECTURES, DOUBLINGS_PER_RUN, DRAIN_SYSTEMS, LIVE_BUILDS, PROFILES,
+                                          STEP_BUILDS, STEPS, Profile, search_ramp)
 from experiments.harness.run_folder import RunFolder, environment, utc_now
 from experiments.progress import Progress, TimeLeft
 from shared.settings import LabSettings
@@ -48,7 +48,7 @@ DRAIN_ESTIMATE_S = {"spark_batch": (15, 0.4), "duckdb": (1, 0.07), "kappa": (35,
                     "dstream": (13, 1.7)}
 # A follow process beyond its replay: start until ready, catching up between passes and at
 # the end, stop and export.
-LIVE_START_STOP_S = {"passthrough": 10, "kappa": 60, "lambda": 55, "dstream": 45}
+LIVE_START_STOP_S = {"passthrough": 10, "passthrough_delta": 15, "kappa": 60, "lambda": 55, "dstream": 45}
 JVM_START_S = 20   # a process that starts Spark and does little else (a restart, a query)
 
 
@@ -76,11 +76,16 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
         if "throughput" in steps:   # the latency step's rates start the ramp when it runs too
             ramp = [r for r in search_ramp(profile) if "latency" not in steps or r > max(profile.rates)] \
                 if not search_on_live(profile, steps) else []   # else in the latency step's follow runs
+            probed = probed_live(profile, steps, live_builds)
             for b in step_builds("throughput", live_builds):
                 ramp_s = (LIVE_START_STOP_S[b] + len(ramp) * (profile.search_step_seconds + profile.step_gap_s)
                           + profile.start_warmup_s if ramp else 0)
-                probe_s = profile.search_step_seconds + LIVE_START_STOP_S[b]
-                plan[f"throughput {b} r{repeat}"] = ramp_s + profile.search_bisections * probe_s
+                one_rate_s = LIVE_START_STOP_S[b] + profile.start_warmup_s + profile.search_step_seconds
+                # a ramp of doublings brackets the knee within 2x: one bisection brings it within KNEE_RATIO;
+                # a build judged on the latency rates alone (no probe pass) has one doubling run first
+                doubling_s = (0 if b in probed or ramp else
+                              one_rate_s + (DOUBLINGS_PER_RUN - 1) * profile.search_step_seconds)
+                plan[f"throughput {b} r{repeat}"] = ramp_s + doubling_s + min(profile.search_bisections, 1) * one_rate_s
         if "reprocessing" in steps:
             # a first run and a recompute per size; at the drains' size the drain is the first run
             runs = sum(1 if rows == profile.drain_rows and "drains" in steps and repeat == 1 else 2

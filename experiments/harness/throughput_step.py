@@ -13,9 +13,15 @@ The search, bounded by the profile:
    a quiet gap between steps, after the live runs' warm-up step (`start_warmup_s` at half
    the lowest rate, in no figure: a build's first micro-batches plan its queries and create
    its tables);
-2. bisection: `search_bisections` more follow runs of one rate each, halfway between the
-   highest rate found bounded and the lowest found unbounded (a rate above an unbounded one
-   in the ramp carries its backlog, so it is recorded but not judged).
+2. doubling: while every rate judged was bounded, one more follow run of a ramp at 2x, 4x
+   and 8x the highest (up to `search_limit_lps`), until a rate is unbounded: the search's
+   first ramp is no cap;
+3. bisection: up to `search_bisections` more follow runs of one rate each, halfway between
+   the highest rate found bounded and the lowest found unbounded, until the two are within
+   `KNEE_RATIO` (a rate above an unbounded one in the ramp carries its backlog, so it is
+   recorded but not judged).
+A probe's files grow with its rate (Profile.file_lines_at: at most UNITS_PER_SECOND files a
+second), so a high rate measures the build and not the file source's listing.
 
 A rate is bounded when every measured unit became visible and the lag of the step's commits
 (latency_step.commit_lags: each commit's time minus the intended time of the newest unit it
@@ -35,7 +41,7 @@ from experiments.harness.drain_step import cost_metrics
 from experiments.harness.follow import Follower, run_follow
 from experiments.harness.latency_step import (WARMUP_STEPS, bounded, latency_metrics, rate_steps_over_files,
                                               replayer_metrics, unit_rows, write_unit_rows)
-from experiments.harness.profiles import search_ramp
+from experiments.harness.profiles import DOUBLINGS_PER_RUN, KNEE_RATIO, search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
 
@@ -114,9 +120,10 @@ def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, p
     # first a warm-up step at half the lowest rate: a build's first micro-batches (query planning,
     # table creation, JIT) come after it says it is ready, and they are not what a rate costs
     warm = min(rates) / 2
-    counts = ([profile.warmup_lines(min(rates)) // profile.file_lines]
-              + [profile.whole_files(rate, profile.search_step_seconds) for rate in rates])
-    live_input = prepare_input(data_root, sum(counts) * profile.file_lines, profile.seed, Progress(quiet=True),
+    file_lines = profile.file_lines_at(max(rates))
+    counts = ([max(2, profile.warmup_lines(min(rates)) // file_lines)]
+              + [profile.whole_files(rate, profile.search_step_seconds, file_lines) for rate in rates])
+    live_input = prepare_input(data_root, sum(counts) * file_lines, profile.seed, Progress(quiet=True),
                                prefix="search", files=sum(counts))
     steps = rate_steps_over_files(live_input, [warm, *rates], counts)
     lines = sum(n for _, n in steps)
@@ -206,10 +213,26 @@ def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: P
         metrics, found = _probe(run, follower, ramp, "ramp", profile, data_root, work, master, repeat, stage)
         run.append(metrics)
         verdicts += found
+    number = 0
+    while knee(verdicts)[1] is None and any(v.ok for v in verdicts):
+        # every rate judged was bounded: doubling on, DOUBLINGS_PER_RUN rates a run, until one is not
+        highest = max(v.rate for v in verdicts)
+        rates = [highest * 2 ** k for k in range(1, DOUBLINGS_PER_RUN + 1) if highest * 2 ** k <= profile.search_limit_lps]
+        if not rates:
+            break
+        number += 1
+        more, found = _probe(run, follower, rates, f"double-{number}", profile, data_root, work, master, repeat,
+                             stage)
+        run.append(more)
+        verdicts += found
+        if not any(v.ok is not None for v in found):
+            break   # not judged: doubling again would not be either
     for number in range(1, profile.search_bisections + 1):
         lower, upper = knee(verdicts)
         if upper is None:
-            break   # bounded up to the search's bound: nothing to bisect
+            break   # bounded up to the search's limit: nothing to bisect
+        if lower is not None and upper / lower <= KNEE_RATIO:
+            break   # bracketed closely enough
         rate = next_rate(lower, upper)
         if rate in {v.rate for v in verdicts} or rate <= 0:
             break   # the interval cannot be split further at whole rates
@@ -226,7 +249,7 @@ def knee_metrics(build: str, verdicts: Sequence[Judged], profile, repeat: int) -
                       for v in sorted(verdicts, key=lambda v: v.rate))
     if upper is None and lower is not None:
         highest = max(v.rate for v in verdicts)
-        bound = "the search's bound" if highest >= profile.search_max_lps else "the highest rate tried"
+        bound = "the search's limit" if highest * 2 > profile.search_limit_lps else "the highest rate tried"
         detail = f"bounded at every rate judged, up to {bound} ({highest:g} lines/s): at least this; rates {tried}"
     elif lower is None:
         detail = f"no rate tried was bounded; unbounded from {upper:g} lines/s; rates {tried}" if upper else \

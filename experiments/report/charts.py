@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from experiments.harness.run_folder import ALL_QUERIES  # noqa: E402
 from experiments.report.data import RunData  # noqa: E402
 
-COLOURS = {"passthrough": "#7f7f7f", "kappa": "#1f77b4", "lambda": "#ff7f0e", "dstream": "#2ca02c",
+COLOURS = {"passthrough": "#7f7f7f", "passthrough_delta": "#bcbd22", "kappa": "#1f77b4", "lambda": "#ff7f0e", "dstream": "#2ca02c",
            "spark_batch": "#9467bd", "duckdb": "#8c564b", "oracle": "#444444"}
 
 
@@ -346,8 +346,37 @@ def quarantine_chart(reasons: dict[str, float]) -> Chart | None:
                  "The oracle's count of each quarantine reason (metrics.csv: metric quarantine).", _png(fig))
 
 
+def anatomy_chart(data: RunData) -> Chart | None:
+    """One stacked bar per build and streaming query: the median ms of each part of its live
+    micro-batches, the floors first."""
+    anatomy = data.anatomy()
+    if not anatomy:
+        return None
+    labels = [f"{build} / {query}" for build, query in anatomy]
+    parts = sorted({part for parts in anatomy.values() for part in parts},
+                   key=lambda p: (p.startswith("sink_"), p == "other", p))
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(parts), 2)))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.8))
+    left = np.zeros(len(labels))
+    for part, colour in zip(parts, colours):
+        widths = np.array([parts_of.get(part, 0.0) / 1000 for parts_of in anatomy.values()])
+        ax.barh(labels, widths, left=left, color=colour, label=part.replace("_", " "))
+        left += widths
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per micro-batch (median of each part over the measured passes)")
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Anatomy of a live micro-batch")
+    return Chart("anatomy", "Anatomy of a live micro-batch",
+                 "Per build and streaming query, where a micro-batch of the latency step's measured passes spends "
+                 "its time: Spark's progress reports (find input = listing the landing directory, plan, offsets "
+                 "log, sink, checkpoint commit) with the sink split into the build's own timed steps (sink ...); "
+                 "DStream's batches are its timed steps. The two pass-throughs are the floors (metrics.csv: "
+                 "step latency, metrics batch_<part>_ms).", _png(fig))
+
+
 def all_charts(data: RunData, reasons: dict[str, float]) -> list[Chart]:
-    charts = [latency_cdf_chart(data), latency_over_time_chart(data), latency_vs_rate_chart(data),
+    charts = [latency_cdf_chart(data), latency_over_time_chart(data), latency_vs_rate_chart(data), anatomy_chart(data),
               drain_time_chart(data), cost_chart(data), quarantine_chart(reasons), throughput_chart(data),
               reprocessing_chart(data), recovery_chart(data)]
     return [c for c in charts if c is not None]

@@ -11,14 +11,13 @@ from pathlib import Path
 
 from experiments.harness.bench import Spread
 from experiments.harness.latency_step import bounded, read_unit_rows
-from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS
+from experiments.harness.profiles import ARCHITECTURES, DRAIN_SYSTEMS, FLOORS, LIVE_BUILDS
 from experiments.harness.recovery_step import LAST_PASS_KILL
 from experiments.harness.run_folder import ALL_QUERIES, ENVIRONMENT_FILE, METRICS_FILE, number, read_metrics
 from shared.export import QUERY_NAMES
 
-ARCHITECTURES = ("kappa", "lambda", "dstream")
 BASELINES = ("spark_batch", "duckdb")
-PASSTHROUGH = "passthrough"
+PASSTHROUGH, PASSTHROUGH_DELTA = FLOORS
 COST_METRICS = ("wall_s", "cpu_s", "peak_rss_mb")
 PERCENTILE_METRICS = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s")
 # Each step, its section title, and what it would have measured (named when a run folder has none of its rows).
@@ -124,6 +123,19 @@ class RunData:
     def live_builds(self) -> list[str]:
         return self.present("latency", LIVE_BUILDS)
 
+    def anatomy(self) -> dict[tuple[str, str], dict[str, float]]:
+        """(build, streaming query) -> part -> median ms of its live micro-batches (the
+        latency step's `batch_<part>_ms` rows: experiments/harness/anatomy.py)."""
+        from experiments.harness.anatomy import part_of
+
+        found: dict[tuple[str, str], dict[str, float]] = {}
+        for r in self.rows:
+            part = part_of(r["metric"])
+            if r["step"] == "latency" and part is not None and r["value"] != "":
+                found.setdefault((r["build"], r["query"]), {})[part] = number(r)
+        return {key: found[key] for key in sorted(found, key=lambda k: (LIVE_BUILDS.index(k[0])
+                                                                        if k[0] in LIVE_BUILDS else 99, k[1]))}
+
     @property
     def rates(self) -> list[float]:
         return sorted({float(r["rate_lps"]) for r in self.rows if r["step"] == "latency" and r["rate_lps"]})
@@ -158,10 +170,41 @@ def short_verdict(row: dict) -> str:
     return status
 
 
+def latency_against_floors(data: RunData, rate: float) -> str | None:
+    """The finding on latency at one rate: each architecture's p50 and p99 (every query
+    visible) as multiples of the pass-through's at that rate in the same run, ranked by p50,
+    with both floors' own figures (ratios: absolute times drift on a shared machine)."""
+    def median_of(metric: str, build: str) -> float | None:
+        return _median(data.spread("latency", metric, build, ALL_QUERIES, rate))
+
+    p50 = {b: median_of("latency_p50_s", b) for b in data.live_builds}
+    p99 = {b: median_of("latency_p99_s", b) for b in data.live_builds}
+    builds = sorted((b for b in data.live_builds if b not in FLOORS and p50[b] is not None), key=p50.get)
+    if not builds:
+        return None
+    floor50, floor99 = p50.get(PASSTHROUGH), p99.get(PASSTHROUGH)
+
+    def times(value: float | None, floor: float | None) -> str:
+        return f"{value / floor:.1f}x" if value is not None and floor else "-"
+
+    floors = [f"{name} p50 {p50[b]:.2f} s, p99 {p99[b]:.2f} s" for b, name in
+              ((PASSTHROUGH, "the pass-through (Spark's file source, no work)"),
+               (PASSTHROUGH_DELTA, "the pass-through committing each micro-batch to Delta"))
+              if p50.get(b) is not None and p99.get(b) is not None]
+    if floor50:
+        parts = [f"{b} {times(p50[b], floor50)} p50, {times(p99[b], floor99)} p99 ({p50[b]:.2f} / "
+                 f"{p99[b]:.2f} s)" for b in builds]
+        head = f"Latency at {rate:g} lines/s, every query visible, over the pass-through's in the same run: "
+    else:
+        parts = [f"{b} p50 {p50[b]:.2f} s, p99 {p99[b]:.2f} s" for b in builds]
+        head = f"Latency at {rate:g} lines/s, every query visible (no pass-through in this run to read it against): "
+    return head + "; ".join(parts) + (f". Floors: {'; '.join(floors)}" if floors else "") + f". Lowest: {builds[0]}."
+
+
 def equivalence(data: RunData, step: str) -> dict:
     """The verdicts of the last repeat per (query, build), whether every repeat agreed, and
     the details of every verdict that is not `identical`."""
-    builds = [b for b in (data.drain_systems if step == "drain" else data.live_builds) if b != PASSTHROUGH]
+    builds = [b for b in (data.drain_systems if step == "drain" else data.live_builds) if b not in FLOORS]
     rows = data.select(step, "equivalence")
     last: dict[tuple[str, str], dict] = {}
     verdicts: dict[tuple[str, str], set[str]] = {}
@@ -328,8 +371,13 @@ def findings(data: RunData) -> list[str]:
         ratios = {b: _median(data.ratio("drain", "wall_s", b, "spark_batch")) for b in order}
         parts = [f"{b} {arch[b]:.1f} s" + (f" ({ratios[b]:.2f}x Spark batch)" if ratios[b] is not None else "")
                  for b in order]
+        baseline = walls.get("spark_batch")
         found.append(f"Drain of {fmt(data.drain_input_lines, 0)} input lines, median wall time of the whole process: "
-                     + ", ".join(parts) + f"; fastest architecture: {order[0]}, slowest: {order[-1]}.")
+                     + ", ".join(parts) + f"; fastest architecture: {order[0]}, slowest: {order[-1]}"
+                     + (f". Each figure includes its JVM's start and first queries: the Spark batch baseline, "
+                        f"which starts the same JVM and does the same work in one job, takes {baseline:.1f} s, so at "
+                        "this size the ranking reads start-up and per-job costs more than processing (`lab bench "
+                        "--rows 1000000` ranks the processing)" if baseline is not None else "") + ".")
     if walls.get("spark_batch") is not None and walls.get("duckdb") is not None:
         found.append(f"Baselines: Spark batch {walls['spark_batch']:.1f} s, DuckDB {walls['duckdb']:.1f} s "
                      f"(Spark batch {_median(data.ratio('drain', 'wall_s', 'spark_batch', 'duckdb')):.1f}x DuckDB's time, "
@@ -346,23 +394,10 @@ def findings(data: RunData) -> list[str]:
                      + ", ".join(f"{b} {v:,.0f} MiB" for b, v in rss.items() if b != high_rss) + ").")
     rates = data.rates
     if rates:
-        top = rates[-1]
-        p95 = {b: _median(data.spread("latency", "latency_p95_s", b, ALL_QUERIES, top)) for b in data.live_builds}
-        floor = p95.pop(PASSTHROUGH, None)
-        p95 = {b: v for b, v in p95.items() if v is not None}
-        if p95:
-            order = sorted(p95, key=p95.get)
-            found.append(f"Latency at the highest rate, {top:g} lines/s (p95 over units, every query visible): "
-                         + ", ".join(f"{b} {p95[b]:.2f} s" for b in order)
-                         + (f"; the harness pass-through, with no computation, {floor:.2f} s" if floor is not None else "")
-                         + f". Lowest: {order[0]}.")
-        if len(rates) > 1:
-            low = rates[0]
-            p50 = {b: _median(data.spread("latency", "latency_p50_s", b, ALL_QUERIES, low)) for b in data.live_builds}
-            p50 = {b: v for b, v in p50.items() if v is not None}
-            if p50:
-                found.append(f"Latency at the lowest rate, {low:g} lines/s (p50): "
-                             + ", ".join(f"{b} {v:.2f} s" for b, v in sorted(p50.items(), key=lambda kv: kv[1])) + ".")
+        for rate in (rates[-1], rates[0]) if len(rates) > 1 else rates:
+            finding = latency_against_floors(data, rate)
+            if finding:
+                found.append(finding)
         step_minutes = float(data.environment.get("profile", {}).get("step_seconds", 60)) / 60
         for build in data.live_builds:
             behind = []
@@ -412,8 +447,9 @@ def methods(data: RunData) -> list[tuple[str, str]]:
         ("Latency", f"Each build follows the landing directory in one process of its own; the replayer lands one "
                     f"file per unit on an open-loop schedule fixed in advance, one rate after another "
                     f"{_gap_words(profile.get('step_gap_s'))}, the rates once per repeat (a pass over "
-                    f"new files, replayed once the build has committed the pass before; the first pass starts with "
-                    f"{profile.get('start_warmup_s', '?')} s of warm-up at half the lowest rate, in no figure); a "
+                    f"new files, replayed once the build has committed the pass before; before the first pass, a "
+                    f"warm-up pass of {profile.get('start_warmup_s', '?')} s at half the lowest rate, committed "
+                    f"before the first measured pass starts, in no figure); a "
                     f"unit's latency for a "
                     f"query is the first commit-log row of that query whose max_seq covers it minus its intended "
                     f"emission time; 'all' is the latest over the build's queries; units due in the first {warmup} s "
