@@ -1,6 +1,6 @@
 """The commit log: one row per result commit, what latency is read from.
 
-shared/DESIGN.md, "The commit log": every build appends to `WORKDIR/commits/<build>.csv`
+docs/design.md, "The commit log": every build appends to `WORKDIR/commits/<build>.csv`
 one row per result commit with the columns `COMMIT_COLUMNS`:
 
 - `query`: the query whose result was committed;

@@ -63,7 +63,7 @@ DEFAULT_SHUFFLE_PARTITIONS = 4
 # enough that per-batch costs (planning, state and Delta commits) are paid rarely, small
 # enough to sit comfortably in the driver's memory (1 GiB at least; a cached batch spills
 # to disk beyond it). 64 against 32 on 1,000,000 lines (2 batches, not 3), same day:
-# Lambda 95.0 -> 74.8 s, Kappa 153.0 -> 127.9 s (README, "micro-batch size").
+# Lambda 95.0 -> 74.8 s, Kappa 153.0 -> 127.9 s (docs/spark-settings.md, "micro-batch size").
 DEFAULT_DRAIN_BATCH_MB = 64
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"   # the broker `make kafka-up` starts
 # A lab JVM that runs to its end (a drain, a batch run, a replay, a baseline) compiles

@@ -3,7 +3,7 @@
 `lab run`, `lab verify` and `lab experiments` all call `BUILDS[name].run(spark, request)`
 with one `RunRequest`; a build says which sources and modes it has, so a request it
 cannot serve is refused before any Spark session starts. Adding a build is one entry
-here plus its own package (see the README, "Adding a query or a build").
+here plus its own package (see docs/builds.md, "Adding a query or a build").
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class Profile:
     # lowest rate, in no figure: a build's first micro-batches (query planning, table creation,
     # JIT) come after it says it is ready, and they are not what a rate costs
     start_warmup_s: float = 10.0
-    interval: str = "1 second"   # processing-time trigger of kappa, lambda and the pass-through (dstream: 2 s)
+    interval: str = "1 second"   # processing-time trigger of kappa, lambda and the floors (dstream: 4 s batches)
     lambda_batch_every: str = "20 seconds"
     drain_timeout_s: float = 120.0   # after the replay, how long a build may take to commit the last unit
     seed: int = 7
@@ -92,7 +92,7 @@ class Profile:
     late_fraction: float = 0.05
     late_files: int = 8
     # the steps after the latency one run this many times (they cost a JVM or more per build
-    # and figure; see the README's profile table for what fits in the time)
+    # and figure; see docs/measurements.md's profile table for what fits in the time)
     other_repeats: int = 1
 
     def whole_files(self, rate: float, seconds: float, file_lines: int | None = None) -> int:

@@ -367,7 +367,7 @@ def anatomy_chart(data: RunData) -> Chart | None:
     ax.legend(fontsize=7, ncol=3, loc="lower right")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Anatomy of a live micro-batch")
-    return Chart("anatomy", "Anatomy of a live micro-batch",
+    return Chart("latency_anatomy", "Anatomy of a live micro-batch",   # in the latency section
                  "Per build and streaming query, where a micro-batch of the latency step's measured passes spends "
                  "its time: Spark's progress reports (find input = listing the landing directory, plan, offsets "
                  "log, sink, checkpoint commit) with the sink split into the build's own timed steps (sink ...); "
