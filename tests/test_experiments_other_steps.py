@@ -222,8 +222,8 @@ def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
     from experiments.harness.runner import LIVE_START_STOP_S, estimates, probed_live, search_on_live
 
     standard = PROFILES["standard"]
-    assert standard.probe_rates() == [400.0]                          # the ramp above the latency rates
-    assert standard.probe_lines() == [12_000]                         # 30 s at 400 lines/s
+    assert standard.probe_rates() == [300.0, 400.0]                   # the ladder above the latency rates
+    assert standard.probe_lines() == [6_000, 8_000]                   # 20 s at 300 and at 400 lines/s
     assert probed_live(standard, STEPS, LIVE_BUILDS) == ("kappa", "lambda", "dstream")
     assert probed_live(standard, STEPS, ("passthrough", "dstream")) == ("dstream",)
     assert probed_live(standard, STEPS, ("passthrough",)) == ()
@@ -231,7 +231,7 @@ def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
     assert not search_on_live(dataclasses.replace(standard, search_max_lps=200.0), STEPS)   # nothing above 200
     plan = estimates(standard, STEPS, (), LIVE_BUILDS, LIVE_BUILDS)
     unprobed = estimates(standard, tuple(s for s in STEPS if s != "throughput"), (), LIVE_BUILDS, LIVE_BUILDS)
-    assert plan["latency kappa r1"] - unprobed["latency kappa r1"] == pytest.approx(30.0)
+    assert plan["latency kappa r1"] - unprobed["latency kappa r1"] == pytest.approx(40.0)
     # no ramp run of their own: one bisection run each (the probe pass brackets within 2x), and a
     # doubling run first for the pass-through, judged on the latency rates alone
     one_rate = {b: LIVE_START_STOP_S[b] + standard.start_warmup_s + standard.search_step_seconds
@@ -240,7 +240,7 @@ def test_the_search_ramp_rides_on_the_latency_runs_only_when_both_steps_run():
     assert plan["throughput passthrough r1"] == pytest.approx(2 * one_rate["passthrough"]
                                                               + 2 * standard.search_step_seconds)
     assert plan["latency passthrough r1"] == unprobed["latency passthrough r1"]       # judged on the latency rates
-    assert standard.live_input_rows(True, True) == standard.live_rows + 12_000 + standard.recovery_lines
+    assert standard.live_input_rows(True, True) == standard.live_rows + 14_000 + standard.recovery_lines
 
 
 def test_the_probe_pass_is_the_ramp_of_one_search_and_no_follow_run_is_started(tmp_path, monkeypatch):

@@ -110,8 +110,12 @@ class Profile:
         return [self.whole_files(rate, self.step_seconds) * self.file_lines for rate in self.rates]
 
     def probe_rates(self) -> list[float]:
-        """The search's ramp above the latency step's rates (the live probe pass, search_on_live)."""
-        return [rate for rate in search_ramp(self) if rate > max(self.rates)]
+        """The live probe pass's rates (search_on_live): the search's ramp above the latency
+        step's rates with a rate 1.5x each of its rates between them, so that a knee between
+        the latency rates and the ramp's top is bracketed within KNEE_RATIO in this one pass."""
+        ramp = search_ramp(self)
+        ladder = sorted({*ramp, *(1.5 * rate for rate in ramp[:-1])})
+        return [rate for rate in ladder if rate > max(self.rates)]
 
     def probe_lines(self) -> list[int]:
         """Lines of each step of the live probe pass."""
@@ -155,9 +159,9 @@ PROFILES = {p.name: p for p in (
             late_rows=600, late_files=4, late_fraction=0.1,
             description="small inputs, one repeat, every step once (a smoke run: "
                         "`make test-e2e` runs it)"),
-    Profile("standard", drain_rows=2_000, repeats=3, rates=(50.0, 100.0, 200.0), step_seconds=6,
+    Profile("standard", drain_rows=2_000, repeats=3, rates=(100.0, 150.0, 200.0), step_seconds=8,
             file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
-            search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=30.0, search_bisections=3,
+            search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=20.0, search_bisections=3,
             search_on_live=True, reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0,
             recovery_seconds=8.0,
             recovery_on_live=True,
