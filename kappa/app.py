@@ -47,7 +47,7 @@ from shared import queries as Q
 from shared.atomic import write_text_atomic
 from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_dir
 from shared.finish import write_results
-from shared.inputs import InputError, InputLayout, files_per_trigger, inspect_input, read_catalogue, shipments_schema
+from shared.inputs import InputError, InputLayout, files_per_trigger, held_catalogue, inspect_input, shipments_schema
 from shared.commit_log import NO_SEQ, CommitLog
 from shared.delta_versions import VersionSeqLog, latest_version, next_version, versions_committed, versions_read
 from shared.kafka import kafka_messages
@@ -203,7 +203,7 @@ def _additive_results(config: KappaConfig, layout: InputLayout, spark) -> dict[s
     """query -> its function over one micro-batch's valid lines (the applicable ones only)."""
     skipped = layout.not_applicable()
     wanted = [q for q in ADDITIVE if q in config.queries and q not in skipped]
-    catalogue = read_catalogue(spark, layout) if "category_revenue" in wanted else None
+    catalogue = held_catalogue(spark, layout) if "category_revenue" in wanted else None
     return {q: (lambda lines, f=getattr(Q, q): f(lines, catalogue)) if q == "category_revenue" else getattr(Q, q)
             for q in wanted}
 

@@ -47,7 +47,7 @@ from shared import checkpoints
 from shared import queries as Q
 from shared.cleaning import ORDER_LINE_COLUMNS
 from shared.delta_versions import versions_read
-from shared.inputs import inspect_input, read_catalogue, read_shipments, shipments_schema
+from shared.inputs import held_catalogue, inspect_input, read_shipments, shipments_schema
 from shared.sequence import file_name_of
 
 QUERY_PREFIX = "lambda_speed_"
@@ -137,7 +137,7 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
     additive = [q for q in config.queries if q not in skipped and q != "fulfilment"]
     plans = []
     if additive:
-        plans.append((SPEED_VIEWS, lines, _views_batch(config, cutoff, additive, read_catalogue(spark, layout), commits,
+        plans.append((SPEED_VIEWS, lines, _views_batch(config, cutoff, additive, held_catalogue(spark, layout), commits,
                                                         single_partition=not available_now)))
     if "fulfilment" in config.queries and "fulfilment" not in skipped:
         if available_now:   # a drain: the shipment files there are now are all there will be

@@ -84,6 +84,15 @@ def read_catalogue(spark, layout: InputLayout):
     return parse_catalogue(raw)
 
 
+def held_catalogue(spark, layout: InputLayout):
+    """The catalogue read once and held on the driver as a local relation (None when the
+    input has none), for a streaming query that joins it at every micro-batch: joined as a
+    file-backed frame, each batch listed and scanned the catalogue's files again with a
+    Spark job of their own (reference data is in place before the stream starts)."""
+    catalogue = read_catalogue(spark, layout)
+    return None if catalogue is None else spark.createDataFrame(catalogue.collect(), catalogue.schema)
+
+
 def shipments_schema() -> str:
     return ", ".join(f"{c} string" for c in SHIPMENT_COLUMNS)
 

@@ -162,6 +162,7 @@ PROFILES = {p.name: p for p in (
     Profile("standard", drain_rows=2_000, repeats=3, rates=(100.0, 150.0, 200.0), step_seconds=8,
             file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
             search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=20.0, search_bisections=3,
+            search_limit_lps=1_600.0,
             search_on_live=True, reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0,
             recovery_seconds=8.0,
             recovery_on_live=True,

@@ -356,7 +356,7 @@ def anatomy_chart(data: RunData) -> Chart | None:
     parts = sorted({part for parts in anatomy.values() for part in parts},
                    key=lambda p: (p.startswith("sink_"), p == "other", p))
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(parts), 2)))
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.8))
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 0.3 * (len(parts) // 4 + 1) + 2.0))
     left = np.zeros(len(labels))
     for part, colour in zip(parts, colours):
         widths = np.array([parts_of.get(part, 0.0) / 1000 for parts_of in anatomy.values()])
@@ -364,7 +364,7 @@ def anatomy_chart(data: RunData) -> Chart | None:
         left += widths
     ax.invert_yaxis()
     ax.set_xlabel("seconds per micro-batch (median of each part over the measured passes)")
-    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.12))   # below: no bar hidden
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Anatomy of a live micro-batch")
     return Chart("latency_anatomy", "Anatomy of a live micro-batch",   # in the latency section

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from experiments.harness.bench import Spread
 from experiments.harness.latency_step import bounded, read_unit_rows
-from experiments.harness.profiles import ARCHITECTURES, DRAIN_SYSTEMS, FLOORS, LIVE_BUILDS
+from experiments.harness.profiles import ARCHITECTURES, DRAIN_SYSTEMS, FLOORS, LIVE_BUILDS, UNITS_PER_SECOND
 from experiments.harness.recovery_step import LAST_PASS_KILL
 from experiments.harness.run_folder import ALL_QUERIES, ENVIRONMENT_FILE, METRICS_FILE, number, read_metrics
 from shared.export import QUERY_NAMES
@@ -674,7 +674,9 @@ def step_findings(data: RunData) -> list[str]:
     if knees:
         parts = [f"{build} {' / '.join(texts)}" for build, texts in knees.items()]
         found.append("Sustainable throughput in lines/s, per repeat (latency bounded over the whole step, files of "
-                     f"{data.environment.get('profile', {}).get('file_lines', '?')} lines; 'below N': unbounded at N, "
+                     f"{data.environment.get('profile', {}).get('file_lines', '?')} lines, a search run's larger above "
+                     f"{data.environment.get('profile', {}).get('file_lines', 0) * UNITS_PER_SECOND} lines/s: "
+                     f"{UNITS_PER_SECOND} files a second; 'below N': unbounded at N, "
                      "no lower rate judged bounded; '>= N': bounded up to the highest rate tried): " + ", ".join(parts) + ".")
     sizes = reprocess_sizes(data)
     if sizes:
