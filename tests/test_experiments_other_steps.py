@@ -262,7 +262,7 @@ def test_the_probe_pass_is_the_ramp_of_one_search_and_no_follow_run_is_started(t
                                    tmp_path, None, lambda m: None)
     # no ramp run of their own (the pass-through had no probe pass: judged on the latency rates);
     # bounded at every rate judged, each goes on doubling past it in one run (judged nothing here)
-    assert probes == [("double-1", [400.0, 800.0, 1600.0]), ("double-1", [800.0, 1600.0, 3200.0])]
+    assert probes == [("double-1", [400.0, 800.0, 1600.0]), ("double-1", [800.0, 1600.0])]   # to standard's limit
     knees = {(r["build"], r["repeat"]): r for r in run.metrics() if r["metric"] == "sustainable_lps"}
     assert set(knees) == {("passthrough", "1"), ("kappa", "1")}   # one search: the probe ran once
     assert knees[("kappa", "1")]["value"] == "400" and "at least this" in knees[("kappa", "1")]["detail"]
@@ -441,7 +441,7 @@ def test_the_search_doubles_past_its_ramp_until_a_rate_is_unbounded_then_bisects
                                                                    else 60.0}[name], rates, 30.0)
 
     monkeypatch.setattr(throughput_step, "_probe", probe)
-    profile = dataclasses.replace(PROFILES["standard"], search_bisections=3)
+    profile = dataclasses.replace(PROFILES["standard"], search_bisections=3, search_limit_lps=51_200.0)
     follower = type("F", (), {"name": "passthrough"})()
     verdicts = throughput_step.search(run, follower, profile, tmp_path, tmp_path, None, 1, lambda m: None,
                                       probed_on_live=True)
