@@ -244,9 +244,11 @@ def run_follow(follower: Follower, live_input: Path, workdir: Path, *, rate: flo
             run.warmup_replay_dir = workdir / "replay-warmup"
             _replay(live_input, landing, run.warmup_replay_dir, warmup, None, step_gap_s, 1, 1, follower.name,
                     lambda message: stage(message.replace("replaying", "warming up: replaying", 1)))
-            _await_commits(run, run.warmup_replay_dir, drain_timeout_s, exited, stage, "warm-up replayed",
+            # the warm-up carries the build's first micro-batches (planning, tables, compilation): it
+            # may take as long as a start does, not a pass's drain time
+            _await_commits(run, run.warmup_replay_dir, READY_TIMEOUT_S, exited, stage, "warm-up replayed",
                            " before pass 1", f"{follower.name}'s commits did not cover the warm-up within "
-                                             f"{drain_timeout_s:g} s, so no pass was run")
+                                             f"{READY_TIMEOUT_S:g} s, so no pass was run")
         for number, one in enumerate(plan, start=1):
             replay_dir = run.replay_dir if number == 1 else workdir / f"replay-pass{number}"
             _replay(live_input, landing, replay_dir, one, rate, step_gap_s, len(plan), number, follower.name, stage)
