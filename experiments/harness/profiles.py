@@ -64,7 +64,7 @@ class Profile:
     search_max_lps: float = 800.0     # the first ramp's top; the search doubles on past it (search_limit_lps)
     search_step_seconds: float = 10.0
     search_bisections: int = 0        # at most this many bisections, until the bracket is within KNEE_RATIO
-    # while every rate tried was bounded, one more run at twice the highest, up to this rate
+    # while every rate judged was bounded, doubling runs (DOUBLINGS_PER_RUN rates each) up to this rate
     search_limit_lps: float = 51_200.0
     search_drain_timeout_s: float = 30.0   # after a probe's replay: an overloaded rate need not drain
     # ...and when the latency step runs too, the ramp above its rates is one more pass of its follow
