@@ -10,9 +10,10 @@ cannot hide latency). For Lambda the commit log is what its serving layer can an
 Every live run starts with a warm-up (`start_warmup_s` at half the lowest rate) whose units
 are in no figure: a build's first micro-batches plan its queries, create its tables and
 compile its code after it says it is ready. In this step the warm-up is a pass of its own,
-committed before the first measured pass starts. Units due in the first `warmup_s` seconds of each rate step are
-left out of that step's figures (the warm-up, stated in the report); a unit no commit covered before the run was
-stopped is counted as uncovered, never dropped silently.
+committed before the first measured pass starts. Units due in the first `warmup_s` seconds
+of each rate step are left out of that step's figures (the warm-up, stated in the report); a
+unit no commit covered before the run was stopped is counted as uncovered, never dropped
+silently.
 
 Percentiles are nearest-rank (numpy's `inverted_cdf`): p95 is a latency some unit had.
 Whether latency stayed bounded at a rate is read from the commits, not from the units: a
