@@ -323,7 +323,8 @@ def test_a_follow_run_replays_the_probe_pass_after_its_measured_passes_and_it_is
 # Every step, end to end, small: each step on its cheapest builds (a JVM is 15-40 s here)
 # ---------------------------------------------------------------------------------------
 
-TINY = dict(search_bisections=1)   # the quick profile, with one bisection of the pass-through's search
+# the quick profile, with one bisection of the pass-through's search and one doubling run (400, 800)
+TINY = dict(search_bisections=1, search_limit_lps=800.0)
 TINY_BUILDS = {"throughput": ("passthrough",), "reprocessing": ("kappa",), "recovery": ("kappa",),
                "late": ("kappa",)}
 
@@ -351,9 +352,12 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
     assert data.select("throughput", "sustainable_lps", "passthrough") or \
         data.select("throughput", "unbounded_lps", "passthrough")
     assert {r["metric"] for r in data.select("throughput", "bounded", "passthrough")} == {"bounded"}
-    # the pass-through has no probe pass (the architectures do): judged on the latency rates, no follow run of its own
+    # the pass-through has no probe pass (the architectures do): judged on the latency rates, then,
+    # bounded at each, one doubling run of its own up to the search's limit (a bisection only if one was not)
     judged = {float(r["rate_lps"]) for r in data.select("throughput", "bounded", "passthrough")}
-    assert judged == set(profile.rates) and not data.select("throughput", "wall_s", "passthrough")
+    assert set(profile.rates) | {400.0, 800.0} <= judged <= set(profile.rates) | {300.0, 400.0, 800.0}, judged
+    probes = {r["query"] for r in data.select("throughput", "wall_s", "passthrough")}
+    assert "double-1" in probes and probes <= {"double-1", "bisect-1"}, probes
     check = data.select("reprocessing", "equivalence", "kappa", "city_revenue")
     assert [r["value"] for r in check] == ["0"] * len(profile.reprocess_rows), check   # every size
     assert data.select("reprocessing", "wall_s", "kappa") and data.select("reprocessing", "catch_up_s", "kappa")
