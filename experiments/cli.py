@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--spreadsheet-files", type=_non_negative_int, default=0, metavar="N",
                      help="save the first N sales files as spreadsheet programs do: a byte-order mark, "
                           "\\r\\n line ends, no line end after the last line (default 0)")
+    gen.add_argument("--windows-1252-files", type=_non_negative_int, default=0, metavar="N",
+                     help="save the last N sales files in Windows-1252, with accented city names on some "
+                          "lines (not UTF-8: quarantined not_utf8) and a runaway line (too_long) (default 0)")
+    gen.add_argument("--binary-files", type=_non_negative_int, default=0, metavar="N",
+                     help="add a stray file of random bytes after each of the first N sales files "
+                          "(sales_0000_stray.csv), every line of it quarantined not_utf8 (default 0)")
     gen.set_defaults(handler=cmd_generate)
 
     run = commands.add_parser(
@@ -409,7 +415,8 @@ def cmd_generate(args, progress: Progress) -> int:
         duplicate_fraction=args.duplicate_fraction, malformed_fraction=args.malformed_fraction,
         blank_fraction=args.blank_fraction, repeated_header_fraction=args.header_fraction,
         catalogue=not args.no_catalogue, shipments=not args.no_shipments,
-        spreadsheet_files=args.spreadsheet_files,
+        spreadsheet_files=args.spreadsheet_files, windows_1252_files=args.windows_1252_files,
+        binary_files=args.binary_files,
         # out-of-order lines inside, late lines beyond the watermark the builds will use
         watermark_seconds=WorkloadSettings.from_env().watermark_seconds,
     )

@@ -64,7 +64,7 @@ from shared.finish import write_results
 from shared.inputs import inspect_input
 from shared.quality import QualityExpectations, check_batch, expectations_from_input, validate_order_lines
 from shared.raw_lines import count_raw_lines
-from shared.sequence import SeqRange, SequenceOrderError, file_name_of, seq_ranges
+from shared.sequence import LANDING_ADVICE, SeqRange, SequenceOrderError, file_name_of, file_state, seq_ranges, warn
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
 
 BUILD = "dstream"
@@ -169,12 +169,38 @@ class LandingFile:
     source: Path
     name: str        # in the landing directory: `{index:06d}-{source name}`, so name order = input order
     lines: int       # raw lines (shared/raw_lines.py)
+    counted_as: tuple[int, int] | None = None   # the source's (size, mtime) when counted; None: it was gone
 
 
 def landing_plan(sales_files: Sequence[Path], first_index: int = 0) -> list[LandingFile]:
-    """The files' landing names, numbered on from `first_index`, with their raw lines."""
-    return [LandingFile(source, f"{index:06d}-{source.name}", count_raw_lines(source))
-            for index, source in enumerate(sales_files, start=first_index)]
+    """The files' landing names, numbered on from `first_index`, with their raw lines (a
+    file gone since it was listed keeps its place, with no lines: see `land`)."""
+    return [_planned(source, f"{index:06d}-{source.name}") for index, source in enumerate(sales_files, start=first_index)]
+
+
+def _planned(source: Path, name: str) -> LandingFile:
+    counted_as = file_state(source)
+    try:
+        lines = count_raw_lines(source)
+    except FileNotFoundError:
+        counted_as, lines = None, 0
+    return LandingFile(source, name, lines if counted_as else 0, counted_as)
+
+
+def land(item: LandingFile, target: Path) -> Path:
+    """Copy one planned file into the landing directory. An input file fed by hand may have
+    changed since it was counted (a copy in place that was not finished) or be gone: the
+    run goes on (a gone file lands empty, so the drain that waits for it ends) and says so."""
+    if item.counted_as is not None and file_state(item.source) == item.counted_as:
+        try:
+            return copy_file_atomic(item.source, target)
+        except FileNotFoundError:
+            pass
+    if file_state(item.source) is None or item.counted_as is None:
+        warn(f"{item.source} disappeared before it was landed: none of its lines is read")
+        return write_bytes_atomic(target, b"")
+    warn(f"{item.source} changed after it was counted: it is landed as it is now; {LANDING_ADVICE}")
+    return copy_file_atomic(item.source, target)
 
 
 def file_groups(plan: Sequence[LandingFile], lines_per_batch: int,
@@ -233,7 +259,7 @@ def feed_groups(groups: Sequence[Sequence[LandingFile]], landing: Path, batch_se
         elif stop.is_set():
             return
         for item in group:
-            target = copy_file_atomic(item.source, landing / item.name)
+            target = land(item, landing / item.name)
             if os.stat(target).st_mtime_ns < not_before_ns:
                 later = not_before_ns + 1_000_000_000
                 os.utime(target, ns=(later, later))

@@ -10,6 +10,7 @@ import re
 from decimal import Decimal
 from typing import Iterable, Iterator, NamedTuple
 
+from shared.raw_lines import encoding_reason
 from shared.settings import HEADER, SHIPMENT_COLUMNS
 
 _QUANTITY = re.compile(r"[0-9]{1,9}")
@@ -74,6 +75,9 @@ def parse_line(line: str) -> tuple[OrderLine | None, str | None]:
     # A leading byte-order mark is not part of the first field (docs/data-rules.md). Hadoop's
     # reader skips one at the start of a file; a line cannot tell if it opened a file, so one
     # is dropped wherever a line starts with it.
+    reason = encoding_reason(line)   # before any split: no regex over megabytes
+    if reason:
+        return None, reason
     line = line.removeprefix(BYTE_ORDER_MARK)
     simple = _SIMPLE_LINE.fullmatch(line)   # the usual shape: split_fields would give the same
     fields = [f.strip(" ") for f in simple.groups()] if simple else split_fields(line)

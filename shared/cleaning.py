@@ -8,6 +8,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from shared.raw_lines import MAX_LINE_CHARS, REPLACEMENT_CHARACTER
 from shared.settings import HEADER
 
 ORDER_LINE_COLUMNS = (
@@ -62,8 +63,15 @@ def classify_lines(raw: DataFrame, text_col: str = "value") -> DataFrame:
         & (F.element_at(address_parts, 2) != "")
         & state_zip.rlike(STATE_ZIP_PATTERN)
     )
+    text = F.col(text_col)
+    # before any split (docs/data-rules.md): bytes that are not UTF-8 (Spark's text source and
+    # a Kafka value keep a line's bytes as they are), or U+FFFD, the mark of such bytes
+    # decoded before; then a line too long to be an order line, so no regex runs over megabytes
+    encoding = (F.when(~F.is_valid_utf8(text) | text.contains(REPLACEMENT_CHARACTER), "not_utf8")
+                .when(F.length(text) > MAX_LINE_CHARS, "too_long"))
     reason = (
-        F.when(F.forall(fields, lambda x: x == ""), "blank")
+        F.when(encoding.isNotNull(), encoding)
+        .when(F.forall(fields, lambda x: x == ""), "blank")
         .when(_is_header(fields), "header")
         .when((quotes % 2 == 1) | (F.size(fields) != len(HEADER)), "field_count")
         .when(F.exists(fields, lambda x: x == ""), "missing_field")
@@ -75,8 +83,9 @@ def classify_lines(raw: DataFrame, text_col: str = "value") -> DataFrame:
     valid = reason.isNull()
     quantity = F.when(valid, f[2].try_cast("int"))
     price = F.when(valid, f[3].try_cast(PRICE_TYPE))
+    splittable = F.when(encoding.isNull(), F.coalesce(text, F.lit(""))).otherwise(F.lit(""))
     return (
-        raw.withColumn("_fields", _fields(_without_byte_order_mark(F.coalesce(F.col(text_col), F.lit("")))))
+        raw.withColumn("_fields", _fields(_without_byte_order_mark(splittable)))
         .withColumn("reason", reason)
         .withColumn("order_id", F.when(valid, f[0]))
         .withColumn("product", F.when(valid, f[1]))
@@ -111,9 +120,21 @@ def valid_order_lines(classified: DataFrame, keep: tuple[str, ...] = ()) -> Data
 
 
 def quarantined_lines(classified: DataFrame, text_col: str = "value", keep: tuple[str, ...] = ()) -> DataFrame:
+    """The quarantined lines with their reason; a `not_utf8` line escaped (`escaped_bytes`),
+    so that every reader of the table can read it and its bytes are still all there."""
+    text = F.col(text_col)
     return classified.where(F.col("reason").isNotNull()).select(
-        F.col(text_col).alias("raw_line"), "reason", *keep
+        F.when(F.col("reason") == "not_utf8", escaped_bytes(text)).otherwise(text).alias("raw_line"),
+        "reason", *keep
     )
+
+
+def escaped_bytes(text: Column) -> Column:
+    """ASCII bytes as themselves, every other byte as `\\xNN`: shared.raw_lines.escaped
+    (Python's "backslashreplace") written in Spark SQL."""
+    pairs = F.regexp_extract_all(F.hex(text), F.lit("(..)"), 1)
+    return F.array_join(F.transform(pairs, lambda h: F.when(h < "80", F.decode(F.unhex(h), "US-ASCII"))
+                                    .otherwise(F.concat(F.lit("\\x"), F.lower(h)))), "")
 
 
 def line_accounting(classified: DataFrame) -> DataFrame:

@@ -12,10 +12,19 @@ such as `file:/landing/000003-x.csv`). A landing directory grows while the build
 an unknown name triggers a re-scan. Landed files are immutable, so each file is counted
 once; a new file that sorts before one already numbered would renumber it, which breaks
 the contract (name order = emission order), so that is an error rather than a silent shift.
+
+A landing directory fed by hand can break "immutable": a file copied in place (not
+written elsewhere and renamed) may still be growing when it is listed, and a file can
+disappear between listing and reading. Neither may stop a run (Spark skips a missing
+file: shared/spark.py sets ignoreMissingFiles), and neither may pass unseen: a file that
+is gone when counted has no lines and is reported; each file's size and modification
+time when counted are kept, and `check_recent` (at every batch, for the files counted at
+the batch before) reports a file that changed since, whose new lines no build will read.
 """
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Iterable, NamedTuple
@@ -56,13 +65,33 @@ def seq_ranges(line_counts: Iterable[tuple[str, int]]) -> dict[str, SeqRange]:
     return ranges
 
 
+LANDING_ADVICE = ("land files by writing them elsewhere (or under a name that starts with '.') and renaming "
+                  "them into the directory, as `lab replay` does")
+
+
+def warn(message: str) -> None:
+    print(f"lab: warning: {message}", file=sys.stderr, flush=True)
+
+
+def file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 class SequenceMap:
     """Sales file name -> SeqRange over one input or landing directory (thread-safe)."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, on_warning=warn):
         self.directory = Path(directory)
         self._lines: dict[str, int] = {}            # name -> raw lines; files never change
         self._ranges: dict[str, SeqRange] = {}
+        self._counted_as: dict[str, tuple[int, int] | None] = {}   # name -> (size, mtime) when counted
+        self._reported: set[str] = set()
+        self._unchecked: list[str] = []             # counted since the last check_recent()
+        self.on_warning = on_warning
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -78,31 +107,87 @@ class SequenceMap:
         with self._lock:
             found = self._lookup(name)
             if found is None:
-                self._rescan()
+                self._rescan(name)
                 found = self._lookup(name)
         if found is None:
             raise UnknownSalesFileError(f"{name!r} is not a sales file of {self.directory}")
         return found
 
     def max_seq(self, names_or_paths: Iterable[str | os.PathLike]) -> int | None:
-        """The highest last_seq of the files a batch included; None for no files."""
-        last = [self.range_of(name).last_seq for name in names_or_paths]
+        """The highest last_seq of the files a batch included; None for no files. A file
+        that was listed but is gone (Spark skipped it) has no lines: it is reported."""
+        last = []
+        for name_or_path in names_or_paths:
+            try:
+                last.append(self.range_of(name_or_path).last_seq)
+            except UnknownSalesFileError:
+                name = file_name_of(name_or_path)
+                if any((self.directory / n).exists() for n in (name, unquote(name))):
+                    raise
+                with self._lock:
+                    if name not in self._reported:
+                        self._reported.add(name)
+                        self.on_warning(f"{self.directory / name} disappeared between listing and reading: "
+                                        "its lines are not counted, and no build reads them")
         return max(last) if last else None
 
     def _lookup(self, name: str) -> SeqRange | None:
         # Spark's _metadata.file_name is the decoded name; a URI may carry %-escapes.
         return self._ranges.get(name) or self._ranges.get(unquote(name))
 
-    def _rescan(self) -> None:
-        names = [path.name for path in inspect_input(self.directory, require_sales=False).sales_files]
-        known = list(self._ranges)
-        if names[:len(known)] != known:
+    def _rescan(self, wanted: str) -> None:
+        """Counts the files listed now that are new, in name order, up to `wanted` (a file
+        after it may still be arriving: it is counted when a batch has read it)."""
+        listed = [path.name for path in inspect_input(self.directory, require_sales=False).sales_files]
+        known = list(self._ranges)    # in name order; a file gone since keeps its numbers
+        new = [name for name in listed if name not in self._ranges]
+        if new and known and new[0] < known[-1]:
             raise SequenceOrderError(
-                f"{self.directory}: a new sales file sorts before files already numbered "
-                f"(known {len(known)}, now {len(names)}): name order must be emission order")
-        for name in names[len(known):]:
-            self._lines[name] = count_raw_lines(self.directory / name)
-        self._ranges = seq_ranges((name, self._lines[name]) for name in names)
+                f"{self.directory}: a new sales file ({new[0]}) sorts before files already numbered "
+                f"(the last is {known[-1]}): name order must be emission order")
+        wanted_names = {wanted, unquote(wanted)}
+        upto = next((i for i, name in enumerate(new) if name in wanted_names), None)
+        if upto is None:
+            return
+        for name in new[:upto + 1]:
+            path = self.directory / name
+            self._counted_as[name] = file_state(path)
+            try:
+                self._lines[name] = count_raw_lines(path)
+            except FileNotFoundError:
+                self._counted_as[name] = None
+            if self._counted_as[name] is None:
+                self._lines[name] = 0
+                self._reported.add(name)
+                self.on_warning(f"{path} disappeared between listing and reading: none of its lines is "
+                                "counted, and no build reads it")
+            self._unchecked.append(name)
+        self._ranges = seq_ranges((name, self._lines[name]) for name in known + new[:upto + 1])
+
+    def changed_files(self, names: Iterable[str] | None = None) -> list[str]:
+        """The files (all counted ones, or `names`) whose size or modification time changed
+        since they were counted; each is reported once, through `on_warning`."""
+        with self._lock:
+            candidates = list(self._counted_as) if names is None else [n for n in names if n in self._counted_as]
+            changed = []
+            for name in candidates:
+                if name in self._reported:
+                    continue
+                now, then = file_state(self.directory / name), self._counted_as[name]
+                if now != then:
+                    self._reported.add(name)
+                    changed.append(name)
+                    what = "disappeared" if now is None else f"changed ({then[0]:,} -> {now[0]:,} bytes)"
+                    self.on_warning(f"{self.directory / name} {what} after it was read: lines it gained since "
+                                    f"are not processed by any build; {LANDING_ADVICE}")
+            return changed
+
+    def check_recent(self) -> list[str]:
+        """`changed_files` over the files counted since the previous call: a file copied in
+        place is usually complete by the next batch, so this catches one that was not."""
+        with self._lock:
+            recent, self._unchecked = self._unchecked, []
+        return self.changed_files(recent)
 
 
 def batch_max_seq(sequence_map: SequenceMap, file_names: Iterable[str | os.PathLike],
@@ -131,6 +216,7 @@ class LogBatchSeq:
         from shared import checkpoints
 
         if self.kafka is None:
+            self.sequence.check_recent()   # the files of earlier batches, now that they were read
             return self.sequence.max_seq(checkpoints.files_of_batch(self.checkpoint, batch_id) if files is None
                                          else files)
         from shared.kafka import last_seq_before

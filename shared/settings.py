@@ -23,7 +23,7 @@ SHIPMENT_COLUMNS = ("order_id", "product", "ship_time", "carrier")
 UNCATALOGUED = "(uncatalogued)"
 # Quarantine reasons in the order docs/data-rules.md applies them: the first that applies wins.
 QUARANTINE_REASONS = (
-    "blank", "header", "field_count", "missing_field",
+    "not_utf8", "too_long", "blank", "header", "field_count", "missing_field",
     "bad_quantity", "bad_price", "bad_date", "bad_address",
 )
 

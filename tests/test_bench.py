@@ -212,7 +212,8 @@ def hostile_input(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     options = GeneratorOptions(rows=1500, seed=11, files=3, late_fraction=0.03, out_of_order_fraction=0.05,
                                duplicate_fraction=0.05, malformed_fraction=0.1, blank_fraction=0.03,
-                               repeated_header_fraction=0.02, spreadsheet_files=2)
+                               repeated_header_fraction=0.02, spreadsheet_files=2, windows_1252_files=1,
+                               binary_files=1)
     generate(root / "input", options)
     run_oracle(root / "input", root / "work")
     return root / "input", root / "work"
@@ -257,13 +258,17 @@ def test_duckdb_reads_raw_lines_as_the_shared_reader(tmp_path):
     from experiments.baselines.duckdb_batch import _lines_sql
     from shared.raw_lines import iter_raw_lines
 
-    contents = ["", "\ufeff", "\ufeffa", "a\n", "a\n\n", "\r\n", "\r", "a\r\r\n", "a\n\r", "a\rb\nc\r\nd",
-                "\ufeff\ufeffx\r\n", "x\ufeff\n\ufeffy", "\n\n\n", "é,ü\n€"]
+    contents = [text.encode("utf-8") for text in (
+        "", "\ufeff", "\ufeffa", "a\n", "a\n\n", "\r\n", "\r", "a\r\r\n", "a\n\r", "a\rb\nc\r\nd",
+        "\ufeff\ufeffx\r\n", "x\ufeff\n\ufeffy", "\n\n\n", "é,ü\n€")]
+    # not UTF-8: each such line is NULL (not_utf8); the file's other lines are read as text
+    contents += [b"\xef\xbb\xbfCaf\xe9\r\nok,\\x41\\\rlast\xff", b"\xff", b"a\n\xc3\n\xc3\xa9\r\n"]
     for i, content in enumerate(contents):
         path = tmp_path / f"f{i}.csv"
-        path.write_bytes(content.encode("utf-8"))
+        path.write_bytes(content)
         got = [r[0] for r in duckdb.sql(f"SELECT text FROM ({_lines_sql([str(path)])})").fetchall()]
-        assert got == list(iter_raw_lines(path)), repr(content)
+        expected = [None if "\ufffd" in text else text for text in iter_raw_lines(path)]
+        assert got == expected, repr(content)
 
 
 def test_duckdb_without_catalogue_and_shipments_says_not_applicable(tmp_path):

@@ -129,6 +129,49 @@ def test_growing_landing_directory_is_rescanned_and_counted_once(tmp_path, monke
         sequence.range_of("000000-early.csv")
 
 
+def test_a_file_copied_in_place_or_gone_is_reported_and_stops_nothing(tmp_path):
+    """A landing directory fed by a non-atomic copy: a file that grows after it was read is
+    reported once (after the next batch, and at the end), a file gone before it was read is
+    reported and counts no line; numbering goes on."""
+    import os
+
+    warnings = []
+    _write(tmp_path / "000000-a.csv", f"{HEADER}\nx\n")
+    _write(tmp_path / "000001-b.csv", f"{HEADER}\n")
+    sequence = SequenceMap(tmp_path, on_warning=warnings.append)
+    assert sequence.max_seq(["000000-a.csv", "000001-b.csv"]) == 2
+    with open(tmp_path / "000001-b.csv", "a") as handle:     # the copy was not finished
+        handle.write("y\nz\n")
+    os.utime(tmp_path / "000001-b.csv", ns=(1, 1))
+    assert sequence.check_recent() == ["000001-b.csv"]
+    assert len(warnings) == 1 and "000001-b.csv changed (73 -> 77 bytes) after it was read" in warnings[0]
+    assert "renaming them into the directory" in warnings[0]
+    assert sequence.changed_files() == [] and len(warnings) == 1      # once
+
+    _write(tmp_path / "000002-c.csv", f"{HEADER}\n")
+    _write(tmp_path / "000003-d.csv", f"{HEADER}\nx\n")
+    (tmp_path / "000002-c.csv").unlink()                             # listed by a batch, gone before reading
+    assert sequence.max_seq(["000002-c.csv", "000003-d.csv"]) == 4
+    assert "000002-c.csv disappeared between listing and reading" in warnings[1]
+    (tmp_path / "000000-a.csv").unlink()                             # gone after it was read: keeps its numbers
+    _write(tmp_path / "000004-e.csv", "x\n")
+    assert sequence.range_of("000004-e.csv") == SeqRange(5, 5)
+    assert sequence.changed_files() == ["000000-a.csv"] and "disappeared after it was read" in warnings[2]
+
+
+def test_files_after_the_one_a_batch_read_are_not_counted_yet(tmp_path, monkeypatch):
+    """They may still be arriving: each is counted once a batch names it (or one after it)."""
+    counted = []
+    import shared.sequence as S
+    real_count = S.count_raw_lines
+    monkeypatch.setattr(S, "count_raw_lines", lambda path: counted.append(path.name) or real_count(path))
+    for name in ("000000-a.csv", "000001-b.csv", "000002-c.csv"):
+        _write(tmp_path / name, "x\n")
+    sequence = SequenceMap(tmp_path)
+    assert sequence.max_seq(["000000-a.csv"]) == 0 and counted == ["000000-a.csv"]
+    assert sequence.max_seq(["000002-c.csv"]) == 2 and counted == ["000000-a.csv", "000001-b.csv", "000002-c.csv"]
+
+
 # --- the latency reader -------------------------------------------------------------------
 
 RATE = 100.0            # lines per second

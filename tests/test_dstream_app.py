@@ -52,6 +52,28 @@ def test_landing_plan_numbers_lines_like_the_sequence_map_of_the_landing_directo
     assert {name: sequence.range_of(name) for name in ranges} == ranges
 
 
+def test_a_source_changed_or_gone_before_it_lands_is_reported_and_the_feed_goes_on(tmp_path, capsys):
+    import os
+
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (source / name).write_text(f"{HEADER}\n1\n")
+    plan = app.landing_plan(sorted(source.glob("*.csv")))
+    with open(source / "b.csv", "a") as handle:        # a copy in place that was still running
+        handle.write("2\n")
+    os.utime(source / "b.csv", ns=(1, 1))
+    (source / "c.csv").unlink()
+    landing = tmp_path / "landing"
+    app.feed_groups([plan], landing, 0.1, threading.Event())
+    assert (landing / "000001-b.csv").read_text() == f"{HEADER}\n1\n2\n"    # landed as it is now
+    assert (landing / "000002-c.csv").read_bytes() == b""                     # lands empty: the drain ends
+    said = capsys.readouterr().err
+    assert "b.csv changed after it was counted" in said and "c.csv disappeared before it was landed" in said
+    gone = app.landing_plan([source / "gone.csv"])
+    assert [(f.name, f.lines, f.counted_as) for f in gone] == [("000000-gone.csv", 0, None)]
+
+
 def test_groups_land_whole_one_tick_apart(tmp_path):
     sources = []
     for i in range(5):
@@ -129,7 +151,8 @@ def small_input(tmp_path_factory):
     from experiments.inputs.generate import GeneratorOptions, generate
 
     root = tmp_path_factory.mktemp("dstream") / "in"
-    generate(root, GeneratorOptions(rows=3000, seed=5, files=3, days=2, spreadsheet_files=1))
+    generate(root, GeneratorOptions(rows=3000, seed=5, files=3, days=2, spreadsheet_files=1, windows_1252_files=1,
+                                    binary_files=1))
     return root
 
 

@@ -393,6 +393,31 @@ def test_spreadsheet_files_hold_the_same_lines_as_a_spreadsheet_saves_them(tmp_p
     assert "spreadsheet_files" not in recorded[0] and recorded[1]["spreadsheet_files"] == 2
 
 
+def test_windows_1252_and_binary_files_are_bad_lines_that_the_oracle_counts_as_the_generator(tmp_path):
+    from experiments.reference.oracle import compute
+    from shared.raw_lines import iter_raw_line_bytes
+
+    options = dict(rows=900, files=3, seed=11, shipments=False)
+    plain = generate(tmp_path / "plain", GeneratorOptions(**options))
+    poisoned = generate(tmp_path / "poison", GeneratorOptions(**options, windows_1252_files=1, binary_files=2))
+    names = [Path(path).name for path in poisoned.sales_files]
+    assert names == sorted(names) == ["sales_0000.csv", "sales_0000_stray.csv", "sales_0001.csv",
+                                      "sales_0001_stray.csv", "sales_0002.csv"]
+    for name in ("sales_0000.csv", "sales_0001.csv"):   # the others are untouched, byte for byte
+        assert (tmp_path / "poison" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    exported = (tmp_path / "poison" / "sales_0002.csv").read_bytes()
+    assert "San José".encode("cp1252") in exported and b"\xc3" not in exported
+    for name in ("sales_0000_stray.csv", "sales_0001_stray.csv"):
+        lines = list(iter_raw_line_bytes(tmp_path / "poison" / name))
+        assert len(lines) == 40 and all(b"\xff" in line for line in lines)
+    kinds = poisoned.lines_by_kind
+    assert kinds["too_long"] == 1 and kinds["not_utf8"] > 80 and kinds["on_time"] < plain.lines_by_kind["on_time"]
+    counted = compute(tmp_path / "poison")
+    assert (counted.raw_lines, counted.valid_lines) == (poisoned.raw_lines, poisoned.valid_lines)
+    assert counted.quarantine == poisoned.quarantined_by_reason
+    assert sum(poisoned.sales_file_lines) == poisoned.raw_lines
+
+
 # ----------------------------------------------------------------------------------------
 # Validation and the output directory
 # ----------------------------------------------------------------------------------------
@@ -410,7 +435,10 @@ def test_spreadsheet_files_hold_the_same_lines_as_a_spreadsheet_saves_them(tmp_p
     ({"start": "2099-12-01", "days": 40}, "two-digit years"),
     ({"watermark_seconds": 60}, "watermark_seconds must be at least"),
     ({"spreadsheet_files": -1}, "spreadsheet_files must be at least 0"),
-    ({"files": 2, "spreadsheet_files": 3}, r"spreadsheet_files \(3\) cannot exceed the sales files \(2\)"),
+    ({"files": 2, "spreadsheet_files": 3}, r"spreadsheet_files \(3\) and windows_1252_files \(0\) are 3 of the sales files; there are 2"),
+    ({"files": 2, "spreadsheet_files": 1, "windows_1252_files": 2}, r"are 3 of the sales files; there are 2"),
+    ({"binary_files": -1}, r"binary_files"),
+    ({"files": 2, "binary_files": 3}, r"binary_files \(3\) cannot exceed the sales files \(2\)"),
 ])
 def test_bad_options_are_rejected_before_writing(tmp_path, changes, message):
     options = GeneratorOptions(**{"rows": 10, **changes})

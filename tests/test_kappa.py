@@ -24,7 +24,7 @@ RATE = 3000  # lines per second the follow test replays at
 @pytest.fixture(scope="module")
 def log_input(tmp_path_factory):
     root = tmp_path_factory.mktemp("kappa") / "in"
-    generate(root, GeneratorOptions(rows=3000, seed=21, files=6, days=3))
+    generate(root, GeneratorOptions(rows=3000, seed=21, files=6, days=3, windows_1252_files=1, binary_files=1))
     return root
 
 

@@ -17,7 +17,7 @@ from shared.settings import WorkloadSettings
 
 HEADER = "Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address"
 DALLAS = '"917 1st St, Dallas, TX 75001"'
-ALL_REASONS_ZERO = {"blank": 0, "header": 0, "field_count": 0, "missing_field": 0,
+ALL_REASONS_ZERO = {"not_utf8": 0, "too_long": 0, "blank": 0, "header": 0, "field_count": 0, "missing_field": 0,
                     "bad_quantity": 0, "bad_price": 0, "bad_date": 0, "bad_address": 0}
 
 
@@ -192,13 +192,18 @@ def test_every_raw_line_is_counted_once(tmp_path):
     ]) + "\n")
     # b.csv: CRLF with a lone CR inside and no final line ending.
     write(tmp_path / "in" / "b.csv", f"{HEADER}\r\n{line(order_id='3')}\r,,,,,\r\n{line(order_id='4')}")
+    # c.csv: Windows-1252 (an accented line is not UTF-8; the rest is read) and a runaway line
+    (tmp_path / "in" / "c.csv").write_bytes("\n".join([
+        line(order_id="5"), line(address='"1 Rue, San José, CA 95113"'), "x" * 5000, line(order_id="6"),
+    ]).encode("cp1252"))
 
     result = compute(tmp_path / "in")
 
-    assert result.raw_lines == 17
-    assert result.valid_lines == 5
-    assert result.quarantine == {"blank": 3, "header": 3, "field_count": 1, "missing_field": 1,
-                                 "bad_quantity": 1, "bad_price": 1, "bad_date": 1, "bad_address": 1}
+    assert result.raw_lines == 21
+    assert result.valid_lines == 7
+    assert result.quarantine == {"not_utf8": 1, "too_long": 1, "blank": 3, "header": 3, "field_count": 1,
+                                 "missing_field": 1, "bad_quantity": 1, "bad_price": 1, "bad_date": 1,
+                                 "bad_address": 1}
     assert result.raw_lines == result.valid_lines + sum(result.quarantine.values())
 
 
@@ -392,7 +397,7 @@ def test_small_case_export_files_are_byte_exact(small_input, tmp_path):
         assert (out / name).read_bytes() == text.encode("utf-8"), name
     assert json.loads((out / "_accounting.json").read_text()) == {
         "raw_lines": 9, "valid_lines": 5, "quarantined_lines": 4, "balanced": True,
-        "quarantine": {"blank": 1, "header": 2, "field_count": 0, "missing_field": 0,
+        "quarantine": {"not_utf8": 0, "too_long": 0, "blank": 1, "header": 2, "field_count": 0, "missing_field": 0,
                        "bad_quantity": 1, "bad_price": 0, "bad_date": 0, "bad_address": 0},
     }
 

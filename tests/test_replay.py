@@ -102,11 +102,17 @@ def test_raw_lines_agree_with_the_oracle(awkward_input, generated):
         assert ours == list(read_raw_lines(input_dir))
 
 
-def test_non_utf8_file_is_a_clear_error(tmp_path):
-    path = tmp_path / "bad.csv"
-    path.write_bytes(b"ok\n\xff\xfe\n")
-    with pytest.raises(ReplayError, match="not UTF-8"):
-        count_raw_lines(path)
+@pytest.mark.parametrize("order", ["file", "event-time"])
+def test_lines_that_are_not_utf8_are_replayed_byte_for_byte(tmp_path, order):
+    """Not a bad file: bad lines (quarantined `not_utf8` downstream), landed as they were read."""
+    source = tmp_path / "in"
+    source.mkdir()
+    data = b"ok\n\xff\xfe\r\nCaf\xe9,x\n"
+    (source / "a.csv").write_bytes(data)
+    assert count_raw_lines(source / "a.csv") == 3
+    replay_to_landing(source, tmp_path / "landing", order=order)
+    (landed,) = (tmp_path / "landing").glob("*.csv")
+    assert landed.read_bytes() == (data if order == "file" else b"ok\n\xff\xfe\nCaf\xe9,x\n")
 
 
 # ---------------------------------------------------------------------------------------

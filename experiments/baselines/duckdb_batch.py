@@ -8,10 +8,13 @@ hundredths into a Decimal, and writes the rows with the shared export writer
 (shared/export.py), so the export is byte-comparable with the oracle's.
 
 How the rules map to SQL:
-- Raw lines: each sales file is read whole (`read_text`); one byte-order mark at the very
-  start of a file is dropped; an empty file has no lines; one final line ending is removed,
-  then the text is split at `\\r\\n`, `\\n` or `\\r` (RE2 alternation is leftmost-first, so
-  `\\r\\n` is one line end): exactly the lines shared/raw_lines.py yields.
+- Raw lines: each sales file is read whole (`read_blob`, decoded); one byte-order mark at
+  the very start of a file is dropped; an empty file has no lines; one final line ending is
+  removed, then the text is split at `\\r\\n`, `\\n` or `\\r` (RE2 alternation is
+  leftmost-first, so `\\r\\n` is one line end): exactly the lines shared/raw_lines.py
+  yields. A file that is not UTF-8 is split the same way as its escaped bytes and each line
+  decoded alone; a line that does not decode, or holds U+FFFD, is `not_utf8`, one longer
+  than MAX_LINE_CHARS `too_long`, both before any split into fields.
 - One U+FEFF at the start of a line is dropped before it is classified.
 - Fields: with an even number of `"` a line splits into fields at the commas outside
   quotes, i.e. it is FIELD(,FIELD)* with FIELD = (?:[^",]|"[^"]*")* (a quoted span pairs
@@ -43,6 +46,7 @@ from shared.cleaning import ORDER_DATE_PATTERN, PRICE_PATTERN, QUANTITY_PATTERN,
 from shared.export import QUERIES, QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
+from shared.raw_lines import MAX_LINE_CHARS, REPLACEMENT_CHARACTER
 from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, UNCATALOGUED, WorkloadSettings
 
 BUILD = "duckdb"
@@ -66,17 +70,31 @@ def _unwrapped(field: str) -> str:
 
 
 def _lines_sql(files: list[str]) -> str:
-    """Every raw line of the files, as `text` (without its line ending); `n` is NULL."""
+    """Every raw line of the files, as `text` (without its line ending; NULL for a line whose
+    bytes are not UTF-8); `n` is NULL."""
     listing = "[" + ", ".join(_literal(f) for f in files) + "]"
+    # A file that is UTF-8 (nearly all) is split as text. Any other is split as its escaped
+    # bytes (a BLOB cast to VARCHAR writes every byte outside printable ASCII as \xNN, the
+    # backslash too, so the form is exact), and each line is decoded on its own.
+    escaped_end = r"\\x0D\\x0A|\\x0A|\\x0D"
     return f"""
     WITH contents AS (
+        SELECT try(decode(content)) AS content, content AS bytes FROM read_blob({listing})
+    ), texts AS (
         SELECT CASE WHEN starts_with(content, {_literal(BOM)}) THEN substr(content, 2) ELSE content END AS content
-        FROM read_text({listing})
+        FROM contents WHERE content IS NOT NULL
+    ), escaped AS (
+        SELECT regexp_replace(CAST(bytes AS VARCHAR), '^\\\\xEF\\\\xBB\\\\xBF', '') AS content
+        FROM contents WHERE content IS NULL
     )
     SELECT NULL::BIGINT AS n,
            unnest(string_split_regex(regexp_replace(content, '(\\r\\n|\\n|\\r)$', ''), '\\r\\n|\\n|\\r')) AS text
-    FROM contents
+    FROM texts
     WHERE content <> ''
+    UNION ALL
+    SELECT NULL::BIGINT AS n, try(decode(CAST(line AS BLOB))) AS text
+    FROM (SELECT unnest(string_split_regex(regexp_replace(content, '({escaped_end})$', ''), '{escaped_end}')) AS line
+          FROM escaped)
     """
 
 
@@ -88,11 +106,20 @@ def _classified_sql(lines_sql: str) -> str:
     header_equal = " AND ".join(f"{n} = {_literal(h)}" for n, h in zip(names, HEADER))
     return f"""
     WITH lines AS ({lines_sql}),
-    stripped AS (
-        SELECT n, CASE WHEN starts_with(text, {_literal(BOM)}) THEN substr(text, 2) ELSE text END AS line FROM lines
+    encoded AS (
+        SELECT n, text,
+               CASE WHEN text IS NULL OR contains(text, {_literal(REPLACEMENT_CHARACTER)}) THEN 'not_utf8'
+                    WHEN length(text) > {MAX_LINE_CHARS} THEN 'too_long' END AS encoding
+        FROM lines
+    ),
+    stripped AS (   -- a line with an encoding reason is not split: no regular expression over megabytes
+        SELECT n, encoding,
+               CASE WHEN encoding IS NOT NULL THEN ''
+                    WHEN starts_with(text, {_literal(BOM)}) THEN substr(text, 2) ELSE text END AS line
+        FROM encoded
     ),
     split AS (
-        SELECT n, line,
+        SELECT n, line, encoding,
                (length(line) - length(replace(line, '"', ''))) % 2 = 1 AS odd_quotes,
                regexp_full_match(line, {_literal(ALL_EMPTY)}) AS all_empty,
                regexp_full_match(line, {_literal(SIX_FIELDS)}) AS six,
@@ -100,7 +127,7 @@ def _classified_sql(lines_sql: str) -> str:
         FROM stripped
     ),
     fielded AS (
-        SELECT n, line, odd_quotes, all_empty, six,
+        SELECT n, line, encoding, odd_quotes, all_empty, six,
                {", ".join(f"{_unwrapped(f'raw.{n}')} AS {n}" for n in names)}
         FROM split
     ),
@@ -124,6 +151,7 @@ def _classified_sql(lines_sql: str) -> str:
     )
     SELECT n,
         CASE
+            WHEN encoding IS NOT NULL THEN encoding
             WHEN odd_quotes THEN 'field_count'
             WHEN all_empty THEN 'blank'
             WHEN six AND {header_equal} THEN 'header'

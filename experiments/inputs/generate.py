@@ -43,7 +43,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence, TextIO
 
-from shared.atomic import atomic_text
+from shared.atomic import atomic_text, write_bytes_atomic
 from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, WorkloadSettings
 
 # --------------------------------------------------------------------------------------
@@ -183,13 +183,19 @@ EPOCH = dt.datetime(1970, 1, 1)
 # Kinds of sales lines. They are disjoint and add up to every physical line.
 ON_TIME, OUT_OF_ORDER, LATE, DUPLICATE = "on_time", "out_of_order", "late", "duplicate"
 FILE_HEADER, REPEATED_HEADER, BLANK = "header", "repeated_header", "blank"
+NOT_UTF8, TOO_LONG = "not_utf8", "too_long"   # only in Windows-1252 and binary files (see GeneratorOptions)
 MALFORMED_REASONS = ("field_count", "missing_field", "bad_quantity", "bad_price", "bad_date", "bad_address")
-LINE_KINDS = (ON_TIME, OUT_OF_ORDER, LATE, DUPLICATE, FILE_HEADER, REPEATED_HEADER, BLANK) + tuple(
+LINE_KINDS = (ON_TIME, OUT_OF_ORDER, LATE, DUPLICATE, FILE_HEADER, REPEATED_HEADER, BLANK, NOT_UTF8, TOO_LONG) + tuple(
     f"malformed:{reason}" for reason in MALFORMED_REASONS
 )
 VALID_KINDS = (ON_TIME, OUT_OF_ORDER, LATE, DUPLICATE)
 # Quarantine reasons in the order docs/data-rules.md applies them.
-QUARANTINE_REASONS = ("blank", "header") + MALFORMED_REASONS
+QUARANTINE_REASONS = (NOT_UTF8, TOO_LONG, "blank", "header") + MALFORMED_REASONS
+# Windows-1252 files: one on-time line in this many moves to San José (an accent: not UTF-8)
+ACCENTED_EVERY = 10
+ACCENTED_CITY = "San José, CA 95113"
+RUNAWAY_FIELDS = 700   # a runaway line (no line ends for 700 fields: 5,600 characters, `too_long`)
+BINARY_LINES = 40      # lines of a stray binary file, each holding 0xFF, which no UTF-8 text has
 
 # What a record slot holds (out-of-order and late are decided per order, see _order_timing).
 _ORDER_LINE, _MALFORMED = "order_line", "malformed"
@@ -223,6 +229,14 @@ class GeneratorOptions:
     # The first N sales files saved as a spreadsheet program saves them: a UTF-8 byte-order
     # mark, \r\n line ends and no line end after the last line (same lines, other bytes).
     spreadsheet_files: int = 0
+    # The last N sales files saved in Windows-1252, as a spreadsheet program set to it saves
+    # them: one on-time line in ACCENTED_EVERY moved to San José (its bytes are not UTF-8, so
+    # it is a `not_utf8` line) and one runaway line after the header (`too_long`).
+    windows_1252_files: int = 0
+    # Stray files of random bytes named like sales files, one after each of the first N
+    # (`sales_0000_stray.csv` after `sales_0000.csv` in name order, so a stream meets it
+    # between sales files): BINARY_LINES lines, each a `not_utf8` line.
+    binary_files: int = 0
 
 
 @dataclass
@@ -256,7 +270,8 @@ class GenerationSummary:
     def quarantined_by_reason(self) -> dict[str, int]:
         """Counts per quarantine reason of docs/data-rules.md (each file's header included)."""
         kinds = self.lines_by_kind
-        by_reason = {"blank": kinds[BLANK], "header": kinds[FILE_HEADER] + kinds[REPEATED_HEADER]}
+        by_reason = {NOT_UTF8: kinds[NOT_UTF8], TOO_LONG: kinds[TOO_LONG], "blank": kinds[BLANK],
+                     "header": kinds[FILE_HEADER] + kinds[REPEATED_HEADER]}
         by_reason.update({reason: kinds[f"malformed:{reason}"] for reason in MALFORMED_REASONS})
         return by_reason
 
@@ -319,17 +334,26 @@ def generate(
     if shipments:
         (out / "shipments").mkdir()
 
+    # their own stream, so asking for them changes no other line
+    poison_rng = random.Random(seeds.getrandbits(64))
     width = max(4, len(str(plan.files - 1)))
     done = 0
     for index, (first_slot, end_slot) in enumerate(_file_slices(plan)):
         sales_path = out / f"sales_{index:0{width}d}.csv"
-        with atomic_text(sales_path, buffering=WRITE_BUFFER) as handle:
+        windows_1252 = index >= plan.files - options.windows_1252_files
+        with atomic_text(sales_path, buffering=WRITE_BUFFER, encoding="cp1252" if windows_1252 else "utf-8") as handle:
             writer = _sales_writer(handle, spreadsheet=index < options.spreadsheet_files)
             writer.writerow(HEADER)
             summary.lines_by_kind[FILE_HEADER] += 1
+            if windows_1252:
+                writer.writerow(["runaway"] * RUNAWAY_FIELDS)
+                summary.lines_by_kind[TOO_LONG] += 1
             sales.start_file()
             for _ in range(first_slot, end_slot):
                 record = sales.next_record(next(slot_minutes))
+                if windows_1252 and record.kind == ON_TIME and poison_rng.randrange(ACCENTED_EVERY) == 0:
+                    street = record.fields[5].split(", ", 1)[0]
+                    record = _Record(NOT_UTF8, [*record.fields[:5], f"{street}, {ACCENTED_CITY}"])
                 writer.writerow(record.fields)
                 summary.lines_by_kind[record.kind] += 1
                 if shipments and record.shipment:
@@ -338,7 +362,13 @@ def generate(
                 if progress and (done % PROGRESS_EVERY == 0 or done == plan.rows):
                     progress(done, plan.rows)
         summary.sales_files.append(str(sales_path))
-        summary.sales_file_lines.append(1 + end_slot - first_slot)
+        summary.sales_file_lines.append(1 + windows_1252 + end_slot - first_slot)
+        if index < options.binary_files:   # named to sort right after this sales file
+            stray_path = out / f"sales_{index:0{width}d}_stray.csv"
+            _write_binary(stray_path, poison_rng)
+            summary.sales_files.append(str(stray_path))
+            summary.sales_file_lines.append(BINARY_LINES)
+            summary.lines_by_kind[NOT_UTF8] += BINARY_LINES
 
         if shipments:
             # Shipments file k covers the same time slice as sales file k; the last takes the rest.
@@ -397,8 +427,12 @@ def _plan(options: GeneratorOptions) -> _Plan:
     if files > rows:
         raise ValueError(f"files ({files}) cannot exceed rows ({rows}): every file needs at least one line")
     spreadsheet_files = _require_int("spreadsheet_files", options.spreadsheet_files, minimum=0)
-    if spreadsheet_files > files:
-        raise ValueError(f"spreadsheet_files ({spreadsheet_files}) cannot exceed the sales files ({files})")
+    windows_1252_files = _require_int("windows_1252_files", options.windows_1252_files, minimum=0)
+    if _require_int("binary_files", options.binary_files, minimum=0) > files:
+        raise ValueError(f"binary_files ({options.binary_files}) cannot exceed the sales files ({files})")
+    if spreadsheet_files + windows_1252_files > files:
+        raise ValueError(f"spreadsheet_files ({spreadsheet_files}) and windows_1252_files ({windows_1252_files}) "
+                         f"are {spreadsheet_files + windows_1252_files} of the sales files; there are {files}")
 
     first_day = _parse_day(options.start)
     days = max(1, round(rows / LINES_PER_DAY)) if options.days is None else options.days
@@ -701,6 +735,17 @@ def _slice_end_second(sales: _SalesStream) -> int | None:
     return None if sales.clock is None else sales.clock * 60
 
 
+def _write_binary(path: Path, rng: random.Random) -> None:
+    """A stray binary file: BINARY_LINES lines of random bytes (no line ends in them), each
+    with a 0xFF somewhere, which no UTF-8 text holds; every line ends with \n."""
+    lines = []
+    for _ in range(BINARY_LINES):
+        data = bytearray(b for b in rng.randbytes(rng.randint(8, 200)) if b not in b"\r\n")
+        data.insert(rng.randint(0, len(data)), 0xFF)
+        lines.append(bytes(data) + b"\n")
+    write_bytes_atomic(path, b"".join(lines))
+
+
 def _sales_writer(handle: TextIO, spreadsheet: bool):
     """Something with csv's writerow for one sales file: a plain csv writer ending every row
     with \n, or, for a spreadsheet-style file, _SpreadsheetRows."""
@@ -769,11 +814,12 @@ def _write_catalogue(path: Path) -> Path:
 
 
 def _manifest_options(options: GeneratorOptions) -> dict:
-    """The options as the manifest records them. spreadsheet_files is left out at its default
+    """The options as the manifest records them. The file options are left out at their default
     (0), so a default output stays byte-identical to one written before the option existed."""
     recorded = asdict(options)
-    if not options.spreadsheet_files:
-        del recorded["spreadsheet_files"]
+    for name in ("spreadsheet_files", "windows_1252_files", "binary_files"):
+        if not recorded[name]:
+            del recorded[name]
     return recorded
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from shared import raw_lines as shared_raw_lines
-from shared.atomic import atomic_text, copy_file_atomic
+from shared.atomic import atomic_text, copy_file_atomic, write_bytes_atomic
 from shared.inputs import inspect_input
 from shared.kafka import KafkaUnavailableError as BrokerUnavailable, check_broker, unavailable
 
@@ -89,16 +89,8 @@ class KafkaDeliveryError(ReplayError):
 # Raw lines (docs/data-rules.md): \n, \r\n and \r end a line; a final ending adds no line
 # ---------------------------------------------------------------------------------------
 
-def iter_raw_lines(path: str | os.PathLike) -> Iterator[str]:
-    """Every physical line of one file (shared.raw_lines), a bad file as a ReplayError."""
-    try:
-        yield from shared_raw_lines.iter_raw_lines(path)
-    except shared_raw_lines.NotUtf8Error as error:
-        raise ReplayError(str(error)) from None
-
-
-def count_raw_lines(path: str | os.PathLike) -> int:
-    return sum(1 for _ in iter_raw_lines(path))
+iter_raw_lines = shared_raw_lines.iter_raw_lines   # any bytes make lines: never a bad file
+count_raw_lines = shared_raw_lines.count_raw_lines
 
 
 class _SalesFile(NamedTuple):
@@ -121,7 +113,11 @@ def _sales_files(input_dir) -> list[_SalesFile]:
 
 class _Line(NamedTuple):
     sales: _SalesFile       # the input file it comes from
-    text: str
+    raw: bytes              # as read: replayed byte for byte, UTF-8 or not
+
+    @property
+    def text(self) -> str:
+        return shared_raw_lines.decoded(self.raw)
 
 
 def _validated_order(order: str) -> str:
@@ -135,7 +131,7 @@ def _lines_in_order(files: list[_SalesFile], order: str) -> Iterable[_Line]:
     sorted at once (call it before the clock starts)."""
     if order == EVENT_TIME_ORDER:
         return event_time_order(files)
-    return (_Line(sales, text) for sales in files for text in iter_raw_lines(sales.path))
+    return (_Line(sales, raw) for sales in files for raw in shared_raw_lines.iter_raw_line_bytes(sales.path))
 
 
 def event_time_order(files: list[_SalesFile]) -> list[_Line]:
@@ -484,7 +480,7 @@ class _LandingUnit(NamedTuple):
     source_file: str               # the input file it copies, or the input files its lines come from
     name: str                      # its name in the landing directory
     copy_of: Path | None           # file order: the input file, copied byte for byte
-    texts: list[str] | None        # event-time order: the lines to write
+    lines_raw: list[bytes] | None  # event-time order: the lines to write
 
 
 def _landing_units(files: list[_SalesFile], order: str) -> list[_LandingUnit]:
@@ -498,7 +494,7 @@ def _landing_units(files: list[_SalesFile], order: str) -> list[_LandingUnit]:
     for f in files:
         unit_lines = lines[f.first_seq:f.first_seq + f.lines]
         units.append(_LandingUnit(f.file_seq, f.first_seq, f.lines, _source_names(unit_lines),
-                                  f"{f.file_seq:0{width}d}-event-time.csv", None, [line.text for line in unit_lines]))
+                                  f"{f.file_seq:0{width}d}-event-time.csv", None, [line.raw for line in unit_lines]))
     return units
 
 
@@ -507,8 +503,8 @@ def _land(unit: _LandingUnit, target: Path) -> None:
     if unit.copy_of is not None:
         copy_file_atomic(unit.copy_of, target)
         return
-    with atomic_text(target) as handle:  # each line ends with \n, so a file holds exactly its lines
-        handle.writelines(text + "\n" for text in unit.texts)
+    # each line ends with \n, so a file holds exactly its lines
+    write_bytes_atomic(target, b"".join(raw + b"\n" for raw in unit.lines_raw))
 
 
 REFERENCE_DATA = ("catalogue", "shipments")
@@ -719,7 +715,7 @@ def _produce_chunk(producer, topic: str, first_seq: int, lines: list[_Line],
         headers = [("seq", str(seq).encode("ascii")), ("file_seq", str(line.sales.file_seq).encode("ascii"))]
         while True:
             try:
-                producer.produce(topic, value=line.text.encode("utf-8"), key=key, headers=headers,
+                producer.produce(topic, value=line.raw, key=key, headers=headers,
                                  on_delivery=deliveries)
                 break
             except BufferError:

@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 
 import pandas as pd
 
-from shared.raw_lines import iter_raw_lines
+from shared.raw_lines import MAX_LINE_CHARS, iter_raw_lines
 from shared.export import (
     DATE, INTEGER, MONEY, QUERIES, QUERY_NAMES, STRING, TIMESTAMP, clear_results, write_accounting,
     write_export,
@@ -115,6 +115,10 @@ def read_raw_lines(input_dir) -> Iterator[tuple[str, str]]:
 
 def classify_line(text: str) -> tuple[dict | None, str | None]:
     """(valid order line, None) or (None, quarantine reason) for one raw line."""
+    if "\ufffd" in text:   # bytes that were not UTF-8, as the line reader decodes them
+        return None, "not_utf8"
+    if len(text) > MAX_LINE_CHARS:
+        return None, "too_long"
     raw_fields = _csv_fields(_without_byte_order_mark(text))
     if raw_fields is None:
         return None, "field_count"
