@@ -1,5 +1,6 @@
-"""`lab verify` end to end on a small generated input with every quirk: the three builds
-and the oracle produce byte-identical exports."""
+"""`lab verify` end to end on a small generated input with every quirk (a Windows-1252
+export and a stray binary file among them): the three builds and the oracle produce
+byte-identical exports and the same line accounting."""
 import pytest
 
 from experiments.inputs.generate import GeneratorOptions, generate
@@ -12,7 +13,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def small_input(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e") / "in"
-    generate(root, GeneratorOptions(rows=4000, seed=11, files=4, days=4))
+    generate(root, GeneratorOptions(rows=4000, seed=11, files=4, days=4, windows_1252_files=1, binary_files=1))
     return root
 
 
@@ -28,7 +29,9 @@ def test_verify_all_builds_identical_to_oracle(spark, small_input, tmp_path):
     assert outcome.ok
     oracle = outcome.accounting["oracle"]
     assert oracle["balanced"] and oracle["quarantine"]["header"] > 4  # repeated headers besides the 4 file headers
-    assert all(oracle["quarantine"][reason] > 0 for reason in ("blank", "bad_quantity", "bad_price", "bad_date"))
+    assert all(oracle["quarantine"][reason] > 0
+               for reason in ("blank", "bad_quantity", "bad_price", "bad_date", "not_utf8", "too_long"))
+    assert all(outcome.accounting[build] == oracle for build in ("kappa", "lambda", "dstream"))
     table = equivalence_table(outcome)
     assert table[0][0] == "city_revenue" and table[-1][0] == "data quality"
 
