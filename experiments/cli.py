@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from contextlib import contextmanager
@@ -749,15 +750,35 @@ def cmd_experiments_compare(args, progress: Progress) -> int:
     return 0
 
 
+def _disk_full(workdir: str | None) -> str:
+    """What to do when a run stopped on a full file system: which one, how full, and that a
+    restart continues (every table write is a Delta commit or an atomic rename, so what a
+    reader sees was written whole)."""
+    import shutil
+
+    where = Path(workdir or ".").resolve()
+    while not where.exists():
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    return (f"the file system of {where} is full ({free / 2**20:,.1f} MiB free): free some space (or choose another "
+            "--workdir) and run the same command; it continues from its checkpoints")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     progress = Progress(quiet=args.quiet)
     try:
         return args.handler(args, progress)
-    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
-        # Bad arguments and bad input end with what happened, not a traceback.
+    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError, OSError) as error:
+        # Bad arguments, bad input and a full disk end with what happened, not a traceback.
+        if isinstance(error, OSError) and not isinstance(error, FileNotFoundError) and error.errno != errno.ENOSPC:
+            raise
         print(f"lab {args.command}: error: {error}", file=sys.stderr)
+        from shared.streaming import DISK_FULL
+
+        if DISK_FULL in str(error) or getattr(error, "errno", None) == errno.ENOSPC:
+            print(f"lab {args.command}: {_disk_full(getattr(args, 'workdir', None))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"lab {args.command}: interrupted", file=sys.stderr)

@@ -50,7 +50,7 @@ from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, held_catalogue, inspect_input, shipments_schema
 from shared.commit_log import NO_SEQ, CommitLog
 from shared.delta_versions import VersionSeqLog, latest_version, next_version, versions_committed, versions_read
-from shared.kafka import kafka_messages
+from shared.kafka import kafka_messages, watching_broker
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
 from shared.results import export_rows
@@ -486,7 +486,8 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: b
                        [p for p in chosen if p.name != LOG_QUERY]))
     if serving_version(config.workdir) is None:
         cut_over(config.workdir, config.version, "first run")
-    await_all(queries, until=should_stop)
+    with watching_broker(config.kafka_bootstrap if config.source == "kafka" else None):
+        await_all(queries, until=should_stop)
     if latest_version(serving_config(config).table(PARTIALS_TABLE)) is None:   # as Lambda says it
         raise RuntimeError("kappa --follow stopped before any line was read: nothing to export")
     return export_results(spark, config)

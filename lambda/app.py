@@ -31,6 +31,7 @@ from shared.atomic import write_text_atomic
 from shared.commit_log import CommitLog
 from shared.finish import write_results
 from shared.inputs import inspect_input
+from shared.kafka import watching_broker
 from shared.progress_log import BatchSteps
 from shared.streaming import DELTA_READER_POLL, await_all, plain_failure, stop_between_batches
 
@@ -317,9 +318,10 @@ def follow(spark, config: LambdaConfig, should_stop: Callable[[], bool], schedul
     try:
         follower.start()
         try:
-            while not should_stop():
-                follower.step()
-                time.sleep(0.25)
+            with watching_broker(config.kafka[0] if config.kafka else None):
+                while not should_stop():
+                    follower.step()
+                    time.sleep(0.25)
         except BaseException:
             stop_between_batches([q for q in [follower.ingest, *(follower.serving.speed if follower.serving else [])]
                                   if q is not None and q.isActive])

@@ -2,10 +2,25 @@
 from __future__ import annotations
 
 import socket
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
 
 
 class KafkaUnavailableError(RuntimeError):
     """The Kafka broker cannot be reached."""
+
+
+# A broker that goes away while a build reads it: Spark's Kafka source keeps asking for the
+# topic's offsets, each attempt waiting up to the client's default.api.timeout.ms (60 s), and
+# gives up after fetchOffset.numRetries (3): an outage of up to about 3 minutes is ridden out
+# (tests/test_faults.py stops the broker for 30 s mid-replay), a longer one stops the run
+# with BROKER_GONE. The build's own reads of the topic wait as long (last_seq_before).
+BROKER_PATIENCE_S = 180.0
+BROKER_GONE = ("the Kafka broker has not answered for about 3 minutes; start it again (or check --bootstrap) "
+               "and run the same command: the build continues where it stopped, from its checkpoint")
 
 
 def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
@@ -39,6 +54,41 @@ def check_broker(bootstrap: str, timeout_s: float = 5.0) -> None:
     raise unavailable(bootstrap, "; ".join(errors))
 
 
+@contextmanager
+def watching_broker(bootstrap: str | None, every_s: float = 5.0) -> Iterator[None]:
+    """While a follow run reads Kafka (`bootstrap`; None: it does not): one line on stderr
+    when the broker stops answering and one when it is back, instead of the Kafka client's
+    line a second (silenced in shared/log4j2.properties). The check is a TCP connect."""
+    if bootstrap is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def watch() -> None:
+        down_since = None
+        while not stop.wait(every_s):
+            try:
+                check_broker(bootstrap, timeout_s=2.0)
+            except KafkaUnavailableError:
+                if down_since is None:
+                    down_since = time.strftime("%H:%M:%S")
+                    print(f"lab: warning: the Kafka broker at {bootstrap} does not answer (since {down_since}); "
+                          f"the run waits for it up to about {BROKER_PATIENCE_S / 60:.0f} minutes",
+                          file=sys.stderr, flush=True)
+                continue
+            if down_since is not None:
+                print(f"lab: the Kafka broker at {bootstrap} answers again (it did not from {down_since})",
+                      file=sys.stderr, flush=True)
+                down_since = None
+
+    watcher = threading.Thread(target=watch, name="lab-broker-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
 def kafka_messages(spark, bootstrap: str, topic: str, max_offsets_per_trigger: int | None = None,
                    include_headers: bool = False):
     """A topic as a stream from its earliest offset, after checking the broker answers."""
@@ -56,7 +106,8 @@ def kafka_messages(spark, bootstrap: str, topic: str, max_offsets_per_trigger: i
     return reader.load()
 
 
-def last_seq_before(bootstrap: str, topic: str, end_offsets: dict[int, int], timeout_s: float = 10.0) -> int | None:
+def last_seq_before(bootstrap: str, topic: str, end_offsets: dict[int, int],
+                    timeout_s: float = BROKER_PATIENCE_S) -> int | None:
     """The highest `seq` header among the last messages before `end_offsets` (partition ->
     offset after the last message read): what a batch that read up to there includes.
     The replayer writes lines in seq order within each partition, so the last message of
@@ -71,9 +122,14 @@ def last_seq_before(bootstrap: str, topic: str, end_offsets: dict[int, int], tim
         seqs = []
         for partition in wanted:
             consumer.assign([partition])
-            message = consumer.poll(timeout_s)
-            if message is None or message.error():
-                raise RuntimeError(f"cannot read {topic}[{partition.partition}]@{partition.offset} for its seq header")
+            deadline = time.monotonic() + timeout_s
+            while True:   # an error event ("all brokers down") is news, not the end: librdkafka reconnects
+                message = consumer.poll(max(0.1, deadline - time.monotonic()))
+                if message is not None and not message.error():
+                    break
+                if time.monotonic() >= deadline:
+                    raise KafkaUnavailableError(f"cannot read {topic}[{partition.partition}]@{partition.offset} "
+                                                f"for its seq header: {BROKER_GONE}")
             headers = dict(message.headers() or [])  # key (str) -> value (bytes)
             if "seq" not in headers:
                 return None  # not a replayer's topic: no sequence numbers to report

@@ -61,7 +61,13 @@ QUIET_CLASS_SHARING = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 def lab_jvm_options(settings: LabSettings, long_lived: bool) -> str:
     """A lab JVM's options: `settings.batch_jvm_options` added for one that runs to its end
     and not for a `long_lived` one (shared/settings.DEFAULT_BATCH_JVM_OPTIONS says why)."""
-    return JVM_OPTIONS if long_lived else f"{JVM_OPTIONS} {settings.batch_jvm_options}".strip()
+    options = f"{JVM_OPTIONS} -Dlab.spark.errors={spark_errors_log(settings)}"
+    return options if long_lived else f"{options} {settings.batch_jvm_options}".strip()
+
+
+def spark_errors_log(settings: LabSettings | None = None) -> Path:
+    """Where Spark's report of a failed streaming query goes (shared/log4j2.properties)."""
+    return (settings or LabSettings.from_env()).home / "logs" / "spark-errors.log"
 
 
 def _class_archive_options(settings: LabSettings) -> str:

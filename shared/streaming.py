@@ -13,8 +13,25 @@ DELTA_READER_POLL = "250 milliseconds"
 
 
 def plain_failure(name: str, message: str) -> Exception:
-    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    return RuntimeError(f"streaming query {name} failed: {first[:2000]}")
+    from shared.spark import spark_errors_log
+
+    lines = message.strip().splitlines() or ["unknown error"]
+    first = lines[0]
+    if "Traceback (most recent call last)" in first:
+        # an error raised in a foreachBatch function: its Python exception is the news
+        first = next((line for line in lines[1:] if line and not line[0].isspace()), first)
+    if DISK_FULL in message and DISK_FULL not in first:
+        first = f"{DISK_FULL} ({first})"   # deep in Spark's report; the CLI says which file system
+    if KAFKA_TIMEOUT in message:
+        from shared.kafka import BROKER_GONE
+
+        return RuntimeError(f"streaming query {name} stopped: {BROKER_GONE} ({first[:300]})")
+    return RuntimeError(f"streaming query {name} failed: {first[:2000]} (Spark's report: {spark_errors_log()})")
+
+
+DISK_FULL = "No space left on device"   # java.io.IOException's and Python's OSError's words (ENOSPC)
+# What Spark's Kafka source fails with once the broker has not answered through its retries
+KAFKA_TIMEOUT = "org.apache.kafka.common.errors.TimeoutException"
 
 
 def stop_between_batches(queries: list, timeout_seconds: float = 120.0, poll_seconds: float = 0.1) -> None:

@@ -15,7 +15,7 @@ from kappa.app import KappaConfig
 from kappa.versions import drop_version, serving_version
 from shared.checkpoints import CheckpointMismatch
 from shared.export import QUERY_NAMES, export_path
-from tests.live import LAB, assert_latency_readable, commits_cover, empty_landing, follow_until
+from tests.live import JAVA_STACK_FRAME, LAB, assert_latency_readable, commits_cover, empty_landing, follow_until
 
 pytestmark = pytest.mark.slow
 RATE = 3000  # lines per second the follow test replays at
@@ -209,6 +209,8 @@ def test_a_failing_query_stops_the_others_quietly_with_its_own_error(tmp_path):
     assert result.returncode == 2, result.stderr[-3000:]
     assert "streaming query kappa_v1_fulfilment_pairs failed" in result.stderr
     assert "StackOverflowError" not in result.stderr and "lab kappa replay" not in result.stderr
+    # one line, naming the file that has Spark's own report (not a console of stack frames)
+    assert "Spark's report: " in result.stderr and not JAVA_STACK_FRAME.search(result.stderr), result.stderr[-3000:]
 
 
 def test_a_follow_stopped_before_any_line_says_there_is_nothing_to_export(spark, log_input, tmp_path):

@@ -52,7 +52,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 from shared import raw_lines as shared_raw_lines
 from shared.atomic import atomic_text, copy_file_atomic, write_bytes_atomic
 from shared.inputs import inspect_input
-from shared.kafka import KafkaUnavailableError as BrokerUnavailable, check_broker, unavailable
+from shared.kafka import BROKER_PATIENCE_S, KafkaUnavailableError as BrokerUnavailable, check_broker, unavailable
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -66,8 +66,10 @@ MAX_KAFKA_CHUNK_LINES = 1000
 # are never more than ~10 ms early (one chunk = a burst of lines emitted together).
 KAFKA_CHUNK_SECONDS = 0.01
 KAFKA_LINGER_MS = 5
-# A message not acknowledged within this fails (librdkafka's default, 5 min, is a long hang).
-KAFKA_DELIVERY_TIMEOUT_MS = 120_000
+# A message not acknowledged within this fails: as long as the builds wait for a broker that
+# went away (shared/kafka.BROKER_PATIENCE_S) and a minute more, so a replay rides out any
+# outage that they ride out.
+KAFKA_DELIVERY_TIMEOUT_MS = int(BROKER_PATIENCE_S * 1000) + 60_000
 KAFKA_TOPIC_RE = re.compile(r"[A-Za-z0-9._-]{1,249}")
 FILE_ORDER, EVENT_TIME_ORDER = "file", "event-time"
 ORDERS = (FILE_ORDER, EVENT_TIME_ORDER)
