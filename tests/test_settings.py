@@ -67,11 +67,14 @@ def test_a_bad_driver_memory_is_refused_by_name():
 
 
 def test_a_process_that_runs_to_its_end_gets_the_batch_jvm_options_and_a_long_lived_one_does_not():
-    from shared.spark import JVM_OPTIONS, lab_jvm_options
+    from shared.spark import JVM_OPTIONS, lab_jvm_options, spark_errors_log
 
-    settings = LabSettings.from_env({"LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss4m"})
-    assert lab_jvm_options(settings, long_lived=False) == f"{JVM_OPTIONS} -XX:TieredStopAtLevel=1 -Xss4m"
-    assert lab_jvm_options(settings, long_lived=True) == JVM_OPTIONS
+    settings = LabSettings.from_env({"LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss4m",
+                                     "LAB_HOME": "/srv/lab"})
+    every = f"{JVM_OPTIONS} -Dlab.spark.errors=/srv/lab/logs/spark-errors.log"   # Spark's failure reports
+    assert spark_errors_log(settings) == Path("/srv/lab/logs/spark-errors.log")
+    assert lab_jvm_options(settings, long_lived=False) == f"{every} -XX:TieredStopAtLevel=1 -Xss4m"
+    assert lab_jvm_options(settings, long_lived=True) == every
 
 
 def test_the_driver_jvm_runs_with_the_lab_jvm_options(spark):
