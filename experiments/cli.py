@@ -750,6 +750,17 @@ def cmd_experiments_compare(args, progress: Progress) -> int:
     return 0
 
 
+def _failed(args, error: Exception) -> int:
+    """One line for the error; for a full disk (an OSError, or a streaming query's failure
+    that says so), one more: which file system, and what to do."""
+    from shared.streaming import DISK_FULL
+
+    print(f"lab {args.command}: error: {error}", file=sys.stderr)
+    if DISK_FULL in str(error):   # ENOSPC's own words, in an OSError and in Spark's report alike
+        print(f"lab {args.command}: {_disk_full(getattr(args, 'workdir', None))}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _disk_full(workdir: str | None) -> str:
     """What to do when a run stopped on a full file system: which one, how full, and that a
     restart continues (every table write is a Delta commit or an atomic rename, so what a
@@ -770,16 +781,13 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(quiet=args.quiet)
     try:
         return args.handler(args, progress)
-    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError, OSError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as error:
         # Bad arguments, bad input and a full disk end with what happened, not a traceback.
-        if isinstance(error, OSError) and not isinstance(error, FileNotFoundError) and error.errno != errno.ENOSPC:
+        return _failed(args, error)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
             raise
-        print(f"lab {args.command}: error: {error}", file=sys.stderr)
-        from shared.streaming import DISK_FULL
-
-        if DISK_FULL in str(error) or getattr(error, "errno", None) == errno.ENOSPC:
-            print(f"lab {args.command}: {_disk_full(getattr(args, 'workdir', None))}", file=sys.stderr)
-        return EXIT_USAGE
+        return _failed(args, error)
     except KeyboardInterrupt:
         print(f"lab {args.command}: interrupted", file=sys.stderr)
         return 130
