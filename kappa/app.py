@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +48,7 @@ from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_d
 from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, held_catalogue, inspect_input, shipments_schema
 from shared.commit_log import NO_SEQ, CommitLog
+from shared.console import say
 from shared.delta_versions import VersionSeqLog, latest_version, next_version, versions_committed, versions_read
 from shared.kafka import kafka_messages, watching_broker
 from shared.quality import expectations_from_input
@@ -397,15 +397,11 @@ def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
     return chosen
 
 
-def _to_stderr(message: str) -> None:
-    print(f"lab: {message}", file=sys.stderr, flush=True)
-
-
 def prepare(config: KappaConfig, chosen: list[Plan], report: Callable[[str], None] | None = None) -> None:
     """Check each checkpoint (crash leftovers cleared, logic unchanged) before any query starts."""
     for plan in chosen:
         checkpoints.prepare(config.checkpoint(plan.name), config.query_name(plan.name),
-                            checkpoints.fingerprint(plan.logic), REPLAY_REMEDY, report or _to_stderr)
+                            checkpoints.fingerprint(plan.logic), REPLAY_REMEDY, report or say)
 
 
 def start(spark, config: KappaConfig, chosen: list[Plan]) -> list:

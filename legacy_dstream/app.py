@@ -63,8 +63,9 @@ from shared.export import QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
 from shared.quality import QualityExpectations, check_batch, expectations_from_input, validate_order_lines
-from shared.raw_lines import count_raw_lines
-from shared.sequence import LANDING_ADVICE, SeqRange, SequenceOrderError, file_name_of, file_state, seq_ranges, warn
+from shared.console import warn
+from shared.sequence import (LANDING_ADVICE, SeqRange, SequenceOrderError, counted, file_name_of, file_state,
+                             seq_ranges)
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
 
 BUILD = "dstream"
@@ -179,24 +180,20 @@ def landing_plan(sales_files: Sequence[Path], first_index: int = 0) -> list[Land
 
 
 def _planned(source: Path, name: str) -> LandingFile:
-    counted_as = file_state(source)
-    try:
-        lines = count_raw_lines(source)
-    except FileNotFoundError:
-        counted_as, lines = None, 0
-    return LandingFile(source, name, lines if counted_as else 0, counted_as)
+    return LandingFile(source, name, *counted(source))
 
 
 def land(item: LandingFile, target: Path) -> Path:
     """Copy one planned file into the landing directory. An input file fed by hand may have
     changed since it was counted (a copy in place that was not finished) or be gone: the
     run goes on (a gone file lands empty, so the drain that waits for it ends) and says so."""
-    if item.counted_as is not None and file_state(item.source) == item.counted_as:
+    now = file_state(item.source)
+    if now is not None and now == item.counted_as:
         try:
             return copy_file_atomic(item.source, target)
         except FileNotFoundError:
-            pass
-    if file_state(item.source) is None or item.counted_as is None:
+            now = None
+    if now is None or item.counted_as is None:
         warn(f"{item.source} disappeared before it was landed: none of its lines is read")
         return write_bytes_atomic(target, b"")
     warn(f"{item.source} changed after it was counted: it is landed as it is now; {LANDING_ADVICE}")

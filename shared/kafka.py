@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
+
+from shared.console import say, warn
 
 
 class KafkaUnavailableError(RuntimeError):
@@ -72,13 +73,11 @@ def watching_broker(bootstrap: str | None, every_s: float = 5.0) -> Iterator[Non
             except KafkaUnavailableError:
                 if down_since is None:
                     down_since = time.strftime("%H:%M:%S")
-                    print(f"lab: warning: the Kafka broker at {bootstrap} does not answer (since {down_since}); "
-                          f"the run waits for it up to about {BROKER_PATIENCE_S / 60:.0f} minutes",
-                          file=sys.stderr, flush=True)
+                    warn(f"the Kafka broker at {bootstrap} does not answer (since {down_since}); "
+                         f"the run waits for it up to about {BROKER_PATIENCE_S / 60:.0f} minutes")
                 continue
             if down_since is not None:
-                print(f"lab: the Kafka broker at {bootstrap} answers again (it did not from {down_since})",
-                      file=sys.stderr, flush=True)
+                say(f"the Kafka broker at {bootstrap} answers again (it did not from {down_since})")
                 down_since = None
 
     watcher = threading.Thread(target=watch, name="lab-broker-watch", daemon=True)

@@ -24,12 +24,12 @@ the batch before) reports a file that changed since, whose new lines no build wi
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Iterable, NamedTuple
 from urllib.parse import unquote
 
+from shared.console import warn
 from shared.inputs import inspect_input
 from shared.raw_lines import count_raw_lines
 
@@ -69,16 +69,21 @@ LANDING_ADVICE = ("land files by writing them elsewhere (or under a name that st
                   "them into the directory, as `lab replay` does")
 
 
-def warn(message: str) -> None:
-    print(f"lab: warning: {message}", file=sys.stderr, flush=True)
-
-
 def file_state(path: Path) -> tuple[int, int] | None:
     try:
         stat = path.stat()
     except FileNotFoundError:
         return None
     return stat.st_size, stat.st_mtime_ns
+
+
+def counted(path: Path) -> tuple[int, tuple[int, int] | None]:
+    """(raw lines, (size, mtime) when counted) of a file; (0, None) for one that is gone."""
+    state = file_state(path)
+    try:
+        return (count_raw_lines(path), state) if state is not None else (0, None)
+    except FileNotFoundError:
+        return 0, None
 
 
 class SequenceMap:
@@ -125,10 +130,7 @@ class SequenceMap:
                 if any((self.directory / n).exists() for n in (name, unquote(name))):
                     raise
                 with self._lock:
-                    if name not in self._reported:
-                        self._reported.add(name)
-                        self.on_warning(f"{self.directory / name} disappeared between listing and reading: "
-                                        "its lines are not counted, and no build reads them")
+                    self._report_gone(name)
         return max(last) if last else None
 
     def _lookup(self, name: str) -> SeqRange | None:
@@ -150,19 +152,18 @@ class SequenceMap:
         if upto is None:
             return
         for name in new[:upto + 1]:
-            path = self.directory / name
-            self._counted_as[name] = file_state(path)
-            try:
-                self._lines[name] = count_raw_lines(path)
-            except FileNotFoundError:
-                self._counted_as[name] = None
+            self._lines[name], self._counted_as[name] = counted(self.directory / name)
             if self._counted_as[name] is None:
-                self._lines[name] = 0
-                self._reported.add(name)
-                self.on_warning(f"{path} disappeared between listing and reading: none of its lines is "
-                                "counted, and no build reads it")
+                self._report_gone(name)
             self._unchecked.append(name)
         self._ranges = seq_ranges((name, self._lines[name]) for name in known + new[:upto + 1])
+
+    def _report_gone(self, name: str) -> None:
+        """A file listed (by a batch, or here) and gone before it was read: once, with the lock held."""
+        if name not in self._reported:
+            self._reported.add(name)
+            self.on_warning(f"{self.directory / name} disappeared between listing and reading: none of its "
+                            "lines is counted, and no build reads it")
 
     def changed_files(self, names: Iterable[str] | None = None) -> list[str]:
         """The files (all counted ones, or `names`) whose size or modification time changed
