@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--binary-files", type=_non_negative_int, default=0, metavar="N",
                      help="add a stray file of random bytes after each of the first N sales files "
                           "(sales_0000_stray.csv), every line of it quarantined not_utf8 (default 0)")
+    gen.add_argument("--binary-files-from", type=_non_negative_int, default=0, metavar="K",
+                     help="put the stray files after sales files K, K+1, ... instead of the first ones (default 0)")
     gen.set_defaults(handler=cmd_generate)
 
     run = commands.add_parser(
@@ -417,7 +419,7 @@ def cmd_generate(args, progress: Progress) -> int:
         blank_fraction=args.blank_fraction, repeated_header_fraction=args.header_fraction,
         catalogue=not args.no_catalogue, shipments=not args.no_shipments,
         spreadsheet_files=args.spreadsheet_files, windows_1252_files=args.windows_1252_files,
-        binary_files=args.binary_files,
+        binary_files=args.binary_files, binary_files_from=args.binary_files_from,
         # out-of-order lines inside, late lines beyond the watermark the builds will use
         watermark_seconds=WorkloadSettings.from_env().watermark_seconds,
     )

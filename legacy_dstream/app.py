@@ -277,6 +277,7 @@ class Landing:
         self.plan: list[LandingFile] = []
         self.ranges: dict[str, SeqRange] = {}   # grows in place: the drain reads it
         self._lock = threading.Lock()
+        self._unchecked: list[LandingFile] = []   # landed since the last `check_landed`
         self.scan()
 
     def scan(self) -> list[LandingFile]:
@@ -322,6 +323,22 @@ class Landing:
         unlanded = self._unlanded(self.plan)
         if unlanded:
             feed_groups([unlanded], self.folder, batch_seconds, stop, not_before_ns)
+            self._unchecked += unlanded
+
+    def check_landed(self) -> list[str]:
+        """The input files landed since the previous call whose size differs now from their
+        landed copy: a file copied into the input in place, not finished when it was landed.
+        The lines it gained are read by no batch: each is reported once. (A file gone since
+        was read whole; one rewritten to the same size is not seen.)"""
+        checked, self._unchecked = self._unchecked, []
+        changed = []
+        for item in checked:
+            now, copy = file_state(item.source), file_state(self.folder / item.name)
+            if now is not None and copy is not None and now[0] != copy[0]:
+                changed.append(item.source.name)
+                warn(f"{item.source} changed after it was landed ({copy[0]:,} -> {now[0]:,} bytes): lines it "
+                     f"gained since are not processed; {LANDING_ADVICE}")
+        return changed
 
     def follow(self, batch_seconds: float, stop: threading.Event, not_before_ns: int,
                others: Sequence[Landing] = ()) -> None:
@@ -333,6 +350,7 @@ class Landing:
             if stop.wait(min(SCAN_SECONDS, batch_seconds)):
                 return
             for landing in (self, *others):
+                landing.check_landed()   # one scan after landing: a copy in place is finished by then
                 landing.scan()
 
 

@@ -135,6 +135,13 @@ def add_other_steps(run: RunFolder, seed: int = 1) -> None:
             lost = 7 if build == "dstream" else 0
             metrics += [Metric("recovery", build, "lost_lines", lost, "order lines", query=query, repeat=1),
                         Metric("recovery", build, "duplicated_lines", 0, "order lines", query=query, repeat=1)]
+        metrics += [Metric("faults", build, "landed_at_s", 1.5 if build != "lambda" else 9.0, "s since the replay "
+                           "started", repeat=1,
+                           query="poison file: sales_0001_stray.csv", detail="a stray binary file, lines 50-89"),
+                    Metric("faults", build, "covered_s", None if build == "dstream" else 2.5, "s", repeat=1,
+                           query="poison file: sales_0001_stray.csv"),
+                    Metric("faults", build, "lost_lines", 0, "lines", repeat=1, query="poison files"),
+                    Metric("faults", build, "duplicated_lines", 0, "lines", repeat=1, query="poison files")]
         units = [(i * 0.5, i * 50 + 49) for i in range(40)]
         progress = [(t + 2 if t < kill else t + 30, seq) for t, seq in units[::4]]
         recovery_step.write_timeline(timeline_dir / f"{build}-r1.csv",

@@ -130,6 +130,23 @@ def test_a_batch_output_is_keyed_by_its_batch_time_and_read_back_newest_first(tm
     assert app.Snapshot.latest(tmp_path / "none") is None
 
 
+def test_a_source_that_grows_after_it_landed_is_reported_once(tmp_path, capsys):
+    """A copy in place still running when its file was landed: the lines it gains later
+    are read by no batch, so the next scan says so, once; a file left alone says nothing."""
+    source = tmp_path / "in"
+    source.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (source / name).write_text(f"{HEADER}\n1\n")
+    landing = app.Landing(tmp_path / "landing", source)
+    landing.land_all(0.1, threading.Event(), 0)
+    with open(source / "b.csv", "a") as handle:
+        handle.write("2\n")
+    assert landing.check_landed() == ["b.csv"]
+    said = capsys.readouterr().err
+    assert "b.csv changed after it was landed" in said and "renaming them" in said and "in/a.csv" not in said
+    assert landing.check_landed() == [] and capsys.readouterr().err == ""
+
+
 def test_landing_plans_the_same_names_again_and_new_files_last(tmp_path):
     source = tmp_path / "in"
     source.mkdir()

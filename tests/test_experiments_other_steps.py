@@ -4,7 +4,9 @@ folder (tests/synthetic_run.py). The steps themselves run in the slow end-to-end
 tests/test_experiments_steps.py."""
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import re
 import textwrap
 
@@ -190,6 +192,47 @@ def test_a_kill_in_the_latency_steps_last_pass_gives_the_recovery_rows(tmp_path)
                          "committed,13.0,79"]
 
 
+def test_poison_files_in_a_replay_are_timed_and_their_quarantined_lines_counted(tmp_path):
+    """A replay that landed a stray binary file (lines 10-13, no valid line) and a
+    Windows-1252 export (lines 14-23): each is timed from its landing to every query's
+    commits covering it; the build quarantined one poison line fewer than the oracle."""
+    from experiments.harness import faults
+    from shared.commit_log import CommitLog, commit_log_path
+    from shared.export import results_dir
+    from tests.test_experiments_steps import _replay_log
+
+    source = tmp_path / "input"
+    source.mkdir()
+    (source / "_manifest.json").write_text(json.dumps({"options": {"windows_1252_files": 1, "binary_files": 1}}))
+    for name in ("sales_0000.csv", "sales_0000_stray.csv", "sales_0001.csv"):
+        (source / name).write_text("")
+    replay = tmp_path / "replay"
+    _replay_log(replay, [{"step": 0, "rate": 10.0, "first_seq": 0, "lines": 24, "start_s": 0.0}],
+                [(0, 9, 0.0), (10, 13, 1.0), (14, 23, 2.0)])
+    rows = list(csv.reader(open(replay / "replay_log.csv")))
+    for row, name in zip(rows[1:], ("sales_0000.csv", "sales_0000_stray.csv", "sales_0001.csv")):
+        row[4] = name
+    csv.writer(open(replay / "replay_log.csv", "w", newline="")).writerows(rows)
+    log = CommitLog(commit_log_path(tmp_path, "kappa"))
+    for query, max_seq, at in (("a", 9, 1000.5), ("b", 9, 1000.6), ("a", 13, 1001.5), ("a", 23, 1003.0),
+                               ("b", 23, 1004.0)):   # b has no commit for the stray file: the next one covers it
+        log.append(query, max_seq, 1, visible_at=at)
+    for folder, not_utf8 in ((results_dir(tmp_path, "kappa"), 7), (tmp_path / "oracle", 8)):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "_accounting.json").write_text(json.dumps({"quarantine": {"not_utf8": not_utf8, "too_long": 1,
+                                                                            "bad_quantity": 3}}))
+    metrics = faults.poison_outcomes("kappa", replay, source, commit_log_path(tmp_path, "kappa"), ("a", "b"),
+                                     tmp_path, tmp_path / "oracle", dict(repeat=1))
+    figures = {(m.metric, m.query): m.value for m in metrics}
+    assert figures[("landed_at_s", "poison file: sales_0000_stray.csv")] == 1.0
+    assert figures[("covered_s", "poison file: sales_0000_stray.csv")] == 3.0     # b's commit at 1004
+    assert figures[("covered_s", "poison file: sales_0001.csv")] == 2.0
+    assert "Windows-1252" in next(m.detail for m in metrics if m.query == "poison file: sales_0001.csv")
+    both = "poison files: sales_0000_stray.csv, sales_0001.csv"
+    assert (figures[("lost_lines", both)], figures[("duplicated_lines", both)]) == (1, 0)
+    assert all(m.step == faults.STEP and m.build == "kappa" for m in metrics)
+
+
 def test_a_latency_run_that_never_reached_its_kill_is_a_problem_row(tmp_path):
     from experiments.harness.follow import FollowRun
 
@@ -345,6 +388,7 @@ def test_every_step_has_its_section_chart_and_finding(full_run):
     text = " ".join(D.findings(D.RunData.load(full_run.path)))
     assert "kappa 200" in text and "passthrough >= 400" in text, text   # per repeat: the knee, or bounded up to the top
     assert "Recovery of dstream after SIGKILL" in text and "lost 7" in text
+    assert "met 3 (a stray binary file) and" in text and "went on past 2 of them (not past them: dstream)" in text
     assert "kappa's window_revenue lacks 180 (line, window) pairs" in text and "0 after its batch run" in text
 
 
@@ -353,6 +397,14 @@ def test_the_figures_of_the_new_sections_are_the_rows(full_run):
     reprocessing = {(r[0], r[1]): r for r in D.reprocess_table(data)["table"]}
     assert reprocessing[("kappa", "4,000")][3] == f"{30 + 4000 * 0.006:.1f}"
     assert reprocessing[("lambda", "4,000")][2:4] == ["-", f"{30 + 4000 * 0.004:.1f}"]   # no first run: a follow run
+    injected = {(r[0], r[2].split(" (")[0]): r for r in D.faults_table(data)["table"]}
+    assert injected[("dstream", "SIGKILL")][3:] == ["10.0", "restarted, caught up", "7", "0", "27.0"]
+    assert injected[("kappa", "poison file: sales_0001_stray.csv")][3:] == ["1.5", "quarantined, went on", "0", "0",
+                                                                            "2.5"]
+    assert injected[("dstream", "poison file: sales_0001_stray.csv")][4] == "not passed by the end of the run"
+    # lambda's landed at 9.0 s, was killed at 9.0 s and covered at 11.5 s: the outcome says so
+    assert injected[("lambda", "poison file: sales_0001_stray.csv")][4] == \
+        "quarantined, went on after the SIGKILL's restart"
     recovery = {r[0]: r for r in D.recovery_table(data)["table"]}
     assert recovery["dstream"][5] == "7" and recovery["kappa"][5] == "0" and recovery["kappa"][4] == "25.0"
     late = {r[0]: r for r in D.late_table(data)["table"]}
@@ -365,7 +417,7 @@ def test_the_figures_of_the_new_sections_are_the_rows(full_run):
 def test_a_run_without_the_new_steps_names_them_as_not_measured(tmp_path):
     run = write_run(tmp_path / "reports", repeats=1)
     names = [name for name, _ in D.not_measured(D.RunData.load(run.path))]
-    assert names == ["Sustainable throughput", "Reprocessing", "Recovery", "Late data", "Code size"]
+    assert names == ["Sustainable throughput", "Reprocessing", "Recovery and faults", "Late data", "Code size"]
 
 
 def _latency_rows(run, build, repeat, figures, commits=10):

@@ -329,6 +329,20 @@ TINY_BUILDS = {"throughput": ("passthrough",), "reprocessing": ("kappa",), "reco
                "late": ("kappa",)}
 
 
+def _assert_poison_met(data, build: str) -> None:
+    """The recovery replay's poison files (a stray binary file, a Windows-1252 export) were
+    landed, the build went on past each, and quarantined exactly the oracle's lines."""
+    from experiments.report.data import faults_table
+
+    covered = {r["query"]: r["value"] for r in data.select("faults", "covered_s", build)}
+    assert len(covered) == 2 and all(value != "" for value in covered.values()), covered
+    assert any(name.endswith("_stray.csv") for name in covered), covered
+    assert [r["value"] for r in data.select("faults", "lost_lines", build)] == ["0"]
+    assert [r["value"] for r in data.select("faults", "duplicated_lines", build)] == ["0"]
+    outcomes = [row[4] for row in faults_table(data)["table"] if row[0] == build]
+    assert sum(o.startswith("quarantined, went on") for o in outcomes) == 2 and len(outcomes) == 3, outcomes
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_every_step_end_to_end_on_a_small_input(tmp_path):
@@ -368,6 +382,7 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
     lost = {(r["metric"], r["query"]): r["value"] for r in data.rows if r["step"] == "recovery"
             and r["metric"] in ("lost_lines", "duplicated_lines")}
     assert set(lost.values()) == {"0"} and ("lost_lines", "line_accounting") in lost   # Kappa: exactly once
+    _assert_poison_met(data, "kappa")
     assert (report.parent / "recovery" / "kappa-r1.csv").exists()
     assert float(data.select("late", "late_lines", "input")[0]["value"]) > 0
     assert data.select("late", "window_lines_missing", "kappa")
@@ -407,5 +422,6 @@ def test_the_recovery_kill_lands_in_the_latency_runs_last_pass_and_kappa_loses_n
     assert verdicts and all(r["value"] == "0" and "restarted after the last pass's SIGKILL" in r["detail"]
                             for r in verdicts)
     assert "recovery_input" not in data.environment   # no follow run of its own
+    _assert_poison_met(data, "kappa")
     assert (report.parent / "recovery" / "kappa-r1.csv").exists()
     assert (report.parent / "logs" / "recovery-kappa-r1.log").exists()

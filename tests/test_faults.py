@@ -1,28 +1,24 @@
-"""Faults a long-running stream meets besides a kill (tests/test_crash_recovery.py has those):
-the Kafka broker going away in the middle of a replay and coming back. Every build that
-reads Kafka (kappa, lambda; the legacy DStream build has no Kafka source) must ride it
-out by itself, with no line lost or counted twice."""
+"""Faults a long-running stream meets besides a kill (tests/test_crash_recovery.py has those),
+done by the lab's fault injector (experiments/harness/faults.py): the Kafka broker going
+away in the middle of a replay and coming back (every build that reads Kafka, kappa and
+lambda: the legacy DStream build has no Kafka source, rides it out by itself, with no line
+lost or counted twice), and a workdir whose file system fills up (every build stops with
+a clear message; a restart once there is space finishes equal to the oracle)."""
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
+from experiments.harness.faults import broker, grow_disk, kill_group, remove_disk, small_disk
 from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.reference.oracle import run_oracle
 from shared.export import QUERY_NAMES, export_path
 from tests.live import commits_cover, empty_landing, follow_until
 
 pytestmark = [pytest.mark.crash, pytest.mark.kafka]
-REPO = Path(__file__).resolve().parent.parent
 OUTAGE_S = 30.0
 RATE = 100.0    # lines per second: the 2,000 lines take 20 s, the outage starts 6 s in
-
-
-def broker(action: str) -> None:
-    """`scripts/kafka.sh down|up`: the broker the tests share, stopped and started again."""
-    subprocess.run(["bash", "scripts/kafka.sh", action], cwd=REPO, check=True, capture_output=True, timeout=180)
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +82,6 @@ def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(
     stops within a bounded time with one clear message and no stack trace; once the broker
     is back, the same command continues from its checkpoint and the exports equal the
     oracle's (the replayer's producer held the lines meanwhile)."""
-    import os
-    import signal
-
     from experiments.inputs.replay import count_raw_lines, replay_to_kafka
     from shared.kafka import BROKER_PATIENCE_S
     from tests.live import JAVA_STACK_FRAME, LAB
@@ -125,7 +118,7 @@ def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(
         stopped_after = time.monotonic() - down
     finally:
         if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+            kill_group(first.pid)
         if down is not None:
             broker("up")   # for the rest of the test and the tests after it
     assert first.returncode == 2, err[-3000:]
@@ -169,10 +162,9 @@ def test_a_full_disk_stops_the_run_clearly_and_a_restart_finishes(build, disk_in
 
     mount = tmp_path / "small"
     mount.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZES[build]}", "tmpfs", str(mount)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (root and CAP_SYS_ADMIN needed): {mounted.stderr.strip()}")
+    refused = small_disk(mount, DISK_SIZES[build])
+    if refused:
+        pytest.skip(f"cannot mount a tmpfs here (root and CAP_SYS_ADMIN needed): {refused}")
     try:
         workdir = mount / "w"
         command = LAB + ["run", build, "--input", str(disk_input), "--workdir", str(workdir)]
@@ -180,7 +172,7 @@ def test_a_full_disk_stops_the_run_clearly_and_a_restart_finishes(build, disk_in
         assert full.returncode == 2, full.stderr[-3000:]
         assert f"the file system of {workdir}" in full.stderr and "is full" in full.stderr, full.stderr[-3000:]
         assert "Traceback" not in full.stderr and not JAVA_STACK_FRAME.search(full.stderr), full.stderr[-3000:]
-        subprocess.run(["mount", "-o", "remount,size=400m", str(mount)], check=True)   # space freed
+        grow_disk(mount, "400m")   # space freed
         again = subprocess.run(command, capture_output=True, text=True, timeout=900)
         assert again.returncode == 0, again.stderr[-3000:]
         oracle = disk_input.parent / "oracle"
@@ -188,4 +180,4 @@ def test_a_full_disk_stops_the_run_clearly_and_a_restart_finishes(build, disk_in
                 (workdir / "results" / build / f"{q}.{'json' if q == '_accounting' else 'csv'}").read_bytes()
                 != (oracle / "results" / "oracle" / f"{q}.{'json' if q == '_accounting' else 'csv'}").read_bytes()] == []
     finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+        remove_disk(mount)

@@ -416,6 +416,9 @@ def test_windows_1252_and_binary_files_are_bad_lines_that_the_oracle_counts_as_t
     assert (counted.raw_lines, counted.valid_lines) == (poisoned.raw_lines, poisoned.valid_lines)
     assert counted.quarantine == poisoned.quarantined_by_reason
     assert sum(poisoned.sales_file_lines) == poisoned.raw_lines
+    later = generate(tmp_path / "later", GeneratorOptions(**options, binary_files=1, binary_files_from=1))
+    assert [Path(path).name for path in later.sales_files] == ["sales_0000.csv", "sales_0001.csv",
+                                                               "sales_0001_stray.csv", "sales_0002.csv"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -438,7 +441,8 @@ def test_windows_1252_and_binary_files_are_bad_lines_that_the_oracle_counts_as_t
     ({"files": 2, "spreadsheet_files": 3}, r"spreadsheet_files \(3\) and windows_1252_files \(0\) are 3 of the sales files; there are 2"),
     ({"files": 2, "spreadsheet_files": 1, "windows_1252_files": 2}, r"are 3 of the sales files; there are 2"),
     ({"binary_files": -1}, r"binary_files"),
-    ({"files": 2, "binary_files": 3}, r"binary_files \(3\) cannot exceed the sales files \(2\)"),
+    ({"files": 2, "binary_files": 3}, r"binary_files \(3\) from sales file 0 go past the sales files \(2\)"),
+    ({"files": 3, "binary_files": 1, "binary_files_from": 3}, r"from sales file 3 go past the sales files \(3\)"),
 ])
 def test_bad_options_are_rejected_before_writing(tmp_path, changes, message):
     options = GeneratorOptions(**{"rows": 10, **changes})

@@ -21,6 +21,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
+from experiments.harness.faults import kill_group
+
 START, FIRST_BATCH, EXPORT = "start", "first batch", "export"
 
 
@@ -71,10 +73,7 @@ def kill_plan(seed: int, kills: int, span_seconds: float, first_batch_kills: int
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_group(process.pid)
     process.wait()
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from experiments.harness.faults import kill_group
 from experiments.harness.measure import Measurement, MeasuredCommand, python_command, wait_for
 from shared.commit_log import commit_log_path, read_commits
 from shared.export import QUERY_NAMES
@@ -313,7 +314,7 @@ def _last_pass(run: FollowRun, follower: Follower, processes: list[MeasuredComma
                  "the last pass's first file never landed", abort=exited)
         if not failed:
             time.sleep(max(0.0, last.kill_after_s))
-            processes[-1].signal_group(signal.SIGKILL)
+            kill_group(processes[-1].pgid)
             run.killed_at = time.time()
             processes[-1].wait(timeout=STOP_TIMEOUT_S)
             processes.append(MeasuredCommand(command, run.restart_log))

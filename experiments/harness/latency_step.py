@@ -37,6 +37,7 @@ import numpy as np
 
 from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import compare_build
+from experiments.harness import faults
 from experiments.harness.follow import Follower, FollowRun, LastPass, Pass, run_follow
 from experiments.harness.latency import EmittedUnit, latest_over_queries, read_emitted_units, unit_latencies
 from experiments.harness.profiles import ARCHITECTURES
@@ -343,12 +344,14 @@ def probe_pass(live_input: Path, profile, after: Pass) -> Pass:
 
 
 def recovery_pass(live_input: Path, profile, after: Pass) -> Pass:
-    """The recovery replay as a last pass after the pass `after`: the live input's next
-    `profile.recovery_lines` lines at `profile.recovery_rate_lps`."""
-    first = after.files[1]
-    files = profile.recovery_lines // profile.file_lines
-    steps = rate_steps_over_files(live_input, [profile.recovery_rate_lps], [files], first)
-    return Pass((first, first + files), tuple(steps))
+    """The recovery replay as a last pass after the pass `after`: the rest of the live input
+    (`profile.recovery_lines` lines, and the poison files among them) at
+    `profile.recovery_rate_lps`."""
+    from shared.inputs import inspect_input
+
+    first, end = after.files[1], len(inspect_input(live_input).sales_files)
+    steps = rate_steps_over_files(live_input, [profile.recovery_rate_lps], [end - first], first)
+    return Pass((first, end), tuple(steps))
 
 
 def rate_steps_over_files(live_input: Path, rates: Sequence[float], files_per_step: Sequence[int],
@@ -437,6 +440,10 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
                 metrics.append(Metric(STEP, build, "equivalence", None, "rows differing", repeat=1,
                                       input_lines=input_lines, query=ALL_QUERIES,
                                       detail=f"not compared: {failure(live)}"))
+        if live.last_replay_dir is not None:
+            metrics += faults.poison_outcomes(build, live.last_replay_dir, live_input, live.commit_log, live.queries,
+                                              workdir, oracle_results, dict(repeat=1, input_lines=input_lines,
+                                                                            rate_lps=profile.recovery_rate_lps))
         run.append(metrics)
         if kill:
             if live.restart_log.exists():

@@ -49,6 +49,7 @@ from typing import Callable, Sequence
 
 from experiments.harness.crash import Kill, _run_until
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
+from experiments.harness.faults import poison_outcomes
 from experiments.harness.follow import Follower, covered_by_all, empty_landing
 from experiments.harness.latency import read_emitted_units
 from experiments.harness.measure import python_command, wait_for
@@ -202,10 +203,11 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
     if replay.get("exit_code") != 0 or not (replay_dir / LOG_JSON_NAME).exists():
         return [Metric(STEP, build, "problem", None, "", detail=f"the replay failed: {replay.get('output', '')[-500:]}",
                        **common)]
-    return recovery_metrics(run, build, replay_dir, commit_log, queries, workdir, oracle_results, killed_at,
-                            restarted_at, final.exit_code, common,
-                            kill_words=f"SIGKILL to the process group {delay:g} s after its first commit (seed {seed})",
-                            first_commit_words="its first commit-log row (the kill is timed from it)")
+    return (recovery_metrics(run, build, replay_dir, commit_log, queries, workdir, oracle_results, killed_at,
+                             restarted_at, final.exit_code, common,
+                             kill_words=f"SIGKILL to the process group {delay:g} s after its first commit (seed {seed})",
+                             first_commit_words="its first commit-log row (the kill is timed from it)")
+            + poison_outcomes(build, replay_dir, live_input, commit_log, queries, workdir, oracle_results, common))
 
 
 def recovery_metrics(run: RunFolder, build: str, replay_dir: Path, commit_log: Path, queries: Sequence[str],
@@ -307,7 +309,7 @@ def run_recovery(run: RunFolder, followers: dict[str, Follower], builds: Sequenc
         return
     files = profile.recovery_lines // profile.file_lines
     live_input = prepare_input(data_root, profile.recovery_lines, profile.seed, Progress(quiet=True),
-                               prefix="recovery", files=files)
+                               prefix="recovery", files=files, poison_after=0)
     run_oracle(live_input, work / "oracle", settings)
     run.update_environment(recovery_input=str(live_input))
     for repeat, number, build in plan:

@@ -202,8 +202,12 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
     if "latency" in steps:
         probed = probed_live(chosen, steps, live_builds)
         rows = chosen.live_input_rows(recovery_on_live(chosen, steps), bool(probed))
+        # the recovery replay, the live input's last slice, carries the fault injector's poison files
+        # (after its first file, and its last file): every build meets them there, warm
+        poison_after = ((rows - chosen.recovery_lines) // chosen.file_lines
+                        if recovery_on_live(chosen, steps) else None)
         live_input = prepare_input(Path(data_root), rows, chosen.seed, progress, prefix="live",
-                                   files=rows // chosen.file_lines)
+                                   files=rows // chosen.file_lines, poison_after=poison_after)
         progress.stage(f"step inputs | oracle over the live input {live_input}")
         live_oracle = run_oracle(live_input, work / "oracle-live", settings)
         run.update_environment(live_input=str(live_input))

@@ -233,10 +233,11 @@ class GeneratorOptions:
     # them: one on-time line in ACCENTED_EVERY moved to San José (its bytes are not UTF-8, so
     # it is a `not_utf8` line) and one runaway line after the header (`too_long`).
     windows_1252_files: int = 0
-    # Stray files of random bytes named like sales files, one after each of the first N
-    # (`sales_0000_stray.csv` after `sales_0000.csv` in name order, so a stream meets it
-    # between sales files): BINARY_LINES lines, each a `not_utf8` line.
+    # Stray files of random bytes named like sales files, one after each of N sales files
+    # from file `binary_files_from` on (`sales_0000_stray.csv` after `sales_0000.csv` in name
+    # order, so a stream meets it between sales files): BINARY_LINES lines, each `not_utf8`.
     binary_files: int = 0
+    binary_files_from: int = 0
 
 
 @dataclass
@@ -363,7 +364,7 @@ def generate(
                     progress(done, plan.rows)
         summary.sales_files.append(str(sales_path))
         summary.sales_file_lines.append(1 + windows_1252 + end_slot - first_slot)
-        if index < options.binary_files:   # named to sort right after this sales file
+        if 0 <= index - options.binary_files_from < options.binary_files:   # sorts right after this sales file
             stray_path = out / f"sales_{index:0{width}d}_stray.csv"
             _write_binary(stray_path, poison_rng)
             summary.sales_files.append(str(stray_path))
@@ -428,8 +429,10 @@ def _plan(options: GeneratorOptions) -> _Plan:
         raise ValueError(f"files ({files}) cannot exceed rows ({rows}): every file needs at least one line")
     spreadsheet_files = _require_int("spreadsheet_files", options.spreadsheet_files, minimum=0)
     windows_1252_files = _require_int("windows_1252_files", options.windows_1252_files, minimum=0)
-    if _require_int("binary_files", options.binary_files, minimum=0) > files:
-        raise ValueError(f"binary_files ({options.binary_files}) cannot exceed the sales files ({files})")
+    if (_require_int("binary_files", options.binary_files, minimum=0)
+            + _require_int("binary_files_from", options.binary_files_from, minimum=0) > files):
+        raise ValueError(f"binary_files ({options.binary_files}) from sales file {options.binary_files_from} "
+                         f"go past the sales files ({files})")
     if spreadsheet_files + windows_1252_files > files:
         raise ValueError(f"spreadsheet_files ({spreadsheet_files}) and windows_1252_files ({windows_1252_files}) "
                          f"are {spreadsheet_files + windows_1252_files} of the sales files; there are {files}")
@@ -817,7 +820,7 @@ def _manifest_options(options: GeneratorOptions) -> dict:
     """The options as the manifest records them. The file options are left out at their default
     (0), so a default output stays byte-identical to one written before the option existed."""
     recorded = asdict(options)
-    for name in ("spreadsheet_files", "windows_1252_files", "binary_files"):
+    for name in ("spreadsheet_files", "windows_1252_files", "binary_files", "binary_files_from"):
         if not recorded[name]:
             del recorded[name]
     return recorded

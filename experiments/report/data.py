@@ -28,8 +28,9 @@ STEP_TITLES = (
                                              "bounded (`--steps throughput`)"),
     ("reprocessing", "Reprocessing", "city_revenue_v1 to city_revenue at two input sizes or more: Lambda's batch "
                                      "recompute against Kappa's replay (`--steps reprocessing`)"),
-    ("recovery", "Recovery", "SIGKILL at a random moment of a live run, restart, lost and duplicated lines and the "
-                             "time to catch up (`--steps recovery`)"),
+    ("recovery", "Recovery and faults", "SIGKILL at a random moment of a live run, restart, lost and duplicated "
+                                        "lines and the time to catch up; poison files met on the way "
+                                        "(`--steps recovery`)"),
     ("late", "Late data", "an input with lines beyond the watermark: what each build counted, dropped or corrected "
                           "(`--steps late`)"),
     ("code_size", "Code size", "lines each build needs, its own and the shared ones (`--steps code_size`)"),
@@ -627,6 +628,56 @@ def recovery_table(data: RunData) -> dict:
     return {"header": header, "table": table}
 
 
+FAULTS_HEADER = ["build", "repeat", "fault", "landed at s", "outcome", "lost lines", "duplicated lines",
+                 "to recover s"]
+
+
+def faults_table(data: RunData) -> dict:
+    """Every fault injected (experiments/harness/faults.py) with its outcome, one row each:
+    the recovery step's kills and the poison files the live runs met. Landing times are in
+    seconds since that replay started; to recover is restart to caught up for a kill, and
+    landing to every query covering the file for a poison file."""
+    table = []
+    repeats = lambda step, build: sorted({int(r["repeat"]) for r in data.rows if r["step"] == step
+                                         and r["build"] == build and r["repeat"]})
+    one = lambda step, metric, build, repeat, query=None: next(
+        (number(r) for r in data.select(step, metric, build, query) if r["repeat"] == str(repeat)), None)
+    for build in ARCHITECTURES:
+        for repeat in repeats("recovery", build):
+            kill = next((r for r in data.select("recovery", "kill_at_s", build) if r["repeat"] == str(repeat)), None)
+            if kill is None:
+                continue
+            counted = [r for r in data.select("recovery", "lost_lines", build) if r["repeat"] == str(repeat)
+                       and r["value"] != ""]
+            lost = max((number(r) for r in counted), default=None)
+            duplicated = max((one("recovery", "duplicated_lines", build, repeat, r["query"]) or 0 for r in counted),
+                             default=None)
+            catch_up = one("recovery", "catch_up_s", build, repeat)
+            outcome = ("restarted, caught up" if catch_up is not None else "restarted, never caught up")
+            table.append([build, str(repeat), "SIGKILL", fmt(number(kill), 1), outcome, fmt(lost, 0),
+                          fmt(duplicated, 0), fmt(catch_up, 1)])
+        for repeat in repeats("faults", build):
+            rows = [r for r in data.rows if r["step"] == "faults" and r["build"] == build
+                    and r["repeat"] == str(repeat)]
+            lines = next((r for r in rows if r["metric"] == "lost_lines"), None)
+            duplicated = next((r for r in rows if r["metric"] == "duplicated_lines"), None)
+            files = [r for r in rows if r["metric"] == "landed_at_s"]
+            # lost and duplicated are counted over the run's poison files together (their reasons)
+            together = f" (its {len(files)} poison files)" if len(files) > 1 else ""
+            counted = lambda row: fmt(number(row), 0) + together if row and row["value"] != "" else "-"
+            kill = one("recovery", "kill_at_s", build, repeat)   # in the same replay, when there was one
+            for landed in files:
+                covered = one("faults", "covered_s", build, repeat, landed["query"])
+                at = number(landed)
+                outcome = ("not passed by the end of the run" if covered is None else
+                           "quarantined, went on after the SIGKILL's restart"
+                           if kill is not None and at is not None and at <= kill <= at + covered else
+                           "quarantined, went on")
+                table.append([build, str(repeat), f"{landed['query']} ({landed['detail'].split(',')[0]})",
+                              fmt(number(landed), 1), outcome, counted(lines), counted(duplicated), fmt(covered, 1)])
+    return {"header": FAULTS_HEADER, "table": table}
+
+
 LATE_COLUMNS = (("counted_lines", "order lines counted (daily_revenue)"),
                 ("window_lines_missing", "window pairs missing"), ("window_lines_extra", "window pairs extra"),
                 ("window_rows_differing", "window rows differing"),
@@ -706,6 +757,17 @@ def step_findings(data: RunData) -> list[str]:
                          f"up after {fmt(catch, 1)} s; final results lost {fmt(max(lost, default=None), 0)} and "
                          f"duplicated {fmt(max(duplicated, default=None), 0)} order lines (largest over the counted "
                          "queries).")
+    poisoned = [row for row in faults_table(data)["table"] if row[2].startswith("poison file")]
+    if poisoned:
+        went_on = [row for row in poisoned if row[4].startswith("quarantined, went on")]
+        clean = [row for row in poisoned if row[5].split(" ")[0] == "0" and row[6].split(" ")[0] == "0"]
+        stuck = sorted({row[0] for row in poisoned if row not in went_on})
+        kinds = sorted({row[2].split(" (", 1)[-1].rstrip(")") for row in poisoned})
+        found.append(f"Poison files: the builds met {len(poisoned)} ({' and '.join(kinds)}) and went on past "
+                     f"{len(went_on)} of them"
+                     + (f" (not past them: {', '.join(stuck)})" if stuck else "")
+                     + f"; {len(clean)} of {len(poisoned)} with every bad line quarantined, none lost or counted "
+                       "twice, against the oracle.")
     late = late_input(data)
     if late.get("late_lines") is not None:
         parts = []
@@ -763,7 +825,10 @@ def step_methods(data: RunData) -> list[tuple[str, str]]:
                       "random moment between 20% and 60% of the replay after its first commit")
                      + "; restarted at once; times from the commit log; lost and duplicated order lines "
                        "per key of the final exports' order_lines against the oracle's, and of the line accounting's "
-                       "valid lines."),
+                       "valid lines. The same replay carries the fault injector's poison files (a stray binary file "
+                       "after its first file, its last file saved in Windows-1252: experiments/harness/faults.py): "
+                       "each is timed from its landing to every query's commits covering its last line, and the "
+                       "lines quarantined for their reasons (not_utf8, too_long) are counted against the oracle's."),
         ("Late data", f"A drain, one file a micro-batch, of an input with {profile.get('late_fraction', '?')} of its "
                       "lines beyond the watermark; window_revenue against the event-time truth per window "
                       "((line, window) pairs missing), Spark's own count of dropped rows, Lambda again after "

@@ -62,6 +62,7 @@ def context(data: D.RunData) -> dict:
         "accounting": accounting, "charts": charts, "methods": D.methods(data), "not_measured": D.not_measured(data),
         "throughput": D.throughput_table(data), "throughput_rates": D.throughput_rate_table(data),
         "reprocessing": D.reprocess_table(data), "recovery": D.recovery_table(data),
+        "faults": D.faults_table(data),
         "recovery_details": [f"{r['build']}, {r['query']}: {r['metric'].replace('_', ' ')} {r['value'] or '-'} "
                              f"({r['detail']})" for r in data.rows if r["step"] == "recovery"
                              and r["metric"] in ("lost_lines", "duplicated_lines")],
