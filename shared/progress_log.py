@@ -10,9 +10,12 @@ from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.console import warn
+
 _destinations: dict[str, Path] = {}   # query name -> its progress file
 _lock = threading.Lock()
 _recording: dict[int, object] = {}   # id -> each SparkContext whose session has the recorder
+_unrecorded: set[str] = set()        # queries whose progress could not be written, said once
 
 
 def _listener_class():
@@ -29,9 +32,18 @@ def _listener_class():
                 return
             record = json.loads(progress.json)
             with _lock:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(path, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    with open(path, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                except OSError as error:
+                    # A full disk: the query's own next write fails too and stops the run with
+                    # its message; an exception here would only add Spark's stack trace to it.
+                    if progress.name not in _unrecorded:
+                        _unrecorded.add(progress.name)
+                        warn(f"the progress of {progress.name} (batch {progress.batchId}) could not be kept "
+                             f"in {path} ({error.strerror}): counts read from it, such as the lines the "
+                             "watermark dropped, can be short for this run")
 
         def onQueryIdle(self, event):
             pass
