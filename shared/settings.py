@@ -56,9 +56,11 @@ class WorkloadSettings:
 
 
 DEFAULT_SPARK_MASTER = "local[2]"
-# Two shuffle partitions per core of the default master: enough to keep both cores busy,
-# few enough that each stateful operator keeps few state stores (one per partition).
-DEFAULT_SHUFFLE_PARTITIONS = 4
+# One shuffle partition per core of the default master: both cores busy, and each stateful
+# operator keeps one state store per partition, which every micro-batch loads and commits.
+# Kappa following at 50-200 lines/s, every query visible: p50 12-15 s with 4, 8-9 s with 2
+# (docs/spark-settings.md); drains of 200,000 lines no slower.
+DEFAULT_SHUFFLE_PARTITIONS = 2
 # A drain reads the log in micro-batches of about this many bytes (whole files): large
 # enough that per-batch costs (planning, state and Delta commits) are paid rarely, small
 # enough to sit comfortably in the driver's memory (1 GiB at least; a cached batch spills
