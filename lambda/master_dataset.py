@@ -68,10 +68,11 @@ def ingest_batch(config: LambdaConfig):
                 if not counts.rows:
                     return
                 quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
-                max_seq, version = read.of_batch(batch_id, counts.source_files()), next_version(config.master)
-                if max_seq is not None:
-                    # before the master version is visible: the speed layer may read it at once
-                    master_seq_log(config).record(batch_id, version, max_seq)
+                with step("seq_and_version"):
+                    max_seq, version = read.of_batch(batch_id, counts.source_files()), next_version(config.master)
+                    if max_seq is not None:
+                        # before the master version is visible: the speed layer may read it at once
+                        master_seq_log(config).record(batch_id, version, max_seq)
                 with step("master_and_quarantine_appends"), ThreadPoolExecutor(2) as pool:
                     pending = [pool.submit(checkpoints.append_once, valid_order_lines(classified, keep=keep),
                                            config.master, app_id(), batch_id),
@@ -87,7 +88,8 @@ def ingest_batch(config: LambdaConfig):
                             # nothing was appended (no version created): the current one stands for it
                             master_seq_log(config).record(batch_id, latest, max_seq)
             finally:
-                classified.unpersist()
+                with step("release_cache"):
+                    classified.unpersist()
 
     return write
 
