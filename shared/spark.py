@@ -150,6 +150,12 @@ def create_spark_session(
         # the next needed (Janino was 18% of a follow JVM's samples in a flight recording; a
         # Kappa log batch of 50 lines went from about 2.9 to 2.5 s, measured alone)
         .config("spark.sql.codegen.cache.maxEntries", "2000")
+        # PySpark 4 records the Python call site of every DataFrame function for its error
+        # messages: about six Py4J round trips per F.col, F.lit, cast or alias. A live
+        # micro-batch builds its plans anew (Lambda's realtime views: 3,700 round trips), so
+        # this was half of building them: 1.9 s -> 1.0 s for six views' plan, before any job.
+        # The lab reports a failure in one line of its own and never shows that context.
+        .config("spark.python.sql.dataFrameDebugging.enabled", "false")
         # A file listed by a micro-batch and gone before its task reads it (a landing directory
         # fed by hand) is skipped, not a failed query that a restart fails again; the build's
         # sequence map reports it (shared/sequence.py). The second covers textFileStream's RDDs.

@@ -22,17 +22,12 @@ def test_a_batch_is_counted_once_per_query_even_when_reported_again(tmp_path):
 def test_a_progress_report_that_cannot_be_written_is_said_once_and_raises_nothing(tmp_path, capsys):
     """A full disk (here: a path under a file) must not throw into Spark's listener bus,
     whose stack trace would be printed beside the run's own one-line message."""
-    from types import SimpleNamespace
-
     from shared import progress_log
 
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    progress_log._destinations["q_unwritable"] = blocked / "progress.jsonl"
-    recorder = progress_log._listener_class()()
-    event = SimpleNamespace(progress=SimpleNamespace(name="q_unwritable", batchId=3, json='{"batchId": 3}'))
-    recorder.onQueryProgress(event)
-    recorder.onQueryProgress(event)
+    for _ in range(2):
+        progress_log.write_report(blocked / "progress.jsonl", '{"name": "q_unwritable", "batchId": 3}')
     said = capsys.readouterr().err
     assert said.count("the progress of q_unwritable (batch 3) could not be kept") == 1, said
     assert "watermark dropped" in said
