@@ -30,7 +30,7 @@ from experiments.harness.run_folder import Metric
 
 REPO = Path(__file__).resolve().parents[2]
 STEP = "faults"
-KILL, BROKER_OUTAGE, DISK_FULL, POISON_FILE = "kill", "broker outage", "disk full", "poison file"
+POISON_FILE = "poison file"
 POISON_REASONS = ("not_utf8", "too_long")   # the reasons only a poison file's lines have
 POISON_KINDS = {"binary": "a stray binary file", "windows_1252": "a Windows-1252 spreadsheet export"}
 
@@ -84,7 +84,8 @@ class PoisonFile:
     kind: str             # a key of POISON_KINDS
     first_seq: int
     last_seq: int
-    landed_at: float      # UTC epoch s, when the replayer's rename made it visible
+    landed_s: float       # since the replay started, when the replayer's rename made it visible
+    landed_at: float      # the same, in UTC epoch s
 
 
 def poison_kind(options: dict, sales_names: Sequence[str], name: str) -> str | None:
@@ -116,8 +117,9 @@ def landed_poison(replay_dir: Path, input_dir: Path) -> list[PoisonFile]:
             name = Path(row["source_file"]).name
             kind = poison_kind(options, names, name)
             if kind:
-                found.append(PoisonFile(name, kind, int(row["first_seq"]), int(row["last_seq"]),
-                                        start + float(row["emitted_s"])))
+                landed = float(row["emitted_s"])
+                found.append(PoisonFile(name, kind, int(row["first_seq"]), int(row["last_seq"]), landed,
+                                        start + landed))
     return found
 
 
@@ -131,20 +133,18 @@ def poison_outcomes(build: str, replay_dir: Path, input_dir: Path, commit_log: P
     against the oracle's over the same input (`lost_lines`, `duplicated_lines`; no value
     without an export)."""
     from experiments.harness.recovery_step import covered_at
-    from experiments.inputs.replay import read_replay_summary
     from shared.commit_log import read_commits
     from shared.export import results_dir
 
     poison = landed_poison(replay_dir, input_dir)
     if not poison:
         return []
-    start = float(read_replay_summary(replay_dir)["start_epoch_s"])
     commits = read_commits(commit_log) if commit_log.exists() else []
     rows = []
     for one in poison:
         label = f"{POISON_FILE}: {one.name}"
         covered = covered_at(commits, queries, one.last_seq, one.landed_at)
-        rows += [Metric(STEP, build, "landed_at_s", round(one.landed_at - start, 3), "s since the replay started",
+        rows += [Metric(STEP, build, "landed_at_s", round(one.landed_s, 3), "s since the replay started",
                         query=label, detail=f"{POISON_KINDS[one.kind]}, lines {one.first_seq:,}-{one.last_seq:,}",
                         **common),
                  Metric(STEP, build, "covered_s", None if covered is None else round(covered - one.landed_at, 3), "s",

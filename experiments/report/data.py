@@ -632,6 +632,30 @@ FAULTS_HEADER = ["build", "repeat", "fault", "landed at s", "outcome", "lost lin
                  "to recover s"]
 
 
+def poison_outcomes(data: RunData, build: str) -> list[dict]:
+    """Each poison file a build met (rows of step `faults`), per repeat: its name and kind,
+    when it landed, when every query covered it, what that means (`outcome`), and the run's
+    poison lines lost and duplicated (counted over its poison files together: `files`)."""
+    one = lambda rows, metric, query=None: next((number(r) for r in rows if r["metric"] == metric
+                                                 and (query is None or r["query"] == query)), None)
+    found = []
+    for repeat in sorted({int(r["repeat"]) for r in data.rows if r["step"] == "faults" and r["build"] == build}):
+        rows = [r for r in data.rows if r["step"] == "faults" and r["build"] == build and r["repeat"] == str(repeat)]
+        kill = one([r for r in data.select("recovery", "kill_at_s", build) if r["repeat"] == str(repeat)],
+                   "kill_at_s")   # in the same replay, when there was one
+        files = [r for r in rows if r["metric"] == "landed_at_s"]
+        for landed in files:
+            at, covered = number(landed), one(rows, "covered_s", landed["query"])
+            found.append({"repeat": repeat, "file": landed["query"], "kind": landed["detail"].split(",")[0],
+                          "landed": at, "covered": covered, "files": len(files),
+                          "lost": one(rows, "lost_lines"), "duplicated": one(rows, "duplicated_lines"),
+                          "outcome": "not passed by the end of the run" if covered is None else
+                                     "quarantined, went on after the SIGKILL's restart"
+                                     if kill is not None and at is not None and at <= kill <= at + covered else
+                                     "quarantined, went on"})
+    return found
+
+
 def faults_table(data: RunData) -> dict:
     """Every fault injected (experiments/harness/faults.py) with its outcome, one row each:
     the recovery step's kills and the poison files the live runs met. Landing times are in
@@ -656,25 +680,12 @@ def faults_table(data: RunData) -> dict:
             outcome = ("restarted, caught up" if catch_up is not None else "restarted, never caught up")
             table.append([build, str(repeat), "SIGKILL", fmt(number(kill), 1), outcome, fmt(lost, 0),
                           fmt(duplicated, 0), fmt(catch_up, 1)])
-        for repeat in repeats("faults", build):
-            rows = [r for r in data.rows if r["step"] == "faults" and r["build"] == build
-                    and r["repeat"] == str(repeat)]
-            lines = next((r for r in rows if r["metric"] == "lost_lines"), None)
-            duplicated = next((r for r in rows if r["metric"] == "duplicated_lines"), None)
-            files = [r for r in rows if r["metric"] == "landed_at_s"]
+        for met in poison_outcomes(data, build):
             # lost and duplicated are counted over the run's poison files together (their reasons)
-            together = f" (its {len(files)} poison files)" if len(files) > 1 else ""
-            counted = lambda row: fmt(number(row), 0) + together if row and row["value"] != "" else "-"
-            kill = one("recovery", "kill_at_s", build, repeat)   # in the same replay, when there was one
-            for landed in files:
-                covered = one("faults", "covered_s", build, repeat, landed["query"])
-                at = number(landed)
-                outcome = ("not passed by the end of the run" if covered is None else
-                           "quarantined, went on after the SIGKILL's restart"
-                           if kill is not None and at is not None and at <= kill <= at + covered else
-                           "quarantined, went on")
-                table.append([build, str(repeat), f"{landed['query']} ({landed['detail'].split(',')[0]})",
-                              fmt(number(landed), 1), outcome, counted(lines), counted(duplicated), fmt(covered, 1)])
+            together = f" (its {met['files']} poison files)" if met["files"] > 1 else ""
+            counted = lambda value: "-" if value is None else fmt(value, 0) + together
+            table.append([build, str(met["repeat"]), f"{met['file']} ({met['kind']})", fmt(met["landed"], 1),
+                          met["outcome"], counted(met["lost"]), counted(met["duplicated"]), fmt(met["covered"], 1)])
     return {"header": FAULTS_HEADER, "table": table}
 
 
@@ -757,12 +768,12 @@ def step_findings(data: RunData) -> list[str]:
                          f"up after {fmt(catch, 1)} s; final results lost {fmt(max(lost, default=None), 0)} and "
                          f"duplicated {fmt(max(duplicated, default=None), 0)} order lines (largest over the counted "
                          "queries).")
-    poisoned = [row for row in faults_table(data)["table"] if row[2].startswith("poison file")]
+    poisoned = [(build, met) for build in ARCHITECTURES for met in poison_outcomes(data, build)]
     if poisoned:
-        went_on = [row for row in poisoned if row[4].startswith("quarantined, went on")]
-        clean = [row for row in poisoned if row[5].split(" ")[0] == "0" and row[6].split(" ")[0] == "0"]
-        stuck = sorted({row[0] for row in poisoned if row not in went_on})
-        kinds = sorted({row[2].split(" (", 1)[-1].rstrip(")") for row in poisoned})
+        went_on = [build for build, met in poisoned if met["outcome"].startswith("quarantined, went on")]
+        clean = [met for _, met in poisoned if met["lost"] == 0 and met["duplicated"] == 0]
+        stuck = sorted({build for build, met in poisoned if not met["outcome"].startswith("quarantined, went on")})
+        kinds = sorted({met["kind"] for _, met in poisoned})
         found.append(f"Poison files: the builds met {len(poisoned)} ({' and '.join(kinds)}) and went on past "
                      f"{len(went_on)} of them"
                      + (f" (not past them: {', '.join(stuck)})" if stuck else "")
