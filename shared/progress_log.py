@@ -46,16 +46,16 @@ class ProgressRecorder:
 
 
 def write_report(path: Path, report_json: str) -> None:
-    """Append one progress report (Spark's JSON text) to `path`."""
-    record = json.loads(report_json)
+    """Append one progress report to `path`: Spark's JSON text as it is (compact, one line)."""
     with _lock:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+                handle.write(report_json.strip() + "\n")
         except OSError as error:
             # A full disk: the query's own next write fails too and stops the run with its
             # message; an exception here would only add Spark's stack trace to it.
+            record = json.loads(report_json)
             name = record.get("name")
             if name not in _unrecorded:
                 _unrecorded.add(name)

@@ -31,3 +31,13 @@ def test_a_progress_report_that_cannot_be_written_is_said_once_and_raises_nothin
     said = capsys.readouterr().err
     assert said.count("the progress of q_unwritable (batch 3) could not be kept") == 1, said
     assert "watermark dropped" in said
+
+
+def test_a_progress_report_is_kept_as_one_json_line(tmp_path):
+    from shared import progress_log
+
+    path = tmp_path / "q.jsonl"
+    for batch in (0, 1):
+        progress_log.write_report(path, f'{{"id": "q-1", "name": "q", "batchId": {batch}, "numInputRows": 5}}')
+    assert [r["batchId"] for r in read_progress(path)] == [0, 1] and input_rows(path) == 10
+
