@@ -56,7 +56,7 @@ from shared.quality_spark import VALID, OutcomeCounts
 from shared.results import export_rows
 from shared.sequence import LogBatchSeq
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
-from shared.streaming import DELTA_READER_POLL, await_all
+from shared.streaming import DELTA_READER_POLL, await_all, kept_batch
 
 LATE_FILE = "_late.json"
 LOG_QUERY = "log"
@@ -250,52 +250,50 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
 
     def write(classified: DataFrame, batch_id: int) -> None:
         with steps.batch(batch_id) as step:
-            classified = classified.persist()
-            try:
-                with step("read_parse_count_gate"):   # fills the cache, before threads read it at once
-                    counts = OutcomeCounts(classified, expectations)
-                if not counts.rows:
-                    return
-                by_outcome = counts.by_outcome()
-                # One partition: every aggregation below needs no shuffle (a single partition
-                # already satisfies grouping), so the whole fan-out is one stage. Per-stage
-                # costs dominated small live micro-batches; the cached rows are cheap to scan.
-                single_lines = cleaning.valid_order_lines(classified.coalesce(1))
-                with step("partials"):
-                    collected = [accounting_partial_row(outcome, lines) for outcome, lines in sorted(by_outcome.items())]
-                    frames = [as_partial_rows(query, result(single_lines)) for query, result in results.items()]
-                    if frames and by_outcome.get(VALID):
-                        # a few hundred rows: counted per query on the driver, written from there
-                        collected += [tuple(row) for row in reduce(DataFrame.unionByName, frames).collect()]
-                written = Counter(row[0] for row in collected)
-                writes = [(classified.sparkSession.createDataFrame(collected, PARTIALS_SCHEMA).coalesce(1),
-                           PARTIALS_TABLE)]
-                appends_clean = keep_clean_lines and bool(by_outcome.get(VALID))
-                if appends_clean:
-                    writes.append((single_lines, CLEAN_LINES))
-                if set(by_outcome) - {VALID}:  # no empty commit: most batches of clean input quarantine nothing
-                    writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1),
-                                   "quarantine"))
-                if appends_clean:
-                    # Which seq the clean_lines version about to be written holds, recorded before
-                    # it is visible: a stateful query may read it at once, and must find its seq.
-                    # (A replayed batch whose append is already in adds no version: its row then
-                    # names the next one, which includes these lines too.)
-                    commits.clean_seq.record(batch_id, next_version(config.table(CLEAN_LINES)),
-                                             commits.max_seq(LOG_QUERY, batch_id, counts.source_files()))
-                with step("delta_appends"), ThreadPoolExecutor(len(writes)) as pool:
-                    for future in [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
-                                   for frame, name in writes]:
-                        future.result()
-                with step("commit_log"):
-                    max_seq = commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results},
-                                             counts.source_files())
-                    if keep_clean_lines and not appends_clean:   # no new version: the current one stands for it
-                        commits.clean_seq.record(batch_id, latest_version(config.table(CLEAN_LINES)), max_seq)
-                with step("quality_report"):   # after the results are visible: not on their latency
-                    counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")
-            finally:
-                classified.unpersist()
+            with step("read_parse_count_gate"):   # keeps the batch, before threads read it at once
+                classified = kept_batch(classified)
+                counts = OutcomeCounts(classified, expectations)
+            if not counts.rows:
+                return
+            by_outcome = counts.by_outcome()
+            # One partition: every aggregation below needs no shuffle (a single partition
+            # already satisfies grouping), so the whole fan-out is one stage. Per-stage
+            # costs dominated small live micro-batches; the cached rows are cheap to scan.
+            single_lines = cleaning.valid_order_lines(classified.coalesce(1))
+            with step("partials"):
+                collected = [accounting_partial_row(outcome, lines) for outcome, lines in sorted(by_outcome.items())]
+                frames = [as_partial_rows(query, result(single_lines)) for query, result in results.items()]
+                if frames and by_outcome.get(VALID):
+                    # a few hundred rows: counted per query on the driver, written from there (a union
+                    # by position: every frame has the partials' columns in their order)
+                    collected += [tuple(row) for row in reduce(DataFrame.union, frames).collect()]
+            written = Counter(row[0] for row in collected)
+            writes = [(classified.sparkSession.createDataFrame(collected, PARTIALS_SCHEMA).coalesce(1),
+                       PARTIALS_TABLE)]
+            appends_clean = keep_clean_lines and bool(by_outcome.get(VALID))
+            if appends_clean:
+                writes.append((single_lines, CLEAN_LINES))
+            if set(by_outcome) - {VALID}:  # no empty commit: most batches of clean input quarantine nothing
+                writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1),
+                               "quarantine"))
+            if appends_clean:
+                # Which seq the clean_lines version about to be written holds, recorded before
+                # it is visible: a stateful query may read it at once, and must find its seq.
+                # (A replayed batch whose append is already in adds no version: its row then
+                # names the next one, which includes these lines too.)
+                commits.clean_seq.record(batch_id, next_version(config.table(CLEAN_LINES)),
+                                         commits.max_seq(LOG_QUERY, batch_id, counts.source_files()))
+            with step("delta_appends"), ThreadPoolExecutor(len(writes)) as pool:
+                for future in [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
+                               for frame, name in writes]:
+                    future.result()
+            with step("commit_log"):
+                max_seq = commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results},
+                                         counts.source_files())
+                if keep_clean_lines and not appends_clean:   # no new version: the current one stands for it
+                    commits.clean_seq.record(batch_id, latest_version(config.table(CLEAN_LINES)), max_seq)
+            with step("quality_report"):   # after the results are visible: not on their latency
+                counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")
 
     return write
 

@@ -49,6 +49,7 @@ from shared.cleaning import ORDER_LINE_COLUMNS
 from shared.delta_versions import versions_read
 from shared.inputs import held_catalogue, inspect_input, read_shipments, shipments_schema
 from shared.sequence import file_name_of
+from shared.streaming import kept_batch
 
 QUERY_PREFIX = "lambda_speed_"
 
@@ -63,13 +64,10 @@ def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits:
 
     def write(batch: DataFrame, batch_id: int) -> None:
         lines = batch.select(*ORDER_LINE_COLUMNS)
-        lines = (lines.coalesce(1) if single_partition else lines).persist()
-        try:
-            if lines.count() == 0:   # fills the cache, before the views' stages read it side by side
-                return
-            rows = for_driver(wide_partials(queries, lines, config.settings, catalogue)).collect()
-        finally:
-            lines.unpersist()
+        lines = kept_batch(lines.coalesce(1) if single_partition else lines)
+        if lines.count() == 0:   # keeps the batch, before the views' stages read it side by side
+            return
+        rows = for_driver(wide_partials(queries, lines, config.settings, catalogue)).collect()
         write_view_file(config.realtime_view_file(cutoff, SPEED_VIEWS, batch_id), rows)
         commits.speed_commit(SPEED_VIEWS, versions_read(checkpoint, batch_id), queries, rows)
 

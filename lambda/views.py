@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import Decimal
+from functools import reduce
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -88,10 +89,7 @@ def wide_partials(queries, lines: DataFrame, settings: WorkloadSettings,
                   catalogue: DataFrame | None = None, shipments: DataFrame | None = None) -> DataFrame:
     """Every query's partial view over `lines`, as one DataFrame of wide rows (one job)."""
     views = [as_wide(q, partial_view(q, lines, settings, catalogue, shipments)) for q in queries]
-    union = views[0]
-    for view in views[1:]:
-        union = union.unionByName(view)
-    return union
+    return reduce(DataFrame.union, views)   # by position: as_wide gives every view the same columns
 
 
 def for_driver(wide: DataFrame) -> DataFrame:

@@ -1,8 +1,11 @@
-"""Waiting on and stopping streaming queries, shared by the builds."""
+"""Waiting on and stopping streaming queries, and keeping a micro-batch, shared by the builds."""
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 # How often a streaming query that reads a Delta table written by another query of the same
 # build (Kappa's stateful queries over `clean_lines`, Lambda's speed layer over the master)
@@ -10,6 +13,16 @@ from typing import Callable
 # `_delta_log` (no Spark job), and a result downstream should not wait a whole trigger
 # behind the commit upstream.
 DELTA_READER_POLL = "250 milliseconds"
+
+
+def kept_batch(batch: DataFrame) -> DataFrame:
+    """A foreachBatch micro-batch kept where its first job computes it (memory, else disk),
+    behind a plan of one leaf. `persist()` kept it too, but every DataFrame built on it then
+    carried the whole parse plan, analysed again at each select and union: a live batch's
+    fan-out spent 0.5-0.7 s of the driver there (docs/measurements.md). The blocks go when
+    the frame is no longer referenced (Spark's context cleaner); a lost executor fails the
+    batch, which then runs again from the checkpoint."""
+    return batch.localCheckpoint(eager=False)
 
 
 def plain_failure(name: str, message: str) -> Exception:
