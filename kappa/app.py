@@ -38,7 +38,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from shared.progress_log import BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
+from shared.progress_log import STEPS_SUFFIX, BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
 from shared import checkpoints
 from shared import cleaning
@@ -116,7 +116,7 @@ class KappaConfig:
 
     def steps_file(self, name: str) -> Path:
         """Where a foreachBatch function's steps are timed (`BatchSteps`)."""
-        return self.root / "progress" / f"{name}.steps.jsonl"
+        return self.root / "progress" / f"{name}{STEPS_SUFFIX}.jsonl"
 
     def query_name(self, name: str) -> str:
         return f"{BUILD}_{self.version}_{name}"

@@ -36,7 +36,7 @@ from shared.delta_versions import VersionSeqLog, latest_version, next_version
 from shared.inputs import InputLayout, inspect_input
 from shared.inputs import files_per_trigger as sized_files_per_trigger   # Kappa's size rule
 from shared.kafka import kafka_messages
-from shared.progress_log import BatchSteps, record_progress
+from shared.progress_log import STEPS_SUFFIX, BatchSteps, record_progress
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
 from shared.sequence import LogBatchSeq
@@ -56,7 +56,7 @@ def ingest_batch(config: LambdaConfig):
     read = LogBatchSeq(config.checkpoint("ingest"), config.input_dir, config.kafka)
     app_id = checkpoints.CheckpointAppId(config.checkpoint("ingest"))
     keep = ("source_file", "ingest_batch")
-    steps = BatchSteps(config.progress_file("ingest.steps"))
+    steps = BatchSteps(config.progress_file(f"ingest{STEPS_SUFFIX}"))
 
     def write(classified: DataFrame, batch_id: int) -> None:
         with steps.batch(batch_id) as step:

@@ -48,6 +48,7 @@ from shared import queries as Q
 from shared.cleaning import ORDER_LINE_COLUMNS
 from shared.delta_versions import versions_read
 from shared.inputs import held_catalogue, inspect_input, read_shipments, shipments_schema
+from shared.progress_log import STEPS_SUFFIX, BatchSteps
 from shared.sequence import file_name_of
 from shared.streaming import kept_batch
 
@@ -61,15 +62,20 @@ def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits:
     aggregation needs a shuffle and the whole fan-out is one stage (as Kappa's log does);
     per-stage costs, not rows, dominate a live micro-batch on a small machine."""
     checkpoint = config.speed_checkpoint(cutoff, SPEED_VIEWS)
+    steps = BatchSteps(config.progress_file(f"speed_{SPEED_VIEWS}{STEPS_SUFFIX}"))
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        lines = batch.select(*ORDER_LINE_COLUMNS)
-        lines = kept_batch(lines.coalesce(1) if single_partition else lines)
-        if lines.count() == 0:   # keeps the batch, before the views' stages read it side by side
-            return
-        rows = for_driver(wide_partials(queries, lines, config.settings, catalogue)).collect()
-        write_view_file(config.realtime_view_file(cutoff, SPEED_VIEWS, batch_id), rows)
-        commits.speed_commit(SPEED_VIEWS, versions_read(checkpoint, batch_id), queries, rows)
+        with steps.batch(batch_id) as step:
+            with step("keep_and_count"):   # keeps the batch, before the views' stages read it side by side
+                lines = batch.select(*ORDER_LINE_COLUMNS)
+                lines = kept_batch(lines.coalesce(1) if single_partition else lines)
+                if lines.count() == 0:
+                    return
+            with step("views"):
+                rows = for_driver(wide_partials(queries, lines, config.settings, catalogue)).collect()
+            with step("view_file_and_commit"):
+                write_view_file(config.realtime_view_file(cutoff, SPEED_VIEWS, batch_id), rows)
+                commits.speed_commit(SPEED_VIEWS, versions_read(checkpoint, batch_id), queries, rows)
 
     return write
 

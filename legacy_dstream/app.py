@@ -58,7 +58,7 @@ from legacy_dstream.parsing import OrderLine
 from shared import checkpoints
 from shared.atomic import copy_file_atomic, write_bytes_atomic
 from shared.commit_log import CommitLog, commit_log_path
-from shared.progress_log import BatchSteps
+from shared.progress_log import STEPS_SUFFIX, BatchSteps
 from shared.export import QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
@@ -122,7 +122,7 @@ class DStreamConfig:
 
     @property
     def steps_file(self) -> Path:
-        return self.root / "progress" / "batches.steps.jsonl"   # each batch's steps (shared/progress_log.BatchSteps)
+        return self.root / "progress" / f"batches{STEPS_SUFFIX}.jsonl"   # each batch's steps (shared/progress_log.BatchSteps)
 
     @property
     def results_table(self) -> str:

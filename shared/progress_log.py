@@ -117,6 +117,9 @@ def input_rows(path: Path) -> int:
     return sum(record.get("numInputRows", 0) for record in read_progress(path))
 
 
+STEPS_SUFFIX = ".steps"   # a query's steps beside its progress reports: <query>.steps.jsonl
+
+
 class BatchSteps:
     """Where a foreachBatch function spends a micro-batch (Spark's progress reports only
     `addBatch` as a whole): wall milliseconds per named step, one JSON line per batch

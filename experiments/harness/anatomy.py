@@ -24,13 +24,12 @@ import statistics
 from pathlib import Path
 
 from experiments.harness.run_folder import Metric
-from shared.progress_log import read_progress
+from shared.progress_log import STEPS_SUFFIX, read_progress
 
 STEP = "latency"
 # Spark's durationMs keys in the order a micro-batch runs them, with the part each one is.
 SPARK_PARTS = (("latestOffset", "find_input"), ("getBatch", "plan"), ("queryPlanning", "plan"),
                ("walCommit", "offsets_log"), ("addBatch", "sink"), ("commitOffsets", "checkpoint_commit"))
-STEPS_SUFFIX = ".steps"
 METRIC_PREFIX, METRIC_SUFFIX = "batch_", "_ms"
 
 
