@@ -13,7 +13,8 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from experiments.harness import bench, follow
+from experiments import stats
+from experiments.harness import bench, follow, systems
 from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.reference.oracle import classify_line, run_oracle
 from shared.export import QUERY_NAMES, export_path, results_dir
@@ -131,7 +132,7 @@ def test_ratios_are_per_repeat_then_median_and_spread(metrics_csv):
     assert bench.ratio_values(rows, _target("F1")) == [10 / 20, 12 / 20, 11 / 22]  # failed repeat 4 left out
     assert bench.ratio_values(rows, _target("F2")) == [25 / 10, 30 / 12, 22 / 11]
     assert bench.ratio_values(rows, _target("F4")) == [0.8, 1.2, 0.9]
-    spread = bench.Spread.of(bench.ratio_values(rows, _target("F5")))
+    spread = stats.Spread.of(bench.ratio_values(rows, _target("F5")))
     assert (spread.median, spread.low, spread.high, spread.n) == (4.0, 2.75, 5.0, 3)
 
 
@@ -322,7 +323,7 @@ def test_the_profile_sums_spark_parts_foreachbatch_steps_and_run_phases(tmp_path
         {"batchId": 1, "durationMs": {"addBatch": 600, "walCommit": 60}})) + "\n")  # a replayed batch once
     (progress / "ingest.steps.jsonl").write_text(json.dumps({"batchId": 0, "stepsMs": {"read_parse_count_gate": 700}}) + "\n")
     (progress / "run.phases.jsonl").write_text(json.dumps({"batchId": 0, "stepsMs": {"ingest": 1600, "export": 30}}) + "\n")
-    rows = {(r["query"], r["part"]): (r["ms"], r["batches"]) for r in bench.PROFILERS["lambda"](tmp_path)}
+    rows = {(r["query"], r["part"]): (r["ms"], r["batches"]) for r in systems.PROFILERS["lambda"](tmp_path)}
     assert rows == {("ingest", "addBatch"): (1500, 2), ("ingest", "walCommit"): (100, 2),
                     ("ingest", "addBatch.read_parse_count_gate"): (700, 1),
                     ("run", "ingest"): (1600, 1), ("run", "export"): (30, 1)}

@@ -138,14 +138,6 @@ def test_the_warm_up_step_is_in_no_figure(tmp_path):
     assert "rate step 1;" in next(m.detail for m in metrics if m.metric == "units_measured")
 
 
-def test_percentiles_are_nearest_rank_and_the_trend_is_a_slope():
-    values = list(range(1, 101))
-    assert latency_step.percentile(values, 50) == 50 and latency_step.percentile(values, 95) == 95
-    assert latency_step.percentile(values, 100) == 100
-    assert latency_step.trend_per_minute([0, 30, 60], [1, 2, 3]) == pytest.approx(2.0)
-    assert latency_step.trend_per_minute([0, 1], [1, 2]) is None
-
-
 @pytest.mark.parametrize("name", ["quick", "standard"])
 def test_the_latency_passes_take_whole_files_of_the_input_one_slice_each(tmp_path, name):
     from experiments.inputs.generate import GeneratorOptions, generate

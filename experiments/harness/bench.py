@@ -46,14 +46,17 @@ import statistics
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import psutil
 
-from experiments.harness.measure import Measurement, measure_command, python_command
 from experiments.harness.latency import slowest_query_latencies as unit_latencies
+from experiments.harness.measure import Measurement, measure_command
+from experiments.harness.systems import PROFILERS, run_statuses, system_command
 from experiments.harness.verify import FAILING, IDENTICAL, NOT_APPLICABLE, compare_export
+from experiments.inputs.prepared import prepare_input
 from experiments.progress import Progress
+from experiments.stats import Spread, percentile
 from shared.commit_log import append_csv_rows
 from shared.export import QUERY_NAMES, results_dir
 from shared.settings import WorkloadSettings
@@ -113,59 +116,6 @@ class BenchOptions:
         return self.live and "kappa" in self.builds
 
 
-def system_command(system: str, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
-    if system == "spark_batch":
-        command = python_command("-m", "experiments.baselines.spark_batch", "--input", str(input_dir),
-                                 "--workdir", str(workdir))
-    elif system == "duckdb":
-        return python_command("-m", "experiments.baselines.duckdb_batch", "--input", str(input_dir),
-                              "--workdir", str(workdir))
-    else:
-        command = python_command("-m", "experiments.cli", "run", system, "--input", str(input_dir),
-                                 "--workdir", str(workdir), "--fresh")
-    return command + (["--master", master] if master else [])
-
-
-def prepare_input(data: Path, rows: int, seed: int, progress: Progress, prefix: str = "input",
-                  files: int | None = None, late_fraction: float = 0.0, poison_after: int | None = None) -> Path:
-    """A generated input in DATA/<prefix>-<rows>[-f<files>][-late<fraction>][-poison<k>]-<seed>,
-    reused when its manifest (written last, so present only when complete) records the same
-    options. `poison_after`: the input carries the fault injector's poison files
-    (experiments/harness/faults.py), a stray binary file after sales file k and its last
-    sales file saved in Windows-1252."""
-    from experiments.inputs.generate import MANIFEST_NAME, GeneratorOptions, _manifest_options, generate
-
-    poison = {} if poison_after is None else dict(windows_1252_files=1, binary_files=1, binary_files_from=poison_after)
-    options = GeneratorOptions(rows=rows, seed=seed, files=files, late_fraction=late_fraction,
-                               watermark_seconds=WorkloadSettings.from_env().watermark_seconds, **poison)
-    target = data / (f"{prefix}-{rows}" + (f"-f{files}" if files else "")
-                     + (f"-late{late_fraction:g}" if late_fraction else "")
-                     + (f"-poison{poison_after}" if poison else "") + f"-{seed}")
-    manifest = target / MANIFEST_NAME
-    if manifest.exists():
-        try:
-            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("options")
-        except ValueError:
-            recorded = None
-        if recorded == json.loads(json.dumps(_manifest_options(options))):
-            progress.stage(f"reusing the generated input {target}")
-            return target.resolve()
-    progress.stage(f"generating {rows:,} rows (seed {seed}) into {target}")
-    generate(target, options, progress=lambda done, total: progress.fraction(done, total, "rows"))
-    return target.resolve()
-
-
-def run_statuses(log_path: Path) -> dict[str, str]:
-    """The `<query> <status>` lines a build or baseline prints at its end."""
-    statuses = {}
-    if log_path.exists():
-        for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-            query, _, status = line.partition(" ")
-            if query in QUERY_NAMES and status.strip():
-                statuses[query] = status.strip()
-    return statuses
-
-
 def check_export(workdir: Path, export_build: str, oracle_results: Path, statuses: Mapping[str, str]) -> tuple[bool, str]:
     """(identical, detail): the export of `export_build` in `workdir` against the oracle's.
     Identical means no query DIFFERS or is MISSING; queries a build does not implement and
@@ -182,53 +132,9 @@ def check_export(workdir: Path, export_build: str, oracle_results: Path, statuse
     return identical, "; ".join(notes)
 
 
-def streaming_profile(build: str) -> Callable[[Path], list[dict]]:
-    """The profile of a build that records progress (shared/progress_log.py) under
-    WORKDIR/<build>/.../progress/: per streaming query and per part of Spark's `durationMs`
-    (getBatch, queryPlanning, addBatch, walCommit, commitOffsets, triggerExecution, ...),
-    per step inside a foreachBatch's addBatch (`<query>.steps.jsonl`: `addBatch.<step>`)
-    and per phase of a run (`<name>.phases.jsonl`: Lambda's ingest, batch layer, ...): the
-    sum over its micro-batches (or runs)."""
-
-    def profile(workdir: Path) -> list[dict]:
-        from shared.progress_log import read_progress
-
-        rows = []
-        for path in sorted((workdir / build).glob("**/progress/*.jsonl")):
-            stem = path.name.removesuffix(".jsonl")
-            query, _, kind = stem.partition(".")
-            key, prefix = {"steps": ("stepsMs", "addBatch."), "phases": ("stepsMs", "")}.get(kind, ("durationMs", ""))
-            sums: dict[str, float] = {}
-            records = read_progress(path)
-            for record in records:
-                for part, ms in (record.get(key) or {}).items():
-                    sums[prefix + part] = sums.get(prefix + part, 0) + ms
-            rows += [{"query": query, "part": part, "ms": ms, "batches": len(records)}
-                     for part, ms in sorted(sums.items())]
-        return rows
-
-    return profile
-
-
-def spark_batch_profile(workdir: Path) -> list[dict]:
-    """The baseline's own step timings (experiments/baselines/spark_batch.py)."""
-    from experiments.baselines.spark_batch import PROFILE_FILE
-
-    path = workdir / PROFILE_FILE
-    if not path.exists():
-        return []
-    return [{"query": step["query"], "part": step["part"], "ms": step["ms"], "batches": ""}
-            for step in json.loads(path.read_text(encoding="utf-8"))]
-
-
-PROFILERS: dict[str, Callable[[Path], list[dict]]] = {"kappa": streaming_profile("kappa"),
-                                                      LIVE: streaming_profile("kappa"),
-                                                      "lambda": streaming_profile("lambda"),
-                                                      "spark_batch": spark_batch_profile}
-
-
 def _append_profile(path: Path, run_id: str, build: str, repeat: int, workdir: Path) -> None:
-    rows = PROFILERS[build](workdir) if build in PROFILERS else []
+    profiler = PROFILERS.get("kappa" if build == LIVE else build)
+    rows = profiler(workdir) if profiler else []
     if rows:
         _append(path, PROFILE_COLUMNS, [{"run_id": run_id, "build": build, "repeat": repeat, **row} for row in rows])
 
@@ -307,12 +213,6 @@ def new_run_id() -> str:
 
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest rank (as the replayer's lag figures)."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def environment(options: BenchOptions, input_dir: Path, raw_lines: int) -> dict:
@@ -408,7 +308,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
                        uncovered_units=live.uncovered)
             if live.latencies:
                 row.update(latency_p50_s=statistics.median(live.latencies),
-                           latency_p95_s=percentile(live.latencies, 0.95), latency_max_s=max(live.latencies))
+                           latency_p95_s=percentile(live.latencies, 95), latency_max_s=max(live.latencies))
             _append(metrics, METRICS_COLUMNS, [row])
             _append_profile(profile, run_id, LIVE, repeat, workdir)
             progress.stage(f"{LIVE}: " + (f"latency median {statistics.median(live.latencies):.2f} s over "
@@ -452,21 +352,6 @@ TARGETS = (
     Target("F4", "Kappa live latency (median over units, arrival to last query's commit)", LIVE, None, 1.0, False, " s"),
     Target("F5", "Spark batch time over DuckDB time", "spark_batch", "duckdb", 3.0, False),
 )
-
-
-@dataclass
-class Spread:
-    median: float
-    low: float
-    high: float
-    n: int
-
-    @classmethod
-    def of(cls, values: list[float]) -> "Spread | None":
-        return cls(statistics.median(values), min(values), max(values), len(values)) if values else None
-
-    def text(self, digits: int = 2, unit: str = "") -> str:
-        return f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f}, n={self.n})"
 
 
 def _by_repeat(rows: list[dict], build: str, column: str) -> dict[int, float]:

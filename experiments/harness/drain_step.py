@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from experiments.harness.bench import PROFILERS, run_statuses, system_command
+from experiments.harness.systems import PROFILERS, run_statuses, system_command
 from experiments.harness.equivalence import compare_build, watermark_drops
 from experiments.harness.measure import measure_command
 from experiments.harness.run_folder import Metric, RunFolder

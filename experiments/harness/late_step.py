@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
-from experiments.harness.bench import prepare_input, run_statuses, system_command
+from experiments.harness.systems import run_statuses, system_command
+from experiments.inputs.prepared import prepare_input
 from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import (compare_build, first_differences, lost_and_duplicated,
                                              order_line_counts, watermark_drops)

@@ -33,8 +33,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
 from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import compare_build
 from experiments.harness import faults
@@ -43,24 +41,12 @@ from experiments.harness.latency import EmittedUnit, latest_over_queries, read_e
 from experiments.harness.profiles import ARCHITECTURES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
+from experiments.stats import percentile, rising_p, trend_per_minute
 from shared.commit_log import read_commits
 
 STEP = "latency"
 UNIT_COLUMNS = ("unit", "first_seq", "last_seq", "step", "rate_lps", "intended_s", "warmup", "query", "latency_s")
 PERCENTILES = (("latency_p50_s", 50), ("latency_p95_s", 95), ("latency_p99_s", 99), ("latency_max_s", 100))
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest rank: the smallest value with at least q% of the values at or below it."""
-    return float(np.percentile(np.asarray(values, dtype=float), q, method="inverted_cdf"))
-
-
-def trend_per_minute(times_s: Sequence[float], latencies: Sequence[float]) -> float | None:
-    """Least-squares slope of latency over time, in seconds of latency per minute."""
-    if len(latencies) < 3 or max(times_s) - min(times_s) <= 0:
-        return None
-    slope, _intercept = np.polyfit(np.asarray(times_s, dtype=float), np.asarray(latencies, dtype=float), 1)
-    return float(slope * 60)
 
 
 # Latency stayed bounded at a rate unless a unit never became visible or the lag of the step's
@@ -104,16 +90,6 @@ def bounded(trend_s_per_min: float | None, rising_p: float | None, lag_p50_s: fl
              f"than {limit:.2f} s, {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of the median lag {lag_p50_s or 0:.2f} s) "
              f"and Kendall's p {rising_p:.3f} (rising commit after commit below {RISING_P:g})")
     return not rising, words
-
-
-def rising_p(times_s: Sequence[float], lags: Sequence[float]) -> float | None:
-    """One-sided p of a Mann-Kendall trend test (scipy's Kendall's tau of lag against time):
-    how likely lags at least this steadily rising would be if they did not rise at all."""
-    from scipy.stats import kendalltau
-
-    if len(lags) < 3:
-        return None
-    return float(kendalltau(times_s, lags, alternative="greater").pvalue)
 
 
 @dataclass(frozen=True)
@@ -430,7 +406,7 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
             metrics += throughput_step.probe_pass_metrics(run, live, profile)
         if build in ARCHITECTURES:
             if live.ok:
-                from experiments.harness.bench import run_statuses
+                from experiments.harness.systems import run_statuses
 
                 verdicts = compare_build(workdir, build, oracle_results, run_statuses(live.final_log), None, settings)
                 after = " (the export of the run restarted after the last pass's SIGKILL)" if live.restarted_at else ""

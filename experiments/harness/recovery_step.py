@@ -296,7 +296,7 @@ def run_recovery(run: RunFolder, followers: dict[str, Follower], builds: Sequenc
                  killed_live: Sequence[str] = ()) -> None:
     """`killed_live`: builds whose first repeat the latency step measured (its follow run's
     last pass killed, `from_follow_run`): no run of their own for that repeat."""
-    from experiments.harness.bench import prepare_input
+    from experiments.inputs.prepared import prepare_input
     from experiments.progress import Progress
     from experiments.reference.oracle import run_oracle
 

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from experiments.harness.bench import prepare_input, system_command
+from experiments.harness.systems import system_command
+from experiments.inputs.prepared import prepare_input
 from experiments.harness.drain_step import cost_metrics
 from experiments.harness.equivalence import first_differences
 from experiments.harness.measure import measure_command, python_command

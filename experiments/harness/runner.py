@@ -1,7 +1,7 @@
 """`lab experiments`: the lab's steps, each writing into one run folder `reports/<run-id>/`.
 
 1. inputs       the drain input and the live input, generated (or `--input` for the drains),
-                reused while their manifests match (experiments/harness/bench.py `prepare_input`),
+                reused while their manifests match (experiments/inputs/prepared.py),
                 and the oracle over each (in this process: it has no Spark)
 2. drains       drain_step.py: every system in its own process, repeated, every export against
                 the oracle
@@ -151,7 +151,7 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
     """`profile`: a name of PROFILES or a Profile. `builds`: the builds of the steps after
     latency (each step takes those it can measure; throughput those of `live_builds` among
     them), or a mapping step -> builds."""
-    from experiments.harness.bench import prepare_input
+    from experiments.inputs.prepared import prepare_input
     from experiments.harness.drain_step import oracle_metrics, run_drains
     from experiments.harness.follow import followers
     from experiments.harness.latency_step import run_latency

@@ -114,7 +114,7 @@ def next_rate(lower: float | None, upper: float) -> float:
 def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, profile, data_root: Path,
            work: Path, master: str | None, repeat: int, stage: Callable[[str], None]) -> tuple[list[Metric], list[Judged]]:
     """One follow run of `rates`, stepped; its metrics (step throughput) and verdicts."""
-    from experiments.harness.bench import prepare_input
+    from experiments.inputs.prepared import prepare_input
     from experiments.progress import Progress
 
     # first a warm-up step at half the lowest rate: a build's first micro-batches (query planning,

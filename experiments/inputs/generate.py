@@ -816,7 +816,7 @@ def _write_catalogue(path: Path) -> Path:
     return path
 
 
-def _manifest_options(options: GeneratorOptions) -> dict:
+def manifest_options(options: GeneratorOptions) -> dict:
     """The options as the manifest records them. The file options are left out at their default
     (0), so a default output stays byte-identical to one written before the option existed."""
     recorded = asdict(options)
@@ -830,7 +830,7 @@ def _write_manifest(path: Path, options: GeneratorOptions, plan: _Plan, summary:
     manifest = {
         "generator": GENERATOR_ID,
         "format_version": MANIFEST_FORMAT_VERSION,
-        "options": _manifest_options(options),
+        "options": manifest_options(options),
         "resolved": {
             "files": plan.files,
             "days": plan.days,

@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
+from experiments.stats import percentile
 from shared import raw_lines as shared_raw_lines
 from shared.atomic import atomic_text, copy_file_atomic, write_bytes_atomic
 from shared.inputs import inspect_input
@@ -274,7 +275,7 @@ class ReplayLog:
         lags = sorted(record.lag_s for record in self.records)
         if not lags:
             return {"max_s": None, "p99_s": None, "p50_s": None}
-        return {"max_s": lags[-1], "p99_s": _nearest_rank(lags, 0.99), "p50_s": _nearest_rank(lags, 0.50)}
+        return {"max_s": lags[-1], "p99_s": percentile(lags, 99), "p50_s": percentile(lags, 50)}
 
     def write(self, log_dir: str | os.PathLike, summary: dict) -> tuple[Path, Path]:
         directory = Path(log_dir)
@@ -295,10 +296,6 @@ class ReplayLog:
 def read_replay_summary(log_dir: str | os.PathLike) -> dict:
     """The JSON summary `ReplayLog.write` left in `log_dir` (its start, rate steps, CPU and lag)."""
     return json.loads((Path(log_dir) / LOG_JSON_NAME).read_text(encoding="utf-8"))
-
-
-def _nearest_rank(sorted_values: list[float], quantile: float) -> float:
-    return sorted_values[max(0, math.ceil(quantile * len(sorted_values)) - 1)]
 
 
 @dataclass

@@ -9,11 +9,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.harness.bench import Spread
 from experiments.harness.latency_step import bounded, read_unit_rows
 from experiments.harness.profiles import ARCHITECTURES, DRAIN_SYSTEMS, FLOORS, LIVE_BUILDS, UNITS_PER_SECOND
 from experiments.harness.recovery_step import LAST_PASS_KILL
 from experiments.harness.run_folder import ALL_QUERIES, ENVIRONMENT_FILE, METRICS_FILE, number, read_metrics
+from experiments.stats import Spread
 from shared.export import QUERY_NAMES
 
 BASELINES = ("spark_batch", "duckdb")

@@ -1,0 +1,48 @@
+"""The lab's statistics, one module for the steps, `lab bench` and the report: percentiles,
+a trend and its test, and the spread of repeated runs."""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value with at least q% of the values at or below it."""
+    return float(np.percentile(np.asarray(values, dtype=float), q, method="inverted_cdf"))
+
+
+def trend_per_minute(times_s: Sequence[float], values: Sequence[float]) -> float | None:
+    """Least-squares slope of `values` over time, per minute."""
+    if len(values) < 3 or max(times_s) - min(times_s) <= 0:
+        return None
+    slope, _intercept = np.polyfit(np.asarray(times_s, dtype=float), np.asarray(values, dtype=float), 1)
+    return float(slope * 60)
+
+
+def rising_p(times_s: Sequence[float], values: Sequence[float]) -> float | None:
+    """One-sided p of a Mann-Kendall trend test (scipy's Kendall's tau of value against time):
+    how likely values at least this steadily rising would be if they did not rise at all."""
+    from scipy.stats import kendalltau
+
+    if len(values) < 3:
+        return None
+    return float(kendalltau(times_s, values, alternative="greater").pvalue)
+
+
+@dataclass
+class Spread:
+    """Repeated runs' figure: their median, lowest and highest, and how many there were."""
+    median: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def of(cls, values: list[float]) -> "Spread | None":
+        return cls(statistics.median(values), min(values), max(values), len(values)) if values else None
+
+    def text(self, digits: int = 2, unit: str = "") -> str:
+        return f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f}, n={self.n})"

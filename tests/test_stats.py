@@ -1,0 +1,34 @@
+"""experiments/stats.py: the percentiles, the trend and its test, the spread of repeats."""
+import pytest
+
+from experiments import stats
+from experiments.harness.latency_step import RISING_P
+
+
+def test_percentiles_are_nearest_rank_and_the_trend_is_a_slope():
+    values = list(range(1, 101))
+    assert stats.percentile(values, 50) == 50 and stats.percentile(values, 95) == 95
+    assert stats.percentile(values, 100) == 100
+    assert stats.trend_per_minute([0, 30, 60], [1, 2, 3]) == pytest.approx(2.0)
+    assert stats.trend_per_minute([0, 1], [1, 2]) is None
+
+
+def test_the_rising_test_tells_a_backlog_from_a_stall_and_from_a_swing():
+    """Commit lags measured on 2026-11-27: DStream at 400 lines/s (a backlog), the pass-through
+    after a one-off stall at 50 lines/s, Kappa's swing at 400 lines/s."""
+    times = [9.9, 14.6, 18.7, 23.0, 27.1, 31.7, 35.8, 38.9]
+    backlog = [5.40, 5.88, 6.16, 6.33, 6.73, 7.13, 7.52, 8.40]
+    assert stats.rising_p(times, backlog) < RISING_P
+    stall = [0.47, 0.37, 0.32, 1.36, 1.30, 1.27, 1.23]
+    assert stats.rising_p(times[:7], stall) > 0.2
+    assert stats.trend_per_minute(times[:7], stall) > 0   # the least-squares slope alone would call it a rise
+    swing = [8.47, 10.77, 11.42, 8.48, 8.49]
+    assert stats.rising_p(times[:5], swing) > 0.2
+    assert stats.rising_p([1.0, 2.0], [1.0, 2.0]) is None
+
+
+def test_a_spread_is_the_median_and_the_range_of_the_repeats():
+    spread = stats.Spread.of([4.0, 2.75, 5.0])
+    assert (spread.median, spread.low, spread.high, spread.n) == (4.0, 2.75, 5.0, 3)
+    assert spread.text(1, " s") == "4.0 s (2.8-5.0, n=3)"
+    assert stats.Spread.of([]) is None
