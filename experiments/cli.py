@@ -724,12 +724,16 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 def cmd_experiments(args, progress: Progress) -> int:
     from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS
     from experiments.harness.runner import run_experiments
+    from experiments.report.index import publish
 
-    report = run_experiments(profile=args.profile, source=args.source, master=args.master, input_dir=args.input,
+    run_dir = run_experiments(profile=args.profile, source=args.source, master=args.master, input_dir=args.input,
                              reports_root=Path(args.reports), data_root=Path(args.data), progress=progress,
                              steps=_names(args.steps) or (), systems=_names(args.systems) or DRAIN_SYSTEMS,
                              live_builds=_names(args.live_builds) or LIVE_BUILDS, run_dir=args.run_dir,
                              timeout_s=args.timeout, builds=_names(args.builds) or LIVE_BUILDS)
+    progress.stage("step report | from the run folder alone")
+    report = publish(run_dir)
+    progress.stage(f"report written: {report}")
     print(f"report: {report}")
     return 0
 

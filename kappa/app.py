@@ -49,7 +49,8 @@ from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, held_catalogue, inspect_input, shipments_schema
 from shared.commit_log import NO_SEQ, CommitLog
 from shared.console import say
-from shared.delta_versions import VersionSeqLog, latest_version, next_version, versions_committed, versions_read
+from shared.delta_log import latest_version, next_version
+from shared.delta_versions import VersionSeqLog, versions_committed, versions_read
 from shared.kafka import kafka_messages, watching_broker
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts

@@ -32,7 +32,8 @@ from lambda_arch.layout import LambdaConfig
 from shared import checkpoints
 from shared.cleaning import classify_lines, quarantined_lines, valid_order_lines
 from shared.commit_log import append_csv_rows
-from shared.delta_versions import VersionSeqLog, latest_version, next_version
+from shared.delta_log import latest_version, next_version
+from shared.delta_versions import VersionSeqLog
 from shared.inputs import InputLayout, inspect_input
 from shared.inputs import files_per_trigger as sized_files_per_trigger   # Kappa's size rule
 from shared.kafka import kafka_messages

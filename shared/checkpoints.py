@@ -227,7 +227,7 @@ def append_once(frame, table: str, app_id: str, batch_id: int) -> None:
     checkpoint is never behind its own table). A new checkpoint has a new app id (the
     query id Spark keeps in it), so its batch ids starting again at 0 never match an old
     checkpoint's marks."""
-    from shared.delta_versions import latest_commit
+    from shared.delta_log import latest_commit
 
     _version, actions = latest_commit(table)
     written = written_by(actions, app_id)

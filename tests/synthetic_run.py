@@ -7,7 +7,7 @@ import json
 import random
 from pathlib import Path
 
-from experiments.harness.latency_step import UnitRow, latency_metrics, write_unit_rows
+from experiments.harness.live_figures import UnitRow, judge, latency_metrics, verdict_rows, write_unit_rows
 from experiments.harness.profiles import PROFILES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from shared.export import QUERY_NAMES
@@ -67,7 +67,8 @@ def write_run(root: Path, run_id: str = "20260101T000000Z-quick-test", repeats: 
                     unit += 1
                 start += 12 * 50 / rate + 4
             write_unit_rows(run.latency_path(build, repeat), rows)
-            metrics += latency_metrics(build, rows, repeat, 1800, 2.0)
+            figures = latency_metrics(build, rows, repeat, 1800, 2.0)
+            metrics += figures + verdict_rows("latency", build, judge(figures, RATES, 12 * 50 / RATES[0]), repeat)
             metrics += [Metric("latency", build, "wall_s", 60.0, "s", repeat=repeat),
                         Metric("latency", build, "cpu_s", 50.0, "s", repeat=repeat),
                         Metric("latency", build, "peak_rss_mb", 900.0, "MiB", repeat=repeat),
@@ -91,7 +92,7 @@ def write_run(root: Path, run_id: str = "20260101T000000Z-quick-test", repeats: 
 def add_other_steps(run: RunFolder, seed: int = 1) -> None:
     """Rows of the throughput, reprocessing, recovery, late and code-size steps, made by the
     steps' own row builders where they have one, and recovery/*.csv timelines."""
-    from experiments.harness import recovery_step, throughput_step
+    from experiments.harness import live_figures, recovery_step, throughput_step
     from experiments.harness.code_size import code_size_metrics
 
     rng = random.Random(seed)
@@ -109,7 +110,7 @@ def add_other_steps(run: RunFolder, seed: int = 1) -> None:
                                 ("units_measured", 10), ("units_uncovered", 0)):
                 metrics.append(Metric("throughput", build, name, value, "s", query=ALL_QUERIES, repeat=1,
                                       rate_lps=rate))
-            verdicts.append(throughput_step.Judged(rate, ok, f"trend {trend} {HOSTILE}"))
+            verdicts.append(live_figures.Judged(rate, ok, f"trend {trend} {HOSTILE}"))
             metrics.append(Metric("throughput", build, "bounded", int(ok), "1 = bounded", query=ALL_QUERIES, repeat=1,
                                   rate_lps=rate, detail=verdicts[-1].why))
         metrics += throughput_step.knee_metrics(build, verdicts, profile, 1)

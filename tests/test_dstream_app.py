@@ -210,7 +210,7 @@ def test_a_drain_in_several_batches_matches_the_oracle(spark, small_input, tmp_p
         assert last[query] == len(export_path(workdir, "dstream", query).read_text().splitlines()) - 1
 
     # what readers query: the Delta table holds the last batch's whole result, one commit per batch
-    from shared.delta_versions import latest_commit
+    from shared.delta_log import latest_commit
 
     served = app.served(spark, config.results_table)
     per_query = {row["query"]: row["count"] for row in served.groupBy("query").count().collect()}

@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from experiments.harness import code_size, latency_step, recovery_step, reprocess_step, throughput_step
+from experiments.harness import code_size, faults, latency, live_figures, recovery_step, reprocess_step, throughput_step
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
 from experiments.harness.late_step import window_metrics
 from experiments.harness.profiles import KNEE_RATIO, PROFILES, STEPS, search_ramp
@@ -29,17 +29,17 @@ from tests.synthetic_run import HOSTILE, add_other_steps, write_run
 
 def test_a_rate_is_unbounded_only_when_its_commits_lag_keeps_rising_or_a_unit_never_shows():
     steady = 0.001   # Kendall's p of lags rising commit after commit
-    assert latency_step.bounded(0.5, steady, 1.0, 10, 0, 60)[0] is True          # +0.5 s over a minute: under 1 s
-    assert latency_step.bounded(3.0, steady, 1.0, 10, 0, 60)[0] is False         # +3 s over a minute
-    assert latency_step.bounded(3.0, steady, 20.0, 10, 0, 60)[0] is True         # under 20 % of a 20 s median lag
-    ok, why = latency_step.bounded(3.0, 0.4, 1.0, 10, 0, 60)   # +3 s, but one jump, not a rise at every commit
+    assert live_figures.bounded(0.5, steady, 1.0, 10, 0, 60)[0] is True          # +0.5 s over a minute: under 1 s
+    assert live_figures.bounded(3.0, steady, 1.0, 10, 0, 60)[0] is False         # +3 s over a minute
+    assert live_figures.bounded(3.0, steady, 20.0, 10, 0, 60)[0] is True         # under 20 % of a 20 s median lag
+    ok, why = live_figures.bounded(3.0, 0.4, 1.0, 10, 0, 60)   # +3 s, but one jump, not a rise at every commit
     assert ok is True and "did not keep rising" in why and "p 0.400" in why
-    ok, why = latency_step.bounded(0.0, 0.5, 1.0, 10, 2, 60)
+    ok, why = live_figures.bounded(0.0, 0.5, 1.0, 10, 2, 60)
     assert ok is False and "2 units never visible" in why
-    ok, why = latency_step.bounded(0.0, 0.5, 1.0, latency_step.MIN_COMMITS - 1, 0, 60)   # too few commits
-    assert ok is None and f"fewer than {latency_step.MIN_COMMITS}" in why
-    assert latency_step.bounded(None, None, None, 0, 0, 60)[0] is None
-    ok, why = latency_step.bounded(-60.0, 1.0, 30.0, 10, 0, 60)               # catching up after one late commit
+    ok, why = live_figures.bounded(0.0, 0.5, 1.0, live_figures.MIN_COMMITS - 1, 0, 60)   # too few commits
+    assert ok is None and f"fewer than {live_figures.MIN_COMMITS}" in why
+    assert live_figures.bounded(None, None, None, 0, 0, 60)[0] is None
+    ok, why = live_figures.bounded(-60.0, 1.0, 30.0, 10, 0, 60)               # catching up after one late commit
     assert ok is None and "starting or stalled" in why
 
 
@@ -53,7 +53,7 @@ def _figures(rate, trend, lag, commits=10, uncovered=0, rising=0.001):
 def test_the_search_judges_rates_up_to_the_first_unbounded_one():
     metrics = _figures(100.0, 0.1, 1.0) + _figures(200.0, 0.2, 1.1) + _figures(400.0, 40.0, 3.0) \
         + _figures(800.0, 0.0, 9.0)
-    verdicts = throughput_step.judge(metrics, [100.0, 200.0, 400.0, 800.0], step_seconds=10)
+    verdicts = live_figures.judge(metrics, [100.0, 200.0, 400.0, 800.0], step_seconds=10)
     assert [v.ok for v in verdicts] == [True, True, False, None]   # 800 carries 400's backlog: not judged
     assert throughput_step.knee(verdicts) == (200.0, 400.0)
     assert throughput_step.next_rate(200.0, 400.0) == 300.0 and throughput_step.next_rate(None, 100.0) == 50.0
@@ -63,10 +63,10 @@ def test_the_search_judges_rates_up_to_the_first_unbounded_one():
 
 
 def test_a_search_bounded_everywhere_says_its_knee_is_a_lower_bound():
-    verdicts = [throughput_step.Judged(r, True, "") for r in (100.0, 200.0)]
+    verdicts = [live_figures.Judged(r, True, "") for r in (100.0, 200.0)]
     rows = throughput_step.knee_metrics("kappa", verdicts, PROFILES["quick"], 1)
     assert [m.metric for m in rows] == ["sustainable_lps"] and "at least this" in rows[0].detail
-    nothing = throughput_step.knee_metrics("kappa", [throughput_step.Judged(100.0, False, "")], PROFILES["quick"], 1)
+    nothing = throughput_step.knee_metrics("kappa", [live_figures.Judged(100.0, False, "")], PROFILES["quick"], 1)
     assert nothing[0].value is None and nothing[1].value == 100.0
 
 
@@ -130,9 +130,9 @@ def test_recovery_reads_progress_and_catch_up_from_the_commit_log():
     commits = [Commit("a", 100.0, 9, 1), Commit("b", 101.0, 9, 1), Commit("a", 110.0, 49, 1),
                Commit("b", 112.0, 29, 1), Commit("b", 115.0, 49, 1)]
     assert recovery_step.committed_progress(commits, ("a", "b")) == [(101.0, 9), (110.0, 9), (112.0, 29), (115.0, 49)]
-    assert recovery_step.covered_at(commits, ("a", "b"), 29, after=105.0) == 112.0
-    assert recovery_step.covered_at(commits, ("a", "b"), 49, after=105.0) == 115.0
-    assert recovery_step.covered_at(commits, ("a", "b"), 50, after=105.0) is None
+    assert latency.covered_at(commits, ("a", "b"), 29, after=105.0) == 112.0
+    assert latency.covered_at(commits, ("a", "b"), 49, after=105.0) == 115.0
+    assert latency.covered_at(commits, ("a", "b"), 50, after=105.0) is None
 
 
 def test_a_kill_in_the_latency_steps_last_pass_gives_the_recovery_rows(tmp_path):
@@ -170,7 +170,7 @@ def test_a_kill_in_the_latency_steps_last_pass_gives_the_recovery_rows(tmp_path)
     assert figures[("catch_up_s", "")] == 8.5   # every unit was due before the restart: up to seq 79, at 1013
     assert (figures[("lost_lines", "city_revenue")], figures[("duplicated_lines", "city_revenue")]) == (0, 1)
     assert figures[("lost_lines", "daily_revenue")] is None   # no export of it: said, not counted as zero
-    assert recovery_step.LAST_PASS_KILL in next(m.detail for m in rows if m.metric == "kill_at_s")
+    assert faults.LAST_PASS_KILL in next(m.detail for m in rows if m.metric == "kill_at_s")
     assert all(m.repeat == 1 and m.rate_lps == PROFILES["quick"].recovery_rate_lps for m in rows)
     timeline = (run.path / "recovery" / "kappa-r1.csv").read_text().splitlines()
     committed = [line for line in timeline if line.startswith("committed")]
@@ -299,7 +299,8 @@ def test_the_probe_pass_is_the_ramp_of_one_search_and_no_follow_run_is_started(t
     assert "up to the highest rate tried (200 lines/s)" in knees[("passthrough", "1")]["detail"]
     assert "up to the highest rate tried (400 lines/s)" in knees[("kappa", "1")]["detail"]
     verdicts = sorted((float(r["rate_lps"]), r["value"]) for r in run.metrics()
-                      if r["metric"] == "bounded" and r["repeat"] == "1" and r["build"] == "kappa")
+                      if r["step"] == "throughput" and r["metric"] == "bounded" and r["repeat"] == "1"
+                      and r["build"] == "kappa")
     assert verdicts == [(50.0, ""), (100.0, ""), (200.0, ""), (400.0, "1")]
 
 
@@ -406,15 +407,17 @@ def test_a_run_without_the_new_steps_names_them_as_not_measured(tmp_path):
     assert names == ["Sustainable throughput", "Reprocessing", "Recovery and faults", "Late data", "Code size"]
 
 
-def _latency_rows(run, build, repeat, figures, commits=10):
-    """figures: rate -> (lag trend, median lag, uncovered), written as the latency step writes them."""
+def _latency_rows(run, build, repeat, figures, commits=10, step_seconds=10):
+    """figures: rate -> (lag trend, median lag, uncovered), written as the latency step writes
+    them: the figures, then its verdict on each rate."""
     rows = []
     for rate, (trend, lag, uncovered) in figures.items():
         rows += [Metric("latency", build, name, value, "s", query=ALL_QUERIES, repeat=repeat, rate_lps=rate)
                  for name, value in (("commit_lag_trend_s_per_min", trend), ("commit_lag_p50_s", lag),
                                      ("commit_lag_rising_p", 0.001), ("commits_measured", commits),
                                      ("units_measured", 10), ("units_uncovered", uncovered))]
-    run.append(rows)
+    verdicts = live_figures.judge(rows, list(figures), step_seconds)
+    run.append(rows + live_figures.verdict_rows("latency", build, verdicts, repeat))
 
 
 def test_the_search_starts_from_the_latency_steps_rates_and_bisects(tmp_path, monkeypatch):
@@ -429,7 +432,7 @@ def test_the_search_starts_from_the_latency_steps_rates_and_bisects(tmp_path, mo
 
     def probe(run_, follower, rates, label, *args):
         probes.append((label, rates))
-        return [], [throughput_step.Judged(r, True, "probe") for r in rates]
+        return [], [live_figures.Judged(r, True, "probe") for r in rates]
 
     monkeypatch.setattr(throughput_step, "_probe", probe)
     profile = dataclasses.replace(PROFILES["quick"], search_bisections=2, step_seconds=10)
@@ -438,7 +441,7 @@ def test_the_search_starts_from_the_latency_steps_rates_and_bisects(tmp_path, mo
     # no ramp: the latency step found 400 unbounded; one bisection brackets the knee within 1.5x
     assert probes == [("bisect-1", [300.0])]
     assert throughput_step.knee(verdicts) == (300.0, 400.0)
-    judged = {float(r["rate_lps"]): r for r in run.metrics() if r["metric"] == "bounded"}
+    judged = {float(r["rate_lps"]): r for r in run.metrics() if r["step"] == "throughput" and r["metric"] == "bounded"}
     assert judged[400.0]["value"] == "0" and judged[400.0]["detail"].startswith("latency step, repeat 1")
 
 
@@ -450,7 +453,7 @@ def test_the_search_ramps_above_the_latency_rates_only_when_all_were_bounded(tmp
     _latency_rows(run, "passthrough", 1, {50.0: (0.0, 1.0, 0), 100.0: (0.0, 1.0, 0), 200.0: (0.0, 1.0, 0)})
     probes = []
     monkeypatch.setattr(throughput_step, "_probe", lambda run_, follower, rates, label, *args: (
-        probes.append((label, rates)) or ([], [throughput_step.Judged(r, False, "probe") for r in rates])))
+        probes.append((label, rates)) or ([], [live_figures.Judged(r, False, "probe") for r in rates])))
     follower = type("F", (), {"name": "passthrough"})()
     profile = dataclasses.replace(PROFILES["quick"], search_start_lps=100.0, search_max_lps=400.0)
     verdicts = throughput_step.search(run, follower, profile, tmp_path, tmp_path, None, 1, lambda m: None)
@@ -472,7 +475,7 @@ def test_the_search_doubles_past_its_ramp_until_a_rate_is_unbounded_then_bisects
 
     def probe(run_, follower, rates, label, *args):   # this build keeps up to 2,500 lines/s
         probes.append((label, rates))
-        return [], throughput_step.judge_values(lambda name, rate: {"units_uncovered": 0, "commits_measured": 9,
+        return [], live_figures.judge_values(lambda name, rate: {"units_uncovered": 0, "commits_measured": 9,
                                                                    "commit_lag_p50_s": 1.0, "commit_lag_rising_p": 0.5
                                                                    if rate <= 2500 else 0.0,
                                                                    "commit_lag_trend_s_per_min": 0.0 if rate <= 2500

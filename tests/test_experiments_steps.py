@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.harness import follow, latency_step
+from experiments.harness import follow, latency_step, live_figures
 from experiments.harness.equivalence import compare_build, first_differences
 from experiments.harness.profiles import PROFILES
 from experiments.harness.run_folder import ALL_QUERIES
@@ -88,13 +88,13 @@ def test_unit_rows_tag_steps_and_warmup_and_keep_uncovered_units(tmp_path):
     log.append("b", 9, 1, visible_at=1000.5)    # unit 0
     log.append("b", 29, 1, visible_at=1006.0)   # units 1 and 2
     log.append("a", 39, 1, visible_at=1007.0)   # units 2 and 3; b never covers unit 3
-    rows = latency_step.unit_rows(tmp_path / "replay", commit_log_path(tmp_path, "kappa"), ("a", "b"), warmup_s=1.0)
+    rows = live_figures.unit_rows(tmp_path / "replay", commit_log_path(tmp_path, "kappa"), ("a", "b"), warmup_s=1.0)
     every = {(r.unit, r.query): r for r in rows}
     assert [every[(u, ALL_QUERIES)].latency_s for u in range(4)] == [2.0, 5.0, 3.0, None]
     assert [every[(u, "a")].step for u in range(4)] == [0, 0, 1, 1]
     assert [every[(u, "a")].warmup for u in range(4)] == [True, False, True, False]
     metrics = {(m.metric, m.query, m.rate_lps): m.value
-               for m in latency_step.latency_metrics("kappa", rows, 1, 40, warmup_s=1.0)}
+               for m in live_figures.latency_metrics("kappa", rows, 1, 40, warmup_s=1.0)}
     assert metrics[("latency_p50_s", ALL_QUERIES, 10.0)] == 5.0
     assert metrics[("units_uncovered", ALL_QUERIES, 20.0)] == 1 and metrics[("units_measured", ALL_QUERIES, 20.0)] == 0
     assert ("latency_p50_s", ALL_QUERIES, 20.0) not in metrics   # nothing measured, no made-up figure
@@ -102,7 +102,7 @@ def test_unit_rows_tag_steps_and_warmup_and_keep_uncovered_units(tmp_path):
 
 
 def _unit(unit, step, intended, latency, warmup=False):
-    return latency_step.UnitRow(unit, unit * 10, unit * 10 + 9, step, 10.0 * (step + 1), intended, warmup,
+    return live_figures.UnitRow(unit, unit * 10, unit * 10 + 9, step, 10.0 * (step + 1), intended, warmup,
                                 ALL_QUERIES, latency)
 
 
@@ -110,16 +110,16 @@ def test_a_commits_lag_is_from_the_newest_unit_it_made_visible_and_it_belongs_to
     rows = [_unit(0, 0, 0.0, 3.0, warmup=True), _unit(1, 0, 1.0, 2.0),   # both visible at 3.0: one commit
             _unit(2, 0, 2.0, 4.0), _unit(3, 1, 3.0, 3.0),                 # one commit at 6.0, newest unit in step 1
             _unit(4, 1, 4.0, 3.5), _unit(5, 1, 5.0, None)]                # 7.5; unit 5 never visible
-    lags = latency_step.commit_lags(rows)
+    lags = live_figures.commit_lags(rows)
     assert [(c.at_s, c.lag_s, c.step, c.warmup) for c in lags] == [(3.0, 2.0, 0, False), (6.0, 3.0, 1, False),
                                                                    (7.5, 3.5, 1, False)]
-    metrics = {(m.metric, m.rate_lps): m.value for m in latency_step.latency_metrics("kappa", rows, 1, 60, 0.5)}
+    metrics = {(m.metric, m.rate_lps): m.value for m in live_figures.latency_metrics("kappa", rows, 1, 60, 0.5)}
     assert metrics[("commits_measured", 10.0)] == 1 and metrics[("commits_measured", 20.0)] == 2
     assert metrics[("commit_lag_p50_s", 20.0)] == 3.0
     assert ("commit_lag_trend_s_per_min", 20.0) not in metrics   # two commits: no trend, never a made-up one
     # a commit whose newest unit is a warm-up unit is in no step's figures
-    warm = latency_step.commit_lags([_unit(0, 0, 0.0, 1.0, warmup=True)])
-    assert warm[0].warmup and latency_step.latency_metrics("kappa", [_unit(0, 0, 0.0, 1.0, warmup=True)], 1, 10,
+    warm = live_figures.commit_lags([_unit(0, 0, 0.0, 1.0, warmup=True)])
+    assert warm[0].warmup and live_figures.latency_metrics("kappa", [_unit(0, 0, 0.0, 1.0, warmup=True)], 1, 10,
                                                            0.5)[-1].value == 0
 
 
@@ -130,10 +130,10 @@ def test_the_warm_up_step_is_in_no_figure(tmp_path):
                                               (40, 49, 7.0), (50, 59, 8.0)])
     log = CommitLog(commit_log_path(tmp_path, "kappa"))
     log.append("a", 59, 1, visible_at=1010.0)   # the first commit, late: it covers every unit
-    rows = latency_step.unit_rows(tmp_path / "replay", commit_log_path(tmp_path, "kappa"), ("a",), warmup_s=0.5,
+    rows = live_figures.unit_rows(tmp_path / "replay", commit_log_path(tmp_path, "kappa"), ("a",), warmup_s=0.5,
                                   warmup_steps=1)
     assert [r.warmup for r in rows if r.query == "a"] == [True, True, True, False, False, False]
-    metrics = latency_step.latency_metrics("kappa", rows, 1, 60, warmup_s=0.5, warmup_steps=1)
+    metrics = live_figures.latency_metrics("kappa", rows, 1, 60, warmup_s=0.5, warmup_steps=1)
     assert {m.rate_lps for m in metrics} == {10.0}   # no row at the warm-up step's rate
     assert "rate step 1;" in next(m.detail for m in metrics if m.metric == "units_measured")
 
@@ -303,7 +303,7 @@ def test_a_follow_run_replays_the_probe_pass_after_its_measured_passes_and_it_is
     metrics = {(m.metric, m.query, m.rate_lps): m for m in rows}
     for rate in profile.probe_rates():   # each step of the probe pass (300 and 400 lines/s) judged
         assert metrics[("units_uncovered", ALL_QUERIES, rate)].value == 0
-        assert metrics[("commits_measured", ALL_QUERIES, rate)].value >= latency_step.MIN_COMMITS
+        assert metrics[("commits_measured", ALL_QUERIES, rate)].value >= live_figures.MIN_COMMITS
         verdict = metrics[("bounded", ALL_QUERIES, rate)]
         assert verdict.value is not None, verdict.detail
         assert verdict.detail.startswith(f"{PROBE_PASS}: lag of its")
@@ -346,12 +346,13 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
 
     from experiments.harness.runner import run_experiments
     from experiments.progress import Progress
+    from experiments.report.index import publish
     from experiments.report.data import RunData, equivalence, not_measured
 
     profile = dataclasses.replace(PROFILES["quick"], **TINY)
-    report = run_experiments(profile, reports_root=tmp_path / "reports", data_root=tmp_path / "data",
-                             progress=Progress(quiet=True), systems=("duckdb", "dstream"),
-                             live_builds=("passthrough",), builds=TINY_BUILDS)
+    report = publish(run_experiments(profile, reports_root=tmp_path / "reports", data_root=tmp_path / "data",
+                                     progress=Progress(quiet=True), systems=("duckdb", "dstream"),
+                                     live_builds=("passthrough",), builds=TINY_BUILDS))
     data = RunData.load(report.parent)
     assert data.drain_systems == ["duckdb", "dstream"] and equivalence(data, "drain")["failing"] == []
     assert all(data.select("latency", "latency_p50_s", "passthrough", ALL_QUERIES, rate) for rate in data.rates)
@@ -392,14 +393,15 @@ def test_the_recovery_kill_lands_in_the_latency_runs_last_pass_and_kappa_loses_n
     recovery input as a last pass after the measured one, is SIGKILLed while that replay
     emits, starts again and catches up. Recovery rows from it (no run of its own), no line
     lost or counted twice, and the latency step's export still identical to the oracle's."""
-    from experiments.harness.recovery_step import LAST_PASS_KILL
+    from experiments.harness.faults import LAST_PASS_KILL
     from experiments.harness.runner import run_experiments
     from experiments.progress import Progress
+    from experiments.report.index import publish
     from experiments.report.data import RunData
 
-    report = run_experiments(PROFILES["quick"], steps=("latency", "recovery"), live_builds=("kappa",),
-                             builds={"recovery": ("kappa",)}, reports_root=tmp_path / "reports",
-                             data_root=tmp_path / "data", progress=Progress(quiet=True))
+    report = publish(run_experiments(PROFILES["quick"], steps=("latency", "recovery"), live_builds=("kappa",),
+                                     builds={"recovery": ("kappa",)}, reports_root=tmp_path / "reports",
+                                     data_root=tmp_path / "data", progress=Progress(quiet=True)))
     data = RunData.load(report.parent)
     problems = [r["detail"] for r in data.rows if r["metric"] == "problem"]
     assert not problems, problems

@@ -47,7 +47,8 @@ def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log
     and in follow mode nothing corrects it until more input arrives)."""
     from shared import checkpoints
     from shared.commit_log import NO_SEQ
-    from shared.delta_versions import VersionSeqLog, next_version
+    from shared.delta_log import next_version
+    from shared.delta_versions import VersionSeqLog
 
     config = KappaConfig(str(log_input), str(tmp_path / "w"), max_files_per_trigger=2)   # three log batches
     for name in ("log", "window_revenue", "fulfilment_pairs"):

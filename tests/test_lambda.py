@@ -54,7 +54,7 @@ def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tm
     from lambda_arch.master_dataset import accounting, master_seq_log, master_version
     from shared import checkpoints
     from shared.commit_log import NO_SEQ
-    from shared.delta_versions import next_version
+    from shared.delta_log import next_version
     from shared.inputs import inspect_input
     from shared.sequence import SequenceMap
 
@@ -169,7 +169,7 @@ def test_a_replayed_ingest_batch_lands_once(spark, small_input, tmp_path):
 
     from lambda_arch.layout import LambdaConfig
     from lambda_arch.master_dataset import accounting, ingest_batch, max_seq_through
-    from shared.delta_versions import latest_version
+    from shared.delta_log import latest_version
 
     config = LambdaConfig(str(small_input), str(tmp_path / "w"))
     _fake_started(config.checkpoint("ingest"))
@@ -244,7 +244,7 @@ def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_
 def test_latest_version_is_the_newest_commit(spark, tmp_path):
     from delta.tables import DeltaTable
 
-    from shared.delta_versions import latest_version
+    from shared.delta_log import latest_version
 
     table = str(tmp_path / "t")
     assert latest_version(table) is None

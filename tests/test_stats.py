@@ -2,7 +2,7 @@
 import pytest
 
 from experiments import stats
-from experiments.harness.latency_step import RISING_P
+from experiments.harness.live_figures import RISING_P
 
 
 def test_percentiles_are_nearest_rank_and_the_trend_is_a_slope():

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 STEP = "faults"
 POISON_FILE = "poison file"
 POISON_REASONS = ("not_utf8", "too_long")   # the reasons only a poison file's lines have
+LAST_PASS_KILL = "the latency step's last pass"   # in the kill_at_s detail of a kill there (the report reads it)
 POISON_KINDS = {"binary": "a stray binary file", "windows_1252": "a Windows-1252 spreadsheet export"}
 
 
@@ -132,7 +133,7 @@ def poison_outcomes(build: str, replay_dir: Path, input_dir: Path, commit_log: P
     and, once per run, the lines quarantined for the poison reasons in the build's export
     against the oracle's over the same input (`lost_lines`, `duplicated_lines`; no value
     without an export)."""
-    from experiments.harness.recovery_step import covered_at
+    from experiments.harness.latency import covered_at
     from shared.commit_log import read_commits
     from shared.export import results_dir
 

@@ -21,7 +21,7 @@ import csv
 import os
 from itertools import accumulate
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 from experiments.inputs.replay import LOG_CSV_NAME, read_replay_summary
 from shared.commit_log import Commit, read_commits
@@ -132,3 +132,14 @@ def slowest_query_latencies(replay_log_dir: str | os.PathLike, commit_log: str |
     units = read_emitted_units(replay_log_dir)
     rows = unit_latencies(units, [c for c in read_commits(commit_log) if c.query in set(queries)])
     return latest_over_queries(rows, units, queries)
+
+
+def covered_at(commits, queries: Sequence[str], seq: int, after: float) -> float | None:
+    """The first moment after `after` when every query has a commit covering `seq`."""
+    times = []
+    for query in queries:
+        found = [c.visible_at for c in commits if c.query == query and c.max_seq >= seq and c.visible_at >= after]
+        if not found:
+            return None
+        times.append(min(found))
+    return max(times)

@@ -71,7 +71,7 @@ class Profile:
     # run of each architecture, once (after the measured passes, before the recovery replay): the
     # build is warm, and no JVM start or warm-up step of its own is paid (the pass-through, which
     # commits every second, is judged on the latency rates). A step must span several of a
-    # build's commits to be judged (latency_step.MIN_COMMITS): Kappa commits every 4-8 s here
+    # build's commits to be judged (live_figures.MIN_COMMITS): Kappa commits every 4-8 s here
     search_on_live: bool = False
     # reprocessing (reprocess_step.py): city_revenue_v1 -> city_revenue at these input sizes
     reprocess_rows: tuple[int, ...] = (2_000, 8_000)

@@ -49,9 +49,9 @@ from typing import Callable, Sequence
 
 from experiments.harness.crash import Kill, _run_until
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
-from experiments.harness.faults import poison_outcomes
+from experiments.harness.faults import LAST_PASS_KILL, poison_outcomes
 from experiments.harness.follow import Follower, covered_by_all, empty_landing
-from experiments.harness.latency import read_emitted_units
+from experiments.harness.latency import covered_at, read_emitted_units
 from experiments.harness.measure import python_command, wait_for
 from experiments.harness.run_folder import Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
@@ -64,7 +64,6 @@ COUNTED_QUERIES = ("city_revenue", "daily_revenue", "hourly_sales")   # the addi
 KILL_SHARE = (0.2, 0.6)   # the kill lands between these shares of the replay's length after its anchor
                           # (the first commit; in a latency run, the last pass's first file landing)
 TIMELINE_COLUMNS = ("series", "t_s", "seq")
-LAST_PASS_KILL = "the latency step's last pass"   # in the kill_at_s detail of a kill there
 RUN_TIMEOUT_S = 1800.0
 
 
@@ -96,17 +95,6 @@ def committed_progress(commits, queries: Sequence[str]) -> list[tuple[float, int
         if len(highest) == len(set(queries)):
             points.append((commit.visible_at, min(highest.values())))
     return points
-
-
-def covered_at(commits, queries: Sequence[str], seq: int, after: float) -> float | None:
-    """The first moment after `after` when every query has a commit covering `seq`."""
-    times = []
-    for query in queries:
-        found = [c.visible_at for c in commits if c.query == query and c.max_seq >= seq and c.visible_at >= after]
-        if not found:
-            return None
-        times.append(min(found))
-    return max(times)
 
 
 def timeline_rows(units, progress: list[tuple[float, int]], start: float) -> list[tuple[str, float, int]]:

@@ -19,9 +19,9 @@
 7. late         late_step.py: an input with lines beyond the watermark; what each build counted,
                 dropped or corrected later
 8. code_size    code_size.py: lines each build needs, its own and the shared ones
-9. report       experiments/report/: reads only the run folder (metrics.csv, latency/,
-                recovery/, environment.json) and writes report.md and report.html, then
-                reports/index.html and reports/latest
+9. report       experiments/report/, run by `lab experiments` after the steps: reads only the
+                run folder (metrics.csv, latency/, recovery/, environment.json) and writes
+                report.md and report.html, then reports/index.html and reports/latest
 
 Each step appends its rows to metrics.csv as it goes; `--steps` runs some of them, and
 `--run-dir` adds them to an existing run folder; `lab experiments report RUN_DIR` redoes the
@@ -150,13 +150,13 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
                     ) -> Path:
     """`profile`: a name of PROFILES or a Profile. `builds`: the builds of the steps after
     latency (each step takes those it can measure; throughput those of `live_builds` among
-    them), or a mapping step -> builds."""
+    them), or a mapping step -> builds. Returns the run folder (the report is written from it
+    alone: experiments/report/index.publish)."""
     from experiments.inputs.prepared import prepare_input
     from experiments.harness.drain_step import oracle_metrics, run_drains
     from experiments.harness.follow import followers
     from experiments.harness.latency_step import run_latency
     from experiments.reference.oracle import run_oracle
-    from experiments.report.index import publish
     from shared.export import results_dir
     from shared.inputs import inspect_input
 
@@ -249,10 +249,7 @@ def run_experiments(profile: str = "quick", source: str = "files", master: str |
         run_code_size(run, stage)
     run.update_environment(finished_utc=utc_now(), load_average_at_end=[round(x, 2) for x in os.getloadavg()],
                            measured_minutes=round((time.monotonic() - started) / 60, 1), work_folders=str(work))
-    progress.stage("step report | from the run folder alone")
-    report = publish(run.path)
-    progress.stage(f"report written: {report}")
-    return report
+    return run.path
 
 
 def _repeat(time_left: TimeLeft, step: str, name: str) -> int:

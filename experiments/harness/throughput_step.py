@@ -24,23 +24,22 @@ A probe's files grow with its rate (Profile.file_lines_at: at most UNITS_PER_SEC
 second), so a high rate measures the build and not the file source's listing.
 
 A rate is bounded when every measured unit became visible and the lag of the step's commits
-(latency_step.commit_lags: each commit's time minus the intended time of the newest unit it
-made visible) rose by no more than the threshold of `latency_step.bounded` over the step; a
-step with fewer than `latency_step.MIN_COMMITS` commits is not judged. Each probe is measured
+(live_figures.commit_lags: each commit's time minus the intended time of the newest unit it
+made visible) rose by no more than the threshold of `live_figures.bounded` over the step; a
+step with fewer than `live_figures.MIN_COMMITS` commits is not judged. Each probe is measured
 exactly like the latency step (units = landed files, open-loop intended times, warm-up dropped,
 latest over the queries), its rows go to metrics.csv with step `throughput` (its unit rows to
 throughput/), and the knee is the row `sustainable_lps`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from experiments.harness.drain_step import cost_metrics
 from experiments.harness.follow import Follower, run_follow
-from experiments.harness.latency_step import (WARMUP_STEPS, bounded, latency_metrics, rate_steps_over_files,
-                                              replayer_metrics, unit_rows, write_unit_rows)
+from experiments.harness.live_figures import (WARMUP_STEPS, Judged, judge, latency_metrics, rate_steps_over_files,
+                                              replayer_metrics, unit_rows, verdict_rows, write_unit_rows)
 from experiments.harness.profiles import DOUBLINGS_PER_RUN, KNEE_RATIO, search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
@@ -49,52 +48,14 @@ STEP = "throughput"
 PROBE_PASS = "live probe pass"   # the label of the probe pass's verdicts (search_on_live)
 
 
-@dataclass(frozen=True)
-class Judged:
-    rate: float
-    ok: bool | None      # bounded, unbounded, or not judged
-    why: str
-
-
-def judge(metrics: list[Metric], rates: Sequence[float], step_seconds: float) -> list[Judged]:
-    """Each rate of one probe, from its `all` rows; rates after the first unbounded one carry
-    its backlog and are not judged."""
-    def value(name: str, rate: float):
-        found = [m.value for m in metrics if m.metric == name and m.query == ALL_QUERIES and m.rate_lps == rate]
-        return found[0] if found else None
-
-    return judge_values(value, rates, step_seconds)
-
-
-def judge_values(value: Callable[[str, float], float | None], rates: Sequence[float],
-                 step_seconds: float) -> list[Judged]:
-    """`judge` over any source of the figures: value(metric, rate)."""
-    verdicts, overloaded = [], None
-    for rate in rates:
-        if overloaded is not None:
-            verdicts.append(Judged(rate, None, f"after the unbounded {overloaded:g} lines/s, with its backlog"))
-            continue
-        ok, why = bounded(value("commit_lag_trend_s_per_min", rate), value("commit_lag_rising_p", rate),
-                          value("commit_lag_p50_s", rate), int(value("commits_measured", rate) or 0),
-                          int(value("units_uncovered", rate) or 0), step_seconds)
-        verdicts.append(Judged(rate, ok, why))
-        if ok is False:
-            overloaded = rate
-    return verdicts
-
-
-def latency_step_verdicts(rows: list[dict], build: str, repeat: int, step_seconds: float) -> list[Judged]:
-    """The rates the latency step measured for `build` in `repeat` (metrics.csv rows), judged
-    the same way: its stepped load is the search's ramp when it ran in this run folder."""
-    mine = [r for r in rows if r["step"] == "latency" and r["build"] == build and r["query"] == ALL_QUERIES
-            and r["repeat"] == str(repeat) and r["rate_lps"] and r["value"] != ""]
-    rates = sorted({float(r["rate_lps"]) for r in mine})
-
-    def value(name: str, rate: float):
-        return next((float(r["value"]) for r in mine if r["metric"] == name and float(r["rate_lps"]) == rate), None)
-
-    return [Judged(v.rate, v.ok, f"latency step, repeat {repeat}: {v.why}")
-            for v in judge_values(value, rates, step_seconds)]
+def latency_step_verdicts(rows: list[dict], build: str, repeat: int) -> list[Judged]:
+    """The latency step's verdicts on the rates it measured for `build` in `repeat` (its
+    `bounded` rows in metrics.csv): its stepped load is the search's ramp when it ran in this
+    run folder."""
+    mine = sorted((r for r in rows if r["step"] == "latency" and r["build"] == build and r["metric"] == "bounded"
+                   and r["repeat"] == str(repeat)), key=lambda r: float(r["rate_lps"]))
+    return [Judged(float(r["rate_lps"]), None if r["value"] == "" else r["value"] == "1",
+                   f"latency step, repeat {repeat}: {r['detail']}") for r in mine]
 
 
 def knee(verdicts: Sequence[Judged]) -> tuple[float | None, float | None]:
@@ -144,7 +105,7 @@ def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, p
         return metrics, [Judged(rate, None, "the run failed") for rate in rates]
     rows = unit_rows(live.replay_dir, live.commit_log, live.queries, profile.warmup_s, WARMUP_STEPS)
     figures, verdicts = _judged_probe(run, follower.name, rows, rates, label, profile, repeat, lines, WARMUP_STEPS)
-    return metrics + figures + _bounded_rows(follower.name, verdicts, repeat), verdicts
+    return metrics + figures + verdict_rows(STEP, follower.name, verdicts, repeat), verdicts
 
 
 def _judged_probe(run: RunFolder, build: str, rows, rates: Sequence[float], label: str, profile, repeat: int,
@@ -167,7 +128,7 @@ def probe_pass_metrics(run: RunFolder, live, profile) -> list[Metric]:
                                       lines, 0)
     summary = read_replay_summary(live.probe_replay_dir)
     # did the harness deliver the rate? (a late emission counts in latency, from its intended time)
-    return (figures + _bounded_rows(live.build, verdicts, 1)
+    return (figures + verdict_rows(STEP, live.build, verdicts, 1)
             + replayer_metrics(STEP, live.build, summary, 1, lines, query=PROBE_PASS))
 
 
@@ -182,11 +143,6 @@ def probe_pass_verdicts(rows: list[dict], build: str) -> dict[int, list[Judged]]
     return found
 
 
-def _bounded_rows(build: str, verdicts: Sequence[Judged], repeat: int) -> list[Metric]:
-    return [Metric(STEP, build, "bounded", None if v.ok is None else int(v.ok), "1 = bounded", query=ALL_QUERIES,
-                   repeat=repeat, rate_lps=v.rate, detail=v.why) for v in verdicts]
-
-
 def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: Path, master: str | None,
            repeat: int, stage: Callable[[str], None], probed_on_live: bool = False) -> list[Judged]:
     """The ramp (the latency step's rates when it ran in this run folder for this build and
@@ -195,12 +151,12 @@ def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: P
     as it ends. `probed_on_live`: the latency step's follow runs had the probe pass, so a
     build without one (the pass-through) is judged on the latency rates alone."""
     rows = run.metrics()
-    verdicts = latency_step_verdicts(rows, follower.name, repeat, profile.step_seconds)
+    verdicts = latency_step_verdicts(rows, follower.name, repeat)
     probed = probe_pass_verdicts(rows, follower.name)
     if verdicts:
         stage(f"step throughput | {follower.name} | the latency step's rates, repeat {repeat}: "
               + ", ".join(f"{v.rate:g} {'ok' if v.ok else 'no' if v.ok is False else '?'}" for v in verdicts))
-        run.append(_bounded_rows(follower.name, verdicts, repeat))
+        run.append(verdict_rows(STEP, follower.name, verdicts, repeat))
         if probed or probed_on_live:   # the ramp above them ran once, in the latency step's follow runs
             verdicts += probed.get(repeat, [])
             ramp = []
@@ -283,7 +239,7 @@ def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Seque
     for repeat in repeats:
         for build in builds:
             started = time.monotonic()
-            if measured and not latency_step_verdicts(latency_rows, build, repeat, profile.step_seconds):
+            if measured and not latency_step_verdicts(latency_rows, build, repeat):
                 # the latency step ran but this pass did not (the build had not caught up with the pass
                 # before): its rates are judged from the passes that ran, not by a ramp of their own
                 run.append([Metric(STEP, build, "sustainable_lps", None, "lines/s", query=ALL_QUERIES, repeat=repeat,

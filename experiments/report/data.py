@@ -9,9 +9,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from experiments.harness.latency_step import bounded, read_unit_rows
+from experiments.harness.live_figures import read_unit_rows
 from experiments.harness.profiles import ARCHITECTURES, DRAIN_SYSTEMS, FLOORS, LIVE_BUILDS, UNITS_PER_SECOND
-from experiments.harness.recovery_step import LAST_PASS_KILL
+from experiments.harness.faults import LAST_PASS_KILL
 from experiments.harness.run_folder import ALL_QUERIES, ENVIRONMENT_FILE, METRICS_FILE, number, read_metrics
 from experiments.stats import Spread
 from shared.export import QUERY_NAMES
@@ -399,18 +399,9 @@ def findings(data: RunData) -> list[str]:
             finding = latency_against_floors(data, rate)
             if finding:
                 found.append(finding)
-        step_minutes = float(data.environment.get("profile", {}).get("step_seconds", 60)) / 60
-        for build in data.live_builds:
-            behind = []
-            for rate in rates:
-                uncovered = sum(data.by_repeat("latency", "units_uncovered", build, ALL_QUERIES, rate, ok_only=False).values())
-                trend = _median(data.spread("latency", "commit_lag_trend_s_per_min", build, ALL_QUERIES, rate))
-                rising = _median(data.spread("latency", "commit_lag_rising_p", build, ALL_QUERIES, rate))
-                lag = _median(data.spread("latency", "commit_lag_p50_s", build, ALL_QUERIES, rate))
-                commits = _median(data.spread("latency", "commits_measured", build, ALL_QUERIES, rate))
-                ok, why = bounded(trend, rising, lag, int(commits or 0), int(uncovered), step_minutes * 60)
-                if ok is False:
-                    behind.append(f"at {rate:g} lines/s: {why}")
+        for build in data.live_builds:   # the latency step's verdicts, one per rate and pass
+            behind = [f"at {float(r['rate_lps']):g} lines/s in pass {r['repeat']}: {r['detail']}"
+                      for r in data.select("latency", "bounded", build, ALL_QUERIES) if r["value"] == "0"]
             if behind:
                 found.append(f"{build} fell behind: " + "; ".join(behind) + ".")
         handoffs = data.select("latency", "handoff_at", "lambda")
@@ -801,7 +792,7 @@ def step_findings(data: RunData) -> list[str]:
 
 
 def step_methods(data: RunData) -> list[tuple[str, str]]:
-    from experiments.harness.latency_step import MIN_COMMITS, RISE_FLOOR_S, RISE_SHARE, RISING_P
+    from experiments.harness.live_figures import MIN_COMMITS, RISE_FLOOR_S, RISE_SHARE, RISING_P
 
     profile = data.environment.get("profile", {})
     step_s = profile.get("search_step_seconds", "?")
