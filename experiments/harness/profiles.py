@@ -71,7 +71,7 @@ class Profile:
     # run of each architecture, once (after the measured passes, before the recovery replay): the
     # build is warm, and no JVM start or warm-up step of its own is paid (the pass-through, which
     # commits every second, is judged on the latency rates). A step must span several of a
-    # build's commits to be judged (live_figures.MIN_COMMITS): Kappa commits every 4-8 s here
+    # build's commits to be judged (live_figures.MIN_COMMITS): the builds commit every 3-5 s here
     search_on_live: bool = False
     # reprocessing (reprocess_step.py): city_revenue_v1 -> city_revenue at these input sizes
     reprocess_rows: tuple[int, ...] = (2_000, 8_000)
@@ -159,7 +159,7 @@ PROFILES = {p.name: p for p in (
             late_rows=600, late_files=4, late_fraction=0.1,
             description="small inputs, one repeat, every step once (a smoke run: "
                         "`make test-e2e` runs it)"),
-    Profile("standard", drain_rows=2_000, repeats=3, rates=(100.0, 150.0, 200.0), step_seconds=8,
+    Profile("standard", drain_rows=2_000, repeats=3, rates=(100.0, 200.0), step_seconds=16,
             file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
             search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=20.0, search_bisections=3,
             search_limit_lps=1_600.0,
