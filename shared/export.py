@@ -61,7 +61,6 @@ CATALOGUE = (
 )
 QUERIES: dict[str, QuerySpec] = {spec.name: spec for spec in CATALOGUE}
 QUERY_NAMES: tuple[str, ...] = tuple(QUERIES)
-BUILDS: tuple[str, ...] = ("kappa", "lambda", "dstream", "oracle")
 
 
 def results_dir(workdir: str | os.PathLike, build: str) -> Path:
