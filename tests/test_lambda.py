@@ -169,12 +169,14 @@ def test_a_replayed_ingest_batch_lands_once(spark, small_input, tmp_path):
 
     from lambda_arch.layout import LambdaConfig
     from lambda_arch.master_dataset import accounting, ingest_batch, max_seq_through
+    from shared.cleaning import classify_lines
     from shared.delta_log import latest_version
 
     config = LambdaConfig(str(small_input), str(tmp_path / "w"))
     _fake_started(config.checkpoint("ingest"))
     first = sorted(small_input.glob("*.csv"))[0]
-    raw = spark.read.text(str(first)).select("value", F.lit(first.name).alias("source_file"))
+    # a micro-batch as the ingest query hands it over: classified in its streaming plan
+    raw = classify_lines(spark.read.text(str(first)).select("value", F.lit(first.name).alias("source_file")))
     write = ingest_batch(config)
     write(raw, 0)
     once = accounting(spark, config)
@@ -276,6 +278,7 @@ def test_ingest_records_a_failing_quality_gate_with_examples(spark, tmp_path):
 
     from lambda_arch.layout import LambdaConfig
     from lambda_arch.master_dataset import accounting, ingest_batch
+    from shared.cleaning import classify_lines
     from shared.quality import summarize
 
     root = tmp_path / "in"
@@ -288,7 +291,8 @@ def test_ingest_records_a_failing_quality_gate_with_examples(spark, tmp_path):
                      ",,,,,\n")
     config = LambdaConfig(str(root), str(tmp_path / "w"))
     _fake_started(config.checkpoint("ingest"))
-    ingest_batch(config)(spark.read.text(str(sales)).select("value", F.lit(sales.name).alias("source_file")), 0)
+    raw = spark.read.text(str(sales)).select("value", F.lit(sales.name).alias("source_file"))
+    ingest_batch(config)(classify_lines(raw), 0)   # as the ingest query hands a micro-batch over: classified
     assert accounting(spark, config) == {"raw_lines": 4, "valid_lines": 2, "quarantine": {"header": 1, "blank": 1}}
     report = json.loads((config.quality_dir / "batch-000000.json").read_text())
     assert report["checked_rows"] == 2 and not report["success"]
