@@ -290,6 +290,12 @@ def judge_values(value: Callable[[str, float], float | None], rates: Sequence[fl
     return verdicts
 
 
+def read_verdict(row: dict, label: str = "") -> Judged:
+    """A `bounded` row of metrics.csv (`verdict_rows`) as the verdict it records; `label` before its why."""
+    return Judged(float(row["rate_lps"]), None if row["value"] == "" else row["value"] == "1",
+                  f"{label}{row['detail']}")
+
+
 def verdict_rows(step: str, build: str, verdicts: Sequence[Judged], repeat: int) -> list[Metric]:
     """A step's `bounded` rows: 1 bounded, 0 not, empty when not judged; why in the detail."""
     return [Metric(step, build, "bounded", None if v.ok is None else int(v.ok), "1 = bounded", query=ALL_QUERIES,

@@ -39,7 +39,8 @@ from typing import Callable, Sequence
 from experiments.harness.drain_step import cost_metrics
 from experiments.harness.follow import Follower, run_follow
 from experiments.harness.live_figures import (WARMUP_STEPS, Judged, judge, latency_metrics, rate_steps_over_files,
-                                              replayer_metrics, unit_rows, verdict_rows, write_unit_rows)
+                                              read_verdict, replayer_metrics, unit_rows, verdict_rows,
+                                              write_unit_rows)
 from experiments.harness.profiles import DOUBLINGS_PER_RUN, KNEE_RATIO, search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
@@ -54,8 +55,7 @@ def latency_step_verdicts(rows: list[dict], build: str, repeat: int) -> list[Jud
     run folder."""
     mine = sorted((r for r in rows if r["step"] == "latency" and r["build"] == build and r["metric"] == "bounded"
                    and r["repeat"] == str(repeat)), key=lambda r: float(r["rate_lps"]))
-    return [Judged(float(r["rate_lps"]), None if r["value"] == "" else r["value"] == "1",
-                   f"latency step, repeat {repeat}: {r['detail']}") for r in mine]
+    return [read_verdict(r, f"latency step, repeat {repeat}: ") for r in mine]
 
 
 def knee(verdicts: Sequence[Judged]) -> tuple[float | None, float | None]:
@@ -138,8 +138,7 @@ def probe_pass_verdicts(rows: list[dict], build: str) -> dict[int, list[Judged]]
     for r in rows:
         if (r["step"] == STEP and r["build"] == build and r["metric"] == "bounded"
                 and r["detail"].startswith(f"{PROBE_PASS}:")):
-            ok = None if r["value"] == "" else r["value"] == "1"
-            found.setdefault(int(r["repeat"]), []).append(Judged(float(r["rate_lps"]), ok, r["detail"]))
+            found.setdefault(int(r["repeat"]), []).append(read_verdict(r))
     return found
 
 
