@@ -9,7 +9,7 @@ PROFILE ?= standard
 VERIFY_ROWS ?= 20000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars test test-crash test-e2e test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
+.PHONY: help setup jars lint test test-crash test-e2e test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,7 +35,12 @@ jars: ## resolve the Delta and Kafka connector jars from Maven Central again (an
 	$(BIN)/lab setup
 	touch $(JARS) $(ARCHIVE)
 
-test: setup ## every test but the random-kill runs; installs headless Chromium if it can; starts (then stops) the Kafka broker and Spark cluster it needs
+lint: setup ## ruff (lint and format check) and mypy over the code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python scripts/typecheck.py
+
+test: setup lint ## ruff and mypy, then every test but the random-kill runs; installs headless Chromium if it can; starts (then stops) the Kafka broker and Spark cluster it needs
 	bash scripts/chromium.sh
 	bash scripts/with-services.sh $(BIN)/pytest -m "not crash and not e2e"
 

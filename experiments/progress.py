@@ -1,4 +1,5 @@
 """A small progress display for long work: timestamped stages and a percentage line."""
+
 from __future__ import annotations
 
 import sys
@@ -40,8 +41,8 @@ class TimeLeft:
     done yet, scaled by how the finished ones compared with their estimates."""
 
     def __init__(self, estimates: dict[str, float]):
-        self.estimates = dict(estimates)   # task -> estimated seconds
-        self.done: dict[str, float] = {}   # task -> actual seconds
+        self.estimates = dict(estimates)  # task -> estimated seconds
+        self.done: dict[str, float] = {}  # task -> actual seconds
 
     def finish(self, task: str, seconds: float) -> None:
         self.done[task] = seconds

@@ -1,10 +1,11 @@
 """The lab's statistics, one module for the steps, `lab bench` and the report: percentiles,
 a trend and its test, and the spread of repeated runs."""
+
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -35,13 +36,14 @@ def rising_p(times_s: Sequence[float], values: Sequence[float]) -> float | None:
 @dataclass
 class Spread:
     """Repeated runs' figure: their median, lowest and highest, and how many there were."""
+
     median: float
     low: float
     high: float
     n: int
 
     @classmethod
-    def of(cls, values: list[float]) -> "Spread | None":
+    def of(cls, values: list[float]) -> Spread | None:
         return cls(statistics.median(values), min(values), max(values), len(values)) if values else None
 
     def text(self, digits: int = 2, unit: str = "") -> str:

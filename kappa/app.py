@@ -22,36 +22,36 @@ batch is one commit there, so their micro-batches are the log's and the watermar
 still explains every dropped line. A drain runs them beside the log, until they have read
 its last commit.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import reduce
+from functools import partial, reduce
 from pathlib import Path
-from typing import Callable
 
-from pyspark.sql import DataFrame
-from pyspark.sql import Window
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from shared.progress_log import STEPS_SUFFIX, BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
-from shared import checkpoints
-from shared import cleaning
+from shared import checkpoints, cleaning
 from shared import queries as Q
 from shared.atomic import write_text_atomic
-from shared.export import DATE, INTEGER, QUERIES, QUERY_NAMES, STRING, results_dir
-from shared.finish import write_results
-from shared.inputs import InputError, InputLayout, files_per_trigger, held_catalogue, inspect_input, shipments_schema
+from shared.catalogue import ADDITIVE, INTEGER, QUERIES, QUERY_NAMES, STRING, columns_of
 from shared.commit_log import NO_SEQ, CommitLog
 from shared.console import say
 from shared.delta_log import latest_version, next_version
 from shared.delta_versions import VersionSeqLog, versions_committed, versions_read
+from shared.export import results_dir
+from shared.finish import write_results
+from shared.inputs import InputError, InputLayout, files_per_trigger, held_catalogue, inspect_input, shipments_schema
 from shared.kafka import kafka_messages, watching_broker
+from shared.progress_log import STEPS_SUFFIX, BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
 from shared.quality import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
 from shared.results import export_rows
@@ -61,20 +61,25 @@ from shared.streaming import DELTA_READER_POLL, await_all, kept_batch
 
 LATE_FILE = "_late.json"
 LOG_QUERY = "log"
-CLEAN_LINES = "clean_lines"   # the log's valid lines, parsed once; the stateful queries stream from it
-# Queries whose results are sums and counts: a micro-batch's partial result adds onto the totals.
-ADDITIVE = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "category_revenue", "city_revenue_v1")
+CLEAN_LINES = "clean_lines"  # the log's valid lines, parsed once; the stateful queries stream from it
 # Every additive query's partial aggregates share one table, so a micro-batch is one Delta
 # commit for all of them (a commit costs about half a second here, whatever its size).
 PARTIALS_TABLE = "partials"
-PARTIAL_KEYS = ("key1", "key2")
-PARTIAL_VALUES = {"revenue": Q.MONEY_SUM_TYPE, "margin": Q.MONEY_SUM_TYPE, "order_lines": "bigint",
-                  "quantity": "bigint", "lines": "bigint"}
-PARTIALS_SCHEMA = ", ".join(["query string", *(f"{k} string" for k in PARTIAL_KEYS),
-                             *(f"{v} {kind}" for v, kind in PARTIAL_VALUES.items())])
-KEY_TYPES = {STRING: "string", DATE: "date", INTEGER: "int"}
-REPLAY_REMEDY = ("To apply new logic, replay it into a new version: `lab kappa replay --version <new>`; "
-                 "to start over, remove the version's folder or pass --fresh.")
+# The additive queries (shared/catalogue.ADDITIVE): a micro-batch's partial result adds onto
+# their totals. Keys travel as text in as many key columns as the widest key needs, each
+# summed column in its own (line_accounting's `lines` too).
+PARTIAL_KEYS = tuple(f"key{i + 1}" for i in range(max(len(QUERIES[q].keys) for q in ADDITIVE)))
+PARTIAL_VALUES = {
+    name: Q.SUM_TYPES[kind]
+    for name, kind in {**columns_of((QUERIES[q] for q in ADDITIVE), "sums"), "lines": INTEGER}.items()
+}
+PARTIALS_SCHEMA = ", ".join(
+    ["query string", *(f"{k} string" for k in PARTIAL_KEYS), *(f"{v} {kind}" for v, kind in PARTIAL_VALUES.items())]
+)
+REPLAY_REMEDY = (
+    "To apply new logic, replay it into a new version: `lab kappa replay --version <new>`; "
+    "to start over, remove the version's folder or pass --fresh."
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,7 @@ class KappaConfig:
     input_dir: str
     workdir: str
     version: str = DEFAULT_VERSION
-    source: str = "files"                   # "files" (landing directory) or "kafka"
+    source: str = "files"  # "files" (landing directory) or "kafka"
     # Files per micro-batch (the watermark moves between micro-batches, so the model of
     # dropped lines replays the same grouping). None: sized by `batch_mb` (see `sized`).
     max_files_per_trigger: int | None = None
@@ -146,8 +151,9 @@ def raw_stream(spark, config: KappaConfig, layout: InputLayout) -> DataFrame:
             reader = reader.option("maxBytesPerTrigger", config.batch_mb * 2**20)
         return reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
     messages = kafka_messages(spark, config.kafka_bootstrap, config.kafka_topic, config.kafka_max_offsets_per_trigger)
-    return messages.select(F.col("value").cast("string").alias("value"),
-                           F.col("key").cast("string").alias("source_file"))
+    return messages.select(
+        F.col("value").cast("string").alias("value"), F.col("key").cast("string").alias("source_file")
+    )
 
 
 def shipments_stream(spark, layout: InputLayout) -> DataFrame:
@@ -172,7 +178,8 @@ def as_partial_rows(query: str, result: DataFrame) -> DataFrame:
     return result.select(
         F.lit(query).alias("query"),
         *[column.alias(alias) for column, alias in zip(key_columns, PARTIAL_KEYS)],
-        *[(F.col(v) if v in values else F.lit(None)).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()])
+        *[(F.col(v) if v in values else F.lit(None)).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()],
+    )
 
 
 def accounting_partial_row(outcome: str, lines: int) -> tuple:
@@ -186,27 +193,33 @@ def totals(partials: DataFrame, query: str) -> DataFrame:
     """The running result of an additive query: its partials summed per key (every value
     is a sum or a count), with the keys in their own names and types again."""
     keys, values = _result_columns(query)
-    used = PARTIAL_KEYS[:len(keys)]
-    summed = partials.where(F.col("query") == query).groupBy(*used).agg(
-        *[F.sum(v).cast(PARTIAL_VALUES[v]).alias(v) for v in values])
-    return summed.select(*[F.col(k).cast(KEY_TYPES[kind]).alias(name) for k, (name, kind) in zip(used, keys)],
-                         *values)
+    used = PARTIAL_KEYS[: len(keys)]
+    summed = (
+        partials.where(F.col("query") == query)
+        .groupBy(*used)
+        .agg(*[F.sum(v).cast(PARTIAL_VALUES[v]).alias(v) for v in values])
+    )
+    return summed.select(
+        *[F.col(k).cast(Q.KEY_TYPES[kind]).alias(name) for k, (name, kind) in zip(used, keys)], *values
+    )
 
 
 def latest_windows(updates: DataFrame) -> DataFrame:
     """window_revenue from its update log: each window as the last batch that changed it left it."""
     newest_first = Window.partitionBy("window_start", "window_end").orderBy(F.col("batch_id").desc())
-    return (updates.withColumn("newest", F.row_number().over(newest_first))
-            .where(F.col("newest") == 1).drop("newest", "batch_id"))
+    return (
+        updates.withColumn("newest", F.row_number().over(newest_first))
+        .where(F.col("newest") == 1)
+        .drop("newest", "batch_id")
+    )
 
 
 def _additive_results(config: KappaConfig, layout: InputLayout, spark) -> dict[str, Callable[[DataFrame], DataFrame]]:
     """query -> its function over one micro-batch's valid lines (the applicable ones only)."""
     skipped = layout.not_applicable()
     wanted = [q for q in ADDITIVE if q in config.queries and q not in skipped]
-    catalogue = held_catalogue(spark, layout) if "category_revenue" in wanted else None
-    return {q: (lambda lines, f=getattr(Q, q): f(lines, catalogue)) if q == "category_revenue" else getattr(Q, q)
-            for q in wanted}
+    catalogue = held_catalogue(spark, layout) if any("catalogue" in QUERIES[q].needs for q in wanted) else None
+    return {q: partial(Q.result, q, settings=config.settings, catalogue=catalogue) for q in wanted}
 
 
 class _CommitLog:
@@ -220,8 +233,11 @@ class _CommitLog:
     def __init__(self, config: KappaConfig, layout: InputLayout):
         self.config, self.root = config, layout.root
         self.log = CommitLog.for_build(config.workdir, BUILD)
-        self.read = LogBatchSeq(config.checkpoint(LOG_QUERY), layout.root,
-                                (config.kafka_bootstrap, config.kafka_topic) if config.source == "kafka" else None)
+        self.read = LogBatchSeq(
+            config.checkpoint(LOG_QUERY),
+            layout.root,
+            (config.kafka_bootstrap, config.kafka_topic) if config.source == "kafka" else None,
+        )
         self.clean_seq = VersionSeqLog(config.root / "clean_lines_seq.csv")
         self.highest: dict[str, int] = {}  # streaming query -> highest seq so far (results only grow)
 
@@ -243,15 +259,20 @@ class _CommitLog:
         return self.highest[plan]
 
 
-def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoints.CheckpointAppId,
-             commits: _CommitLog, keep_clean_lines: bool) -> Callable[[DataFrame, int], None]:
+def _fan_out(
+    config: KappaConfig,
+    results: dict[str, Callable],
+    app_id: checkpoints.CheckpointAppId,
+    commits: _CommitLog,
+    keep_clean_lines: bool,
+) -> Callable[[DataFrame, int], None]:
     """foreachBatch of the `log` query: one parse, every output of the batch."""
     expectations = expectations_from_input(config.input_dir)
     steps = BatchSteps(config.steps_file(LOG_QUERY))
 
     def write(classified: DataFrame, batch_id: int) -> None:
         with steps.batch(batch_id) as step:
-            with step("read_parse_count_gate"):   # keeps the batch, before threads read it at once
+            with step("read_parse_count_gate"):  # keeps the batch, before threads read it at once
                 classified = kept_batch(classified)
                 counts = OutcomeCounts(classified, expectations)
             if not counts.rows:
@@ -269,38 +290,48 @@ def _fan_out(config: KappaConfig, results: dict[str, Callable], app_id: checkpoi
                     # by position: every frame has the partials' columns in their order)
                     collected += [tuple(row) for row in reduce(DataFrame.union, frames).collect()]
             written = Counter(row[0] for row in collected)
-            writes = [(classified.sparkSession.createDataFrame(collected, PARTIALS_SCHEMA).coalesce(1),
-                       PARTIALS_TABLE)]
+            writes = [(classified.sparkSession.createDataFrame(collected, PARTIALS_SCHEMA).coalesce(1), PARTIALS_TABLE)]
             appends_clean = keep_clean_lines and bool(by_outcome.get(VALID))
             if appends_clean:
                 writes.append((single_lines, CLEAN_LINES))
             if set(by_outcome) - {VALID}:  # no empty commit: most batches of clean input quarantine nothing
-                writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1),
-                               "quarantine"))
+                writes.append((cleaning.quarantined_lines(classified, keep=("source_file",)).coalesce(1), "quarantine"))
             if appends_clean:
                 # Which seq the clean_lines version about to be written holds, recorded before
                 # it is visible: a stateful query may read it at once, and must find its seq.
                 # (A replayed batch whose append is already in adds no version: its row then
                 # names the next one, which includes these lines too.)
-                commits.clean_seq.record(batch_id, next_version(config.table(CLEAN_LINES)),
-                                         commits.max_seq(LOG_QUERY, batch_id, counts.source_files()))
+                commits.clean_seq.record(
+                    batch_id,
+                    next_version(config.table(CLEAN_LINES)),
+                    commits.max_seq(LOG_QUERY, batch_id, counts.source_files()),
+                )
             with step("delta_appends"), ThreadPoolExecutor(len(writes)) as pool:
-                for future in [pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
-                               for frame, name in writes]:
+                for future in [
+                    pool.submit(checkpoints.append_once, frame, config.table(name), app_id(), batch_id)
+                    for frame, name in writes
+                ]:
                     future.result()
             with step("commit_log"):
-                max_seq = commits.record(LOG_QUERY, batch_id, {query: written[query] for query in results},
-                                         counts.source_files())
-                if keep_clean_lines and not appends_clean:   # no new version: the current one stands for it
+                max_seq = commits.record(
+                    LOG_QUERY, batch_id, {query: written[query] for query in results}, counts.source_files()
+                )
+                if keep_clean_lines and not appends_clean:  # no new version: the current one stands for it
                     commits.clean_seq.record(batch_id, latest_version(config.table(CLEAN_LINES)), max_seq)
-            with step("quality_report"):   # after the results are visible: not on their latency
+            with step("quality_report"):  # after the results are visible: not on their latency
                 counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")
 
     return write
 
 
-def _append_emitted(plan: str, query: str, table: str, app_id: checkpoints.CheckpointAppId, commits: _CommitLog,
-                    stamp_batch_id: bool = False) -> Callable[[DataFrame, int], None]:
+def _append_emitted(
+    plan: str,
+    query: str,
+    table: str,
+    app_id: checkpoints.CheckpointAppId,
+    commits: _CommitLog,
+    stamp_batch_id: bool = False,
+) -> Callable[[DataFrame, int], None]:
     """foreachBatch of a stateful query: append what a batch emitted (window_revenue in
     update mode: the windows it changed, stamped with the batch id so `latest_windows` can
     take each window's newest row; fulfilment_pairs: the pairs it found), then log the commit."""
@@ -321,6 +352,7 @@ def _append_emitted(plan: str, query: str, table: str, app_id: checkpoints.Check
 @dataclass(frozen=True)
 class Plan:
     """One streaming query: its result, output mode, sink, and the logic its checkpoint holds."""
+
     name: str
     frame: DataFrame
     mode: str
@@ -369,38 +401,99 @@ def plans(spark, config: KappaConfig, layout: InputLayout) -> list[Plan]:
     stateful = ["window_revenue"] if "window_revenue" in config.queries else []
     stateful += ["fulfilment_pairs"] if "fulfilment" in config.queries and layout.shipments_dir is not None else []
     log = cleaning.classify_lines(raw_stream(spark, config, layout))
-    chosen = [Plan(LOG_QUERY, log, "append",
-                  _fan_out(config, results, checkpoints.CheckpointAppId(config.checkpoint(LOG_QUERY)), commits,
-                           keep_clean_lines=bool(stateful)),
-                  logic=(*parsing, cleaning.quarantined_lines, OutcomeCounts, totals, bool(stateful),
-                         tuple(results), *(getattr(Q, q) for q in results)))]
+    chosen = [
+        Plan(
+            LOG_QUERY,
+            log,
+            "append",
+            _fan_out(
+                config,
+                results,
+                checkpoints.CheckpointAppId(config.checkpoint(LOG_QUERY)),
+                commits,
+                keep_clean_lines=bool(stateful),
+            ),
+            logic=(
+                *parsing,
+                cleaning.quarantined_lines,
+                OutcomeCounts,
+                totals,
+                bool(stateful),
+                tuple(results),
+                *(QUERIES[q] for q in results),
+                Q.result,
+                Q.grouped_sum,
+                Q.category_revenue,
+            ),
+        )
+    ]
     if stateful:
         ensure_clean_lines(spark, config)
     if "window_revenue" in stateful:
         lines = clean_lines_stream(spark, config)
-        chosen.append(Plan("window_revenue", Q.window_revenue(lines, settings), "update",
-                          _append_emitted("window_revenue", "window_revenue", config.table("window_revenue"),
-                                          checkpoints.CheckpointAppId(config.checkpoint("window_revenue")), commits,
-                                          stamp_batch_id=True),
-                          logic=(*parsing, clean_lines_stream, Q.window_revenue, Q.with_order_watermark,
-                                 latest_windows, settings.window_seconds, settings.slide_seconds,
-                                 settings.watermark_seconds)))
+        chosen.append(
+            Plan(
+                "window_revenue",
+                Q.window_revenue(lines, settings),
+                "update",
+                _append_emitted(
+                    "window_revenue",
+                    "window_revenue",
+                    config.table("window_revenue"),
+                    checkpoints.CheckpointAppId(config.checkpoint("window_revenue")),
+                    commits,
+                    stamp_batch_id=True,
+                ),
+                logic=(
+                    *parsing,
+                    clean_lines_stream,
+                    Q.window_revenue,
+                    Q.with_order_watermark,
+                    latest_windows,
+                    settings.window_seconds,
+                    settings.slide_seconds,
+                    settings.watermark_seconds,
+                ),
+            )
+        )
     if "fulfilment_pairs" in stateful:
         pairs = Q.shipped_pairs(clean_lines_stream(spark, config), shipments_stream(spark, layout), settings)
-        chosen.append(Plan("fulfilment_pairs", pairs, "append",
-                          _append_emitted("fulfilment_pairs", "fulfilment", config.table("fulfilment_pairs"),
-                                          checkpoints.CheckpointAppId(config.checkpoint("fulfilment_pairs")), commits),
-                          logic=(*parsing, clean_lines_stream, Q.shipped_pairs, Q.parse_shipments,
-                                 settings.ship_within_seconds, settings.join_order_watermark_seconds,
-                                 settings.shipment_watermark_seconds)))
+        chosen.append(
+            Plan(
+                "fulfilment_pairs",
+                pairs,
+                "append",
+                _append_emitted(
+                    "fulfilment_pairs",
+                    "fulfilment",
+                    config.table("fulfilment_pairs"),
+                    checkpoints.CheckpointAppId(config.checkpoint("fulfilment_pairs")),
+                    commits,
+                ),
+                logic=(
+                    *parsing,
+                    clean_lines_stream,
+                    Q.shipped_pairs,
+                    Q.parse_shipments,
+                    settings.ship_within_seconds,
+                    settings.join_order_watermark_seconds,
+                    settings.shipment_watermark_seconds,
+                ),
+            )
+        )
     return chosen
 
 
 def prepare(config: KappaConfig, chosen: list[Plan], report: Callable[[str], None] | None = None) -> None:
     """Check each checkpoint (crash leftovers cleared, logic unchanged) before any query starts."""
     for plan in chosen:
-        checkpoints.prepare(config.checkpoint(plan.name), config.query_name(plan.name),
-                            checkpoints.fingerprint(plan.logic), REPLAY_REMEDY, report or say)
+        checkpoints.prepare(
+            config.checkpoint(plan.name),
+            config.query_name(plan.name),
+            checkpoints.fingerprint(plan.logic),
+            REPLAY_REMEDY,
+            report or say,
+        )
 
 
 def start(spark, config: KappaConfig, chosen: list[Plan]) -> list:
@@ -409,10 +502,16 @@ def start(spark, config: KappaConfig, chosen: list[Plan]) -> list:
     for plan in chosen:
         name = config.query_name(plan.name)
         record_progress(spark, name, config.progress_file(plan.name))
-        writer = (plan.frame.writeStream.queryName(name).outputMode(plan.mode)
-                  .option("checkpointLocation", config.checkpoint(plan.name)))
-        writer = writer.trigger(processingTime=config.processing_interval) if config.processing_interval \
+        writer = (
+            plan.frame.writeStream.queryName(name)
+            .outputMode(plan.mode)
+            .option("checkpointLocation", config.checkpoint(plan.name))
+        )
+        writer = (
+            writer.trigger(processingTime=config.processing_interval)
+            if config.processing_interval
             else writer.trigger(availableNow=True)
+        )
         if plan.batch_writer is not None:
             started.append(writer.foreachBatch(plan.batch_writer).start())
         else:
@@ -424,8 +523,10 @@ def run(spark, config: KappaConfig, fresh: bool = False) -> dict[str, str]:
     """Process the whole log (availableNow), then write the results export."""
     serving = serving_version(config.workdir)
     if serving not in (None, config.version) and not fresh:
-        raise ValueError(f"kappa {config.version} is not the serving version ({serving} is): build a new "
-                         f"version with `lab kappa replay --version {config.version}`, or pass --fresh to start over")
+        raise ValueError(
+            f"kappa {config.version} is not the serving version ({serving} is): build a new "
+            f"version with `lab kappa replay --version {config.version}`, or pass --fresh to start over"
+        )
     if fresh:
         start_over(config)
     config = sized(config, inspect_input(config.input_dir, require_sales=config.source == "files"))
@@ -458,7 +559,7 @@ def drain(spark, config: KappaConfig) -> int:
 
     def readers_done() -> bool:
         if any(q.isActive or q.exception() is not None for q in log):
-            return False    # a failed log is raised by await_all, never taken for an end
+            return False  # a failed log is raised by await_all, never taken for an end
         last = latest_version(config.table(CLEAN_LINES))
         return all(has_read_through(config.checkpoint(p.name), last) for p in readers)
 
@@ -476,14 +577,14 @@ def follow(spark, config: KappaConfig, should_stop: Callable[[], bool], fresh: b
     layout = inspect_input(config.input_dir, require_sales=False)  # a landing directory may start empty
     chosen = plans(spark, config, layout)
     prepare(config, chosen)
-    queries = (start(spark, config, [p for p in chosen if p.name == LOG_QUERY])
-               + start(spark, replace(config, processing_interval=DELTA_READER_POLL),
-                       [p for p in chosen if p.name != LOG_QUERY]))
+    queries = start(spark, config, [p for p in chosen if p.name == LOG_QUERY]) + start(
+        spark, replace(config, processing_interval=DELTA_READER_POLL), [p for p in chosen if p.name != LOG_QUERY]
+    )
     if serving_version(config.workdir) is None:
         cut_over(config.workdir, config.version, "first run")
     with watching_broker(config.kafka_bootstrap if config.source == "kafka" else None):
         await_all(queries, until=should_stop)
-    if latest_version(serving_config(config).table(PARTIALS_TABLE)) is None:   # as Lambda says it
+    if latest_version(serving_config(config).table(PARTIALS_TABLE)) is None:  # as Lambda says it
         raise RuntimeError("kappa --follow stopped before any line was read: nothing to export")
     return export_results(spark, config)
 
@@ -514,18 +615,28 @@ def replay(spark, config: KappaConfig, max_rounds: int = 50) -> dict:
         if new == 0 and rounds > 1:
             break
         if listed is not None and landed_sales_files(config) == listed:
-            break   # no file landed while the pass ran: it read every one there is (availableNow)
+            break  # no file landed while the pass ran: it read every one there is (availableNow)
     caught_up = time.monotonic() - started
     record = cut_over(config.workdir, config.version, f"replayed {consumed} input rows in {rounds} passes")
-    return {"version": config.version, "previous": previous, "input_rows": consumed, "passes": rounds,
-            "catch_up_seconds": round(caught_up, 3), "since_utc": record["since_utc"]}
+    return {
+        "version": config.version,
+        "previous": previous,
+        "input_rows": consumed,
+        "passes": rounds,
+        "catch_up_seconds": round(caught_up, 3),
+        "since_utc": record["since_utc"],
+    }
 
 
 def read_partials(spark, config: KappaConfig) -> DataFrame:
     """The partials table summed per query and key: what `totals` reads (summing again is
     exact: decimals and counts)."""
-    return (spark.read.format("delta").load(config.table(PARTIALS_TABLE)).groupBy("query", *PARTIAL_KEYS)
-            .agg(*[F.sum(v).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()]))
+    return (
+        spark.read.format("delta")
+        .load(config.table(PARTIALS_TABLE))
+        .groupBy("query", *PARTIAL_KEYS)
+        .agg(*[F.sum(v).cast(kind).alias(v) for v, kind in PARTIAL_VALUES.items()])
+    )
 
 
 def read_accounting(partials: DataFrame) -> dict[str, int]:
@@ -536,8 +647,11 @@ def read_accounting(partials: DataFrame) -> dict[str, int]:
 
 def late_lines(config: KappaConfig) -> dict[str, int]:
     """Rows each event-time query dropped as later than its watermark (Spark's own count)."""
-    return {name: rows_dropped_by_watermark(config.progress_file(name))
-            for name in ("window_revenue", "fulfilment_pairs") if config.progress_file(name).exists()}
+    return {
+        name: rows_dropped_by_watermark(config.progress_file(name))
+        for name in ("window_revenue", "fulfilment_pairs")
+        if config.progress_file(name).exists()
+    }
 
 
 def result_table(query: str) -> str:
@@ -580,12 +694,24 @@ def export_results(spark, config: KappaConfig) -> dict[str, str]:
     try:
         outcomes = read_accounting(partials)
         valid = outcomes.pop("valid", 0)
-        status = write_results(serving.workdir, BUILD, inspect_input(serving.input_dir, require_sales=False),
-                               serving.queries, raw_lines=valid + sum(outcomes.values()), valid_lines=valid,
-                               quarantine=outcomes, quality_dir=serving.quality_dir, result_rows=rows)
+        status = write_results(
+            serving.workdir,
+            BUILD,
+            inspect_input(serving.input_dir, require_sales=False),
+            serving.queries,
+            raw_lines=valid + sum(outcomes.values()),
+            valid_lines=valid,
+            quarantine=outcomes,
+            quality_dir=serving.quality_dir,
+            result_rows=rows,
+        )
     finally:
         partials.unpersist()
-    late = {"version": serving.version, "rows_dropped_by_watermark": late_lines(serving),
-            "max_files_per_trigger": serving.max_files_per_trigger, "source": serving.source}
+    late = {
+        "version": serving.version,
+        "rows_dropped_by_watermark": late_lines(serving),
+        "max_files_per_trigger": serving.max_files_per_trigger,
+        "source": serving.source,
+    }
     write_text_atomic(results_dir(serving.workdir, BUILD) / LATE_FILE, json.dumps(late, indent=2) + "\n")
     return status

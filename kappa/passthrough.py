@@ -28,24 +28,29 @@ reading the memory sink's table) waits forever (seen with the rate source's defa
 partition per core on local[2]). The rate source here has one partition; a Kafka topic needs
 fewer partitions than the cores.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from pyspark.errors import IllegalArgumentException
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from shared.kafka import check_broker, kafka_messages
 from shared.cleaning import classify_lines, valid_order_lines
+from shared.kafka import check_broker, kafka_messages
 from shared.settings import DEFAULT_KAFKA_BOOTSTRAP
 
 SOURCES = ("kafka", "rate")
 SINKS = ("kafka", "console", "memory")
 TRIGGERS = ("continuous", "processing", "available-now")
 # The rate source's synthetic catalogue: (product, price each), picked by value % len.
-RATE_PRODUCTS = (("USB-C Charging Cable", "11.95"), ("AA Batteries (4-pack)", "3.84"),
-                 ("27in FHD Monitor", "149.99"), ("Wired Headphones", "11.99"))
+RATE_PRODUCTS = (
+    ("USB-C Charging Cable", "11.95"),
+    ("AA Batteries (4-pack)", "3.84"),
+    ("27in FHD Monitor", "149.99"),
+    ("Wired Headphones", "11.99"),
+)
 RATE_ADDRESS = '"917 1st St, Dallas, TX 75001"'  # quoted: the address holds commas
 # Continuous mode pins one core per source partition for as long as it runs; one rate
 # partition leaves the other cores to the driver's own jobs (reading the memory sink, say).
@@ -54,15 +59,15 @@ RATE_PARTITIONS = 1
 
 @dataclass(frozen=True)
 class PassthroughConfig:
-    source: str = "kafka"            # "kafka" (raw sales lines, one per message, as replay_to_kafka writes them) or "rate"
-    sink: str = "kafka"              # "kafka", "console" or "memory" (table = query_name)
-    trigger: str = "continuous"      # "continuous" (~ms latency, at-least-once), "processing" or "available-now"
-    interval: str = "1 second"       # processing-time interval, or the continuous trigger's checkpoint interval
+    source: str = "kafka"  # "kafka" (raw sales lines, one per message, as replay_to_kafka writes them) or "rate"
+    sink: str = "kafka"  # "kafka", "console" or "memory" (table = query_name)
+    trigger: str = "continuous"  # "continuous" (~ms latency, at-least-once), "processing" or "available-now"
+    interval: str = "1 second"  # processing-time interval, or the continuous trigger's checkpoint interval
     bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
-    topic: str = "sales"             # input topic
+    topic: str = "sales"  # input topic
     output_topic: str = "sales_valid"
-    rows_per_second: int = 1000      # rate source
-    checkpoint: str | None = None    # required for the kafka sink
+    rows_per_second: int = 1000  # rate source
+    checkpoint: str | None = None  # required for the kafka sink
     query_name: str = "kappa_q0_passthrough"
 
     def __post_init__(self):
@@ -74,8 +79,11 @@ class PassthroughConfig:
 def unsupported(config: PassthroughConfig) -> list[str]:
     """Why this combination cannot run (empty when it can), checked before any query starts."""
     problems = []
-    for name, value, choices in (("source", config.source, SOURCES), ("sink", config.sink, SINKS),
-                                 ("trigger", config.trigger, TRIGGERS)):
+    for name, value, choices in (
+        ("source", config.source, SOURCES),
+        ("sink", config.sink, SINKS),
+        ("trigger", config.trigger, TRIGGERS),
+    ):
         if value not in choices:
             problems.append(f"unknown {name} {value!r}: use {', '.join(choices)}")
     if config.sink == "kafka" and not config.checkpoint:
@@ -85,8 +93,11 @@ def unsupported(config: PassthroughConfig) -> list[str]:
     if config.source == "rate" and config.trigger == "available-now":
         # the rate source never ends: available-now stops at once, with no rows (tried)
         problems.append("the rate source is unbounded: use the processing or continuous trigger with it")
-    if config.source == "rate" and (isinstance(config.rows_per_second, bool)
-                                    or not isinstance(config.rows_per_second, int) or config.rows_per_second < 1):
+    if config.source == "rate" and (
+        isinstance(config.rows_per_second, bool)
+        or not isinstance(config.rows_per_second, int)
+        or config.rows_per_second < 1
+    ):
         problems.append(f"rows_per_second must be a positive integer, got {config.rows_per_second!r}")
     return problems
 
@@ -94,14 +105,25 @@ def unsupported(config: PassthroughConfig) -> list[str]:
 def rate_lines(spark, rows_per_second: int) -> DataFrame:
     """Synthetic valid raw sales lines from the rate source (value -> product and quantity,
     timestamp -> Order Date), with `source_file` = 'rate' and `seq` = the rate's value."""
-    rate = (spark.readStream.format("rate").option("rowsPerSecond", rows_per_second)
-            .option("numPartitions", RATE_PARTITIONS).load())
+    rate = (
+        spark.readStream.format("rate")
+        .option("rowsPerSecond", rows_per_second)
+        .option("numPartitions", RATE_PARTITIONS)
+        .load()
+    )
     n = F.col("value")
     pick = (n % len(RATE_PRODUCTS) + 1).cast("int")
     product = F.element_at(F.array(*[F.lit(p) for p, _ in RATE_PRODUCTS]), pick)
     price = F.element_at(F.array(*[F.lit(p) for _, p in RATE_PRODUCTS]), pick)
-    line = F.concat_ws(",", (n + 1).cast("string"), product, (n % 3 + 1).cast("string"), price,
-                       F.date_format("timestamp", "MM/dd/yy HH:mm"), F.lit(RATE_ADDRESS))
+    line = F.concat_ws(
+        ",",
+        (n + 1).cast("string"),
+        product,
+        (n % 3 + 1).cast("string"),
+        price,
+        F.date_format("timestamp", "MM/dd/yy HH:mm"),
+        F.lit(RATE_ADDRESS),
+    )
     return rate.select(line.alias("value"), F.lit("rate").alias("source_file"), n.alias("seq"))
 
 
@@ -110,8 +132,9 @@ def kafka_lines(spark, config: PassthroughConfig) -> DataFrame:
     replay_to_kafka writes it) and `seq` (its `seq` header)."""
     messages = kafka_messages(spark, config.bootstrap, config.topic, include_headers=True)
     seq = F.element_at(F.map_from_entries("headers"), F.lit("seq")).cast("string").cast("long")
-    return messages.select(F.col("value").cast("string").alias("value"),
-                           F.col("key").cast("string").alias("source_file"), seq.alias("seq"))
+    return messages.select(
+        F.col("value").cast("string").alias("value"), F.col("key").cast("string").alias("source_file"), seq.alias("seq")
+    )
 
 
 def passthrough_frame(raw: DataFrame) -> DataFrame:
@@ -120,14 +143,20 @@ def passthrough_frame(raw: DataFrame) -> DataFrame:
     and a `seq` header when `raw` has a seq. A projection only, so continuous mode takes it."""
     has_seq = "seq" in raw.columns
     lines = valid_order_lines(classify_lines(raw), keep=("seq",) if has_seq else ())
-    fields = [
-        "order_id", "product", "quantity",
+    fields: list[Column | str] = [
+        "order_id",
+        "product",
+        "quantity",
         F.col("price").cast("string").alias("price"),
         F.col("revenue").cast("string").alias("revenue"),
         F.date_format("order_ts", "yyyy-MM-dd HH:mm:ss").alias("order_ts"),
-        "street", "city", "state", "zip",
-    ] + (["seq"] if has_seq else [])
-    columns = [F.col("order_id").alias("key"), F.to_json(F.struct(*fields)).alias("value")]
+        "street",
+        "city",
+        "state",
+        "zip",
+    ]
+    fields += ["seq"] if has_seq else []
+    columns: list[Column | str] = [F.col("order_id").alias("key"), F.to_json(F.struct(*fields)).alias("value")]
     if has_seq:
         header = F.struct(F.lit("seq").alias("key"), F.col("seq").cast("string").cast("binary").alias("value"))
         columns += ["seq", F.array(header).alias("headers")]
@@ -159,8 +188,11 @@ def _with_trigger(writer, config: PassthroughConfig):
 def _with_sink(writer, config: PassthroughConfig):
     if config.sink == "kafka":
         check_broker(config.bootstrap)
-        return (writer.format("kafka").option("kafka.bootstrap.servers", config.bootstrap)
-                .option("topic", config.output_topic))
+        return (
+            writer.format("kafka")
+            .option("kafka.bootstrap.servers", config.bootstrap)
+            .option("topic", config.output_topic)
+        )
     if config.sink == "console":
         return writer.format("console").option("truncate", "false")
     return writer.format("memory")

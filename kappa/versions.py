@@ -5,6 +5,7 @@ version named in WORKDIR/kappa/serving.json, which is replaced atomically at cut
 older versions stay readable until dropped (shared/versions.py, which Lambda's versions
 use too).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,16 @@ from pathlib import Path
 from shared.versions import DEFAULT_VERSION, VersionStore, check_version
 
 BUILD = "kappa"
-__all__ = ["BUILD", "DEFAULT_VERSION", "check_version", "pointer_path", "serving_version", "cut_over", "versions",
-           "drop_version"]
+__all__ = [
+    "BUILD",
+    "DEFAULT_VERSION",
+    "check_version",
+    "pointer_path",
+    "serving_version",
+    "cut_over",
+    "versions",
+    "drop_version",
+]
 
 
 def _store(workdir) -> VersionStore:

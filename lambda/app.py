@@ -8,6 +8,7 @@ while the batch layer runs its jobs, and the two share the machine's cores. Serv
 answers from a cutoff only once it is published (after its batch views are written):
 speed-layer commits made before that are logged at the publication (ServingCommits).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,14 +16,21 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 from lambda_arch import versions
 from lambda_arch.batch_layer import run_batch_layer
-from lambda_arch.layout import (BUILD, MASTER_STREAMS, SPEED_BACKFILL, SPEED_DRAIN_FULFILMENT, SPEED_FULFILMENT,
-                                SPEED_QUERIES, LambdaConfig)
+from lambda_arch.layout import (
+    BUILD,
+    MASTER_STREAMS,
+    SPEED_BACKFILL,
+    SPEED_DRAIN_FULFILMENT,
+    SPEED_FULFILMENT,
+    SPEED_QUERIES,
+    LambdaConfig,
+)
 from lambda_arch.master_dataset import accounting, master_version, start_ingest
 from lambda_arch.serving_layer import ServingCommits, current_cutoff, publish_cutoff, served_rows
 from lambda_arch.speed_layer import speed_query_name, start_backfill, start_speed_layer
@@ -50,8 +58,8 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
     (the ingest makes at least two versions when the input has two files or more)."""
     if fresh:
         shutil.rmtree(config.root, ignore_errors=True)
-        CommitLog(config.commit_log).clear()   # the commit log describes this run only
-    config = versions.serving_config(config)   # the serving view version's views (v1 on a new workdir)
+        CommitLog(config.commit_log).clear()  # the commit log describes this run only
+    config = versions.serving_config(config)  # the serving view version's views (v1 on a new workdir)
     layout = inspect_input(config.input_dir, require_sales=config.source == "files")
     # Where a run spends its time, for `lab bench`'s profile (progress/run.phases.jsonl).
     with BatchSteps(config.progress_file("run.phases")).batch(0) as phase:
@@ -63,7 +71,9 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
         drop_speed_query(config, cutoff, SPEED_FULFILMENT)
         skipped = layout.not_applicable()
         commits = ServingCommits.resume(config, cutoff, [q for q in config.queries if q not in skipped])
-        speed = start_speed_layer(spark, config, cutoff, commits) if cutoff < master_version(spark, config) else []
+        latest = master_version(spark, config)
+        assert latest is not None  # choose_cutoff found one
+        speed = start_speed_layer(spark, config, cutoff, commits) if cutoff < latest else []
         try:
             with phase("batch_layer"):
                 batch_rows = run_batch_layer(spark, config, cutoff)
@@ -85,9 +95,17 @@ def run(spark, config: LambdaConfig, fresh: bool = False, batch_fraction: float 
 def _export(spark, config: LambdaConfig, layout, counts=None, results=None) -> dict[str, str]:
     counts = counts or accounting(spark, config)
     results = results if results is not None else served_rows(spark, config)
-    return write_results(config.workdir, BUILD, layout, config.queries, raw_lines=counts["raw_lines"],
-                         valid_lines=counts["valid_lines"], quarantine=counts["quarantine"],
-                         quality_dir=config.quality_dir, result_rows=lambda query: results.get(query, []))
+    return write_results(
+        config.workdir,
+        BUILD,
+        layout,
+        config.queries,
+        raw_lines=counts["raw_lines"],
+        valid_lines=counts["valid_lines"],
+        quarantine=counts["quarantine"],
+        quality_dir=config.quality_dir,
+        result_rows=lambda query: results.get(query, []),
+    )
 
 
 def export_served(spark, config: LambdaConfig) -> dict[str, str]:
@@ -100,10 +118,12 @@ def export_served(spark, config: LambdaConfig) -> dict[str, str]:
 # Following an arriving input: ingest, speed layer and a scheduled batch layer
 # ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class BatchSchedule:
     """When the batch layer runs again: every `seconds`, or once the master dataset has
     `versions` new versions since the cutoff."""
+
     seconds: float | None = None
     versions: int | None = None
 
@@ -111,8 +131,10 @@ class BatchSchedule:
     def parse(cls, text: str) -> BatchSchedule:
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|minutes?|versions?)\s*", text)
         if match is None:
-            raise ValueError(f"--batch-every {text!r}: give a duration (\"60 seconds\", \"5 minutes\") "
-                             f"or a number of master versions (\"10 versions\")")
+            raise ValueError(
+                f'--batch-every {text!r}: give a duration ("60 seconds", "5 minutes") '
+                f'or a number of master versions ("10 versions")'
+            )
         amount, unit = float(match.group(1)), match.group(2)
         if unit.startswith("version"):
             if amount < 1 or amount != int(amount):
@@ -125,15 +147,17 @@ class BatchSchedule:
 
     def due(self, since_seconds: float, new_versions: int) -> bool:
         if new_versions < 1:
-            return False   # nothing new for the batch layer
+            return False  # nothing new for the batch layer
         if self.versions is not None:
             return new_versions >= self.versions
+        assert self.seconds is not None  # parse sets one of the two
         return since_seconds >= self.seconds
 
 
 @dataclass
 class _Serving:
     """What serves now: the published cutoff, its speed layer and its commit-log rows."""
+
     cutoff: int
     speed: list
     commits: ServingCommits
@@ -154,9 +178,16 @@ class LambdaFollower:
     published cutoff (what a later cutoff left half-done is removed and redone).
     """
 
-    def __init__(self, spark, config: LambdaConfig, schedule: BatchSchedule, interval: str = "2 seconds",
-                 on_handoff: Callable[[int], None] | None = None, report: Callable[[str], None] = lambda m: None):
-        config = versions.serving_config(config)   # handoffs stay within the serving view version
+    def __init__(
+        self,
+        spark,
+        config: LambdaConfig,
+        schedule: BatchSchedule,
+        interval: str = "2 seconds",
+        on_handoff: Callable[[int], None] | None = None,
+        report: Callable[[str], None] = lambda m: None,
+    ):
+        config = versions.serving_config(config)  # handoffs stay within the serving view version
         self.spark, self.config, self.schedule, self.interval = spark, config, schedule, interval
         self.on_handoff, self.report = on_handoff, report
         self.layout = inspect_input(config.input_dir, require_sales=False)
@@ -171,18 +202,27 @@ class LambdaFollower:
         """The speed layer of `cutoff` (whose batch views are written): fulfilment's backfill
         at once, the queries over the master once it has a version after the cutoff."""
         serving = _Serving(cutoff, [], ServingCommits.resume(self.config, cutoff, self.queries))
-        serving.speed = start_backfill(self.spark, self.config, cutoff, serving.commits, available_now=False,
-                                       interval=self.interval)
+        serving.speed = start_backfill(
+            self.spark, self.config, cutoff, serving.commits, available_now=False, interval=self.interval
+        )
         self._ensure_speed(serving)
         return serving
 
     def _ensure_speed(self, serving: _Serving) -> None:
         """Start the speed layer after the cutoff once the master has a version after it
         (a Delta stream cannot start at a version that does not exist yet)."""
-        if not (self._speed_names(serving) & set(MASTER_STREAMS)) and \
-                (master_version(self.spark, self.config) or -1) > serving.cutoff:
-            serving.speed += start_speed_layer(self.spark, self.config, serving.cutoff, serving.commits,
-                                               available_now=False, interval=DELTA_READER_POLL)
+        if (
+            not (self._speed_names(serving) & set(MASTER_STREAMS))
+            and (master_version(self.spark, self.config) or -1) > serving.cutoff
+        ):
+            serving.speed += start_speed_layer(
+                self.spark,
+                self.config,
+                serving.cutoff,
+                serving.commits,
+                available_now=False,
+                interval=DELTA_READER_POLL,
+            )
 
     def _forget_other_cutoffs(self, keep: int, just_stopped: int | None = None) -> None:
         """Realtime views and speed checkpoints of any cutoff but `keep` (older ones once
@@ -195,8 +235,11 @@ class LambdaFollower:
         deadline = time.monotonic() + deadline_seconds
         if any(version > serving.cutoff for version in versions.values()):
             self._ensure_speed(serving)
-        while any(serving.commits.versions_read.get(name, serving.cutoff) < version
-                  for name, version in versions.items() if name in self._speed_names(serving)):
+        while any(
+            serving.commits.versions_read.get(name, serving.cutoff) < version
+            for name, version in versions.items()
+            if name in self._speed_names(serving)
+        ):
             self._check(serving.speed)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the speed layer after v{serving.cutoff} did not catch up in {deadline_seconds} s")
@@ -219,13 +262,16 @@ class LambdaFollower:
         while not present <= paired | serving.commits.shipment_files:
             self._check(serving.speed)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"fulfilment's backfill after v{serving.cutoff} did not read the shipments in "
-                                   f"{deadline_seconds} s")
+                raise TimeoutError(
+                    f"fulfilment's backfill after v{serving.cutoff} did not read the shipments in {deadline_seconds} s"
+                )
             time.sleep(0.2)
 
     def _speed_names(self, serving: _Serving) -> set[str]:
         running = {q.name for q in serving.speed}
-        return {name for name in SPEED_QUERIES if speed_query_name(serving.cutoff, name, self.config.version) in running}
+        return {
+            name for name in SPEED_QUERIES if speed_query_name(serving.cutoff, name, self.config.version) in running
+        }
 
     def handoff(self) -> int | None:
         """One batch run to the master's newest version, then the switch; its cutoff."""
@@ -237,7 +283,7 @@ class LambdaFollower:
         new = self._speed(cutoff)
         old = self.serving
         if old is not None:
-            self._catch_up_with(new, old)   # most of the way while the old speed layer still serves
+            self._catch_up_with(new, old)  # most of the way while the old speed layer still serves
             # The old layer stops before the switch, and the new one catches up with its last
             # micro-batch: one the old read after the first catch-up would be in a commit
             # (visible) and then gone from serving once the pointer moves.
@@ -259,9 +305,10 @@ class LambdaFollower:
                 raise plain_failure(query.name, str(query.exception()))
 
     def start(self) -> None:
-        self.ingest = start_ingest(self.spark, self.config, available_now=False, interval=self.interval,
-                                   require_sales=False)
-        if self.config.serving_pointer.exists():   # a restart: serve what was published
+        self.ingest = start_ingest(
+            self.spark, self.config, available_now=False, interval=self.interval, require_sales=False
+        )
+        if self.config.serving_pointer.exists():  # a restart: serve what was published
             cutoff = current_cutoff(self.config)
             self._forget_other_cutoffs(cutoff)
             if Path(self.config.speed_checkpoint(cutoff, SPEED_DRAIN_FULFILMENT)).exists():
@@ -272,7 +319,7 @@ class LambdaFollower:
                 self.handoff()
             else:
                 self.serving = self._speed(cutoff)
-                self.serving.commits.publish(read_view_file(self.config.batch_views(cutoff)))   # served again from now
+                self.serving.commits.publish(read_view_file(self.config.batch_views(cutoff)))  # served again from now
         self.batch_started = time.monotonic()
 
     def step(self) -> None:
@@ -282,10 +329,10 @@ class LambdaFollower:
         if latest is None:
             return
         if self.serving is None:
-            self.handoff()   # the first batch view, as soon as there is a master version
+            self.handoff()  # the first batch view, as soon as there is a master version
             return
         self._ensure_speed(self.serving)
-        asked = self.config.batch_request.exists()   # `lab lambda batch` from another process
+        asked = self.config.batch_request.exists()  # `lab lambda batch` from another process
         if asked or self.schedule.due(time.monotonic() - self.batch_started, latest - self.serving.cutoff):
             self.config.batch_request.unlink(missing_ok=True)
             self.handoff()
@@ -305,9 +352,16 @@ class LambdaFollower:
             stop_between_batches(self.serving.speed)
 
 
-def follow(spark, config: LambdaConfig, should_stop: Callable[[], bool], schedule: BatchSchedule,
-           interval: str = "2 seconds", fresh: bool = False, on_handoff: Callable[[int], None] | None = None,
-           report: Callable[[str], None] = lambda message: None) -> dict[str, str]:
+def follow(
+    spark,
+    config: LambdaConfig,
+    should_stop: Callable[[], bool],
+    schedule: BatchSchedule,
+    interval: str = "2 seconds",
+    fresh: bool = False,
+    on_handoff: Callable[[int], None] | None = None,
+    report: Callable[[str], None] = lambda message: None,
+) -> dict[str, str]:
     """Run until `should_stop()`, then finish what was ingested and write the export."""
     if fresh:
         shutil.rmtree(config.root, ignore_errors=True)
@@ -323,8 +377,13 @@ def follow(spark, config: LambdaConfig, should_stop: Callable[[], bool], schedul
                     follower.step()
                     time.sleep(0.25)
         except BaseException:
-            stop_between_batches([q for q in [follower.ingest, *(follower.serving.speed if follower.serving else [])]
-                                  if q is not None and q.isActive])
+            stop_between_batches(
+                [
+                    q
+                    for q in [follower.ingest, *(follower.serving.speed if follower.serving else [])]
+                    if q is not None and q.isActive
+                ]
+            )
             raise
         follower.finish()
     finally:
@@ -371,15 +430,22 @@ def forget_other_cutoffs(config: LambdaConfig, keep: int, just_stopped: int | No
         for path in folder.glob("*after_v*") if folder.is_dir() else ():
             if not any(f"after_v{cutoff:06d}" in path.name for cutoff in kept - {None}):
                 shutil.rmtree(path, ignore_errors=True)
-    for kept, folder in ((config.batch_views(keep), root / "batch_views"),
-                         (config.batch_shipments(keep), root / "batch_shipments")):
+    for kept_file, folder in (
+        (config.batch_views(keep), root / "batch_views"),
+        (config.batch_shipments(keep), root / "batch_shipments"),
+    ):
         for path in folder.glob("v*.json*") if folder.is_dir() else ():
-            if path.name != kept.name:
+            if path.name != kept_file.name:
                 path.unlink(missing_ok=True)
 
 
-def batch_now(spark, config: LambdaConfig, recompute: bool = False, version: str | None = None,
-              queries: tuple[str, ...] | None = None) -> dict | None:
+def batch_now(
+    spark,
+    config: LambdaConfig,
+    recompute: bool = False,
+    version: str | None = None,
+    queries: tuple[str, ...] | None = None,
+) -> dict | None:
     """With no follow process: the batch layer over the master's newest version, published
     (the speed layer of the old cutoff is not running, so nothing is lost by its views
     going). None when the published cutoff is already the newest, unless `recompute`
@@ -396,14 +462,18 @@ def batch_now(spark, config: LambdaConfig, recompute: bool = False, version: str
     if version is None or version == serving.version:
         target = serving
         if queries is not None and set(queries) != set(target.queries):
-            raise ValueError(f"view version {target.version} computes {', '.join(target.queries)}: other logic "
-                             f"goes into a new version (`lab lambda batch --version NEW --queries ...`)")
+            raise ValueError(
+                f"view version {target.version} computes {', '.join(target.queries)}: other logic "
+                f"goes into a new version (`lab lambda batch --version NEW --queries ...`)"
+            )
     else:
         target = versions.version_config(replace(config, queries=queries or config.queries), version)
         known = versions.manifest(target)
         if known is not None and queries is not None and set(queries) != set(known["queries"]):
-            raise ValueError(f"view version {version} computes {', '.join(known['queries'])}: name a new version "
-                             f"for other logic, or drop {version} first")
+            raise ValueError(
+                f"view version {version} computes {', '.join(known['queries'])}: name a new version "
+                f"for other logic, or drop {version} first"
+            )
     published = config.serving_pointer.exists()
     if published and version is None and not recompute and current_cutoff(config) >= latest:
         return None
@@ -414,21 +484,26 @@ def batch_now(spark, config: LambdaConfig, recompute: bool = False, version: str
     rows_read = accounting(spark, config)["valid_lines"]
     previous = versions.serving_version(config)
     if published and previous != target.version:
-        versions.retire(serving, current_cutoff(config))   # readable as it served, until dropped
+        versions.retire(serving, current_cutoff(config))  # readable as it served, until dropped
     versions.record(target, last_batch={"cutoff": latest, "seconds": seconds, "master_rows_read": rows_read})
     publish_cutoff(target, latest, f"lab lambda batch: every view from master v{latest}")
     ServingCommits(target, latest, target.queries).publish(batch_rows)
     forget_other_cutoffs(target, latest)
-    return {"version": target.version, "previous": previous, "cutoff": latest, "seconds": seconds,
-            "master_rows_read": rows_read}
+    return {
+        "version": target.version,
+        "previous": previous,
+        "cutoff": latest,
+        "seconds": seconds,
+        "master_rows_read": rows_read,
+    }
 
 
 def status(workdir) -> dict:
     """What serves now, read from the files (no Spark): the serving view version, its
     cutoff, views and speed progress, and every view version (which serves)."""
     from lambda_arch.master_dataset import max_seq_through
-    from shared.delta_versions import versions_read
     from shared import checkpoints
+    from shared.delta_versions import versions_read
 
     config = versions.serving_config(LambdaConfig("", str(workdir)))
     cutoff = current_cutoff(config) if config.serving_pointer.exists() else None
@@ -439,8 +514,11 @@ def status(workdir) -> dict:
             checkpoint = config.speed_checkpoint(cutoff, name)
             done = checkpoints.committed_batches(checkpoint)
             version = versions_read(checkpoint, done[-1]) if done else None
-            speed[name] = {"micro_batches": len(done), "master_version_read": max(cutoff, version or cutoff),
-                           "realtime_view_files": len(list(config.realtime_views(cutoff, name).glob("*.jsonl")))}
+            speed[name] = {
+                "micro_batches": len(done),
+                "master_version_read": max(cutoff, version or cutoff),
+                "realtime_view_files": len(list(config.realtime_views(cutoff, name).glob("*.jsonl"))),
+            }
     return {
         "following": is_following(config),
         "version": versions.serving_version(config),

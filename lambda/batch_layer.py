@@ -8,6 +8,7 @@ written as one view file (lambda/views.py), replacing any earlier attempt at onc
 Beside it goes the list of shipment files its fulfilment view read: the speed layer's
 fulfilment backfill pairs the shipments that land later with the lines up to the cutoff.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ from lambda_arch.layout import LambdaConfig
 from lambda_arch.views import for_driver, wide_partials, write_view_file
 from shared.atomic import write_text_atomic
 from shared.cleaning import ORDER_LINE_COLUMNS
-from shared.sequence import file_name_of
 from shared.inputs import inspect_input, read_catalogue, read_shipments
+from shared.sequence import file_name_of
 
 
 def run_batch_layer(spark, config: LambdaConfig, cutoff: int) -> list:
@@ -30,9 +31,9 @@ def run_batch_layer(spark, config: LambdaConfig, cutoff: int) -> list:
         master = spark.read.format("delta").option("versionAsOf", cutoff).load(config.master)
         lines = master.select(*ORDER_LINE_COLUMNS).persist()
         try:
-            lines.count()   # fill the cache once, before the views' stages read it side by side
+            lines.count()  # fill the cache once, before the views' stages read it side by side
             catalogue, shipments = read_catalogue(spark, layout), read_shipments(spark, layout)
-            if shipments is not None and "fulfilment" in queries:   # the files it lists now, exactly
+            if shipments is not None and "fulfilment" in queries:  # the files it lists now, exactly
                 shipment_files = sorted(file_name_of(path) for path in shipments.inputFiles())
             rows = for_driver(wide_partials(queries, lines, config.settings, catalogue, shipments)).collect()
         finally:

@@ -9,13 +9,14 @@ WORKDIR/lambda/
     realtime_views/after_v<cutoff>/<speed query>/batch-<id>.jsonl
     checkpoints/speed_after_v<cutoff>_<speed query>
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.catalogue import QUERY_NAMES
 from shared.commit_log import commit_log_path
-from shared.export import QUERY_NAMES
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, DEFAULT_KAFKA_BOOTSTRAP, WorkloadSettings
 from shared.versions import DEFAULT_VERSION, check_version
 
@@ -33,22 +34,22 @@ DEFAULT_BATCH_MB = DEFAULT_DRAIN_BATCH_MB
 SPEED_VIEWS, SPEED_FULFILMENT, SPEED_BACKFILL = "views", "fulfilment", "fulfilment_backfill"
 SPEED_DRAIN_FULFILMENT = "fulfilment_drain"
 SPEED_QUERIES = (SPEED_VIEWS, SPEED_FULFILMENT, SPEED_DRAIN_FULFILMENT, SPEED_BACKFILL)
-FULFILMENT_STREAMS = (SPEED_FULFILMENT, SPEED_DRAIN_FULFILMENT)   # one of them runs after a cutoff
-MASTER_STREAMS = (SPEED_VIEWS, *FULFILMENT_STREAMS)   # the speed queries that read the master after the cutoff
+FULFILMENT_STREAMS = (SPEED_FULFILMENT, SPEED_DRAIN_FULFILMENT)  # one of them runs after a cutoff
+MASTER_STREAMS = (SPEED_VIEWS, *FULFILMENT_STREAMS)  # the speed queries that read the master after the cutoff
 
 
 @dataclass(frozen=True)
 class LambdaConfig:
     input_dir: str
     workdir: str
-    max_files_per_trigger: int | None = None   # None: by size (batch_mb), in at least two batches
+    max_files_per_trigger: int | None = None  # None: by size (batch_mb), in at least two batches
     queries: tuple[str, ...] = QUERY_NAMES
     settings: WorkloadSettings = field(default_factory=WorkloadSettings)
     batch_mb: int = DEFAULT_BATCH_MB
-    source: str = "files"                      # "files" (landing directory) or "kafka"
+    source: str = "files"  # "files" (landing directory) or "kafka"
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     kafka_topic: str = "sales"
-    version: str = DEFAULT_VERSION             # the view version its batch and speed layers write
+    version: str = DEFAULT_VERSION  # the view version its batch and speed layers write
 
     def __post_init__(self):
         if self.source not in ("files", "kafka"):
@@ -76,11 +77,11 @@ class LambdaConfig:
 
     @property
     def ingest_log(self) -> Path:
-        return self.root / "ingest_log.csv"   # lines per ingest batch and outcome (master_dataset)
+        return self.root / "ingest_log.csv"  # lines per ingest batch and outcome (master_dataset)
 
     @property
     def master_seq_log(self) -> Path:
-        return self.root / "master_seq.csv"   # master version -> highest input seq (master_dataset)
+        return self.root / "master_seq.csv"  # master version -> highest input seq (master_dataset)
 
     @property
     def commit_log(self) -> Path:
@@ -96,11 +97,11 @@ class LambdaConfig:
 
     @property
     def follow_pid(self) -> Path:
-        return self.root / "follow.pid"       # a `--follow` run's process id, while it runs
+        return self.root / "follow.pid"  # a `--follow` run's process id, while it runs
 
     @property
     def batch_request(self) -> Path:
-        return self.root / "batch.request"   # `lab lambda batch` asks the follow run for a batch run
+        return self.root / "batch.request"  # `lab lambda batch` asks the follow run for a batch run
 
     def checkpoint(self, name: str) -> str:
         return str(self.root / "checkpoints" / name)
@@ -122,7 +123,7 @@ class LambdaConfig:
         return str(self.version_root / "checkpoints" / f"speed_after_v{cutoff:06d}_{name}")
 
     def progress_file(self, name: str) -> Path:
-        return self.root / "progress" / f"{name}.jsonl"   # Spark's progress reports (shared/progress_log.py)
+        return self.root / "progress" / f"{name}.jsonl"  # Spark's progress reports (shared/progress_log.py)
 
     def batch_views(self, cutoff: int) -> Path:
         """Every query's batch view over master versions <= cutoff (a view file, views.py)."""

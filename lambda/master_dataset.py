@@ -19,6 +19,7 @@ highest input `seq` it read, shared/sequence.py: what a view over master version
 includes, for the commit log). A replayed batch reads the same files, so it writes the
 same rows again: readers take each batch's rows once.
 """
+
 from __future__ import annotations
 
 import csv
@@ -35,7 +36,7 @@ from shared.commit_log import append_csv_rows
 from shared.delta_log import latest_version, next_version
 from shared.delta_versions import VersionSeqLog
 from shared.inputs import InputLayout, inspect_input
-from shared.inputs import files_per_trigger as sized_files_per_trigger   # Kappa's size rule
+from shared.inputs import files_per_trigger as sized_files_per_trigger  # Kappa's size rule
 from shared.kafka import kafka_messages
 from shared.progress_log import STEPS_SUFFIX, BatchSteps, record_progress
 from shared.quality import expectations_from_input
@@ -77,9 +78,16 @@ def ingest_batch(config: LambdaConfig):
                     master_seq_log(config).record(batch_id, version, max_seq)
             with step("master_and_quarantine_appends"), ThreadPoolExecutor(2) as pool:
                 quarantine = quarantined_lines(classified, keep=("source_file",)).coalesce(1).write.mode("overwrite")
-                pending = [pool.submit(checkpoints.append_once, valid_order_lines(classified, keep=keep),
-                                       config.master, app_id(), batch_id),
-                           pool.submit(quarantine.parquet, quarantine_folder(config, batch_id))]
+                pending = [
+                    pool.submit(
+                        checkpoints.append_once,
+                        valid_order_lines(classified, keep=keep),
+                        config.master,
+                        app_id(),
+                        batch_id,
+                    ),
+                    pool.submit(quarantine.parquet, quarantine_folder(config, batch_id)),
+                ]
                 counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")
                 for future in pending:
                     future.result()
@@ -96,8 +104,11 @@ def ingest_batch(config: LambdaConfig):
 
 def record_ingest_counts(config: LambdaConfig, app_id: str, batch_id: int, by_outcome: dict[str, int]) -> None:
     """After a batch's appends: its lines per outcome (`valid` or a quarantine reason)."""
-    append_csv_rows(config.ingest_log, INGEST_LOG_COLUMNS,
-                    [(app_id, batch_id, outcome, lines) for outcome, lines in sorted(by_outcome.items())])
+    append_csv_rows(
+        config.ingest_log,
+        INGEST_LOG_COLUMNS,
+        [(app_id, batch_id, outcome, lines) for outcome, lines in sorted(by_outcome.items())],
+    )
 
 
 def master_seq_log(config: LambdaConfig) -> VersionSeqLog:
@@ -119,22 +130,25 @@ def files_per_trigger(config: LambdaConfig, layout: InputLayout) -> int:
     return max(1, min(by_size, math.ceil(len(layout.sales_files) / 2)))
 
 
-def start_ingest(spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds",
-                 require_sales: bool = True):
+def start_ingest(
+    spark, config: LambdaConfig, available_now: bool = True, interval: str = "2 seconds", require_sales: bool = True
+):
     checkpoint = config.checkpoint("ingest")
-    checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind
-    if config.kafka:   # the replayer's topic: each message a line, keyed by the file it came from
-        raw = kafka_messages(spark, *config.kafka).select(F.col("value").cast("string").alias("value"),
-                                                          F.col("key").cast("string").alias("source_file"))
+    checkpoints.clear_unstarted(checkpoint)  # what a kill before the first batch left behind
+    if config.kafka:  # the replayer's topic: each message a line, keyed by the file it came from
+        raw = kafka_messages(spark, *config.kafka).select(
+            F.col("value").cast("string").alias("value"), F.col("key").cast("string").alias("source_file")
+        )
     else:
         layout = inspect_input(config.input_dir, require_sales=require_sales)
         reader = spark.readStream.format("text")
-        if available_now or config.max_files_per_trigger:   # following: whatever has arrived, in one batch
+        if available_now or config.max_files_per_trigger:  # following: whatever has arrived, in one batch
             reader = reader.option("maxFilesPerTrigger", files_per_trigger(config, layout))
         raw = reader.load(layout.sales_glob).select("value", F.col("_metadata.file_name").alias("source_file"))
     record_progress(spark, INGEST_QUERY, config.progress_file("ingest"))
     writer = (
-        classify_lines(raw).writeStream.queryName(INGEST_QUERY)
+        classify_lines(raw)
+        .writeStream.queryName(INGEST_QUERY)
         .option("checkpointLocation", checkpoint)
         .foreachBatch(ingest_batch(config))
     )

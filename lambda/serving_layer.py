@@ -13,6 +13,7 @@ highest input seq the served result then includes and, as `rows`, the rows of th
 result then: its keys in the batch view or a realtime view (`ServedKeys`, kept on the
 driver from the views' own rows, so counting costs no Spark job).
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,8 +25,15 @@ from pyspark.sql import DataFrame
 from lambda_arch import versions
 from lambda_arch.layout import FULFILMENT_STREAMS, SPEED_BACKFILL, SPEED_QUERIES, SPEED_VIEWS, LambdaConfig
 from lambda_arch.master_dataset import max_seq_through
-from lambda_arch.views import (export_columns, from_driver, keys_by_query, merge_wide, query_result,
-                               read_view_file, rows_by_query)
+from lambda_arch.views import (
+    export_columns,
+    from_driver,
+    keys_by_query,
+    merge_wide,
+    query_result,
+    read_view_file,
+    rows_by_query,
+)
 from shared import checkpoints
 from shared.commit_log import CommitLog
 from shared.sequence import file_name_of
@@ -34,15 +42,20 @@ from shared.sequence import file_name_of
 def publish_cutoff(config: LambdaConfig, cutoff: int, note: str = "") -> None:
     """Readers use `config.version`'s views of `cutoff` from now on (one atomic rename)."""
     if versions.manifest(config) is None:
-        versions.record(config)   # what the version computes, before anyone reads it
+        versions.record(config)  # what the version computes, before anyone reads it
     versions.store(config).cut_over(config.version, note or f"batch views of master v{cutoff}", cutoff=cutoff)
 
 
-def current_cutoff(config: LambdaConfig) -> int:
+def _serving_record(config: LambdaConfig) -> dict:
+    """The serving pointer, read once: its version and cutoff belong to the same cut-over."""
     record = versions.store(config).pointer_record()
     if record is None:
         raise RuntimeError(f"no batch view is published yet ({config.serving_pointer}): run the batch layer")
-    return record["cutoff"]
+    return record
+
+
+def current_cutoff(config: LambdaConfig) -> int:
+    return _serving_record(config)["cutoff"]
 
 
 def published(config: LambdaConfig, version: str | None = None) -> tuple[LambdaConfig, int]:
@@ -50,23 +63,26 @@ def published(config: LambdaConfig, version: str | None = None) -> tuple[LambdaC
     retired one at the cutoff it last served."""
     serving = versions.serving_version(config)
     if version is None or version == serving:
-        if serving is None:
-            current_cutoff(config)   # raises: nothing published
-        return versions.version_config(config, serving), current_cutoff(config)
+        record = _serving_record(config)
+        return versions.version_config(config, record["version"]), record["cutoff"]
     at = versions.version_config(config, versions.check_version(version))
     known = versions.manifest(at)
     if known is None:
         have = ", ".join(versions.store(config).names()) or "none"
         raise ValueError(f"no view version {version} in {config.versions_root} (have: {have})")
     if "retired" not in known:
-        raise ValueError(f"view version {version} was never published (a batch run stopped before publishing "
-                         f"it): run `lab lambda batch --version {version}` again")
+        raise ValueError(
+            f"view version {version} was never published (a batch run stopped before publishing "
+            f"it): run `lab lambda batch --version {version}` again"
+        )
     return at, known["retired"]["cutoff"]
 
 
 def realtime_rows(config: LambdaConfig, cutoff: int) -> list[dict]:
     """Every realtime view row after `cutoff` so far (each micro-batch's file once)."""
-    files = [path for name in SPEED_QUERIES for path in sorted(Path(config.realtime_views(cutoff, name)).glob("*.jsonl"))]
+    files = [
+        path for name in SPEED_QUERIES for path in sorted(Path(config.realtime_views(cutoff, name)).glob("*.jsonl"))
+    ]
     return [row for path in files for row in read_view_file(path)]
 
 
@@ -124,8 +140,8 @@ class ServingCommits:
         self.config, self.cutoff, self.queries = config, cutoff, list(queries)
         self.served = served or ServedKeys()
         self.commit_log = CommitLog(config.commit_log)
-        self.versions_read: dict[str, int] = {}   # speed query -> last master version wholly read
-        self.shipment_files: set[str] = set()      # shipment files the backfill has read (names)
+        self.versions_read: dict[str, int] = {}  # speed query -> last master version wholly read
+        self.shipment_files: set[str] = set()  # shipment files the backfill has read (names)
         self.published = False
         self._lock = threading.Lock()
 
@@ -142,26 +158,25 @@ class ServingCommits:
 
     def publish(self, batch_rows) -> None:
         """Call right after the cutoff's pointer is published, with the batch views' rows."""
-        visible_at = time.time()   # readable since publish_cutoff returned
+        visible_at = time.time()  # readable since publish_cutoff returned
         self.served.add(batch_rows)
         with self._lock:
             self.published = True
             self._append(self.queries, visible_at)
 
-    def speed_commit(self, speed_query: str, version_read: int | None, queries, wide_rows,
-                     shipment_files=()) -> None:
+    def speed_commit(self, speed_query: str, version_read: int | None, queries, wide_rows, shipment_files=()) -> None:
         """After a speed-layer micro-batch's view file is in place: it read master versions
         up to `version_read` (the backfill: shipment files `shipment_files`) and added
         `wide_rows` for `queries`."""
         self.served.add(wide_rows)
         with self._lock:
             self.shipment_files.update(shipment_files)
-            visible_at = time.time()   # after the file is in place, and never before a publication
+            visible_at = time.time()  # after the file is in place, and never before a publication
             previous = self.versions_read.get(speed_query, self.cutoff)
             if version_read is not None:
                 self.versions_read[speed_query] = max(previous, version_read)
             if not self.published or (not wide_rows and self.versions_read.get(speed_query, previous) == previous):
-                return   # not served yet (logged at publication), or nothing new to serve
+                return  # not served yet (logged at publication), or nothing new to serve
             self._append([q for q in queries if q in self.queries], visible_at)
 
     def _append(self, queries, visible_at: float) -> None:
@@ -172,7 +187,7 @@ class ServingCommits:
             self.commit_log.append_many(group, max_seq, {q: self.served.rows(q) for q in group}, visible_at)
 
     @classmethod
-    def resume(cls, config: LambdaConfig, cutoff: int, queries) -> "ServingCommits":
+    def resume(cls, config: LambdaConfig, cutoff: int, queries) -> ServingCommits:
         """For a cutoff whose speed layer may have run before (a restart after a crash):
         the realtime views already there count as served, and so do the master versions
         their committed micro-batches read."""
@@ -188,4 +203,3 @@ class ServingCommits:
         for batch_id in checkpoints.committed_batches(backfill):
             commits.shipment_files.update(file_name_of(path) for path in checkpoints.files_of_batch(backfill, batch_id))
         return commits
-

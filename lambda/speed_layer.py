@@ -33,6 +33,7 @@ After each batch's file is in place, its commit goes to the serving layer's comm
 (serving_layer.ServingCommits). Spark's progress reports go to
 LambdaConfig.progress_file (shared/progress_log.py), so `lab bench` can profile them.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,9 @@ from shared.streaming import kept_batch
 QUERY_PREFIX = "lambda_speed_"
 
 
-def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits: ServingCommits,
-                 single_partition: bool = False):
+def _views_batch(
+    config: LambdaConfig, cutoff: int, queries, catalogue, commits: ServingCommits, single_partition: bool = False
+):
     """foreachBatch of `views`: one read of the micro-batch, every additive query's partials.
     `single_partition` (live micro-batches, small): the batch in one partition, so no
     aggregation needs a shuffle and the whole fan-out is one stage (as Kappa's log does);
@@ -66,7 +68,7 @@ def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits:
 
     def write(batch: DataFrame, batch_id: int) -> None:
         with steps.batch(batch_id) as step:
-            with step("keep_and_count"):   # keeps the batch, before the views' stages read it side by side
+            with step("keep_and_count"):  # keeps the batch, before the views' stages read it side by side
                 lines = batch.select(*ORDER_LINE_COLUMNS)
                 lines = kept_batch(lines.coalesce(1) if single_partition else lines)
                 if lines.count() == 0:
@@ -80,8 +82,7 @@ def _views_batch(config: LambdaConfig, cutoff: int, queries, catalogue, commits:
     return write
 
 
-def _fulfilment_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits,
-                      shipments: DataFrame | None = None):
+def _fulfilment_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits, shipments: DataFrame | None = None):
     """foreachBatch of `fulfilment`: the pairs the join emitted, as fulfilment's partials;
     with `shipments` (a drain's `fulfilment_drain`), the batch is lines, paired here."""
     name = SPEED_FULFILMENT if shipments is None else SPEED_DRAIN_FULFILMENT
@@ -108,11 +109,18 @@ def _backfill_batch(config: LambdaConfig, cutoff: int, commits: ServingCommits):
         shipments = Q.parse_shipments(raw).persist()
         try:
             bounds = shipments.agg(F.min("ship_ts").alias("first"), F.max("ship_ts").alias("last")).first()
+            assert bounds is not None  # an aggregate without groups has one row
             rows = []
-            if bounds["first"] is not None:   # a line can match only if ordered within 72 h before a shipment
-                lines = (raw.sparkSession.read.format("delta").option("versionAsOf", cutoff).load(config.master)
-                         .where((F.col("order_ts") >= F.lit(bounds["first"]) - within)
-                                & (F.col("order_ts") <= F.lit(bounds["last"]))))
+            if bounds["first"] is not None:  # a line can match only if ordered within 72 h before a shipment
+                lines = (
+                    raw.sparkSession.read.format("delta")
+                    .option("versionAsOf", cutoff)
+                    .load(config.master)
+                    .where(
+                        (F.col("order_ts") >= F.lit(bounds["first"]) - within)
+                        & (F.col("order_ts") <= F.lit(bounds["last"]))
+                    )
+                )
                 pairs = Q.shipped_pairs(lines, shipments, config.settings)
                 rows = for_driver(as_wide("fulfilment", Q.fulfilment_partials(pairs))).collect()
         finally:
@@ -130,8 +138,14 @@ def speed_query_name(cutoff: int, name: str, version: str = "") -> str:
     return f"{QUERY_PREFIX}{version + '_' if version else ''}after_v{cutoff}_{name}"
 
 
-def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: ServingCommits,
-                      available_now: bool = True, interval: str = "2 seconds") -> list:
+def start_speed_layer(
+    spark,
+    config: LambdaConfig,
+    cutoff: int,
+    commits: ServingCommits,
+    available_now: bool = True,
+    interval: str = "2 seconds",
+) -> list:
     """Start the speed layer's queries over the master after `cutoff` (a master version
     after it must exist); each micro-batch's commit goes to `commits` (the commit log,
     once the cutoff is published)."""
@@ -141,22 +155,46 @@ def start_speed_layer(spark, config: LambdaConfig, cutoff: int, commits: Serving
     additive = [q for q in config.queries if q not in skipped and q != "fulfilment"]
     plans = []
     if additive:
-        plans.append((SPEED_VIEWS, lines, _views_batch(config, cutoff, additive, held_catalogue(spark, layout), commits,
-                                                        single_partition=not available_now)))
+        plans.append(
+            (
+                SPEED_VIEWS,
+                lines,
+                _views_batch(
+                    config, cutoff, additive, held_catalogue(spark, layout), commits, single_partition=not available_now
+                ),
+            )
+        )
     if "fulfilment" in config.queries and "fulfilment" not in skipped:
-        if available_now:   # a drain: the shipment files there are now are all there will be
-            plans.append((SPEED_DRAIN_FULFILMENT, lines,
-                          _fulfilment_batch(config, cutoff, commits, read_shipments(spark, layout))))
+        if available_now:  # a drain: the shipment files there are now are all there will be
+            plans.append(
+                (
+                    SPEED_DRAIN_FULFILMENT,
+                    lines,
+                    _fulfilment_batch(config, cutoff, commits, read_shipments(spark, layout)),
+                )
+            )
         else:
             shipments = Q.parse_shipments(
-                spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob))
-            plans.append((SPEED_FULFILMENT, Q.shipped_pairs(lines, shipments, config.settings),
-                          _fulfilment_batch(config, cutoff, commits)))
+                spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob)
+            )
+            plans.append(
+                (
+                    SPEED_FULFILMENT,
+                    Q.shipped_pairs(lines, shipments, config.settings),
+                    _fulfilment_batch(config, cutoff, commits),
+                )
+            )
     return _start(spark, config, cutoff, plans, available_now, interval)
 
 
-def start_backfill(spark, config: LambdaConfig, cutoff: int, commits: ServingCommits,
-                   available_now: bool = False, interval: str = "2 seconds") -> list:
+def start_backfill(
+    spark,
+    config: LambdaConfig,
+    cutoff: int,
+    commits: ServingCommits,
+    available_now: bool = False,
+    interval: str = "2 seconds",
+) -> list:
     """Start fulfilment's backfill for `cutoff` (whose batch views are written: it reads
     which shipment files they paired). A drain (`app.run`) needs none: its batch layer
     reads every shipment file the input has."""
@@ -168,8 +206,14 @@ def start_backfill(spark, config: LambdaConfig, cutoff: int, commits: ServingCom
     later = spark.readStream.option("header", True).schema(shipments_schema()).csv(layout.shipments_glob)
     if paired:
         later = later.where(~F.col("_metadata.file_name").isin(paired))
-    return _start(spark, config, cutoff, [(SPEED_BACKFILL, later, _backfill_batch(config, cutoff, commits))],
-                  available_now, interval)
+    return _start(
+        spark,
+        config,
+        cutoff,
+        [(SPEED_BACKFILL, later, _backfill_batch(config, cutoff, commits))],
+        available_now,
+        interval,
+    )
 
 
 def _start(spark, config: LambdaConfig, cutoff: int, plans, available_now: bool, interval: str) -> list:
@@ -178,11 +222,15 @@ def _start(spark, config: LambdaConfig, cutoff: int, plans, available_now: bool,
     started = []
     for name, frame, batch_writer in plans:
         checkpoint = config.speed_checkpoint(cutoff, name)
-        checkpoints.clear_unstarted(checkpoint)   # what a kill before the first batch left behind
+        checkpoints.clear_unstarted(checkpoint)  # what a kill before the first batch left behind
         query_name = speed_query_name(cutoff, name, config.version)
         record_progress(spark, query_name, config.progress_file(f"speed_{name}"))
-        writer = (frame.writeStream.queryName(query_name).outputMode("append")
-                  .option("checkpointLocation", checkpoint).foreachBatch(batch_writer))
+        writer = (
+            frame.writeStream.queryName(query_name)
+            .outputMode("append")
+            .option("checkpointLocation", checkpoint)
+            .foreachBatch(batch_writer)
+        )
         writer = writer.trigger(availableNow=True) if available_now else writer.trigger(processingTime=interval)
         started.append(writer.start())
     return started

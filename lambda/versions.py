@@ -12,6 +12,7 @@ longer serves keeps its batch view and the realtime views it served with, no spe
 adds to them any more, so it stays readable, as it was when it retired, until dropped.
 The generic part (names, pointer, cut-over, drop) is shared with Kappa (shared/versions.py).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,16 +21,30 @@ from dataclasses import replace
 
 from lambda_arch.layout import LambdaConfig
 from shared.atomic import write_text_atomic
-from shared.export import QUERIES
+from shared.catalogue import QUERIES
 from shared.versions import DEFAULT_VERSION, VersionStore, check_version
 
-__all__ = ["DEFAULT_VERSION", "check_version", "store", "serving_version", "manifest", "record", "serving_config",
-           "version_config", "retire", "versions_status", "drop_version"]
+__all__ = [
+    "DEFAULT_VERSION",
+    "check_version",
+    "store",
+    "serving_version",
+    "manifest",
+    "record",
+    "serving_config",
+    "version_config",
+    "retire",
+    "versions_status",
+    "drop_version",
+]
 
 
 def store(config: LambdaConfig) -> VersionStore:
-    return VersionStore(config.versions_root, config.serving_pointer,
-                        "publish another version first (`lab lambda batch --version NEW`), then drop this one")
+    return VersionStore(
+        config.versions_root,
+        config.serving_pointer,
+        "publish another version first (`lab lambda batch --version NEW`), then drop this one",
+    )
 
 
 def serving_version(config: LambdaConfig) -> str | None:
@@ -43,14 +58,18 @@ def manifest(config: LambdaConfig, version: str | None = None) -> dict | None:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def record(config: LambdaConfig, **fields) -> dict:
     """Create the manifest of `config.version` (its queries: the logic it computes) when it
     has none, and set `fields` in it; written whole, atomically."""
-    current = manifest(config) or {"version": config.version, "created_utc": _now(), "queries": list(config.queries),
-                                   "keys": {q: QUERIES[q].key_columns for q in config.queries}}
+    current = manifest(config) or {
+        "version": config.version,
+        "created_utc": _now(),
+        "queries": list(config.queries),
+        "keys": {q: QUERIES[q].key_columns for q in config.queries},
+    }
     current.update(fields)
     write_text_atomic(config.version_manifest, json.dumps(current, indent=2), fsync=True)
     return current
@@ -81,9 +100,15 @@ def versions_status(config: LambdaConfig) -> list[dict]:
     for name in store(config).names():
         known = manifest(config, name) or {}
         serving = name == pointer.get("version")
-        rows.append({"version": name, "serving": serving, "queries": known.get("queries"),
-                     "cutoff": pointer.get("cutoff") if serving else known.get("retired", {}).get("cutoff"),
-                     "last_batch": known.get("last_batch")})
+        rows.append(
+            {
+                "version": name,
+                "serving": serving,
+                "queries": known.get("queries"),
+                "cutoff": pointer.get("cutoff") if serving else known.get("retired", {}).get("cutoff"),
+                "last_batch": known.get("last_batch"),
+            }
+        )
     return rows
 
 

@@ -13,6 +13,7 @@ Views are stored as view files (JSON lines of wide rows, written whole with an a
 rename, `write_view_file`): a Delta table per view would cost a snapshot computation
 (several Spark jobs) on every write and every read, for a few thousand rows.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -26,31 +27,14 @@ from pyspark.sql import functions as F
 
 from shared import queries as Q
 from shared.atomic import atomic_text
-from shared.export import QUERIES
+from shared.catalogue import CATALOGUE, QUERIES, columns_of
 from shared.settings import WorkloadSettings
 
-# query -> the columns a view sums; the key columns are the export's key columns
-ADDITIVE = {
-    "city_revenue": ("revenue", "order_lines"),
-    "daily_revenue": ("revenue", "order_lines"),
-    "product_sales": ("quantity", "revenue"),
-    "hourly_sales": ("order_lines", "quantity", "revenue"),
-    "window_revenue": ("revenue", "order_lines"),
-    "category_revenue": ("revenue", "margin"),
-    "fulfilment": ("shipped_lines", "seconds_to_ship"),
-    "city_revenue_v1": ("revenue",),
-}
 QUERY = "query"
-# The wide row: every key column, then every summed column, with the types the query
-# functions of shared/queries.py give them.
-KEY_TYPES = {
-    "city": "string", "state": "string", "date": "date", "product": "string", "hour": "int",
-    "window_start": "timestamp", "window_end": "timestamp", "category": "string", "ship_date": "date",
-}
-SUM_TYPES = {
-    "revenue": Q.MONEY_SUM_TYPE, "order_lines": "bigint", "quantity": "bigint", "margin": Q.MONEY_SUM_TYPE,
-    "shipped_lines": "bigint", "seconds_to_ship": "bigint",
-}
+# The wide row: every key column of the catalogue, then every column a view sums
+# (shared/catalogue.QuerySpec.sums), with the types the query functions give them.
+KEY_TYPES = {name: Q.KEY_TYPES[kind] for name, kind in columns_of(CATALOGUE, "keys").items()}
+SUM_TYPES = {name: Q.SUM_TYPES[kind] for name, kind in columns_of(CATALOGUE, "sums").items()}
 # Wide rows travel through the driver (collected, then written) with their times as UTC
 # wall-clock (timestamp_ntz): Python's datetime for a Spark timestamp is in the process's
 # local zone, and the lab never depends on the machine's zone.
@@ -62,34 +46,41 @@ def key_columns(query: str) -> list[str]:
     return QUERIES[query].key_columns
 
 
-def partial_view(query: str, lines: DataFrame, settings: WorkloadSettings,
-                 catalogue: DataFrame | None = None, shipments: DataFrame | None = None) -> DataFrame:
+def partial_view(
+    query: str,
+    lines: DataFrame,
+    settings: WorkloadSettings,
+    catalogue: DataFrame | None = None,
+    shipments: DataFrame | None = None,
+) -> DataFrame:
     """The additive view of one query over some order lines (a batch DataFrame: the
     master at the cutoff, or one speed-layer micro-batch)."""
-    if query == "window_revenue":
-        # No watermark: the speed layer's views live only until the next batch cutoff,
-        # so they can afford to keep every window and stay exact on late lines.
-        return Q.window_revenue(lines, settings, watermark=False)
-    if query == "category_revenue":
-        return Q.category_revenue(lines, catalogue)
     if query == "fulfilment":
-        return Q.fulfilment_partials(Q.shipped_pairs(lines, shipments, settings))
-    return getattr(Q, query)(lines)
+        return Q.fulfilment_partials(Q.shipped_pairs(lines, Q.needed(shipments, "the shipments", query), settings))
+    # No watermark: the speed layer's views live only until the next batch cutoff, so they
+    # can afford to keep every window and stay exact on late lines.
+    return Q.result(query, lines, settings, catalogue, shipments, watermark=False)
 
 
 def as_wide(query: str, view: DataFrame) -> DataFrame:
     """One query's partial view as wide rows (its name, its keys and sums, nulls elsewhere)."""
-    present = set(key_columns(query)) | set(ADDITIVE[query])
+    present = set(key_columns(query)) | set(QUERIES[query].sum_columns)
     return view.select(
         F.lit(query).alias(QUERY),
-        *[(F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in {**KEY_TYPES, **SUM_TYPES}.items()])
+        *[(F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in {**KEY_TYPES, **SUM_TYPES}.items()],
+    )
 
 
-def wide_partials(queries, lines: DataFrame, settings: WorkloadSettings,
-                  catalogue: DataFrame | None = None, shipments: DataFrame | None = None) -> DataFrame:
+def wide_partials(
+    queries,
+    lines: DataFrame,
+    settings: WorkloadSettings,
+    catalogue: DataFrame | None = None,
+    shipments: DataFrame | None = None,
+) -> DataFrame:
     """Every query's partial view over `lines`, as one DataFrame of wide rows (one job)."""
     views = [as_wide(q, partial_view(q, lines, settings, catalogue, shipments)) for q in queries]
-    return reduce(DataFrame.union, views)   # by position: as_wide gives every view the same columns
+    return reduce(DataFrame.union, views)  # by position: as_wide gives every view the same columns
 
 
 def for_driver(wide: DataFrame) -> DataFrame:
@@ -112,7 +103,7 @@ def merge_wide(views: DataFrame) -> DataFrame:
 def query_result(merged: DataFrame, query: str) -> DataFrame:
     """One query's merged result in the columns of its export (the fulfilment average
     computed from its summed partials)."""
-    result = merged.where(F.col(QUERY) == query).select(*key_columns(query), *ADDITIVE[query])
+    result = merged.where(F.col(QUERY) == query).select(*key_columns(query), *QUERIES[query].sum_columns)
     if query == "fulfilment":
         return Q.fulfilment_from_partials(result)
     return result
@@ -147,12 +138,13 @@ def keys_by_query(rows) -> dict[str, set[tuple]]:
 # View files: wide rows (driver form) as JSON lines, each value as text of its type
 # ---------------------------------------------------------------------------------------
 
+
 def _encode(value, kind: str):
     if value is None or kind in ("string", "int", "bigint"):
         return value
     if kind == "timestamp_ntz":
         return value.isoformat(sep=" ")
-    return str(value)   # dates (ISO) and decimals (exact text)
+    return str(value)  # dates (ISO) and decimals (exact text)
 
 
 def _decode(value, kind: str):

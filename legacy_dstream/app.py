@@ -33,6 +33,7 @@ by its batch time, a batch run twice overwrites its output: the results count ev
 once (the SIGKILL test holds that). The logic fingerprint beside the checkpoint refuses
 to resume a checkpoint written by other query logic, before Spark starts.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,27 +46,26 @@ import threading
 import time
 import warnings
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, Sequence
 from urllib.parse import unquote
 
 from legacy_dstream import pipeline as P
 from legacy_dstream.parsing import OrderLine
 from shared import checkpoints
 from shared.atomic import copy_file_atomic, write_bytes_atomic
+from shared.catalogue import QUERY_NAMES
 from shared.commit_log import CommitLog, commit_log_path
-from shared.progress_log import STEPS_SUFFIX, BatchSteps
-from shared.export import QUERY_NAMES
+from shared.console import warn
 from shared.finish import write_results
 from shared.inputs import inspect_input
+from shared.progress_log import STEPS_SUFFIX, BatchSteps
 from shared.quality import QualityExpectations, check_batch, expectations_from_input, validate_order_lines
-from shared.console import warn
-from shared.sequence import (LANDING_ADVICE, SeqRange, SequenceOrderError, counted, file_name_of, file_state,
-                             seq_ranges)
+from shared.sequence import LANDING_ADVICE, SeqRange, SequenceOrderError, counted, file_name_of, file_state, seq_ranges
 from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
 
 BUILD = "dstream"
@@ -74,8 +74,8 @@ BUILD = "dstream"
 # saturated and a backlog (the first batch's start-up) never drains; 4 s leaves room.
 # Landing is not tied to it: arrivals are landed within `SCAN_SECONDS`.
 FOLLOW_BATCH_SECONDS = 4.0
-SCAN_SECONDS = 0.5   # following: how often the input is scanned for new files
-UNSUPPORTED: dict[str, str] = {}   # every query has a DStream form (see pipeline.py for what each gives up)
+SCAN_SECONDS = 0.5  # following: how often the input is scanned for new files
+UNSUPPORTED: dict[str, str] = {}  # every query has a DStream form (see pipeline.py for what each gives up)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class DStreamConfig:
     # state, fulfilment's join above all); `lines_per_batch` instead when given.
     batch_mb: int = DEFAULT_DRAIN_BATCH_MB
     lines_per_batch: int | None = None
-    files_per_batch: int | None = None   # instead: this many files per group (tests: kills between batches)
+    files_per_batch: int | None = None  # instead: this many files per group (tests: kills between batches)
     queries: tuple[str, ...] = QUERY_NAMES
     settings: WorkloadSettings = field(default_factory=WorkloadSettings)
     timeout_seconds: float = 1800.0
@@ -118,15 +118,17 @@ class DStreamConfig:
 
     @property
     def output_dir(self) -> Path:
-        return self.root / "output"   # each batch's output (Snapshot), keyed by batch time
+        return self.root / "output"  # each batch's output (Snapshot), keyed by batch time
 
     @property
     def steps_file(self) -> Path:
-        return self.root / "progress" / f"batches{STEPS_SUFFIX}.jsonl"   # each batch's steps (shared/progress_log.BatchSteps)
+        return (
+            self.root / "progress" / f"batches{STEPS_SUFFIX}.jsonl"
+        )  # each batch's steps (shared/progress_log.BatchSteps)
 
     @property
     def results_table(self) -> str:
-        return str(self.root / "tables" / "results")   # what readers query (`publish`)
+        return str(self.root / "tables" / "results")  # what readers query (`publish`)
 
     @property
     def commit_log(self) -> Path:
@@ -134,7 +136,7 @@ class DStreamConfig:
 
     @property
     def ready_file(self) -> Path:
-        return self.root / "first_batch_done"   # written when this run's first batch has run
+        return self.root / "first_batch_done"  # written when this run's first batch has run
 
 
 def read_catalogue_dict(path: Path | None) -> dict | None:
@@ -165,18 +167,21 @@ def batch_file_names(rdd) -> list[str]:
 # The landing plan: which file lands under which name, in which group
 # ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LandingFile:
     source: Path
-    name: str        # in the landing directory: `{index:06d}-{source name}`, so name order = input order
-    lines: int       # raw lines (shared/raw_lines.py)
-    counted_as: tuple[int, int] | None = None   # the source's (size, mtime) when counted; None: it was gone
+    name: str  # in the landing directory: `{index:06d}-{source name}`, so name order = input order
+    lines: int  # raw lines (shared/raw_lines.py)
+    counted_as: tuple[int, int] | None = None  # the source's (size, mtime) when counted; None: it was gone
 
 
 def landing_plan(sales_files: Sequence[Path], first_index: int = 0) -> list[LandingFile]:
     """The files' landing names, numbered on from `first_index`, with their raw lines (a
     file gone since it was listed keeps its place, with no lines: see `land`)."""
-    return [_planned(source, f"{index:06d}-{source.name}") for index, source in enumerate(sales_files, start=first_index)]
+    return [
+        _planned(source, f"{index:06d}-{source.name}") for index, source in enumerate(sales_files, start=first_index)
+    ]
 
 
 def _planned(source: Path, name: str) -> LandingFile:
@@ -200,8 +205,9 @@ def land(item: LandingFile, target: Path) -> Path:
     return copy_file_atomic(item.source, target)
 
 
-def file_groups(plan: Sequence[LandingFile], lines_per_batch: int,
-                files_per_batch: int | None = None) -> list[list[LandingFile]]:
+def file_groups(
+    plan: Sequence[LandingFile], lines_per_batch: int, files_per_batch: int | None = None
+) -> list[list[LandingFile]]:
     """Consecutive files of about `lines_per_batch` raw lines each (a file is never split;
     a group closes once it holds at least that many), or of `files_per_batch` files."""
     groups, current, lines = [], [], 0
@@ -230,8 +236,13 @@ def seconds_to_next_tick(batch_seconds: float, now: float | None = None) -> floa
     return ((int(now_ms // period_ms) + 1) * period_ms - now_ms) / 1000
 
 
-def feed_groups(groups: Sequence[Sequence[LandingFile]], landing: Path, batch_seconds: float,
-                stop: threading.Event, not_before_ns: int = 0) -> None:
+def feed_groups(
+    groups: Sequence[Sequence[LandingFile]],
+    landing: Path,
+    batch_seconds: float,
+    stop: threading.Event,
+    not_before_ns: int = 0,
+) -> None:
     """Land the groups one by one, each just after the tick that picked up the one before,
     so each batch reads one group (a group landing late only moves to the next batch:
     textFileStream keeps unread files for a minute).
@@ -271,13 +282,13 @@ class Landing:
     `follow`, the input is scanned again every batch interval and new files are planned
     after the others (the replayer names them in emission order)."""
 
-    def __init__(self, folder: Path, input_dir: Path, list_files: Callable[[Path], list[Path]] | None = None):
+    def __init__(self, folder: Path, input_dir: Path, list_files: Callable[[Path], Sequence[Path]] | None = None):
         self.folder, self.input_dir = Path(folder), Path(input_dir)
         self.list_files = list_files or (lambda folder: inspect_input(folder, require_sales=False).sales_files)
         self.plan: list[LandingFile] = []
-        self.ranges: dict[str, SeqRange] = {}   # grows in place: the drain reads it
+        self.ranges: dict[str, SeqRange] = {}  # grows in place: the drain reads it
         self._lock = threading.Lock()
-        self._unchecked: list[LandingFile] = []   # landed since the last `check_landed`
+        self._unchecked: list[LandingFile] = []  # landed since the last `check_landed`
         self.scan()
 
     def scan(self) -> list[LandingFile]:
@@ -286,12 +297,14 @@ class Landing:
             known = {item.source.name for item in self.plan}
             new = [path for path in self.list_files(self.input_dir) if path.name not in known]
             if new and self.plan and new[0].name < self.plan[-1].source.name:
-                raise SequenceOrderError(f"{new[0].name} appeared in {self.input_dir} after "
-                                         f"{self.plan[-1].source.name}, which sorts after it: landed files are "
-                                         "numbered in name order, so a new file must sort last")
+                raise SequenceOrderError(
+                    f"{new[0].name} appeared in {self.input_dir} after "
+                    f"{self.plan[-1].source.name}, which sorts after it: landed files are "
+                    "numbered in name order, so a new file must sort last"
+                )
             added = landing_plan(new, first_index=len(self.plan))
             self.plan += added
-            self.ranges.update(landing_ranges(self.plan))   # in place: the drain reads this dict
+            self.ranges.update(landing_ranges(self.plan))  # in place: the drain reads this dict
             return added
 
     def planned(self) -> list[str]:
@@ -314,8 +327,11 @@ class Landing:
 
     def feed(self, config: DStreamConfig, stop: threading.Event, not_before_ns: int) -> None:
         """Land what is not landed yet, in groups of the configured size, one per batch."""
-        groups = file_groups(self._unlanded(self.plan), config.lines_per_batch or self.lines_per_mb(config.batch_mb),
-                             config.files_per_batch)
+        groups = file_groups(
+            self._unlanded(self.plan),
+            config.lines_per_batch or self.lines_per_mb(config.batch_mb),
+            config.files_per_batch,
+        )
         feed_groups(groups, self.folder, config.batch_seconds, stop, not_before_ns)
 
     def land_all(self, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:
@@ -336,12 +352,15 @@ class Landing:
             now, copy = file_state(item.source), file_state(self.folder / item.name)
             if now is not None and copy is not None and now[0] != copy[0]:
                 changed.append(item.source.name)
-                warn(f"{item.source} changed after it was landed ({copy[0]:,} -> {now[0]:,} bytes): lines it "
-                     f"gained since are not processed; {LANDING_ADVICE}")
+                warn(
+                    f"{item.source} changed after it was landed ({copy[0]:,} -> {now[0]:,} bytes): lines it "
+                    f"gained since are not processed; {LANDING_ADVICE}"
+                )
         return changed
 
-    def follow(self, batch_seconds: float, stop: threading.Event, not_before_ns: int,
-               others: Sequence[Landing] = ()) -> None:
+    def follow(
+        self, batch_seconds: float, stop: threading.Event, not_before_ns: int, others: Sequence[Landing] = ()
+    ) -> None:
         """Land what is not landed yet, then every `SCAN_SECONDS` what arrived (here and in
         `others`), until `stop`: the next batch reads it."""
         while True:
@@ -350,7 +369,7 @@ class Landing:
             if stop.wait(min(SCAN_SECONDS, batch_seconds)):
                 return
             for landing in (self, *others):
-                landing.check_landed()   # one scan after landing: a copy in place is finished by then
+                landing.check_landed()  # one scan after landing: a copy in place is finished by then
                 landing.scan()
 
 
@@ -358,8 +377,9 @@ class Landing:
 # Driver side: the quality gate and the drain's state
 # ---------------------------------------------------------------------------------------
 
-_WARM_UP_LINE = OrderLine("0", "warm-up", 1, Decimal("1.00"), Decimal("1.00"), dt.datetime(2019, 1, 1),
-                          "1 A St", "Dallas", "TX", "75001")
+_WARM_UP_LINE = OrderLine(
+    "0", "warm-up", 1, Decimal("1.00"), Decimal("1.00"), dt.datetime(2019, 1, 1), "1 A St", "Dallas", "TX", "75001"
+)
 
 
 class QualityGate:
@@ -392,8 +412,9 @@ class QualityGate:
     def _check(self, name: str, records: list[tuple]) -> None:
         import pandas as pd
 
-        check_batch(pd.DataFrame.from_records(records, columns=OrderLine._fields), self.expectations,
-                    self.directory, name)
+        check_batch(
+            pd.DataFrame.from_records(records, columns=OrderLine._fields), self.expectations, self.directory, name
+        )
 
     def finish(self) -> None:
         """Wait for every submitted batch (raising the first error) and end the thread."""
@@ -425,9 +446,18 @@ class _Drain:
     object: it holds `_Outputs`, which finds the drain of the running process.
     """
 
-    def __init__(self, commit_log: CommitLog, ranges: dict[str, SeqRange], queries: Sequence[str],
-                 gate: QualityGate | None = None, output_dir: Path | None = None, previous: Snapshot | None = None,
-                 ready_file: Path | None = None, results_table: str | None = None, steps_file: Path | None = None):
+    def __init__(
+        self,
+        commit_log: CommitLog,
+        ranges: dict[str, SeqRange],
+        queries: Sequence[str],
+        gate: QualityGate | None = None,
+        output_dir: Path | None = None,
+        previous: Snapshot | None = None,
+        ready_file: Path | None = None,
+        results_table: str | None = None,
+        steps_file: Path | None = None,
+    ):
         self.commit_log, self.ranges, self.queries, self.gate = commit_log, ranges, tuple(queries), gate
         self.ready_file = ready_file
         self.output_dir, self.results_table = output_dir, results_table
@@ -436,7 +466,7 @@ class _Drain:
         self.batch_files: dict = {}
         self.done = threading.Event()
         self.error: BaseException | None = None
-        self._jobs = threading.Lock()   # held by an empty batch's job: `stop_jobs` waits for it
+        self._jobs = threading.Lock()  # held by an empty batch's job: `stop_jobs` waits for it
         self._stopping = False
 
     @property
@@ -492,7 +522,7 @@ class _Drain:
             self._refuse_after_failure(time_)
         names, checked, started, timed = self.batch_files.pop(time_, (None, None, None, None))
         if not names:
-            self.materialize(rdd)   # a batch that read nothing changes no total: no commit
+            self.materialize(rdd)  # a batch that read nothing changes no total: no commit
             self._ran_a_batch()
             return
         try:
@@ -520,14 +550,15 @@ class _Drain:
                 max_seq = max((self._range(name).last_seq for name in snapshot.files), default=None)
                 if self.queries and max_seq is not None:
                     with step("commit_log"):
-                        self.commit_log.append_many(self.queries, max_seq,
-                                                    {query: len(totals.get(query, ())) for query in self.queries})
+                        self.commit_log.append_many(
+                            self.queries, max_seq, {query: len(totals.get(query, ())) for query in self.queries}
+                        )
             if self.covers(self.ranges if self.expected is None else self.expected) and not self.feeding:
                 self.done.set()
             self._ran_a_batch()
         except BaseException as error:
             self._fail(error)
-            raise   # the batch fails: it stays pending in the checkpoint, run again on restart
+            raise  # the batch fails: it stays pending in the checkpoint, run again on restart
 
     @contextmanager
     def _timed(self, batch_ms: int, started: float | None, timed: dict[str, float] | None):
@@ -545,7 +576,7 @@ class _Drain:
         whole chain in one task, a few nested Python workers per skipped batch: live, with
         2 s batches and files every few seconds, hundreds of workers and a run that stalled."""
         with self._jobs:
-            if not (self._stopping or self.done.is_set()):   # done: the batches left are dropped
+            if not (self._stopping or self.done.is_set()):  # done: the batches left are dropped
                 state.count()
 
     def _ran_a_batch(self) -> None:
@@ -560,11 +591,11 @@ class _Drain:
         with self._jobs:
             self._stopping = True
 
-    feeding = False   # follow mode: more files may come, so covering the landed ones is not the end
-    expected = None   # follow mode, stopping: the files landed before the stop (else every planned one)
+    feeding = False  # follow mode: more files may come, so covering the landed ones is not the end
+    expected: set[str] | None = None  # follow mode, stopping: the files landed before the stop (else every planned one)
 
 
-_LIVE: dict[str, _Drain] = {}   # checkpoint folder -> the drain of this process
+_LIVE: dict[str, _Drain] = {}  # checkpoint folder -> the drain of this process
 
 
 @dataclass(frozen=True)
@@ -572,6 +603,7 @@ class _Outputs:
     """The foreachRDD functions as the streaming checkpoint pickles them: only the
     checkpoint folder. A context that getOrCreate recovers from the checkpoint calls these
     again, in a new process; each call goes to the drain `run` registered there."""
+
     checkpoint: str
 
     def _drain(self) -> _Drain:
@@ -591,6 +623,7 @@ class _Outputs:
 class Snapshot:
     """One batch's output: the running totals after it, and the files each batch up to it
     read (batch time in ms -> landed names). Written atomically under its batch time."""
+
     batch_ms: int
     batch_files: dict[int, list[str]]
     totals: dict[str, list]
@@ -602,7 +635,7 @@ class Snapshot:
     def write(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         write_bytes_atomic(folder / f"batch-{self.batch_ms:015d}.pickle", pickle.dumps(self))
-        for older in sorted(folder.glob("batch-*.pickle"))[:-2]:   # the newest two are enough
+        for older in sorted(folder.glob("batch-*.pickle"))[:-2]:  # the newest two are enough
             older.unlink(missing_ok=True)
 
     @staticmethod
@@ -612,7 +645,7 @@ class Snapshot:
 
 
 RESULTS_SCHEMA = "batch_ms bigint, query string, key string, row string"
-PUBLISHER = "dstream"   # the writer mark's app id: batch times only grow within one checkpoint's table
+PUBLISHER = "dstream"  # the writer mark's app id: batch times only grow within one checkpoint's table
 
 
 def published_rows(snapshot: Snapshot) -> list[tuple[int, str, str, str]]:
@@ -622,8 +655,7 @@ def published_rows(snapshot: Snapshot) -> list[tuple[int, str, str, str]]:
     rows = []
     for query, pairs in sorted(snapshot.totals.items()):
         for key, value in pairs:
-            row = ({"outcome": key, "lines": value[0]} if query == P.LINE_ACCOUNTING
-                   else P.export_row(query, key, value))
+            row = {"outcome": key, "lines": value[0]} if query == P.LINE_ACCOUNTING else P.export_row(query, key, value)
             rows.append((snapshot.batch_ms, query, json.dumps(key, default=str), json.dumps(row, default=str)))
     return rows
 
@@ -635,7 +667,7 @@ def publish(snapshot: Snapshot, table: str) -> None:
     every batch; a reader takes the rows of the newest `batch_ms` (`served`)."""
     from pyspark.sql import SparkSession
 
-    spark = SparkSession.builder.getOrCreate()   # the running application's session
+    spark = SparkSession.builder.getOrCreate()  # the running application's session
     frame = spark.createDataFrame(published_rows(snapshot), RESULTS_SCHEMA).coalesce(1)
     checkpoints.append_once(frame, table, PUBLISHER, snapshot.batch_ms)
 
@@ -664,7 +696,7 @@ def build_context(spark, config: DStreamConfig, catalogue: dict | None, queries:
     a recovered context has this graph from its checkpoint instead)."""
     from pyspark.streaming import StreamingContext
 
-    ssc = StreamingContext(spark.sparkContext, config.batch_seconds)
+    ssc = StreamingContext(spark.sparkContext, config.batch_seconds)  # type: ignore[arg-type]  # float seconds accepted
     ssc.checkpoint(config.checkpoint)
     raw = ssc.textFileStream(str(config.landing))
     # Not cached: each job parses in the same Python pass that uses the lines (the quality
@@ -684,8 +716,9 @@ def _configure_streaming(spark) -> None:
     """Settings the StreamingContext reads when it starts or recovers."""
     # This build is the legacy DStream version on purpose: Spark's deprecation notice, said
     # at every context start, is known here and not news to the person running it.
-    warnings.filterwarnings("ignore", message="DStream is deprecated", category=FutureWarning,
-                            module="pyspark.streaming")
+    warnings.filterwarnings(
+        "ignore", message="DStream is deprecated", category=FutureWarning, module="pyspark.streaming"
+    )
     conf = spark.sparkContext._jsc.sc().conf()
     # No receivers here, yet with a checkpoint folder the context opens the driver's
     # write-ahead log of received blocks; its batching writer warns "Writer queue
@@ -705,17 +738,36 @@ def follow_config(config: DStreamConfig, recovering: bool, drain_logic: str) -> 
 def logic_of(config: DStreamConfig, queries: Sequence[str], catalogue: dict | None) -> str:
     """The fingerprint of what the checkpoint's pickled functions compute: a recovered
     context runs the functions its checkpoint holds, so other logic must not resume it."""
-    return checkpoints.fingerprint((P.parse, P.order_lines, P.batch_totals, P.query_pairs, P._add_tuples,
-                                    P.all_totals, P.shipments, P.fulfilment_pairs, P._join_step,
-                                    tuple(queries), config.settings, config.batch_seconds,
-                                    sorted((catalogue or {}).items())))
+    return checkpoints.fingerprint(
+        (
+            P.parse,
+            P.order_lines,
+            P.batch_totals,
+            P.query_pairs,
+            P._add_tuples,
+            P.all_totals,
+            P.shipments,
+            P.fulfilment_pairs,
+            P._join_step,
+            tuple(queries),
+            config.settings,
+            config.batch_seconds,
+            sorted((catalogue or {}).items()),
+        )
+    )
 
 
 CHECKPOINT_REMEDY = "Run again with --fresh to start this build over from the first file."
 
 
-def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow: bool = False,
-        should_stop: Callable[[], bool] = lambda: False) -> dict[str, str]:
+def run(
+    spark,
+    config: DStreamConfig,
+    fresh: bool = False,
+    progress=None,
+    follow: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, str]:
     """Process the input (to its end, or with `follow` until `should_stop()`), recovering the
     streaming context from WORKDIR/dstream/checkpoint when an earlier run left one."""
     from pyspark.streaming import StreamingContext
@@ -725,23 +777,31 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
         shutil.rmtree(config.root)
     commit_log = CommitLog(config.commit_log)
     if fresh:
-        commit_log.clear()   # the commit log describes this run only
+        commit_log.clear()  # the commit log describes this run only
     catalogue = read_catalogue_dict(layout.catalogue)
     queries = [q for q in config.queries if q in _streamed(config, catalogue, layout)]
     recovering = has_checkpoint(config.checkpoint)
     if follow:
         config = follow_config(config, recovering, logic_of(config, queries, catalogue))
-    checkpoints.check_logic(config.checkpoint, "dstream", logic_of(config, queries, catalogue), CHECKPOINT_REMEDY,
-                            used=recovering)
-    if not recovering:   # nothing to resume: what an earlier start left is landed again
+    checkpoints.check_logic(
+        config.checkpoint, "dstream", logic_of(config, queries, catalogue), CHECKPOINT_REMEDY, used=recovering
+    )
+    if not recovering:  # nothing to resume: what an earlier start left is landed again
         for folder in (config.landing, config.shipments_landing, config.output_dir, Path(config.results_table)):
             shutil.rmtree(folder, ignore_errors=True)
     landing = Landing(config.landing, Path(config.input_dir))
     shipments = Landing(config.shipments_landing, Path(config.input_dir) / "shipments", shipment_files)
     config.ready_file.unlink(missing_ok=True)
-    drain = _Drain(commit_log, landing.ranges, queries, output_dir=config.output_dir,
-                   previous=Snapshot.latest(config.output_dir), ready_file=config.ready_file,
-                   results_table=config.results_table, steps_file=config.steps_file)
+    drain = _Drain(
+        commit_log,
+        landing.ranges,
+        queries,
+        output_dir=config.output_dir,
+        previous=Snapshot.latest(config.output_dir),
+        ready_file=config.ready_file,
+        results_table=config.results_table,
+        steps_file=config.steps_file,
+    )
     drain.feeding = follow
     if not follow and drain.covers(landing.planned()):
         # a crash after the last batch's output: every line is in it already
@@ -752,16 +812,16 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
     _LIVE[config.checkpoint] = drain
     _configure_streaming(spark)
     ssc = StreamingContext.getOrCreate(config.checkpoint, lambda: build_context(spark, config, catalogue, queries))
-    not_before_ns = time.time_ns()   # textFileStream ignores files older than itself
+    not_before_ns = time.time_ns()  # textFileStream ignores files older than itself
     stop_feeding, feed_error = threading.Event(), []
 
     def feed() -> None:
         try:
             others = [shipments] if P.FULFILMENT in queries else []
-            if follow:   # the shipments as they arrive, like the sales
+            if follow:  # the shipments as they arrive, like the sales
                 landing.follow(config.batch_seconds, stop_feeding, not_before_ns, others=others)
             else:
-                for other in others:   # at once: the join keeps shipments until their order lines come
+                for other in others:  # at once: the join keeps shipments until their order lines come
                     other.land_all(config.batch_seconds, stop_feeding, not_before_ns)
                 landing.feed(config, stop_feeding, not_before_ns)
         except BaseException as error:
@@ -776,7 +836,8 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
         while not drain.done.wait(0.25):
             if progress:
                 progress(drain.lines_seen, landing.lines())
-            if ssc.awaitTerminationOrTimeout(0.001):   # raises what failed a batch outside the drain's own steps
+            # raises what failed a batch outside the drain's own steps (returns a bool, takes float seconds)
+            if ssc.awaitTerminationOrTimeout(0.001):  # type: ignore[func-returns-value,arg-type]  # pyspark stub wrong
                 raise RuntimeError("the streaming context stopped before the input was processed")
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"dstream saw {drain.lines_seen} of {landing.lines()} lines before the timeout")
@@ -799,12 +860,18 @@ def run(spark, config: DStreamConfig, fresh: bool = False, progress=None, follow
         _LIVE.pop(config.checkpoint, None)
         raise
     _stop(ssc, drain, feeder, stop_feeding, gate, None)
-    _LIVE.pop(config.checkpoint, None)   # after the stop: a batch still running finds its drain
+    _LIVE.pop(config.checkpoint, None)  # after the stop: a batch still running finds its drain
     return _write(config, layout, drain.snapshot, landing.lines(drain.expected))
 
 
-def _stop(ssc, drain: _Drain, feeder: threading.Thread, stop_feeding: threading.Event, gate: QualityGate,
-          failure: BaseException | None) -> None:
+def _stop(
+    ssc,
+    drain: _Drain,
+    feeder: threading.Thread,
+    stop_feeding: threading.Event,
+    gate: QualityGate,
+    failure: BaseException | None,
+) -> None:
     """Stop feeding, then the context, then wait for the quality gate.
 
     After a drain every landed file has been processed and its output written, so the
@@ -843,6 +910,15 @@ def _write(config: DStreamConfig, layout, snapshot: dict, expected: int) -> dict
     outcomes = {k: v[0] for k, v in snapshot.get(P.LINE_ACCOUNTING, [])}
     valid = outcomes.pop("valid", 0)
     # raw lines counted from the files themselves, so a lost line shows as unbalanced
-    return write_results(config.workdir, BUILD, layout, config.queries, raw_lines=expected, valid_lines=valid,
-                         quarantine=outcomes, quality_dir=config.quality_dir, unsupported=UNSUPPORTED,
-                         result_rows=lambda query: [P.export_row(query, k, v) for k, v in snapshot.get(query, [])])
+    return write_results(
+        config.workdir,
+        BUILD,
+        layout,
+        config.queries,
+        raw_lines=expected,
+        valid_lines=valid,
+        quarantine=outcomes,
+        quality_dir=config.quality_dir,
+        unsupported=UNSUPPORTED,
+        result_rows=lambda query: [P.export_row(query, k, v) for k, v in snapshot.get(query, [])],
+    )

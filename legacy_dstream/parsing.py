@@ -3,12 +3,14 @@
 Same rules as docs/data-rules.md; the legacy application predates the DataFrame
 cleaning in shared/, as such applications do.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 from shared.raw_lines import encoding_reason
 from shared.settings import HEADER, SHIPMENT_COLUMNS
@@ -75,11 +77,11 @@ def parse_line(line: str) -> tuple[OrderLine | None, str | None]:
     # A leading byte-order mark is not part of the first field (docs/data-rules.md). Hadoop's
     # reader skips one at the start of a file; a line cannot tell if it opened a file, so one
     # is dropped wherever a line starts with it.
-    reason = encoding_reason(line)   # before any split: no regex over megabytes
+    reason = encoding_reason(line)  # before any split: no regex over megabytes
     if reason:
         return None, reason
     line = line.removeprefix(BYTE_ORDER_MARK)
-    simple = _SIMPLE_LINE.fullmatch(line)   # the usual shape: split_fields would give the same
+    simple = _SIMPLE_LINE.fullmatch(line)  # the usual shape: split_fields would give the same
     fields = [f.strip(" ") for f in simple.groups()] if simple else split_fields(line)
     if all(f == "" for f in fields):
         return None, "blank"
@@ -104,8 +106,9 @@ def parse_line(line: str) -> tuple[OrderLine | None, str | None]:
     if match is None or not parts[0] or not parts[1]:
         return None, "bad_address"
     unit = unit.quantize(_CENT)
-    return OrderLine(order_id, product, qty, unit, qty * unit, order_ts, parts[0], parts[1],
-                     match.group(1), match.group(2)), None
+    return OrderLine(
+        order_id, product, qty, unit, qty * unit, order_ts, parts[0], parts[1], match.group(1), match.group(2)
+    ), None
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[tuple[OrderLine | None, str | None]]:
@@ -154,8 +157,11 @@ def parse_shipment(line: str) -> Shipment | None:
     if len(fields) != len(SHIPMENT_COLUMNS) or not fields[0] or not fields[1]:
         raise BadShipmentLine(f"not a shipment line: {line!r}")
     match = _SHIP_TIME.fullmatch(fields[2])
+    ship_ts: dt.datetime | None = None
     try:
-        ship_ts = dt.datetime(*(int(part) for part in match.groups())) if match else None
+        if match:  # named, not *-spread: a spread could reach datetime's tzinfo
+            year, month, day, hour, minute, second = (int(part) for part in match.groups())
+            ship_ts = dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
         ship_ts = None
     if ship_ts is None:

@@ -7,25 +7,26 @@ in state forever (late lines are always counted, and the state never shrinks);
 `reduceByKeyAndWindow` only gives processing-time windows (see `recent_revenue`).
 
 Each query is one "pairing" (an order line -> its (key, value) pairs, `query_pairs`).
-`city_revenue(lines)` and its siblings keep one query's running totals on their own; the
+`grouped_sum(lines, query)` and its siblings keep one query's running totals on their own; the
 application uses `all_totals`, which feeds every query from one parse: each partition of a
 batch adds its lines up per (query, key) in one Python pass, so only a few pairs per
 partition reach the single updateStateByKey shuffle, and `query_totals` reads one query
 back out of it. Both give the same totals.
 """
+
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Callable, Iterable
 
 from legacy_dstream.parsing import OrderLine, parse_lines, parse_shipments
+from shared.catalogue import GROUPED_SUMS, ONE_PER_LINE, ORDER_DATE, ORDER_HOUR, QUERIES
 from shared.settings import UNCATALOGUED, WorkloadSettings
 
 EPOCH = dt.datetime(1970, 1, 1)
 ZERO = Decimal("0.00")
-LINE_ACCOUNTING = "line_accounting"   # the (query, key) name of the line outcomes' counts
-SIMPLE_QUERIES = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "city_revenue_v1")
+LINE_ACCOUNTING = "line_accounting"  # the (query, key) name of the line outcomes' counts
 Pairs = Callable[[OrderLine], Iterable[tuple]]
 
 
@@ -85,45 +86,47 @@ def line_accounting(parsed):
 # One pairing per query: an order line -> its (key, value) pairs
 # ---------------------------------------------------------------------------------------
 
-def _city_revenue(o: OrderLine):
-    return (((o.city, o.state), (o.revenue, 1)),)
+# How each key and value source of a grouped sum (shared/catalogue.py) reads an OrderLine `o`;
+# a line field is `o.<field>`. The sources are a closed vocabulary, checked by QuerySpec.
+_SOURCE_EXPRESSIONS = {ORDER_DATE: "o.order_ts.date()", ORDER_HOUR: "o.order_ts.hour", ONE_PER_LINE: "1"}
 
 
-def _daily_revenue(o: OrderLine):
-    return ((o.order_ts.date(), (o.revenue, 1)),)
+def _expression(source: str) -> str:
+    if source in _SOURCE_EXPRESSIONS:
+        return _SOURCE_EXPRESSIONS[source]
+    if source not in OrderLine._fields:
+        raise ValueError(f"{source!r} is not a field of an order line")
+    return f"o.{source}"
 
 
-def _product_sales(o: OrderLine):
-    return ((o.product, (o.quantity, o.revenue)),)
-
-
-def _hourly_sales(o: OrderLine):
-    return ((o.order_ts.hour, (1, o.quantity, o.revenue)),)
-
-
-def _city_revenue_v1(o: OrderLine):
-    return ((o.city, (o.revenue,)),)
-
-
-_SIMPLE_PAIRS: dict[str, Pairs] = {
-    "city_revenue": _city_revenue, "daily_revenue": _daily_revenue, "product_sales": _product_sales,
-    "hourly_sales": _hourly_sales, "city_revenue_v1": _city_revenue_v1,
-}
+def grouped_sum_pairs(query: str) -> Pairs:
+    """A grouped-sum query's pairing, from its declaration: (its key, its values) per line,
+    the key a tuple only when the query has several key columns. Compiled from the
+    declaration (as namedtuple compiles its class): a closure per source would cost this
+    pass, run for every line and query, 2.5 times as long."""
+    spec = QUERIES[query]
+    keys = [_expression(source) for source in spec.group_by]
+    key = keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+    values = "".join(f"{_expression(source)}, " for source in spec.sum_of)
+    return eval(f"lambda o: (({key}, ({values})),)", {})  # every source checked above
 
 
 def event_time_windows(ts: dt.datetime, settings: WorkloadSettings) -> list[tuple[dt.datetime, dt.datetime]]:
     seconds = int((ts - EPOCH).total_seconds())
     last_start = seconds - seconds % settings.slide_seconds
     starts = range(last_start, seconds - settings.window_seconds, -settings.slide_seconds)
-    return [(EPOCH + dt.timedelta(seconds=s), EPOCH + dt.timedelta(seconds=s + settings.window_seconds))
-            for s in sorted(starts)]
+    return [
+        (EPOCH + dt.timedelta(seconds=s), EPOCH + dt.timedelta(seconds=s + settings.window_seconds))
+        for s in sorted(starts)
+    ]
 
 
 def window_pairs(settings: WorkloadSettings) -> Pairs:
     """window_revenue's pairing: one pair per event-time window the line falls in. Lines of one
     slide share their windows, so each slide's list is made once per pairing (per partition)."""
-    slide, known = settings.slide_seconds, {}
-    if settings.window_seconds % slide:   # windows would differ within a slide: no memo
+    slide = settings.slide_seconds
+    known: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
+    if settings.window_seconds % slide:  # windows would differ within a slide: no memo
         return lambda o: [(w, (o.revenue, 1)) for w in event_time_windows(o.order_ts, settings)]
 
     def pairs(o: OrderLine):
@@ -140,6 +143,7 @@ def window_pairs(settings: WorkloadSettings) -> Pairs:
 
 def category_pairs(catalogue: dict) -> Pairs:
     """Stream-static join done the RDD way: a small dict shipped with the closure."""
+
     def pairs(o: OrderLine):
         entry = catalogue.get(o.product)
         if entry is None:
@@ -150,14 +154,13 @@ def category_pairs(catalogue: dict) -> Pairs:
     return pairs
 
 
-PAIRED_QUERIES = (*SIMPLE_QUERIES, "window_revenue", "category_revenue")   # what query_pairs knows
+PAIRED_QUERIES = (*GROUPED_SUMS, "window_revenue", "category_revenue")  # what query_pairs knows
 
 
-def query_pairs(query: str, settings: WorkloadSettings = WorkloadSettings(),
-                catalogue: dict | None = None) -> Pairs:
+def query_pairs(query: str, settings: WorkloadSettings = WorkloadSettings(), catalogue: dict | None = None) -> Pairs:
     """The pairing of one query (KeyError for a query the legacy build does not express)."""
-    if query in _SIMPLE_PAIRS:
-        return _SIMPLE_PAIRS[query]
+    if query in GROUPED_SUMS:
+        return grouped_sum_pairs(query)
     if query == "window_revenue":
         return window_pairs(settings)
     if query == "category_revenue" and catalogue is not None:
@@ -169,33 +172,20 @@ def query_pairs(query: str, settings: WorkloadSettings = WorkloadSettings(),
 # One query's running totals on its own
 # ---------------------------------------------------------------------------------------
 
+
 def _pairs_of(lines, make_pairs: Callable[[], Pairs]):
     """Each partition gets its own pairing (window_pairs keeps a per-partition memo)."""
+
     def partition(iterator):
         pairs = make_pairs()
         for o in iterator:
             yield from pairs(o)
+
     return lines.mapPartitions(partition)
 
 
-def city_revenue(lines):
-    return running_totals(lines.flatMap(_city_revenue))
-
-
-def daily_revenue(lines):
-    return running_totals(lines.flatMap(_daily_revenue))
-
-
-def product_sales(lines):
-    return running_totals(lines.flatMap(_product_sales))
-
-
-def hourly_sales(lines):
-    return running_totals(lines.flatMap(_hourly_sales))
-
-
-def city_revenue_v1(lines):
-    return running_totals(lines.flatMap(_city_revenue_v1))
+def grouped_sum(lines, query: str):
+    return running_totals(lines.flatMap(grouped_sum_pairs(query)))
 
 
 def window_revenue(lines, settings: WorkloadSettings):
@@ -210,8 +200,10 @@ def category_revenue(lines, catalogue: dict):
 # Every query from one parse
 # ---------------------------------------------------------------------------------------
 
-def batch_totals(parsed, queries: Iterable[str], settings: WorkloadSettings = WorkloadSettings(),
-                 catalogue: dict | None = None):
+
+def batch_totals(
+    parsed, queries: Iterable[str], settings: WorkloadSettings = WorkloadSettings(), catalogue: dict | None = None
+):
     """parsed lines -> ((query, key), this batch's total) for every query and for the line
     accounting (`LINE_ACCOUNTING`, keyed by outcome), added up within each partition.
 
@@ -238,14 +230,19 @@ def batch_totals(parsed, queries: Iterable[str], settings: WorkloadSettings = Wo
         for outcome_, count in counts.items():
             yield (LINE_ACCOUNTING, outcome_), (count,)
         for query, _, values in folds:
-            for key, batch in values.items():   # each position summed by sum(), in C
+            for key, batch in values.items():  # each position summed by sum(), in C
                 yield (query, key), tuple(map(sum, zip(*batch)))
 
     return parsed.mapPartitions(partition)
 
 
-def all_totals(parsed, queries: Iterable[str], settings: WorkloadSettings = WorkloadSettings(),
-               catalogue: dict | None = None, shipments=None):
+def all_totals(
+    parsed,
+    queries: Iterable[str],
+    settings: WorkloadSettings = WorkloadSettings(),
+    catalogue: dict | None = None,
+    shipments=None,
+):
     """Running totals of every query and of the line accounting, keyed by (query, key): one
     state and one shuffle per batch for all of them. With `shipments` (and `fulfilment`
     among the queries), the pairs `fulfilment_pairs` finds are added up there too."""
@@ -276,10 +273,11 @@ def _join_step(within_seconds: int):
         orders, shipped = state[:2] if state else ((), ())
         new_orders = tuple(t for kind, t in new_values if kind == "o")
         new_shipped = tuple(t for kind, t in new_values if kind == "s")
-        if not new_orders and not new_shipped:   # a key with state and nothing new: no new pair
+        if not new_orders and not new_shipped:  # a key with state and nothing new: no new pair
             return (orders, shipped, ()) if state and state[2] else state
-        pairs = [(s, int((s - o).total_seconds())) for o in new_orders for s in shipped + new_shipped
-                 if o <= s <= o + within]
+        pairs = [
+            (s, int((s - o).total_seconds())) for o in new_orders for s in shipped + new_shipped if o <= s <= o + within
+        ]
         pairs += [(s, int((s - o).total_seconds())) for o in orders for s in new_shipped if o <= s <= o + within]
         return orders + new_orders, shipped + new_shipped, tuple(pairs)
 
@@ -290,7 +288,8 @@ def fulfilment_pairs(lines, shipments, settings: WorkloadSettings):
     """(ship_ts, seconds to ship) for every pair completed in each batch (order lines from
     `lines`, Shipment records from `shipments`)."""
     events = lines.map(lambda o: ((o.order_id, o.product), ("o", o.order_ts))).union(
-        shipments.map(lambda s: ((s.order_id, s.product), ("s", s.ship_ts))))
+        shipments.map(lambda s: ((s.order_id, s.product), ("s", s.ship_ts)))
+    )
     return events.updateStateByKey(_join_step(settings.ship_within_seconds)).flatMap(lambda kv: kv[1][2])
 
 
@@ -307,24 +306,14 @@ def recent_revenue(lines, window_seconds: int, slide_seconds: int):
 
 
 def export_row(query: str, key, value) -> dict:
-    """A (key, running total) state pair as an export row."""
-    if query == "city_revenue":
-        return {"city": key[0], "state": key[1], "revenue": value[0], "order_lines": value[1]}
-    if query == "daily_revenue":
-        return {"date": key, "revenue": value[0], "order_lines": value[1]}
-    if query == "product_sales":
-        return {"product": key, "quantity": value[0], "revenue": value[1]}
-    if query == "hourly_sales":
-        return {"hour": key, "order_lines": value[0], "quantity": value[1], "revenue": value[2]}
-    if query == "window_revenue":
-        return {"window_start": key[0], "window_end": key[1], "revenue": value[0], "order_lines": value[1]}
-    if query == "category_revenue":
-        return {"category": key, "revenue": value[0], "margin": value[1]}
-    if query == "city_revenue_v1":
-        return {"city": key, "revenue": value[0]}
+    """A (key, running total) state pair as an export row: the key's parts and the summed
+    values by the catalogue's columns (fulfilment's average made from its sums)."""
+    spec = QUERIES[query]
+    row = dict(zip(spec.key_columns, key if len(spec.keys) > 1 else (key,)))
+    row.update(zip(spec.sum_columns, value, strict=True))
     if query == FULFILMENT:
-        return {"ship_date": key, "shipped_lines": value[0], "avg_hours_to_ship": average_hours(value[1], value[0])}
-    raise KeyError(query)
+        row["avg_hours_to_ship"] = average_hours(row.pop("seconds_to_ship"), row["shipped_lines"])
+    return row
 
 
 def average_hours(total_seconds: int, pairs: int) -> Decimal:

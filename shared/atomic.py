@@ -11,13 +11,15 @@ temporary name is fixed, so a crashed run's leftover is simply overwritten by th
 `fsync=True` also flushes the file to disk before the rename (and the folder after it),
 for the small pointer files that recovery depends on; exports do without it.
 """
+
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -27,8 +29,14 @@ def temporary_path(path: str | os.PathLike) -> Path:
 
 
 @contextmanager
-def atomic_text(path: str | os.PathLike, *, encoding: str = "utf-8", newline: str | None = "",
-                buffering: int = -1, fsync: bool = False) -> Iterator[TextIO]:
+def atomic_text(
+    path: str | os.PathLike,
+    *,
+    encoding: str = "utf-8",
+    newline: str | None = "",
+    buffering: int = -1,
+    fsync: bool = False,
+) -> Iterator[TextIO]:
     """Stream text into `path`; it appears (whole) when the block ends without an error.
 
     The parent folder is created if missing. `newline=""` writes line ends exactly as given.
@@ -50,8 +58,7 @@ def atomic_text(path: str | os.PathLike, *, encoding: str = "utf-8", newline: st
         _fsync_folder(path.parent)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8",
-                      fsync: bool = False) -> Path:
+def write_text_atomic(path: str | os.PathLike, text: str, *, encoding: str = "utf-8", fsync: bool = False) -> Path:
     """Replace `path` with `text` atomically (line ends written exactly as given)."""
     with atomic_text(path, encoding=encoding, fsync=fsync) as handle:
         handle.write(text)

@@ -12,14 +12,15 @@ The first is told apart by a logic fingerprint the lab writes beside Spark's fil
 (`lab-logic.json`); the second by the offsets log having no batch entry. Neither is
 guessed from the words of an exception.
 """
+
 from __future__ import annotations
 
 import hashlib
 import inspect
 import json
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from shared.atomic import write_text_atomic
 
@@ -111,19 +112,23 @@ def check_logic(checkpoint, query: str, logic: str, remedy: str, used: bool | No
             raise CheckpointMismatch(
                 f"streaming query {query} cannot continue from its checkpoint {root}: it was written by "
                 f"different query logic (fingerprint {recorded.get('logic', '?')[:12]}, now {logic[:12]}). "
-                f"Results stay as last committed. {remedy}")
+                f"Results stay as last committed. {remedy}"
+            )
         return
     if recorded is None or recorded.get("logic") != logic:
         write_text_atomic(path, json.dumps({"query": query, "logic": logic}, indent=2) + "\n")
 
 
-def prepare(checkpoint, query: str, logic: str, remedy: str,
-            report: Callable[[str], None] = lambda message: None) -> None:
+def prepare(
+    checkpoint, query: str, logic: str, remedy: str, report: Callable[[str], None] = lambda message: None
+) -> None:
     """Everything a build does to a checkpoint before starting its query."""
     removed = clear_unstarted(checkpoint)
     if removed:
-        report(f"{query}: its checkpoint holds no planned batch (a crash before the first one); "
-               f"cleared the leftovers {', '.join(removed)}")
+        report(
+            f"{query}: its checkpoint holds no planned batch (a crash before the first one); "
+            f"cleared the leftovers {', '.join(removed)}"
+        )
     check_logic(checkpoint, query, logic, remedy)
 
 
@@ -138,8 +143,10 @@ def _source_log_entries(folder: Path, log_offset: int) -> list[dict]:
     """Entries of a file source's log for one of its batches; the log is compacted every
     few batches into `<n>.compact`, which holds every entry up to n."""
     candidates = [folder / str(log_offset)]
-    candidates += sorted((p for p in folder.glob("*.compact") if int(p.name.split(".")[0]) >= log_offset),
-                         key=lambda p: int(p.name.split(".")[0]))
+    candidates += sorted(
+        (p for p in folder.glob("*.compact") if int(p.name.split(".")[0]) >= log_offset),
+        key=lambda p: int(p.name.split(".")[0]),
+    )
     for path in candidates:
         if path.is_file():
             entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
@@ -174,7 +181,8 @@ class CheckpointAppId:
     ids of an old one (a replayed batch of the same checkpoint lands once)."""
 
     def __init__(self, checkpoint: str):
-        self.checkpoint, self.value = checkpoint, None
+        self.checkpoint = checkpoint
+        self.value: str | None = None
 
     def __call__(self) -> str:
         if self.value is None:

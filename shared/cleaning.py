@@ -3,6 +3,7 @@
 Pure DataFrame-to-DataFrame functions over a column of raw text lines, usable on a
 batch or a streaming DataFrame alike. The rules are docs/data-rules.md.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
@@ -12,8 +13,16 @@ from shared.raw_lines import MAX_LINE_CHARS, REPLACEMENT_CHARACTER
 from shared.settings import HEADER
 
 ORDER_LINE_COLUMNS = (
-    "order_id", "product", "quantity", "price", "revenue", "order_ts",
-    "street", "city", "state", "zip",
+    "order_id",
+    "product",
+    "quantity",
+    "price",
+    "revenue",
+    "order_ts",
+    "street",
+    "city",
+    "state",
+    "zip",
 )
 PRICE_TYPE = "decimal(12,2)"
 REVENUE_TYPE = "decimal(22,2)"  # 9-digit quantity x 10-digit price fits exactly
@@ -67,8 +76,9 @@ def classify_lines(raw: DataFrame, text_col: str = "value") -> DataFrame:
     # before any split (docs/data-rules.md): bytes that are not UTF-8 (Spark's text source and
     # a Kafka value keep a line's bytes as they are), or U+FFFD, the mark of such bytes
     # decoded before; then a line too long to be an order line, so no regex runs over megabytes
-    encoding = (F.when(~F.is_valid_utf8(text) | text.contains(REPLACEMENT_CHARACTER), "not_utf8")
-                .when(F.length(text) > MAX_LINE_CHARS, "too_long"))
+    encoding = F.when(~F.is_valid_utf8(text) | text.contains(REPLACEMENT_CHARACTER), "not_utf8").when(
+        F.length(text) > MAX_LINE_CHARS, "too_long"
+    )
     reason = (
         F.when(encoding.isNotNull(), encoding)
         .when(F.forall(fields, lambda x: x == ""), "blank")
@@ -88,19 +98,21 @@ def classify_lines(raw: DataFrame, text_col: str = "value") -> DataFrame:
     # live micro-batch paid 0.6-0.8 s of the driver's time for thirteen of them
     return (
         raw.withColumn("_fields", _fields(_without_byte_order_mark(splittable)))
-        .withColumns({
-            "reason": reason,
-            "order_id": F.when(valid, f[0]),
-            "product": F.when(valid, f[1]),
-            "quantity": quantity,
-            "price": price,
-            "revenue": (quantity * price).cast(REVENUE_TYPE),
-            "order_ts": F.when(valid, ts),
-            "street": F.when(valid, F.element_at(address_parts, 1)),
-            "city": F.when(valid, F.element_at(address_parts, 2)),
-            "state": F.when(valid, F.regexp_extract(state_zip, STATE_ZIP_PATTERN, 1)),
-            "zip": F.when(valid, F.regexp_extract(state_zip, STATE_ZIP_PATTERN, 2)),
-        })
+        .withColumns(
+            {
+                "reason": reason,
+                "order_id": F.when(valid, f[0]),
+                "product": F.when(valid, f[1]),
+                "quantity": quantity,
+                "price": price,
+                "revenue": (quantity * price).cast(REVENUE_TYPE),
+                "order_ts": F.when(valid, ts),
+                "street": F.when(valid, F.element_at(address_parts, 1)),
+                "city": F.when(valid, F.element_at(address_parts, 2)),
+                "state": F.when(valid, F.regexp_extract(state_zip, STATE_ZIP_PATTERN, 1)),
+                "zip": F.when(valid, F.regexp_extract(state_zip, STATE_ZIP_PATTERN, 2)),
+            }
+        )
         .drop("_fields")
     )
 
@@ -128,8 +140,7 @@ def quarantined_lines(classified: DataFrame, text_col: str = "value", keep: tupl
     so that every reader of the table can read it and its bytes are still all there."""
     text = F.col(text_col)
     return classified.where(F.col("reason").isNotNull()).select(
-        F.when(F.col("reason") == "not_utf8", escaped_bytes(text)).otherwise(text).alias("raw_line"),
-        "reason", *keep
+        F.when(F.col("reason") == "not_utf8", escaped_bytes(text)).otherwise(text).alias("raw_line"), "reason", *keep
     )
 
 
@@ -137,8 +148,13 @@ def escaped_bytes(text: Column) -> Column:
     """ASCII bytes as themselves, every other byte as `\\xNN`: shared.raw_lines.escaped
     (Python's "backslashreplace") written in Spark SQL."""
     pairs = F.regexp_extract_all(F.hex(text), F.lit("(..)"), 1)
-    return F.array_join(F.transform(pairs, lambda h: F.when(h < "80", F.decode(F.unhex(h), "US-ASCII"))
-                                    .otherwise(F.concat(F.lit("\\x"), F.lower(h)))), "")
+    return F.array_join(
+        F.transform(
+            pairs,
+            lambda h: F.when(h < "80", F.decode(F.unhex(h), "US-ASCII")).otherwise(F.concat(F.lit("\\x"), F.lower(h))),
+        ),
+        "",
+    )
 
 
 def line_accounting(classified: DataFrame) -> DataFrame:

@@ -22,6 +22,7 @@ only when the file is new (empty). Rows are never rewritten, so no atomic replac
 A `CommitLog` holds only its path, so it pickles (DStream checkpoints pickle the
 functions that use it); the lock is looked up by path.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,12 +30,13 @@ import io
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 COMMIT_COLUMNS = ("query", "visible_at", "max_seq", "rows")
 COMMITS_DIR_NAME = "commits"
-NO_SEQ = -1   # max_seq of a result that includes no input line yet
+NO_SEQ = -1  # max_seq of a result that includes no input line yet
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -42,7 +44,7 @@ _LOCKS_GUARD = threading.Lock()
 
 class Commit(NamedTuple):
     query: str
-    visible_at: float   # UTC epoch seconds (millisecond precision in the file)
+    visible_at: float  # UTC epoch seconds (millisecond precision in the file)
     max_seq: int
     rows: int
 
@@ -75,7 +77,7 @@ def append_csv_rows(path: str | os.PathLike, columns: Iterable[str], rows: Itera
     path.parent.mkdir(parents=True, exist_ok=True)
     with _lock_for(path):
         with open(path, "a", encoding="utf-8", newline="") as handle:
-            header = [tuple(columns)] if handle.tell() == 0 else []   # append mode: at the end
+            header = [tuple(columns)] if handle.tell() == 0 else []  # append mode: at the end
             handle.write(_csv_text([*header, *rows]))
             handle.flush()
 
@@ -87,15 +89,16 @@ class CommitLog:
         self.path = Path(path)
 
     @classmethod
-    def for_build(cls, workdir: str | os.PathLike, build: str) -> "CommitLog":
+    def for_build(cls, workdir: str | os.PathLike, build: str) -> CommitLog:
         return cls(commit_log_path(workdir, build))
 
     def append(self, query: str, max_seq: int, rows: int, visible_at: float | None = None) -> Commit:
         """One commit row; `visible_at` defaults to now: call this right after the commit."""
         return self.append_many([query], max_seq, {query: rows}, visible_at)[0]
 
-    def append_many(self, queries: Iterable[str], max_seq: int, rows: dict[str, int],
-                    visible_at: float | None = None) -> list[Commit]:
+    def append_many(
+        self, queries: Iterable[str], max_seq: int, rows: dict[str, int], visible_at: float | None = None
+    ) -> list[Commit]:
         """One row per query for commits that became readable together (same time, same
         max_seq), written in one go."""
         visible_at = time.time() if visible_at is None else visible_at

@@ -1,4 +1,5 @@
 """The lab's own lines on stderr, one format for every build and helper."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """A Delta table's transaction log read as files (Delta's protocol: one `_delta_log/<version>.json`
 per commit, created atomically): its newest version and that commit's actions, no Spark job."""
+
 from __future__ import annotations
 
 import json

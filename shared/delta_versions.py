@@ -8,6 +8,7 @@ input `seq` its result includes. Two facts give it:
 - a Delta stream's checkpoint records the versions each micro-batch read
   (`versions_read`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,7 @@ from pathlib import Path
 from shared import checkpoints
 from shared.commit_log import NO_SEQ, append_csv_rows
 
-DELTA_END_INDEX = 2**63 - 1 - 100   # Delta's DeltaSourceOffset.END_INDEX: "all of this version"
+DELTA_END_INDEX = 2**63 - 1 - 100  # Delta's DeltaSourceOffset.END_INDEX: "all of this version"
 
 
 def delta_versions_through(end_offset_json: str) -> int:
@@ -72,5 +73,7 @@ class VersionSeqLog:
             return NO_SEQ
         _, version_column, seq_column = self.columns
         with open(self.path, encoding="utf-8", newline="") as handle:
-            return max((int(r[seq_column]) for r in csv.DictReader(handle) if int(r[version_column]) <= version),
-                       default=NO_SEQ)
+            return max(
+                (int(r[seq_column]) for r in csv.DictReader(handle) if int(r[version_column]) <= version),
+                default=NO_SEQ,
+            )

@@ -4,6 +4,7 @@ Builds hand over plain Python values (str, int, Decimal, datetime.date,
 datetime.datetime in UTC wall-clock time); this module alone decides how they
 look on disk, so equal results are byte-identical files.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,55 +13,15 @@ import io
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from shared.atomic import write_text_atomic
+from shared.catalogue import DATE, INTEGER, MONEY, QUERIES, STRING, TIMESTAMP, QuerySpec
 from shared.settings import QUARANTINE_REASONS
 
-STRING, INTEGER, MONEY, DATE, TIMESTAMP = "string", "integer", "money", "date", "timestamp"
 CENT = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class QuerySpec:
-    name: str
-    keys: tuple[tuple[str, str], ...]
-    values: tuple[tuple[str, str], ...]
-    needs: tuple[str, ...] = ()  # optional inputs: "catalogue", "shipments"
-
-    @property
-    def columns(self) -> list[str]:
-        return [name for name, _ in self.keys + self.values]
-
-    @property
-    def key_columns(self) -> list[str]:
-        return [name for name, _ in self.keys]
-
-    @property
-    def types(self) -> dict[str, str]:
-        return dict(self.keys + self.values)
-
-
-CATALOGUE = (
-    QuerySpec("city_revenue", (("city", STRING), ("state", STRING)),
-              (("revenue", MONEY), ("order_lines", INTEGER))),
-    QuerySpec("daily_revenue", (("date", DATE),), (("revenue", MONEY), ("order_lines", INTEGER))),
-    QuerySpec("product_sales", (("product", STRING),), (("quantity", INTEGER), ("revenue", MONEY))),
-    QuerySpec("hourly_sales", (("hour", INTEGER),),
-              (("order_lines", INTEGER), ("quantity", INTEGER), ("revenue", MONEY))),
-    QuerySpec("window_revenue", (("window_start", TIMESTAMP), ("window_end", TIMESTAMP)),
-              (("revenue", MONEY), ("order_lines", INTEGER))),
-    QuerySpec("category_revenue", (("category", STRING),), (("revenue", MONEY), ("margin", MONEY)),
-              needs=("catalogue",)),
-    QuerySpec("fulfilment", (("ship_date", DATE),),
-              (("shipped_lines", INTEGER), ("avg_hours_to_ship", MONEY)), needs=("shipments",)),
-    QuerySpec("city_revenue_v1", (("city", STRING),), (("revenue", MONEY),)),
-)
-QUERIES: dict[str, QuerySpec] = {spec.name: spec for spec in CATALOGUE}
-QUERY_NAMES: tuple[str, ...] = tuple(QUERIES)
 
 
 def results_dir(workdir: str | os.PathLike, build: str) -> Path:
@@ -91,7 +52,7 @@ def format_value(value, kind: str) -> str:
     if kind == TIMESTAMP:
         if isinstance(value, dt.datetime):
             if value.tzinfo is not None:
-                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                value = value.astimezone(dt.UTC).replace(tzinfo=None)
             return value.strftime("%Y-%m-%d %H:%M:%S")
         return dt.datetime.fromisoformat(str(value)).strftime("%Y-%m-%d %H:%M:%S")
     raise ValueError(f"unknown column kind {kind}")
@@ -140,8 +101,9 @@ def clear_results(workdir: str | os.PathLike, build: str) -> None:
     shutil.rmtree(results_dir(workdir, build), ignore_errors=True)
 
 
-def write_accounting(workdir: str | os.PathLike, build: str, raw_lines: int, valid_lines: int,
-                     quarantine: Mapping[str, int]) -> Path:
+def write_accounting(
+    workdir: str | os.PathLike, build: str, raw_lines: int, valid_lines: int, quarantine: Mapping[str, int]
+) -> Path:
     """The line accounting of one build: raw = valid + quarantined, by reason."""
     unknown = set(quarantine) - set(QUARANTINE_REASONS)
     if unknown:
@@ -149,8 +111,11 @@ def write_accounting(workdir: str | os.PathLike, build: str, raw_lines: int, val
     reasons = {reason: int(quarantine.get(reason, 0)) for reason in QUARANTINE_REASONS}
     quarantined = sum(reasons.values())
     summary = {
-        "raw_lines": int(raw_lines), "valid_lines": int(valid_lines), "quarantined_lines": quarantined,
-        "balanced": int(raw_lines) == int(valid_lines) + quarantined, "quarantine": reasons,
+        "raw_lines": int(raw_lines),
+        "valid_lines": int(valid_lines),
+        "quarantined_lines": quarantined,
+        "balanced": int(raw_lines) == int(valid_lines) + quarantined,
+        "quarantine": reasons,
     }
     return write_text_atomic(results_dir(workdir, build) / ACCOUNTING_FILE, json.dumps(summary, indent=2) + "\n")
 

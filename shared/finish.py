@@ -1,9 +1,10 @@
 """What every build does at the end, written once: replace the old export with the line
 accounting, the quality summary and one export per query, and say what each query got."""
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from shared.export import clear_results, results_dir, write_accounting, write_export
 from shared.inputs import InputLayout
@@ -13,10 +14,19 @@ from shared.settings import QUARANTINE_REASONS
 WRITTEN = "written"
 
 
-def write_results(workdir: str | os.PathLike, build: str, layout: InputLayout, queries: Iterable[str], *,
-                  raw_lines: int, valid_lines: int, quarantine: Mapping[str, int], quality_dir=None,
-                  result_rows: Callable[[str], list[Mapping] | None],
-                  unsupported: Mapping[str, str] | None = None) -> dict[str, str]:
+def write_results(
+    workdir: str | os.PathLike,
+    build: str,
+    layout: InputLayout,
+    queries: Iterable[str],
+    *,
+    raw_lines: int,
+    valid_lines: int,
+    quarantine: Mapping[str, int],
+    quality_dir=None,
+    result_rows: Callable[[str], Iterable[Mapping] | None],
+    unsupported: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Query -> status ("written", "not applicable: ...", or why it has no result).
     `result_rows(query)` gives the rows of a query's export, or None when the build has no
     result for it; `unsupported` names the queries the build cannot express, with why.

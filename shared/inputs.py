@@ -4,6 +4,7 @@ Layout (docs/data-rules.md): top-level *.csv are sales files (names starting wit
 skipped, as Spark's file sources skip them); optional
 catalogue/products.csv and shipments/*.csv feed the two joined queries.
 """
+
 from __future__ import annotations
 
 import os
@@ -105,7 +106,10 @@ def read_shipments(spark, layout: InputLayout):
     files = sorted(layout.shipments_dir.glob("*.csv"))
     for path in files:
         _check_header(path, SHIPMENT_COLUMNS)
-    raw = spark.read.option("header", True).option("mode", "FAILFAST").schema(shipments_schema()).csv(
-        [str(p) for p in files]
+    raw = (
+        spark.read.option("header", True)
+        .option("mode", "FAILFAST")
+        .schema(shipments_schema())
+        .csv([str(p) for p in files])
     )
     return parse_shipments(raw)

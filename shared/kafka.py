@@ -1,11 +1,12 @@
 """Kafka helpers every build and the replayer share: the broker check and the log source."""
+
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from shared.console import say, warn
 
@@ -20,8 +21,10 @@ class KafkaUnavailableError(RuntimeError):
 # (tests/test_faults.py stops the broker for 30 s mid-replay), a longer one stops the run
 # with BROKER_GONE. The build's own reads of the topic wait as long (last_seq_before).
 BROKER_PATIENCE_S = 180.0
-BROKER_GONE = ("the Kafka broker has not answered for about 3 minutes; start it again (or check --bootstrap) "
-               "and run the same command: the build continues where it stopped, from its checkpoint")
+BROKER_GONE = (
+    "the Kafka broker has not answered for about 3 minutes; start it again (or check --bootstrap) "
+    "and run the same command: the build continues where it stopped, from its checkpoint"
+)
 
 
 def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
@@ -39,7 +42,8 @@ def bootstrap_addresses(bootstrap: str) -> list[tuple[str, int]]:
 def unavailable(bootstrap: str, detail: str) -> KafkaUnavailableError:
     return KafkaUnavailableError(
         f"cannot reach the Kafka broker at {bootstrap} ({detail}); start the lab's broker with "
-        "`make kafka-up` or pass the address of a running one (--bootstrap)")
+        "`make kafka-up` or pass the address of a running one (--bootstrap)"
+    )
 
 
 def check_broker(bootstrap: str, timeout_s: float = 5.0) -> None:
@@ -73,8 +77,10 @@ def watching_broker(bootstrap: str | None, every_s: float = 5.0) -> Iterator[Non
             except KafkaUnavailableError:
                 if down_since is None:
                     down_since = time.strftime("%H:%M:%S")
-                    warn(f"the Kafka broker at {bootstrap} does not answer (since {down_since}); "
-                         f"the run waits for it up to about {BROKER_PATIENCE_S / 60:.0f} minutes")
+                    warn(
+                        f"the Kafka broker at {bootstrap} does not answer (since {down_since}); "
+                        f"the run waits for it up to about {BROKER_PATIENCE_S / 60:.0f} minutes"
+                    )
                 continue
             if down_since is not None:
                 say(f"the Kafka broker at {bootstrap} answers again (it did not from {down_since})")
@@ -88,8 +94,9 @@ def watching_broker(bootstrap: str | None, every_s: float = 5.0) -> Iterator[Non
         stop.set()
 
 
-def kafka_messages(spark, bootstrap: str, topic: str, max_offsets_per_trigger: int | None = None,
-                   include_headers: bool = False):
+def kafka_messages(
+    spark, bootstrap: str, topic: str, max_offsets_per_trigger: int | None = None, include_headers: bool = False
+):
     """A topic as a stream from its earliest offset, after checking the broker answers."""
     check_broker(bootstrap)
     reader = (
@@ -105,8 +112,9 @@ def kafka_messages(spark, bootstrap: str, topic: str, max_offsets_per_trigger: i
     return reader.load()
 
 
-def last_seq_before(bootstrap: str, topic: str, end_offsets: dict[int, int],
-                    timeout_s: float = BROKER_PATIENCE_S) -> int | None:
+def last_seq_before(
+    bootstrap: str, topic: str, end_offsets: dict[int, int], timeout_s: float = BROKER_PATIENCE_S
+) -> int | None:
     """The highest `seq` header among the last messages before `end_offsets` (partition ->
     offset after the last message read): what a batch that read up to there includes.
     The replayer writes lines in seq order within each partition, so the last message of
@@ -122,17 +130,21 @@ def last_seq_before(bootstrap: str, topic: str, end_offsets: dict[int, int],
         for partition in wanted:
             consumer.assign([partition])
             deadline = time.monotonic() + timeout_s
-            while True:   # an error event ("all brokers down") is news, not the end: librdkafka reconnects
+            while True:  # an error event ("all brokers down") is news, not the end: librdkafka reconnects
                 message = consumer.poll(max(0.1, deadline - time.monotonic()))
                 if message is not None and not message.error():
                     break
                 if time.monotonic() >= deadline:
-                    raise KafkaUnavailableError(f"cannot read {topic}[{partition.partition}]@{partition.offset} "
-                                                f"for its seq header: {BROKER_GONE}")
+                    raise KafkaUnavailableError(
+                        f"cannot read {topic}[{partition.partition}]@{partition.offset} "
+                        f"for its seq header: {BROKER_GONE}"
+                    )
             headers = dict(message.headers() or [])  # key (str) -> value (bytes)
             if "seq" not in headers:
                 return None  # not a replayer's topic: no sequence numbers to report
-            seqs.append(int(headers["seq"]))
+            seq = headers["seq"]
+            assert seq is not None  # the replayer always gives seq a value
+            seqs.append(int(seq))
         return max(seqs)
     finally:
         consumer.close()

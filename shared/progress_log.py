@@ -1,6 +1,7 @@
 """Streaming query progress, kept on disk per query: what Spark reports per micro-batch
 (input rows, rows dropped by the watermark, durations), so late lines are counted from
 the engine's own accounting and survive restarts."""
+
 from __future__ import annotations
 
 import json
@@ -9,13 +10,17 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.console import warn
 
-_destinations: dict[str, Path] = {}   # query name -> its progress file
+if TYPE_CHECKING:
+    from pyspark import SparkContext
+
+_destinations: dict[str, Path] = {}  # query name -> its progress file
 _lock = threading.Lock()
-_recording: dict[int, object] = {}   # id -> each SparkContext whose session has the recorder
-_unrecorded: set[str] = set()        # queries whose progress could not be written, said once
+_recording: dict[int, SparkContext] = {}  # id -> each SparkContext whose session has the recorder
+_unrecorded: set[str] = set()  # queries whose progress could not be written, said once
 
 
 class ProgressRecorder:
@@ -59,9 +64,11 @@ def write_report(path: Path, report_json: str) -> None:
             name = record.get("name")
             if name not in _unrecorded:
                 _unrecorded.add(name)
-                warn(f"the progress of {name} (batch {record.get('batchId')}) could not be kept in {path} "
-                     f"({error.strerror}): counts read from it, such as the lines the watermark dropped, "
-                     "can be short for this run")
+                warn(
+                    f"the progress of {name} (batch {record.get('batchId')}) could not be kept in {path} "
+                    f"({error.strerror}): counts read from it, such as the lines the watermark dropped, "
+                    "can be short for this run"
+                )
 
 
 def record_progress(spark, query_name: str, path: Path) -> None:
@@ -87,7 +94,7 @@ def _deliver_pending(timeout_ms: int = 60_000) -> None:
     can still have its last report queued (a drain counting its input rows read one batch
     short, and so could the watermark's dropped rows read after a follow run's stop)."""
     for context in _recording.values():
-        if context._jsc is not None:   # not stopped
+        if context._jsc is not None:  # not stopped
             context._jsc.sc().listenerBus().waitUntilEmpty(timeout_ms)
 
 
@@ -109,15 +116,18 @@ def read_progress(path: Path) -> list[dict]:
 
 
 def rows_dropped_by_watermark(path: Path) -> int:
-    return sum(op.get("numRowsDroppedByWatermark", 0)
-               for record in read_progress(path) for op in record.get("stateOperators", []))
+    return sum(
+        op.get("numRowsDroppedByWatermark", 0)
+        for record in read_progress(path)
+        for op in record.get("stateOperators", [])
+    )
 
 
 def input_rows(path: Path) -> int:
     return sum(record.get("numInputRows", 0) for record in read_progress(path))
 
 
-STEPS_SUFFIX = ".steps"   # a query's steps beside its progress reports: <query>.steps.jsonl
+STEPS_SUFFIX = ".steps"  # a query's steps beside its progress reports: <query>.steps.jsonl
 
 
 class BatchSteps:
@@ -145,10 +155,12 @@ class BatchSteps:
                 times[name] += (time.perf_counter() - started) * 1000
 
         yield step
-        record = {"batchId": batch_id, "startedAt": round(started_at, 3),
-                  "stepsMs": {name: round(ms) for name, ms in times.items()}}
+        record = {
+            "batchId": batch_id,
+            "startedAt": round(started_at, 3),
+            "stepsMs": {name: round(ms) for name, ms in times.items()},
+        }
         with _lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
-

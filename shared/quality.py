@@ -8,6 +8,7 @@ into an error, and `record()` keeps the evidence.
 Great Expectations is imported lazily and its context is created once per process: the
 import alone takes seconds, and the gate runs once per micro-batch.
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,6 +44,7 @@ _LIST_PRICE = re.compile(r"[0-9]{1,10}(\.[0-9]{1,2})?")  # the same amounts clea
 @dataclass(frozen=True)
 class QualityExpectations:
     """What the input itself says valid lines must agree with."""
+
     catalogue_prices: dict[str, Decimal] | None = None  # product -> list price
     earliest: dt.datetime | None = None  # order times lie in [earliest, latest] (naive UTC)
     latest: dt.datetime | None = None
@@ -62,11 +64,9 @@ class QualityReport:
         ran = [r for r in self.results if r["skipped"] is None]
         failed = [r for r in ran if not r["success"]]
         skipped = [r for r in self.results if r["skipped"] is not None]
-        text = (f"{self.suite}: {len(ran) - len(failed)}/{len(ran)} expectations passed"
-                f" on {self.checked_rows:,} rows")
+        text = f"{self.suite}: {len(ran) - len(failed)}/{len(ran)} expectations passed on {self.checked_rows:,} rows"
         if skipped:
-            text += f" ({len(skipped)} skipped: " + ", ".join(
-                f"{r['check']}: {r['skipped']}" for r in skipped) + ")"
+            text += f" ({len(skipped)} skipped: " + ", ".join(f"{r['check']}: {r['skipped']}" for r in skipped) + ")"
         if failed:
             text += "; failed: " + "; ".join(_failure_text(r) for r in failed)
         return text
@@ -90,6 +90,7 @@ def record(report: QualityReport, directory, name: str) -> Path:
 # Expectations from the input folder
 # ---------------------------------------------------------------------------------------
 
+
 def expectations_from_input(input_dir) -> QualityExpectations:
     """The catalogue's list prices and the manifest's order-time range, when present."""
     root = Path(input_dir)
@@ -109,8 +110,7 @@ def _list_prices(path: Path) -> dict[str, Decimal]:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None or tuple(header) != CATALOGUE_COLUMNS:
-            raise ValueError(f"{path}, line 1: the header must be {','.join(CATALOGUE_COLUMNS)}, "
-                             f"got {header!r}")
+            raise ValueError(f"{path}, line 1: the header must be {','.join(CATALOGUE_COLUMNS)}, got {header!r}")
         for fields in reader:
             product, price = _catalogue_row(path, reader.line_num, fields)
             if product in prices:
@@ -121,12 +121,10 @@ def _list_prices(path: Path) -> dict[str, Decimal]:
 
 def _catalogue_row(path: Path, line_number: int, fields: list[str]) -> tuple[str, Decimal]:
     if len(fields) != len(CATALOGUE_COLUMNS):
-        raise ValueError(f"{path}, line {line_number}: {len(fields)} fields instead of "
-                         f"{len(CATALOGUE_COLUMNS)}")
+        raise ValueError(f"{path}, line {line_number}: {len(fields)} fields instead of {len(CATALOGUE_COLUMNS)}")
     row = dict(zip(CATALOGUE_COLUMNS, (f.strip() for f in fields)))
     if not _LIST_PRICE.fullmatch(row["list_price"]):
-        raise ValueError(f"{path}, line {line_number}: list_price {row['list_price']!r} "
-                         "is not a decimal amount")
+        raise ValueError(f"{path}, line {line_number}: list_price {row['list_price']!r} is not a decimal amount")
     return row["product"], Decimal(row["list_price"])
 
 
@@ -154,21 +152,23 @@ def _naive_utc(moment: dt.datetime | None) -> dt.datetime | None:
     """Order lines carry naive UTC wall-clock times; compare like with like."""
     if moment is None or moment.tzinfo is None:
         return moment
-    return moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 # ---------------------------------------------------------------------------------------
 # The suite
 # ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Check:
     """One expectation, described without importing Great Expectations (hashable: cached)."""
-    name: str                      # the human wording used in summaries
-    expectation: str               # a class in gx.expectations
-    kwargs: tuple                  # its arguments, as sorted (name, value) pairs
-    needs: tuple[str, ...]         # input columns it reads
-    skipped: str | None = None     # why it does not run on this input
+
+    name: str  # the human wording used in summaries
+    expectation: str  # a class in gx.expectations
+    kwargs: tuple  # its arguments, as sorted (name, value) pairs
+    needs: tuple[str, ...]  # input columns it reads
+    skipped: str | None = None  # why it does not run on this input
 
     @property
     def columns(self) -> list[str]:
@@ -181,8 +181,8 @@ class _Check:
 
 
 def _check(name, expectation, needs=None, skipped=None, **kwargs) -> _Check:
-    kwargs = tuple(sorted(kwargs.items()))
-    return _Check(name, expectation, kwargs, tuple(needs or [dict(kwargs)["column"]]), skipped)
+    pairs = tuple(sorted(kwargs.items()))
+    return _Check(name, expectation, pairs, tuple(needs or [dict(pairs)["column"]]), skipped)
 
 
 NOT_NULL_COLUMNS = ("order_id", "product", "quantity", "price", "order_ts", "city", "state", "zip")
@@ -196,21 +196,36 @@ def plan_checks(expectations: QualityExpectations) -> list[_Check]:
     return [
         *(_check(f"{c} not null", "ExpectColumnValuesToNotBeNull", column=c) for c in NOT_NULL_COLUMNS),
         _check("quantity >= 1", "ExpectColumnValuesToBeBetween", column="quantity", min_value=1),
-        _check("price > 0", "ExpectColumnValuesToBeBetween", column="price",
-               min_value=0, strict_min=True),
-        _check("state is two capital letters", "ExpectColumnValuesToMatchRegex",
-               column="state", regex=r"^[A-Z]{2}$"),
+        _check("price > 0", "ExpectColumnValuesToBeBetween", column="price", min_value=0, strict_min=True),
+        _check("state is two capital letters", "ExpectColumnValuesToMatchRegex", column="state", regex=r"^[A-Z]{2}$"),
         _check("zip is five digits", "ExpectColumnValuesToMatchRegex", column="zip", regex=r"^[0-9]{5}$"),
         # Uncatalogued products have no catalogue price: those rows are ignored, not failed.
-        _check("price matches catalogue", "ExpectColumnPairValuesToBeEqual",
-               needs=["product", "price"], skipped=no_catalogue, column_A="price",
-               column_B=CATALOGUE_PRICE, ignore_row_if="either_value_is_missing"),
-        _check("order_ts within input range", "ExpectColumnValuesToBeBetween", skipped=no_range,
-               column="order_ts", min_value=earliest, max_value=latest),
+        _check(
+            "price matches catalogue",
+            "ExpectColumnPairValuesToBeEqual",
+            needs=["product", "price"],
+            skipped=no_catalogue,
+            column_A="price",
+            column_B=CATALOGUE_PRICE,
+            ignore_row_if="either_value_is_missing",
+        ),
+        _check(
+            "order_ts within input range",
+            "ExpectColumnValuesToBeBetween",
+            skipped=no_range,
+            column="order_ts",
+            min_value=earliest,
+            max_value=latest,
+        ),
         # A missing revenue next to a computable one is a failure, hence "both" missing only.
-        _check("revenue = quantity x price", "ExpectColumnPairValuesToBeEqual",
-               needs=["revenue", "quantity", "price"], column_A="revenue",
-               column_B=EXPECTED_REVENUE, ignore_row_if="both_values_are_missing"),
+        _check(
+            "revenue = quantity x price",
+            "ExpectColumnPairValuesToBeEqual",
+            needs=["revenue", "quantity", "price"],
+            column_A="revenue",
+            column_B=EXPECTED_REVENUE,
+            ignore_row_if="both_values_are_missing",
+        ),
     ]
 
 
@@ -218,8 +233,10 @@ def plan_checks(expectations: QualityExpectations) -> list[_Check]:
 # Validation
 # ---------------------------------------------------------------------------------------
 
-def validate_order_lines(lines: pd.DataFrame, expectations: QualityExpectations,
-                         batch_name: str = "order_lines") -> QualityReport:
+
+def validate_order_lines(
+    lines: pd.DataFrame, expectations: QualityExpectations, batch_name: str = "order_lines"
+) -> QualityReport:
     checks = plan_checks(expectations)
     missing = {c.name: sorted(set(c.needs) - set(lines.columns)) for c in checks}
     runnable = tuple(c for c in checks if c.skipped is None and not missing[c.name])
@@ -239,8 +256,7 @@ def _with_helper_columns(lines: pd.DataFrame, expectations: QualityExpectations)
     if expectations.catalogue_prices is not None and "product" in lines:
         helpers[CATALOGUE_PRICE] = lines["product"].map(expectations.catalogue_prices)
     if {"quantity", "price"} <= set(lines.columns):
-        helpers[EXPECTED_REVENUE] = [
-            _exact_product(q, p) for q, p in zip(lines["quantity"], lines["price"])]
+        helpers[EXPECTED_REVENUE] = [_exact_product(q, p) for q, p in zip(lines["quantity"], lines["price"])]
     if "order_ts" in lines and isinstance(lines["order_ts"].dtype, pd.DatetimeTZDtype):
         helpers["order_ts"] = lines["order_ts"].dt.tz_convert("UTC").dt.tz_localize(None)
     return lines.assign(**helpers)  # a new frame: the caller's is left alone
@@ -374,7 +390,10 @@ def _batch_definition():
     """A pandas data source in an in-memory context; each batch passes its own DataFrame."""
     gx = _great_expectations()
     from great_expectations.data_context.types.base import (
-        DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig)
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(),

@@ -17,6 +17,7 @@ What each expectation counts as unexpected (as Great Expectations does on pandas
 - pair equal: rows not ignored by `ignore_row_if` whose two values differ, a missing
   value next to a present one counting as different.
 """
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -24,7 +25,8 @@ from types import SimpleNamespace
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from shared import quality as S   # the suite and the report format (not Great Expectations)
+from shared import quality as S  # the suite and the report format (not Great Expectations)
+
 
 def _literal(value) -> Column:
     """A bound as a Spark literal; times are naive UTC, so they go through text and the
@@ -56,9 +58,11 @@ def _unexpected(check, frame: DataFrame) -> Column:
     if kind == "ExpectColumnPairValuesToBeEqual":
         a, b = F.col(args["column_A"]), F.col(args["column_B"])
         ignore = args.get("ignore_row_if", "both_values_are_missing")
-        ignored = {"both_values_are_missing": a.isNull() & b.isNull(),
-                   "either_value_is_missing": a.isNull() | b.isNull(),
-                   "neither": F.lit(False)}[ignore]
+        ignored = {
+            "both_values_are_missing": a.isNull() & b.isNull(),
+            "either_value_is_missing": a.isNull() | b.isNull(),
+            "neither": F.lit(False),
+        }[ignore]
         return ~ignored & ~a.eqNullSafe(b)
     raise ValueError(f"no Spark form of {kind} (shared/quality.py's suite has grown: add it here)")
 
@@ -68,7 +72,8 @@ def _with_helper_columns(lines: DataFrame, expectations: S.QualityExpectations) 
     line (null for an uncatalogued product) and quantity x price (exact decimals)."""
     if expectations.catalogue_prices is not None and "product" in lines.columns:
         prices = lines.sparkSession.createDataFrame(
-            sorted(expectations.catalogue_prices.items()), f"product string, {S.CATALOGUE_PRICE} decimal(12,2)")
+            sorted(expectations.catalogue_prices.items()), f"product string, {S.CATALOGUE_PRICE} decimal(12,2)"
+        )
         lines = lines.join(F.broadcast(prices), "product", "left")
     if {"quantity", "price"} <= set(lines.columns):
         lines = lines.withColumn(S.EXPECTED_REVENUE, F.col("quantity") * F.col("price"))
@@ -93,11 +98,14 @@ class SparkGate:
         """Aggregates over `with_helpers(frame)`: the rows (`among` them) each check counts
         as unexpected, named `_quality_<i>`."""
         among = F.lit(True) if among is None else among
-        return [F.count_if(among & _unexpected(check, frame)).alias(f"_quality_{i}")
-                for i, check in enumerate(self.runnable)]
+        return [
+            F.count_if(among & _unexpected(check, frame)).alias(f"_quality_{i}")
+            for i, check in enumerate(self.runnable)
+        ]
 
-    def report(self, rows: int, totals, frame: DataFrame, among: Column | None = None,
-               batch_name: str = "order_lines") -> S.QualityReport:
+    def report(
+        self, rows: int, totals, frame: DataFrame, among: Column | None = None, batch_name: str = "order_lines"
+    ) -> S.QualityReport:
         """The report from `rows` checked and `totals[_quality_<i>]` (summed `counts`); the
         examples of a failing check are read from `frame` (with helpers), `among` its rows."""
         outcomes = {}
@@ -107,15 +115,19 @@ class SparkGate:
                 unexpected = _unexpected(check, frame) if among is None else among & _unexpected(check, frame)
                 examples = _examples(frame, check, unexpected) if count else []
                 outcomes[check.name] = SimpleNamespace(
-                    success=count == 0, exception_info=None,
-                    result={"unexpected_count": count, "partial_unexpected_index_list": examples})
+                    success=count == 0,
+                    exception_info=None,
+                    result={"unexpected_count": count, "partial_unexpected_index_list": examples},
+                )
         results = [S.check_result(check, outcomes.get(check.name), self.missing[check.name]) for check in self.checks]
-        return S.QualityReport(suite=batch_name, checked_rows=rows, success=all(r["success"] for r in results),
-                               results=results)
+        return S.QualityReport(
+            suite=batch_name, checked_rows=rows, success=all(r["success"] for r in results), results=results
+        )
 
 
-def validate_on_spark(lines: DataFrame, expectations: S.QualityExpectations,
-                      batch_name: str = "order_lines") -> S.QualityReport:
+def validate_on_spark(
+    lines: DataFrame, expectations: S.QualityExpectations, batch_name: str = "order_lines"
+) -> S.QualityReport:
     """shared/quality.validate_order_lines, over a Spark DataFrame of valid order lines."""
     gate = SparkGate(lines.columns, expectations)
     frame = gate.with_helpers(lines)
@@ -128,7 +140,7 @@ def _examples(frame: DataFrame, check, unexpected: Column) -> list[dict]:
     return [row.asDict() for row in frame.where(unexpected).select(*columns).limit(S.MAX_EXAMPLES).collect()]
 
 
-VALID = "valid"   # the outcome of a line that is not quarantined (shared/cleaning.line_accounting's name)
+VALID = "valid"  # the outcome of a line that is not quarantined (shared/cleaning.line_accounting's name)
 
 
 class OutcomeCounts:
@@ -143,8 +155,11 @@ class OutcomeCounts:
         self.gate = SparkGate(ORDER_LINE_COLUMNS, expectations)
         self.checked, self.valid = self.gate.with_helpers(classified), F.col("reason").isNull()
         outcome = F.coalesce("reason", F.lit(VALID)).alias("outcome")
-        self.rows = self.checked.groupBy("source_file", outcome).agg(
-            F.count(F.lit(1)).alias("count"), *self.gate.counts(self.checked, among=self.valid)).collect()
+        self.rows = (
+            self.checked.groupBy("source_file", outcome)
+            .agg(F.count(F.lit(1)).alias("count"), *self.gate.counts(self.checked, among=self.valid))
+            .collect()
+        )
 
     def by_outcome(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -157,7 +172,8 @@ class OutcomeCounts:
 
     def record_report(self, directory, name: str) -> S.QualityReport | None:
         """The gate's report on the batch's valid lines, recorded as shared/quality.py does."""
-        totals = {f"_quality_{i}": sum(int(r[f"_quality_{i}"]) for r in self.rows)
-                  for i in range(len(self.gate.runnable))}
+        totals = {
+            f"_quality_{i}": sum(int(r[f"_quality_{i}"]) for r in self.rows) for i in range(len(self.gate.runnable))
+        }
         report = self.gate.report(self.by_outcome().get(VALID, 0), totals, self.checked, among=self.valid)
         return S.record_report(report, directory, name)

@@ -2,19 +2,37 @@
 
 Batch and streaming code call the same functions. Event-time queries apply their
 watermark only to streaming input, so on a batch DataFrame they give the event-time
-truth. Every function returns exactly the columns of its results export (shared.export).
+truth. Every function returns exactly the columns of its results export (shared.export); the
+grouped sums (shared/catalogue.py) are one function, `grouped_sum`, and `result` runs any
+query by its name.
 """
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from shared.catalogue import (
+    DATE,
+    INTEGER,
+    MONEY,
+    ONE_PER_LINE,
+    ORDER_DATE,
+    ORDER_HOUR,
+    QUERIES,
+    STRING,
+    TIMESTAMP,
+    QuerySpec,
+)
 from shared.settings import UNCATALOGUED, WorkloadSettings
 
 MONEY_SUM_TYPE = "decimal(38,2)"
+# Spark's types for the catalogue's kinds: of a key column, and of a partial sum (wide enough to add up).
+KEY_TYPES = {STRING: "string", DATE: "date", INTEGER: "int", TIMESTAMP: "timestamp"}
+SUM_TYPES = {MONEY: MONEY_SUM_TYPE, INTEGER: "bigint"}
 
 
-def _revenue() -> F.Column:
+def _revenue() -> F.Column:  # the joins' and windows' revenue, as a grouped sum's
     return F.sum("revenue").cast(MONEY_SUM_TYPE).alias("revenue")
 
 
@@ -22,21 +40,24 @@ def _lines(name: str = "order_lines") -> F.Column:
     return F.count(F.lit(1)).alias(name)
 
 
-def city_revenue(lines: DataFrame) -> DataFrame:
-    return lines.groupBy("city", "state").agg(_revenue(), _lines())
+# How each key and value source of a grouped sum (shared/catalogue.py) reads in Spark.
+_KEY_EXPRESSIONS = {ORDER_DATE: lambda: F.to_date("order_ts"), ORDER_HOUR: lambda: F.hour("order_ts")}
 
 
-def daily_revenue(lines: DataFrame) -> DataFrame:
-    return lines.groupBy(F.to_date("order_ts").alias("date")).agg(_revenue(), _lines())
+def _summed(source: str, kind: str) -> F.Column:
+    if source == ONE_PER_LINE:
+        return F.count(F.lit(1))
+    return F.sum(source).cast(MONEY_SUM_TYPE) if kind == MONEY else F.sum(source)
 
 
-def product_sales(lines: DataFrame) -> DataFrame:
-    return lines.groupBy("product").agg(F.sum("quantity").alias("quantity"), _revenue())
-
-
-def hourly_sales(lines: DataFrame) -> DataFrame:
-    return lines.groupBy(F.hour("order_ts").alias("hour")).agg(
-        _lines(), F.sum("quantity").alias("quantity"), _revenue()
+def grouped_sum(lines: DataFrame, spec: QuerySpec) -> DataFrame:
+    """A grouped-sum query (spec.group_by / spec.sum_of) over valid order lines."""
+    keys = [
+        (_KEY_EXPRESSIONS[source]() if source in _KEY_EXPRESSIONS else F.col(source)).alias(name)
+        for source, (name, _) in zip(spec.group_by, spec.keys)
+    ]
+    return lines.groupBy(*keys).agg(
+        *[_summed(source, kind).alias(name) for source, (name, kind) in zip(spec.sum_of, spec.values)]
     )
 
 
@@ -121,9 +142,33 @@ def fulfilment(lines: DataFrame, shipments: DataFrame, settings: WorkloadSetting
     return fulfilment_from_partials(fulfilment_partials(shipped_pairs(lines, shipments, settings)))
 
 
-def city_revenue_v1(lines: DataFrame) -> DataFrame:
-    """The naive first version: city alone is the key, so the two Portlands merge."""
-    return lines.groupBy("city").agg(_revenue())
+def needed(side_input: DataFrame | None, what: str, query: str) -> DataFrame:
+    """A query's side input, or a clear error (callers skip a query its input makes not applicable)."""
+    if side_input is None:
+        raise ValueError(f"{query} needs {what}, which this input does not have")
+    return side_input
+
+
+def result(
+    query: str,
+    lines: DataFrame,
+    settings: WorkloadSettings,
+    catalogue: DataFrame | None = None,
+    shipments: DataFrame | None = None,
+    watermark: bool = True,
+) -> DataFrame:
+    """Any query of the catalogue over valid order lines (with the inputs it needs), in the
+    columns of its results export. watermark=False: see window_revenue."""
+    spec = QUERIES[query]
+    if spec.grouped_sum:
+        return grouped_sum(lines, spec)
+    if query == "window_revenue":
+        return window_revenue(lines, settings, watermark)
+    if query == "category_revenue":
+        return category_revenue(lines, needed(catalogue, "the product catalogue", query))
+    if query == "fulfilment":
+        return fulfilment(lines, needed(shipments, "the shipments", query), settings)
+    raise KeyError(f"{query}: neither a grouped sum nor a query with a function of its own here")
 
 
 def parse_catalogue(raw: DataFrame) -> DataFrame:

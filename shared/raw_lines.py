@@ -8,11 +8,12 @@ line is decoded the way Hadoop's `Text.toString` decodes it for textFileStream: 
 sequence that is not UTF-8 becomes U+FFFD, the replacement character, which is what the
 parsers test for.
 """
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 BYTE_ORDER_MARK = b"\xef\xbb\xbf"
 REPLACEMENT_CHARACTER = "\ufffd"
@@ -32,20 +33,20 @@ def iter_raw_line_bytes(path: str | os.PathLike) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         pending = handle.read(_READ_BYTES)
         if pending.startswith(BYTE_ORDER_MARK):
-            pending = pending[len(BYTE_ORDER_MARK):]
+            pending = pending[len(BYTE_ORDER_MARK) :]
         while True:
             block = handle.read(_READ_BYTES)
             if block and pending.endswith(b"\r"):
                 pending, block = pending[:-1], b"\r" + block
             start = 0
             for end in _LINE_END.finditer(pending):
-                yield pending[start:end.start()]
+                yield pending[start : end.start()]
                 start = end.end()
             pending = pending[start:] + block
             if not block:
                 break
         if pending:
-            yield pending   # a last line without a line ending
+            yield pending  # a last line without a line ending
 
 
 def decoded(line: bytes) -> str:

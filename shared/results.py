@@ -1,10 +1,11 @@
 """From a Spark result DataFrame to the results export."""
+
 from __future__ import annotations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from shared.export import QUERIES, TIMESTAMP
+from shared.catalogue import QUERIES, TIMESTAMP
 
 
 def export_rows(df: DataFrame, query: str) -> list[dict]:

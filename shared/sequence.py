@@ -21,12 +21,14 @@ is gone when counted has no lines and is reported; each file's size and modifica
 time when counted are kept, and `check_recent` (at every batch, for the files counted at
 the batch before) reports a file that changed since, whose new lines no build will read.
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 from urllib.parse import unquote
 
 from shared.console import warn
@@ -36,7 +38,7 @@ from shared.raw_lines import count_raw_lines
 
 class SeqRange(NamedTuple):
     first_seq: int
-    last_seq: int    # first_seq - 1 for a file without lines
+    last_seq: int  # first_seq - 1 for a file without lines
 
     @property
     def lines(self) -> int:
@@ -65,8 +67,10 @@ def seq_ranges(line_counts: Iterable[tuple[str, int]]) -> dict[str, SeqRange]:
     return ranges
 
 
-LANDING_ADVICE = ("land files by writing them elsewhere (or under a name that starts with '.') and renaming "
-                  "them into the directory, as `lab replay` does")
+LANDING_ADVICE = (
+    "land files by writing them elsewhere (or under a name that starts with '.') and renaming "
+    "them into the directory, as `lab replay` does"
+)
 
 
 def file_state(path: Path) -> tuple[int, int] | None:
@@ -91,11 +95,11 @@ class SequenceMap:
 
     def __init__(self, directory: str | os.PathLike, on_warning=warn):
         self.directory = Path(directory)
-        self._lines: dict[str, int] = {}            # name -> raw lines; files never change
+        self._lines: dict[str, int] = {}  # name -> raw lines; files never change
         self._ranges: dict[str, SeqRange] = {}
-        self._counted_as: dict[str, tuple[int, int] | None] = {}   # name -> (size, mtime) when counted
+        self._counted_as: dict[str, tuple[int, int] | None] = {}  # name -> (size, mtime) when counted
         self._reported: set[str] = set()
-        self._unchecked: list[str] = []             # counted since the last check_recent()
+        self._unchecked: list[str] = []  # counted since the last check_recent()
         self.on_warning = on_warning
         self._lock = threading.Lock()
 
@@ -141,29 +145,32 @@ class SequenceMap:
         """Counts the files listed now that are new, in name order, up to `wanted` (a file
         after it may still be arriving: it is counted when a batch has read it)."""
         listed = [path.name for path in inspect_input(self.directory, require_sales=False).sales_files]
-        known = list(self._ranges)    # in name order; a file gone since keeps its numbers
+        known = list(self._ranges)  # in name order; a file gone since keeps its numbers
         new = [name for name in listed if name not in self._ranges]
         if new and known and new[0] < known[-1]:
             raise SequenceOrderError(
                 f"{self.directory}: a new sales file ({new[0]}) sorts before files already numbered "
-                f"(the last is {known[-1]}): name order must be emission order")
+                f"(the last is {known[-1]}): name order must be emission order"
+            )
         wanted_names = {wanted, unquote(wanted)}
         upto = next((i for i, name in enumerate(new) if name in wanted_names), None)
         if upto is None:
             return
-        for name in new[:upto + 1]:
+        for name in new[: upto + 1]:
             self._lines[name], self._counted_as[name] = counted(self.directory / name)
             if self._counted_as[name] is None:
                 self._report_gone(name)
             self._unchecked.append(name)
-        self._ranges = seq_ranges((name, self._lines[name]) for name in known + new[:upto + 1])
+        self._ranges = seq_ranges((name, self._lines[name]) for name in known + new[: upto + 1])
 
     def _report_gone(self, name: str) -> None:
         """A file listed (by a batch, or here) and gone before it was read: once, with the lock held."""
         if name not in self._reported:
             self._reported.add(name)
-            self.on_warning(f"{self.directory / name} disappeared between listing and reading: none of its "
-                            "lines is counted, and no build reads it")
+            self.on_warning(
+                f"{self.directory / name} disappeared between listing and reading: none of its "
+                "lines is counted, and no build reads it"
+            )
 
     def changed_files(self, names: Iterable[str] | None = None) -> list[str]:
         """The files (all counted ones, or `names`) whose size or modification time changed
@@ -176,11 +183,14 @@ class SequenceMap:
                     continue
                 now, then = file_state(self.directory / name), self._counted_as[name]
                 if now != then:
+                    assert then is not None  # a file gone when counted is in _reported
                     self._reported.add(name)
                     changed.append(name)
                     what = "disappeared" if now is None else f"changed ({then[0]:,} -> {now[0]:,} bytes)"
-                    self.on_warning(f"{self.directory / name} {what} after it was read: lines it gained since "
-                                    f"are not processed by any build; {LANDING_ADVICE}")
+                    self.on_warning(
+                        f"{self.directory / name} {what} after it was read: lines it gained since "
+                        f"are not processed by any build; {LANDING_ADVICE}"
+                    )
             return changed
 
     def check_recent(self) -> list[str]:
@@ -191,8 +201,9 @@ class SequenceMap:
         return self.changed_files(recent)
 
 
-def batch_max_seq(sequence_map: SequenceMap, file_names: Iterable[str | os.PathLike],
-                  previous: int | None = None) -> int | None:
+def batch_max_seq(
+    sequence_map: SequenceMap, file_names: Iterable[str | os.PathLike], previous: int | None = None
+) -> int | None:
     """The highest seq a result includes after a batch that read `file_names`, given the
     highest it included before (`previous`): results only grow, so it never goes down."""
     candidates = [seq for seq in (previous, sequence_map.max_seq(file_names)) if seq is not None]
@@ -205,11 +216,15 @@ class LogBatchSeq:
     header of the last message before its end offsets. Kappa's `log` query and Lambda's
     ingest both read the log this way."""
 
-    def __init__(self, checkpoint: str, input_dir: str | os.PathLike | None = None,
-                 kafka: tuple[str, str] | None = None):
+    def __init__(
+        self, checkpoint: str, input_dir: str | os.PathLike | None = None, kafka: tuple[str, str] | None = None
+    ):
         """`input_dir` for the landing directory, or `kafka` = (bootstrap, topic)."""
         self.checkpoint, self.kafka = checkpoint, kafka
-        self.sequence = SequenceMap(input_dir) if kafka is None else None
+        self.sequence: SequenceMap | None = None
+        if kafka is None:
+            assert input_dir is not None  # no topic: the landing directory is given
+            self.sequence = SequenceMap(input_dir)
 
     def of_batch(self, batch_id: int, files: Iterable[str] | None = None) -> int | None:
         """`files`: the batch's source files when the caller has them from the data itself
@@ -217,9 +232,11 @@ class LogBatchSeq:
         from shared import checkpoints
 
         if self.kafka is None:
-            self.sequence.check_recent()   # the files of earlier batches, now that they were read
-            return self.sequence.max_seq(checkpoints.files_of_batch(self.checkpoint, batch_id) if files is None
-                                         else files)
+            assert self.sequence is not None  # made with kafka None
+            self.sequence.check_recent()  # the files of earlier batches, now that they were read
+            return self.sequence.max_seq(
+                checkpoints.files_of_batch(self.checkpoint, batch_id) if files is None else files
+            )
         from shared.kafka import last_seq_before
 
         bootstrap, topic = self.kafka

@@ -9,13 +9,15 @@ never looks at `os.environ` for them. `ENVIRONMENT` is the table of variables
 (name, default, meaning); `lab --help` prints it (`settings_help`), so the help cannot
 drift from what is read. Shell scripts (scripts/*.sh) read their own variables.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any
 
 HEADER = ("Order ID", "Product", "Quantity Ordered", "Price Each", "Order Date", "Purchase Address")
 CATALOGUE_COLUMNS = ("product", "category", "unit_cost", "list_price")
@@ -23,16 +25,24 @@ SHIPMENT_COLUMNS = ("order_id", "product", "ship_time", "carrier")
 UNCATALOGUED = "(uncatalogued)"
 # Quarantine reasons in the order docs/data-rules.md applies them: the first that applies wins.
 QUARANTINE_REASONS = (
-    "not_utf8", "too_long", "blank", "header", "field_count", "missing_field",
-    "bad_quantity", "bad_price", "bad_date", "bad_address",
+    "not_utf8",
+    "too_long",
+    "blank",
+    "header",
+    "field_count",
+    "missing_field",
+    "bad_quantity",
+    "bad_price",
+    "bad_date",
+    "bad_address",
 )
 
 
 @dataclass(frozen=True)
 class WorkloadSettings:
-    window_seconds: int = 3600          # window_revenue: 1 h windows ...
-    slide_seconds: int = 1800           # ... sliding by 30 min
-    watermark_seconds: int = 2 * 3600   # late lines beyond this are dropped by event-time builds
+    window_seconds: int = 3600  # window_revenue: 1 h windows ...
+    slide_seconds: int = 1800  # ... sliding by 30 min
+    watermark_seconds: int = 2 * 3600  # late lines beyond this are dropped by event-time builds
     ship_within_seconds: int = 72 * 3600  # fulfilment: stream-stream join time bound
     shipment_watermark_seconds: int = 2 * 3600
     # The join's own watermark on order lines: Spark drops a join input row older than the
@@ -41,11 +51,11 @@ class WorkloadSettings:
     join_order_watermark_seconds: int = 72 * 3600
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "WorkloadSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> WorkloadSettings:
         """Defaults overridden by LAB_WINDOW_SECONDS, LAB_SLIDE_SECONDS, LAB_WATERMARK_SECONDS."""
         return replace(cls(), **_read(env, _WORKLOAD_FIELDS)).validated()
 
-    def validated(self) -> "WorkloadSettings":
+    def validated(self) -> WorkloadSettings:
         if min(self.window_seconds, self.slide_seconds, self.ship_within_seconds) <= 0:
             raise ValueError("window, slide and ship-within durations must be positive")
         if self.window_seconds % self.slide_seconds:
@@ -67,7 +77,7 @@ DEFAULT_SHUFFLE_PARTITIONS = 2
 # to disk beyond it). 64 against 32 on 1,000,000 lines (2 batches, not 3), same day:
 # Lambda 95.0 -> 74.8 s, Kappa 153.0 -> 127.9 s (docs/spark-settings.md, "micro-batch size").
 DEFAULT_DRAIN_BATCH_MB = 64
-DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"   # the broker `make kafka-up` starts
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"  # the broker `make kafka-up` starts
 # A lab JVM that runs to its end (a drain, a batch run, a replay, a baseline) compiles
 # with the client compiler (C1) only: it lives seconds to a minute, and on this
 # 2-core machine the server compiler's (C2) threads took CPU from the work for most of that
@@ -121,7 +131,7 @@ class LabSettings:
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "LabSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LabSettings:
         """Defaults overridden by every variable of `ENVIRONMENT` that is set and not empty."""
         lab_fields = {f.name for f in fields(cls)} - {"workload"}
         return cls(**_read(env, lab_fields), workload=WorkloadSettings.from_env(env))
@@ -130,8 +140,8 @@ class LabSettings:
 @dataclass(frozen=True)
 class EnvironmentVariable:
     name: str
-    setting: str                   # the LabSettings or WorkloadSettings field it sets
-    default: str                   # as users read it
+    setting: str  # the LabSettings or WorkloadSettings field it sets
+    default: str  # as users read it
     meaning: str
     parse: Callable[[str], object]
 
@@ -152,34 +162,75 @@ def _memory_size(text: str) -> str:
 
 _WORKLOAD_DEFAULTS = WorkloadSettings()
 ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
-    EnvironmentVariable("LAB_SPARK_MASTER", "spark_master", DEFAULT_SPARK_MASTER,
-                        "Spark master URL (--master overrides it)", str),
-    EnvironmentVariable("LAB_SHUFFLE_PARTITIONS", "shuffle_partitions", str(DEFAULT_SHUFFLE_PARTITIONS),
-                        "spark.sql.shuffle.partitions", _positive_int),
-    EnvironmentVariable("LAB_DRIVER_MEMORY", "driver_memory", "1/6 of RAM, 1g-8g",
-                        "spark.driver.memory (the driver's heap; in local mode it holds the executors too)",
-                        _memory_size),
-    EnvironmentVariable("LAB_DRAIN_BATCH_MB", "drain_batch_mb", str(DEFAULT_DRAIN_BATCH_MB),
-                        "a drain's micro-batch size: whole files up to about this many MB", _positive_int),
+    EnvironmentVariable(
+        "LAB_SPARK_MASTER", "spark_master", DEFAULT_SPARK_MASTER, "Spark master URL (--master overrides it)", str
+    ),
+    EnvironmentVariable(
+        "LAB_SHUFFLE_PARTITIONS",
+        "shuffle_partitions",
+        str(DEFAULT_SHUFFLE_PARTITIONS),
+        "spark.sql.shuffle.partitions",
+        _positive_int,
+    ),
+    EnvironmentVariable(
+        "LAB_DRIVER_MEMORY",
+        "driver_memory",
+        "1/6 of RAM, 1g-8g",
+        "spark.driver.memory (the driver's heap; in local mode it holds the executors too)",
+        _memory_size,
+    ),
+    EnvironmentVariable(
+        "LAB_DRAIN_BATCH_MB",
+        "drain_batch_mb",
+        str(DEFAULT_DRAIN_BATCH_MB),
+        "a drain's micro-batch size: whole files up to about this many MB",
+        _positive_int,
+    ),
     EnvironmentVariable("LAB_SPARK_UI", "spark_ui", "0", "1 turns the Spark web UI on", lambda text: text == "1"),
-    EnvironmentVariable("LAB_BATCH_JVM_OPTIONS", "batch_jvm_options", DEFAULT_BATCH_JVM_OPTIONS,
-                        "options of the lab JVMs that run to their end, driver and executors (a --follow service "
-                        "and the test session keep the JVM's defaults; -XX:TieredStopAtLevel=4 restores them)", str),
-    EnvironmentVariable("LAB_KAFKA_BOOTSTRAP", "kafka_bootstrap", DEFAULT_KAFKA_BOOTSTRAP,
-                        "Kafka bootstrap servers (--bootstrap overrides it)", str),
-    EnvironmentVariable("LAB_HOME", "home", ".lab/",
-                        "where resolved jars, broker and cluster state live", lambda text: Path(text).resolve()),
-    EnvironmentVariable("LAB_WINDOW_SECONDS", "window_seconds", str(_WORKLOAD_DEFAULTS.window_seconds),
-                        "window_revenue window length", int),
-    EnvironmentVariable("LAB_SLIDE_SECONDS", "slide_seconds", str(_WORKLOAD_DEFAULTS.slide_seconds),
-                        "window_revenue slide", int),
-    EnvironmentVariable("LAB_WATERMARK_SECONDS", "watermark_seconds", str(_WORKLOAD_DEFAULTS.watermark_seconds),
-                        "event-time watermark (`lab generate` uses it too)", int),
+    EnvironmentVariable(
+        "LAB_BATCH_JVM_OPTIONS",
+        "batch_jvm_options",
+        DEFAULT_BATCH_JVM_OPTIONS,
+        "options of the lab JVMs that run to their end, driver and executors (a --follow service "
+        "and the test session keep the JVM's defaults; -XX:TieredStopAtLevel=4 restores them)",
+        str,
+    ),
+    EnvironmentVariable(
+        "LAB_KAFKA_BOOTSTRAP",
+        "kafka_bootstrap",
+        DEFAULT_KAFKA_BOOTSTRAP,
+        "Kafka bootstrap servers (--bootstrap overrides it)",
+        str,
+    ),
+    EnvironmentVariable(
+        "LAB_HOME",
+        "home",
+        ".lab/",
+        "where resolved jars, broker and cluster state live",
+        lambda text: Path(text).resolve(),
+    ),
+    EnvironmentVariable(
+        "LAB_WINDOW_SECONDS",
+        "window_seconds",
+        str(_WORKLOAD_DEFAULTS.window_seconds),
+        "window_revenue window length",
+        int,
+    ),
+    EnvironmentVariable(
+        "LAB_SLIDE_SECONDS", "slide_seconds", str(_WORKLOAD_DEFAULTS.slide_seconds), "window_revenue slide", int
+    ),
+    EnvironmentVariable(
+        "LAB_WATERMARK_SECONDS",
+        "watermark_seconds",
+        str(_WORKLOAD_DEFAULTS.watermark_seconds),
+        "event-time watermark (`lab generate` uses it too)",
+        int,
+    ),
 )
 _WORKLOAD_FIELDS = {f.name for f in fields(WorkloadSettings)}
 
 
-def _read(env: Mapping[str, str] | None, settings: set[str]) -> dict[str, object]:
+def _read(env: Mapping[str, str] | None, settings: set[str]) -> dict[str, Any]:  # Any: each field its own type
     """Parsed values of the variables that set one of `settings` (unset or empty: default)."""
     env = os.environ if env is None else env
     values = {}

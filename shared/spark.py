@@ -1,4 +1,5 @@
 """The one place a SparkSession is made, for jobs and tests alike."""
+
 from __future__ import annotations
 
 import glob
@@ -44,11 +45,20 @@ def class_archive(settings: LabSettings | None = None) -> Path:
     `lab setup` writes it the JVM starts without one (as it does when an archive does not fit).
     """
     settings = settings or LabSettings.from_env()
-    java = shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin")) if os.environ.get("JAVA_HOME") \
+    java = (
+        shutil.which("java", path=os.path.join(os.environ["JAVA_HOME"], "bin"))
+        if os.environ.get("JAVA_HOME")
         else shutil.which("java")
+    )
     java = os.path.realpath(java) if java else "none"
-    key = "\n".join([java, str(os.stat(java).st_mtime_ns) if java != "none" else "", pyspark.__version__,
-                     *(Path(jar).name for jar in resolved_jars(settings))])
+    key = "\n".join(
+        [
+            java,
+            str(os.stat(java).st_mtime_ns) if java != "none" else "",
+            pyspark.__version__,
+            *(Path(jar).name for jar in resolved_jars(settings)),
+        ]
+    )
     return settings.home / "jvm" / f"spark-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
 
 
@@ -167,8 +177,10 @@ def create_spark_session(
         # State in RocksDB, off the JVM heap, and each micro-batch checkpoints only the
         # changes it made (a changelog) instead of uploading a full snapshot of every store.
         # A checkpoint keeps the provider it was started with (Spark records it there).
-        .config("spark.sql.streaming.stateStore.providerClass",
-                "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
+        .config(
+            "spark.sql.streaming.stateStore.providerClass",
+            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+        )
         .config("spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled", "true")
         # Counting a store's rows costs a read before every write and delete (Spark's
         # performance notes): the lab never reads that metric (numRowsTotal, then 0). The
@@ -269,9 +281,14 @@ def build_class_archive(settings: LabSettings | None = None) -> Path | None:
     options = f"{JVM_OPTIONS} -XX:ArchiveClassesAtExit={partial} {QUIET_CLASS_SHARING}"
     # output through a pipe: run() then returns at its end of file, once the JVM (which holds
     # the pipe too, and outlives the Python process) has written the archive and exited
-    finished = subprocess.run([sys.executable, "-c", _ARCHIVE_WORKLOAD, options], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parent.parent,
-                              env={**os.environ, "LAB_HOME": str(settings.home)}, check=False)
+    finished = subprocess.run(
+        [sys.executable, "-c", _ARCHIVE_WORKLOAD, options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "LAB_HOME": str(settings.home)},
+        check=False,
+    )
     archive.with_suffix(".log").write_bytes(finished.stdout)
     if finished.returncode != 0 or not partial.exists():
         partial.unlink(missing_ok=True)

@@ -1,8 +1,10 @@
 """Waiting on and stopping streaming queries, and keeping a micro-batch, shared by the builds."""
+
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -34,7 +36,7 @@ def plain_failure(name: str, message: str) -> Exception:
         # an error raised in a foreachBatch function: its Python exception is the news
         first = next((line for line in lines[1:] if line and not line[0].isspace()), first)
     if DISK_FULL in message and DISK_FULL not in first:
-        first = f"{DISK_FULL} ({first})"   # deep in Spark's report; the CLI says which file system
+        first = f"{DISK_FULL} ({first})"  # deep in Spark's report; the CLI says which file system
     if KAFKA_TIMEOUT in message:
         from shared.kafka import BROKER_GONE
 
@@ -42,7 +44,7 @@ def plain_failure(name: str, message: str) -> Exception:
     return RuntimeError(f"streaming query {name} failed: {first[:2000]} (Spark's report: {spark_errors_log()})")
 
 
-DISK_FULL = "No space left on device"   # java.io.IOException's and Python's OSError's words (ENOSPC)
+DISK_FULL = "No space left on device"  # java.io.IOException's and Python's OSError's words (ENOSPC)
 # What Spark's Kafka source fails with once the broker has not answered through its retries
 KAFKA_TIMEOUT = "org.apache.kafka.common.errors.TimeoutException"
 
@@ -58,9 +60,12 @@ def stop_between_batches(queries: list, timeout_seconds: float = 120.0, poll_sec
         query.stop()
 
 
-def await_all(queries: list, poll_seconds: float = 0.5,
-              explain: Callable[[str, str], Exception] = plain_failure,
-              until: Callable[[], bool] | None = None) -> None:
+def await_all(
+    queries: list,
+    poll_seconds: float = 0.5,
+    explain: Callable[[str, str], Exception] = plain_failure,
+    until: Callable[[], bool] | None = None,
+) -> None:
     """Wait until every query has finished (availableNow) or `until()` says stop (then stop
     them between micro-batches). On the first failure stop the others the same way and
     raise what `explain(query name, Spark's message)` makes of it."""

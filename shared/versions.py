@@ -7,6 +7,7 @@ Cutting over is one rename, so a reader sees the old version or the new one, nev
 the old version's folder stays readable until it is dropped, and the serving version can
 never be dropped. Kappa (kappa/versions.py) and Lambda (lambda/versions.py) share this.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -32,6 +33,7 @@ def check_version(version: str) -> str:
 class VersionStore:
     """The versions under `root` (a folder each) and the `pointer` naming the serving one.
     `how_to_cut_over` ends the message refusing to drop the serving version."""
+
     root: Path
     pointer: Path
     how_to_cut_over: str = "cut over to another version before dropping it"
@@ -46,16 +48,23 @@ class VersionStore:
     def cut_over(self, version: str, note: str = "", **fields) -> dict:
         """Point readers at `version`, atomically (a rename); `fields` go into the pointer too."""
         check_version(version)
-        record = {"version": version, **fields,
-                  "since_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                  "previous": self.serving(), "note": note}
+        record = {
+            "version": version,
+            **fields,
+            "since_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "previous": self.serving(),
+            "note": note,
+        }
         write_text_atomic(self.pointer, json.dumps(record, indent=2), fsync=True)
         return record
 
     def names(self) -> list[str]:
         root = self.root
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and VERSION_NAME.fullmatch(p.name)) \
-            if root.exists() else []
+        return (
+            sorted(p.name for p in root.iterdir() if p.is_dir() and VERSION_NAME.fullmatch(p.name))
+            if root.exists()
+            else []
+        )
 
     def drop(self, version: str) -> Path:
         """Delete a version that does not serve; its folder."""

@@ -1,9 +1,11 @@
 """One SparkSession for the whole test run (local[2], few shuffle partitions, UI off)."""
+
 from __future__ import annotations
 
 import os
 import socket
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,23 @@ def new_topic(kafka_bootstrap):
                 future.result(timeout=15)
             except Exception:  # never created (a failed test): nothing to tidy
                 pass
+
+
+@pytest.fixture(scope="session")
+def generated_input(tmp_path_factory):
+    """The one factory of generated inputs: `generated_input(rows=..., seed=..., ...)` (the
+    options of GeneratorOptions) is an input directory made once per session for those
+    options. Tests read it as it is; one that changes an input copies it first."""
+    from experiments.inputs.generate import GeneratorOptions, generate
+
+    made: dict[tuple, Path] = {}
+
+    def make(**options) -> Path:
+        key = tuple(sorted(options.items()))
+        if key not in made:
+            root = tmp_path_factory.mktemp("input") / "in"
+            generate(root, GeneratorOptions(**options))
+            made[key] = root
+        return made[key]
+
+    return make

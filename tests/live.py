@@ -1,6 +1,7 @@
 """What the live tests of every build share: a landing directory to follow, a follow run
 stopped by SIGTERM to its process group, and the checks that its commit log makes latency
 readable. (A plain module, not a conftest: tests import it by name.)"""
+
 from __future__ import annotations
 
 import os
@@ -10,8 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 LAB = [sys.executable, "-m", "experiments.cli", "--quiet"]
 JAVA_STACK_FRAME = re.compile(r"^\s+at [\w.$]+\(", re.MULTILINE)
@@ -27,15 +28,27 @@ def empty_landing(input_dir: Path, landing: Path) -> Path:
     return landing
 
 
-def follow_until(build: str, landing: Path, workdir: Path, *, started: Callable[[], bool],
-                 feed: Callable[[], None], caught_up: Callable[[], bool], extra: Sequence[str] = (),
-                 timeout: float = 600) -> tuple[str, str]:
+def follow_until(
+    build: str,
+    landing: Path,
+    workdir: Path,
+    *,
+    started: Callable[[], bool],
+    feed: Callable[[], None],
+    caught_up: Callable[[], bool],
+    extra: Sequence[str] = (),
+    timeout: float = 600,
+) -> tuple[str, str]:
     """`lab run BUILD --follow` on `landing`: once `started()`, `feed()` lands the input;
     once `caught_up()`, SIGTERM to the whole group (as a service manager stops it). Returns
     (stdout, stderr) of a run that must end with exit 0 and print no stack trace."""
-    process = subprocess.Popen(LAB + ["run", build, "--follow", *extra, "--input", str(landing),
-                                      "--workdir", str(workdir)], start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        LAB + ["run", build, "--follow", *extra, "--input", str(landing), "--workdir", str(workdir)],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + timeout
         for condition, then in ((started, feed), (caught_up, lambda: None)):

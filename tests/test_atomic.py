@@ -1,4 +1,5 @@
 """shared/atomic.py: a file appears whole or not at all, and a failed write changes nothing."""
+
 import os
 
 import pytest
@@ -9,7 +10,7 @@ from shared.atomic import atomic_text, copy_file_atomic, write_text_atomic
 
 def test_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "new" / "folder" / "a.json"
-    assert write_text_atomic(path, "one\r\n") == path        # parents made, line ends as given
+    assert write_text_atomic(path, "one\r\n") == path  # parents made, line ends as given
     write_text_atomic(path, "two\n", fsync=True)
     assert path.read_bytes() == b"two\n"
     assert os.listdir(path.parent) == ["a.json"]

@@ -1,5 +1,6 @@
 """What a checkpoint holds, read from its files: crash leftovers are cleared, other logic
 is refused with the replay remedy, and neither is guessed from an exception's words."""
+
 import json
 from pathlib import Path
 
@@ -83,13 +84,13 @@ def test_append_once_lands_a_batch_once_per_checkpoint(spark, tmp_path):
     count = lambda: spark.read.format("delta").load(table).count()
 
     checkpoints.append_once(rows(1, 2), table, "app-a", 0)
-    checkpoints.append_once(rows(1, 2), table, "app-a", 0)      # batch 0 again, after a crash
+    checkpoints.append_once(rows(1, 2), table, "app-a", 0)  # batch 0 again, after a crash
     assert count() == 2
     checkpoints.append_once(rows(3), table, "app-a", 1)
     checkpoints.append_once(rows(3), table, "app-a", 1)
-    checkpoints.append_once(rows(9), table, "app-a", 0)         # behind the table: already in
+    checkpoints.append_once(rows(9), table, "app-a", 0)  # behind the table: already in
     assert count() == 3
-    checkpoints.append_once(rows(4), table, "app-b", 0)         # a new checkpoint starts at 0
+    checkpoints.append_once(rows(4), table, "app-b", 0)  # a new checkpoint starts at 0
     assert count() == 4
 
 

@@ -1,5 +1,6 @@
 """shared/spark.py's class archive: `lab setup` writes it, every later driver JVM maps it,
 and an archive that no longer fits (other jars, another Java) is not used."""
+
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def test_the_session_of_the_tests_starts_with_the_archive_setup_wrote(spark):
     """`make test` runs `lab setup` first: its archive is what this JVM was started with."""
     archive = class_archive()
     assert archive.exists(), f"{archive} missing: `lab setup` (make setup) writes it"
-    jvm_arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
-                         .getInputArguments())
+    jvm_arguments = list(
+        spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()
+    )
     assert f"-XX:SharedArchiveFile={archive}" in jvm_arguments

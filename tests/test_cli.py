@@ -1,4 +1,5 @@
 """The `lab` command line: help everywhere, clear errors for bad arguments and bad input."""
+
 import json
 import re
 import subprocess
@@ -17,8 +18,12 @@ KAPPA_ACTIONS = ("replay", "drop", "status", "passthrough")
 LAMBDA_ACTIONS = ("batch", "query", "status")
 
 
-@pytest.mark.parametrize("argv", [[name, "--help"] for name in SUBCOMMANDS] + [["kappa", a, "--help"] for a in KAPPA_ACTIONS]
-                         + [["lambda", a, "--help"] for a in LAMBDA_ACTIONS])
+@pytest.mark.parametrize(
+    "argv",
+    [[name, "--help"] for name in SUBCOMMANDS]
+    + [["kappa", a, "--help"] for a in KAPPA_ACTIONS]
+    + [["lambda", a, "--help"] for a in LAMBDA_ACTIONS],
+)
 def test_every_subcommand_has_help(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(argv)
@@ -38,7 +43,7 @@ def test_help_lists_every_setting_with_its_default(argv, capsys):
 
 def test_readme_settings_line_lists_every_setting_with_its_default():
     text = README.read_text(encoding="utf-8")
-    paragraph = " ".join(text[text.index("Settings ("):].split("\n\n")[0].split())
+    paragraph = " ".join(text[text.index("Settings (") :].split("\n\n")[0].split())
     listed = dict(re.findall(r"`(LAB_[A-Z_]+)` \(([^()]*)\)", paragraph))  # `LAB_X` (default, meaning)
     assert set(listed) == {variable.name for variable in ENVIRONMENT}
     for variable in ENVIRONMENT:
@@ -57,17 +62,22 @@ def test_generate_takes_its_watermark_from_the_settings(tmp_path, monkeypatch, c
 
 
 def test_console_script_help_runs():
-    out = subprocess.run([sys.executable, "-m", "experiments.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "--help"], capture_output=True, text=True, check=True
+    )
     for name in SUBCOMMANDS:
         assert name in out.stdout
 
 
-@pytest.mark.parametrize("argv", [
-    ["generate", "--rows", "0", "--out", "x"],
-    ["generate", "--rows", "10", "--out", "x", "--late-fraction", "1.5"],
-    ["run", "sideways", "--input", "a", "--workdir", "b"],
-    ["experiments", "--profile", "huge"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["generate", "--rows", "0", "--out", "x"],
+        ["generate", "--rows", "10", "--out", "x", "--late-fraction", "1.5"],
+        ["run", "sideways", "--input", "a", "--workdir", "b"],
+        ["experiments", "--profile", "huge"],
+    ],
+)
 def test_bad_arguments_are_usage_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -84,7 +94,10 @@ def test_missing_input_directory_is_a_clear_error(tmp_path, capsys):
 
 def test_run_refuses_an_input_without_sales_files_before_starting_spark(tmp_path, capsys):
     (tmp_path / "in").mkdir()
-    assert main(["--quiet", "run", "kappa", "--input", str(tmp_path / "in"), "--workdir", str(tmp_path / "w")]) == EXIT_USAGE
+    assert (
+        main(["--quiet", "run", "kappa", "--input", str(tmp_path / "in"), "--workdir", str(tmp_path / "w")])
+        == EXIT_USAGE
+    )
     assert "no sales files" in capsys.readouterr().err
 
 

@@ -1,5 +1,6 @@
 """The killer every crash test uses (experiments/harness/crash.py), on a tiny stand-in for
 a build: a seeded plan, kills that land, and a run-until-stopped command ended by SIGTERM."""
+
 import sys
 import textwrap
 
@@ -34,9 +35,15 @@ def test_a_follow_command_is_killed_then_stopped_by_sigterm_once_done(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     report = crash_and_recover(
-        [sys.executable, str(script), str(out)], seed=3, kills=3, span_seconds=0.5,
+        [sys.executable, str(script), str(out)],
+        seed=3,
+        kills=3,
+        span_seconds=0.5,
         anchors={FIRST_BATCH: lambda text: "processing" in text, EXPORT: lambda text: (out / "export").exists()},
         done=lambda text: "processing" in text and len((out / "runs").read_text()) >= 3,
-        before_each=lambda: (out / "export").unlink(missing_ok=True), poll_seconds=0.02, timeout_seconds=60)
-    assert len(report.landed) >= 3 and report.landed_at(EXPORT) == 1   # the export kill lands after SIGTERM
+        before_each=lambda: (out / "export").unlink(missing_ok=True),
+        poll_seconds=0.02,
+        timeout_seconds=60,
+    )
+    assert len(report.landed) >= 3 and report.landed_at(EXPORT) == 1  # the export kill lands after SIGTERM
     assert report.final_exit_code == 0 and (out / "export").read_text() == "done"

@@ -6,6 +6,7 @@ rest anywhere), restarts the same command after each kill, and compares the fina
 byte for byte with an uninterrupted run's and with the oracle's. The seed is random unless
 CRASH_TEST_SEED is set; a failure names it, so the same kills can be replayed.
 """
+
 import json
 import os
 import random
@@ -17,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from experiments.harness.crash import EXPORT, FIRST_BATCH, crash_and_recover
-from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.reference.oracle import run_oracle
 from kappa import app
 from kappa.app import KappaConfig
+from shared.catalogue import QUERY_NAMES
 from shared.checkpoints import committed_batches
-from shared.export import QUERY_NAMES, export_path
+from shared.export import export_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.crash]
 LAB = [sys.executable, "-m", "experiments.cli"]
@@ -33,10 +34,8 @@ ENV = {"LAB_SHUFFLE_PARTITIONS": "2"}
 
 
 @pytest.fixture(scope="module")
-def crash_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("crash") / "in"
-    generate(root, GeneratorOptions(rows=1200, seed=31, files=3, days=2))
-    return root
+def crash_input(generated_input):
+    return generated_input(rows=1200, seed=31, files=3, days=2)
 
 
 @pytest.fixture(scope="module")
@@ -70,44 +69,75 @@ def _check_recovered(report, workdir: Path, reference: Path, build: str, queries
     summary = json.dumps(report.to_json()["kills"], indent=1)
     assert report.final_exit_code == 0, f"{seed} the run after the kills failed:\n{report.final_stderr}"
     assert len(report.landed) >= KILLS, f"{seed} only {len(report.landed)} kills landed:\n{summary}"
-    assert any(k.anchor == FIRST_BATCH and k.anchor_held for k in report.landed), \
+    assert any(k.anchor == FIRST_BATCH and k.anchor_held for k in report.landed), (
         f"{seed} no kill landed inside the first micro-batch:\n{summary}"
+    )
     assert report.landed_at(EXPORT) >= 1, f"{seed} no kill landed during the export:\n{summary}"
     for query in queries:
         produced = export_path(workdir, build, query).read_bytes()
-        assert produced == export_path(reference, build, query).read_bytes(), \
+        assert produced == export_path(reference, build, query).read_bytes(), (
             f"{seed} {query} differs from the uninterrupted run's"
-        assert produced == export_path(reference, "oracle", query).read_bytes(), f"{seed} {query} differs from the oracle's"
+        )
+        assert produced == export_path(reference, "oracle", query).read_bytes(), (
+            f"{seed} {query} differs from the oracle's"
+        )
     accounting = json.loads((workdir / "results" / build / "_accounting.json").read_text())
     assert accounting == json.loads((reference / "results" / "oracle" / "_accounting.json").read_text())
 
 
 def _crash_kappa(command: list[str], workdir: Path, seconds: float):
-    return crash_and_recover(command, seed=_seed(), kills=KILLS, span_seconds=seconds, env=ENV,
-                             anchors=_kappa_anchors(workdir),
-                             before_each=lambda: shutil.rmtree(workdir / "results" / "kappa", ignore_errors=True))
+    return crash_and_recover(
+        command,
+        seed=_seed(),
+        kills=KILLS,
+        span_seconds=seconds,
+        env=ENV,
+        anchors=_kappa_anchors(workdir),
+        before_each=lambda: shutil.rmtree(workdir / "results" / "kappa", ignore_errors=True),
+    )
 
 
 def test_kappa_on_the_landing_directory_survives_kills_at_random_moments(crash_input, uninterrupted, tmp_path):
     reference, seconds = uninterrupted
     workdir = tmp_path / "w"
     # one file per micro-batch: kills land between micro-batches too, not only inside the first
-    command = LAB + ["run", "kappa", "--max-files-per-trigger", "1", "--input", str(crash_input),
-                     "--workdir", str(workdir)]
+    command = LAB + [
+        "run",
+        "kappa",
+        "--max-files-per-trigger",
+        "1",
+        "--input",
+        str(crash_input),
+        "--workdir",
+        str(workdir),
+    ]
     _check_recovered(_crash_kappa(command, workdir, seconds), workdir, reference, "kappa")
 
 
 @pytest.mark.kafka
-def test_kappa_on_kafka_survives_kills_at_random_moments(crash_input, uninterrupted, tmp_path, kafka_bootstrap,
-                                                          new_topic):
+def test_kappa_on_kafka_survives_kills_at_random_moments(
+    crash_input, uninterrupted, tmp_path, kafka_bootstrap, new_topic
+):
     from experiments.inputs.replay import replay_to_kafka
 
     reference, seconds = uninterrupted
     topic = new_topic("crash")
     replay_to_kafka(crash_input, kafka_bootstrap, topic)
     workdir = tmp_path / "w"
-    command = LAB + ["run", "kappa", "--source", "kafka", "--bootstrap", kafka_bootstrap, "--topic", topic,
-                     "--input", str(crash_input), "--workdir", str(workdir)]
+    command = LAB + [
+        "run",
+        "kappa",
+        "--source",
+        "kafka",
+        "--bootstrap",
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--input",
+        str(crash_input),
+        "--workdir",
+        str(workdir),
+    ]
     _check_recovered(_crash_kappa(command, workdir, seconds), workdir, reference, "kappa")
 
 
@@ -134,14 +164,33 @@ def test_dstream_resumes_its_checkpoint_after_kills_at_random_moments(crash_inpu
     landing, output = workdir / "dstream" / "landing", workdir / "dstream" / "output"
     anchors = {
         # this run's context is running, files are landed, and no batch has written its output yet
-        FIRST_BATCH: lambda text: "dstream: processing" in text and landing.is_dir() and any(landing.iterdir())
-        and not any(output.glob("batch-*.pickle")),
+        FIRST_BATCH: lambda text: (
+            "dstream: processing" in text
+            and landing.is_dir()
+            and any(landing.iterdir())
+            and not any(output.glob("batch-*.pickle"))
+        ),
         EXPORT: lambda text: (workdir / "results" / "dstream").exists(),
     }
-    command = LAB + ["run", "dstream", "--max-files-per-trigger", "1", "--input", str(crash_input),
-                     "--workdir", str(workdir)]
-    report = crash_and_recover(command, seed=_seed(), kills=KILLS, span_seconds=seconds, env=ENV, anchors=anchors,
-                               before_each=lambda: shutil.rmtree(workdir / "results" / "dstream", ignore_errors=True))
+    command = LAB + [
+        "run",
+        "dstream",
+        "--max-files-per-trigger",
+        "1",
+        "--input",
+        str(crash_input),
+        "--workdir",
+        str(workdir),
+    ]
+    report = crash_and_recover(
+        command,
+        seed=_seed(),
+        kills=KILLS,
+        span_seconds=seconds,
+        env=ENV,
+        anchors=anchors,
+        before_each=lambda: shutil.rmtree(workdir / "results" / "dstream", ignore_errors=True),
+    )
     _check_recovered(report, workdir, reference, "dstream", [q for q in QUERY_NAMES if q not in UNSUPPORTED])
 
 
@@ -171,11 +220,25 @@ def test_lambda_survives_kills_at_random_moments(crash_input, uninterrupted_lamb
     layer and the export; the same command again ends with the uninterrupted exports."""
     reference, seconds = uninterrupted_lambda
     workdir = tmp_path / "w"
-    command = LAB + ["run", "lambda", "--max-files-per-trigger", "1", "--input", str(crash_input),
-                     "--workdir", str(workdir)]
-    report = crash_and_recover(command, seed=_seed(), kills=KILLS, span_seconds=seconds, env=ENV,
-                               anchors=_lambda_anchors(workdir),
-                               before_each=lambda: shutil.rmtree(workdir / "results" / "lambda", ignore_errors=True))
+    command = LAB + [
+        "run",
+        "lambda",
+        "--max-files-per-trigger",
+        "1",
+        "--input",
+        str(crash_input),
+        "--workdir",
+        str(workdir),
+    ]
+    report = crash_and_recover(
+        command,
+        seed=_seed(),
+        kills=KILLS,
+        span_seconds=seconds,
+        env=ENV,
+        anchors=_lambda_anchors(workdir),
+        before_each=lambda: shutil.rmtree(workdir / "results" / "lambda", ignore_errors=True),
+    )
     _check_recovered(report, workdir, reference, "lambda")
 
 
@@ -196,20 +259,42 @@ def test_lambda_follow_survives_kills_at_random_moments(crash_input, uninterrupt
     last_seq = sum(count_raw_lines(p) for p in crash_input.glob("sales_*.csv")) - 1
     # the files keep arriving over the first kills (a file every ~10 s)
     lines_per_file = (last_seq + 1) / len(list(crash_input.glob("sales_*.csv")))
-    feeder = threading.Thread(target=replay_to_landing, args=(crash_input, landing),
-                              kwargs={"rate_lines_per_second": lines_per_file / 10}, daemon=True)
+    feeder = threading.Thread(
+        target=replay_to_landing,
+        args=(crash_input, landing),
+        kwargs={"rate_lines_per_second": lines_per_file / 10},
+        daemon=True,
+    )
 
     def served_everything(text: str) -> bool:
-        if "lambda: processing" not in text:   # this run's signal handlers are in place
+        if "lambda: processing" not in text:  # this run's signal handlers are in place
             return False
         newest = {c.query: c.max_seq for c in read_commits(commit_log_path(workdir, "lambda"))}
         return len(newest) == len(QUERY_NAMES) and min(newest.values()) >= last_seq
 
-    command = LAB + ["run", "lambda", "--follow", "--interval", "1 second", "--batch-every", "1 version",
-                     "--input", str(landing), "--workdir", str(workdir)]
+    command = LAB + [
+        "run",
+        "lambda",
+        "--follow",
+        "--interval",
+        "1 second",
+        "--batch-every",
+        "1 version",
+        "--input",
+        str(landing),
+        "--workdir",
+        str(workdir),
+    ]
     feeder.start()
-    report = crash_and_recover(command, seed=_seed(), kills=KILLS, span_seconds=seconds, env=ENV,
-                               anchors=_lambda_anchors(workdir), done=served_everything,
-                               before_each=lambda: shutil.rmtree(workdir / "results" / "lambda", ignore_errors=True))
+    report = crash_and_recover(
+        command,
+        seed=_seed(),
+        kills=KILLS,
+        span_seconds=seconds,
+        env=ENV,
+        anchors=_lambda_anchors(workdir),
+        done=served_everything,
+        before_each=lambda: shutil.rmtree(workdir / "results" / "lambda", ignore_errors=True),
+    )
     feeder.join()
     _check_recovered(report, workdir, reference, "lambda")

@@ -1,6 +1,7 @@
 """The legacy DStream application around the pipeline: how it lands the input in groups,
 numbers it, knows it is finished, and what a drain leaves behind (exports, accounting,
 commit log, quality reports)."""
+
 import json
 import pickle
 import threading
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from legacy_dstream import app
+from shared.catalogue import QUERY_NAMES
 from shared.commit_log import CommitLog, read_commits
-from shared.export import QUERY_NAMES, export_path, read_accounting
+from shared.export import export_path, read_accounting
 from shared.sequence import SequenceMap
 
 HEADER = "Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address"
@@ -33,7 +35,7 @@ def test_files_are_grouped_by_lines_without_splitting_a_file():
 
 def test_next_tick_is_on_the_streaming_timer_grid():
     assert app.seconds_to_next_tick(1.0, now=100.25) == pytest.approx(0.75)
-    assert app.seconds_to_next_tick(0.5, now=100.5) == pytest.approx(0.5)   # on a tick: the next one
+    assert app.seconds_to_next_tick(0.5, now=100.5) == pytest.approx(0.5)  # on a tick: the next one
     assert app.seconds_to_next_tick(2.0, now=101.0) == pytest.approx(1.0)
 
 
@@ -41,7 +43,7 @@ def test_landing_plan_numbers_lines_like_the_sequence_map_of_the_landing_directo
     source = tmp_path / "in"
     source.mkdir()
     (source / "b.csv").write_text(f"{HEADER}\n1\n2\n")
-    (source / "a.csv").write_text(f"\ufeff{HEADER}\r\n1\r\n2")   # BOM, CRLF, no final line end
+    (source / "a.csv").write_text(f"\ufeff{HEADER}\r\n1\r\n2")  # BOM, CRLF, no final line end
     (source / "c.csv").write_text("")
     plan = app.landing_plan(sorted(source.glob("*.csv")))
     assert [(f.name, f.lines) for f in plan] == [("000000-a.csv", 3), ("000001-b.csv", 3), ("000002-c.csv", 0)]
@@ -60,14 +62,14 @@ def test_a_source_changed_or_gone_before_it_lands_is_reported_and_the_feed_goes_
     for name in ("a.csv", "b.csv", "c.csv"):
         (source / name).write_text(f"{HEADER}\n1\n")
     plan = app.landing_plan(sorted(source.glob("*.csv")))
-    with open(source / "b.csv", "a") as handle:        # a copy in place that was still running
+    with open(source / "b.csv", "a") as handle:  # a copy in place that was still running
         handle.write("2\n")
     os.utime(source / "b.csv", ns=(1, 1))
     (source / "c.csv").unlink()
     landing = tmp_path / "landing"
     app.feed_groups([plan], landing, 0.1, threading.Event())
-    assert (landing / "000001-b.csv").read_text() == f"{HEADER}\n1\n2\n"    # landed as it is now
-    assert (landing / "000002-c.csv").read_bytes() == b""                     # lands empty: the drain ends
+    assert (landing / "000001-b.csv").read_text() == f"{HEADER}\n1\n2\n"  # landed as it is now
+    assert (landing / "000002-c.csv").read_bytes() == b""  # lands empty: the drain ends
     said = capsys.readouterr().err
     assert "b.csv changed after it was counted" in said and "c.csv disappeared before it was landed" in said
     gone = app.landing_plan([source / "gone.csv"])
@@ -82,11 +84,11 @@ def test_groups_land_whole_one_tick_apart(tmp_path):
         path.write_text(f"{HEADER}\n{i}\n")
         sources.append(path)
     plan = app.landing_plan(sources)
-    groups = app.file_groups(plan, 4)   # two files (4 lines) a group: 3 groups
+    groups = app.file_groups(plan, 4)  # two files (4 lines) a group: 3 groups
     landing = tmp_path / "landing"
     interval = 0.2
     app.feed_groups(groups, landing, interval, threading.Event())
-    assert sorted(p.name for p in landing.iterdir()) == [f.name for f in plan]   # no temp file left
+    assert sorted(p.name for p in landing.iterdir()) == [f.name for f in plan]  # no temp file left
     assert all((landing / f.name).read_bytes() == f.source.read_bytes() for f in plan)
     landed = [[(landing / f.name).stat().st_mtime for f in group] for group in groups]
     for before, after in zip(landed, landed[1:]):
@@ -107,11 +109,11 @@ def test_feeding_stops_when_asked(tmp_path):
 def test_the_checkpoint_holds_only_the_way_to_the_running_drain(tmp_path):
     drain = app._Drain(CommitLog(tmp_path / "c.csv"), {"000000-a.csv": app.SeqRange(0, 9)}, ["city_revenue"])
     outputs = app._Outputs(str(tmp_path / "checkpoint"))
-    copy = pickle.loads(pickle.dumps(outputs.totals))   # as the checkpoint pickles a foreachRDD function
+    copy = pickle.loads(pickle.dumps(outputs.totals))  # as the checkpoint pickles a foreachRDD function
     assert copy.__self__ == outputs and "_Drain" not in repr(pickle.dumps(outputs.totals))
     with pytest.raises(RuntimeError, match="no running dstream drain"):
         copy(None, None)
-    app._LIVE[outputs.checkpoint] = drain   # as run() registers the drain of its process
+    app._LIVE[outputs.checkpoint] = drain  # as run() registers the drain of its process
     try:
         assert copy.__self__._drain() is drain
     finally:
@@ -123,7 +125,7 @@ def test_a_batch_output_is_keyed_by_its_batch_time_and_read_back_newest_first(tm
     second = app.Snapshot(3_000, {1_000: ["000000-a.csv"], 3_000: ["000001-b.csv"]}, {"city_revenue": []})
     first.write(tmp_path)
     second.write(tmp_path)
-    first.write(tmp_path)   # a batch run again after a crash overwrites its own output
+    first.write(tmp_path)  # a batch run again after a crash overwrites its own output
     assert app.Snapshot.latest(tmp_path) == second and second.files == {"000000-a.csv", "000001-b.csv"}
     app.Snapshot(5_000, {}, {}).write(tmp_path)
     assert len(list(tmp_path.glob("batch-*.pickle"))) == 2
@@ -154,7 +156,7 @@ def test_landing_plans_the_same_names_again_and_new_files_last(tmp_path):
         (source / name).write_text(HEADER + "\n" + "x\n" * (lines - 1))
     landing = app.Landing(tmp_path / "landing", source)
     assert landing.planned() == ["000000-a.csv", "000001-b.csv"] and landing.lines() == 5
-    assert app.Landing(tmp_path / "landing", source).planned() == landing.planned()   # a restart
+    assert app.Landing(tmp_path / "landing", source).planned() == landing.planned()  # a restart
     (source / "c.csv").write_text(HEADER + "\n")
     assert [item.name for item in landing.scan()] == ["000002-c.csv"]
     assert landing.ranges["000002-c.csv"] == app.SeqRange(5, 5)
@@ -168,8 +170,10 @@ def small_input(tmp_path_factory):
     from experiments.inputs.generate import GeneratorOptions, generate
 
     root = tmp_path_factory.mktemp("dstream") / "in"
-    generate(root, GeneratorOptions(rows=3000, seed=5, files=3, days=2, spreadsheet_files=1, windows_1252_files=1,
-                                    binary_files=1))
+    generate(
+        root,
+        GeneratorOptions(rows=3000, seed=5, files=3, days=2, spreadsheet_files=1, windows_1252_files=1, binary_files=1),
+    )
     return root
 
 
@@ -198,7 +202,7 @@ def test_a_drain_in_several_batches_matches_the_oracle(spark, small_input, tmp_p
     # one commit per query for each batch that read files; max_seq grows to the last line
     commits = read_commits(workdir / "commits" / "dstream.csv")
     queries = list(QUERY_NAMES)
-    batches = [commits[i:i + len(queries)] for i in range(0, len(commits), len(queries))]
+    batches = [commits[i : i + len(queries)] for i in range(0, len(commits), len(queries))]
     assert len(batches) >= len(groups) and len(commits) == len(batches) * len(queries)
     for batch in batches:
         assert [c.query for c in batch] == queries
@@ -248,11 +252,12 @@ def test_a_run_stopped_after_its_first_batch_resumes_from_its_checkpoint(spark, 
     first = app.Snapshot.latest(config.output_dir)
     assert first is not None and 0 < len(first.files) < 3 and app.has_checkpoint(config.checkpoint)
 
-    status = app.run(spark, config)   # the same command again: getOrCreate resumes the checkpoint
+    status = app.run(spark, config)  # the same command again: getOrCreate resumes the checkpoint
     assert status["city_revenue"] == "written"
     for query in QUERY_NAMES:
-        assert export_path(workdir, "dstream", query).read_bytes() == \
-            export_path(workdir, "oracle", query).read_bytes(), query
+        assert (
+            export_path(workdir, "dstream", query).read_bytes() == export_path(workdir, "oracle", query).read_bytes()
+        ), query
     assert read_accounting(workdir, "dstream") == read_accounting(workdir, "oracle")
     # the resumed run landed only what the first had not
     assert sorted(p.name for p in config.landing.iterdir()) == app.Landing(config.landing, small_input).planned()
@@ -287,9 +292,13 @@ def test_follow_lands_what_arrives_until_sigterm(small_input, tmp_path):
         return last is not None and sum(v[0] for _, v in last.totals.get("line_accounting", ())) >= total
 
     out, _ = follow_until(
-        "dstream", landing, workdir, started=lambda: app.has_checkpoint(config.checkpoint),   # idle, batches ticking
+        "dstream",
+        landing,
+        workdir,
+        started=lambda: app.has_checkpoint(config.checkpoint),  # idle, batches ticking
         feed=lambda: replay_to_landing(small_input, landing, rate_lines_per_second=1500, log_dir=tmp_path / "replay"),
-        caught_up=caught_up)
+        caught_up=caught_up,
+    )
     assert "city_revenue       written" in out
     oracle = tmp_path / "oracle"
     run_oracle(landing, oracle)
@@ -302,6 +311,7 @@ def test_follow_lands_what_arrives_until_sigterm(small_input, tmp_path):
 
 class _CountedState:
     """A state RDD that records the jobs run on it."""
+
     def __init__(self):
         self.counts = 0
 
@@ -319,7 +329,7 @@ def test_a_batch_without_files_computes_its_state_until_the_run_stops(tmp_path):
     assert state.counts == 1 and read_commits(tmp_path / "c.csv") == []
     drain.stop_jobs()
     drain.totals(app.dt.datetime(2026, 1, 1, 0, 0, 1), state)
-    assert state.counts == 1   # stopping: no new job, so none is killed mid-task
+    assert state.counts == 1  # stopping: no new job, so none is killed mid-task
 
 
 def test_a_follow_run_keeps_the_batch_interval_of_a_drain_checkpoint_it_resumes(tmp_path):
@@ -328,7 +338,7 @@ def test_a_follow_run_keeps_the_batch_interval_of_a_drain_checkpoint_it_resumes(
     config = app.DStreamConfig(str(tmp_path / "input"), str(tmp_path / "work"))
     assert app.follow_config(config, False, "drain logic").batch_seconds == config.follow_batch_seconds
     Path(config.checkpoint).mkdir(parents=True)
-    checkpoints.check_logic(config.checkpoint, "dstream", "drain logic", "remedy", used=False)   # a drain's
+    checkpoints.check_logic(config.checkpoint, "dstream", "drain logic", "remedy", used=False)  # a drain's
     assert app.follow_config(config, True, "drain logic").batch_seconds == config.batch_seconds
     assert app.follow_config(config, True, "other logic").batch_seconds == config.follow_batch_seconds
 
@@ -342,15 +352,22 @@ def test_a_restart_is_not_warned_that_it_reuses_the_sessions_context():
     import subprocess
     import sys
 
-    script = ("from shared.spark import create_spark_session, stop_spark_session\n"
-              "spark = create_spark_session('log-check', ui=False)\n"
-              "jvm = spark.sparkContext._jvm\n"
-              "jvm.org.apache.spark.SparkContext.getOrCreate(spark.sparkContext._jsc.sc().getConf())\n"
-              "jvm.org.apache.logging.log4j.LogManager.getLogger('org.apache.spark.SparkContext')"
-              ".warn('another SparkContext warning')\n"
-              "stop_spark_session(spark)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                          cwd=Path(__file__).resolve().parent.parent)
+    script = (
+        "from shared.spark import create_spark_session, stop_spark_session\n"
+        "spark = create_spark_session('log-check', ui=False)\n"
+        "jvm = spark.sparkContext._jvm\n"
+        "jvm.org.apache.spark.SparkContext.getOrCreate(spark.sparkContext._jsc.sc().getConf())\n"
+        "jvm.org.apache.logging.log4j.LogManager.getLogger('org.apache.spark.SparkContext')"
+        ".warn('another SparkContext warning')\n"
+        "stop_spark_session(spark)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "another SparkContext warning" in done.stderr
     assert "Using an existing SparkContext" not in done.stderr

@@ -1,5 +1,6 @@
 """The legacy DStream logic as DStream -> DStream functions, fed by queueStream
 (the way pyspark's own streaming tests do it), and the parser's fast paths."""
+
 import datetime as dt
 import random
 import threading
@@ -7,6 +8,7 @@ from decimal import Decimal
 
 from legacy_dstream import parsing
 from legacy_dstream import pipeline as P
+from shared.catalogue import GROUPED_SUMS
 from shared.settings import UNCATALOGUED, WorkloadSettings
 
 LINES = [
@@ -76,11 +78,11 @@ def _run_many(spark, checkpoint, builds, batches, partitions=1):
             assert keeper.wait_for(len(batches), timeout=120), (name, keeper.rows)
     finally:
         ssc.stop(stopSparkContext=False, stopGraceFully=False)
-    return {name: keeper.rows[:len(batches)] for name, keeper in keepers.items()}
+    return {name: keeper.rows[: len(batches)] for name, keeper in keepers.items()}
 
 
 def test_running_totals_keep_the_two_portlands_apart(spark, tmp_path):
-    seen = _run(spark, tmp_path, lambda s: P.city_revenue(P.order_lines(P.parse(s))), [LINES, MORE])
+    seen = _run(spark, tmp_path, lambda s: P.grouped_sum(P.order_lines(P.parse(s)), "city_revenue"), [LINES, MORE])
     assert seen[0] == [(("Portland", "ME"), (Decimal("11.52"), 1)), (("Portland", "OR"), (Decimal("700.00"), 1))]
     assert seen[1] == [(("Portland", "ME"), (Decimal("23.04"), 2)), (("Portland", "OR"), (Decimal("700.00"), 1))]
 
@@ -93,19 +95,30 @@ def test_accounting_counts_every_line(spark, tmp_path):
 def test_one_state_for_every_query_gives_each_query_its_own_totals(spark, tmp_path):
     """all_totals (per-partition sums, one updateStateByKey keyed by (query, key)) read back
     with query_totals equals each query's own running totals, batch after batch."""
-    queries = ("city_revenue", "daily_revenue", "product_sales", "hourly_sales", "window_revenue",
-               "category_revenue", "city_revenue_v1")
+    queries = (
+        "city_revenue",
+        "daily_revenue",
+        "product_sales",
+        "hourly_sales",
+        "window_revenue",
+        "category_revenue",
+        "city_revenue_v1",
+    )
     batches = [LINES, MORE, THIRD]
-    combined = _run(spark, tmp_path / "all", lambda s: P.all_totals(P.parse(s), queries, SETTINGS, CATALOGUE),
-                    batches, partitions=3)
+    combined = _run(
+        spark, tmp_path / "all", lambda s: P.all_totals(P.parse(s), queries, SETTINGS, CATALOGUE), batches, partitions=3
+    )
     single = {
-        "city_revenue": P.city_revenue, "daily_revenue": P.daily_revenue, "product_sales": P.product_sales,
-        "hourly_sales": P.hourly_sales, "city_revenue_v1": P.city_revenue_v1,
+        **{query: (lambda lines, q=query: P.grouped_sum(lines, q)) for query in GROUPED_SUMS},
         "window_revenue": lambda lines: P.window_revenue(lines, SETTINGS),
         "category_revenue": lambda lines: P.category_revenue(lines, CATALOGUE),
     }
-    alone = _run_many(spark, tmp_path / "single", {
-        query: (lambda s, f=function: f(P.order_lines(P.parse(s)))) for query, function in single.items()}, batches)
+    alone = _run_many(
+        spark,
+        tmp_path / "single",
+        {query: (lambda s, f=function: f(P.order_lines(P.parse(s)))) for query, function in single.items()},
+        batches,
+    )
     for query in single:
         for batch, state in enumerate(combined):
             mine = sorted(((key, value) for (name, key), value in state if name == query), key=repr)
@@ -116,27 +129,38 @@ def test_one_state_for_every_query_gives_each_query_its_own_totals(spark, tmp_pa
     assert last[("category_revenue", UNCATALOGUED)] == (Decimal("3.50"), Decimal("0.00"))
     assert last[("category_revenue", "Phones")] == (Decimal("2800.00"), Decimal("400.00"))
     assert last[("window_revenue", (dt.datetime(2019, 4, 20, 10, 30), dt.datetime(2019, 4, 20, 11, 30)))] == (
-        Decimal("1402.50"), 2)
+        Decimal("1402.50"),
+        2,
+    )
 
 
 def test_query_totals_reads_one_query_out_of_the_shared_state(spark, tmp_path):
-    seen = _run(spark, tmp_path, lambda s: P.query_totals(P.all_totals(P.parse(s), ("city_revenue_v1",)),
-                                                          "city_revenue_v1"), [LINES, MORE])
+    seen = _run(
+        spark,
+        tmp_path,
+        lambda s: P.query_totals(P.all_totals(P.parse(s), ("city_revenue_v1",)), "city_revenue_v1"),
+        [LINES, MORE],
+    )
     assert seen[1] == [("Portland", (Decimal("723.04"),))]
 
 
 def test_event_time_windows_by_hand():
     windows = P.event_time_windows(dt.datetime(2019, 4, 19, 8, 30), SETTINGS)
-    assert windows == [(dt.datetime(2019, 4, 19, 8, 0), dt.datetime(2019, 4, 19, 9, 0)),
-                       (dt.datetime(2019, 4, 19, 8, 30), dt.datetime(2019, 4, 19, 9, 30))]
+    assert windows == [
+        (dt.datetime(2019, 4, 19, 8, 0), dt.datetime(2019, 4, 19, 9, 0)),
+        (dt.datetime(2019, 4, 19, 8, 30), dt.datetime(2019, 4, 19, 9, 30)),
+    ]
 
 
 def test_window_pairs_reuse_each_slide_s_windows_exactly():
     """window_pairs keeps one list of windows per slide: the same windows as computing them
     line by line, for default and odd settings alike."""
     rng = random.Random(5)
-    for settings in (SETTINGS, WorkloadSettings(window_seconds=900, slide_seconds=300),
-                     WorkloadSettings(window_seconds=7, slide_seconds=7)):
+    for settings in (
+        SETTINGS,
+        WorkloadSettings(window_seconds=900, slide_seconds=300),
+        WorkloadSettings(window_seconds=7, slide_seconds=7),
+    ):
         pairs = P.window_pairs(settings)
         for _ in range(2000):
             ts = dt.datetime(2019, 1, 1) + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 10))
@@ -186,18 +210,20 @@ def test_fulfilment_pairs_order_lines_with_shipments_that_come_before_or_after_t
     from pyspark.streaming import StreamingContext
 
     sales = [[LINES[1]], [], ['7,iPhone,1,700,04/19/19 09:00,"7 G St, Dallas, TX 75001"']]
-    shipments = [["order_id,product,ship_time,carrier", "7,iPhone,2019-04-20 09:00:00,UPS"],
-                 ["1,iPhone,2019-04-20 08:46:30,UPS", "1,iPhone,2019-04-25 00:00:00,UPS",
-                  "1,iPhone,2019-04-19 08:00:00,UPS"],
-                 []]
+    shipments = [
+        ["order_id,product,ship_time,carrier", "7,iPhone,2019-04-20 09:00:00,UPS"],
+        ["1,iPhone,2019-04-20 08:46:30,UPS", "1,iPhone,2019-04-25 00:00:00,UPS", "1,iPhone,2019-04-19 08:00:00,UPS"],
+        [],
+    ]
     sc = spark.sparkContext
     ssc = StreamingContext(sc, 0.5)
     ssc.checkpoint(str(tmp_path))
     lines = ssc.queueStream([sc.parallelize(b, 1) for b in sales], oneAtATime=True)
     shipped = P.shipments(ssc.queueStream([sc.parallelize(b, 1) for b in shipments], oneAtATime=True))
     keeper = _Keeper()
-    P.query_totals(P.all_totals(P.parse(lines), ["fulfilment"], SETTINGS, None, shipped), "fulfilment") \
-        .foreachRDD(keeper.keep)
+    P.query_totals(P.all_totals(P.parse(lines), ["fulfilment"], SETTINGS, None, shipped), "fulfilment").foreachRDD(
+        keeper.keep
+    )
     ssc.start()
     try:
         assert keeper.wait_for(3, timeout=120), keeper.rows
@@ -206,21 +232,30 @@ def test_fulfilment_pairs_order_lines_with_shipments_that_come_before_or_after_t
     day = dt.date(2019, 4, 20)
     assert keeper.rows[:3] == [[], [(day, (1, 86_430))], [(day, (2, 86_430 + 86_400))]]
     assert P.export_row("fulfilment", day, (2, 172_830)) == {
-        "ship_date": day, "shipped_lines": 2, "avg_hours_to_ship": Decimal("24.00")}
+        "ship_date": day,
+        "shipped_lines": 2,
+        "avg_hours_to_ship": Decimal("24.00"),
+    }
 
 
-def test_a_batch_of_many_shipments_files_is_parsed_in_the_default_parallelism_and_keeps_every_shipment(
-        spark, tmp_path):
+def test_a_batch_of_many_shipments_files_is_parsed_in_the_default_parallelism_and_keeps_every_shipment(spark, tmp_path):
     """textFileStream gives each file a partition, and a run's first batch holds every
     shipments file at once (hundreds): the parse runs over the context's default parallelism,
     not one Python task per file, and no shipment is lost in the packing."""
     files = 40
     shipped = [f"{order},iPhone,2019-04-20 09:00:00,UPS" for order in range(files * 3)]
-    emitted = _run_many(spark, tmp_path, {
-        "shipments": P.shipments,
-        "partitions": lambda stream: P.shipments(stream).transform(
-            lambda rdd: rdd.context.parallelize([rdd.getNumPartitions()], 1)),
-    }, [shipped], partitions=files)
+    emitted = _run_many(
+        spark,
+        tmp_path,
+        {
+            "shipments": P.shipments,
+            "partitions": lambda stream: P.shipments(stream).transform(
+                lambda rdd: rdd.context.parallelize([rdd.getNumPartitions()], 1)
+            ),
+        },
+        [shipped],
+        partitions=files,
+    )
     assert emitted["partitions"] == [[spark.sparkContext.defaultParallelism]]
     assert spark.sparkContext.defaultParallelism < files
     assert sorted(int(s.order_id) for s in emitted["shipments"][0]) == list(range(files * 3))

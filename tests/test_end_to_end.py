@@ -1,23 +1,21 @@
 """`lab verify` end to end on a small generated input with every quirk (a Windows-1252
 export and a stray binary file among them): the three builds and the oracle produce
 byte-identical exports and the same line accounting."""
+
 import pytest
 
-from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.harness.verify import DIFFERS, IDENTICAL, MISSING, equivalence_table, verify
-from shared.export import QUERY_NAMES
+from shared.catalogue import QUERY_NAMES
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def small_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("e2e") / "in"
-    generate(root, GeneratorOptions(rows=4000, seed=11, files=4, days=4, windows_1252_files=1, binary_files=1))
-    return root
+def small_input(generated_input):
+    return generated_input(rows=4000, seed=11, files=4, days=4, windows_1252_files=1, binary_files=1)
 
 
-@pytest.mark.e2e   # 60 s, every build once more: `make test-e2e` (CI runs it after `make test`)
+@pytest.mark.e2e  # 60 s, every build once more: `make test-e2e` (CI runs it after `make test`)
 def test_verify_all_builds_identical_to_oracle(spark, small_input, tmp_path):
     outcome = verify(spark, small_input, tmp_path / "w")
     statuses = {(c.query, c.build): c.status for c in outcome.comparisons}
@@ -29,8 +27,10 @@ def test_verify_all_builds_identical_to_oracle(spark, small_input, tmp_path):
     assert outcome.ok
     oracle = outcome.accounting["oracle"]
     assert oracle["balanced"] and oracle["quarantine"]["header"] > 4  # repeated headers besides the 4 file headers
-    assert all(oracle["quarantine"][reason] > 0
-               for reason in ("blank", "bad_quantity", "bad_price", "bad_date", "not_utf8", "too_long"))
+    assert all(
+        oracle["quarantine"][reason] > 0
+        for reason in ("blank", "bad_quantity", "bad_price", "bad_date", "not_utf8", "too_long")
+    )
     assert all(outcome.accounting[build] == oracle for build in ("kappa", "lambda", "dstream"))
     table = equivalence_table(outcome)
     assert table[0][0] == "city_revenue" and table[-1][0] == "data quality"

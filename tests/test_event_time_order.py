@@ -2,6 +2,7 @@
 August, February, ...): `lab verify` says so plainly, and `lab replay --order event-time`
 emits the same lines sorted by Order Date, with sequence numbers and the emission log.
 No Spark here: the watermark model and the oracle are plain Python."""
+
 from __future__ import annotations
 
 import csv
@@ -11,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from experiments.inputs import replay
-from experiments.reference.oracle import compute, run_oracle
-from experiments.inputs.replay import EVENT_TIME_ORDER, LOG_CSV_NAME, LOG_JSON_NAME, replay_to_kafka, replay_to_landing
 from experiments.harness.verify import EXPLAINED, compare_all, out_of_order_warning
+from experiments.inputs import replay
+from experiments.inputs.replay import EVENT_TIME_ORDER, LOG_CSV_NAME, LOG_JSON_NAME, replay_to_kafka, replay_to_landing
+from experiments.reference.oracle import compute, run_oracle
 from experiments.reference.watermark_model import WatermarkModelResult, model
-from shared.export import QUERIES, export_path, render, results_dir
+from shared.catalogue import QUERIES
+from shared.export import export_path, render, results_dir
 from shared.raw_lines import iter_raw_lines
 from shared.settings import WorkloadSettings
 
@@ -64,26 +66,40 @@ def read_log(log_dir: Path) -> tuple[list[dict], dict]:
 # lab replay --order event-time
 # ---------------------------------------------------------------------------------------
 
+
 def test_event_time_replay_lands_the_lines_sorted_by_order_date(monthly_exports, tmp_path):
     landing, logs = tmp_path / "landing", tmp_path / "logs"
     summary = replay_to_landing(monthly_exports, landing, None, log_dir=logs, order=EVENT_TIME_ORDER)
 
     assert sorted(p.name for p in landing.iterdir()) == [
-        "000000-event-time.csv", "000001-event-time.csv", "000002-event-time.csv"]
+        "000000-event-time.csv",
+        "000001-event-time.csv",
+        "000002-event-time.csv",
+    ]
     assert landed_lines(landing) == EVENT_TIME_LINES
     rows, summary_json = read_log(logs)
     # The units keep the input files' sizes, so seq ranges and the schedule are file order's.
-    assert [(int(r["first_seq"]), int(r["last_seq"]), int(r["lines"])) for r in rows] == [(0, 3, 4), (4, 7, 4), (8, 12, 5)]
-    assert [r["source_file"] for r in rows] == ["april.csv;august.csv;february.csv", "february.csv",
-                                                "april.csv;august.csv"]
+    assert [(int(r["first_seq"]), int(r["last_seq"]), int(r["lines"])) for r in rows] == [
+        (0, 3, 4),
+        (4, 7, 4),
+        (8, 12, 5),
+    ]
+    assert [r["source_file"] for r in rows] == [
+        "april.csv;august.csv;february.csv",
+        "february.csv",
+        "april.csv;august.csv",
+    ]
     assert summary.order == summary_json["order"] == "event-time" and summary.lines == 13
 
 
 def test_event_time_replay_loses_nothing_and_changes_no_result(monthly_exports, tmp_path):
     replay_to_landing(monthly_exports, tmp_path / "landing", order=EVENT_TIME_ORDER)
     before, after = compute(monthly_exports), compute(tmp_path / "landing")
-    assert (after.raw_lines, after.valid_lines, after.quarantine) == (before.raw_lines, before.valid_lines,
-                                                                      before.quarantine)
+    assert (after.raw_lines, after.valid_lines, after.quarantine) == (
+        before.raw_lines,
+        before.valid_lines,
+        before.quarantine,
+    )
     assert after.results == before.results
 
 
@@ -91,8 +107,13 @@ def test_file_order_is_the_default_and_lands_the_files_as_they_are(monthly_expor
     summary = replay_to_landing(monthly_exports, tmp_path / "landing")
     assert summary.order == "file"
     assert sorted(p.name for p in (tmp_path / "landing").iterdir()) == [
-        "000000-april.csv", "000001-august.csv", "000002-february.csv"]
-    assert (tmp_path / "landing" / "000002-february.csv").read_bytes() == (monthly_exports / "february.csv").read_bytes()
+        "000000-april.csv",
+        "000001-august.csv",
+        "000002-february.csv",
+    ]
+    assert (tmp_path / "landing" / "000002-february.csv").read_bytes() == (
+        monthly_exports / "february.csv"
+    ).read_bytes()
 
 
 def test_an_unknown_order_is_a_clear_error_before_anything_lands(monthly_exports, tmp_path):
@@ -121,8 +142,9 @@ class FakeProducer:
 def test_event_time_replay_to_kafka_keeps_each_line_s_own_file_and_numbers_the_stream(monthly_exports, monkeypatch):
     producer = FakeProducer()
     monkeypatch.setattr(replay, "check_broker", lambda *args: None)
-    monkeypatch.setattr(replay, "_ensure_topic", lambda *args: {"topic": "t", "partitions": 1,
-                                                                 "topic_created": True, "notes": []})
+    monkeypatch.setattr(
+        replay, "_ensure_topic", lambda *args: {"topic": "t", "partitions": 1, "topic_created": True, "notes": []}
+    )
     monkeypatch.setattr(replay, "_producer", lambda config: producer)
     summary = replay_to_kafka(monthly_exports, "127.0.0.1:9", "t", chunk_lines=5, order=EVENT_TIME_ORDER)
 
@@ -138,6 +160,7 @@ def test_event_time_replay_to_kafka_keeps_each_line_s_own_file_and_numbers_the_s
 # lab verify: a plain warning when many lines come behind the watermark
 # ---------------------------------------------------------------------------------------
 
+
 def test_the_model_drops_the_february_lines_and_counts_duplicates_apart(monthly_exports):
     result = model(monthly_exports, WorkloadSettings(), files_per_batch=1)
     assert result.valid_lines == 8
@@ -147,8 +170,10 @@ def test_the_model_drops_the_february_lines_and_counts_duplicates_apart(monthly_
 def test_out_of_order_input_gets_a_plain_warning(monthly_exports):
     result = model(monthly_exports, WorkloadSettings(), files_per_batch=1)
     warning = out_of_order_warning(result, "kappa", 7200)
-    assert warning.startswith("input files are not in event-time order: 3 of 8 valid lines (37.5%) arrived "
-                              "behind the 2 h watermark and were dropped by kappa's window_revenue")
+    assert warning.startswith(
+        "input files are not in event-time order: 3 of 8 valid lines (37.5%) arrived "
+        "behind the 2 h watermark and were dropped by kappa's window_revenue"
+    )
     assert "lab replay --order event-time" in warning and "LAB_WATERMARK_SECONDS" in warning
 
 
@@ -165,7 +190,8 @@ def test_the_warning_starts_above_one_percent_of_the_valid_lines(dropped_lines, 
     assert (out_of_order_warning(result, "kappa", 5400) is not None) == warned
     if warned:
         assert "11 of 1,000 valid lines (1.1%) arrived behind the 90 min watermark" in out_of_order_warning(
-            result, "kappa", 5400)
+            result, "kappa", 5400
+        )
 
 
 def test_verify_explains_the_drops_and_adds_the_warning(monthly_exports, tmp_path):
@@ -176,8 +202,9 @@ def test_verify_explains_the_drops_and_adds_the_warning(monthly_exports, tmp_pat
     kept = model(monthly_exports, settings, files_per_batch=1)
     export_path(workdir, "kappa", "window_revenue").parent.mkdir(parents=True)
     export_path(workdir, "kappa", "window_revenue").write_text(render(QUERIES["window_revenue"], kept.rows))
-    (results_dir(workdir, "kappa") / "_late.json").write_text(json.dumps(
-        {"source": "files", "max_files_per_trigger": 1, "rows_dropped_by_watermark": {"window_revenue": 3}}))
+    (results_dir(workdir, "kappa") / "_late.json").write_text(
+        json.dumps({"source": "files", "max_files_per_trigger": 1, "rows_dropped_by_watermark": {"window_revenue": 3}})
+    )
 
     outcome = compare_all(workdir, {}, builds=("kappa",), input_dir=monthly_exports, settings=settings)
     window = next(c for c in outcome.comparisons if c.query == "window_revenue")

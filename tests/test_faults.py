@@ -4,6 +4,7 @@ away in the middle of a replay and coming back (every build that reads Kafka, ka
 lambda: the legacy DStream build has no Kafka source, rides it out by itself, with no line
 lost or counted twice), and a workdir whose file system fills up (every build stops with
 a clear message; a restart once there is space finishes equal to the oracle)."""
+
 import subprocess
 import threading
 import time
@@ -13,28 +14,28 @@ import pytest
 from experiments.harness.faults import broker, grow_disk, kill_group, remove_disk, small_disk
 from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.reference.oracle import run_oracle
-from shared.export import QUERY_NAMES, export_path
+from shared.catalogue import QUERY_NAMES
+from shared.export import export_path
 from tests.live import commits_cover, empty_landing, follow_until
 
 pytestmark = [pytest.mark.crash, pytest.mark.kafka]
 OUTAGE_S = 30.0
-RATE = 100.0    # lines per second: the 2,000 lines take 20 s, the outage starts 6 s in
+RATE = 100.0  # lines per second: the 2,000 lines take 20 s, the outage starts 6 s in
 
 
 @pytest.fixture(scope="module")
-def fault_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faults") / "in"
-    generate(root, GeneratorOptions(rows=2000, seed=31, files=4, days=2))
-    return root
+def fault_input(generated_input):
+    return generated_input(rows=2000, seed=31, files=4, days=2)
 
 
 @pytest.mark.parametrize("build", ["kappa", "lambda"])
-def test_a_broker_down_for_30_seconds_mid_replay_is_ridden_out(build, fault_input, tmp_path, kafka_bootstrap,
-                                                                 new_topic):
+def test_a_broker_down_for_30_seconds_mid_replay_is_ridden_out(
+    build, fault_input, tmp_path, kafka_bootstrap, new_topic
+):
     from experiments.inputs.replay import count_raw_lines, replay_to_kafka
 
     topic = new_topic(f"faults-{build}")
-    reference = empty_landing(fault_input, tmp_path / "reference")   # catalogue and shipments only
+    reference = empty_landing(fault_input, tmp_path / "reference")  # catalogue and shipments only
     workdir = tmp_path / "w"
     last_seq = sum(count_raw_lines(p) for p in fault_input.glob("sales_*.csv")) - 1
     outage: dict[str, float] = {}
@@ -51,10 +52,11 @@ def test_a_broker_down_for_30_seconds_mid_replay_is_ridden_out(build, fault_inpu
 
         fault = threading.Thread(target=stop_and_start)
         fault.start()
-        try:   # the replayer rides the outage out too: its producer holds what it cannot deliver
-            replay_to_kafka(fault_input, kafka_bootstrap, topic, rate_lines_per_second=RATE,
-                            log_dir=tmp_path / "replay")
-        except BaseException as error:   # noqa: BLE001 - reported by the condition below
+        try:  # the replayer rides the outage out too: its producer holds what it cannot deliver
+            replay_to_kafka(
+                fault_input, kafka_bootstrap, topic, rate_lines_per_second=RATE, log_dir=tmp_path / "replay"
+            )
+        except BaseException as error:  # noqa: BLE001 - reported by the condition below
             failed.append(error)
         fault.join()
 
@@ -65,19 +67,27 @@ def test_a_broker_down_for_30_seconds_mid_replay_is_ridden_out(build, fault_inpu
         return covered()
 
     out, err = follow_until(
-        build, reference, workdir,
+        build,
+        reference,
+        workdir,
         extra=["--source", "kafka", "--bootstrap", kafka_bootstrap, "--topic", topic, "--interval", "1 second"],
         started=lambda: any(workdir.glob(f"{build}/**/checkpoints/*/metadata")),
         feed=lambda: threading.Thread(target=replay_with_an_outage, daemon=True).start(),
-        caught_up=caught_up, timeout=900)
+        caught_up=caught_up,
+        timeout=900,
+    )
     assert outage.get("up", 0) - outage.get("down", 0) >= OUTAGE_S, outage
     run_oracle(fault_input, tmp_path / "oracle")
-    assert [q for q in QUERY_NAMES if export_path(workdir, build, q).read_bytes()
-            != export_path(tmp_path / "oracle", "oracle", q).read_bytes()] == [], err[-3000:]
+    assert [
+        q
+        for q in QUERY_NAMES
+        if export_path(workdir, build, q).read_bytes() != export_path(tmp_path / "oracle", "oracle", q).read_bytes()
+    ] == [], err[-3000:]
 
 
-def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(fault_input, tmp_path,
-                                                                               kafka_bootstrap, new_topic):
+def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(
+    fault_input, tmp_path, kafka_bootstrap, new_topic
+):
     """Down for longer than the builds wait (shared/kafka.BROKER_PATIENCE_S): the follow run
     stops within a bounded time with one clear message and no stack trace; once the broker
     is back, the same command continues from its checkpoint and the exports equal the
@@ -90,16 +100,37 @@ def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(
     reference = empty_landing(fault_input, tmp_path / "reference")
     workdir = tmp_path / "w"
     last_seq = sum(count_raw_lines(p) for p in fault_input.glob("sales_*.csv")) - 1
-    command = LAB + ["run", "kappa", "--follow", "--source", "kafka", "--bootstrap", kafka_bootstrap, "--topic", topic,
-                     "--interval", "1 second", "--input", str(reference), "--workdir", str(workdir)]
+    command = LAB + [
+        "run",
+        "kappa",
+        "--follow",
+        "--source",
+        "kafka",
+        "--bootstrap",
+        kafka_bootstrap,
+        "--topic",
+        topic,
+        "--interval",
+        "1 second",
+        "--input",
+        str(reference),
+        "--workdir",
+        str(workdir),
+    ]
     failed: list[BaseException] = []
 
     def replay() -> None:
         try:
             # the producer holds the lines through an outage longer than its default allows
-            replay_to_kafka(fault_input, kafka_bootstrap, topic, rate_lines_per_second=RATE, flush_timeout_s=600,
-                            client_config={"message.timeout.ms": 600_000})
-        except BaseException as error:   # noqa: BLE001 - asserted below
+            replay_to_kafka(
+                fault_input,
+                kafka_bootstrap,
+                topic,
+                rate_lines_per_second=RATE,
+                flush_timeout_s=600,
+                client_config={"message.timeout.ms": 600_000},
+            )
+        except BaseException as error:  # noqa: BLE001 - asserted below
             failed.append(error)
 
     first = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -120,22 +151,30 @@ def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(
         if first.poll() is None:
             kill_group(first.pid)
         if down is not None:
-            broker("up")   # for the rest of the test and the tests after it
+            broker("up")  # for the rest of the test and the tests after it
     assert first.returncode == 2, err[-3000:]
     assert BROKER_PATIENCE_S - 30 <= stopped_after <= BROKER_PATIENCE_S + 240, stopped_after
     assert "does not answer (since" in err and "has not answered for about 3 minutes" in err, err[-3000:]
     assert "Traceback" not in err and not JAVA_STACK_FRAME.search(err), err[-3000:]
 
-    out, err = follow_until("kappa", reference, workdir,
-                            extra=["--source", "kafka", "--bootstrap", kafka_bootstrap, "--topic", topic,
-                                   "--interval", "1 second"],
-                            started=lambda: True, feed=lambda: None,
-                            caught_up=commits_cover(workdir, "kappa", QUERY_NAMES, last_seq), timeout=600)
+    out, err = follow_until(
+        "kappa",
+        reference,
+        workdir,
+        extra=["--source", "kafka", "--bootstrap", kafka_bootstrap, "--topic", topic, "--interval", "1 second"],
+        started=lambda: True,
+        feed=lambda: None,
+        caught_up=commits_cover(workdir, "kappa", QUERY_NAMES, last_seq),
+        timeout=600,
+    )
     replayer.join(timeout=600)
     assert not failed, failed
     run_oracle(fault_input, tmp_path / "oracle")
-    assert [q for q in QUERY_NAMES if export_path(workdir, "kappa", q).read_bytes()
-            != export_path(tmp_path / "oracle", "oracle", q).read_bytes()] == []
+    assert [
+        q
+        for q in QUERY_NAMES
+        if export_path(workdir, "kappa", q).read_bytes() != export_path(tmp_path / "oracle", "oracle", q).read_bytes()
+    ] == []
 
 
 # ---------------------------------------------------------------------------------------
@@ -172,12 +211,15 @@ def test_a_full_disk_stops_the_run_clearly_and_a_restart_finishes(build, disk_in
         assert full.returncode == 2, full.stderr[-3000:]
         assert f"the file system of {workdir}" in full.stderr and "is full" in full.stderr, full.stderr[-3000:]
         assert "Traceback" not in full.stderr and not JAVA_STACK_FRAME.search(full.stderr), full.stderr[-3000:]
-        grow_disk(mount, "400m")   # space freed
+        grow_disk(mount, "400m")  # space freed
         again = subprocess.run(command, capture_output=True, text=True, timeout=900)
         assert again.returncode == 0, again.stderr[-3000:]
         oracle = disk_input.parent / "oracle"
-        assert [q for q in (*QUERY_NAMES, "_accounting") if
-                (workdir / "results" / build / f"{q}.{'json' if q == '_accounting' else 'csv'}").read_bytes()
-                != (oracle / "results" / "oracle" / f"{q}.{'json' if q == '_accounting' else 'csv'}").read_bytes()] == []
+        assert [
+            q
+            for q in (*QUERY_NAMES, "_accounting")
+            if (workdir / "results" / build / f"{q}.{'json' if q == '_accounting' else 'csv'}").read_bytes()
+            != (oracle / "results" / "oracle" / f"{q}.{'json' if q == '_accounting' else 'csv'}").read_bytes()
+        ] == []
     finally:
         remove_disk(mount)

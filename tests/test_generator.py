@@ -3,6 +3,7 @@
 The line checks below re-implement docs/data-rules.md on their own, so the generator's
 claims about its output are checked against the contract, not against itself.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,6 +29,7 @@ WATERMARK = dt.timedelta(hours=2)
 # ----------------------------------------------------------------------------------------
 # Independent helpers: reading, parsing and classifying lines as docs/data-rules.md says
 # ----------------------------------------------------------------------------------------
+
 
 def parse_order_date(text: str) -> dt.datetime | None:
     """`MM/dd/yy HH:mm`, year 2000 + yy, UTC; None when it names no real date and time."""
@@ -67,7 +69,7 @@ def classify(fields: list[str]) -> str:
 
 class RawLine(NamedTuple):
     file_index: int
-    line_number: int   # 0 = the file's first line
+    line_number: int  # 0 = the file's first line
     text: str
     fields: list[str]
 
@@ -100,8 +102,17 @@ def order_lines(raw_lines: list[RawLine]) -> list[OrderLine]:
         if classify(line.fields) == "valid":
             order_id, product, quantity, price, order_date, address = (f.strip(" ") for f in line.fields)
             _, city, state_zip = address.split(", ")
-            valid.append(OrderLine(order_id, product, int(quantity), Decimal(price),
-                                   parse_order_date(order_date), city, state_zip.split(" ")[0]))
+            valid.append(
+                OrderLine(
+                    order_id,
+                    product,
+                    int(quantity),
+                    Decimal(price),
+                    parse_order_date(order_date),
+                    city,
+                    state_zip.split(" ")[0],
+                )
+            )
     return valid
 
 
@@ -119,8 +130,11 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def tree_digest(out: Path) -> dict[str, str]:
-    return {path.relative_to(out).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(out.rglob("*")) if path.is_file()}
+    return {
+        path.relative_to(out).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(out.rglob("*"))
+        if path.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +148,7 @@ def default_run(tmp_path_factory):
 # ----------------------------------------------------------------------------------------
 # Determinism and layout
 # ----------------------------------------------------------------------------------------
+
 
 def test_same_seed_and_options_give_byte_identical_output(tmp_path):
     options = GeneratorOptions(rows=3_000, files=3, late_fraction=0.02)
@@ -165,7 +180,7 @@ def test_layout_and_formats(default_run):
     valid_texts = [line.text for line in raw if classify(line.fields) == "valid"]
     assert len(valid_texts) > 0.95 * DEFAULT_ROWS
     assert all(shape.fullmatch(text) for text in valid_texts)
-    assert '141234,' in raw[1].text  # Order IDs start at 141234
+    assert "141234," in raw[1].text  # Order IDs start at 141234
 
 
 def test_order_ids_increase_in_steps_of_one_and_days_walk_forward(default_run):
@@ -175,22 +190,20 @@ def test_order_ids_increase_in_steps_of_one_and_days_walk_forward(default_run):
     assert summary.orders == len(first_seen)
     days = sorted({line.order_ts.date() for line in valid})
     assert days[0] == dt.date(2019, 1, 1) and len(days) == round(DEFAULT_ROWS / 1500)
-    assert summary.order_time_min == min(l.order_ts for l in valid).isoformat() + "+00:00"
-    assert summary.order_time_max == max(l.order_ts for l in valid).isoformat() + "+00:00"
+    assert summary.order_time_min == min(line.order_ts for line in valid).isoformat() + "+00:00"
+    assert summary.order_time_max == max(line.order_ts for line in valid).isoformat() + "+00:00"
 
 
 # ----------------------------------------------------------------------------------------
 # Quirks, distributions and line accounting
 # ----------------------------------------------------------------------------------------
 
+
 def test_every_quirk_is_present_in_a_default_output(default_run):
     _, summary, raw, valid = default_run
     assert any(line.line_number > 0 and classify(line.fields) == "header" for line in raw)
     assert any(line.text == ",,,,," for line in raw)
-    assert any(
-        previous.text == line.text and classify(line.fields) == "valid"
-        for previous, line in zip(raw, raw[1:])
-    )
+    assert any(previous.text == line.text and classify(line.fields) == "valid" for previous, line in zip(raw, raw[1:]))
     products_by_order = defaultdict(set)
     for line in valid:
         products_by_order[line.order_id].add(line.product)
@@ -209,8 +222,12 @@ def test_distributions_look_like_the_real_export(default_run):
     assert by_hour[12] > 5 * by_hour[4] and by_hour[20] > 5 * by_hour[4]
     assert by_hour[12] > by_hour[8] and by_hour[20] > by_hour[23]
     by_product = Counter(line.product for line in valid)
-    for frequent in ("AAA Batteries (4-pack)", "AA Batteries (4-pack)", "USB-C Charging Cable",
-                     "Lightning Charging Cable"):
+    for frequent in (
+        "AAA Batteries (4-pack)",
+        "AA Batteries (4-pack)",
+        "USB-C Charging Cable",
+        "Lightning Charging Cable",
+    ):
         assert by_product[frequent] > 3 * by_product["Macbook Pro Laptop"]
         assert by_product[frequent] > 3 * by_product["ThinkPad Laptop"]
     assert by_product["LG Dryer"] < by_product["iPhone"] / 3
@@ -259,8 +276,9 @@ def test_the_default_watermark_is_the_builds_default_watermark():
 
 def test_a_shorter_watermark_moves_the_line_between_out_of_order_and_late(tmp_path):
     watermark = dt.timedelta(seconds=WorkloadSettings(watermark_seconds=3600).watermark_seconds)
-    summary = generate(tmp_path / "short", GeneratorOptions(rows=6_000, days=4, late_fraction=0.02,
-                                                            watermark_seconds=3600))
+    summary = generate(
+        tmp_path / "short", GeneratorOptions(rows=6_000, days=4, late_fraction=0.02, watermark_seconds=3600)
+    )
     lags = lags_behind_running_max(order_lines(read_raw_lines(tmp_path / "short")))
     inside = [lag for lag in lags if dt.timedelta(0) < lag < watermark]
     beyond = [lag for lag in lags if lag >= watermark]
@@ -289,6 +307,7 @@ def test_late_fraction_puts_lines_beyond_the_watermark(tmp_path):
 # Catalogue, shipments, manifest
 # ----------------------------------------------------------------------------------------
 
+
 def test_catalogue_lists_19_products_with_cost_below_price(default_run):
     out, summary, _, valid = default_run
     rows = read_csv(out / "catalogue" / "products.csv")
@@ -315,8 +334,10 @@ def test_shipments_reference_valid_order_lines(default_run):
     pairs = [(row["order_id"], row["product"]) for row in shipments]
     assert len(set(pairs)) == len(pairs) and set(pairs) <= order_time.keys()
     assert 0.85 < len(pairs) / len(order_time) < 0.95  # about 10% never ship
-    delays = [dt.datetime.strptime(row["ship_time"], "%Y-%m-%d %H:%M:%S") - order_time[pair]
-              for row, pair in zip(shipments, pairs)]
+    delays = [
+        dt.datetime.strptime(row["ship_time"], "%Y-%m-%d %H:%M:%S") - order_time[pair]
+        for row, pair in zip(shipments, pairs)
+    ]
     assert all(dt.timedelta(hours=1) <= delay <= dt.timedelta(hours=96) for delay in delays)
     assert any(delay > dt.timedelta(hours=72) for delay in delays)
     assert {row["carrier"] for row in shipments} == {"UPS", "FedEx", "USPS", "DHL"}
@@ -337,8 +358,14 @@ def test_shipments_file_k_follows_the_time_slice_of_sales_file_k(tmp_path):
 
 
 def test_quirks_can_all_be_turned_off(tmp_path):
-    options = GeneratorOptions(rows=2_000, out_of_order_fraction=0, duplicate_fraction=0, malformed_fraction=0,
-                               blank_fraction=0, repeated_header_fraction=0)
+    options = GeneratorOptions(
+        rows=2_000,
+        out_of_order_fraction=0,
+        duplicate_fraction=0,
+        malformed_fraction=0,
+        blank_fraction=0,
+        repeated_header_fraction=0,
+    )
     summary = generate(tmp_path / "clean", options)
     raw = read_raw_lines(tmp_path / "clean")
     kinds = {kind: count for kind, count in summary.lines_by_kind.items() if count}
@@ -364,8 +391,11 @@ def test_catalogue_and_shipments_can_be_left_out(tmp_path):
 
 def test_progress_is_reported_every_10k_rows_and_at_the_end(tmp_path):
     calls = []
-    generate(tmp_path / "out", GeneratorOptions(rows=25_000, catalogue=False, shipments=False),
-             progress=lambda done, total: calls.append((done, total)))
+    generate(
+        tmp_path / "out",
+        GeneratorOptions(rows=25_000, catalogue=False, shipments=False),
+        progress=lambda done, total: calls.append((done, total)),
+    )
     assert calls == [(10_000, 25_000), (20_000, 25_000), (25_000, 25_000)]
 
 
@@ -401,9 +431,12 @@ def test_windows_1252_and_binary_files_are_bad_lines_that_the_oracle_counts_as_t
     plain = generate(tmp_path / "plain", GeneratorOptions(**options))
     poisoned = generate(tmp_path / "poison", GeneratorOptions(**options, windows_1252_files=1, binary_files=2))
     names = [Path(path).name for path in poisoned.sales_files]
-    assert names == sorted(names) == ["sales_0000.csv", "sales_0000_stray.csv", "sales_0001.csv",
-                                      "sales_0001_stray.csv", "sales_0002.csv"]
-    for name in ("sales_0000.csv", "sales_0001.csv"):   # the others are untouched, byte for byte
+    assert (
+        names
+        == sorted(names)
+        == ["sales_0000.csv", "sales_0000_stray.csv", "sales_0001.csv", "sales_0001_stray.csv", "sales_0002.csv"]
+    )
+    for name in ("sales_0000.csv", "sales_0001.csv"):  # the others are untouched, byte for byte
         assert (tmp_path / "poison" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
     exported = (tmp_path / "poison" / "sales_0002.csv").read_bytes()
     assert "San José".encode("cp1252") in exported and b"\xc3" not in exported
@@ -417,33 +450,44 @@ def test_windows_1252_and_binary_files_are_bad_lines_that_the_oracle_counts_as_t
     assert counted.quarantine == poisoned.quarantined_by_reason
     assert sum(poisoned.sales_file_lines) == poisoned.raw_lines
     later = generate(tmp_path / "later", GeneratorOptions(**options, binary_files=1, binary_files_from=1))
-    assert [Path(path).name for path in later.sales_files] == ["sales_0000.csv", "sales_0001.csv",
-                                                               "sales_0001_stray.csv", "sales_0002.csv"]
+    assert [Path(path).name for path in later.sales_files] == [
+        "sales_0000.csv",
+        "sales_0001.csv",
+        "sales_0001_stray.csv",
+        "sales_0002.csv",
+    ]
 
 
 # ----------------------------------------------------------------------------------------
 # Validation and the output directory
 # ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("changes, message", [
-    ({"rows": 0}, "rows must be at least 1"),
-    ({"rows": 2.5}, "rows must be an integer"),
-    ({"duplicate_fraction": 1.0}, r"duplicate_fraction must be a number in \[0, 1\)"),
-    ({"late_fraction": -0.1}, r"late_fraction must be a number in \[0, 1\)"),
-    ({"malformed_fraction": 0.3, "late_fraction": 0.25}, "below 0.5"),
-    ({"files": 0}, "files must be at least 1"),
-    ({"files": 11}, r"files \(11\) cannot exceed rows \(10\)"),
-    ({"days": 0}, "days must be at least 1"),
-    ({"start": "01/01/2019"}, "start must be a day written YYYY-MM-DD"),
-    ({"start": "2099-12-01", "days": 40}, "two-digit years"),
-    ({"watermark_seconds": 60}, "watermark_seconds must be at least"),
-    ({"spreadsheet_files": -1}, "spreadsheet_files must be at least 0"),
-    ({"files": 2, "spreadsheet_files": 3}, r"spreadsheet_files \(3\) and windows_1252_files \(0\) are 3 of the sales files; there are 2"),
-    ({"files": 2, "spreadsheet_files": 1, "windows_1252_files": 2}, r"are 3 of the sales files; there are 2"),
-    ({"binary_files": -1}, r"binary_files"),
-    ({"files": 2, "binary_files": 3}, r"binary_files \(3\) from sales file 0 go past the sales files \(2\)"),
-    ({"files": 3, "binary_files": 1, "binary_files_from": 3}, r"from sales file 3 go past the sales files \(3\)"),
-])
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"rows": 0}, "rows must be at least 1"),
+        ({"rows": 2.5}, "rows must be an integer"),
+        ({"duplicate_fraction": 1.0}, r"duplicate_fraction must be a number in \[0, 1\)"),
+        ({"late_fraction": -0.1}, r"late_fraction must be a number in \[0, 1\)"),
+        ({"malformed_fraction": 0.3, "late_fraction": 0.25}, "below 0.5"),
+        ({"files": 0}, "files must be at least 1"),
+        ({"files": 11}, r"files \(11\) cannot exceed rows \(10\)"),
+        ({"days": 0}, "days must be at least 1"),
+        ({"start": "01/01/2019"}, "start must be a day written YYYY-MM-DD"),
+        ({"start": "2099-12-01", "days": 40}, "two-digit years"),
+        ({"watermark_seconds": 60}, "watermark_seconds must be at least"),
+        ({"spreadsheet_files": -1}, "spreadsheet_files must be at least 0"),
+        (
+            {"files": 2, "spreadsheet_files": 3},
+            r"spreadsheet_files \(3\) and windows_1252_files \(0\) are 3 of the sales files; there are 2",
+        ),
+        ({"files": 2, "spreadsheet_files": 1, "windows_1252_files": 2}, r"are 3 of the sales files; there are 2"),
+        ({"binary_files": -1}, r"binary_files"),
+        ({"files": 2, "binary_files": 3}, r"binary_files \(3\) from sales file 0 go past the sales files \(2\)"),
+        ({"files": 3, "binary_files": 1, "binary_files_from": 3}, r"from sales file 3 go past the sales files \(3\)"),
+    ],
+)
 def test_bad_options_are_rejected_before_writing(tmp_path, changes, message):
     options = GeneratorOptions(**{"rows": 10, **changes})
     with pytest.raises(ValueError, match=message):

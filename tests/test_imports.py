@@ -1,5 +1,6 @@
 """Every module of every package imports (lambda/ is imported as lambda_arch), from this
 checkout, and says what it is for."""
+
 import importlib
 import pkgutil
 from pathlib import Path

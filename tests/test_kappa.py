@@ -1,5 +1,6 @@
 """The Kappa build: exactly once across SIGKILLs, reprocessing by replay with an atomic
 cut-over, clear failures, the Kafka log, and a Spark standalone cluster."""
+
 import os
 import shutil
 import subprocess
@@ -13,8 +14,9 @@ from experiments.reference.oracle import run_oracle
 from kappa import app
 from kappa.app import KappaConfig
 from kappa.versions import drop_version, serving_version
+from shared.catalogue import QUERY_NAMES
 from shared.checkpoints import CheckpointMismatch
-from shared.export import QUERY_NAMES, export_path
+from shared.export import export_path
 from tests.live import JAVA_STACK_FRAME, LAB, assert_latency_readable, commits_cover, empty_landing, follow_until
 
 pytestmark = pytest.mark.slow
@@ -22,17 +24,18 @@ RATE = 3000  # lines per second the follow test replays at
 
 
 @pytest.fixture(scope="module")
-def log_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kappa") / "in"
-    generate(root, GeneratorOptions(rows=3000, seed=21, files=6, days=3, windows_1252_files=1, binary_files=1))
-    return root
+def log_input(generated_input):
+    return generated_input(rows=3000, seed=21, files=6, days=3, windows_1252_files=1, binary_files=1)
 
 
 def _same_as_oracle(input_dir, workdir, queries=QUERY_NAMES):
     oracle_dir = Path(workdir).parent / (Path(workdir).name + "-oracle")
     run_oracle(input_dir, oracle_dir)
-    different = [q for q in queries
-                 if export_path(workdir, "kappa", q).read_bytes() != export_path(oracle_dir, "oracle", q).read_bytes()]
+    different = [
+        q
+        for q in queries
+        if export_path(workdir, "kappa", q).read_bytes() != export_path(oracle_dir, "oracle", q).read_bytes()
+    ]
     assert different == [], f"kappa differs from the oracle on {different}"
 
 
@@ -50,7 +53,7 @@ def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log
     from shared.delta_log import next_version
     from shared.delta_versions import VersionSeqLog
 
-    config = KappaConfig(str(log_input), str(tmp_path / "w"), max_files_per_trigger=2)   # three log batches
+    config = KappaConfig(str(log_input), str(tmp_path / "w"), max_files_per_trigger=2)  # three log batches
     for name in ("log", "window_revenue", "fulfilment_pairs"):
         leftovers = Path(config.checkpoint(name))
         (leftovers / "offsets").mkdir(parents=True)
@@ -65,7 +68,7 @@ def test_a_checkpoint_left_by_a_crash_before_its_first_batch_restarts(spark, log
 
     def checked_append(frame, table, app_id, batch_id):
         if Path(table).name == app.CLEAN_LINES:
-            version = next_version(table)   # the version this append creates
+            version = next_version(table)  # the version this append creates
             seen.append((version, seq_map.max_seq_through(version), seq_map.max_seq_through(version - 1)))
         return real_append(frame, table, app_id, batch_id)
 
@@ -90,7 +93,7 @@ def test_reprocessing_by_replay_cuts_over_atomically(spark, log_input, tmp_path,
     def a_file_lands_during_the_first_pass(spark_, config):
         consumed = real_drain(spark_, config)
         if not drained:
-            shutil.move(str(held_back), last)   # the live log grew while v2 replayed it
+            shutil.move(str(held_back), last)  # the live log grew while v2 replayed it
         drained.append(consumed)
         return consumed
 
@@ -122,34 +125,63 @@ def test_changed_logic_on_an_old_checkpoint_is_a_clear_error(spark, log_input, t
     config = KappaConfig(str(source), str(tmp_path / "w"), queries=("city_revenue",))
     app.run(spark, config)
     shutil.move(str(held_back / first_files[-1].name), source / first_files[-1].name)  # more log arrives
-    monkeypatch.setattr(Q, "city_revenue", Q.city_revenue_v1)  # a logic change without a new version
+    grouped_sum = Q.grouped_sum
+    monkeypatch.setattr(
+        Q, "grouped_sum", lambda lines, spec: grouped_sum(lines, spec).limit(1)
+    )  # new logic, old version
     with pytest.raises(CheckpointMismatch, match="lab kappa replay --version"):
         app.run(spark, config)
 
 
 def test_missing_input_and_unreachable_broker_are_clear_errors(tmp_path):
-    missing = subprocess.run(LAB + ["run", "kappa", "--input", str(tmp_path / "nope"), "--workdir", str(tmp_path / "w")],
-                             capture_output=True, text=True, timeout=120)
+    missing = subprocess.run(
+        LAB + ["run", "kappa", "--input", str(tmp_path / "nope"), "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     (tmp_path / "in").mkdir()
-    broker = subprocess.run(LAB + ["run", "kappa", "--source", "kafka", "--bootstrap", "127.0.0.1:1",
-                                   "--input", str(tmp_path / "in"), "--workdir", str(tmp_path / "w")],
-                            capture_output=True, text=True, timeout=120)
+    broker = subprocess.run(
+        LAB
+        + [
+            "run",
+            "kappa",
+            "--source",
+            "kafka",
+            "--bootstrap",
+            "127.0.0.1:1",
+            "--input",
+            str(tmp_path / "in"),
+            "--workdir",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert broker.returncode == 2 and "cannot reach the Kafka broker at 127.0.0.1:1" in broker.stderr
     assert "make kafka-up" in broker.stderr
     assert not (tmp_path / "w" / "results").exists()  # nothing half-written
 
 
 @pytest.mark.kafka
-def test_kafka_log_gives_the_same_exports_as_the_landing_directory(spark, log_input, tmp_path, kafka_bootstrap,
-                                                                   new_topic):
+def test_kafka_log_gives_the_same_exports_as_the_landing_directory(
+    spark, log_input, tmp_path, kafka_bootstrap, new_topic
+):
     from experiments.inputs.replay import replay_to_kafka
 
     bootstrap = kafka_bootstrap
     topic = new_topic("sales-test")
     replay_to_kafka(log_input, bootstrap, topic)
-    config = KappaConfig(str(log_input), str(tmp_path / "w"), source="kafka", kafka_bootstrap=bootstrap,
-                         kafka_topic=topic, kafka_max_offsets_per_trigger=1000)
+    config = KappaConfig(
+        str(log_input),
+        str(tmp_path / "w"),
+        source="kafka",
+        kafka_bootstrap=bootstrap,
+        kafka_topic=topic,
+        kafka_max_offsets_per_trigger=1000,
+    )
     app.run(spark, config)
     _same_as_oracle(log_input, tmp_path / "w")
 
@@ -157,13 +189,17 @@ def test_kafka_log_gives_the_same_exports_as_the_landing_directory(spark, log_in
 @pytest.mark.cluster
 def test_kappa_on_the_standalone_cluster(log_input, tmp_path):
     master = os.environ.get("LAB_TEST_CLUSTER_MASTER", "spark://127.0.0.1:7077")
-    result = subprocess.run(LAB + ["run", "kappa", "--master", master, "--input", str(log_input),
-                                   "--workdir", str(tmp_path / "w")], capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        LAB + ["run", "kappa", "--master", master, "--input", str(log_input), "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     _same_as_oracle(log_input, tmp_path / "w")
 
 
-@pytest.mark.e2e   # 80 s: `make test-e2e` (CI runs it after `make test`, which keeps its 15 minutes)
+@pytest.mark.e2e  # 80 s: `make test-e2e` (CI runs it after `make test`, which keeps its 15 minutes)
 def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
     from experiments.inputs.replay import count_raw_lines, replay_to_landing
 
@@ -171,11 +207,15 @@ def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
     workdir = tmp_path / "w"
     last_seq = sum(count_raw_lines(p) for p in log_input.glob("sales_*.csv")) - 1
     out, _ = follow_until(
-        "kappa", landing, workdir, extra=["--interval", "1 second"],
+        "kappa",
+        landing,
+        workdir,
+        extra=["--interval", "1 second"],
         # running, idle on an empty log
         started=lambda: (workdir / "kappa" / "v1" / "checkpoints" / "log" / "metadata").exists(),
         feed=lambda: replay_to_landing(log_input, landing, rate_lines_per_second=RATE, log_dir=tmp_path / "replay"),
-        caught_up=commits_cover(workdir, "kappa", QUERY_NAMES, last_seq))
+        caught_up=commits_cover(workdir, "kappa", QUERY_NAMES, last_seq),
+    )
     assert "city_revenue       written" in out
     _same_as_oracle(landing, workdir)
     assert_latency_readable(tmp_path / "replay", workdir, "kappa", QUERY_NAMES)
@@ -205,8 +245,12 @@ def test_a_failing_query_stops_the_others_quietly_with_its_own_error(tmp_path):
     generate(broken, GeneratorOptions(rows=600, seed=3, files=2, days=1))
     with open(broken / "shipments" / "shipments_0000.csv", "a", encoding="utf-8") as shipments:
         shipments.write("141251,USB-C Charging Cable,not a time,UPS\n")
-    result = subprocess.run(LAB + ["run", "kappa", "--input", str(broken), "--workdir", str(tmp_path / "w")],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        LAB + ["run", "kappa", "--input", str(broken), "--workdir", str(tmp_path / "w")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 2, result.stderr[-3000:]
     assert "streaming query kappa_v1_fulfilment_pairs failed" in result.stderr
     assert "StackOverflowError" not in result.stderr and "lab kappa replay" not in result.stderr
@@ -218,5 +262,8 @@ def test_a_follow_stopped_before_any_line_says_there_is_nothing_to_export(spark,
     """Not "has no results: run it first" (a drain's advice): the service did run."""
     landing = empty_landing(log_input, tmp_path / "landing")
     with pytest.raises(RuntimeError, match="stopped before any line was read: nothing to export"):
-        app.follow(spark, KappaConfig(str(landing), str(tmp_path / "w"), processing_interval="1 second"),
-                   should_stop=lambda: True)
+        app.follow(
+            spark,
+            KappaConfig(str(landing), str(tmp_path / "w"), processing_interval="1 second"),
+            should_stop=lambda: True,
+        )

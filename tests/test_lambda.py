@@ -1,6 +1,7 @@
 """The Lambda build: its exports equal the oracle's whatever the cutoff, the handoff
 between batch and speed layer counts every line once, re-ingest and replayed batches add
 nothing, the commit log says what serving answers, and ingest records the quality gate."""
+
 import datetime as dt
 import json
 from decimal import Decimal
@@ -8,16 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from experiments.inputs.generate import GeneratorOptions, generate
-from shared.export import QUERY_NAMES, export_path
+from shared.catalogue import QUERY_NAMES
+from shared.export import export_path
 
 
 @pytest.fixture(scope="module")
-def small_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lambda") / "in"
-    generate(root, GeneratorOptions(rows=2400, seed=5, files=4, days=3, spreadsheet_files=1, windows_1252_files=1,
-                                    binary_files=1))
-    return root
+def small_input(generated_input):
+    return generated_input(
+        rows=2400, seed=5, files=4, days=3, spreadsheet_files=1, windows_1252_files=1, binary_files=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,15 @@ def oracle(small_input, tmp_path_factory):
 
 
 def _same_exports(workdir, oracle_workdir) -> list[str]:
-    differ = [q for q in QUERY_NAMES
-              if export_path(workdir, "lambda", q).read_bytes() != export_path(oracle_workdir, "oracle", q).read_bytes()]
-    accounting = [json.loads((Path(w) / "results" / b / "_accounting.json").read_text())
-                  for w, b in ((workdir, "lambda"), (oracle_workdir, "oracle"))]
+    differ = [
+        q
+        for q in QUERY_NAMES
+        if export_path(workdir, "lambda", q).read_bytes() != export_path(oracle_workdir, "oracle", q).read_bytes()
+    ]
+    accounting = [
+        json.loads((Path(w) / "results" / b / "_accounting.json").read_text())
+        for w, b in ((workdir, "lambda"), (oracle_workdir, "oracle"))
+    ]
     return differ + (["_accounting.json"] if accounting[0] != accounting[1] else [])
 
 
@@ -63,7 +68,7 @@ def test_run_equals_oracle_and_rerun_adds_nothing(spark, small_input, oracle, tm
 
     def checked_append(frame, table, app_id, batch_id):
         if Path(table) == Path(config.master):
-            version, seq_map = next_version(table), master_seq_log(config)   # the version this append creates
+            version, seq_map = next_version(table), master_seq_log(config)  # the version this append creates
             seen.append((version, seq_map.max_seq_through(version), seq_map.max_seq_through(version - 1)))
         return real_append(frame, table, app_id, batch_id)
 
@@ -120,8 +125,9 @@ def test_every_cutoff_serves_each_line_once(spark, small_input, oracle, tmp_path
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_kafka_ingest_gives_the_same_exports_as_the_landing_directory(spark, small_input, oracle, tmp_path,
-                                                                      kafka_bootstrap, new_topic):
+def test_kafka_ingest_gives_the_same_exports_as_the_landing_directory(
+    spark, small_input, oracle, tmp_path, kafka_bootstrap, new_topic
+):
     """`--source kafka`: the master is ingested from the topic the replayer writes; the
     exports equal the oracle's, and the serving commits include the topic's last line."""
     from experiments.inputs.replay import replay_to_kafka
@@ -130,8 +136,9 @@ def test_kafka_ingest_gives_the_same_exports_as_the_landing_directory(spark, sma
 
     topic = new_topic("lambda-sales")
     replay_to_kafka(small_input, kafka_bootstrap, topic)
-    config = LambdaConfig(str(small_input), str(tmp_path / "w"), source="kafka", kafka_bootstrap=kafka_bootstrap,
-                          kafka_topic=topic)
+    config = LambdaConfig(
+        str(small_input), str(tmp_path / "w"), source="kafka", kafka_bootstrap=kafka_bootstrap, kafka_topic=topic
+    )
     run(spark, config)
     assert _same_exports(tmp_path / "w", oracle) == []
     last_seq = sum(count_raw_lines(p) for p in small_input.glob("sales_*.csv")) - 1
@@ -139,8 +146,7 @@ def test_kafka_ingest_gives_the_same_exports_as_the_landing_directory(spark, sma
 
 
 @pytest.mark.slow
-def test_batch_recompute_on_demand_reports_its_time_and_rows_and_serves_the_same(spark, small_input, oracle,
-                                                                                tmp_path):
+def test_batch_recompute_on_demand_reports_its_time_and_rows_and_serves_the_same(spark, small_input, oracle, tmp_path):
     """`lab lambda batch`: nothing to do when the cutoff is the newest version; with
     --recompute (reprocessing) every view again from the whole master, timed, with the rows
     it read, and serving answers exactly as before."""
@@ -148,12 +154,12 @@ def test_batch_recompute_on_demand_reports_its_time_and_rows_and_serves_the_same
 
     config = LambdaConfig(str(small_input), str(tmp_path / "w"))
     run(spark, config)
-    first = batch_now(spark, config)          # the drain's cutoff was mid-way: this one takes the rest
+    first = batch_now(spark, config)  # the drain's cutoff was mid-way: this one takes the rest
     assert first is not None and batch_now(spark, config) is None
     again = batch_now(spark, config, recompute=True)
     valid = json.loads((Path(oracle) / "results" / "oracle" / "_accounting.json").read_text())["valid_lines"]
     assert again["cutoff"] == first["cutoff"] and again["master_rows_read"] == valid and again["seconds"] > 0
-    export_served(spark, config)   # what `lab lambda batch` writes after it
+    export_served(spark, config)  # what `lab lambda batch` writes after it
     assert _same_exports(tmp_path / "w", oracle) == []
 
 
@@ -180,7 +186,7 @@ def test_a_replayed_ingest_batch_lands_once(spark, small_input, tmp_path):
     write = ingest_batch(config)
     write(raw, 0)
     once = accounting(spark, config)
-    write(raw, 0)   # the same batch again, as after a kill before Spark's commit
+    write(raw, 0)  # the same batch again, as after a kill before Spark's commit
     assert accounting(spark, config) == once
     assert latest_version(config.master) == 0
     master = spark.read.format("delta").load(config.master)
@@ -201,10 +207,10 @@ def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_
     from lambda_arch.master_dataset import master_seq_log
     from lambda_arch.serving_layer import ServingCommits, publish_cutoff, realtime_rows, served_rows
     from lambda_arch.speed_layer import _views_batch
-    from shared.delta_versions import DELTA_END_INDEX
     from lambda_arch.views import write_view_file
     from shared.cleaning import ORDER_LINE_COLUMNS
     from shared.commit_log import read_commits
+    from shared.delta_versions import DELTA_END_INDEX
 
     queries = ("city_revenue", "hourly_sales")
     config = LambdaConfig(str(tmp_path), str(tmp_path / "w"), queries=queries)
@@ -214,17 +220,57 @@ def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_
     master_seq_log(config).record(0, 0, 19)
     master_seq_log(config).record(1, 2, 41)
     line = ("o1", "p", 2, Decimal("1.50"), Decimal("3.00"), dt.datetime(2019, 1, 1, 10), "s", "Austin", "TX", "73301")
-    lines = spark.createDataFrame([line, line], ", ".join(f"{c} {t}" for c, t in zip(ORDER_LINE_COLUMNS, (
-        "string", "string", "int", "decimal(12,2)", "decimal(22,2)", "timestamp", "string", "string", "string",
-        "string"))))
-    batch_rows = [{"query": "city_revenue", "city": c, "state": s, "revenue": Decimal("1.00"), "order_lines": 1,
-                   **{k: None for k in ("date", "product", "hour", "window_start", "window_end", "category",
-                                        "ship_date", "quantity", "margin", "shipped_lines", "seconds_to_ship")}}
-                  for c, s in (("Austin", "TX"), ("Boston", "MA"))]
+    lines = spark.createDataFrame(
+        [line, line],
+        ", ".join(
+            f"{c} {t}"
+            for c, t in zip(
+                ORDER_LINE_COLUMNS,
+                (
+                    "string",
+                    "string",
+                    "int",
+                    "decimal(12,2)",
+                    "decimal(22,2)",
+                    "timestamp",
+                    "string",
+                    "string",
+                    "string",
+                    "string",
+                ),
+            )
+        ),
+    )
+    batch_rows = [
+        {
+            "query": "city_revenue",
+            "city": c,
+            "state": s,
+            "revenue": Decimal("1.00"),
+            "order_lines": 1,
+            **{
+                k: None
+                for k in (
+                    "date",
+                    "product",
+                    "hour",
+                    "window_start",
+                    "window_end",
+                    "category",
+                    "ship_date",
+                    "quantity",
+                    "margin",
+                    "shipped_lines",
+                    "seconds_to_ship",
+                )
+            },
+        }
+        for c, s in (("Austin", "TX"), ("Boston", "MA"))
+    ]
     write_view_file(config.batch_views(0), batch_rows)
     commits = ServingCommits(config, 0, queries)
     _views_batch(config, 0, list(queries), None, commits)(lines, 0)
-    assert read_commits(config.commit_log) == []   # cutoff 0 not published yet: not served
+    assert read_commits(config.commit_log) == []  # cutoff 0 not published yet: not served
     publish_cutoff(config, 0)
     commits.publish(batch_rows)
     # replayed by a restarted process (after a kill before Spark's commit): the same file again
@@ -233,14 +279,18 @@ def test_a_replayed_speed_batch_lands_once_and_is_logged_once_served(spark, tmp_
     restarted.publish(batch_rows)
     assert len(list(config.realtime_views(0, "views").glob("*.jsonl"))) == 1
     assert sorted((r["query"], r["order_lines"]) for r in realtime_rows(config, 0)) == [
-        ("city_revenue", 2), ("hourly_sales", 2)]
+        ("city_revenue", 2),
+        ("hourly_sales", 2),
+    ]
     served = served_rows(spark, config)
     assert sorted((r["city"], r["revenue"], r["order_lines"]) for r in served["city_revenue"]) == [
-        ("Austin", Decimal("7.00"), 3), ("Boston", Decimal("1.00"), 1)]
+        ("Austin", Decimal("7.00"), 3),
+        ("Boston", Decimal("1.00"), 1),
+    ]
     # published with the speed commit in it: versions <= 2 (seq 41); rows = served keys
     logged = [(c.query, c.max_seq, c.rows) for c in read_commits(config.commit_log)]
     assert logged[:2] == [("city_revenue", 41, 2), ("hourly_sales", 41, 1)]
-    assert logged[2:] == logged[:2]   # the restart publishes again: harmless, latency takes the first
+    assert logged[2:] == logged[:2]  # the restart publishes again: harmless, latency takes the first
 
 
 def test_latest_version_is_the_newest_commit(spark, tmp_path):
@@ -263,10 +313,10 @@ def test_ingest_batches_are_sized_and_at_least_two(tmp_path):
     files = []
     for i in range(10):
         files.append(tmp_path / f"s{i}.csv")
-        files[-1].write_bytes(b"x" * 2**20)   # 1 MiB each
+        files[-1].write_bytes(b"x" * 2**20)  # 1 MiB each
     ten, one = InputLayout(tmp_path, tuple(files), None, None), InputLayout(tmp_path, tuple(files[:1]), None, None)
     config = LambdaConfig(str(tmp_path), str(tmp_path / "w"))
-    assert files_per_trigger(config, ten) == 5                       # 10 MiB < 64 MiB: still two batches
+    assert files_per_trigger(config, ten) == 5  # 10 MiB < 64 MiB: still two batches
     assert files_per_trigger(LambdaConfig("i", "w", batch_mb=3), ten) == 3
     assert files_per_trigger(LambdaConfig("i", "w", max_files_per_trigger=1), ten) == 1
     assert files_per_trigger(config, one) == 1
@@ -285,28 +335,29 @@ def test_ingest_records_a_failing_quality_gate_with_examples(spark, tmp_path):
     (root / "catalogue").mkdir(parents=True)
     (root / "catalogue" / "products.csv").write_text("product,category,unit_cost,list_price\nWidget,Tools,2.00,5.00\n")
     sales = root / "sales_0000.csv"
-    sales.write_text("Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address\n"
-                     '1,Widget,2,4.00,01/02/19 10:30,"1 A St, Austin, TX 73301"\n'
-                     '2,Widget,1,5.00,01/02/19 11:00,"2 B St, Austin, TX 73301"\n'
-                     ",,,,,\n")
+    sales.write_text(
+        "Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address\n"
+        '1,Widget,2,4.00,01/02/19 10:30,"1 A St, Austin, TX 73301"\n'
+        '2,Widget,1,5.00,01/02/19 11:00,"2 B St, Austin, TX 73301"\n'
+        ",,,,,\n"
+    )
     config = LambdaConfig(str(root), str(tmp_path / "w"))
     _fake_started(config.checkpoint("ingest"))
     raw = spark.read.text(str(sales)).select("value", F.lit(sales.name).alias("source_file"))
-    ingest_batch(config)(classify_lines(raw), 0)   # as the ingest query hands a micro-batch over: classified
+    ingest_batch(config)(classify_lines(raw), 0)  # as the ingest query hands a micro-batch over: classified
     assert accounting(spark, config) == {"raw_lines": 4, "valid_lines": 2, "quarantine": {"header": 1, "blank": 1}}
     report = json.loads((config.quality_dir / "batch-000000.json").read_text())
     assert report["checked_rows"] == 2 and not report["success"]
     failed = [r for r in report["results"] if not r["success"]]
     assert [(r["check"], r["unexpected_count"], r["unexpected_examples"]) for r in failed] == [
-        ("price matches catalogue", 1, ["order_id 1: price=4.00, catalogue_price=5.00"])]
+        ("price matches catalogue", 1, ["order_id 1: price=4.00, catalogue_price=5.00"])
+    ]
     assert summarize(config.quality_dir)["failed_batches"] == 1
 
 
 @pytest.fixture(scope="module")
-def arriving_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lambda-follow") / "in"
-    generate(root, GeneratorOptions(rows=2400, seed=9, files=12, days=3, windows_1252_files=2, binary_files=1))
-    return root
+def arriving_input(generated_input):
+    return generated_input(rows=2400, seed=9, files=12, days=3, windows_1252_files=2, binary_files=1)
 
 
 def _oracle_over(input_dir, sales_files, folder):
@@ -327,13 +378,16 @@ def _serving_matches_oracle(spark, config, oracle_workdir, folder) -> list[str]:
     from shared.export import write_export
 
     served = served_rows(spark, config)
-    return [q for q in QUERY_NAMES
-            if write_export(folder, "served", q, served.get(q, [])).read_bytes()
-            != export_path(oracle_workdir, "oracle", q).read_bytes()]
+    return [
+        q
+        for q in QUERY_NAMES
+        if write_export(folder, "served", q, served.get(q, [])).read_bytes()
+        != export_path(oracle_workdir, "oracle", q).read_bytes()
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.e2e   # 100 s: `make test-e2e` (CI runs it after `make test`, which keeps its 15 minutes)
+@pytest.mark.e2e  # 100 s: `make test-e2e` (CI runs it after `make test`, which keeps its 15 minutes)
 def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spark, arriving_input, tmp_path):
     """Files land one by one; the batch layer runs every two new master versions (six
     handoffs), the speed layer serves what came after each cutoff. After every file, once
@@ -363,7 +417,7 @@ def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spa
             deadline = time.monotonic() + 300
             # a stray binary file has no valid line: it changes no view, so no serving commit
             # names it (the next file's does); serving must still equal the oracle's answer
-            while not source.name.endswith("_stray.csv"):   # until serving includes the new file
+            while not source.name.endswith("_stray.csv"):  # until serving includes the new file
                 follower.step()
                 commits = read_commits(commit_log_path(config.workdir, "lambda"))
                 newest = {c.query: c.max_seq for c in commits}
@@ -372,25 +426,32 @@ def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spa
                 assert time.monotonic() < deadline, f"serving never included {target.name}: {newest}"
                 time.sleep(0.2)
             oracle = _oracle_over(arriving_input, landed, tmp_path / f"oracle-{index}")
-            assert _serving_matches_oracle(spark, config, oracle, tmp_path / f"served-{index}") == [], \
+            assert _serving_matches_oracle(spark, config, oracle, tmp_path / f"served-{index}") == [], (
                 f"after {target.name} (handoffs so far: {follower.handoffs})"
+            )
             checked_after_handoff.add(follower.handoffs)
     finally:
         follower.finish()
     assert follower.handoffs >= 5 and len(checked_after_handoff) >= 5
-    assert sorted(p.name for p in (config.version_root / "batch_views").iterdir()) == [config.batch_views(follower.serving.cutoff).name]
+    assert sorted(p.name for p in (config.version_root / "batch_views").iterdir()) == [
+        config.batch_views(follower.serving.cutoff).name
+    ]
     from lambda_arch.app import _export
     from shared.inputs import inspect_input
 
     _export(spark, config, inspect_input(landing))
     oracle = _oracle_over(arriving_input, landed, tmp_path / "oracle-all")
-    assert [q for q in QUERY_NAMES if export_path(config.workdir, "lambda", q).read_bytes()
-            != export_path(oracle, "oracle", q).read_bytes()] == []
+    assert [
+        q
+        for q in QUERY_NAMES
+        if export_path(config.workdir, "lambda", q).read_bytes() != export_path(oracle, "oracle", q).read_bytes()
+    ] == []
 
 
 @pytest.mark.slow
-def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark, arriving_input, tmp_path,
-                                                                         monkeypatch):
+def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(
+    spark, arriving_input, tmp_path, monkeypatch
+):
     """Files land while the batch layer recomputes, so the next cutoff's speed layer starts
     before the old one stops (two speed layers at once, which Spark allows only under two
     query names); serving then includes every landed line once. At the next handoff a file
@@ -436,10 +497,12 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
 
     def batch_layer_while_a_file_lands(spark_, config_, cutoff):
         rows = batch_layer(spark_, config_, cutoff)
-        if follower.handoffs == 1:   # the second handoff: a new master version before the switch
+        if follower.handoffs == 1:  # the second handoff: a new master version before the switch
             land_next()
-            wait_until(lambda: (master_version(spark_, config_) or -1) > cutoff,
-                       "the master never took the file landed mid-batch")
+            wait_until(
+                lambda: (master_version(spark_, config_) or -1) > cutoff,
+                "the master never took the file landed mid-batch",
+            )
         return rows
 
     wait_shipments = LambdaFollower._wait_shipments
@@ -450,10 +513,14 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
             land_next()
             old = self.serving
             old_readers = self._speed_names(old) & set(MASTER_STREAMS)
-            wait_until(lambda: (master_version(self.spark, self.config) or -1) > serving.cutoff and
-                       min(old.commits.versions_read.get(name, -1) for name in old_readers)
-                       >= master_version(self.spark, self.config),
-                       "the old speed layer never read the file landed mid-handoff")
+            wait_until(
+                lambda: (
+                    (master_version(self.spark, self.config) or -1) > serving.cutoff
+                    and min(old.commits.versions_read.get(name, -1) for name in old_readers)
+                    >= master_version(self.spark, self.config)
+                ),
+                "the old speed layer never read the file landed mid-handoff",
+            )
             assert not self._speed_names(serving) & set(MASTER_STREAMS), "the race is not set up"
         return wait_shipments(self, serving, *args, **kwargs)
 
@@ -464,7 +531,7 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(spark
     try:
         land_next()
         await_(lambda: follower.handoffs == 1, "no first handoff")
-        land_next()   # the next version is due: the batch layer runs, a third file lands meanwhile
+        land_next()  # the next version is due: the batch layer runs, a third file lands meanwhile
         await_(lambda: follower.handoffs == 2, "no second handoff")
         # Without stepping: the third file's version makes the next handoff due at once.
         wait_until(commits_cover(config.workdir, "lambda", QUERY_NAMES, last_seq), "serving never caught up")
@@ -488,15 +555,23 @@ def test_the_batch_schedule_reads_a_duration_or_a_number_of_versions():
     every_two = BatchSchedule(versions=2)
     assert not every_two.due(1_000, 1) and every_two.due(0, 2)
     minute = BatchSchedule(seconds=60)
-    assert not minute.due(59, 5) and minute.due(60, 1) and not minute.due(600, 0)   # nothing new, no run
+    assert not minute.due(59, 5) and minute.due(60, 1) and not minute.due(600, 0)  # nothing new, no run
 
 
 def test_status_reads_the_files_without_spark(tmp_path):
     from lambda_arch.app import status
 
-    assert status(tmp_path) == {"following": False, "version": None, "cutoff": None, "batch_views": None,
-                                "cutoff_includes_seq_through": None, "master_latest_version": None,
-                                "master_includes_seq_through": None, "speed_layer": {}, "versions": []}
+    assert status(tmp_path) == {
+        "following": False,
+        "version": None,
+        "cutoff": None,
+        "batch_views": None,
+        "cutoff_includes_seq_through": None,
+        "master_latest_version": None,
+        "master_includes_seq_through": None,
+        "speed_layer": {},
+        "versions": [],
+    }
 
 
 @pytest.mark.slow
@@ -514,13 +589,21 @@ def test_follow_as_a_service_replayed_at_a_known_rate_gives_readable_latency(arr
     last_seq = sum(count_raw_lines(p) for p in arriving_input.glob("sales_*.csv")) - 1
 
     out, _ = follow_until(
-        "lambda", landing, workdir, extra=["--interval", "1 second", "--batch-every", "3 versions"],
+        "lambda",
+        landing,
+        workdir,
+        extra=["--interval", "1 second", "--batch-every", "3 versions"],
         started=lambda: (workdir / "lambda" / "follow.pid").exists(),
-        feed=lambda: replay_to_landing(arriving_input, landing, rate_lines_per_second=1500,
-                                       log_dir=tmp_path / "replay"),
-        caught_up=commits_cover(workdir, "lambda", QUERY_NAMES, last_seq))
+        feed=lambda: replay_to_landing(
+            arriving_input, landing, rate_lines_per_second=1500, log_dir=tmp_path / "replay"
+        ),
+        caught_up=commits_cover(workdir, "lambda", QUERY_NAMES, last_seq),
+    )
     assert "city_revenue       written" in out
     run_oracle(landing, tmp_path / "oracle")
-    assert [q for q in QUERY_NAMES if export_path(workdir, "lambda", q).read_bytes()
-            != export_path(tmp_path / "oracle", "oracle", q).read_bytes()] == []
+    assert [
+        q
+        for q in QUERY_NAMES
+        if export_path(workdir, "lambda", q).read_bytes() != export_path(tmp_path / "oracle", "oracle", q).read_bytes()
+    ] == []
     assert_latency_readable(tmp_path / "replay", workdir, "lambda", QUERY_NAMES)

@@ -2,6 +2,7 @@
 readable until dropped) and fulfilment between batch runs (a shipment that lands after a
 handoff, for an order line before its cutoff, is served at once by the speed layer's
 backfill, and counted once after the next handoff)."""
+
 import csv
 import io
 import json
@@ -11,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from experiments.cli import main
-from experiments.inputs.generate import GeneratorOptions, generate
-from shared.export import QUERY_NAMES, export_path
+from shared.catalogue import QUERY_NAMES
+from shared.export import export_path
 from tests import test_lambda
 from tests.live import step_until
 
-V1_QUERIES = tuple(q for q in QUERY_NAMES if q != "city_revenue")   # the naive logic: city_revenue_v1 only
+V1_QUERIES = tuple(q for q in QUERY_NAMES if q != "city_revenue")  # the naive logic: city_revenue_v1 only
 
 # the Lambda tests' input (four files, three days, one saved by a spreadsheet) and its oracle
 small_input, oracle = test_lambda.small_input, test_lambda.oracle
@@ -43,7 +44,7 @@ def test_reprocessing_into_v2_keeps_v1_readable_until_dropped(spark, small_input
 
     workdir = tmp_path / "w"
     v1 = LambdaConfig(str(small_input), str(workdir), queries=V1_QUERIES)
-    run(spark, v1)                     # v1: batch views up to half the master, realtime views after
+    run(spark, v1)  # v1: batch views up to half the master, realtime views after
     v1_cutoff = current_cutoff(v1)
     assert serving_version(v1) == "v1" and manifest(v1)["keys"]["city_revenue_v1"] == ["city"]
     assert list(v1.realtime_views(v1_cutoff, "views").glob("batch-*.jsonl"))
@@ -79,9 +80,13 @@ def test_reprocessing_into_v2_keeps_v1_readable_until_dropped(spark, small_input
     assert main(lab + ["status", "--workdir", str(workdir)]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["version"] == "v2" and [(v["version"], v["serving"], v["cutoff"]) for v in status["versions"]] == [
-        ("v1", False, v1_cutoff), ("v2", True, outcome["cutoff"])]
-    assert main(lab + ["query", "city_revenue", "--version", "v1", "--input", str(small_input),
-                       "--workdir", str(workdir)]) == 2
+        ("v1", False, v1_cutoff),
+        ("v2", True, outcome["cutoff"]),
+    ]
+    assert (
+        main(lab + ["query", "city_revenue", "--version", "v1", "--input", str(small_input), "--workdir", str(workdir)])
+        == 2
+    )
     assert "v1 does not compute city_revenue" in capsys.readouterr().err
     assert main(lab + ["drop", "--version", "v2", "--workdir", str(workdir)]) == 2
     assert "v2 is the serving version" in capsys.readouterr().err
@@ -89,8 +94,9 @@ def test_reprocessing_into_v2_keeps_v1_readable_until_dropped(spark, small_input
     assert not (workdir / "lambda" / "versions" / "v1").exists()
     with pytest.raises(ValueError, match="no view version v1"):
         served_rows(spark, config, "v1")
-    assert _export_of(served_rows(spark, config), "city_revenue", tmp_path / "v2-again") == \
-        _oracle_bytes(oracle, "city_revenue")
+    assert _export_of(served_rows(spark, config), "city_revenue", tmp_path / "v2-again") == _oracle_bytes(
+        oracle, "city_revenue"
+    )
 
 
 def test_batch_version_is_refused_while_a_follow_process_runs(tmp_path, capsys):
@@ -100,12 +106,40 @@ def test_batch_version_is_refused_while_a_follow_process_runs(tmp_path, capsys):
     from shared.atomic import write_text_atomic
 
     config = LambdaConfig(str(tmp_path), str(tmp_path / "w"))
-    write_text_atomic(config.follow_pid, str(os.getpid()))   # a live process: this one
-    assert main(["--quiet", "lambda", "batch", "--version", "v2", "--input", str(tmp_path),
-                 "--workdir", str(tmp_path / "w")]) == 2
+    write_text_atomic(config.follow_pid, str(os.getpid()))  # a live process: this one
+    assert (
+        main(
+            [
+                "--quiet",
+                "lambda",
+                "batch",
+                "--version",
+                "v2",
+                "--input",
+                str(tmp_path),
+                "--workdir",
+                str(tmp_path / "w"),
+            ]
+        )
+        == 2
+    )
     assert "--follow` runs on" in capsys.readouterr().err and not config.batch_request.exists()
-    assert main(["--quiet", "lambda", "batch", "--queries", "city_revenue", "--input", str(tmp_path),
-                 "--workdir", str(tmp_path / "w")]) == 2
+    assert (
+        main(
+            [
+                "--quiet",
+                "lambda",
+                "batch",
+                "--queries",
+                "city_revenue",
+                "--input",
+                str(tmp_path),
+                "--workdir",
+                str(tmp_path / "w"),
+            ]
+        )
+        == 2
+    )
     assert "give --version too" in capsys.readouterr().err
 
 
@@ -113,11 +147,10 @@ def test_batch_version_is_refused_while_a_follow_process_runs(tmp_path, capsys):
 # fulfilment between batch runs
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
-def arriving_input(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lambda-shipments") / "in"
-    generate(root, GeneratorOptions(rows=2400, seed=9, files=12, days=3))
-    return root
+def arriving_input(generated_input):
+    return generated_input(rows=2400, seed=9, files=12, days=3)
 
 
 def _split_shipments(input_dir: Path) -> tuple[dict[str, str], str]:
@@ -200,18 +233,21 @@ def test_a_shipment_landing_after_a_handoff_is_served_at_once_and_counted_once(s
         for _ in range(3):
             land_sales()
         await_(lambda: follower.handoffs == 2, "no second handoff")
-        assert follower.serving.cutoff == 2   # the lines of 3 files in the batch views
+        assert follower.serving.cutoff == 2  # the lines of 3 files in the batch views
         without_late = check(early, "before")
         write_text_atomic(landing / "shipments" / "shipments_late.csv", late)
         await_(lambda: "shipments_late.csv" in follower.serving.commits.shipment_files, "the backfill never read it")
         with_late = check({**early, "shipments_late.csv": late}, "late-shipments")
-        backfilled = sum(row["shipped_lines"] for path in config.realtime_views(2, SPEED_BACKFILL).glob("*.jsonl")
-                         for row in read_view_file(path))
+        backfilled = sum(
+            row["shipped_lines"]
+            for path in config.realtime_views(2, SPEED_BACKFILL).glob("*.jsonl")
+            for row in read_view_file(path)
+        )
         # the late half matters, and the backfill is what served it (lines before the cutoff)
         assert with_late > without_late and backfilled > 0
-        land_sales()                       # a line after the cutoff, paired by the stream-stream join
+        land_sales()  # a line after the cutoff, paired by the stream-stream join
         check({**early, "shipments_late.csv": late}, "more-lines")
-        land_sales()                       # the next handoff: the batch views read the late shipments
+        land_sales()  # the next handoff: the batch views read the late shipments
         await_(lambda: follower.handoffs == 3, "no third handoff")
         assert "shipments_late.csv" in json.loads(config.batch_shipments(follower.serving.cutoff).read_text())
         check({**early, "shipments_late.csv": late}, "after-handoff")

@@ -1,6 +1,7 @@
 """The three implementations of docs/data-rules.md agree line by line: Spark SQL
 (shared.cleaning), the legacy build's Python parser and the oracle's; and, on files as
 spreadsheet programs save them, Spark's line reader and the oracle's count the same lines."""
+
 import datetime as dt
 from collections import Counter
 from decimal import Decimal
@@ -9,62 +10,9 @@ import pytest
 
 from experiments.reference.oracle import classify_line, compute, read_raw_lines
 from legacy_dstream.parsing import parse_line
+from tests.raw_line_cases import BOM, CASES, GOOD, HEADER_LINE, ORDER_LINE_FIELDS
 
 EPOCH = dt.datetime(1970, 1, 1)
-BOM = "\ufeff"  # a UTF-8 byte-order mark, as decoded text
-HEADER_LINE = "Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address"
-GOOD = '176558,USB-C Charging Cable,2,11.95,04/19/19 08:46,"917 1st St, Dallas, TX 75001"'
-ORDER_LINE_FIELDS = ("order_id", "product", "quantity", "price", "revenue", "order_ts",
-                     "street", "city", "state", "zip")
-CASES = [
-    (GOOD, None),
-    ("Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address", "header"),
-    (",,,,,", "blank"),
-    ("", "blank"),
-    ("  ,  ,,,,", "blank"),
-    ('1,iPhone,1,700,04/19/19 08:46', "field_count"),
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, Dallas, TX 75001",extra', "field_count"),
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, Dallas, TX 75001', "field_count"),  # odd quotes
-    ('1,,1,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "missing_field"),
-    ('1,iPhone,two,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_quantity"),
-    ('1,iPhone,0,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_quantity"),
-    ('1,iPhone,-1,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_quantity"),
-    ('1,iPhone,1.5,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_quantity"),
-    ('1,iPhone,1234567890,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_quantity"),
-    ('1,iPhone,1,12.345,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_price"),
-    ('1,iPhone,1,0.00,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_price"),
-    ('1,iPhone,1,abc,04/19/19 08:46,"1 A St, Dallas, TX 75001"', "bad_price"),
-    ('1,iPhone,1,700,02/29/19 08:46,"1 A St, Dallas, TX 75001"', "bad_date"),
-    ('1,iPhone,1,700,13/01/19 08:46,"1 A St, Dallas, TX 75001"', "bad_date"),
-    ('1,iPhone,1,700,01/01/19 24:00,"1 A St, Dallas, TX 75001"', "bad_date"),
-    ('1,iPhone,1,700,1/1/19 08:46,"1 A St, Dallas, TX 75001"', "bad_date"),
-    ('1,iPhone,1,700,2019-04-01 10:00,"1 A St, Dallas, TX 75001"', "bad_date"),
-    ('1,iPhone,1,700,04/19/19 08:46,no commas here', "bad_address"),
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, Dallas"', "bad_address"),
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, Dallas, Texas"', "bad_address"),
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, Dallas, TX 7500"', "bad_address"),
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, Dallas, tx 75001"', "bad_address"),
-    ('1,"Cable ""XL""",3,2.5,02/29/20 23:59,"9 B Ave, Portland, ME 04101"', None),
-    (' 7 , AA Batteries (4-pack) , 4 , 3.84 , 12/31/99 00:00 ,"1 A St, Portland, OR 97035"', None),
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', None),
-    # One byte-order mark at the start of a line is dropped before classifying (a file's own,
-    # at its very start, never reaches the parsers: the line readers skip it).
-    (BOM + HEADER_LINE, "header"),
-    (BOM + GOOD, None),
-    (BOM, "blank"),
-    (BOM + ",,,,,", "blank"),
-    (BOM + BOM + HEADER_LINE, "bad_quantity"),  # only one: the second is part of "Order ID"
-    ('1,\ufeffiPhone,1,700,04/19/19 08:46,"1 A St, Dallas, TX 75001"', None),  # elsewhere: a character
-    # Before any split: U+FFFD (what a line reader makes of bytes that are not UTF-8; a line that
-    # holds one went through such a decoding), then a line too long to be an order line.
-    ('1,iPhone,1,700,04/19/19 08:46,"1 A St, San Jos\ufffd, CA 95113"', "not_utf8"),
-    ("\ufffd", "not_utf8"),
-    ("x," * 2048 + "\ufffd", "not_utf8"),
-    ("x," * 2048 + "x", "too_long"),                    # 4,097 characters
-    ("x," * 2048, "field_count"),                       # 4,096: split as usual
-    (BOM + "é" * 4096, "too_long"),                     # characters, not bytes, the mark included
-    ("é" * 4096, "field_count"),
-]
 
 
 @pytest.fixture(scope="module")
@@ -138,22 +86,26 @@ def test_spark_timestamps_are_utc(spark):
 BAD_QUANTITY = '176560,iPhone,two,700,04/19/19 09:00,"1 A St, Dallas, TX 75001"'
 SPREADSHEET_FILES = {
     # A byte-order mark, \r\n line ends and no line end after the last line.
-    "2019-04.csv": BOM + HEADER_LINE + "\r\n" + GOOD + "\r\n,,,,,\r\n"
-                   + '176559,iPhone,1,700,04/07/19 22:30,"682 Chestnut St, Boston, MA 02215"',
-    "2019-05.csv": "",                                   # empty
-    "2019-06.csv": BOM + HEADER_LINE,                    # header only, no line end
-    "2019-07.csv": HEADER_LINE + "\r\n",                 # header only
-    "2019-08.csv": BOM,                                  # nothing but the mark: no lines at all
-    "2019-09.csv": BOM + BOM + HEADER_LINE + "\r\n",      # a mark for the reader, one for the parser
+    "2019-04.csv": BOM
+    + HEADER_LINE
+    + "\r\n"
+    + GOOD
+    + "\r\n,,,,,\r\n"
+    + '176559,iPhone,1,700,04/07/19 22:30,"682 Chestnut St, Boston, MA 02215"',
+    "2019-05.csv": "",  # empty
+    "2019-06.csv": BOM + HEADER_LINE,  # header only, no line end
+    "2019-07.csv": HEADER_LINE + "\r\n",  # header only
+    "2019-08.csv": BOM,  # nothing but the mark: no lines at all
+    "2019-09.csv": BOM + BOM + HEADER_LINE + "\r\n",  # a mark for the reader, one for the parser
     # Two exports concatenated byte for byte: the second's mark opens a line mid-file.
-    "2019-10.csv": HEADER_LINE + "\n" + GOOD + "\n" + BOM + HEADER_LINE + "\r\n" + BAD_QUANTITY
-                   + "\rx\r\r\n",
+    "2019-10.csv": HEADER_LINE + "\n" + GOOD + "\n" + BOM + HEADER_LINE + "\r\n" + BAD_QUANTITY + "\rx\r\r\n",
 }
 # Files that are not UTF-8: a Windows-1252 export (its accented line is not_utf8, the rest of
 # the file is read as usual) and stray binary bytes (each line holds 0xFF: not_utf8).
 NOT_UTF8_FILES = {
-    "2019-11.csv": (HEADER_LINE + "\r\n" + GOOD.replace("Dallas, TX 75001", "San José, CA 95113") + "\r\n"
-                    + GOOD + "\r\n").encode("cp1252"),
+    "2019-11.csv": (
+        HEADER_LINE + "\r\n" + GOOD.replace("Dallas, TX 75001", "San José, CA 95113") + "\r\n" + GOOD + "\r\n"
+    ).encode("cp1252"),
     "2019-12.csv": b"\x00\x01\xff\xfe,,,,,\n\xc3\x28\x80\rPK\x03\x04\xff\xed\xa0\x80\n\xf0\x9f\x98",
 }
 SPREADSHEET_ACCOUNTING = {"valid": 4, "header": 7, "blank": 2, "bad_quantity": 1, "field_count": 1, "not_utf8": 5}
@@ -184,9 +136,11 @@ def test_spreadsheet_files_are_read_alike_by_spark_and_the_oracle(spark, spreads
     # of U+FFFD for one bad sequence: no rule depends on how many)
     spark_bytes = sorted(bytes.fromhex(row[0]) for row in raw.select(F.hex("value")).collect())
     assert spark_bytes == sorted(line for path in spreadsheet_dir.iterdir() for line in iter_raw_line_bytes(path))
-    spark_lines = sorted(row["value"] for row in raw.collect())   # decoded as textFileStream gives them
+    spark_lines = sorted(row["value"] for row in raw.collect())  # decoded as textFileStream gives them
     oracle_lines = [text for _name, text in read_raw_lines(spreadsheet_dir)]
-    assert [line for line in spark_lines if "\ufffd" not in line] == sorted(t for t in oracle_lines if "\ufffd" not in t)
+    assert [line for line in spark_lines if "\ufffd" not in line] == sorted(
+        t for t in oracle_lines if "\ufffd" not in t
+    )
     assert BOM + HEADER_LINE in oracle_lines and BOM not in oracle_lines  # only mid-file marks remain
 
     classified = with_epoch_micros(classify_lines(raw))

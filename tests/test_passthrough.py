@@ -4,6 +4,7 @@ Kafka tests (`-m kafka`) run against the real broker of `make kafka-up` (or
 LAB_KAFKA_BOOTSTRAP), each on topics of its own. Every query is stopped in `finally`, and
 every wait is bounded.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,10 +52,17 @@ def assert_typed_line(line: dict) -> None:
 # Rate source -> memory sink (no broker needed)
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("trigger", ["processing", "continuous"])
 def test_rate_to_memory_gives_valid_json_lines(spark, trigger):
-    config = PassthroughConfig(source="rate", sink="memory", trigger=trigger, interval="500 milliseconds",
-                               rows_per_second=50, query_name=unique("q0_rate_memory"))
+    config = PassthroughConfig(
+        source="rate",
+        sink="memory",
+        trigger=trigger,
+        interval="500 milliseconds",
+        rows_per_second=50,
+        query_name=unique("q0_rate_memory"),
+    )
     query = None
     try:
         query = start_passthrough(spark, config)
@@ -80,15 +88,19 @@ def test_rate_to_memory_gives_valid_json_lines(spark, trigger):
 # Unsupported combinations: refused before anything starts
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("settings, words", [
-    (dict(source="files"), "unknown source 'files'"),
-    (dict(sink="delta", checkpoint="/tmp/x"), "unknown sink 'delta'"),
-    (dict(trigger="once", checkpoint="/tmp/x"), "unknown trigger 'once'"),
-    (dict(sink="kafka"), "needs a checkpoint"),
-    (dict(topic="t", output_topic="t", checkpoint="/tmp/x"), "read its own output"),
-    (dict(source="rate", sink="memory", trigger="available-now"), "rate source is unbounded"),
-    (dict(source="rate", sink="memory", rows_per_second=0), "rows_per_second must be a positive integer"),
-])
+
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        (dict(source="files"), "unknown source 'files'"),
+        (dict(sink="delta", checkpoint="/tmp/x"), "unknown sink 'delta'"),
+        (dict(trigger="once", checkpoint="/tmp/x"), "unknown trigger 'once'"),
+        (dict(sink="kafka"), "needs a checkpoint"),
+        (dict(topic="t", output_topic="t", checkpoint="/tmp/x"), "read its own output"),
+        (dict(source="rate", sink="memory", trigger="available-now"), "rate source is unbounded"),
+        (dict(source="rate", sink="memory", rows_per_second=0), "rows_per_second must be a positive integer"),
+    ],
+)
 def test_unsupported_combinations_are_refused(settings, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         PassthroughConfig(**settings)
@@ -97,8 +109,9 @@ def test_unsupported_combinations_are_refused(settings, words):
 def test_bad_interval_is_refused_before_start(spark):
     active = {q.id for q in spark.streams.active}
     for trigger in ("processing", "continuous"):
-        config = PassthroughConfig(source="rate", sink="memory", trigger=trigger, interval="soon",
-                                   query_name=unique("q0_bad"))
+        config = PassthroughConfig(
+            source="rate", sink="memory", trigger=trigger, interval="soon", query_name=unique("q0_bad")
+        )
         with pytest.raises(ValueError, match="bad interval 'soon'"):
             start_passthrough(spark, config)
     assert {q.id for q in spark.streams.active} == active
@@ -108,13 +121,10 @@ def test_bad_interval_is_refused_before_start(spark):
 # Kafka: against the real broker
 # ---------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tiny_input(tmp_path_factory) -> Path:
-    from experiments.inputs.generate import GeneratorOptions, generate
 
-    root = tmp_path_factory.mktemp("q0") / "in"
-    generate(root, GeneratorOptions(rows=300, files=2, seed=3))
-    return root
+@pytest.fixture(scope="module")
+def tiny_input(generated_input) -> Path:
+    return generated_input(rows=300, files=2, seed=3)
 
 
 @pytest.fixture
@@ -134,8 +144,14 @@ def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = WAIT_S
     """Messages from the beginning until `expected` arrive (+1 s, so a duplicate shows) or time out."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("q0-test"),
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("q0-test"),
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         messages, deadline, grace_until = [], time.monotonic() + timeout_s, None
@@ -152,16 +168,22 @@ def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = WAIT_S
 
 @pytest.mark.kafka
 def test_kafka_to_kafka_continuous_delivers_every_valid_line(spark, kafka_bootstrap, tiny_input, topics, tmp_path):
-    from experiments.reference.oracle import compute
     from experiments.inputs.replay import replay_to_kafka
+    from experiments.reference.oracle import compute
 
     raw_lines = replay_to_kafka(tiny_input, kafka_bootstrap, topics["input"]).lines
     valid_lines = compute(tiny_input).valid_lines
     assert 0 < valid_lines < raw_lines  # the input has bad lines for the cleaning to drop
     create_topic(kafka_bootstrap, topics["output"])
-    config = PassthroughConfig(bootstrap=kafka_bootstrap, topic=topics["input"], output_topic=topics["output"],
-                               trigger="continuous", interval="500 milliseconds",
-                               checkpoint=str(tmp_path / "checkpoint"), query_name=unique("q0_kafka_continuous"))
+    config = PassthroughConfig(
+        bootstrap=kafka_bootstrap,
+        topic=topics["input"],
+        output_topic=topics["output"],
+        trigger="continuous",
+        interval="500 milliseconds",
+        checkpoint=str(tmp_path / "checkpoint"),
+        query_name=unique("q0_kafka_continuous"),
+    )
     query = None
     try:
         query = start_passthrough(spark, config)
@@ -183,8 +205,13 @@ def test_kafka_available_now_to_console_reads_everything_and_stops(spark, kafka_
     from experiments.inputs.replay import replay_to_kafka
 
     raw_lines = replay_to_kafka(tiny_input, kafka_bootstrap, topics["input"]).lines
-    config = PassthroughConfig(bootstrap=kafka_bootstrap, topic=topics["input"], sink="console",
-                               trigger="available-now", query_name=unique("q0_kafka_console"))
+    config = PassthroughConfig(
+        bootstrap=kafka_bootstrap,
+        topic=topics["input"],
+        sink="console",
+        trigger="available-now",
+        query_name=unique("q0_kafka_console"),
+    )
     query = None
     try:
         query = start_passthrough(spark, config)

@@ -1,4 +1,5 @@
 """The data-quality gate (shared/quality.py) on small hand-made pandas frames."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,14 +23,32 @@ EARLIEST, LATEST = dt.datetime(2019, 1, 1), dt.datetime(2019, 1, 31, 23, 59)
 FULL = QualityExpectations(catalogue_prices=CATALOGUE, earliest=EARLIEST, latest=LATEST)
 
 
-def line(order_id, product="USB-C Cable", quantity=1, price="11.95", revenue=None,
-         order_ts=dt.datetime(2019, 1, 5, 10, 30), city="Dallas", state="TX", zip_code="75001"):
+def line(
+    order_id,
+    product="USB-C Cable",
+    quantity=1,
+    price="11.95",
+    revenue=None,
+    order_ts=dt.datetime(2019, 1, 5, 10, 30),
+    city="Dallas",
+    state="TX",
+    zip_code="75001",
+):
     price = None if price is None else Decimal(price)
     if revenue is None and price is not None and quantity is not None:
         revenue = quantity * price
-    return {"order_id": order_id, "product": product, "quantity": quantity, "price": price,
-            "revenue": None if revenue is None else Decimal(revenue), "order_ts": order_ts,
-            "street": "917 1st St", "city": city, "state": state, "zip": zip_code}
+    return {
+        "order_id": order_id,
+        "product": product,
+        "quantity": quantity,
+        "price": price,
+        "revenue": None if revenue is None else Decimal(revenue),
+        "order_ts": order_ts,
+        "street": "917 1st St",
+        "city": city,
+        "state": state,
+        "zip": zip_code,
+    }
 
 
 def frame(*lines) -> pd.DataFrame:
@@ -42,8 +61,9 @@ def clean() -> pd.DataFrame:
     return frame(
         line("1001"),
         line("1002", product="Monitor", quantity=2, price="109.99"),
-        line("1002", quantity=3, order_ts=dt.datetime(2019, 1, 31, 23, 59), city="Portland",
-             state="ME", zip_code="04101"),
+        line(
+            "1002", quantity=3, order_ts=dt.datetime(2019, 1, 31, 23, 59), city="Portland", state="ME", zip_code="04101"
+        ),
     )
 
 
@@ -64,25 +84,27 @@ def test_a_clean_frame_passes():
     assert report.summary() == "order_lines: 15/15 expectations passed on 3 rows"
 
 
-@pytest.mark.parametrize("bad_line, failing", [
-    (line("9", product=None), {"product not null"}),
-    (line("9", city=None), {"city not null"}),
-    (line("9", state=None), {"state not null"}),
-    (line("9", zip_code=None), {"zip not null"}),
-    (line("9", order_ts=None), {"order_ts not null"}),
-    (line("9", quantity=None, revenue="11.95"), {"quantity not null", "revenue = quantity x price"}),
-    (line("9", price=None, revenue="11.95"),
-     {"price not null", "revenue = quantity x price"}),
-    (line("9", quantity=0), {"quantity >= 1"}),
-    (line("9", product="Free gift", price="0.00"), {"price > 0"}),
-    (line("9", state="tx"), {"state is two capital letters"}),
-    (line("9", zip_code="7500A"), {"zip is five digits"}),
-    (line("9", price="12.95"), {"price matches catalogue"}),
-    (line("9", order_ts=dt.datetime(2019, 2, 1)), {"order_ts within input range"}),
-    (line("9", order_ts=dt.datetime(2018, 12, 31, 23, 59)), {"order_ts within input range"}),
-    (line("9", revenue="11.94"), {"revenue = quantity x price"}),
-    (line("9", revenue=None, price="11.95", quantity=1) | {"revenue": None}, {"revenue = quantity x price"}),
-])
+@pytest.mark.parametrize(
+    "bad_line, failing",
+    [
+        (line("9", product=None), {"product not null"}),
+        (line("9", city=None), {"city not null"}),
+        (line("9", state=None), {"state not null"}),
+        (line("9", zip_code=None), {"zip not null"}),
+        (line("9", order_ts=None), {"order_ts not null"}),
+        (line("9", quantity=None, revenue="11.95"), {"quantity not null", "revenue = quantity x price"}),
+        (line("9", price=None, revenue="11.95"), {"price not null", "revenue = quantity x price"}),
+        (line("9", quantity=0), {"quantity >= 1"}),
+        (line("9", product="Free gift", price="0.00"), {"price > 0"}),
+        (line("9", state="tx"), {"state is two capital letters"}),
+        (line("9", zip_code="7500A"), {"zip is five digits"}),
+        (line("9", price="12.95"), {"price matches catalogue"}),
+        (line("9", order_ts=dt.datetime(2019, 2, 1)), {"order_ts within input range"}),
+        (line("9", order_ts=dt.datetime(2018, 12, 31, 23, 59)), {"order_ts within input range"}),
+        (line("9", revenue="11.94"), {"revenue = quantity x price"}),
+        (line("9", revenue=None, price="11.95", quantity=1) | {"revenue": None}, {"revenue = quantity x price"}),
+    ],
+)
 def test_each_expectation_fails_on_a_crafted_bad_row(bad_line, failing):
     report = validate_order_lines(frame(*clean().to_dict("records"), bad_line), FULL)
     assert not report.success
@@ -123,12 +145,13 @@ def test_the_catalogue_check_ignores_uncatalogued_products():
 def test_money_is_compared_exactly_not_as_floats():
     # 3 x 0.10 is 0.30000000000000004 in floats; 2.5 and 2.50 are the same amount.
     catalogue = QualityExpectations(catalogue_prices={"Clip": Decimal("0.10"), "Pen": Decimal("2.5")})
-    lines = frame(line("1", product="Clip", quantity=3, price="0.10", revenue="0.30"),
-                  line("2", product="Pen", price="2.50", revenue="2.5"))
+    lines = frame(
+        line("1", product="Clip", quantity=3, price="0.10", revenue="0.30"),
+        line("2", product="Pen", price="2.50", revenue="2.5"),
+    )
     assert validate_order_lines(lines, catalogue).success
     off_by_a_hundredth_cent = frame(line("3", product="Clip", price="0.10", revenue="0.1001"))
-    assert failed_checks(validate_order_lines(off_by_a_hundredth_cent, catalogue)) == {
-        "revenue = quantity x price"}
+    assert failed_checks(validate_order_lines(off_by_a_hundredth_cent, catalogue)) == {"revenue = quantity x price"}
 
 
 def test_the_range_and_catalogue_are_skipped_when_unknown():
@@ -147,7 +170,8 @@ def test_a_one_sided_range_and_aware_bounds_still_check():
     assert report.success
     too_late = frame(line("5", order_ts=dt.datetime(2019, 1, 5, 22, 1)))
     assert failed_checks(validate_order_lines(too_late, QualityExpectations(latest=aware))) == {
-        "order_ts within input range"}
+        "order_ts within input range"
+    }
 
 
 def test_python_datetimes_work_like_pandas_timestamps():
@@ -207,10 +231,14 @@ def write(path, text):
 
 
 def test_expectations_from_input_reads_catalogue_and_manifest(tmp_path):
-    write(tmp_path / "catalogue" / "products.csv",
-          "product,category,unit_cost,list_price\nUSB-C Cable,Cables,5.98,11.95\nMonitor,Screens,60.00,109.9\n")
-    write(tmp_path / "_manifest.json", json.dumps({"order_time_range": {
-        "min": "2019-01-01T00:00:00+00:00", "max": "2019-01-31T23:59:00+00:00"}}))
+    write(
+        tmp_path / "catalogue" / "products.csv",
+        "product,category,unit_cost,list_price\nUSB-C Cable,Cables,5.98,11.95\nMonitor,Screens,60.00,109.9\n",
+    )
+    write(
+        tmp_path / "_manifest.json",
+        json.dumps({"order_time_range": {"min": "2019-01-01T00:00:00+00:00", "max": "2019-01-31T23:59:00+00:00"}}),
+    )
     expectations = expectations_from_input(tmp_path)
     assert expectations.catalogue_prices == {"USB-C Cable": Decimal("11.95"), "Monitor": Decimal("109.90")}
     assert (expectations.earliest, expectations.latest) == (EARLIEST, LATEST)
@@ -223,11 +251,14 @@ def test_expectations_from_input_skips_what_is_absent(tmp_path):
     assert expectations_from_input(tmp_path) == QualityExpectations()
 
 
-@pytest.mark.parametrize("catalogue, problem", [
-    ("name,category,unit_cost,list_price\nA,B,1.00,2.00\n", "line 1"),
-    ("product,category,unit_cost,list_price\nA,B,1.00,cheap\n", "line 2"),
-    ("product,category,unit_cost,list_price\nA,B,1.00,2.00\nA,B,1.00,2.00\n", "listed twice"),
-])
+@pytest.mark.parametrize(
+    "catalogue, problem",
+    [
+        ("name,category,unit_cost,list_price\nA,B,1.00,2.00\n", "line 1"),
+        ("product,category,unit_cost,list_price\nA,B,1.00,cheap\n", "line 2"),
+        ("product,category,unit_cost,list_price\nA,B,1.00,2.00\nA,B,1.00,2.00\n", "listed twice"),
+    ],
+)
 def test_a_broken_catalogue_is_an_error(tmp_path, catalogue, problem):
     write(tmp_path / "catalogue" / "products.csv", catalogue)
     with pytest.raises(ValueError, match=problem):

@@ -1,5 +1,6 @@
 """The replayer (experiments/inputs/replay.py): raw-line rules, atomic landing, the open-loop
 schedule and its log, and Kafka replay against the real broker (`-m kafka`)."""
+
 from __future__ import annotations
 
 import csv
@@ -15,19 +16,26 @@ from pathlib import Path
 import pytest
 
 from experiments.inputs import replay
-from shared import atomic
-from experiments.inputs.generate import GeneratorOptions, generate
-from experiments.reference.oracle import read_raw_lines
 from experiments.inputs.replay import (
-    LOG_COLUMNS, LOG_CSV_NAME, LOG_JSON_NAME, KafkaUnavailableError, ReplayError, count_raw_lines,
-    iter_raw_lines, replay_to_kafka, replay_to_landing,
+    LOG_COLUMNS,
+    LOG_CSV_NAME,
+    LOG_JSON_NAME,
+    KafkaUnavailableError,
+    ReplayError,
+    count_raw_lines,
+    iter_raw_lines,
+    replay_to_kafka,
+    replay_to_landing,
 )
+from experiments.reference.oracle import read_raw_lines
+from shared import atomic
 
 HEADER_LINE = "Order ID,Product,Quantity Ordered,Price Each,Order Date,Purchase Address"
 # Every line-ending case of docs/data-rules.md: \r\n, lone \r, \r\r\n, blank lines,
 # non-ASCII text, and no final line ending.
 AWKWARD_BYTES = (
-    HEADER_LINE + "\r\n"
+    HEADER_LINE
+    + "\r\n"
     + '176558,USB-C Charging Cable,2,11.95,04/19/19 08:46,"917 1st St, Dallas, TX 75001"\r'
     + ",,,,,\n\n"
     + "x\r\r\n"
@@ -51,10 +59,8 @@ def read_log(log_dir: Path) -> tuple[list[dict], dict]:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("replay") / "in"
-    generate(out, GeneratorOptions(rows=500, files=3, seed=1))
-    return out
+def generated(generated_input) -> Path:
+    return generated_input(rows=500, files=3, seed=1)
 
 
 @pytest.fixture
@@ -77,10 +83,23 @@ def sales_paths(input_dir: Path) -> list[Path]:
 # Raw lines
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("data", [
-    b"", b"\n", b"a", b"a\n", b"a\r\n", b"a\r", b"a\r\rb", b"a\r\r\nb\n\n", b"\r\n\r\n",
-    AWKWARD_BYTES, AWKWARD_BYTES + b"\r\n",
-])
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\n",
+        b"a",
+        b"a\n",
+        b"a\r\n",
+        b"a\r",
+        b"a\r\rb",
+        b"a\r\r\nb\n\n",
+        b"\r\n\r\n",
+        AWKWARD_BYTES,
+        AWKWARD_BYTES + b"\r\n",
+    ],
+)
 def test_raw_lines_follow_the_line_ending_rules(tmp_path, data):
     path = tmp_path / "f.csv"
     path.write_bytes(data)
@@ -119,6 +138,7 @@ def test_lines_that_are_not_utf8_are_replayed_byte_for_byte(tmp_path, order):
 # Landing directory
 # ---------------------------------------------------------------------------------------
 
+
 def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_path, monkeypatch):
     renames = []
     real_replace = os.replace
@@ -126,8 +146,9 @@ def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_
     def spying_replace(source, target):
         source, target = Path(source), Path(target)
         # the whole file is already under the hidden name, and the final name is not yet taken
-        renames.append((source.name, target.name, source.parent == target.parent, target.exists(),
-                        source.stat().st_size))
+        renames.append(
+            (source.name, target.name, source.parent == target.parent, target.exists(), source.stat().st_size)
+        )
         real_replace(source, target)
 
     monkeypatch.setattr(atomic.os, "replace", spying_replace)  # the landing copy goes through shared/atomic.py
@@ -137,7 +158,7 @@ def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_
     sources = sales_paths(generated)
     expected_names = [f"{seq:06d}-{p.name}" for seq, p in enumerate(sources)]
     landed_renames = [r for r in renames if r[1] in expected_names]
-    assert [r[1] for r in landed_renames] == expected_names          # emission order = seq order
+    assert [r[1] for r in landed_renames] == expected_names  # emission order = seq order
     for (tmp_name, name, same_dir, existed, size), source in zip(landed_renames, sources):
         assert tmp_name == f".{name}.tmp" and same_dir and not existed
         assert size == source.stat().st_size
@@ -147,7 +168,9 @@ def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_
     for name, source in zip(expected_names, sources):
         assert (landing / name).read_bytes() == source.read_bytes()  # byte-identical
     for part in ("catalogue", "shipments"):
-        assert sorted(f.name for f in (landing / part).iterdir()) == sorted(f.name for f in (generated / part).iterdir())
+        assert sorted(f.name for f in (landing / part).iterdir()) == sorted(
+            f.name for f in (generated / part).iterdir()
+        )
 
     total = sum(count_raw_lines(p) for p in sources)
     assert (summary.mode, summary.files, summary.units, summary.lines) == ("landing", 3, 3, total)
@@ -155,12 +178,12 @@ def test_landing_replay_lands_every_file_atomically_in_seq_order(generated, tmp_
     assert [row["target"] for row in rows] == expected_names
     assert [int(row["unit"]) for row in rows] == [0, 1, 2]
     assert int(rows[0]["first_seq"]) == 0 and int(rows[-1]["last_seq"]) == total - 1
-    for before, after in zip(rows, rows[1:]):                        # contiguous line ranges
+    for before, after in zip(rows, rows[1:]):  # contiguous line ranges
         assert int(after["first_seq"]) == int(before["last_seq"]) + 1
     for row, source in zip(rows, sources):
         assert int(row["lines"]) == count_raw_lines(source) == int(row["last_seq"]) - int(row["first_seq"]) + 1
         assert row["source_file"] == source.name
-        assert float(row["intended_s"]) == 0.0                       # no rate: all due at the start
+        assert float(row["intended_s"]) == 0.0  # no rate: all due at the start
 
 
 def test_reference_data_already_in_the_landing_directory_is_kept(generated, tmp_path):
@@ -168,7 +191,7 @@ def test_reference_data_already_in_the_landing_directory_is_kept(generated, tmp_
     (landing / "shipments").mkdir(parents=True)
     (landing / "shipments" / "mine.csv").write_text("order_id,product,ship_ts\n")
     replay_to_landing(generated, landing)
-    assert [f.name for f in (landing / "shipments").iterdir()] == ["mine.csv"]     # not replaced
+    assert [f.name for f in (landing / "shipments").iterdir()] == ["mine.csv"]  # not replaced
     assert (landing / "catalogue").is_dir()
 
 
@@ -185,7 +208,7 @@ def test_rate_fixes_intended_times_from_lines(generated, tmp_path):
     for row in rows:
         intended, emitted = float(row["intended_s"]), float(row["emitted_s"])
         assert intended == pytest.approx(int(row["first_seq"]) / rate, abs=1e-6)
-        assert emitted >= intended - 1e-6                             # never early
+        assert emitted >= intended - 1e-6  # never early
     assert summary.rate_lines_per_second == rate
     assert summary_json["rate_lines_per_second"] == rate
     assert summary_json["completed"] is True
@@ -201,8 +224,13 @@ def test_slices_replayed_one_after_the_other_are_one_stream(generated, tmp_path)
     files = whole.files
     assert files >= 2
     first = replay_to_landing(generated, tmp_path / "landing", 2000.0, log_dir=tmp_path / "a", file_slice=(0, 1))
-    second = replay_to_landing(generated, tmp_path / "landing", log_dir=tmp_path / "b", file_slice=(1, files),
-                               rate_steps=[replay.RateStep(4000.0, 10_000)])
+    second = replay_to_landing(
+        generated,
+        tmp_path / "landing",
+        log_dir=tmp_path / "b",
+        file_slice=(1, files),
+        rate_steps=[replay.RateStep(4000.0, 10_000)],
+    )
     assert sorted(os.listdir(tmp_path / "landing")) == sorted(os.listdir(tmp_path / "whole"))
     whole_rows, _ = read_log(tmp_path / "whole-log")
     a_rows, _ = read_log(tmp_path / "a")
@@ -213,14 +241,15 @@ def test_slices_replayed_one_after_the_other_are_one_stream(generated, tmp_path)
     base = int(b_rows[0]["first_seq"])
     assert base > 0 and b_summary["rate_steps"][0]["first_seq"] == base
     assert [float(r["intended_s"]) for r in b_rows] == pytest.approx(
-        [(int(r["first_seq"]) - base) / 4000.0 for r in b_rows], abs=1e-6)
+        [(int(r["first_seq"]) - base) / 4000.0 for r in b_rows], abs=1e-6
+    )
     assert first.lines + second.lines == whole.lines
     with pytest.raises(ValueError, match="file slice"):
         replay_to_landing(generated, tmp_path / "bad", file_slice=(files, files + 1))
 
 
 def test_slow_emission_does_not_shift_later_intended_times(generated, tmp_path, monkeypatch):
-    rate, stall = 1000.0, 0.8       # 3 files of ~170 lines: files 1 and 2 are due well before 0.8 s
+    rate, stall = 1000.0, 0.8  # 3 files of ~170 lines: files 1 and 2 are due well before 0.8 s
     real_land_file = replay.copy_file_atomic
     calls = []
 
@@ -237,9 +266,9 @@ def test_slow_emission_does_not_shift_later_intended_times(generated, tmp_path, 
     intended = [float(row["intended_s"]) for row in rows]
     emitted = [float(row["emitted_s"]) for row in rows]
     assert intended == pytest.approx([int(row["first_seq"]) / rate for row in rows], abs=1e-6)
-    assert intended[2] < stall                                        # file 2 was due during the stall...
-    assert emitted[1] >= stall and emitted[2] >= stall                # ...so both went out late
-    assert emitted[1] - intended[1] >= stall - intended[1] - 0.01     # the lag is in the log
+    assert intended[2] < stall  # file 2 was due during the stall...
+    assert emitted[1] >= stall and emitted[2] >= stall  # ...so both went out late
+    assert emitted[1] - intended[1] >= stall - intended[1] - 0.01  # the lag is in the log
     assert summary.lag_max_s >= stall - intended[1] - 0.01
     assert summary_json["lag_max_s"] == pytest.approx(summary.lag_max_s)
     assert summary.lag_p99_s <= summary.lag_max_s
@@ -257,7 +286,7 @@ def test_cpu_seconds_are_recorded(generated, tmp_path, monkeypatch):
     monkeypatch.setattr(replay, "copy_file_atomic", busy_land_file)
     summary = replay_to_landing(generated, tmp_path / "landing", log_dir=tmp_path / "logs")
     _, summary_json = read_log(tmp_path / "logs")
-    assert summary.cpu_seconds >= 0.25                                # 3 files x 0.1 s of CPU
+    assert summary.cpu_seconds >= 0.25  # 3 files x 0.1 s of CPU
     assert summary.cpu_seconds == pytest.approx(summary.cpu_user_s + summary.cpu_system_s)
     assert summary_json["cpu_seconds"] == pytest.approx(summary.cpu_seconds)
     assert summary.peak_rss_mib > 0
@@ -269,7 +298,7 @@ def test_summary_json_holds_start_time_rate_totals_and_lags(awkward_input, tmp_p
     assert list(rows[0]) == list(LOG_COLUMNS)
     assert summary_json["started_utc"].endswith("+00:00")
     assert summary_json["lines"] == summary.lines == len(reference_lines(AWKWARD_BYTES)) + 2
-    assert summary_json["files"] == 2                                 # _skipped.csv and .hidden.csv skipped
+    assert summary_json["files"] == 2  # _skipped.csv and .hidden.csv skipped
     for key in ("lag_max_s", "lag_p99_s", "cpu_seconds", "rate_lines_per_second", "units"):
         assert key in summary_json
     assert summary.log_csv == str((tmp_path / "logs" / LOG_CSV_NAME).resolve())
@@ -308,17 +337,21 @@ def test_failed_emission_leaves_no_temporary_file_and_an_incomplete_log(generate
     copies = []
 
     def failing_second_copy(source, target, **options):
-        if not str(target).endswith(".tmp"):                         # the reference data, placed first
+        if not str(target).endswith(".tmp"):  # the reference data, placed first
             return real_copy(source, target, **options)
         copies.append(target)
-        real_copy(source, target)                                     # the hidden file exists...
+        real_copy(source, target)  # the hidden file exists...
         if len(copies) == 2:
-            raise OSError("disk full")                                # ...when the copy fails
+            raise OSError("disk full")  # ...when the copy fails
 
     monkeypatch.setattr(atomic.shutil, "copyfile", failing_second_copy)
     with pytest.raises(OSError, match="disk full"):
         replay_to_landing(generated, tmp_path / "landing", log_dir=tmp_path / "logs")
-    assert sorted(os.listdir(tmp_path / "landing")) == [Path(copies[0]).name[1:-len(".tmp")], "catalogue", "shipments"]
+    assert sorted(os.listdir(tmp_path / "landing")) == [
+        Path(copies[0]).name[1 : -len(".tmp")],
+        "catalogue",
+        "shipments",
+    ]
     rows, summary_json = read_log(tmp_path / "logs")
     assert len(rows) == 1
     assert summary_json["completed"] is False and "disk full" in summary_json["error"]
@@ -327,6 +360,7 @@ def test_failed_emission_leaves_no_temporary_file_and_an_incomplete_log(generate
 # ---------------------------------------------------------------------------------------
 # Kafka: fail fast without a broker
 # ---------------------------------------------------------------------------------------
+
 
 def test_unreachable_broker_fails_fast_with_a_clear_message(generated):
     started = time.monotonic()
@@ -355,6 +389,7 @@ def test_a_silent_server_is_not_a_broker_and_fails_within_the_timeout(generated)
 # Kafka: against the real broker
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def topic(new_topic):
     """A topic name no other test uses, deleted afterwards."""
@@ -366,8 +401,14 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60
     grace period, so a duplicate would still be seen)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"replay-test-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"replay-test-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(partitions)])
@@ -385,8 +426,7 @@ def consume_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 60
 
 def expected_lines(input_dir: Path) -> list[tuple[str, int, str]]:
     """(file name, file_seq, line) for every raw line, in global seq order."""
-    return [(p.name, file_seq, line) for file_seq, p in enumerate(sales_paths(input_dir))
-            for line in iter_raw_lines(p)]
+    return [(p.name, file_seq, line) for file_seq, p in enumerate(sales_paths(input_dir)) for line in iter_raw_lines(p)]
 
 
 def headers_of(message) -> dict[str, str]:
@@ -395,21 +435,20 @@ def headers_of(message) -> dict[str, str]:
 
 @pytest.mark.kafka
 @pytest.mark.parametrize("which", ["generated", "awkward"])
-def test_kafka_replay_delivers_every_raw_line_once_in_order(which, generated, awkward_input, kafka_bootstrap,
-                                                             topic, tmp_path):
+def test_kafka_replay_delivers_every_raw_line_once_in_order(
+    which, generated, awkward_input, kafka_bootstrap, topic, tmp_path
+):
     input_dir = generated if which == "generated" else awkward_input
     expected = expected_lines(input_dir)
     assert len(expected) == sum(count_raw_lines(p) for p in sales_paths(input_dir))
 
-    summary = replay_to_kafka(input_dir, kafka_bootstrap, topic, None, chunk_lines=100,
-                              log_dir=tmp_path / "logs")
+    summary = replay_to_kafka(input_dir, kafka_bootstrap, topic, None, chunk_lines=100, log_dir=tmp_path / "logs")
     messages = consume_all(kafka_bootstrap, topic, len(expected))
 
     assert (summary.topic, summary.partitions, summary.topic_created) == (topic, 1, True)
     assert summary.lines == len(expected) == len(messages)
-    received = [(m.key().decode("utf-8"), int(headers_of(m)["file_seq"]), m.value().decode("utf-8"))
-                for m in messages]
-    assert received == expected                                       # every line once, in order
+    received = [(m.key().decode("utf-8"), int(headers_of(m)["file_seq"]), m.value().decode("utf-8")) for m in messages]
+    assert received == expected  # every line once, in order
     assert [int(headers_of(m)["seq"]) for m in messages] == list(range(len(expected)))
 
     rows, summary_json = read_log(tmp_path / "logs")
@@ -424,7 +463,7 @@ def test_kafka_replay_follows_the_open_loop_schedule(generated, kafka_bootstrap,
     rate = 2000.0
     summary = replay_to_kafka(generated, kafka_bootstrap, topic, rate, log_dir=tmp_path / "logs")
     rows, _ = read_log(tmp_path / "logs")
-    assert len(rows) > 3                                              # per chunk, not per replay
+    assert len(rows) > 3  # per chunk, not per replay
     for row in rows:
         intended = float(row["intended_s"])
         assert intended == pytest.approx(int(row["first_seq"]) / rate, abs=1e-6)
@@ -448,7 +487,7 @@ def test_existing_topic_with_other_partitions_is_kept_and_reported(generated, ka
 
     messages = consume_all(kafka_bootstrap, topic, summary.lines)
     seqs = sorted(int(headers_of(m)["seq"]) for m in messages)
-    assert seqs == list(range(summary.lines))                         # each line once
-    for name in {m.key() for m in messages}:                          # in order within each file
+    assert seqs == list(range(summary.lines))  # each line once
+    for name in {m.key() for m in messages}:  # in order within each file
         in_file = [int(headers_of(m)["seq"]) for m in messages if m.key() == name]
         assert in_file == sorted(in_file)

@@ -1,6 +1,7 @@
 """The report step reads only the run folder: its figures come from metrics.csv rows,
 strings from data are escaped in HTML, the charts are embedded, and reports/ gets an index,
 comparisons and a `latest` link. (No Spark: a synthetic run folder, tests/synthetic_run.py.)"""
+
 from __future__ import annotations
 
 import re
@@ -46,7 +47,7 @@ def test_latency_percentiles_come_from_the_rows_of_each_rate(run):
     assert len(p95) == 3
     row = next(r for r in D.latency_table(data)["table"] if r[0] == "kappa" and r[1] == f"{RATES[-1]:g}")
     assert row[3].startswith(f"{statistics.median(p95):.2f}")
-    assert row[6] == "30"   # 10 measured units a repeat (12 minus 2 of warm-up), 3 repeats
+    assert row[6] == "30"  # 10 measured units a repeat (12 minus 2 of warm-up), 3 repeats
 
 
 def test_the_report_escapes_data_embeds_charts_and_keeps_equivalence(run):
@@ -56,19 +57,21 @@ def test_the_report_escapes_data_embeds_charts_and_keeps_equivalence(run):
     assert "<script>" not in html and "&lt;script&gt;" in html
     images = re.findall(r'<img src="([^"]+)"', html)
     assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
-    assert all((run.path / "charts" / f"{name}.png").stat().st_size > 1000
-               for name in ("latency_cdf", "latency_over_time", "latency_vs_rate", "drain_time", "cost"))
+    assert all(
+        (run.path / "charts" / f"{name}.png").stat().st_size > 1000
+        for name in ("latency_cdf", "latency_over_time", "latency_vs_rate", "drain_time", "cost")
+    )
     assert "| city_revenue | identical | identical | DIFFERS (2 rows) | identical | identical |" in markdown
     assert "kappa/city_revenue" in markdown and "Findings" in markdown
-    assert "Reprocessing" in markdown   # named as not measured, never silently missing
+    assert "Reprocessing" in markdown  # named as not measured, never silently missing
 
 
 def test_findings_name_the_measured_winner_and_the_differences(run):
     data = D.RunData.load(run.path)
     text = " ".join(D.findings(data))
-    assert "fastest architecture: dstream" in text   # medians: dstream 50, kappa 75, lambda 100
+    assert "fastest architecture: dstream" in text  # medians: dstream 50, kappa 75, lambda 100
     assert "1 of" in text and "kappa/city_revenue" in text
-    assert "Lowest: kappa" in text                  # the synthetic latencies put kappa lowest of the three
+    assert "Lowest: kappa" in text  # the synthetic latencies put kappa lowest of the three
 
 
 def test_a_run_that_agrees_says_so(tmp_path):
@@ -82,14 +85,14 @@ def test_index_compare_and_latest(tmp_path):
     first = write_run(root, "20260101T000000Z-quick-aaaa")
     second = write_run(root, "20260102T000000Z-quick-bbbb", seed=2)
     publish(first.path)
-    publish(second.path)   # compares itself with the previous run of its profile
+    publish(second.path)  # compares itself with the previous run of its profile
     assert (root / "latest").is_symlink() and (root / "latest").resolve() == second.path.resolve()
     index = (root / "index.html").read_text()
-    assert index.index(second.run_id) < index.index(first.run_id)   # newest first
+    assert index.index(second.run_id) < index.index(first.run_id)  # newest first
     pages = list((root / "compare").glob("*.html"))
     assert [p.name for p in pages] == [f"{first.run_id}__{second.run_id}.html"]
     page = compare(second.path, first.path).read_text()
-    assert "drain wall s: kappa" in page and "1.00x" in page   # same walls in both synthetic runs
+    assert "drain wall s: kappa" in page and "1.00x" in page  # same walls in both synthetic runs
     assert f"compare/{second.run_id}__{first.run_id}.html" in (root / "index.html").read_text()
 
 

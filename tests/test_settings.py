@@ -1,4 +1,5 @@
 """shared/settings.py: every LAB_* variable is in one table, and its defaults are the settings' own."""
+
 from pathlib import Path
 
 import pytest
@@ -27,24 +28,43 @@ def test_unset_or_empty_variables_mean_the_defaults():
 
 
 def test_every_variable_is_read():
-    env = {"LAB_SPARK_MASTER": "spark://h:7077", "LAB_SHUFFLE_PARTITIONS": "8", "LAB_SPARK_UI": "1",
-           "LAB_KAFKA_BOOTSTRAP": "k:9093", "LAB_HOME": "/tmp/lab-home", "LAB_WINDOW_SECONDS": "7200",
-           "LAB_SLIDE_SECONDS": "600", "LAB_WATERMARK_SECONDS": "3600", "LAB_DRIVER_MEMORY": "5g",
-           "LAB_DRAIN_BATCH_MB": "8", "LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=4"}
+    env = {
+        "LAB_SPARK_MASTER": "spark://h:7077",
+        "LAB_SHUFFLE_PARTITIONS": "8",
+        "LAB_SPARK_UI": "1",
+        "LAB_KAFKA_BOOTSTRAP": "k:9093",
+        "LAB_HOME": "/tmp/lab-home",
+        "LAB_WINDOW_SECONDS": "7200",
+        "LAB_SLIDE_SECONDS": "600",
+        "LAB_WATERMARK_SECONDS": "3600",
+        "LAB_DRIVER_MEMORY": "5g",
+        "LAB_DRAIN_BATCH_MB": "8",
+        "LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=4",
+    }
     assert set(env) == {variable.name for variable in ENVIRONMENT}
     settings = LabSettings.from_env(env)
-    assert (settings.spark_master, settings.shuffle_partitions, settings.spark_ui, settings.kafka_bootstrap,
-            settings.home, settings.driver_memory, settings.drain_batch_mb, settings.batch_jvm_options) == (
-        "spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8, "-XX:TieredStopAtLevel=4")
+    assert (
+        settings.spark_master,
+        settings.shuffle_partitions,
+        settings.spark_ui,
+        settings.kafka_bootstrap,
+        settings.home,
+        settings.driver_memory,
+        settings.drain_batch_mb,
+        settings.batch_jvm_options,
+    ) == ("spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8, "-XX:TieredStopAtLevel=4")
     assert settings.workload == WorkloadSettings(window_seconds=7200, slide_seconds=600, watermark_seconds=3600)
     assert WorkloadSettings.from_env(env) == settings.workload
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"LAB_SHUFFLE_PARTITIONS": "0"}, "LAB_SHUFFLE_PARTITIONS"),
-    ({"LAB_WATERMARK_SECONDS": "2h"}, "LAB_WATERMARK_SECONDS"),
-    ({"LAB_WINDOW_SECONDS": "3600", "LAB_SLIDE_SECONDS": "1700"}, "multiple of the slide"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"LAB_SHUFFLE_PARTITIONS": "0"}, "LAB_SHUFFLE_PARTITIONS"),
+        ({"LAB_WATERMARK_SECONDS": "2h"}, "LAB_WATERMARK_SECONDS"),
+        ({"LAB_WINDOW_SECONDS": "3600", "LAB_SLIDE_SECONDS": "1700"}, "multiple of the slide"),
+    ],
+)
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(ValueError, match=message):
         LabSettings.from_env(env)
@@ -69,9 +89,8 @@ def test_a_bad_driver_memory_is_refused_by_name():
 def test_a_process_that_runs_to_its_end_gets_the_batch_jvm_options_and_a_long_lived_one_does_not():
     from shared.spark import JVM_OPTIONS, lab_jvm_options, spark_errors_log
 
-    settings = LabSettings.from_env({"LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss4m",
-                                     "LAB_HOME": "/srv/lab"})
-    every = f"{JVM_OPTIONS} -Dlab.spark.errors=/srv/lab/logs/spark-errors.log"   # Spark's failure reports
+    settings = LabSettings.from_env({"LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=1 -Xss4m", "LAB_HOME": "/srv/lab"})
+    every = f"{JVM_OPTIONS} -Dlab.spark.errors=/srv/lab/logs/spark-errors.log"  # Spark's failure reports
     assert spark_errors_log(settings) == Path("/srv/lab/logs/spark-errors.log")
     assert lab_jvm_options(settings, long_lived=False) == f"{every} -XX:TieredStopAtLevel=1 -Xss4m"
     assert lab_jvm_options(settings, long_lived=True) == every

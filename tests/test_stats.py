@@ -1,4 +1,5 @@
 """experiments/stats.py: the percentiles, the trend and its test, the spread of repeats."""
+
 import pytest
 
 from experiments import stats
@@ -21,7 +22,7 @@ def test_the_rising_test_tells_a_backlog_from_a_stall_and_from_a_swing():
     assert stats.rising_p(times, backlog) < RISING_P
     stall = [0.47, 0.37, 0.32, 1.36, 1.30, 1.27, 1.23]
     assert stats.rising_p(times[:7], stall) > 0.2
-    assert stats.trend_per_minute(times[:7], stall) > 0   # the least-squares slope alone would call it a rise
+    assert stats.trend_per_minute(times[:7], stall) > 0  # the least-squares slope alone would call it a rise
     swing = [8.47, 10.77, 11.42, 8.48, 8.49]
     assert stats.rising_p(times[:5], swing) > 0.2
     assert stats.rising_p([1.0, 2.0], [1.0, 2.0]) is None

@@ -1,4 +1,5 @@
 """shared/streaming.py: a micro-batch kept for the several jobs a foreachBatch runs over it."""
+
 from shared.cleaning import classify_lines
 from shared.streaming import kept_batch
 

@@ -35,6 +35,7 @@ How the rules map to SQL:
 Run as its own process (`lab bench` times it so):
     python -m experiments.baselines.duckdb_batch --input DIR --workdir W [--threads N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,8 @@ import os
 import sys
 from decimal import Decimal
 
+from shared.catalogue import GROUPED_SUMS, MONEY, ONE_PER_LINE, ORDER_DATE, ORDER_HOUR, QUERIES, QUERY_NAMES, QuerySpec
 from shared.cleaning import ORDER_DATE_PATTERN, PRICE_PATTERN, QUANTITY_PATTERN, STATE_ZIP_PATTERN
-from shared.export import QUERIES, QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input
 from shared.raw_lines import MAX_LINE_CHARS, REPLACEMENT_CHARACTER
@@ -65,8 +66,10 @@ def _literal(text: str) -> str:
 
 def _unwrapped(field: str) -> str:
     """A raw field without its wrapping quotes (`""` inside becoming `"`), trimmed of spaces."""
-    return (f"trim(CASE WHEN length({field}) >= 2 AND starts_with({field}, '\"') AND ends_with({field}, '\"') "
-            f"THEN replace(substr({field}, 2, length({field}) - 2), '\"\"', '\"') ELSE {field} END, ' ')")
+    return (
+        f"trim(CASE WHEN length({field}) >= 2 AND starts_with({field}, '\"') AND ends_with({field}, '\"') "
+        f"THEN replace(substr({field}, 2, length({field}) - 2), '\"\"', '\"') ELSE {field} END, ' ')"
+    )
 
 
 def _lines_sql(files: list[str]) -> str:
@@ -178,8 +181,28 @@ def _read_reference_csv(paths: list[str], columns: tuple[str, ...]) -> str:
     """A reference CSV (RFC 4180 quoting, a header) with every column as text, as the oracle reads it."""
     listing = "[" + ", ".join(_literal(p) for p in paths) + "]"
     typed = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns) + "}"
-    return (f"SELECT * FROM read_csv({listing}, header = true, columns = {typed}, quote = '\"', escape = '\"', "
-            f"delim = ',', strict_mode = true, auto_detect = false)")
+    return (
+        f"SELECT * FROM read_csv({listing}, header = true, columns = {typed}, quote = '\"', escape = '\"', "
+        f"delim = ',', strict_mode = true, auto_detect = false)"
+    )
+
+
+# How each key and value source of a grouped sum (shared/catalogue.py) reads in DuckDB's SQL.
+_KEY_SQL = {ORDER_DATE: "CAST(order_ts AS DATE)", ORDER_HOUR: "hour(order_ts)"}
+
+
+def _summed_sql(source: str, kind: str) -> str:
+    if source == ONE_PER_LINE:
+        return "count(*)"
+    return f"CAST(sum({source}) AS DECIMAL(38, 2))" if kind == MONEY else f"sum({source})"
+
+
+def grouped_sum_sql(spec: QuerySpec) -> str:
+    """A grouped-sum query (spec.group_by / spec.sum_of) over the table `lines`."""
+    keys = [f"{_KEY_SQL.get(source, source)} AS {name}" for source, (name, _) in zip(spec.group_by, spec.keys)]
+    sums = [f"{_summed_sql(source, kind)} AS {name}" for source, (name, kind) in zip(spec.sum_of, spec.values)]
+    positions = ", ".join(str(i + 1) for i in range(len(keys)))
+    return f"SELECT {', '.join(keys + sums)} FROM lines GROUP BY {positions}"
 
 
 def query_sql(settings: WorkloadSettings) -> dict[str, str]:
@@ -187,18 +210,12 @@ def query_sql(settings: WorkloadSettings) -> dict[str, str]:
     columns named as the export names them (fulfilment: hundredths instead of the average)."""
     slide, window = settings.slide_seconds, settings.window_seconds
     return {
-        "city_revenue": "SELECT city, state, CAST(sum(revenue) AS DECIMAL(38, 2)) AS revenue, count(*) AS order_lines "
-                        "FROM lines GROUP BY city, state",
-        "daily_revenue": "SELECT CAST(order_ts AS DATE) AS date, CAST(sum(revenue) AS DECIMAL(38, 2)) AS revenue, "
-                         "count(*) AS order_lines FROM lines GROUP BY 1",
-        "product_sales": "SELECT product, sum(quantity) AS quantity, CAST(sum(revenue) AS DECIMAL(38, 2)) AS revenue "
-                         "FROM lines GROUP BY product",
-        "hourly_sales": "SELECT hour(order_ts) AS hour, count(*) AS order_lines, sum(quantity) AS quantity, "
-                        "CAST(sum(revenue) AS DECIMAL(38, 2)) AS revenue FROM lines GROUP BY 1",
+        **{query: grouped_sum_sql(QUERIES[query]) for query in GROUPED_SUMS},
         "window_revenue": f"""
             WITH timed AS (
                 SELECT revenue, epoch_s - epoch_s % {slide} AS latest
-                FROM (SELECT revenue, datediff('second', TIMESTAMP '1970-01-01 00:00:00', order_ts) AS epoch_s FROM lines)
+                FROM (SELECT revenue, datediff('second', TIMESTAMP '1970-01-01 00:00:00', order_ts) AS epoch_s
+                      FROM lines)
             ), windows AS (
                 SELECT revenue, latest - k * {slide} AS start_s
                 FROM timed, (SELECT unnest(range({window // slide})) AS k)
@@ -228,7 +245,6 @@ def query_sql(settings: WorkloadSettings) -> dict[str, str]:
             SELECT ship_date, shipped_lines,
                    (200 * total_seconds + 3600 * shipped_lines) // (7200 * shipped_lines) AS hundredths
             FROM days""",
-        "city_revenue_v1": "SELECT city, CAST(sum(revenue) AS DECIMAL(38, 2)) AS revenue FROM lines GROUP BY city",
     }
 
 
@@ -248,8 +264,12 @@ def classify_texts(texts: list[str]) -> list[dict]:
         con.close()
 
 
-def run_duckdb(input_dir: str | os.PathLike, workdir: str | os.PathLike, settings: WorkloadSettings | None = None,
-               threads: int | None = None) -> dict[str, str]:
+def run_duckdb(
+    input_dir: str | os.PathLike,
+    workdir: str | os.PathLike,
+    settings: WorkloadSettings | None = None,
+    threads: int | None = None,
+) -> dict[str, str]:
     """Compute every applicable query with DuckDB and write the export; returns query -> status."""
     import duckdb
 
@@ -260,24 +280,34 @@ def run_duckdb(input_dir: str | os.PathLike, workdir: str | os.PathLike, setting
         if threads:
             con.execute(f"SET threads = {int(threads)}")
         con.execute("SET TimeZone = 'UTC'")  # no TIMESTAMPTZ is used; set anyway so nothing depends on the machine
-        con.execute(f"CREATE TEMP TABLE classified AS {_classified_sql(_lines_sql([str(p) for p in layout.sales_files]))}")
-        con.execute("CREATE TEMP VIEW lines AS SELECT order_id, product, quantity, price, "
-                    "CAST(CAST(quantity AS DECIMAL(18, 0)) * price AS DECIMAL(22, 2)) AS revenue, order_ts, city, state "
-                    "FROM classified WHERE reason IS NULL")
+        con.execute(
+            f"CREATE TEMP TABLE classified AS {_classified_sql(_lines_sql([str(p) for p in layout.sales_files]))}"
+        )
+        con.execute(
+            "CREATE TEMP VIEW lines AS SELECT order_id, product, quantity, price, "
+            "CAST(CAST(quantity AS DECIMAL(18, 0)) * price AS DECIMAL(22, 2)) AS revenue, order_ts, "
+            "street, city, state, zip "
+            "FROM classified WHERE reason IS NULL"
+        )
         outcomes = dict(con.execute("SELECT coalesce(reason, 'valid'), count(*) FROM classified GROUP BY 1").fetchall())
         skipped = layout.not_applicable()
         if layout.catalogue is not None:
-            con.execute("CREATE TEMP TABLE raw_catalogue AS "
-                        + _read_reference_csv([str(layout.catalogue)], CATALOGUE_COLUMNS))
+            con.execute(
+                "CREATE TEMP TABLE raw_catalogue AS " + _read_reference_csv([str(layout.catalogue)], CATALOGUE_COLUMNS)
+            )
             _check_catalogue(con, layout.catalogue)
-            con.execute("CREATE TEMP TABLE catalogue AS SELECT product, category, "
-                        "CAST(unit_cost AS DECIMAL(12, 2)) AS unit_cost FROM raw_catalogue")
+            con.execute(
+                "CREATE TEMP TABLE catalogue AS SELECT product, category, "
+                "CAST(unit_cost AS DECIMAL(12, 2)) AS unit_cost FROM raw_catalogue"
+            )
         if layout.shipments_dir is not None:
             files = [str(p) for p in sorted(layout.shipments_dir.glob("*.csv"))]
             con.execute("CREATE TEMP TABLE raw_shipments AS " + _read_reference_csv(files, SHIPMENT_COLUMNS))
             _check_shipments(con)
-            con.execute("CREATE TEMP TABLE shipments AS SELECT order_id, product, "
-                        "CAST(ship_time AS TIMESTAMP) AS ship_ts FROM raw_shipments")
+            con.execute(
+                "CREATE TEMP TABLE shipments AS SELECT order_id, product, "
+                "CAST(ship_time AS TIMESTAMP) AS ship_ts FROM raw_shipments"
+            )
         rows = {}
         for query, sql in query_sql(settings).items():
             if query in skipped:
@@ -291,10 +321,17 @@ def run_duckdb(input_dir: str | os.PathLike, workdir: str | os.PathLike, setting
         row["avg_hours_to_ship"] = Decimal(int(row.pop("hundredths"))).scaleb(-2)
     valid = int(outcomes.pop("valid", 0))
     return write_results(
-        workdir, BUILD, layout, QUERY_NAMES, raw_lines=valid + sum(outcomes.values()), valid_lines=valid,
+        workdir,
+        BUILD,
+        layout,
+        QUERY_NAMES,
+        raw_lines=valid + sum(outcomes.values()),
+        valid_lines=valid,
         quarantine=outcomes,
-        result_rows=lambda query: [{c: row[c] for c in QUERIES[query].columns} for row in rows[query]]
-        if query in rows else None)
+        result_rows=lambda query: (
+            [{c: row[c] for c in QUERIES[query].columns} for row in rows[query]] if query in rows else None
+        ),
+    )
 
 
 def _check_catalogue(con, path) -> None:
@@ -322,8 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.baselines.duckdb_batch",
         description="The DuckDB baseline of `lab bench`: every query in DuckDB SQL over the input's CSV files; "
-                    "writes WORKDIR/results/duckdb/.")
-    parser.add_argument("--input", required=True, help="input directory (sales *.csv, optional catalogue/ and shipments/)")
+        "writes WORKDIR/results/duckdb/.",
+    )
+    parser.add_argument(
+        "--input", required=True, help="input directory (sales *.csv, optional catalogue/ and shipments/)"
+    )
     parser.add_argument("--workdir", required=True, help="results go to WORKDIR/results/duckdb/")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: DuckDB's, one per core)")
     args = parser.parse_args(argv)

@@ -15,6 +15,7 @@ byte for byte with the oracle's.
 Run as its own process (its JVM start is part of what `lab bench` times):
     python -m experiments.baselines.spark_batch --input DIR --workdir W [--master URL]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,10 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 from shared import cleaning
 from shared import queries as Q
-from shared.export import QUERY_NAMES
+from shared.catalogue import QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input, read_catalogue, read_shipments
 from shared.results import export_rows
@@ -38,8 +38,9 @@ BUILD = "spark_batch"
 PROFILE_FILE = "spark_batch/profile.json"
 
 
-def run_spark_batch(spark, input_dir: str | os.PathLike, workdir: str | os.PathLike,
-                    settings: WorkloadSettings | None = None) -> dict[str, str]:
+def run_spark_batch(
+    spark, input_dir: str | os.PathLike, workdir: str | os.PathLike, settings: WorkloadSettings | None = None
+) -> dict[str, str]:
     """Compute every applicable query and write the export; returns query -> status."""
     settings = (settings or WorkloadSettings()).validated()
     layout = inspect_input(input_dir)
@@ -63,27 +64,27 @@ def run_spark_batch(spark, input_dir: str | os.PathLike, workdir: str | os.PathL
         step("(scan)", "read_classify_cache")
         lines = cleaning.valid_order_lines(classified)
         catalogue, shipments = read_catalogue(spark, layout), read_shipments(spark, layout)
-        results: dict[str, Callable[[], object]] = {
-            "city_revenue": lambda: Q.city_revenue(lines),
-            "daily_revenue": lambda: Q.daily_revenue(lines),
-            "product_sales": lambda: Q.product_sales(lines),
-            "hourly_sales": lambda: Q.hourly_sales(lines),
-            "window_revenue": lambda: Q.window_revenue(lines, settings, watermark=False),
-            "category_revenue": lambda: Q.category_revenue(lines, catalogue),
-            "fulfilment": lambda: Q.fulfilment(lines, shipments, settings),
-            "city_revenue_v1": lambda: Q.city_revenue_v1(lines),
-        }
         skipped = layout.not_applicable()
         rows = {}
         for query in QUERY_NAMES:
             if query not in skipped:
-                rows[query] = export_rows(results[query](), query)
+                # window_revenue without a watermark: a batch DataFrame has none, the event-time truth
+                result = Q.result(query, lines, settings, catalogue, shipments, watermark=False)
+                rows[query] = export_rows(result, query)
                 step(query, "compute_collect")
     finally:
         classified.unpersist()
     valid = outcomes.pop("valid", 0)
-    status = write_results(workdir, BUILD, layout, QUERY_NAMES, raw_lines=valid + sum(outcomes.values()),
-                           valid_lines=valid, quarantine=outcomes, result_rows=rows.get)
+    status = write_results(
+        workdir,
+        BUILD,
+        layout,
+        QUERY_NAMES,
+        raw_lines=valid + sum(outcomes.values()),
+        valid_lines=valid,
+        quarantine=outcomes,
+        result_rows=rows.get,
+    )
     step("(export)", "write")
     profile = Path(workdir) / PROFILE_FILE
     profile.parent.mkdir(parents=True, exist_ok=True)
@@ -95,8 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.baselines.spark_batch",
         description="The Spark batch baseline of `lab bench`: every query from one scan of the input; "
-                    "writes WORKDIR/results/spark_batch/.")
-    parser.add_argument("--input", required=True, help="input directory (sales *.csv, optional catalogue/ and shipments/)")
+        "writes WORKDIR/results/spark_batch/.",
+    )
+    parser.add_argument(
+        "--input", required=True, help="input directory (sales *.csv, optional catalogue/ and shipments/)"
+    )
     parser.add_argument("--workdir", required=True, help="results go to WORKDIR/results/spark_batch/")
     parser.add_argument("--master", help="Spark master URL (default: LAB_SPARK_MASTER or local[2])")
     args = parser.parse_args(argv)

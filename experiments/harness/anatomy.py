@@ -17,19 +17,27 @@ passes (the warm-up, probe and recovery passes are left out), one metrics.csv ro
 streaming query and part (`batch_<part>_ms`, step latency): what the report's "anatomy of a
 live micro-batch" chart stacks, a bar per streaming query.
 """
+
 from __future__ import annotations
 
 import datetime as dt
 import statistics
 from pathlib import Path
+from typing import cast
 
 from experiments.harness.run_folder import Metric
 from shared.progress_log import STEPS_SUFFIX, read_progress
 
 STEP = "latency"
 # Spark's durationMs keys in the order a micro-batch runs them, with the part each one is.
-SPARK_PARTS = (("latestOffset", "find_input"), ("getBatch", "plan"), ("queryPlanning", "plan"),
-               ("walCommit", "offsets_log"), ("addBatch", "sink"), ("commitOffsets", "checkpoint_commit"))
+SPARK_PARTS = (
+    ("latestOffset", "find_input"),
+    ("getBatch", "plan"),
+    ("queryPlanning", "plan"),
+    ("walCommit", "offsets_log"),
+    ("addBatch", "sink"),
+    ("commitOffsets", "checkpoint_commit"),
+)
 METRIC_PREFIX, METRIC_SUFFIX = "batch_", "_ms"
 
 
@@ -65,19 +73,25 @@ def query_batches(progress_dir: Path, name: str, since: float, until: float) -> 
     reports = read_progress(progress_dir / f"{name}.jsonl")
     steps = {r["batchId"]: r for r in read_progress(progress_dir / f"{name}{STEPS_SUFFIX}.jsonl")}
     # a query timed by steps alone (DStream), or by Spark with the steps of its sink beside
-    pairs = [(None, step) for step in steps.values()] if not reports else \
-        [(report, steps.get(report["batchId"])) for report in reports]
-    return [batch_parts(report, step) for report, step in pairs
-            if since <= (_started_at(report or step) or -1.0) <= until]
+    pairs = (
+        [(None, step) for step in steps.values()]
+        if not reports
+        else [(report, steps.get(report["batchId"])) for report in reports]
+    )
+    return [
+        batch_parts(report, step)
+        for report, step in pairs
+        if since <= (_started_at(cast(dict, report or step)) or -1.0) <= until
+    ]  # one of the two is set
 
 
 def streaming_queries(workdir: Path) -> list[tuple[Path, str]]:
     """(progress folder, query name) of every streaming query a follow run recorded."""
     found = set()
     for path in Path(workdir).glob("**/progress/*.jsonl"):
-        name = path.name[:-len(".jsonl")]
-        name = name[:-len(STEPS_SUFFIX)] if name.endswith(STEPS_SUFFIX) else name
-        if "." not in name:   # not a drain's phase file (run.phases)
+        name = path.name[: -len(".jsonl")]
+        name = name[: -len(STEPS_SUFFIX)] if name.endswith(STEPS_SUFFIX) else name
+        if "." not in name:  # not a drain's phase file (run.phases)
             found.add((path.parent, name))
     return sorted(found)
 
@@ -92,16 +106,26 @@ def anatomy_metrics(build: str, workdir: Path, since: float, until: float, input
         parts = sorted({part for batch in batches for part in batch})
         for part in parts:
             values = [batch.get(part, 0.0) for batch in batches]
-            metrics.append(Metric(STEP, build, f"{METRIC_PREFIX}{part}{METRIC_SUFFIX}", round(statistics.median(values), 1),
-                                  "ms", query=name, repeat=1, input_lines=input_lines,
-                                  detail=f"median over the {len(batches)} micro-batches of {name} that started "
-                                         "in the measured passes (Spark's progress reports, the build's step "
-                                         "timings)"))
+            metrics.append(
+                Metric(
+                    STEP,
+                    build,
+                    f"{METRIC_PREFIX}{part}{METRIC_SUFFIX}",
+                    round(statistics.median(values), 1),
+                    "ms",
+                    query=name,
+                    repeat=1,
+                    input_lines=input_lines,
+                    detail=f"median over the {len(batches)} micro-batches of {name} that started "
+                    "in the measured passes (Spark's progress reports, the build's step "
+                    "timings)",
+                )
+            )
     return metrics
 
 
 def part_of(metric: str) -> str | None:
     """The part a `batch_<part>_ms` metric names (None for any other metric)."""
     if metric.startswith(METRIC_PREFIX) and metric.endswith(METRIC_SUFFIX):
-        return metric[len(METRIC_PREFIX):-len(METRIC_SUFFIX)]
+        return metric[len(METRIC_PREFIX) : -len(METRIC_SUFFIX)]
     return None

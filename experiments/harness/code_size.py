@@ -12,30 +12,35 @@ repository, split into its own folder and the shared modules it uses.
 
 No Spark: it reads the files of the repository this module is in.
 """
+
 from __future__ import annotations
 
 import ast
 import io
 import tokenize
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from experiments.harness.builds import BUILDS
 from experiments.harness.run_folder import Metric, RunFolder
 
 STEP = "code_size"
 REPOSITORY = Path(__file__).resolve().parents[2]
-BUILD_FOLDERS = {"kappa": "kappa", "lambda": "lambda", "dstream": "legacy_dstream"}
+BUILD_FOLDERS = {name: build.folder for name, build in BUILDS.items() if build.folder}  # the architectures
 SHARED = "shared"
 # the package name each folder is imported as (lambda/ is `lambda_arch`: `lambda` is a keyword)
-PACKAGES = {"kappa": "kappa", "lambda": "lambda_arch", "legacy_dstream": "legacy_dstream", "shared": "shared"}
+PACKAGES = {
+    **{build.folder: build.package or build.folder for build in BUILDS.values() if build.folder},
+    SHARED: SHARED,
+}
 
 
 @dataclass(frozen=True)
 class FileCount:
     path: Path
-    code: int   # lines with code
-    doc: int    # lines only of comments or docstrings
+    code: int  # lines with code
+    doc: int  # lines only of comments or docstrings
 
 
 def count_lines(source: str) -> tuple[int, int]:
@@ -46,8 +51,12 @@ def count_lines(source: str) -> tuple[int, int]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                assert first.end_lineno is not None  # ast.parse sets it
                 docstring_lines.update(range(first.lineno, first.end_lineno + 1))
     code: set[int] = set()
     doc: set[int] = set(docstring_lines)
@@ -79,15 +88,17 @@ def _module_name(path: Path, root: Path) -> str:
 
 def shared_imports(path: Path, root: Path) -> set[str]:
     """The `shared.*` modules a file imports (any import statement, at any depth)."""
-    found = set()
+    found: set[str] = set()
     package = _module_name(path, root).rpartition(".")[0] if path.name != "__init__.py" else _module_name(path, root)
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:   # relative: from the file's package
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if node.level:  # relative: from the file's package
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else [])
+                )
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     # importing shared.x runs shared/__init__.py first: every parent package counts too
@@ -129,19 +140,55 @@ def code_size_metrics(root: Path = REPOSITORY) -> list[Metric]:
     for build, size in build_sizes(root).items():
         own, shared = size["own"], size["shared"]
         rows += [
-            Metric(STEP, build, "code_lines", sum(f.code for f in own), "lines", query="build-specific",
-                   detail=f"{size['folder']}/: {len(own)} .py files; not blank, comment or docstring"),
-            Metric(STEP, build, "code_lines", sum(f.code for f in shared), "lines", query="shared",
-                   detail=f"{len(shared)} modules of shared/ it imports: "
-                          + ", ".join(f.path.stem for f in shared)),
-            Metric(STEP, build, "doc_lines", sum(f.doc for f in own), "lines", query="build-specific",
-                   detail="comment and docstring lines"),
-            Metric(STEP, build, "doc_lines", sum(f.doc for f in shared), "lines", query="shared",
-                   detail="comment and docstring lines"),
+            Metric(
+                STEP,
+                build,
+                "code_lines",
+                sum(f.code for f in own),
+                "lines",
+                query="build-specific",
+                detail=f"{size['folder']}/: {len(own)} .py files; not blank, comment or docstring",
+            ),
+            Metric(
+                STEP,
+                build,
+                "code_lines",
+                sum(f.code for f in shared),
+                "lines",
+                query="shared",
+                detail=f"{len(shared)} modules of shared/ it imports: " + ", ".join(f.path.stem for f in shared),
+            ),
+            Metric(
+                STEP,
+                build,
+                "doc_lines",
+                sum(f.doc for f in own),
+                "lines",
+                query="build-specific",
+                detail="comment and docstring lines",
+            ),
+            Metric(
+                STEP,
+                build,
+                "doc_lines",
+                sum(f.doc for f in shared),
+                "lines",
+                query="shared",
+                detail="comment and docstring lines",
+            ),
         ]
     every_shared = [count_file(p) for p in python_files(root / SHARED)]
-    rows.append(Metric(STEP, SHARED, "code_lines", sum(f.code for f in every_shared), "lines", query="shared",
-                       detail=f"all of shared/: {len(every_shared)} .py files"))
+    rows.append(
+        Metric(
+            STEP,
+            SHARED,
+            "code_lines",
+            sum(f.code for f in every_shared),
+            "lines",
+            query="shared",
+            detail=f"all of shared/: {len(every_shared)} .py files",
+        )
+    )
     return rows
 
 

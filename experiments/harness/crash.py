@@ -10,6 +10,7 @@ those windows. Each kill sends SIGKILL to the whole
 process group (the Python driver, its JVM and Python workers at once), as a power cut or
 an OOM killer would; the same command is started again after each.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 from experiments.harness.faults import kill_group
 
@@ -28,7 +29,7 @@ START, FIRST_BATCH, EXPORT = "start", "first batch", "export"
 
 @dataclass(frozen=True)
 class Kill:
-    anchor: str          # START, FIRST_BATCH or EXPORT
+    anchor: str  # START, FIRST_BATCH or EXPORT
     delay_seconds: float  # after the anchor
 
 
@@ -36,10 +37,10 @@ class Kill:
 class KillRecord:
     anchor: str
     delay_seconds: float
-    killed: bool                 # False: the run ended (or never reached the anchor) first
-    seconds_after_start: float   # when the kill landed, or when the run ended
+    killed: bool  # False: the run ended (or never reached the anchor) first
+    seconds_after_start: float  # when the kill landed, or when the run ended
     exit_code: int | None = None  # of a run that ended by itself
-    anchor_held: bool = False    # the anchor's condition still held when the kill landed
+    anchor_held: bool = False  # the anchor's condition still held when the kill landed
 
 
 @dataclass
@@ -77,17 +78,23 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _run_until(command: Sequence[str], env: dict, kill: Kill | None, anchors: dict[str, Callable[[str], bool]],
-               poll_seconds: float, timeout_seconds: float, stderr_path: str,
-               done: Callable[[str], bool] | None = None) -> KillRecord:
+def _run_until(
+    command: Sequence[str],
+    env: dict,
+    kill: Kill | None,
+    anchors: Mapping[str, Callable[[str], bool]],
+    poll_seconds: float,
+    timeout_seconds: float,
+    stderr_path: str,
+    done: Callable[[str], bool] | None = None,
+) -> KillRecord:
     """Start the command; kill its group `kill.delay_seconds` after the anchor holds (no
     kill: run it to its end). A command that runs until stopped (`--follow`) is sent
     SIGTERM once `done(its stderr so far)` says it has processed everything (and has its
     signal handlers: the caller knows the stage line that says so), and counts as ended."""
     started = time.monotonic()
     with open(stderr_path, "w+", encoding="utf-8", errors="replace") as stderr:
-        process = subprocess.Popen(command, env=env, start_new_session=True,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(command, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
         anchor = anchors.get(kill.anchor, lambda output: True) if kill else (lambda output: False)
         output = lambda: open(stderr_path, encoding="utf-8", errors="replace").read()
         anchored_at = started if kill and kill.anchor == START else None
@@ -98,26 +105,45 @@ def _run_until(command: Sequence[str], env: dict, kill: Kill | None, anchors: di
                 _kill_group(process)
                 raise TimeoutError(f"{' '.join(command)} ran over {timeout_seconds:.0f} s without ending")
             if done is not None and not stopping and done(output()):
-                os.killpg(process.pid, signal.SIGTERM)   # as a service manager stops it
+                os.killpg(process.pid, signal.SIGTERM)  # as a service manager stops it
                 stopping = True
                 continue
             if anchored_at is None and anchor(output()):
                 anchored_at = now
             # after SIGTERM only the export kill still lands: a stopping follow run exports
-            if anchored_at is not None and (not stopping or kill.anchor == EXPORT) \
-                    and now - anchored_at >= kill.delay_seconds:
+            if (
+                kill is not None
+                and anchored_at is not None
+                and (not stopping or kill.anchor == EXPORT)
+                and now - anchored_at >= kill.delay_seconds
+            ):
                 held = anchor(output())
                 _kill_group(process)
                 return KillRecord(kill.anchor, kill.delay_seconds, True, round(now - started, 3), anchor_held=held)
             time.sleep(poll_seconds)
-    return KillRecord(kill.anchor if kill else "", kill.delay_seconds if kill else 0.0, False,
-                      round(time.monotonic() - started, 3), process.returncode)
+    return KillRecord(
+        kill.anchor if kill else "",
+        kill.delay_seconds if kill else 0.0,
+        False,
+        round(time.monotonic() - started, 3),
+        process.returncode,
+    )
 
 
-def crash_and_recover(command: Sequence[str], *, seed: int, kills: int, span_seconds: float,
-                      anchors: dict[str, Callable[[str], bool]], before_each: Callable[[], None] = lambda: None,
-                      env: dict | None = None, max_runs: int | None = None, poll_seconds: float = 0.05,
-                      timeout_seconds: float = 900.0, done: Callable[[str], bool] | None = None) -> CrashReport:
+def crash_and_recover(
+    command: Sequence[str],
+    *,
+    seed: int,
+    kills: int,
+    span_seconds: float,
+    anchors: dict[str, Callable[[str], bool]],
+    before_each: Callable[[], None] = lambda: None,
+    env: dict | None = None,
+    max_runs: int | None = None,
+    poll_seconds: float = 0.05,
+    timeout_seconds: float = 900.0,
+    done: Callable[[str], bool] | None = None,
+) -> CrashReport:
     """Run `command` again and again, killing it as the seeded plan says, until `kills`
     kills have landed; then once more to the end. A kill whose run ended first is drawn
     again (random ones within the duration of the last run that ended by itself).
@@ -141,8 +167,10 @@ def crash_and_recover(command: Sequence[str], *, seed: int, kills: int, span_sec
                 continue
             if record.exit_code != 0:
                 tail = open(stderr_path, encoding="utf-8", errors="replace").read()[-3000:]
-                raise RuntimeError(f"run {len(report.kills)}, after {len(report.landed)} kills, failed with exit "
-                                   f"code {record.exit_code}: {' '.join(command)}\n{tail}")
+                raise RuntimeError(
+                    f"run {len(report.kills)}, after {len(report.landed)} kills, failed with exit "
+                    f"code {record.exit_code}: {' '.join(command)}\n{tail}"
+                )
             span = record.seconds_after_start
             if kill.anchor == EXPORT:
                 plan.append(kill)  # the export comes again at the end of every run

@@ -7,16 +7,19 @@ Systems: the Spark batch baseline and DuckDB (experiments/baselines/), then `lab
 measured by MeasuredCommand (wall s of the whole process, CPU s and peak RSS of the tree).
 Ratios to the baselines are not computed here: the report computes them from these rows.
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
-from experiments.harness.systems import PROFILERS, run_statuses, system_command
+from experiments.harness.builds import BUILDS
 from experiments.harness.equivalence import compare_build, watermark_drops
 from experiments.harness.measure import measure_command
 from experiments.harness.run_folder import Metric, RunFolder
+from experiments.harness.systems import PROFILERS, run_statuses, system_command
 from shared.export import read_accounting, results_dir
 
 STEP = "drain"
@@ -24,47 +27,118 @@ STEP = "drain"
 
 def oracle_metrics(oracle, input_lines: int) -> list[Metric]:
     """The reference's line accounting (run once per input, in the harness: it has no Spark)."""
-    rows = [Metric(STEP, "oracle", "raw_lines", oracle.raw_lines, "lines", input_lines=input_lines),
-            Metric(STEP, "oracle", "valid_lines", oracle.valid_lines, "lines", input_lines=input_lines)]
+    rows = [
+        Metric(STEP, "oracle", "raw_lines", oracle.raw_lines, "lines", input_lines=input_lines),
+        Metric(STEP, "oracle", "valid_lines", oracle.valid_lines, "lines", input_lines=input_lines),
+    ]
     for reason, lines in sorted((oracle.quarantine or {}).items()):
         rows.append(Metric(STEP, "oracle", "quarantine", lines, "lines", input_lines=input_lines, detail=reason))
     return rows
 
 
-def equivalence_metrics(step: str, build: str, verdicts, repeat: int, input_lines: int,
-                        rate_lps: float | str = "") -> list[Metric]:
-    return [Metric(step, build, "equivalence", v.differing_rows, "rows differing", query=v.query, repeat=repeat,
-                   input_lines=input_lines, rate_lps=rate_lps, detail=v.text()) for v in verdicts]
+def equivalence_metrics(
+    step: str, build: str, verdicts, repeat: int, input_lines: int, rate_lps: float | str = ""
+) -> list[Metric]:
+    return [
+        Metric(
+            step,
+            build,
+            "equivalence",
+            v.differing_rows,
+            "rows differing",
+            query=v.query,
+            repeat=repeat,
+            input_lines=input_lines,
+            rate_lps=rate_lps,
+            detail=v.text(),
+        )
+        for v in verdicts
+    ]
 
 
 def accounting_metrics(step: str, build: str, workdir: Path, repeat: int, input_lines: int) -> list[Metric]:
     counts = read_accounting(workdir, build)
     if counts is None:
-        return [Metric(step, build, "balanced", None, "1 = raw lines = valid + quarantined", repeat=repeat,
-                       input_lines=input_lines, detail="no line accounting written")]
-    return [Metric(step, build, name, counts[name], "lines", repeat=repeat, input_lines=input_lines)
-            for name in ("raw_lines", "valid_lines", "quarantined_lines")] + [
-        Metric(step, build, "balanced", 1 if counts["balanced"] else 0, "1 = raw lines = valid + quarantined",
-               repeat=repeat, input_lines=input_lines)]
+        return [
+            Metric(
+                step,
+                build,
+                "balanced",
+                None,
+                "1 = raw lines = valid + quarantined",
+                repeat=repeat,
+                input_lines=input_lines,
+                detail="no line accounting written",
+            )
+        ]
+    return [
+        Metric(step, build, name, counts[name], "lines", repeat=repeat, input_lines=input_lines)
+        for name in ("raw_lines", "valid_lines", "quarantined_lines")
+    ] + [
+        Metric(
+            step,
+            build,
+            "balanced",
+            1 if counts["balanced"] else 0,
+            "1 = raw lines = valid + quarantined",
+            repeat=repeat,
+            input_lines=input_lines,
+        )
+    ]
 
 
-def cost_metrics(step: str, build: str, measurement, repeat: int, input_lines: int, log: Path,
-                 rate_lps: float | str = "", scope: str = "whole process, JVM start included") -> list[Metric]:
-    common = dict(repeat=repeat, input_lines=input_lines, rate_lps=rate_lps)
+def cost_metrics(
+    step: str,
+    build: str,
+    measurement,
+    repeat: int,
+    input_lines: int,
+    log: Path,
+    rate_lps: float | str = "",
+    scope: str = "whole process, JVM start included",
+) -> list[Metric]:
+    common: dict[str, Any] = dict(repeat=repeat, input_lines=input_lines, rate_lps=rate_lps)
     if measurement is None:
         return [Metric(step, build, "exit_code", None, "code", detail=f"did not finish, see {log}", **common)]
-    return [Metric(step, build, "wall_s", measurement.wall_s, "s", detail=scope, **common),
-            Metric(step, build, "cpu_s", measurement.cpu_s, "s", detail="user + system over the process tree", **common),
-            Metric(step, build, "peak_rss_mb", measurement.peak_rss_mb, "MiB",
-                   detail="highest summed RSS of the process tree", **common),
-            Metric(step, build, "exit_code", measurement.exit_code, "code",
-                   detail="" if measurement.exit_code == 0 else f"see {log}", **common)]
+    return [
+        Metric(step, build, "wall_s", measurement.wall_s, "s", detail=scope, **common),
+        Metric(step, build, "cpu_s", measurement.cpu_s, "s", detail="user + system over the process tree", **common),
+        Metric(
+            step,
+            build,
+            "peak_rss_mb",
+            measurement.peak_rss_mb,
+            "MiB",
+            detail="highest summed RSS of the process tree",
+            **common,
+        ),
+        Metric(
+            step,
+            build,
+            "exit_code",
+            measurement.exit_code,
+            "code",
+            detail="" if measurement.exit_code == 0 else f"see {log}",
+            **common,
+        ),
+    ]
 
 
-def run_drains(run: RunFolder, input_dir: Path, oracle_results: Path, input_lines: int, work: Path,
-               systems: tuple[str, ...], repeats: int, master: str | None, settings, timeout_s: float,
-               stage: Callable[[str], None], kafka: dict | None = None,
-               on_done: Callable[[str, float], None] = lambda system, seconds: None) -> None:
+def run_drains(
+    run: RunFolder,
+    input_dir: Path,
+    oracle_results: Path,
+    input_lines: int,
+    work: Path,
+    systems: tuple[str, ...],
+    repeats: int,
+    master: str | None,
+    settings,
+    timeout_s: float,
+    stage: Callable[[str], None],
+    kafka: dict | None = None,
+    on_done: Callable[[str, float], None] = lambda system, seconds: None,
+) -> None:
     """Every system, `repeats` times; rows appended to the run folder after each run."""
     for repeat in range(1, repeats + 1):
         for system in systems:
@@ -72,7 +146,7 @@ def run_drains(run: RunFolder, input_dir: Path, oracle_results: Path, input_line
             log = run.log_path(f"drain-{system}-r{repeat}")
             stage(f"step drains | {system} | repeat {repeat}/{repeats}: the whole input in its own process")
             command = system_command(system, input_dir, workdir, master)
-            if kafka and system == "kappa":
+            if kafka and system in BUILDS and BUILDS[system].drains_kafka:
                 command += ["--source", "kafka", "--topic", kafka["topic"], "--bootstrap", kafka["bootstrap"]]
             try:
                 measurement = measure_command(command, log, timeout=timeout_s)
@@ -84,21 +158,51 @@ def run_drains(run: RunFolder, input_dir: Path, oracle_results: Path, input_line
             rows += equivalence_metrics(STEP, system, verdicts, repeat, input_lines)
             rows += accounting_metrics(STEP, system, workdir, repeat, input_lines)
             for query, dropped in sorted(watermark_drops(workdir, system).items()):
-                rows.append(Metric(STEP, system, "watermark_dropped_rows", dropped, "rows", query=query, repeat=repeat,
-                                   input_lines=input_lines,
-                                   detail="Spark's numRowsDroppedByWatermark, summed over micro-batches (_late.json)"))
+                rows.append(
+                    Metric(
+                        STEP,
+                        system,
+                        "watermark_dropped_rows",
+                        dropped,
+                        "rows",
+                        query=query,
+                        repeat=repeat,
+                        input_lines=input_lines,
+                        detail="Spark's numRowsDroppedByWatermark, summed over micro-batches (_late.json)",
+                    )
+                )
             for part in PROFILERS[system](workdir) if system in PROFILERS else []:
-                rows.append(Metric("profile", system, "profile_ms", part["ms"], "ms", query=part["query"],
-                                   repeat=repeat, input_lines=input_lines,
-                                   detail=f"{part['part']} over {part['batches'] or '-'} batches"))
+                rows.append(
+                    Metric(
+                        "profile",
+                        system,
+                        "profile_ms",
+                        part["ms"],
+                        "ms",
+                        query=part["query"],
+                        repeat=repeat,
+                        input_lines=input_lines,
+                        detail=f"{part['part']} over {part['batches'] or '-'} batches",
+                    )
+                )
             run.append(rows)
             failing = [v for v in verdicts if v.failing]
-            stage(f"{system}: " + (f"{measurement.wall_s:.1f} s wall, {measurement.cpu_s:.1f} s CPU, "
-                                   f"{measurement.peak_rss_mb:,.0f} MiB peak; " if measurement else "")
-                  + ("every export identical or explained" if not failing else
-                     f"{len(failing)} queries differ from the oracle"))
+            stage(
+                f"{system}: "
+                + (
+                    f"{measurement.wall_s:.1f} s wall, {measurement.cpu_s:.1f} s CPU, "
+                    f"{measurement.peak_rss_mb:,.0f} MiB peak; "
+                    if measurement
+                    else ""
+                )
+                + (
+                    "every export identical or explained"
+                    if not failing
+                    else f"{len(failing)} queries differ from the oracle"
+                )
+            )
             on_done(system, measurement.wall_s if measurement else timeout_s)
-            if repeat == repeats:   # the last repeat's exports go with the report
+            if repeat == repeats:  # the last repeat's exports go with the report
                 source = results_dir(workdir, system)
                 if source.exists():
                     shutil.copytree(source, run.path / "results" / system, dirs_exist_ok=True)

@@ -5,26 +5,38 @@ with the count), not applicable or not implemented (with the reason).
 Built on `lab verify`'s comparison (experiments/harness/verify.py `compare_export` and the
 watermark model), for a build whose export lives in a workdir of its own.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
-from experiments.harness.verify import (DIFFERS, EXPLAINED, FAILING, IDENTICAL, MISSING, NOT_APPLICABLE,
-                                        NOT_IMPLEMENTED, compare_export, explanation, model_watermark)
-from shared.export import QUERY_NAMES, export_path, results_dir
+from experiments.harness.verify import (
+    DIFFERS,
+    EXPLAINED,
+    FAILING,
+    IDENTICAL,
+    MISSING,
+    NOT_APPLICABLE,
+    NOT_IMPLEMENTED,
+    compare_export,
+    explanation,
+    model_watermark,
+)
+from shared.catalogue import QUERY_NAMES
+from shared.export import export_path, results_dir
 
-FIRST_DIFFERENCES = 3   # rows shown of each side
+FIRST_DIFFERENCES = 3  # rows shown of each side
 
 
 @dataclass(frozen=True)
 class Verdict:
     query: str
-    status: str                  # IDENTICAL, DIFFERS, EXPLAINED, MISSING, NOT_APPLICABLE, NOT_IMPLEMENTED
-    differing_rows: int | None   # rows in one export and not the other (0 when identical, None when n/a)
+    status: str  # IDENTICAL, DIFFERS, EXPLAINED, MISSING, NOT_APPLICABLE, NOT_IMPLEMENTED
+    differing_rows: int | None  # rows in one export and not the other (0 when identical, None when n/a)
     detail: str
 
     @property
@@ -64,8 +76,14 @@ def lost_and_duplicated(oracle: Mapping[tuple, int], build: Mapping[tuple, int])
     return lost, duplicated
 
 
-def compare_build(workdir: Path, build: str, oracle_results: Path, statuses: Mapping[str, str],
-                  input_dir: Path | None = None, settings=None) -> list[Verdict]:
+def compare_build(
+    workdir: Path,
+    build: str,
+    oracle_results: Path,
+    statuses: Mapping[str, str],
+    input_dir: Path | None = None,
+    settings=None,
+) -> list[Verdict]:
     """One Verdict per query of the catalogue. `oracle_results` is copied into the workdir
     (results/oracle) first; `input_dir` lets a differing window_revenue be checked against
     the watermark model over the file batches the build read."""
@@ -81,11 +99,17 @@ def compare_build(workdir: Path, build: str, oracle_results: Path, statuses: Map
             verdicts.append(Verdict(query, IDENTICAL, 0, comparison.detail))
         elif comparison.status in (DIFFERS, EXPLAINED):
             count, shown = first_differences(export_path(workdir, "oracle", query), export_path(workdir, build, query))
-            verdicts.append(Verdict(query, comparison.status, count,
-                                    comparison.detail + (f"; first differences: {shown}" if shown else "")))
+            verdicts.append(
+                Verdict(
+                    query,
+                    comparison.status,
+                    count,
+                    comparison.detail + (f"; first differences: {shown}" if shown else ""),
+                )
+            )
         elif comparison.status == MISSING:
             verdicts.append(Verdict(query, MISSING, None, comparison.detail))
-        else:   # NOT_APPLICABLE, NOT_IMPLEMENTED
+        else:  # NOT_APPLICABLE, NOT_IMPLEMENTED
             verdicts.append(Verdict(query, comparison.status, None, comparison.detail))
     return verdicts
 
@@ -97,9 +121,22 @@ def watermark_drops(workdir: Path, build: str) -> dict[str, int]:
     if not path.exists():
         return {}
     late = json.loads(path.read_text(encoding="utf-8"))
-    return {query: int(count) for query, count in (late.get("rows_dropped_by_watermark") or {}).items()
-            if count is not None}
+    return {
+        query: int(count) for query, count in (late.get("rows_dropped_by_watermark") or {}).items() if count is not None
+    }
 
 
-__all__ = ["Verdict", "compare_build", "first_differences", "watermark_drops", "order_line_counts", "lost_and_duplicated", "IDENTICAL", "DIFFERS", "EXPLAINED",
-           "MISSING", "NOT_APPLICABLE", "NOT_IMPLEMENTED"]
+__all__ = [
+    "Verdict",
+    "compare_build",
+    "first_differences",
+    "watermark_drops",
+    "order_line_counts",
+    "lost_and_duplicated",
+    "IDENTICAL",
+    "DIFFERS",
+    "EXPLAINED",
+    "MISSING",
+    "NOT_APPLICABLE",
+    "NOT_IMPLEMENTED",
+]

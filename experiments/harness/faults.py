@@ -16,29 +16,31 @@ live runs, and `poison_outcomes` turns what the run wrote into the reliability s
 rows (step `faults`): when each poison file landed, how long until every query covered it,
 and its quarantined lines against the oracle's (lost or counted twice).
 """
+
 from __future__ import annotations
 
 import json
 import os
 import signal
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from experiments.harness.run_folder import Metric
 
 REPO = Path(__file__).resolve().parents[2]
 STEP = "faults"
 POISON_FILE = "poison file"
-POISON_REASONS = ("not_utf8", "too_long")   # the reasons only a poison file's lines have
-LAST_PASS_KILL = "the latency step's last pass"   # in the kill_at_s detail of a kill there (the report reads it)
+POISON_REASONS = ("not_utf8", "too_long")  # the reasons only a poison file's lines have
+LAST_PASS_KILL = "the latency step's last pass"  # in the kill_at_s detail of a kill there (the report reads it)
 POISON_KINDS = {"binary": "a stray binary file", "windows_1252": "a Windows-1252 spreadsheet export"}
 
 
 # --------------------------------------------------------------------------------------
 # The injectors
 # --------------------------------------------------------------------------------------
+
 
 def kill_group(pgid: int) -> None:
     """SIGKILL to a process group (a build started with start_new_session=True); a group
@@ -54,15 +56,15 @@ def broker(action: str, timeout_s: float = 180.0) -> None:
     waited for. (A broker the lab did not start is never touched.)"""
     if action not in ("down", "up"):
         raise ValueError(f"broker action {action!r}: down or up")
-    subprocess.run(["bash", "scripts/kafka.sh", action], cwd=REPO, check=True, capture_output=True,
-                   timeout=timeout_s)
+    subprocess.run(["bash", "scripts/kafka.sh", action], cwd=REPO, check=True, capture_output=True, timeout=timeout_s)
 
 
 def small_disk(mount_point: Path, size: str) -> str | None:
     """A tmpfs of `size` (mount's notation: 2m, 1500k) mounted on `mount_point`: a file
     system a build fills. Returns why not (not root, no CAP_SYS_ADMIN), or None once mounted."""
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     return None if mounted.returncode == 0 else (mounted.stderr.strip() or f"mount exited {mounted.returncode}")
 
 
@@ -79,14 +81,15 @@ def remove_disk(mount_point: Path) -> None:
 # Poison files in a replay, and what they did to a build
 # --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PoisonFile:
     name: str
-    kind: str             # a key of POISON_KINDS
+    kind: str  # a key of POISON_KINDS
     first_seq: int
     last_seq: int
-    landed_s: float       # since the replay started, when the replayer's rename made it visible
-    landed_at: float      # the same, in UTC epoch s
+    landed_s: float  # since the replay started, when the replayer's rename made it visible
+    landed_at: float  # the same, in UTC epoch s
 
 
 def poison_kind(options: dict, sales_names: Sequence[str], name: str) -> str | None:
@@ -96,7 +99,7 @@ def poison_kind(options: dict, sales_names: Sequence[str], name: str) -> str | N
         return "binary"
     plain = sorted(n for n in sales_names if not n.endswith("_stray.csv"))
     cp1252 = options.get("windows_1252_files", 0)
-    return "windows_1252" if cp1252 and name in plain[len(plain) - cp1252:] else None
+    return "windows_1252" if cp1252 and name in plain[len(plain) - cp1252 :] else None
 
 
 def landed_poison(replay_dir: Path, input_dir: Path) -> list[PoisonFile]:
@@ -119,13 +122,22 @@ def landed_poison(replay_dir: Path, input_dir: Path) -> list[PoisonFile]:
             kind = poison_kind(options, names, name)
             if kind:
                 landed = float(row["emitted_s"])
-                found.append(PoisonFile(name, kind, int(row["first_seq"]), int(row["last_seq"]), landed,
-                                        start + landed))
+                found.append(
+                    PoisonFile(name, kind, int(row["first_seq"]), int(row["last_seq"]), landed, start + landed)
+                )
     return found
 
 
-def poison_outcomes(build: str, replay_dir: Path, input_dir: Path, commit_log: Path, queries: Sequence[str],
-                    workdir: Path, oracle_results: Path, common: dict) -> list[Metric]:
+def poison_outcomes(
+    build: str,
+    replay_dir: Path,
+    input_dir: Path,
+    commit_log: Path,
+    queries: Sequence[str],
+    workdir: Path,
+    oracle_results: Path,
+    common: dict,
+) -> list[Metric]:
     """Rows of step `faults` for the poison files of the generated input `input_dir` that the
     replay in `replay_dir` landed, one set per file: `landed_at_s` (since the replay
     started), `covered_s` (landing to every query's commits covering its last line: the
@@ -145,13 +157,29 @@ def poison_outcomes(build: str, replay_dir: Path, input_dir: Path, commit_log: P
     for one in poison:
         label = f"{POISON_FILE}: {one.name}"
         covered = covered_at(commits, queries, one.last_seq, one.landed_at)
-        rows += [Metric(STEP, build, "landed_at_s", round(one.landed_s, 3), "s since the replay started",
-                        query=label, detail=f"{POISON_KINDS[one.kind]}, lines {one.first_seq:,}-{one.last_seq:,}",
-                        **common),
-                 Metric(STEP, build, "covered_s", None if covered is None else round(covered - one.landed_at, 3), "s",
-                        query=label, detail="its landing to every query's commits covering its last line"
-                                            + ("" if covered is not None else ": never, by the end of the run"),
-                        **common)]
+        rows += [
+            Metric(
+                STEP,
+                build,
+                "landed_at_s",
+                round(one.landed_s, 3),
+                "s since the replay started",
+                query=label,
+                detail=f"{POISON_KINDS[one.kind]}, lines {one.first_seq:,}-{one.last_seq:,}",
+                **common,
+            ),
+            Metric(
+                STEP,
+                build,
+                "covered_s",
+                None if covered is None else round(covered - one.landed_at, 3),
+                "s",
+                query=label,
+                detail="its landing to every query's commits covering its last line"
+                + ("" if covered is not None else ": never, by the end of the run"),
+                **common,
+            ),
+        ]
     label = f"{POISON_FILE}s: {', '.join(p.name for p in poison)}"
     how = f"lines quarantined as {' or '.join(POISON_REASONS)}, against the oracle's over the same input"
     accounting = results_dir(workdir, build) / "_accounting.json"
@@ -159,9 +187,10 @@ def poison_outcomes(build: str, replay_dir: Path, input_dir: Path, commit_log: P
         return rows + [Metric(STEP, build, "lost_lines", None, "lines", query=label, detail="no export", **common)]
     mine = _poison_lines(accounting)
     truth = _poison_lines(oracle_results / "_accounting.json")
-    return rows + [Metric(STEP, build, "lost_lines", max(0, truth - mine), "lines", query=label, detail=how, **common),
-                   Metric(STEP, build, "duplicated_lines", max(0, mine - truth), "lines", query=label, detail=how,
-                          **common)]
+    return rows + [
+        Metric(STEP, build, "lost_lines", max(0, truth - mine), "lines", query=label, detail=how, **common),
+        Metric(STEP, build, "duplicated_lines", max(0, mine - truth), "lines", query=label, detail=how, **common),
+    ]
 
 
 def _poison_lines(accounting: Path) -> int:

@@ -14,14 +14,16 @@ intended_at = start_epoch_s + intended_s, on the same clock as the builds' `visi
 covers (the run ended first) is reported with visible_at and latency_s None, not dropped.
 Warm-up and percentiles are the report's business; this only pairs units with commits.
 """
+
 from __future__ import annotations
 
 import bisect
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import NamedTuple
 
 from experiments.inputs.replay import LOG_CSV_NAME, read_replay_summary
 from shared.commit_log import Commit, read_commits
@@ -33,7 +35,7 @@ class EmittedUnit(NamedTuple):
     unit: int
     first_seq: int
     last_seq: int
-    intended_at: float      # UTC epoch seconds
+    intended_at: float  # UTC epoch seconds
 
 
 class UnitLatency(NamedTuple):
@@ -49,8 +51,10 @@ def read_emitted_units(replay_log_dir: str | os.PathLike) -> list[EmittedUnit]:
     directory = Path(replay_log_dir)
     start_epoch_s = float(read_replay_summary(directory)["start_epoch_s"])
     with open(directory / LOG_CSV_NAME, encoding="utf-8", newline="") as handle:
-        return [EmittedUnit(int(r["unit"]), int(r["first_seq"]), int(r["last_seq"]),
-                            start_epoch_s + float(r["intended_s"])) for r in csv.DictReader(handle)]
+        return [
+            EmittedUnit(int(r["unit"]), int(r["first_seq"]), int(r["last_seq"]), start_epoch_s + float(r["intended_s"]))
+            for r in csv.DictReader(handle)
+        ]
 
 
 def commits_by_query(commits: Iterable[Commit]) -> dict[str, list[Commit]]:
@@ -103,12 +107,17 @@ def latency_frame(rows: list[UnitLatency]):
 def max_seq_decreases(commits: Iterable[Commit]) -> list[tuple[Commit, Commit]]:
     """(earlier, later) pairs of consecutive commits of one query, in time order, where
     max_seq went down: a result that forgets input it had included. Empty when sound."""
-    return [(earlier, later) for rows in commits_by_query(commits).values()
-            for earlier, later in zip(rows, rows[1:]) if later.max_seq < earlier.max_seq]
+    return [
+        (earlier, later)
+        for rows in commits_by_query(commits).values()
+        for earlier, later in zip(rows, rows[1:])
+        if later.max_seq < earlier.max_seq
+    ]
 
 
-def latest_over_queries(rows: Iterable[UnitLatency], units: list[EmittedUnit],
-                        queries: Iterable[str]) -> list[float | None]:
+def latest_over_queries(
+    rows: Iterable[UnitLatency], units: list[EmittedUnit], queries: Iterable[str]
+) -> list[float | None]:
     """Per unit, in `units` order: the latest over `queries` of its latency, i.e. when the
     last of them made it visible (None when some query never covered it)."""
     wanted = set(queries)
@@ -119,13 +128,15 @@ def latest_over_queries(rows: Iterable[UnitLatency], units: list[EmittedUnit],
     result = []
     for unit in units:
         values = by_unit.get(unit.unit, {})
-        covered = set(values) == wanted and all(v is not None for v in values.values())
-        result.append(max(values.values()) if covered else None)
+        latencies = [v for v in values.values() if v is not None]
+        covered = set(values) == wanted and len(latencies) == len(values)
+        result.append(max(latencies) if covered else None)
     return result
 
 
-def slowest_query_latencies(replay_log_dir: str | os.PathLike, commit_log: str | os.PathLike,
-                            queries: Iterable[str]) -> list[float | None]:
+def slowest_query_latencies(
+    replay_log_dir: str | os.PathLike, commit_log: str | os.PathLike, queries: Iterable[str]
+) -> list[float | None]:
     """Per emitted unit, in order: the latest over `queries` of the first commit covering
     it, minus its intended emission time (None when some query never covered it)."""
     queries = tuple(queries)

@@ -17,30 +17,47 @@ silently.
 
 Percentiles and the bounded judgement: experiments/harness/live_figures.py.
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 from experiments.harness import faults
 from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import compare_build
 from experiments.harness.follow import Follower, FollowRun, LastPass, Pass, run_follow
-from experiments.harness.live_figures import (judge, latency_metrics, rate_steps_over_files, replayer_metrics,
-                                              unit_rows, verdict_rows, write_unit_rows)
+from experiments.harness.live_figures import (
+    judge,
+    latency_metrics,
+    rate_steps_over_files,
+    replayer_metrics,
+    unit_rows,
+    verdict_rows,
+    write_unit_rows,
+)
 from experiments.harness.profiles import ARCHITECTURES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
 
 STEP = "latency"
+
+
 def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> list[Metric]:
     """The follow process's cost (rows of `repeat`), then per pass (repeat `repeat`, `repeat`
     + 1, ...) the replayer's own CPU and lag and Lambda's handoffs during it."""
-    metrics = cost_metrics(STEP, run.build, run.cost, repeat, input_lines, log,
-                           scope="the follow process from its start to the end of the measured passes (JVM start "
-                                 "included; a probe or last pass after them and the stop not)")
+    metrics = cost_metrics(
+        STEP,
+        run.build,
+        run.cost,
+        repeat,
+        input_lines,
+        log,
+        scope="the follow process from its start to the end of the measured passes (JVM start "
+        "included; a probe or last pass after them and the stop not)",
+    )
     starts = []
     for number, replay_dir in enumerate(run.replay_dirs or [run.replay_dir], start=repeat):
         if not (replay_dir / LOG_JSON_NAME).exists():
@@ -50,12 +67,23 @@ def run_metrics(run: FollowRun, repeat: int, input_lines: int, log: Path) -> lis
         metrics += replayer_metrics(STEP, run.build, summary, number, input_lines)
     # a handoff belongs to the pass it happened in (the last one started before it)
     pass_at = lambda at: max((number for start, number in starts if start <= at), default=repeat)
-    metrics += [Metric(STEP, run.build, "handoff_at", round(at, 1), "UTC epoch s", repeat=pass_at(at),
-                       input_lines=input_lines, detail=f"batch views of master v{version} serve (+-1 s, from its log)")
-                for at, version in run.handoffs]
+    metrics += [
+        Metric(
+            STEP,
+            run.build,
+            "handoff_at",
+            round(at, 1),
+            "UTC epoch s",
+            repeat=pass_at(at),
+            input_lines=input_lines,
+            detail=f"batch views of master v{version} serve (+-1 s, from its log)",
+        )
+        for at, version in run.handoffs
+    ]
     if failure(run):
-        metrics.append(Metric(STEP, run.build, "problem", None, "", repeat=repeat, input_lines=input_lines,
-                              detail=failure(run)))
+        metrics.append(
+            Metric(STEP, run.build, "problem", None, "", repeat=repeat, input_lines=input_lines, detail=failure(run))
+        )
     return metrics
 
 
@@ -82,6 +110,7 @@ def live_passes(live_input: Path, profile, after: Pass) -> list[Pass]:
     of the live input after the pass `after` (the warm-up), each every rate of the profile
     in turn (whole files, in name order)."""
     ladder = [lines // profile.file_lines for lines in profile.step_lines()]
+    assert after.files is not None  # the passes here are over files
     passes, first = [], after.files[1]
     for _ in range(profile.repeats):
         steps = rate_steps_over_files(live_input, profile.rates, ladder, first)
@@ -94,6 +123,7 @@ def probe_pass(live_input: Path, profile, after: Pass) -> Pass:
     """The throughput search's ramp above the latency rates (Profile.probe_rates), one
     `search_step_seconds` step each, over the live input's files after `after`."""
     counts = [lines // profile.file_lines for lines in profile.probe_lines()]
+    assert after.files is not None  # the passes here are over files
     steps = rate_steps_over_files(live_input, profile.probe_rates(), counts, after.files[1])
     return Pass((after.files[1], after.files[1] + sum(counts)), tuple(steps))
 
@@ -104,15 +134,28 @@ def recovery_pass(live_input: Path, profile, after: Pass) -> Pass:
     `profile.recovery_rate_lps`."""
     from shared.inputs import inspect_input
 
+    assert after.files is not None  # the passes here are over files
     first, end = after.files[1], len(inspect_input(live_input).sales_files)
     steps = rate_steps_over_files(live_input, [profile.recovery_rate_lps], [end - first], first)
     return Pass((first, end), tuple(steps))
 
 
-def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], live_input: Path,
-                oracle_results: Path, input_lines: int, work: Path, profile, master: str | None, settings,
-                stage: Callable[[str], None], on_done: Callable[[str, float], None] = lambda build, s: None,
-                recovery_builds: Sequence[str] | None = None, probe_builds: Sequence[str] = ()) -> None:
+def run_latency(
+    run: RunFolder,
+    followers: dict[str, Follower],
+    builds: Sequence[str],
+    live_input: Path,
+    oracle_results: Path,
+    input_lines: int,
+    work: Path,
+    profile,
+    master: str | None,
+    settings,
+    stage: Callable[[str], None],
+    on_done: Callable[[str, float], None] = lambda build, s: None,
+    recovery_builds: Sequence[str] | None = None,
+    probe_builds: Sequence[str] = (),
+) -> None:
     """Per build, one follow process fed `profile.repeats` passes of the rate ladder (the
     repeats of this step: each pass starts once the pass before is committed); each pass's
     figures are the rows of its repeat. The process's cost and the results export against
@@ -138,20 +181,36 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
         probing = probe if build in probe_builds else None
         last = final if build in ARCHITECTURES else None
         kill = None
-        if last is not None and build in recovery_builds:
+        if last is not None and recovery_builds is not None and build in recovery_builds:
             seed = recovery_step.kill_seed(profile, 1, list(recovery_builds).index(build))
             kill = (recovery_step.kill_delay(profile, seed), seed)
-        stage(f"step latency | {build} | rates {', '.join(f'{r:g}' for r in profile.rates)} lines/s | "
-              f"{len(passes)} pass{'es' if len(passes) > 1 else ''} in one process"
-              + (f", then the throughput probe at {', '.join(f'{r:g}' for r, _ in probing.rate_steps)} lines/s "
-                 f"({profile.search_step_seconds:g} s each)" if probing else "")
-              + (f", then the recovery replay at {profile.recovery_rate_lps:g} lines/s" if last else "")
-              + (f", SIGKILL {kill[0]:g} s into it (seed {kill[1]})" if kill else ""))
+        stage(
+            f"step latency | {build} | rates {', '.join(f'{r:g}' for r in profile.rates)} lines/s | "
+            f"{len(passes)} pass{'es' if len(passes) > 1 else ''} in one process"
+            + (
+                f", then the throughput probe at {', '.join(f'{r:g}' for r, _ in probing.rate_steps)} lines/s "
+                f"({profile.search_step_seconds:g} s each)"
+                if probing
+                else ""
+            )
+            + (f", then the recovery replay at {profile.recovery_rate_lps:g} lines/s" if last else "")
+            + (f", SIGKILL {kill[0]:g} s into it (seed {kill[1]})" if kill else "")
+        )
         workdir = work / f"live-{build}"
-        live = run_follow(follower, live_input, workdir, warmup=warmup, passes=passes, probe_pass=probing,
-                          last_pass=LastPass(last, kill[0] if kill else None) if last else None,
-                          step_gap_s=profile.step_gap_s, interval=profile.interval, master=master,
-                          drain_timeout_s=profile.drain_timeout_s, stage=lambda message: stage(f"  {message}"))
+        live = run_follow(
+            follower,
+            live_input,
+            workdir,
+            warmup=warmup,
+            passes=passes,
+            probe_pass=probing,
+            last_pass=LastPass(last, kill[0] if kill else None) if last else None,
+            step_gap_s=profile.step_gap_s,
+            interval=profile.interval,
+            master=master,
+            drain_timeout_s=profile.drain_timeout_s,
+            stage=lambda message: stage(f"  {message}"),
+        )
         log = run.keep_log(live.log, f"latency-{build}")
         metrics = run_metrics(live, 1, input_lines, log)
         for repeat, replay_dir in enumerate(live.replay_dirs, start=1):
@@ -172,16 +231,35 @@ def run_latency(run: RunFolder, followers: dict[str, Follower], builds: Sequence
 
                 verdicts = compare_build(workdir, build, oracle_results, run_statuses(live.final_log), None, settings)
                 after = " (the export of the run restarted after the last pass's SIGKILL)" if live.restarted_at else ""
-                metrics += [replace(m, detail=m.detail + after)
-                            for m in equivalence_metrics(STEP, build, verdicts, 1, input_lines)]
+                metrics += [
+                    replace(m, detail=m.detail + after)
+                    for m in equivalence_metrics(STEP, build, verdicts, 1, input_lines)
+                ]
             else:
-                metrics.append(Metric(STEP, build, "equivalence", None, "rows differing", repeat=1,
-                                      input_lines=input_lines, query=ALL_QUERIES,
-                                      detail=f"not compared: {failure(live)}"))
+                metrics.append(
+                    Metric(
+                        STEP,
+                        build,
+                        "equivalence",
+                        None,
+                        "rows differing",
+                        repeat=1,
+                        input_lines=input_lines,
+                        query=ALL_QUERIES,
+                        detail=f"not compared: {failure(live)}",
+                    )
+                )
         if live.last_replay_dir is not None:
-            metrics += faults.poison_outcomes(build, live.last_replay_dir, live_input, live.commit_log, live.queries,
-                                              workdir, oracle_results, dict(repeat=1, input_lines=input_lines,
-                                                                            rate_lps=profile.recovery_rate_lps))
+            metrics += faults.poison_outcomes(
+                build,
+                live.last_replay_dir,
+                live_input,
+                live.commit_log,
+                live.queries,
+                workdir,
+                oracle_results,
+                dict(repeat=1, input_lines=input_lines, rate_lps=profile.recovery_rate_lps),
+            )
         run.append(metrics)
         if kill:
             if live.restart_log.exists():

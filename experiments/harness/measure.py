@@ -5,6 +5,7 @@ psutil. `lab bench` and `lab experiments` measure every system this one way.
 Also here: `python_command` (a command run by this very interpreter) and `wait_for` (poll a
 condition with a deadline and an abort reason), which every measured step uses.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 import psutil
 
@@ -29,13 +30,14 @@ TAIL_SECONDS = 15.0
 # Measuring a command: wall time, CPU seconds and peak RSS of its whole process tree
 # ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Measurement:
-    wall_s: float        # start to the exit of the command's own process
-    cpu_s: float         # user + system over every process seen in its tree
-    peak_rss_mb: float   # highest sum of RSS over the tree at one sample (MiB)
-    exit_code: int | None   # None: measured while it was still running (MeasuredCommand.so_far)
-    processes: int       # how many distinct processes were seen
+    wall_s: float  # start to the exit of the command's own process
+    cpu_s: float  # user + system over every process seen in its tree
+    peak_rss_mb: float  # highest sum of RSS over the tree at one sample (MiB)
+    exit_code: int | None  # None: measured while it was still running (MeasuredCommand.so_far)
+    processes: int  # how many distinct processes were seen
 
 
 class MeasuredCommand:
@@ -45,23 +47,36 @@ class MeasuredCommand:
     `start()`, then `wait()` returns the Measurement; in between, `signal_group` and
     `running` let a caller drive a long-running command (the live phase)."""
 
-    def __init__(self, command: list[str], log_path: str | os.PathLike, *, env: Mapping[str, str] | None = None,
-                 cwd: str | os.PathLike | None = None, interval: float = SAMPLE_SECONDS):
+    def __init__(
+        self,
+        command: list[str],
+        log_path: str | os.PathLike,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike | None = None,
+        interval: float = SAMPLE_SECONDS,
+    ):
         self.command, self.log_path, self.env, self.cwd, self.interval = command, Path(log_path), env, cwd, interval
-        self._cpu: dict[tuple[int, float], float] = {}        # (pid, create time) -> last user+system
+        self._cpu: dict[tuple[int, float], float] = {}  # (pid, create time) -> last user+system
         self._procs: dict[tuple[int, float], psutil.Process] = {}
         self._peak_rss = 0
         self._exited = threading.Event()
         self._ended_at: float | None = None
 
-    def start(self) -> "MeasuredCommand":
+    def start(self) -> MeasuredCommand:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self._started_at = time.monotonic()
-        self.popen = subprocess.Popen(self.command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=dict(self.env) if self.env is not None else None, cwd=self.cwd,
-                                      start_new_session=True)
-        self.pgid = self.popen.pid   # a new session: the process leads its own group
+        self.popen = subprocess.Popen(
+            self.command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=dict(self.env) if self.env is not None else None,
+            cwd=self.cwd,
+            start_new_session=True,
+        )
+        self.pgid = self.popen.pid  # a new session: the process leads its own group
         try:
             self._root = psutil.Process(self.popen.pid)
             self._procs[(self._root.pid, self._root.create_time())] = self._root
@@ -93,23 +108,33 @@ class MeasuredCommand:
             self.signal_group(signal.SIGKILL)
             self._exited.wait(30)
             self._finish()
-            raise TimeoutError(f"{' '.join(self.command[:6])} ... did not finish within {timeout:.0f} s "
-                               f"(killed; its output is in {self.log_path})")
+            raise TimeoutError(
+                f"{' '.join(self.command[:6])} ... did not finish within {timeout:.0f} s "
+                f"(killed; its output is in {self.log_path})"
+            )
         return self._finish()
 
     def so_far(self) -> Measurement:
         """What the running command has cost up to its latest sample (exit_code None)."""
-        return Measurement(wall_s=round(time.monotonic() - self._started_at, 3),
-                           cpu_s=round(sum(list(self._cpu.values())), 3), peak_rss_mb=round(self._peak_rss / 2**20, 1),
-                           exit_code=None, processes=len(self._cpu))
+        return Measurement(
+            wall_s=round(time.monotonic() - self._started_at, 3),
+            cpu_s=round(sum(list(self._cpu.values())), 3),
+            peak_rss_mb=round(self._peak_rss / 2**20, 1),
+            exit_code=None,
+            processes=len(self._cpu),
+        )
 
     def _finish(self) -> Measurement:
         self._sampler.join()
-        exit_code = self.popen.wait()   # reaps it (the sampler read its last CPU times as a zombie)
+        exit_code = self.popen.wait()  # reaps it (the sampler read its last CPU times as a zombie)
         self._log.close()
-        return Measurement(wall_s=round((self._ended_at or time.monotonic()) - self._started_at, 3),
-                           cpu_s=round(sum(self._cpu.values()), 3), peak_rss_mb=round(self._peak_rss / 2**20, 1),
-                           exit_code=exit_code, processes=len(self._cpu))
+        return Measurement(
+            wall_s=round((self._ended_at or time.monotonic()) - self._started_at, 3),
+            cpu_s=round(sum(self._cpu.values()), 3),
+            peak_rss_mb=round(self._peak_rss / 2**20, 1),
+            exit_code=exit_code,
+            processes=len(self._cpu),
+        )
 
     def _await_exit(self) -> None:
         """Notes the moment the process exits without reaping it, so its CPU times can
@@ -150,7 +175,7 @@ class MeasuredCommand:
                         continue
                     total_rss += process.memory_info().rss
                     alive += 1
-            except psutil.Error:   # gone since the last reading: its last CPU times stay counted
+            except psutil.Error:  # gone since the last reading: its last CPU times stay counted
                 continue
         self._peak_rss = max(self._peak_rss, total_rss)
         return alive
@@ -158,17 +183,22 @@ class MeasuredCommand:
     def _sample_until_exit(self) -> None:
         while not self._exited.wait(self.interval):
             self._sample()
-        self._sample()   # the command's own process is a zombie now: its final CPU times
+        self._sample()  # the command's own process is a zombie now: its final CPU times
         deadline = time.monotonic() + TAIL_SECONDS
-        while time.monotonic() < deadline:   # its JVM and workers exit on their own shortly
+        while time.monotonic() < deadline:  # its JVM and workers exit on their own shortly
             if self._sample() == 0:
                 return
             time.sleep(self.interval)
         self.signal_group(signal.SIGKILL)
 
 
-def measure_command(command: list[str], log_path: str | os.PathLike, *, timeout: float | None = None,
-                    env: Mapping[str, str] | None = None) -> Measurement:
+def measure_command(
+    command: list[str],
+    log_path: str | os.PathLike,
+    *,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Measurement:
     """Run `command` to its end and measure it (see MeasuredCommand)."""
     return MeasuredCommand(command, log_path, env=env).start().wait(timeout)
 
@@ -178,8 +208,13 @@ def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
-def wait_for(condition: Callable[[], bool], deadline_s: float, what: str, interval: float = 0.25,
-             abort: Callable[[], str | None] = lambda: None) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    deadline_s: float,
+    what: str,
+    interval: float = 0.25,
+    abort: Callable[[], str | None] = lambda: None,
+) -> None:
     """Poll `condition` until it holds; TimeoutError after `deadline_s`, RuntimeError as
     soon as `abort()` names a reason."""
     deadline = time.monotonic() + deadline_s

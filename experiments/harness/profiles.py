@@ -10,20 +10,28 @@ replayed once the build has committed the pass before (a JVM start is no part of
 event-to-result latency, and one process instead of three saves a minute per build and
 repeat). The drains' repeats are separate processes: their figure includes the start.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-DRAIN_SYSTEMS = ("spark_batch", "duckdb", "kappa", "lambda", "dstream")   # the order each repeat runs them in
-ARCHITECTURES = ("kappa", "lambda", "dstream")
-# The floors the builds' live figures are read against (experiments/harness/passthrough.py):
+from experiments.harness.builds import ARCHITECTURES, FOLLOWING_BUILDS, REPROCESSING_BUILDS
+
+BASELINES = ("spark_batch", "duckdb")
+DRAIN_SYSTEMS = (*BASELINES, *ARCHITECTURES)  # the order each repeat runs them in
+# The floors the builds' live figures are read against (experiments/harness/floors.py):
 # Spark's file source with no work, and the same committing each micro-batch to Delta.
 FLOORS = ("passthrough", "passthrough_delta")
-LIVE_BUILDS = (*FLOORS, *ARCHITECTURES)
+LIVE_BUILDS = (*FLOORS, *FOLLOWING_BUILDS)
 STEPS = ("drains", "latency", "throughput", "reprocessing", "recovery", "late", "code_size")
 # The builds each step can measure (the `--builds` option picks among them).
-STEP_BUILDS = {"throughput": LIVE_BUILDS, "reprocessing": ("lambda", "kappa"), "recovery": ARCHITECTURES,
-               "late": ARCHITECTURES, "code_size": ARCHITECTURES}
+STEP_BUILDS = {
+    "throughput": LIVE_BUILDS,
+    "reprocessing": REPROCESSING_BUILDS,
+    "recovery": FOLLOWING_BUILDS,
+    "late": ARCHITECTURES,
+    "code_size": ARCHITECTURES,
+}
 
 
 # The search's probes land at most this many files a second: at thousands of lines a second,
@@ -31,29 +39,29 @@ STEP_BUILDS = {"throughput": LIVE_BUILDS, "reprocessing": ("lambda", "kappa"), "
 UNITS_PER_SECOND = 4
 # The knee is found when the highest bounded rate and the lowest unbounded one are this close.
 KNEE_RATIO = 1.5
-DOUBLINGS_PER_RUN = 3   # the search's doubling runs: a ramp at 2x, 4x and 8x the highest rate judged so far
+DOUBLINGS_PER_RUN = 3  # the search's doubling runs: a ramp at 2x, 4x and 8x the highest rate judged so far
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    drain_rows: int              # generated order-line records of the drain input
+    drain_rows: int  # generated order-line records of the drain input
     repeats: int
-    rates: tuple[float, ...]     # lines per second, one step each, in this order
-    step_seconds: float          # how long each rate step emits
-    file_lines: int              # generated lines per landed file (one unit)
+    rates: tuple[float, ...]  # lines per second, one step each, in this order
+    step_seconds: float  # how long each rate step emits
+    file_lines: int  # generated lines per landed file (one unit)
     # silence between steps, so a backlog can drain; 0 in quick and standard: after a quiet gap
     # Kappa's pipeline refills (its first units are visible after one batch, the next ones wait
     # for the batches in flight), an upward trend in the judged units that is no backlog
     step_gap_s: float = 5.0
-    warmup_s: float = 3.0        # units due in the first seconds of each step are left out of its figures
+    warmup_s: float = 3.0  # units due in the first seconds of each step are left out of its figures
     # every live run (latency, throughput probes) starts with a warm-up step this long at half its
     # lowest rate, in no figure: a build's first micro-batches (query planning, table creation,
     # JIT) come after it says it is ready, and they are not what a rate costs
     start_warmup_s: float = 10.0
-    interval: str = "1 second"   # processing-time trigger of kappa, lambda and the floors (dstream: 4 s batches)
+    interval: str = "1 second"  # processing-time trigger of kappa, lambda and the floors (dstream: 4 s batches)
     lambda_batch_every: str = "20 seconds"
-    drain_timeout_s: float = 120.0   # after the replay, how long a build may take to commit the last unit
+    drain_timeout_s: float = 120.0  # after the replay, how long a build may take to commit the last unit
     seed: int = 7
     description: str = ""
     # sustainable throughput (experiments/harness/throughput_step.py): a ramp of doubling rates
@@ -61,12 +69,12 @@ class Profile:
     # run; then search_bisections runs of one rate each, halfway between the last bounded rate
     # and the first unbounded one
     search_start_lps: float = 100.0
-    search_max_lps: float = 800.0     # the first ramp's top; the search doubles on past it (search_limit_lps)
+    search_max_lps: float = 800.0  # the first ramp's top; the search doubles on past it (search_limit_lps)
     search_step_seconds: float = 10.0
-    search_bisections: int = 0        # at most this many bisections, until the bracket is within KNEE_RATIO
+    search_bisections: int = 0  # at most this many bisections, until the bracket is within KNEE_RATIO
     # while every rate judged was bounded, doubling runs (DOUBLINGS_PER_RUN rates each) up to this rate
     search_limit_lps: float = 51_200.0
-    search_drain_timeout_s: float = 30.0   # after a probe's replay: an overloaded rate need not drain
+    search_drain_timeout_s: float = 30.0  # after a probe's replay: an overloaded rate need not drain
     # ...and when the latency step runs too, the ramp above its rates is one more pass of its follow
     # run of each architecture, once (after the measured passes, before the recovery replay): the
     # build is warm, and no JVM start or warm-up step of its own is paid (the pass-through, which
@@ -140,43 +148,105 @@ class Profile:
         """The latency step's input: `live_rows`, then the throughput search's probe pass when it
         runs in the latency step's follow runs, then the recovery replay when the recovery step's
         kill lands in them."""
-        return (self.live_rows + (sum(self.probe_lines()) if search_on_live else 0)
-                + (self.recovery_lines if recovery_on_live else 0))
+        return (
+            self.live_rows
+            + (sum(self.probe_lines()) if search_on_live else 0)
+            + (self.recovery_lines if recovery_on_live else 0)
+        )
 
     def as_json(self) -> dict:
-        return {**asdict(self), "live_rows": self.live_rows, "step_lines": self.step_lines(),
-                "recovery_lines": self.recovery_lines, "probe_lines": self.probe_lines(),
-                "search_ramp": search_ramp(self)}
+        return {
+            **asdict(self),
+            "live_rows": self.live_rows,
+            "step_lines": self.step_lines(),
+            "recovery_lines": self.recovery_lines,
+            "probe_lines": self.probe_lines(),
+            "search_ramp": search_ramp(self),
+        }
 
 
-PROFILES = {p.name: p for p in (
-    Profile("quick", drain_rows=500, repeats=1, rates=(50.0, 100.0, 200.0), step_seconds=4, file_lines=50,
-            step_gap_s=0, warmup_s=1, start_warmup_s=4.0, drain_timeout_s=60.0, lambda_batch_every="15 seconds",
-            search_start_lps=100.0, search_max_lps=400.0, search_step_seconds=4.0, search_bisections=0,
-            search_drain_timeout_s=20.0, search_on_live=True, reprocess_rows=(500, 2_000), recovery_rate_lps=50.0,
+PROFILES = {
+    p.name: p
+    for p in (
+        Profile(
+            "quick",
+            drain_rows=500,
+            repeats=1,
+            rates=(50.0, 100.0, 200.0),
+            step_seconds=4,
+            file_lines=50,
+            step_gap_s=0,
+            warmup_s=1,
+            start_warmup_s=4.0,
+            drain_timeout_s=60.0,
+            lambda_batch_every="15 seconds",
+            search_start_lps=100.0,
+            search_max_lps=400.0,
+            search_step_seconds=4.0,
+            search_bisections=0,
+            search_drain_timeout_s=20.0,
+            search_on_live=True,
+            reprocess_rows=(500, 2_000),
+            recovery_rate_lps=50.0,
             recovery_seconds=12.0,
             recovery_on_live=True,
-            late_rows=600, late_files=4, late_fraction=0.1,
-            description="small inputs, one repeat, every step once (a smoke run: "
-                        "`make test-e2e` runs it)"),
-    Profile("standard", drain_rows=2_000, repeats=3, rates=(100.0, 200.0), step_seconds=16,
-            file_lines=50, step_gap_s=0.0, warmup_s=1, start_warmup_s=4.0, lambda_batch_every="60 seconds",
-            search_start_lps=50.0, search_max_lps=400.0, search_step_seconds=20.0, search_bisections=3,
+            late_rows=600,
+            late_files=4,
+            late_fraction=0.1,
+            description="small inputs, one repeat, every step once (a smoke run: `make test-e2e` runs it)",
+        ),
+        Profile(
+            "standard",
+            drain_rows=2_000,
+            repeats=3,
+            rates=(100.0, 200.0),
+            step_seconds=16,
+            file_lines=50,
+            step_gap_s=0.0,
+            warmup_s=1,
+            start_warmup_s=4.0,
+            lambda_batch_every="60 seconds",
+            search_start_lps=50.0,
+            search_max_lps=400.0,
+            search_step_seconds=20.0,
+            search_bisections=3,
             search_limit_lps=1_600.0,
-            search_on_live=True, reprocess_rows=(2_000, 8_000), reprocess_on_live=True, recovery_rate_lps=100.0,
+            search_on_live=True,
+            reprocess_rows=(2_000, 8_000),
+            reprocess_on_live=True,
+            recovery_rate_lps=100.0,
             recovery_seconds=8.0,
             recovery_on_live=True,
-            late_rows=2_000, late_files=3,
+            late_rows=2_000,
+            late_files=3,
             description="the default of `make experiments`: drains three times, three passes of the rates "
-                        "(latency and the knee) with their spread; reprocessing at two sizes, recovery and late "
-                        "data once"),
-    Profile("full", drain_rows=200_000, repeats=5, rates=(100.0, 250.0, 500.0, 1000.0, 2000.0), step_seconds=30,
-            file_lines=250, warmup_s=5, drain_timeout_s=300, lambda_batch_every="30 seconds",
-            search_start_lps=250.0, search_max_lps=8000.0, search_step_seconds=30.0, search_bisections=3,
-            reprocess_rows=(20_000, 100_000, 400_000), recovery_rate_lps=1000.0, recovery_seconds=60.0,
-            late_rows=50_000, late_files=20, other_repeats=3,
-            description="larger inputs, five repeats, five rates, the rate search in depth"),
-)}
+            "(latency and the knee) with their spread; reprocessing at two sizes, recovery and late "
+            "data once",
+        ),
+        Profile(
+            "full",
+            drain_rows=200_000,
+            repeats=5,
+            rates=(100.0, 250.0, 500.0, 1000.0, 2000.0),
+            step_seconds=30,
+            file_lines=250,
+            warmup_s=5,
+            drain_timeout_s=300,
+            lambda_batch_every="30 seconds",
+            search_start_lps=250.0,
+            search_max_lps=8000.0,
+            search_step_seconds=30.0,
+            search_bisections=3,
+            reprocess_rows=(20_000, 100_000, 400_000),
+            recovery_rate_lps=1000.0,
+            recovery_seconds=60.0,
+            late_rows=50_000,
+            late_files=20,
+            other_repeats=3,
+            description="larger inputs, five repeats, five rates, the rate search in depth",
+        ),
+    )
+}
 
 
 def search_ramp(profile: Profile) -> list[float]:

@@ -34,6 +34,7 @@ What is measured (rows with step `recovery`; times in seconds since the replay s
   and last seq (`emitted`), and after each commit the lowest over queries of the highest seq
   committed (`committed`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,8 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from experiments.harness.crash import Kill, _run_until
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
@@ -55,14 +56,15 @@ from experiments.harness.latency import covered_at, read_emitted_units
 from experiments.harness.measure import python_command, wait_for
 from experiments.harness.run_folder import Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
+from shared.catalogue import CATALOGUE
 from shared.commit_log import commit_log_path, read_commits
 from shared.export import export_path, results_dir
 
 STEP = "recovery"
 FIRST_COMMIT = "first commit"
-COUNTED_QUERIES = ("city_revenue", "daily_revenue", "hourly_sales")   # the additive ones with order_lines
-KILL_SHARE = (0.2, 0.6)   # the kill lands between these shares of the replay's length after its anchor
-                          # (the first commit; in a latency run, the last pass's first file landing)
+COUNTED_QUERIES = tuple(spec.name for spec in CATALOGUE if spec.counts_lines)
+KILL_SHARE = (0.2, 0.6)  # the kill lands between these shares of the replay's length after its anchor
+# (the first commit; in a latency run, the last pass's first file landing)
 TIMELINE_COLUMNS = ("series", "t_s", "seq")
 RUN_TIMEOUT_S = 1800.0
 
@@ -73,8 +75,11 @@ def line_counts(workdir: Path, build: str, oracle_results: Path) -> dict[str, tu
     counts: dict[str, tuple[int, int] | None] = {}
     for query in COUNTED_QUERIES:
         produced = export_path(workdir, build, query)
-        counts[query] = (lost_and_duplicated(order_line_counts(oracle_results / f"{query}.csv"), order_line_counts(produced))
-                         if produced.exists() else None)
+        counts[query] = (
+            lost_and_duplicated(order_line_counts(oracle_results / f"{query}.csv"), order_line_counts(produced))
+            if produced.exists()
+            else None
+        )
     accounting = results_dir(workdir, build) / "_accounting.json"
     if accounting.exists():
         mine = json.loads(accounting.read_text(encoding="utf-8"))["valid_lines"]
@@ -98,8 +103,9 @@ def committed_progress(commits, queries: Sequence[str]) -> list[tuple[float, int
 
 
 def timeline_rows(units, progress: list[tuple[float, int]], start: float) -> list[tuple[str, float, int]]:
-    return ([("emitted", round(u.intended_at - start, 3), u.last_seq) for u in units]
-            + [("committed", round(at - start, 3), seq) for at, seq in progress])
+    return [("emitted", round(u.intended_at - start, 3), u.last_seq) for u in units] + [
+        ("committed", round(at - start, 3), seq) for at, seq in progress
+    ]
 
 
 def write_timeline(path: Path, rows) -> None:
@@ -110,10 +116,20 @@ def write_timeline(path: Path, rows) -> None:
         writer.writerows(rows)
 
 
-def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_results: Path, work: Path, profile,
-                master: str | None, repeat: int, seed: int, stage: Callable[[str], None]) -> list[Metric]:
-    from shared.raw_lines import count_raw_lines
+def recover_one(
+    run: RunFolder,
+    follower: Follower,
+    live_input: Path,
+    oracle_results: Path,
+    work: Path,
+    profile,
+    master: str | None,
+    repeat: int,
+    seed: int,
+    stage: Callable[[str], None],
+) -> list[Metric]:
     from shared.inputs import inspect_input
+    from shared.raw_lines import count_raw_lines
 
     build = follower.name
     workdir = (work / f"{build}-r{repeat}").resolve()
@@ -131,19 +147,36 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
     log.parent.mkdir(parents=True, exist_ok=True)
     replay: dict = {}
 
-    def feed() -> None:   # once the build is ready, the replay, in its own process
+    def feed() -> None:  # once the build is ready, the replay, in its own process
         try:
             wait_for(lambda: follower.ready(workdir, landing), 600, f"{build} did not start")
-            done = subprocess.run(python_command("-m", "experiments.cli", "--quiet", "replay", "--to", "landing",
-                                                 "--input", str(live_input), "--landing", str(landing),
-                                                 "--rate", f"{profile.recovery_rate_lps:g}", "--log", str(replay_dir)),
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            done = subprocess.run(
+                python_command(
+                    "-m",
+                    "experiments.cli",
+                    "--quiet",
+                    "replay",
+                    "--to",
+                    "landing",
+                    "--input",
+                    str(live_input),
+                    "--landing",
+                    str(landing),
+                    "--rate",
+                    f"{profile.recovery_rate_lps:g}",
+                    "--log",
+                    str(replay_dir),
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             replay["exit_code"], replay["output"] = done.returncode, done.stdout
         except (RuntimeError, TimeoutError) as error:
             replay["exit_code"], replay["output"] = None, str(error)
         replay["ended"] = time.monotonic()
 
-    def processing(text: str) -> bool:   # this run's signal handlers are in place
+    def processing(text: str) -> bool:  # this run's signal handlers are in place
         return f"{build}: processing" in text
 
     def finished(text: str) -> bool:
@@ -151,14 +184,19 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
         replay's end and its restart and still does not."""
         if not processing(text) or "ended" not in replay:
             return False
-        return (covered_by_all(commit_log, queries, last_seq)
-                or time.monotonic() - max(replay["ended"], replay["restarted"]) > profile.drain_timeout_s)
+        return (
+            covered_by_all(commit_log, queries, last_seq)
+            or time.monotonic() - max(replay["ended"], replay["restarted"]) > profile.drain_timeout_s
+        )
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    stage(f"step recovery | {build} | follows, fed at {profile.recovery_rate_lps:g} lines/s; SIGKILL {delay:g} s "
-          f"after its first commit (seed {seed})")
-    def first_commit(text: str) -> bool:   # a commit that includes input (or no input will come: stop waiting)
+    stage(
+        f"step recovery | {build} | follows, fed at {profile.recovery_rate_lps:g} lines/s; SIGKILL {delay:g} s "
+        f"after its first commit (seed {seed})"
+    )
+
+    def first_commit(text: str) -> bool:  # a commit that includes input (or no input will come: stop waiting)
         if replay.get("ended") is not None and replay.get("exit_code") != 0:
             return True
         return processing(text) and commit_log.exists() and any(c.max_seq >= 0 for c in read_commits(commit_log))
@@ -170,12 +208,25 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
         killed_at = time.time()
         shutil.copy(stderr, log)
         if replay.get("ended") is not None and replay.get("exit_code") != 0:
-            return [Metric(STEP, build, "problem", None, "", detail=f"no replay: {replay.get('output', '')[-500:]}",
-                           **common)]
+            return [
+                Metric(
+                    STEP, build, "problem", None, "", detail=f"no replay: {replay.get('output', '')[-500:]}", **common
+                )
+            ]
         if not killed.killed:
             feeder.join()
-            return [Metric(STEP, build, "problem", None, "", detail=f"the run ended (exit {killed.exit_code}) before "
-                           f"the kill {delay:g} s after its first commit", **common)]
+            return [
+                Metric(
+                    STEP,
+                    build,
+                    "problem",
+                    None,
+                    "",
+                    detail=f"the run ended (exit {killed.exit_code}) before "
+                    f"the kill {delay:g} s after its first commit",
+                    **common,
+                )
+            ]
         stage(f"  {build}: killed {killed.seconds_after_start:.1f} s after its start; restarting")
         restarted_at, replay["restarted"] = time.time(), time.monotonic()
         stderr = workdir / "stderr-restart.txt"
@@ -189,18 +240,50 @@ def recover_one(run: RunFolder, follower: Follower, live_input: Path, oracle_res
                 out.write("\n--- restart ---\n" + stderr.read_text(encoding="utf-8", errors="replace"))
     feeder.join()
     if replay.get("exit_code") != 0 or not (replay_dir / LOG_JSON_NAME).exists():
-        return [Metric(STEP, build, "problem", None, "", detail=f"the replay failed: {replay.get('output', '')[-500:]}",
-                       **common)]
-    return (recovery_metrics(run, build, replay_dir, commit_log, queries, workdir, oracle_results, killed_at,
-                             restarted_at, final.exit_code, common,
-                             kill_words=f"SIGKILL to the process group {delay:g} s after its first commit (seed {seed})",
-                             first_commit_words="its first commit-log row (the kill is timed from it)")
-            + poison_outcomes(build, replay_dir, live_input, commit_log, queries, workdir, oracle_results, common))
+        return [
+            Metric(
+                STEP,
+                build,
+                "problem",
+                None,
+                "",
+                detail=f"the replay failed: {replay.get('output', '')[-500:]}",
+                **common,
+            )
+        ]
+    return recovery_metrics(
+        run,
+        build,
+        replay_dir,
+        commit_log,
+        queries,
+        workdir,
+        oracle_results,
+        killed_at,
+        restarted_at,
+        final.exit_code,
+        common,
+        kill_words=f"SIGKILL to the process group {delay:g} s after its first commit (seed {seed})",
+        first_commit_words="its first commit-log row (the kill is timed from it)",
+    ) + poison_outcomes(build, replay_dir, live_input, commit_log, queries, workdir, oracle_results, common)
 
 
-def recovery_metrics(run: RunFolder, build: str, replay_dir: Path, commit_log: Path, queries: Sequence[str],
-                     workdir: Path, oracle_results: Path, killed_at: float, restarted_at: float, exit_code: int | None,
-                     common: dict, kill_words: str, first_commit_words: str, since_seq: int = 0) -> list[Metric]:
+def recovery_metrics(
+    run: RunFolder,
+    build: str,
+    replay_dir: Path,
+    commit_log: Path,
+    queries: Sequence[str],
+    workdir: Path,
+    oracle_results: Path,
+    killed_at: float,
+    restarted_at: float,
+    exit_code: int | None,
+    common: dict,
+    kill_words: str,
+    first_commit_words: str,
+    since_seq: int = 0,
+) -> list[Metric]:
     """The recovery rows and timeline of one killed and restarted follow run: `replay_dir` the
     replay the kill landed in (times are since its start), `since_seq` the first line of it
     (the commits before are an earlier pass's), the export in `workdir` against
@@ -210,44 +293,113 @@ def recovery_metrics(run: RunFolder, build: str, replay_dir: Path, commit_log: P
     commits = read_commits(commit_log)
     progress = committed_progress(commits, queries)
     before = [seq for at, seq in progress if at < start]
-    write_timeline(run.path / "recovery" / f"{build}-r{common['repeat']}.csv",
-                   timeline_rows(units, ([(start, before[-1])] if before else [])
-                                 + [(at, seq) for at, seq in progress if at >= start], start))
+    write_timeline(
+        run.path / "recovery" / f"{build}-r{common['repeat']}.csv",
+        timeline_rows(
+            units, ([(start, before[-1])] if before else []) + [(at, seq) for at, seq in progress if at >= start], start
+        ),
+    )
     since = lambda at: None if at is None else round(at - start, 3)
     after_restart = [c.visible_at for c in commits if c.visible_at >= restarted_at and c.max_seq >= 0]
     backlog = [u.last_seq for u in units if u.intended_at <= restarted_at]
     caught_up = covered_at(commits, queries, max(backlog), restarted_at) if backlog else None
     replay_end = max(u.intended_at for u in units)
     with_input = [c.visible_at for c in commits if c.max_seq >= since_seq]
-    rows = [Metric(STEP, build, "first_commit_s", since(min(with_input)) if with_input else None,
-                   "s since the replay started", detail=first_commit_words, **common),
-            Metric(STEP, build, "replay_end_s", since(replay_end), "s since the replay started",
-                   detail="the last unit's intended emission", **common),
-            Metric(STEP, build, "kill_at_s", since(killed_at), "s since the replay started",
-                   detail=f"{kill_words}; " + ("while the replay was still emitting" if killed_at < replay_end else
-                                                "after the replay had ended"), **common),
-            Metric(STEP, build, "restart_at_s", since(restarted_at), "s since the replay started",
-                   detail="the same command started again", **common),
-            Metric(STEP, build, "first_commit_after_restart_s",
-                   round(min(after_restart) - restarted_at, 3) if after_restart else None, "s",
-                   detail="restart to its first commit-log row that includes input (any query)", **common),
-            Metric(STEP, build, "catch_up_s", round(caught_up - restarted_at, 3) if caught_up else None, "s",
-                   detail=f"restart to every query covering the {len(backlog)} units due before the restart "
-                          f"(up to seq {max(backlog) if backlog else '-'})", **common),
-            Metric(STEP, build, "exit_code", exit_code, "code", detail="the restarted run, stopped with SIGTERM",
-                   **common)]
+    rows = [
+        Metric(
+            STEP,
+            build,
+            "first_commit_s",
+            since(min(with_input)) if with_input else None,
+            "s since the replay started",
+            detail=first_commit_words,
+            **common,
+        ),
+        Metric(
+            STEP,
+            build,
+            "replay_end_s",
+            since(replay_end),
+            "s since the replay started",
+            detail="the last unit's intended emission",
+            **common,
+        ),
+        Metric(
+            STEP,
+            build,
+            "kill_at_s",
+            since(killed_at),
+            "s since the replay started",
+            detail=f"{kill_words}; "
+            + ("while the replay was still emitting" if killed_at < replay_end else "after the replay had ended"),
+            **common,
+        ),
+        Metric(
+            STEP,
+            build,
+            "restart_at_s",
+            since(restarted_at),
+            "s since the replay started",
+            detail="the same command started again",
+            **common,
+        ),
+        Metric(
+            STEP,
+            build,
+            "first_commit_after_restart_s",
+            round(min(after_restart) - restarted_at, 3) if after_restart else None,
+            "s",
+            detail="restart to its first commit-log row that includes input (any query)",
+            **common,
+        ),
+        Metric(
+            STEP,
+            build,
+            "catch_up_s",
+            round(caught_up - restarted_at, 3) if caught_up else None,
+            "s",
+            detail=f"restart to every query covering the {len(backlog)} units due before the restart "
+            f"(up to seq {max(backlog) if backlog else '-'})",
+            **common,
+        ),
+        Metric(STEP, build, "exit_code", exit_code, "code", detail="the restarted run, stopped with SIGTERM", **common),
+    ]
     for query, counted in line_counts(workdir, build, oracle_results).items():
         if counted is None:
-            rows.append(Metric(STEP, build, "lost_lines", None, "order lines", query=query,
-                               detail="no export of it after the restart", **common))
+            rows.append(
+                Metric(
+                    STEP,
+                    build,
+                    "lost_lines",
+                    None,
+                    "order lines",
+                    query=query,
+                    detail="no export of it after the restart",
+                    **common,
+                )
+            )
             continue
         lost, duplicated = counted
-        how = ("valid lines of the line accounting against the oracle's" if query == "line_accounting" else
-               "per key: the oracle's order_lines minus the build's, where positive")
-        rows += [Metric(STEP, build, "lost_lines", lost, "order lines", query=query, detail=how, **common),
-                 Metric(STEP, build, "duplicated_lines", duplicated, "order lines", query=query,
-                        detail=how.replace("oracle's order_lines minus the build's", "build's order_lines minus the "
-                                           "oracle's").replace("against", "beyond"), **common)]
+        how = (
+            "valid lines of the line accounting against the oracle's"
+            if query == "line_accounting"
+            else "per key: the oracle's order_lines minus the build's, where positive"
+        )
+        rows += [
+            Metric(STEP, build, "lost_lines", lost, "order lines", query=query, detail=how, **common),
+            Metric(
+                STEP,
+                build,
+                "duplicated_lines",
+                duplicated,
+                "order lines",
+                query=query,
+                detail=how.replace(
+                    "oracle's order_lines minus the build's", "build's order_lines minus the oracle's"
+                ).replace("against", "beyond"),
+                **common,
+            ),
+        ]
     return rows
 
 
@@ -261,49 +413,103 @@ def kill_delay(profile, seed: int) -> float:
     return round(random.Random(seed).uniform(*KILL_SHARE) * profile.recovery_lines / profile.recovery_rate_lps, 2)
 
 
-def from_follow_run(run: RunFolder, live, oracle_results: Path, input_lines: int, profile, delay: float,
-                    seed: int) -> list[Metric]:
+def from_follow_run(
+    run: RunFolder, live, oracle_results: Path, input_lines: int, profile, delay: float, seed: int
+) -> list[Metric]:
     """The recovery rows of a latency-step follow run whose last pass was killed (follow.py's
     LastPass): a warm build, killed while the pass is replayed."""
     common = dict(repeat=1, input_lines=input_lines, rate_lps=profile.recovery_rate_lps)
     if live.killed_at is None or live.restarted_at is None or live.last_replay_dir is None:
-        return [Metric(STEP, live.build, "problem", None, "", detail="the latency step's follow run did not reach its "
-                       f"last pass's kill: {live.problem or 'see its log'}", **common)]
+        return [
+            Metric(
+                STEP,
+                live.build,
+                "problem",
+                None,
+                "",
+                detail="the latency step's follow run did not reach its "
+                f"last pass's kill: {live.problem or 'see its log'}",
+                **common,
+            )
+        ]
     first_seq = read_emitted_units(live.last_replay_dir)[0].first_seq
     return recovery_metrics(
-        run, live.build, live.last_replay_dir, live.commit_log, live.queries, live.workdir, oracle_results,
-        live.killed_at, live.restarted_at, live.measurement.exit_code if live.measurement else None, common,
+        run,
+        live.build,
+        live.last_replay_dir,
+        live.commit_log,
+        live.queries,
+        live.workdir,
+        oracle_results,
+        live.killed_at,
+        live.restarted_at,
+        live.measurement.exit_code if live.measurement else None,
+        common,
         kill_words=f"SIGKILL to the process group {delay:g} s after the first file of {LAST_PASS_KILL} landed "
-                   f"(seed {seed}), the build warm from the passes before",
-        first_commit_words="its first commit-log row that includes a line of the last pass", since_seq=first_seq)
+        f"(seed {seed}), the build warm from the passes before",
+        first_commit_words="its first commit-log row that includes a line of the last pass",
+        since_seq=first_seq,
+    )
 
 
-def run_recovery(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], profile, data_root: Path,
-                 work: Path, master: str | None, settings, stage: Callable[[str], None],
-                 on_done: Callable[[str, float], None] = lambda build, s: None,
-                 killed_live: Sequence[str] = ()) -> None:
+def run_recovery(
+    run: RunFolder,
+    followers: dict[str, Follower],
+    builds: Sequence[str],
+    profile,
+    data_root: Path,
+    work: Path,
+    master: str | None,
+    settings,
+    stage: Callable[[str], None],
+    on_done: Callable[[str, float], None] = lambda build, s: None,
+    killed_live: Sequence[str] = (),
+) -> None:
     """`killed_live`: builds whose first repeat the latency step measured (its follow run's
     last pass killed, `from_follow_run`): no run of their own for that repeat."""
     from experiments.inputs.prepared import prepare_input
     from experiments.progress import Progress
     from experiments.reference.oracle import run_oracle
 
-    plan = [(repeat, number, build) for repeat in range(1, profile.other_repeats + 1)
-            for number, build in enumerate(builds) if repeat > 1 or build not in killed_live]
+    plan = [
+        (repeat, number, build)
+        for repeat in range(1, profile.other_repeats + 1)
+        for number, build in enumerate(builds)
+        if repeat > 1 or build not in killed_live
+    ]
     if killed_live:
-        stage(f"step recovery | {', '.join(b for b in builds if b in killed_live)} | measured in the latency "
-              "step's follow runs (their last pass killed)")
+        stage(
+            f"step recovery | {', '.join(b for b in builds if b in killed_live)} | measured in the latency "
+            "step's follow runs (their last pass killed)"
+        )
     if not plan:
         return
     files = profile.recovery_lines // profile.file_lines
-    live_input = prepare_input(data_root, profile.recovery_lines, profile.seed, Progress(quiet=True),
-                               prefix="recovery", files=files, poison_after=0)
+    live_input = prepare_input(
+        data_root,
+        profile.recovery_lines,
+        profile.seed,
+        Progress(quiet=True),
+        prefix="recovery",
+        files=files,
+        poison_after=0,
+    )
     run_oracle(live_input, work / "oracle", settings)
     run.update_environment(recovery_input=str(live_input))
     for repeat, number, build in plan:
         started = time.monotonic()
-        rows = recover_one(run, followers[build], live_input, results_dir(work / "oracle", "oracle"), work,
-                           profile, master, repeat, kill_seed(profile, repeat, number), stage)
+        rows = recover_one(
+            run,
+            followers[build],
+            live_input,
+            results_dir(work / "oracle", "oracle"),
+            work,
+            profile,
+            master,
+            repeat,
+            kill_seed(profile, repeat, number),
+            stage,
+        )
         run.append(rows)
         stage(outcome_words(build, rows))
         on_done(build, time.monotonic() - started)
@@ -311,6 +517,8 @@ def run_recovery(run: RunFolder, followers: dict[str, Follower], builds: Sequenc
 
 def outcome_words(build: str, rows: Sequence[Metric]) -> str:
     figures = {(m.metric, m.query): m.value for m in rows}
-    return (f"{build}: first commit {figures.get(('first_commit_after_restart_s', ''))} s after the restart, "
-            f"caught up after {figures.get(('catch_up_s', ''))} s; lost/duplicated daily_revenue lines "
-            f"{figures.get(('lost_lines', 'daily_revenue'))}/{figures.get(('duplicated_lines', 'daily_revenue'))}")
+    return (
+        f"{build}: first commit {figures.get(('first_commit_after_restart_s', ''))} s after the restart, "
+        f"caught up after {figures.get(('catch_up_s', ''))} s; lost/duplicated daily_revenue lines "
+        f"{figures.get(('lost_lines', 'daily_revenue'))}/{figures.get(('duplicated_lines', 'daily_revenue'))}"
+    )

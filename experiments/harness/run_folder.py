@@ -48,6 +48,7 @@ Metric names (`metric` column) and the steps that write them:
 | late | exit_code, equivalence, watermark_dropped_rows | as above (no time or cost: the builds run at the same time) | build, repeat |
 | code_size | code_lines, doc_lines | lines (query = build-specific or shared) | build (and `shared`: all of it) |
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,27 +59,40 @@ import platform
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from shared.atomic import write_text_atomic
 from shared.commit_log import append_csv_rows
 
 METRICS_FILE = "metrics.csv"
 ENVIRONMENT_FILE = "environment.json"
-METRICS_COLUMNS = ("run_id", "timestamp", "step", "build", "query", "repeat", "input_lines", "rate_lps",
-                   "metric", "value", "unit", "detail")
-ALL_QUERIES = "all"   # the `query` of a per-unit figure over every query (the latest of them)
+METRICS_COLUMNS = (
+    "run_id",
+    "timestamp",
+    "step",
+    "build",
+    "query",
+    "repeat",
+    "input_lines",
+    "rate_lps",
+    "metric",
+    "value",
+    "unit",
+    "detail",
+)
+ALL_QUERIES = "all"  # the `query` of a per-unit figure over every query (the latest of them)
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
 class Metric:
     """One row of metrics.csv (run_id and timestamp are added when it is appended)."""
+
     step: str
     build: str
     metric: str
@@ -111,8 +125,8 @@ class RunFolder:
         self.run_id = self.path.name
 
     @classmethod
-    def create(cls, reports_root: Path, profile: str) -> "RunFolder":
-        run_id = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"-{profile}-{uuid.uuid4().hex[:4]}"
+    def create(cls, reports_root: Path, profile: str) -> RunFolder:
+        run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{profile}-{uuid.uuid4().hex[:4]}"
         path = Path(reports_root) / run_id
         path.mkdir(parents=True, exist_ok=False)
         return cls(path)
@@ -192,6 +206,7 @@ def number(row: Mapping, column: str = "value") -> float | None:
 # The environment
 # ---------------------------------------------------------------------------------------
 
+
 def _command_output(command: list[str], stderr: bool = False) -> str:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
@@ -222,16 +237,24 @@ def environment(profile: Mapping, source: str, master: str, input_dir: str | Non
     dirty = _command_output(["git", "-C", str(repository), "status", "--porcelain", "--untracked-files=no"])
     return {
         "started_utc": utc_now(),
-        "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-                    "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+            "cpus": os.cpu_count(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
         "spark_master": master,
         "source": source,
         "input": input_dir or "generated (see profile)",
-        "versions": {"python": platform.python_version(),
-                     **{name: _version(name) for name in ("pyspark", "delta-spark", "duckdb", "pandas", "psutil",
-                                                          "matplotlib", "jinja2")},
-                     "java": _command_output(["java", "-version"], stderr=True)},
+        "versions": {
+            "python": platform.python_version(),
+            **{
+                name: _version(name)
+                for name in ("pyspark", "delta-spark", "duckdb", "pandas", "psutil", "matplotlib", "jinja2")
+            },
+            "java": _command_output(["java", "-version"], stderr=True),
+        },
         "git_commit": commit + (" (with uncommitted changes)" if dirty not in ("", "unknown") else ""),
         "settings": {**{k: v for k, v in asdict(lab).items() if k != "workload"}, **asdict(lab.workload)},
         "profile": dict(profile),

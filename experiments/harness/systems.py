@@ -1,25 +1,29 @@
 """The measured systems as processes: the command that runs each (a build, or a baseline) over an
 input, the statuses it prints at its end, and where its run spent its time (its profile)."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from experiments.harness.measure import python_command
-from shared.export import QUERY_NAMES
+from shared.catalogue import QUERY_NAMES
 
 
 def system_command(system: str, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
     if system == "spark_batch":
-        command = python_command("-m", "experiments.baselines.spark_batch", "--input", str(input_dir),
-                                 "--workdir", str(workdir))
+        command = python_command(
+            "-m", "experiments.baselines.spark_batch", "--input", str(input_dir), "--workdir", str(workdir)
+        )
     elif system == "duckdb":
-        return python_command("-m", "experiments.baselines.duckdb_batch", "--input", str(input_dir),
-                              "--workdir", str(workdir))
+        return python_command(
+            "-m", "experiments.baselines.duckdb_batch", "--input", str(input_dir), "--workdir", str(workdir)
+        )
     else:
-        command = python_command("-m", "experiments.cli", "run", system, "--input", str(input_dir),
-                                 "--workdir", str(workdir), "--fresh")
+        command = python_command(
+            "-m", "experiments.cli", "run", system, "--input", str(input_dir), "--workdir", str(workdir), "--fresh"
+        )
     return command + (["--master", master] if master else [])
 
 
@@ -55,8 +59,9 @@ def streaming_profile(build: str) -> Callable[[Path], list[dict]]:
             for record in records:
                 for part, ms in (record.get(key) or {}).items():
                     sums[prefix + part] = sums.get(prefix + part, 0) + ms
-            rows += [{"query": query, "part": part, "ms": ms, "batches": len(records)}
-                     for part, ms in sorted(sums.items())]
+            rows += [
+                {"query": query, "part": part, "ms": ms, "batches": len(records)} for part, ms in sorted(sums.items())
+            ]
         return rows
 
     return profile
@@ -69,10 +74,14 @@ def spark_batch_profile(workdir: Path) -> list[dict]:
     path = workdir / PROFILE_FILE
     if not path.exists():
         return []
-    return [{"query": step["query"], "part": step["part"], "ms": step["ms"], "batches": ""}
-            for step in json.loads(path.read_text(encoding="utf-8"))]
+    return [
+        {"query": step["query"], "part": step["part"], "ms": step["ms"], "batches": ""}
+        for step in json.loads(path.read_text(encoding="utf-8"))
+    ]
 
 
-PROFILERS: dict[str, Callable[[Path], list[dict]]] = {"kappa": streaming_profile("kappa"),
-                                                      "lambda": streaming_profile("lambda"),
-                                                      "spark_batch": spark_batch_profile}
+PROFILERS: dict[str, Callable[[Path], list[dict]]] = {
+    "kappa": streaming_profile("kappa"),
+    "lambda": streaming_profile("lambda"),
+    "spark_batch": spark_batch_profile,
+}

@@ -31,30 +31,49 @@ exactly like the latency step (units = landed files, open-loop intended times, w
 latest over the queries), its rows go to metrics.csv with step `throughput` (its unit rows to
 throughput/), and the knee is the row `sustainable_lps`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from experiments.harness.drain_step import cost_metrics
 from experiments.harness.follow import Follower, run_follow
-from experiments.harness.live_figures import (WARMUP_STEPS, Judged, judge, latency_metrics, rate_steps_over_files,
-                                              read_verdict, replayer_metrics, unit_rows, verdict_rows,
-                                              write_unit_rows)
+from experiments.harness.live_figures import (
+    WARMUP_STEPS,
+    Judged,
+    judge,
+    latency_metrics,
+    rate_steps_over_files,
+    read_verdict,
+    replayer_metrics,
+    unit_rows,
+    verdict_rows,
+    write_unit_rows,
+)
 from experiments.harness.profiles import DOUBLINGS_PER_RUN, KNEE_RATIO, search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
 
 STEP = "throughput"
-PROBE_PASS = "live probe pass"   # the label of the probe pass's verdicts (search_on_live)
+PROBE_PASS = "live probe pass"  # the label of the probe pass's verdicts (search_on_live)
 
 
 def latency_step_verdicts(rows: list[dict], build: str, repeat: int) -> list[Judged]:
     """The latency step's verdicts on the rates it measured for `build` in `repeat` (its
     `bounded` rows in metrics.csv): its stepped load is the search's ramp when it ran in this
     run folder."""
-    mine = sorted((r for r in rows if r["step"] == "latency" and r["build"] == build and r["metric"] == "bounded"
-                   and r["repeat"] == str(repeat)), key=lambda r: float(r["rate_lps"]))
+    mine = sorted(
+        (
+            r
+            for r in rows
+            if r["step"] == "latency"
+            and r["build"] == build
+            and r["metric"] == "bounded"
+            and r["repeat"] == str(repeat)
+        ),
+        key=lambda r: float(r["rate_lps"]),
+    )
     return [read_verdict(r, f"latency step, repeat {repeat}: ") for r in mine]
 
 
@@ -72,8 +91,18 @@ def next_rate(lower: float | None, upper: float) -> float:
     return float(round(((lower or 0.0) + upper) / 2))
 
 
-def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, profile, data_root: Path,
-           work: Path, master: str | None, repeat: int, stage: Callable[[str], None]) -> tuple[list[Metric], list[Judged]]:
+def _probe(
+    run: RunFolder,
+    follower: Follower,
+    rates: list[float],
+    label: str,
+    profile,
+    data_root: Path,
+    work: Path,
+    master: str | None,
+    repeat: int,
+    stage: Callable[[str], None],
+) -> tuple[list[Metric], list[Judged]]:
     """One follow run of `rates`, stepped; its metrics (step throughput) and verdicts."""
     from experiments.inputs.prepared import prepare_input
     from experiments.progress import Progress
@@ -82,40 +111,87 @@ def _probe(run: RunFolder, follower: Follower, rates: list[float], label: str, p
     # table creation, JIT) come after it says it is ready, and they are not what a rate costs
     warm = min(rates) / 2
     file_lines = profile.file_lines_at(max(rates))
-    counts = ([max(2, profile.warmup_lines(min(rates)) // file_lines)]
-              + [profile.whole_files(rate, profile.search_step_seconds, file_lines) for rate in rates])
-    live_input = prepare_input(data_root, sum(counts) * file_lines, profile.seed, Progress(quiet=True),
-                               prefix="search", files=sum(counts))
+    counts = [max(2, profile.warmup_lines(min(rates)) // file_lines)] + [
+        profile.whole_files(rate, profile.search_step_seconds, file_lines) for rate in rates
+    ]
+    live_input = prepare_input(
+        data_root, sum(counts) * file_lines, profile.seed, Progress(quiet=True), prefix="search", files=sum(counts)
+    )
     steps = rate_steps_over_files(live_input, [warm, *rates], counts)
     lines = sum(n for _, n in steps)
     workdir = work / f"search-{follower.name}-r{repeat}-{label}"
-    stage(f"step throughput | {follower.name} | {label}: {', '.join(f'{r:g}' for r in rates)} lines/s, "
-          f"{profile.search_step_seconds:g} s each, after {profile.start_warmup_s:g} s at {warm:g} lines/s")
-    live = run_follow(follower, live_input, workdir, rate_steps=steps, step_gap_s=profile.step_gap_s,
-                      interval=profile.interval, master=master, drain_timeout_s=profile.search_drain_timeout_s,
-                      stage=lambda message: stage(f"  {message}"))
+    stage(
+        f"step throughput | {follower.name} | {label}: {', '.join(f'{r:g}' for r in rates)} lines/s, "
+        f"{profile.search_step_seconds:g} s each, after {profile.start_warmup_s:g} s at {warm:g} lines/s"
+    )
+    live = run_follow(
+        follower,
+        live_input,
+        workdir,
+        rate_steps=steps,
+        step_gap_s=profile.step_gap_s,
+        interval=profile.interval,
+        master=master,
+        drain_timeout_s=profile.search_drain_timeout_s,
+        stage=lambda message: stage(f"  {message}"),
+    )
     log = run.keep_log(live.log, f"throughput-{follower.name}-r{repeat}-{label}")
-    metrics = [Metric(m.step, m.build, m.metric, m.value, m.unit, query=label, repeat=m.repeat,
-                      input_lines=m.input_lines, detail=m.detail)
-               for m in cost_metrics(STEP, follower.name, live.measurement, repeat, lines, log)]
+    metrics = [
+        Metric(
+            m.step,
+            m.build,
+            m.metric,
+            m.value,
+            m.unit,
+            query=label,
+            repeat=m.repeat,
+            input_lines=m.input_lines,
+            detail=m.detail,
+        )
+        for m in cost_metrics(STEP, follower.name, live.measurement, repeat, lines, log)
+    ]
     if live.measurement is None or live.measurement.exit_code != 0 or not (live.replay_dir / LOG_JSON_NAME).exists():
         # a follower that failed (not one that fell behind: that is what the search looks for)
-        metrics.append(Metric(STEP, follower.name, "problem", None, "", repeat=repeat, input_lines=lines,
-                              query=label, detail=live.problem or f"{follower.name} failed, see {log}"))
+        metrics.append(
+            Metric(
+                STEP,
+                follower.name,
+                "problem",
+                None,
+                "",
+                repeat=repeat,
+                input_lines=lines,
+                query=label,
+                detail=live.problem or f"{follower.name} failed, see {log}",
+            )
+        )
         return metrics, [Judged(rate, None, "the run failed") for rate in rates]
     rows = unit_rows(live.replay_dir, live.commit_log, live.queries, profile.warmup_s, WARMUP_STEPS)
     figures, verdicts = _judged_probe(run, follower.name, rows, rates, label, profile, repeat, lines, WARMUP_STEPS)
     return metrics + figures + verdict_rows(STEP, follower.name, verdicts, repeat), verdicts
 
 
-def _judged_probe(run: RunFolder, build: str, rows, rates: Sequence[float], label: str, profile, repeat: int,
-                  lines: int, warmup_steps: int) -> tuple[list[Metric], list[Judged]]:
+def _judged_probe(
+    run: RunFolder,
+    build: str,
+    rows,
+    rates: Sequence[float],
+    label: str,
+    profile,
+    repeat: int,
+    lines: int,
+    warmup_steps: int,
+) -> tuple[list[Metric], list[Judged]]:
     """A probe's unit rows kept in the run folder, its `all` figures and its verdicts."""
     write_unit_rows(run.probe_units_path(build, repeat, label.replace(" ", "-")), rows)
-    figures = [m for m in latency_metrics(build, rows, repeat, lines, profile.warmup_s, step_name=STEP,
-                                          warmup_steps=warmup_steps) if m.query == ALL_QUERIES]
-    verdicts = [Judged(v.rate, v.ok, f"{label}: {v.why}")
-                for v in judge(figures, rates, profile.search_step_seconds)]
+    figures = [
+        m
+        for m in latency_metrics(
+            build, rows, repeat, lines, profile.warmup_s, step_name=STEP, warmup_steps=warmup_steps
+        )
+        if m.query == ALL_QUERIES
+    ]
+    verdicts = [Judged(v.rate, v.ok, f"{label}: {v.why}") for v in judge(figures, rates, profile.search_step_seconds)]
     return figures, verdicts
 
 
@@ -124,26 +200,41 @@ def probe_pass_metrics(run: RunFolder, live, profile) -> list[Metric]:
     the search's ramp above the latency rates, judged as a ramp of its own is (repeat 1)."""
     rows = unit_rows(live.probe_replay_dir, live.commit_log, live.queries, profile.warmup_s)
     lines = sum(r.last_seq - r.first_seq + 1 for r in rows if r.query == ALL_QUERIES)
-    figures, verdicts = _judged_probe(run, live.build, rows, profile.probe_rates(), PROBE_PASS, profile, 1,
-                                      lines, 0)
+    figures, verdicts = _judged_probe(run, live.build, rows, profile.probe_rates(), PROBE_PASS, profile, 1, lines, 0)
     summary = read_replay_summary(live.probe_replay_dir)
     # did the harness deliver the rate? (a late emission counts in latency, from its intended time)
-    return (figures + verdict_rows(STEP, live.build, verdicts, 1)
-            + replayer_metrics(STEP, live.build, summary, 1, lines, query=PROBE_PASS))
+    return (
+        figures
+        + verdict_rows(STEP, live.build, verdicts, 1)
+        + replayer_metrics(STEP, live.build, summary, 1, lines, query=PROBE_PASS)
+    )
 
 
 def probe_pass_verdicts(rows: list[dict], build: str) -> dict[int, list[Judged]]:
     """The probe pass's verdicts of `build` already in metrics.csv, per repeat."""
     found: dict[int, list[Judged]] = {}
     for r in rows:
-        if (r["step"] == STEP and r["build"] == build and r["metric"] == "bounded"
-                and r["detail"].startswith(f"{PROBE_PASS}:")):
+        if (
+            r["step"] == STEP
+            and r["build"] == build
+            and r["metric"] == "bounded"
+            and r["detail"].startswith(f"{PROBE_PASS}:")
+        ):
             found.setdefault(int(r["repeat"]), []).append(read_verdict(r))
     return found
 
 
-def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: Path, master: str | None,
-           repeat: int, stage: Callable[[str], None], probed_on_live: bool = False) -> list[Judged]:
+def search(
+    run: RunFolder,
+    follower: Follower,
+    profile,
+    data_root: Path,
+    work: Path,
+    master: str | None,
+    repeat: int,
+    stage: Callable[[str], None],
+    probed_on_live: bool = False,
+) -> list[Judged]:
     """The ramp (the latency step's rates when it ran in this run folder for this build and
     repeat, then the probe pass's rates when the latency step replayed them, else a ramp
     above them only if none was unbounded), then the bisections; every probe's rows appended
@@ -153,15 +244,20 @@ def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: P
     verdicts = latency_step_verdicts(rows, follower.name, repeat)
     probed = probe_pass_verdicts(rows, follower.name)
     if verdicts:
-        stage(f"step throughput | {follower.name} | the latency step's rates, repeat {repeat}: "
-              + ", ".join(f"{v.rate:g} {'ok' if v.ok else 'no' if v.ok is False else '?'}" for v in verdicts))
+        stage(
+            f"step throughput | {follower.name} | the latency step's rates, repeat {repeat}: "
+            + ", ".join(f"{v.rate:g} {'ok' if v.ok else 'no' if v.ok is False else '?'}" for v in verdicts)
+        )
         run.append(verdict_rows(STEP, follower.name, verdicts, repeat))
-        if probed or probed_on_live:   # the ramp above them ran once, in the latency step's follow runs
+        if probed or probed_on_live:  # the ramp above them ran once, in the latency step's follow runs
             verdicts += probed.get(repeat, [])
             ramp = []
         else:
-            ramp = [r for r in search_ramp(profile) if r > max(v.rate for v in verdicts)] \
-                if knee(verdicts)[1] is None else []
+            ramp = (
+                [r for r in search_ramp(profile) if r > max(v.rate for v in verdicts)]
+                if knee(verdicts)[1] is None
+                else []
+            )
     else:
         ramp = search_ramp(profile)
     if ramp:
@@ -172,27 +268,25 @@ def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: P
     while knee(verdicts)[1] is None and any(v.ok for v in verdicts):
         # every rate judged was bounded: doubling on, DOUBLINGS_PER_RUN rates a run, until one is not
         highest = max(v.rate for v in verdicts)
-        rates = [highest * 2 ** k for k in range(1, DOUBLINGS_PER_RUN + 1) if highest * 2 ** k <= profile.search_limit_lps]
+        rates = [highest * 2**k for k in range(1, DOUBLINGS_PER_RUN + 1) if highest * 2**k <= profile.search_limit_lps]
         if not rates:
             break
         number += 1
-        more, found = _probe(run, follower, rates, f"double-{number}", profile, data_root, work, master, repeat,
-                             stage)
+        more, found = _probe(run, follower, rates, f"double-{number}", profile, data_root, work, master, repeat, stage)
         run.append(more)
         verdicts += found
         if not any(v.ok is not None for v in found):
-            break   # not judged: doubling again would not be either
+            break  # not judged: doubling again would not be either
     for number in range(1, profile.search_bisections + 1):
         lower, upper = knee(verdicts)
         if upper is None:
-            break   # bounded up to the search's limit: nothing to bisect
+            break  # bounded up to the search's limit: nothing to bisect
         if lower is not None and upper / lower <= KNEE_RATIO:
-            break   # bracketed closely enough
+            break  # bracketed closely enough
         rate = next_rate(lower, upper)
         if rate in {v.rate for v in verdicts} or rate <= 0:
-            break   # the interval cannot be split further at whole rates
-        more, found = _probe(run, follower, [rate], f"bisect-{number}", profile, data_root, work, master, repeat,
-                             stage)
+            break  # the interval cannot be split further at whole rates
+        more, found = _probe(run, follower, [rate], f"bisect-{number}", profile, data_root, work, master, repeat, stage)
         run.append(more)
         verdicts += found
     return verdicts
@@ -200,28 +294,51 @@ def search(run: RunFolder, follower: Follower, profile, data_root: Path, work: P
 
 def knee_metrics(build: str, verdicts: Sequence[Judged], profile, repeat: int) -> list[Metric]:
     lower, upper = knee(verdicts)
-    tried = ", ".join(f"{v.rate:g}" + ("" if v.ok is None else (" ok" if v.ok else " no"))
-                      for v in sorted(verdicts, key=lambda v: v.rate))
+    tried = ", ".join(
+        f"{v.rate:g}" + ("" if v.ok is None else (" ok" if v.ok else " no"))
+        for v in sorted(verdicts, key=lambda v: v.rate)
+    )
     if upper is None and lower is not None:
         highest = max(v.rate for v in verdicts)
         bound = "the search's limit" if highest * 2 > profile.search_limit_lps else "the highest rate tried"
         detail = f"bounded at every rate judged, up to {bound} ({highest:g} lines/s): at least this; rates {tried}"
     elif lower is None:
-        detail = f"no rate tried was bounded; unbounded from {upper:g} lines/s; rates {tried}" if upper else \
-            f"no rate could be judged; rates {tried}"
+        detail = (
+            f"no rate tried was bounded; unbounded from {upper:g} lines/s; rates {tried}"
+            if upper
+            else f"no rate could be judged; rates {tried}"
+        )
     else:
         detail = f"bounded at {lower:g}, not at {upper:g} lines/s; rates {tried}"
     rows = [Metric(STEP, build, "sustainable_lps", lower, "lines/s", query=ALL_QUERIES, repeat=repeat, detail=detail)]
     if upper is not None:
-        rows.append(Metric(STEP, build, "unbounded_lps", upper, "lines/s", query=ALL_QUERIES, repeat=repeat,
-                           detail="the lowest rate at which latency kept rising or units were never visible"))
+        rows.append(
+            Metric(
+                STEP,
+                build,
+                "unbounded_lps",
+                upper,
+                "lines/s",
+                query=ALL_QUERIES,
+                repeat=repeat,
+                detail="the lowest rate at which latency kept rising or units were never visible",
+            )
+        )
     return rows
 
 
-def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Sequence[str], profile, data_root: Path,
-                   work: Path, master: str | None, stage: Callable[[str], None],
-                   on_done: Callable[[str, float], None] = lambda build, s: None,
-                   probed_on_live: bool = False) -> None:
+def run_throughput(
+    run: RunFolder,
+    followers: dict[str, Follower],
+    builds: Sequence[str],
+    profile,
+    data_root: Path,
+    work: Path,
+    master: str | None,
+    stage: Callable[[str], None],
+    on_done: Callable[[str, float], None] = lambda build, s: None,
+    probed_on_live: bool = False,
+) -> None:
     """The search per build (see the module doc). `probed_on_live`: the latency step's follow
     runs had the probe pass in this run (as do a folder's rows that hold its verdicts)."""
     import time
@@ -241,12 +358,24 @@ def run_throughput(run: RunFolder, followers: dict[str, Follower], builds: Seque
             if measured and not latency_step_verdicts(latency_rows, build, repeat):
                 # the latency step ran but this pass did not (the build had not caught up with the pass
                 # before): its rates are judged from the passes that ran, not by a ramp of their own
-                run.append([Metric(STEP, build, "sustainable_lps", None, "lines/s", query=ALL_QUERIES, repeat=repeat,
-                                   detail=f"not judged: the latency step's pass {repeat} did not run for {build}")])
+                run.append(
+                    [
+                        Metric(
+                            STEP,
+                            build,
+                            "sustainable_lps",
+                            None,
+                            "lines/s",
+                            query=ALL_QUERIES,
+                            repeat=repeat,
+                            detail=f"not judged: the latency step's pass {repeat} did not run for {build}",
+                        )
+                    ]
+                )
                 on_done(build, time.monotonic() - started)
                 continue
             verdicts = search(run, followers[build], profile, data_root, work, master, repeat, stage, probed_on_live)
-            rows = knee_metrics(build, verdicts, profile, repeat)
-            run.append(rows)
-            stage(f"{build}: sustainable throughput {rows[0].detail}")
+            knee = knee_metrics(build, verdicts, profile, repeat)
+            run.append(knee)
+            stage(f"{build}: sustainable throughput {knee[0].detail}")
             on_done(build, time.monotonic() - started)

@@ -4,24 +4,32 @@ Equal results are byte-identical export files; anything else is a mismatch, desc
 by how many rows differ. A query a build does not produce is shown as such, never as
 passing.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from shared.atomic import atomic_text, write_text_atomic
 from experiments.harness.builds import SPARK_BUILDS
-from shared.export import QUERY_NAMES, export_path, read_accounting, results_dir
+from shared.atomic import atomic_text, write_text_atomic
+from shared.catalogue import QUERY_NAMES
+from shared.export import export_path, read_accounting, results_dir
 from shared.quality import QUALITY_SUMMARY_FILE
 
 if TYPE_CHECKING:  # imported lazily at run time: the model reads with the oracle (pandas)
     from experiments.reference.watermark_model import WatermarkModelResult
 
 IDENTICAL, DIFFERS, MISSING, NOT_APPLICABLE, NOT_IMPLEMENTED, EXPLAINED = (
-    "identical", "DIFFERS", "MISSING", "not applicable", "not implemented", "explained by the watermark",
+    "identical",
+    "DIFFERS",
+    "MISSING",
+    "not applicable",
+    "not implemented",
+    "explained by the watermark",
 )
 MODEL_DIR = "watermark_model"
 FAILING = {DIFFERS, MISSING}
@@ -58,10 +66,16 @@ class VerifyOutcome:
             if counts is None:
                 problems.append(f"{build}: no line accounting")
             elif not counts["balanced"]:
-                problems.append(f"{build}: raw {counts['raw_lines']} != valid {counts['valid_lines']}"
-                                f" + quarantined {counts['quarantined_lines']}")
-            elif reference and build != "oracle" and (counts["raw_lines"], counts["valid_lines"], counts["quarantine"]) != (
-                    reference["raw_lines"], reference["valid_lines"], reference["quarantine"]):
+                problems.append(
+                    f"{build}: raw {counts['raw_lines']} != valid {counts['valid_lines']}"
+                    f" + quarantined {counts['quarantined_lines']}"
+                )
+            elif (
+                reference
+                and build != "oracle"
+                and (counts["raw_lines"], counts["valid_lines"], counts["quarantine"])
+                != (reference["raw_lines"], reference["valid_lines"], reference["quarantine"])
+            ):
                 problems.append(f"{build}: accounting differs from the oracle's")
         return problems
 
@@ -72,8 +86,10 @@ class VerifyOutcome:
             if summary is None:
                 problems.append(f"{build}: no data-quality record")
             elif not summary["success"]:
-                problems.append(f"{build}: {summary['failed_batches']} of {summary['batches']} batches failed "
-                                f"the quality suite: {'; '.join(summary['failures'])}")
+                problems.append(
+                    f"{build}: {summary['failed_batches']} of {summary['batches']} batches failed "
+                    f"the quality suite: {'; '.join(summary['failures'])}"
+                )
         return problems
 
     @property
@@ -81,10 +97,16 @@ class VerifyOutcome:
         return not self.mismatches and not self.accounting_problems and not self.quality_problems
 
     def to_json(self) -> dict:
-        return {"comparisons": [asdict(c) for c in self.comparisons], "accounting": self.accounting,
-                "quality": self.quality, "seconds": self.seconds, "ok": self.ok,
-                "accounting_problems": self.accounting_problems, "quality_problems": self.quality_problems,
-                "warnings": self.warnings}
+        return {
+            "comparisons": [asdict(c) for c in self.comparisons],
+            "accounting": self.accounting,
+            "quality": self.quality,
+            "seconds": self.seconds,
+            "ok": self.ok,
+            "accounting_problems": self.accounting_problems,
+            "quality_problems": self.quality_problems,
+            "warnings": self.warnings,
+        }
 
 
 def _rows(path: Path) -> list[str]:
@@ -111,9 +133,10 @@ def compare_export(workdir, build: str, query: str, build_status: str | None) ->
 @dataclass(frozen=True)
 class ModelledBuild:
     """The watermark model run over the file batches one build read."""
+
     result: WatermarkModelResult
-    late: dict            # the build's _late.json: its source, batching and Spark's own drop counts
-    expected_csv: str     # window_revenue as the build should export it
+    late: dict  # the build's _late.json: its source, batching and Spark's own drop counts
+    expected_csv: str  # window_revenue as the build should export it
 
 
 def model_watermark(workdir, input_dir, build: str, settings) -> ModelledBuild | None:
@@ -121,7 +144,8 @@ def model_watermark(workdir, input_dir, build: str, settings) -> ModelledBuild |
     window_revenue and dropped_pairs.csv under results/watermark_model/; None when the build
     keeps no event-time record (_late.json) or read a source the model does not replay."""
     from experiments.reference.watermark_model import model
-    from shared.export import QUERIES, render
+    from shared.catalogue import QUERIES
+    from shared.export import render
 
     late_path = results_dir(workdir, build) / "_late.json"
     if not late_path.exists() or input_dir is None:
@@ -152,10 +176,14 @@ def explanation(workdir, build: str, modelled: ModelledBuild) -> Comparison | No
         return None
     result = modelled.result
     spark_count = modelled.late.get("rows_dropped_by_watermark", {}).get("window_revenue")
-    return Comparison("window_revenue", build, EXPLAINED,
-                      f"differs from the truth by exactly {len(result.dropped)} (line, window) pairs of "
-                      f"{result.dropped_lines} late lines, listed in results/{MODEL_DIR}/dropped_pairs.csv; "
-                      f"Spark counted {spark_count} rows dropped by the watermark (after partial aggregation)")
+    return Comparison(
+        "window_revenue",
+        build,
+        EXPLAINED,
+        f"differs from the truth by exactly {len(result.dropped)} (line, window) pairs of "
+        f"{result.dropped_lines} late lines, listed in results/{MODEL_DIR}/dropped_pairs.csv; "
+        f"Spark counted {spark_count} rows dropped by the watermark (after partial aggregation)",
+    )
 
 
 def out_of_order_warning(result: WatermarkModelResult, build: str, watermark_seconds: int) -> str | None:
@@ -164,14 +192,16 @@ def out_of_order_warning(result: WatermarkModelResult, build: str, watermark_sec
     dropped, valid = result.dropped_lines, result.valid_lines
     if valid == 0 or dropped <= OUT_OF_ORDER_WARNING_SHARE * valid:
         return None
-    return (f"input files are not in event-time order: {dropped:,} of {valid:,} valid lines "
-            f"({dropped / valid:.1%}) arrived behind the {_duration_text(watermark_seconds)} watermark and were "
-            f"dropped by {build}'s window_revenue, from some or all of their windows (so says the watermark model "
-            "over the build's file batches, taken by modification time, then name, as a file source takes them; "
-            f"results/{MODEL_DIR}/dropped_pairs.csv lists each pair). Replay the "
-            "input in event-time order with `lab replay --order event-time --to landing --landing DIR` and run "
-            "the builds on DIR, or raise LAB_WATERMARK_SECONDS above how far back the files go (the build then "
-            "keeps that much more state)")
+    return (
+        f"input files are not in event-time order: {dropped:,} of {valid:,} valid lines "
+        f"({dropped / valid:.1%}) arrived behind the {_duration_text(watermark_seconds)} watermark and were "
+        f"dropped by {build}'s window_revenue, from some or all of their windows (so says the watermark model "
+        "over the build's file batches, taken by modification time, then name, as a file source takes them; "
+        f"results/{MODEL_DIR}/dropped_pairs.csv lists each pair). Replay the "
+        "input in event-time order with `lab replay --order event-time --to landing --landing DIR` and run "
+        "the builds on DIR, or raise LAB_WATERMARK_SECONDS above how far back the files go (the build then "
+        "keeps that much more state)"
+    )
 
 
 def _duration_text(seconds: int) -> str:
@@ -192,8 +222,9 @@ def _write_dropped(path: Path, dropped: list[dict]) -> None:
             writer.writerow([d["file"], d["order_ts"], d["window_start"], d["window_end"], d["line"]])
 
 
-def compare_all(workdir, statuses: dict[str, dict[str, str]], builds=SPARK_BUILDS, input_dir=None,
-                settings=None) -> VerifyOutcome:
+def compare_all(
+    workdir, statuses: dict[str, dict[str, str]], builds=SPARK_BUILDS, input_dir=None, settings=None
+) -> VerifyOutcome:
     from shared.settings import WorkloadSettings
 
     settings = settings or WorkloadSettings()
@@ -209,8 +240,9 @@ def compare_all(workdir, statuses: dict[str, dict[str, str]], builds=SPARK_BUILD
                     warnings += [warning] if warning else []
             comparisons.append(comparison)
     accounting = {build: read_accounting(workdir, build) for build in ("oracle", *builds)}
-    return VerifyOutcome(comparisons, accounting, {build: read_quality(workdir, build) for build in builds},
-                         warnings=warnings)
+    return VerifyOutcome(
+        comparisons, accounting, {build: read_quality(workdir, build) for build in builds}, warnings=warnings
+    )
 
 
 def read_quality(workdir, build: str) -> dict | None:
@@ -218,9 +250,15 @@ def read_quality(workdir, build: str) -> dict | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
-               stage: Callable[[str], None] = lambda message: None,
-               options: dict[str, dict] | None = None) -> tuple[dict, dict]:
+def run_builds(
+    spark,
+    input_dir,
+    workdir,
+    builds=SPARK_BUILDS,
+    settings=None,
+    stage: Callable[[str], None] = lambda message: None,
+    options: dict[str, dict] | None = None,
+) -> tuple[dict, dict]:
     """Run the oracle and each build fresh, through the registry; returns (statuses,
     seconds) per build. `options` holds RunRequest fields per build (e.g. kappa's Kafka
     source)."""
@@ -240,8 +278,15 @@ def run_builds(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None,
     return statuses, seconds
 
 
-def verify(spark, input_dir, workdir, builds=SPARK_BUILDS, settings=None, stage=lambda m: None,
-           options: dict[str, dict] | None = None) -> VerifyOutcome:
+def verify(
+    spark,
+    input_dir,
+    workdir,
+    builds=SPARK_BUILDS,
+    settings=None,
+    stage=lambda m: None,
+    options: dict[str, dict] | None = None,
+) -> VerifyOutcome:
     statuses, seconds = run_builds(spark, input_dir, workdir, builds, settings, stage, options)
     outcome = compare_all(workdir, statuses, builds, input_dir, settings)
     outcome.seconds = seconds
@@ -256,7 +301,9 @@ def equivalence_table(outcome: VerifyOutcome, builds=SPARK_BUILDS) -> list[list[
         row = [query]
         for build in builds:
             c = cells.get((query, build))
-            row.append("" if c is None else (f"{c.status} ({c.detail})" if c.status in (DIFFERS, EXPLAINED) else c.status))
+            row.append(
+                "" if c is None else (f"{c.status} ({c.detail})" if c.status in (DIFFERS, EXPLAINED) else c.status)
+            )
         rows.append(row)
     accounting_row = ["line accounting"]
     for build in builds:
@@ -266,8 +313,10 @@ def equivalence_table(outcome: VerifyOutcome, builds=SPARK_BUILDS) -> list[list[
         elif any(p.startswith(build + ":") for p in outcome.accounting_problems):
             accounting_row.append(f"DIFFERS (raw {counts['raw_lines']}, valid {counts['valid_lines']})")
         else:
-            accounting_row.append(f"identical (raw {counts['raw_lines']} = valid {counts['valid_lines']}"
-                                  f" + quarantined {counts['quarantined_lines']})")
+            accounting_row.append(
+                f"identical (raw {counts['raw_lines']} = valid {counts['valid_lines']}"
+                f" + quarantined {counts['quarantined_lines']})"
+            )
     rows.append(accounting_row)
     quality_row = ["data quality"]
     for build in builds:

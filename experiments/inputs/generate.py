@@ -25,6 +25,7 @@ late lines is `GeneratorOptions.watermark_seconds`: its default is WorkloadSetti
 and `lab generate` passes the watermark of WorkloadSettings.from_env(), the one the builds
 will use (LAB_WATERMARK_SECONDS).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -37,11 +38,12 @@ import math
 import os
 import random
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence, TextIO
+from typing import NamedTuple, TextIO
 
 from shared.atomic import atomic_text, write_bytes_atomic
 from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, WorkloadSettings
@@ -51,20 +53,20 @@ from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, Workloa
 # --------------------------------------------------------------------------------------
 
 # Relative weights of quantities 1, 2, 3, ...: cheap items are bought several at a time.
-ALMOST_ALWAYS_ONE = (999, 1)          # phones, laptops, appliances
-MOSTLY_ONE = (199, 1)                 # monitors, TVs
+ALMOST_ALWAYS_ONE = (999, 1)  # phones, laptops, appliances
+MOSTLY_ONE = (199, 1)  # monitors, TVs
 HEADPHONE_QUANTITIES = (99, 1)
 CABLE_QUANTITIES = (92, 6, 1.5, 0.5)
-AAA_QUANTITIES = (68, 19, 7, 3, 3)    # mean about 1.5, as in the real data
-AA_QUANTITIES = (76, 16, 5, 2, 1)     # mean about 1.35
+AAA_QUANTITIES = (68, 19, 7, 3, 3)  # mean about 1.5, as in the real data
+AA_QUANTITIES = (76, 16, 5, 2, 1)  # mean about 1.35
 
 
 @dataclass(frozen=True)
 class Product:
     name: str
-    price: str                      # written as the real export writes it: "700", "11.95"
+    price: str  # written as the real export writes it: "700", "11.95"
     category: str
-    popularity: int                 # relative share of order lines
+    popularity: int  # relative share of order lines
     quantity_weights: tuple[float, ...]
 
 
@@ -107,7 +109,7 @@ COST_RATIO_BY_CATEGORY = {
 class City:
     name: str
     state: str
-    state_name: str                 # only used to write bad addresses ("..., Dallas, Texas")
+    state_name: str  # only used to write bad addresses ("..., Dallas, Texas")
     zip: str
     popularity: int
 
@@ -126,19 +128,85 @@ CITIES: tuple[City, ...] = (
 )
 
 STREET_NAMES = (
-    "1st", "2nd", "4th", "5th", "6th", "7th", "8th", "9th", "10th", "11th", "12th", "13th",
-    "14th", "Main", "Park", "Oak", "Pine", "Maple", "Cedar", "Elm", "Washington", "Lake",
-    "Hill", "Walnut", "Spruce", "Wilson", "Jackson", "Lincoln", "Church", "Center", "Ridge",
-    "Highland", "Forest", "Sunset", "River", "Meadow", "Willow", "Cherry", "Dogwood",
-    "Hickory", "Jefferson", "Madison", "Johnson", "Adams", "Chestnut", "Lakeview", "North",
-    "South", "West", "Railroad",
+    "1st",
+    "2nd",
+    "4th",
+    "5th",
+    "6th",
+    "7th",
+    "8th",
+    "9th",
+    "10th",
+    "11th",
+    "12th",
+    "13th",
+    "14th",
+    "Main",
+    "Park",
+    "Oak",
+    "Pine",
+    "Maple",
+    "Cedar",
+    "Elm",
+    "Washington",
+    "Lake",
+    "Hill",
+    "Walnut",
+    "Spruce",
+    "Wilson",
+    "Jackson",
+    "Lincoln",
+    "Church",
+    "Center",
+    "Ridge",
+    "Highland",
+    "Forest",
+    "Sunset",
+    "River",
+    "Meadow",
+    "Willow",
+    "Cherry",
+    "Dogwood",
+    "Hickory",
+    "Jefferson",
+    "Madison",
+    "Johnson",
+    "Adams",
+    "Chestnut",
+    "Lakeview",
+    "North",
+    "South",
+    "West",
+    "Railroad",
 )
 STREET_SUFFIXES = (("St", 80), ("Ave", 8), ("Dr", 4), ("Rd", 3), ("Blvd", 2), ("Ln", 2), ("Way", 1))
 
 # Order lines per hour of day (UTC) in the real data: peaks at noon and 19-20 h, trough 3-4 h.
 HOUR_WEIGHTS = (
-    3910, 2350, 1243, 831, 854, 1321, 2482, 4011, 6256, 8748, 10944, 12411,
-    12587, 12129, 10984, 10175, 10384, 10899, 12280, 12905, 12228, 10921, 8822, 6275,
+    3910,
+    2350,
+    1243,
+    831,
+    854,
+    1321,
+    2482,
+    4011,
+    6256,
+    8748,
+    10944,
+    12411,
+    12587,
+    12129,
+    10984,
+    10175,
+    10384,
+    10899,
+    12280,
+    12905,
+    12228,
+    10921,
+    8822,
+    6275,
 )
 
 CARRIERS = (("UPS", 40), ("FedEx", 30), ("USPS", 22), ("DHL", 8))
@@ -148,7 +216,7 @@ CARRIERS = (("UPS", 40), ("FedEx", 30), ("USPS", 22), ("DHL", 8))
 # --------------------------------------------------------------------------------------
 
 FIRST_ORDER_ID = 141234
-ORDER_SIZE_WEIGHTS = ((1, 95), (2, 4), (3, 1))   # ~5% of orders have 2-3 lines
+ORDER_SIZE_WEIGHTS = ((1, 95), (2, 4), (3, 1))  # ~5% of orders have 2-3 lines
 ROWS_PER_FILE = 10_000
 LINES_PER_DAY = 1_500
 PROGRESS_EVERY = 10_000
@@ -161,8 +229,8 @@ LATE_MAX_LAG_MINUTES = 24 * 60
 WATERMARK_GUARD_SECONDS = 5 * 60
 MIN_WATERMARK_SECONDS = WATERMARK_GUARD_SECONDS + 60
 
-SHIP_PROBABILITY = 0.9                      # 10% of order lines never ship
-SHIP_DELAY_SECONDS = (3600, 96 * 3600)      # some beyond the 72 h join bound, on purpose
+SHIP_PROBABILITY = 0.9  # 10% of order lines never ship
+SHIP_DELAY_SECONDS = (3600, 96 * 3600)  # some beyond the 72 h join bound, on purpose
 
 # Dates are written with two-digit years read as 20yy.
 FIRST_ALLOWED_DAY = dt.date(2000, 1, 1)
@@ -174,7 +242,7 @@ BAD_DATES = ("13/45/19 10:00", "2019-04-01 10:00", "02/29/19 10:00", "not a date
 
 MANIFEST_NAME = "_manifest.json"
 BYTE_ORDER_MARK = "\ufeff"  # written by spreadsheet programs before a CSV file's first header
-WRITE_BUFFER = 1 << 20    # sales and shipments files are written through a 1 MiB buffer
+WRITE_BUFFER = 1 << 20  # sales and shipments files are written through a 1 MiB buffer
 GENERATOR_ID = "lambda-kappa-lab experiments.inputs.generate"
 MANIFEST_FORMAT_VERSION = 1
 CENT = Decimal("0.01")
@@ -183,7 +251,7 @@ EPOCH = dt.datetime(1970, 1, 1)
 # Kinds of sales lines. They are disjoint and add up to every physical line.
 ON_TIME, OUT_OF_ORDER, LATE, DUPLICATE = "on_time", "out_of_order", "late", "duplicate"
 FILE_HEADER, REPEATED_HEADER, BLANK = "header", "repeated_header", "blank"
-NOT_UTF8, TOO_LONG = "not_utf8", "too_long"   # only in Windows-1252 and binary files (see GeneratorOptions)
+NOT_UTF8, TOO_LONG = "not_utf8", "too_long"  # only in Windows-1252 and binary files (see GeneratorOptions)
 MALFORMED_REASONS = ("field_count", "missing_field", "bad_quantity", "bad_price", "bad_date", "bad_address")
 LINE_KINDS = (ON_TIME, OUT_OF_ORDER, LATE, DUPLICATE, FILE_HEADER, REPEATED_HEADER, BLANK, NOT_UTF8, TOO_LONG) + tuple(
     f"malformed:{reason}" for reason in MALFORMED_REASONS
@@ -194,14 +262,18 @@ QUARANTINE_REASONS = (NOT_UTF8, TOO_LONG, "blank", "header") + MALFORMED_REASONS
 # Windows-1252 files: one on-time line in this many moves to San José (an accent: not UTF-8)
 ACCENTED_EVERY = 10
 ACCENTED_CITY = "San José, CA 95113"
-RUNAWAY_FIELDS = 700   # a runaway line (no line ends for 700 fields: 5,600 characters, `too_long`)
-BINARY_LINES = 40      # lines of a stray binary file, each holding 0xFF, which no UTF-8 text has
+RUNAWAY_FIELDS = 700  # a runaway line (no line ends for 700 fields: 5,600 characters, `too_long`)
+BINARY_LINES = 40  # lines of a stray binary file, each holding 0xFF, which no UTF-8 text has
 
 # What a record slot holds (out-of-order and late are decided per order, see _order_timing).
 _ORDER_LINE, _MALFORMED = "order_line", "malformed"
 _FRACTION_OPTIONS = (
-    "out_of_order_fraction", "late_fraction", "duplicate_fraction",
-    "malformed_fraction", "blank_fraction", "repeated_header_fraction",
+    "out_of_order_fraction",
+    "late_fraction",
+    "duplicate_fraction",
+    "malformed_fraction",
+    "blank_fraction",
+    "repeated_header_fraction",
 )
 
 
@@ -209,21 +281,22 @@ _FRACTION_OPTIONS = (
 # Public API
 # --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class GeneratorOptions:
-    rows: int                      # order-line records to emit (valid-looking + quirks); > 0
+    rows: int  # order-line records to emit (valid-looking + quirks); > 0
     seed: int = 7
-    files: int | None = None       # sales CSV files; default max(1, ceil(rows / 10_000))
-    start: str = "2019-01-01"      # first UTC day of order times
-    days: int | None = None        # span; default so that about 1_500 lines fall on one day
-    out_of_order_fraction: float = 0.02   # up to 90 min behind the running max, inside the watermark
-    late_fraction: float = 0.0            # watermark + 5 min to 24 h (at least 2 x watermark) behind it
-    duplicate_fraction: float = 0.005     # exact copy of the previous valid line, right after it
-    malformed_fraction: float = 0.01      # lines that cannot be valid, every reason of data-rules.md
-    blank_fraction: float = 0.002         # ",,,,,"
+    files: int | None = None  # sales CSV files; default max(1, ceil(rows / 10_000))
+    start: str = "2019-01-01"  # first UTC day of order times
+    days: int | None = None  # span; default so that about 1_500 lines fall on one day
+    out_of_order_fraction: float = 0.02  # up to 90 min behind the running max, inside the watermark
+    late_fraction: float = 0.0  # watermark + 5 min to 24 h (at least 2 x watermark) behind it
+    duplicate_fraction: float = 0.005  # exact copy of the previous valid line, right after it
+    malformed_fraction: float = 0.01  # lines that cannot be valid, every reason of data-rules.md
+    blank_fraction: float = 0.002  # ",,,,,"
     repeated_header_fraction: float = 0.001  # header line repeated in the middle of a file
-    catalogue: bool = True         # write catalogue/products.csv
-    shipments: bool = True         # write shipments/*.csv
+    catalogue: bool = True  # write catalogue/products.csv
+    shipments: bool = True  # write shipments/*.csv
     # The builds' event-time watermark (WorkloadSettings.watermark_seconds; pass the one in use).
     watermark_seconds: int = WorkloadSettings().watermark_seconds
     # The first N sales files saved as a spreadsheet program saves them: a UTF-8 byte-order
@@ -246,14 +319,14 @@ class GenerationSummary:
     `out_dir`, so the manifest does not depend on where the data lives."""
 
     out_dir: str
-    sales_files: list[str] = field(default_factory=list)       # name order = time order
+    sales_files: list[str] = field(default_factory=list)  # name order = time order
     sales_file_lines: list[int] = field(default_factory=list)  # physical lines per sales file
     shipment_files: list[str] = field(default_factory=list)
     catalogue_file: str | None = None
     manifest_file: str | None = None
     # Disjoint kinds of sales lines (see LINE_KINDS): they add up to raw_lines.
     lines_by_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LINE_KINDS, 0))
-    orders: int = 0                    # distinct Order IDs on valid lines
+    orders: int = 0  # distinct Order IDs on valid lines
     shipment_lines: int = 0
     catalogue_products: int = 0
     order_time_min: str | None = None  # ISO, UTC, over valid lines
@@ -271,8 +344,12 @@ class GenerationSummary:
     def quarantined_by_reason(self) -> dict[str, int]:
         """Counts per quarantine reason of docs/data-rules.md (each file's header included)."""
         kinds = self.lines_by_kind
-        by_reason = {NOT_UTF8: kinds[NOT_UTF8], TOO_LONG: kinds[TOO_LONG], "blank": kinds[BLANK],
-                     "header": kinds[FILE_HEADER] + kinds[REPEATED_HEADER]}
+        by_reason = {
+            NOT_UTF8: kinds[NOT_UTF8],
+            TOO_LONG: kinds[TOO_LONG],
+            "blank": kinds[BLANK],
+            "header": kinds[FILE_HEADER] + kinds[REPEATED_HEADER],
+        }
         by_reason.update({reason: kinds[f"malformed:{reason}"] for reason in MALFORMED_REASONS})
         return by_reason
 
@@ -364,7 +441,7 @@ def generate(
                     progress(done, plan.rows)
         summary.sales_files.append(str(sales_path))
         summary.sales_file_lines.append(1 + windows_1252 + end_slot - first_slot)
-        if 0 <= index - options.binary_files_from < options.binary_files:   # sorts right after this sales file
+        if 0 <= index - options.binary_files_from < options.binary_files:  # sorts right after this sales file
             stray_path = out / f"sales_{index:0{width}d}_stray.csv"
             _write_binary(stray_path, poison_rng)
             summary.sales_files.append(str(stray_path))
@@ -382,6 +459,7 @@ def generate(
     summary.orders = sales.orders
     summary.shipment_lines = shipments.written if shipments else 0
     if sales.clock is not None:
+        assert sales.earliest is not None  # set together with clock
         summary.order_time_min = _iso_utc(sales.earliest)
         summary.order_time_max = _iso_utc(sales.clock)
     summary.manifest_file = str(out / MANIFEST_NAME)
@@ -393,6 +471,7 @@ def generate(
 # Options -> plan
 # --------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Plan:
     """Validated options with every default resolved."""
@@ -401,9 +480,9 @@ class _Plan:
     files: int
     first_day: dt.date
     days: int
-    start_minute: int                       # epoch minute of the first day's 00:00 UTC
+    start_minute: int  # epoch minute of the first day's 00:00 UTC
     slot_kind_weights: tuple[tuple[str, float], ...]
-    out_of_order_per_order: float           # probability that a new order is placed behind the clock
+    out_of_order_per_order: float  # probability that a new order is placed behind the clock
     late_per_order: float
     out_of_order_lag_minutes: tuple[int, int]
     late_lag_minutes: tuple[int, int]
@@ -429,13 +508,20 @@ def _plan(options: GeneratorOptions) -> _Plan:
         raise ValueError(f"files ({files}) cannot exceed rows ({rows}): every file needs at least one line")
     spreadsheet_files = _require_int("spreadsheet_files", options.spreadsheet_files, minimum=0)
     windows_1252_files = _require_int("windows_1252_files", options.windows_1252_files, minimum=0)
-    if (_require_int("binary_files", options.binary_files, minimum=0)
-            + _require_int("binary_files_from", options.binary_files_from, minimum=0) > files):
-        raise ValueError(f"binary_files ({options.binary_files}) from sales file {options.binary_files_from} "
-                         f"go past the sales files ({files})")
+    if (
+        _require_int("binary_files", options.binary_files, minimum=0)
+        + _require_int("binary_files_from", options.binary_files_from, minimum=0)
+        > files
+    ):
+        raise ValueError(
+            f"binary_files ({options.binary_files}) from sales file {options.binary_files_from} "
+            f"go past the sales files ({files})"
+        )
     if spreadsheet_files + windows_1252_files > files:
-        raise ValueError(f"spreadsheet_files ({spreadsheet_files}) and windows_1252_files ({windows_1252_files}) "
-                         f"are {spreadsheet_files + windows_1252_files} of the sales files; there are {files}")
+        raise ValueError(
+            f"spreadsheet_files ({spreadsheet_files}) and windows_1252_files ({windows_1252_files}) "
+            f"are {spreadsheet_files + windows_1252_files} of the sales files; there are {files}"
+        )
 
     first_day = _parse_day(options.start)
     days = max(1, round(rows / LINES_PER_DAY)) if options.days is None else options.days
@@ -469,9 +555,7 @@ def _plan(options: GeneratorOptions) -> _Plan:
         # line fractions up to that share (an order's size does not matter: its lines all lag).
         out_of_order_per_order=options.out_of_order_fraction / order_line_share,
         late_per_order=options.late_fraction / order_line_share,
-        out_of_order_lag_minutes=(
-            1, min(OUT_OF_ORDER_MAX_LAG_MINUTES, (watermark - WATERMARK_GUARD_SECONDS) // 60)
-        ),
+        out_of_order_lag_minutes=(1, min(OUT_OF_ORDER_MAX_LAG_MINUTES, (watermark - WATERMARK_GUARD_SECONDS) // 60)),
         late_lag_minutes=(
             _ceil_div(watermark + WATERMARK_GUARD_SECONDS, 60),
             max(LATE_MAX_LAG_MINUTES, _ceil_div(2 * watermark, 60)),
@@ -507,6 +591,7 @@ def _file_slices(plan: _Plan) -> Iterator[tuple[int, int]]:
 # --------------------------------------------------------------------------------------
 # Random helpers and time formatting
 # --------------------------------------------------------------------------------------
+
 
 class _Weighted:
     """Picks items by relative weight with one random() call (bisect over cumulative sums);
@@ -548,7 +633,7 @@ def _ship_time_text(second: int) -> str:
 
 
 def _iso_utc(minute: int) -> str:
-    return (EPOCH + dt.timedelta(minutes=minute)).replace(tzinfo=dt.timezone.utc).isoformat()
+    return (EPOCH + dt.timedelta(minutes=minute)).replace(tzinfo=dt.UTC).isoformat()
 
 
 def _slot_minutes(rng: random.Random, plan: _Plan) -> Iterator[int]:
@@ -572,9 +657,10 @@ def _slot_minutes(rng: random.Random, plan: _Plan) -> Iterator[int]:
 # Sales lines
 # --------------------------------------------------------------------------------------
 
+
 class _Record(NamedTuple):
-    kind: str                                    # one of LINE_KINDS
-    fields: list[str]                            # CSV fields as written
+    kind: str  # one of LINE_KINDS
+    fields: list[str]  # CSV fields as written
     shipment: tuple[int, int, int] | None = None  # (order minute, order id, product index) of a new valid line
 
 
@@ -582,9 +668,9 @@ class _Record(NamedTuple):
 class _Order:
     order_id: int
     minute: int
-    kind: str                                    # ON_TIME, OUT_OF_ORDER or LATE: all its lines share it
+    kind: str  # ON_TIME, OUT_OF_ORDER or LATE: all its lines share it
     address: str
-    lines_left: list[tuple[int, int]]            # (product index, quantity), popped from the end
+    lines_left: list[tuple[int, int]]  # (product index, quantity), popped from the end
 
 
 class _SalesStream:
@@ -596,9 +682,9 @@ class _SalesStream:
         self.slot_kind = _Weighted(plan.slot_kind_weights)
         self.next_order_id = FIRST_ORDER_ID
         self.orders = 0
-        self.clock: int | None = None       # running max order minute of the valid lines so far
-        self.earliest: int | None = None    # min order minute of the valid lines so far
-        self.order: _Order | None = None    # the order whose lines are being written
+        self.clock: int | None = None  # running max order minute of the valid lines so far
+        self.earliest: int | None = None  # min order minute of the valid lines so far
+        self.order: _Order | None = None  # the order whose lines are being written
         self.previous_valid: list[str] | None = None  # fields of the previous line, if it was valid
         self.malformers = {
             "field_count": self._wrong_field_count,
@@ -617,6 +703,7 @@ class _SalesStream:
         if kind == _ORDER_LINE or (kind == DUPLICATE and self.previous_valid is None):
             return self._order_line(slot_minute)
         if kind == DUPLICATE:
+            assert self.previous_valid is not None  # else an order line, above
             return _Record(DUPLICATE, self.previous_valid)
         self.previous_valid = None
         if kind == _MALFORMED:
@@ -634,8 +721,12 @@ class _SalesStream:
         product_index, quantity = order.lines_left.pop()
         product = PRODUCTS[product_index]
         fields = [
-            str(order.order_id), product.name, str(quantity), product.price,
-            _order_date_text(order.minute), order.address,
+            str(order.order_id),
+            product.name,
+            str(quantity),
+            product.price,
+            _order_date_text(order.minute),
+            order.address,
         ]
         self.previous_valid = fields
         return _Record(order.kind, fields, (order.minute, order.order_id, product_index))
@@ -703,8 +794,12 @@ class _SalesStream:
         product = PRODUCTS[product_index]
         street, city = self._address_parts()
         fields = [
-            str(self.next_order_id), product.name, str(QUANTITY_BY_PRODUCT[product_index].pick(self.rng)),
-            product.price, _order_date_text(slot_minute), f"{street}, {city.name}, {city.state} {city.zip}",
+            str(self.next_order_id),
+            product.name,
+            str(QUANTITY_BY_PRODUCT[product_index].pick(self.rng)),
+            product.price,
+            _order_date_text(slot_minute),
+            f"{street}, {city.name}, {city.state} {city.zip}",
         ]
         return _Record(f"malformed:{reason}", self.malformers[reason](fields, (street, city)))
 
@@ -716,7 +811,7 @@ class _SalesStream:
         if self.rng.random() < 0.5:
             del fields[self.rng.randrange(len(fields))]  # 5 fields
         else:
-            fields.append("")                             # 7 fields: a stray trailing comma
+            fields.append("")  # 7 fields: a stray trailing comma
         return fields
 
     def _missing_field(self, fields: list[str], _address) -> list[str]:
@@ -725,11 +820,13 @@ class _SalesStream:
 
     def _bad_address(self, fields: list[str], address: tuple[str, City]) -> list[str]:
         street, city = address
-        fields[5] = self.rng.choice((
-            f"{street} {city.name} {city.state} {city.zip}",  # no commas
-            f"{street}, {city.name}",                         # no state and zip
-            f"{street}, {city.name}, {city.state_name}",      # state spelt out, no zip
-        ))
+        fields[5] = self.rng.choice(
+            (
+                f"{street} {city.name} {city.state} {city.zip}",  # no commas
+                f"{street}, {city.name}",  # no state and zip
+                f"{street}, {city.name}, {city.state_name}",  # state spelt out, no zip
+            )
+        )
         return fields
 
 
@@ -776,6 +873,7 @@ class _SpreadsheetRows:
 # --------------------------------------------------------------------------------------
 # Shipments, catalogue, manifest
 # --------------------------------------------------------------------------------------
+
 
 class _ShipmentBook:
     """Shipments not yet written, in a heap by ship time. A shipment is due in the first

@@ -1,28 +1,50 @@
 """Generated inputs the steps share: made once per options, then reused."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from experiments.inputs.generate import MANIFEST_NAME, GeneratorOptions, generate, manifest_options
 from experiments.progress import Progress
 from shared.settings import WorkloadSettings
 
 
-def prepare_input(data: Path, rows: int, seed: int, progress: Progress, prefix: str = "input",
-                  files: int | None = None, late_fraction: float = 0.0, poison_after: int | None = None) -> Path:
+def prepare_input(
+    data: Path,
+    rows: int,
+    seed: int,
+    progress: Progress,
+    prefix: str = "input",
+    files: int | None = None,
+    late_fraction: float = 0.0,
+    poison_after: int | None = None,
+) -> Path:
     """A generated input in DATA/<prefix>-<rows>[-f<files>][-late<fraction>][-poison<k>]-<seed>,
     reused when its manifest (written last, so present only when complete) records the same
     options. `poison_after`: the input carries the fault injector's poison files
     (experiments/harness/faults.py), a stray binary file after sales file k and its last
     sales file saved in Windows-1252."""
-    
-    poison = {} if poison_after is None else dict(windows_1252_files=1, binary_files=1, binary_files_from=poison_after)
-    options = GeneratorOptions(rows=rows, seed=seed, files=files, late_fraction=late_fraction,
-                               watermark_seconds=WorkloadSettings.from_env().watermark_seconds, **poison)
-    target = data / (f"{prefix}-{rows}" + (f"-f{files}" if files else "")
-                     + (f"-late{late_fraction:g}" if late_fraction else "")
-                     + (f"-poison{poison_after}" if poison else "") + f"-{seed}")
+
+    poison: dict[str, Any] = (
+        {} if poison_after is None else dict(windows_1252_files=1, binary_files=1, binary_files_from=poison_after)
+    )
+    options = GeneratorOptions(
+        rows=rows,
+        seed=seed,
+        files=files,
+        late_fraction=late_fraction,
+        watermark_seconds=WorkloadSettings.from_env().watermark_seconds,
+        **poison,
+    )
+    target = data / (
+        f"{prefix}-{rows}"
+        + (f"-f{files}" if files else "")
+        + (f"-late{late_fraction:g}" if late_fraction else "")
+        + (f"-poison{poison_after}" if poison else "")
+        + f"-{seed}"
+    )
     manifest = target / MANIFEST_NAME
     if manifest.exists():
         try:

@@ -34,6 +34,7 @@ is due at the start (an infinite rate: the whole input is a backlog), so the lag
 shows how long the backlog took to emit. The process's CPU time over the emission phase is
 recorded too, since the replayer shares the machine with the system under test.
 """
+
 from __future__ import annotations
 
 import csv
@@ -45,15 +46,17 @@ import re
 import resource
 import shutil
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from experiments.stats import percentile
 from shared import raw_lines as shared_raw_lines
 from shared.atomic import atomic_text, copy_file_atomic, write_bytes_atomic
 from shared.inputs import inspect_input
-from shared.kafka import BROKER_PATIENCE_S, KafkaUnavailableError as BrokerUnavailable, check_broker, unavailable
+from shared.kafka import BROKER_PATIENCE_S, check_broker, unavailable
+from shared.kafka import KafkaUnavailableError as BrokerUnavailable
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -92,7 +95,7 @@ class KafkaDeliveryError(ReplayError):
 # Raw lines (docs/data-rules.md): \n, \r\n and \r end a line; a final ending adds no line
 # ---------------------------------------------------------------------------------------
 
-iter_raw_lines = shared_raw_lines.iter_raw_lines   # any bytes make lines: never a bad file
+iter_raw_lines = shared_raw_lines.iter_raw_lines  # any bytes make lines: never a bad file
 count_raw_lines = shared_raw_lines.count_raw_lines
 
 
@@ -100,7 +103,7 @@ class _SalesFile(NamedTuple):
     file_seq: int
     path: Path
     lines: int
-    first_seq: int          # global seq of its first line (= lines in the files before it)
+    first_seq: int  # global seq of its first line (= lines in the files before it)
 
 
 def _sales_files(input_dir) -> list[_SalesFile]:
@@ -115,8 +118,8 @@ def _sales_files(input_dir) -> list[_SalesFile]:
 
 
 class _Line(NamedTuple):
-    sales: _SalesFile       # the input file it comes from
-    raw: bytes              # as read: replayed byte for byte, UTF-8 or not
+    sales: _SalesFile  # the input file it comes from
+    raw: bytes  # as read: replayed byte for byte, UTF-8 or not
 
     @property
     def text(self) -> str:
@@ -165,6 +168,7 @@ def _source_names(lines: list[_Line]) -> str:
 # The open-loop schedule, the emission log and the summary
 # ---------------------------------------------------------------------------------------
 
+
 def _validated_rate(rate: float | None) -> float | None:
     if rate is None:
         return None
@@ -175,6 +179,7 @@ def _validated_rate(rate: float | None) -> float | None:
 
 class RateStep(NamedTuple):
     """One step of a stepped schedule: `lines` lines emitted at `rate` lines per second."""
+
     rate: float
     lines: int
 
@@ -189,8 +194,10 @@ def parse_rate_steps(text: str) -> tuple[RateStep, ...]:
         except ValueError:
             step = None
         if not sep or step is None or not math.isfinite(step.rate) or step.rate <= 0 or step.lines <= 0:
-            raise ValueError(f"bad rate step {part!r}: write RATE:LINES with a positive rate and line count, "
-                             "steps separated by commas (e.g. 100:1000,200:2000)")
+            raise ValueError(
+                f"bad rate step {part!r}: write RATE:LINES with a positive rate and line count, "
+                "steps separated by commas (e.g. 100:1000,200:2000)"
+            )
         steps.append(step)
     if not steps:
         raise ValueError("no rate steps given: write RATE:LINES,... (e.g. 100:1000,200:2000)")
@@ -210,11 +217,16 @@ class OpenLoopSchedule:
     `first_seq`: the global seq of the first line emitted (a replay of a slice of the
     input's files starts its clock there; seqs stay those of the whole input)."""
 
-    def __init__(self, rate_lines_per_second: float | None, steps: Iterable[RateStep] | None = None,
-                 gap_s: float = 0.0, first_seq: int = 0):
+    def __init__(
+        self,
+        rate_lines_per_second: float | None,
+        steps: Iterable[RateStep] | None = None,
+        gap_s: float = 0.0,
+        first_seq: int = 0,
+    ):
         self.rate = _validated_rate(rate_lines_per_second)
         self.phases: list[dict] | None = None
-        self.base_seq = first_seq   # the global seq the schedule's start is due at (a slice of the input)
+        self.base_seq = first_seq  # the global seq the schedule's start is due at (a slice of the input)
         if steps is not None:
             if self.rate is not None:
                 raise ValueError("give either a rate or rate steps, not both")
@@ -223,8 +235,16 @@ class OpenLoopSchedule:
             self.phases, start_s = [], 0.0
             for step in steps:
                 rate = _validated_rate(step.rate)
-                self.phases.append({"step": len(self.phases), "rate": rate, "first_seq": first_seq,
-                                    "lines": int(step.lines), "start_s": start_s})
+                assert rate is not None  # a step's rate is a number
+                self.phases.append(
+                    {
+                        "step": len(self.phases),
+                        "rate": rate,
+                        "first_seq": first_seq,
+                        "lines": int(step.lines),
+                        "start_s": start_s,
+                    }
+                )
                 first_seq += int(step.lines)
                 start_s += step.lines / rate + gap_s
             if not self.phases:
@@ -250,11 +270,11 @@ class OpenLoopSchedule:
 class UnitRecord(NamedTuple):
     unit: int
     first_seq: int
-    last_seq: int        # first_seq - 1 for a unit without lines (an empty file)
+    last_seq: int  # first_seq - 1 for a unit without lines (an empty file)
     lines: int
     source_file: str
     target: str
-    intended_s: float    # seconds since the replay's start (time.monotonic)
+    intended_s: float  # seconds since the replay's start (time.monotonic)
     emitted_s: float
 
     @property
@@ -285,8 +305,8 @@ class ReplayLog:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(LOG_COLUMNS)
             for record in self.records:
-                writer.writerow(record._replace(intended_s=f"{record.intended_s:.6f}",
-                                                emitted_s=f"{record.emitted_s:.6f}"))
+                times = {"intended_s": f"{record.intended_s:.6f}", "emitted_s": f"{record.emitted_s:.6f}"}
+                writer.writerow((record._asdict() | times).values())  # the fields, times as text
         with atomic_text(json_path) as handle:
             json.dump(summary, handle, indent=2)
             handle.write("\n")
@@ -300,32 +320,32 @@ def read_replay_summary(log_dir: str | os.PathLike) -> dict:
 
 @dataclass
 class ReplaySummary:
-    mode: str                         # "landing" or "kafka"
+    mode: str  # "landing" or "kafka"
     input_dir: str
-    target: str                       # the landing directory, or "bootstrap/topic"
+    target: str  # the landing directory, or "bootstrap/topic"
     rate_lines_per_second: float | None
     files: int
     units: int
     lines: int
-    started_utc: str                  # wall clock at the schedule's start
-    start_epoch_s: float              # the same instant as a Unix time (emitted wall time = this + emitted_s)
-    start_monotonic_s: float          # and as time.monotonic(), comparable across processes of this machine
-    duration_s: float                 # start to the last emission (Kafka: to the last acknowledgement)
-    lag_max_s: float | None           # emitted - intended, over units
+    started_utc: str  # wall clock at the schedule's start
+    start_epoch_s: float  # the same instant as a Unix time (emitted wall time = this + emitted_s)
+    start_monotonic_s: float  # and as time.monotonic(), comparable across processes of this machine
+    duration_s: float  # start to the last emission (Kafka: to the last acknowledgement)
+    lag_max_s: float | None  # emitted - intended, over units
     lag_p99_s: float | None
     lag_p50_s: float | None
-    cpu_seconds: float                # user + system CPU of this process during the replay
+    cpu_seconds: float  # user + system CPU of this process during the replay
     cpu_user_s: float
     cpu_system_s: float
-    peak_rss_mib: float               # the process's peak resident memory so far
+    peak_rss_mib: float  # the process's peak resident memory so far
     log_csv: str | None = None
     log_json: str | None = None
     topic: str | None = None
-    partitions: int | None = None     # the topic's actual partition count
+    partitions: int | None = None  # the topic's actual partition count
     topic_created: bool | None = None
     notes: list[str] = field(default_factory=list)
-    order: str = FILE_ORDER           # "file" or "event-time" (see the module docstring)
-    rate_steps: list[dict] | None = None   # a stepped schedule: each step's rate, first_seq, lines, start_s
+    order: str = FILE_ORDER  # "file" or "event-time" (see the module docstring)
+    rate_steps: list[dict] | None = None  # a stepped schedule: each step's rate, first_seq, lines, start_s
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -340,16 +360,29 @@ class _CpuMeter:
     def used(self) -> dict[str, float]:
         now = resource.getrusage(resource.RUSAGE_SELF)
         user, system = now.ru_utime - self.started.ru_utime, now.ru_stime - self.started.ru_stime
-        return {"cpu_seconds": user + system, "cpu_user_s": user, "cpu_system_s": system,
-                "peak_rss_mib": now.ru_maxrss / 1024}  # Linux reports KiB
+        return {
+            "cpu_seconds": user + system,
+            "cpu_user_s": user,
+            "cpu_system_s": system,
+            "peak_rss_mib": now.ru_maxrss / 1024,
+        }  # Linux reports KiB
 
 
 class _Run:
     """What both targets share: the schedule, the log, progress and the summary."""
 
-    def __init__(self, mode: str, input_dir, target: str, rate, files: list[_SalesFile],
-                 progress: ProgressCallback | None, order: str = FILE_ORDER,
-                 rate_steps: Iterable[RateStep] | None = None, step_gap_s: float = 0.0):
+    def __init__(
+        self,
+        mode: str,
+        input_dir,
+        target: str,
+        rate,
+        files: list[_SalesFile],
+        progress: ProgressCallback | None,
+        order: str = FILE_ORDER,
+        rate_steps: Iterable[RateStep] | None = None,
+        step_gap_s: float = 0.0,
+    ):
         self.mode, self.input_dir, self.target = mode, str(Path(input_dir).expanduser().resolve()), target
         self.files = files
         self.order = order
@@ -367,23 +400,37 @@ class _Run:
         return intended
 
     def record(self, unit: int, first_seq: int, lines: int, source: str, target: str, intended_s: float) -> None:
-        self.log.add(UnitRecord(unit, first_seq, first_seq + lines - 1, lines, source, target,
-                                intended_s, self.schedule.elapsed_s()))
+        self.log.add(
+            UnitRecord(
+                unit, first_seq, first_seq + lines - 1, lines, source, target, intended_s, self.schedule.elapsed_s()
+            )
+        )
         self.done_lines += lines
         if self.progress:
             self.progress(self.done_lines, self.total_lines)
 
     def summary(self, **kafka_fields) -> ReplaySummary:
         lags = self.log.lag_stats()
+        cpu: dict[str, Any] = self.cpu.used()  # ReplaySummary's cpu fields, by name
         return ReplaySummary(
-            mode=self.mode, input_dir=self.input_dir, target=self.target,
-            rate_lines_per_second=self.schedule.rate, files=len(self.files),
-            units=len(self.log.records), lines=self.done_lines,
-            started_utc=_utc_text(self.schedule.start_wall), start_epoch_s=self.schedule.start_wall,
+            mode=self.mode,
+            input_dir=self.input_dir,
+            target=self.target,
+            rate_lines_per_second=self.schedule.rate,
+            files=len(self.files),
+            units=len(self.log.records),
+            lines=self.done_lines,
+            started_utc=_utc_text(self.schedule.start_wall),
+            start_epoch_s=self.schedule.start_wall,
             start_monotonic_s=self.schedule.start_monotonic,
             duration_s=self.schedule.elapsed_s(),
-            lag_max_s=lags["max_s"], lag_p99_s=lags["p99_s"], lag_p50_s=lags["p50_s"],
-            order=self.order, rate_steps=self.schedule.phases, **self.cpu.used(), **kafka_fields,
+            lag_max_s=lags["max_s"],
+            lag_p99_s=lags["p99_s"],
+            lag_p50_s=lags["p50_s"],
+            order=self.order,
+            rate_steps=self.schedule.phases,
+            **cpu,
+            **kafka_fields,
         )
 
     def finish(self, log_dir, **kafka_fields) -> ReplaySummary:
@@ -405,12 +452,13 @@ class _Run:
 
 
 def _utc_text(epoch_s: float) -> str:
-    return dt.datetime.fromtimestamp(epoch_s, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat(timespec="milliseconds")
 
 
 # ---------------------------------------------------------------------------------------
 # Landing directory: one file per unit, atomic appearance
 # ---------------------------------------------------------------------------------------
+
 
 def replay_to_landing(
     input_dir: str | os.PathLike,
@@ -442,12 +490,12 @@ def replay_to_landing(
     same name (a file source would skip or misread a rewritten file). The input's catalogue
     and shipments are placed in it first (land_reference_data).
     """
-    rate = _validated_rate(rate_lines_per_second)   # before anything is created
+    rate = _validated_rate(rate_lines_per_second)  # before anything is created
     rate_steps = tuple(rate_steps) if rate_steps is not None else None
-    OpenLoopSchedule(rate, rate_steps, step_gap_s)   # refuses a bad schedule before anything is created
+    OpenLoopSchedule(rate, rate_steps, step_gap_s)  # refuses a bad schedule before anything is created
     order = _validated_order(order)
     files = _sales_files(input_dir)
-    units = _landing_units(files, order)            # sorted before the clock starts
+    units = _landing_units(files, order)  # sorted before the clock starts
     if file_slice is not None:
         files, units = _sliced(files, file_slice), _sliced(units, file_slice)
     landing = _prepared_landing(input_dir, landing_dir, [unit.name for unit in units])
@@ -476,9 +524,9 @@ class _LandingUnit(NamedTuple):
     unit: int
     first_seq: int
     lines: int
-    source_file: str               # the input file it copies, or the input files its lines come from
-    name: str                      # its name in the landing directory
-    copy_of: Path | None           # file order: the input file, copied byte for byte
+    source_file: str  # the input file it copies, or the input files its lines come from
+    name: str  # its name in the landing directory
+    copy_of: Path | None  # file order: the input file, copied byte for byte
     lines_raw: list[bytes] | None  # event-time order: the lines to write
 
 
@@ -486,14 +534,27 @@ def _landing_units(files: list[_SalesFile], order: str) -> list[_LandingUnit]:
     # Wider than six digits only past a million files, so name order stays emission order.
     width = max(LANDING_SEQ_WIDTH, len(str(len(files) - 1)))
     if order == FILE_ORDER:
-        return [_LandingUnit(f.file_seq, f.first_seq, f.lines, f.path.name, f"{f.file_seq:0{width}d}-{f.path.name}",
-                             f.path, None) for f in files]
+        return [
+            _LandingUnit(
+                f.file_seq, f.first_seq, f.lines, f.path.name, f"{f.file_seq:0{width}d}-{f.path.name}", f.path, None
+            )
+            for f in files
+        ]
     lines = event_time_order(files)
     units = []
     for f in files:
-        unit_lines = lines[f.first_seq:f.first_seq + f.lines]
-        units.append(_LandingUnit(f.file_seq, f.first_seq, f.lines, _source_names(unit_lines),
-                                  f"{f.file_seq:0{width}d}-event-time.csv", None, [line.raw for line in unit_lines]))
+        unit_lines = lines[f.first_seq : f.first_seq + f.lines]
+        units.append(
+            _LandingUnit(
+                f.file_seq,
+                f.first_seq,
+                f.lines,
+                _source_names(unit_lines),
+                f"{f.file_seq:0{width}d}-event-time.csv",
+                None,
+                [line.raw for line in unit_lines],
+            )
+        )
     return units
 
 
@@ -502,6 +563,7 @@ def _land(unit: _LandingUnit, target: Path) -> None:
     if unit.copy_of is not None:
         copy_file_atomic(unit.copy_of, target)
         return
+    assert unit.lines_raw is not None  # not a copy: its lines are kept
     # each line ends with \n, so a file holds exactly its lines
     write_bytes_atomic(target, b"".join(raw + b"\n" for raw in unit.lines_raw))
 
@@ -542,6 +604,7 @@ def _prepared_landing(input_dir, landing_dir, names: list[str]) -> Path:
 # ---------------------------------------------------------------------------------------
 # Kafka: one message per raw line, scheduled in chunks
 # ---------------------------------------------------------------------------------------
+
 
 def replay_to_kafka(
     input_dir: str | os.PathLike,
@@ -587,7 +650,7 @@ def replay_to_kafka(
     producer = _producer(config)
     deliveries = _DeliveryTracker()
 
-    lines = _lines_in_order(files, order)   # event-time order: sorted here, before the clock starts
+    lines = _lines_in_order(files, order)  # event-time order: sorted here, before the clock starts
     run = _Run("kafka", input_dir, f"{bootstrap}/{topic}", rate, files, progress, order)
     try:
         for unit, (first_seq, chunk_of_lines) in enumerate(_chunks(lines, chunk, whole_files=order == FILE_ORDER)):
@@ -607,8 +670,9 @@ def _validate_kafka_arguments(topic: str, partitions: int, chunk_lines: int | No
         raise ValueError(f"bad Kafka topic name {topic!r}: 1-249 characters of A-Z a-z 0-9 . _ -")
     if isinstance(partitions, bool) or not isinstance(partitions, int) or partitions < 1:
         raise ValueError(f"partitions must be a positive integer, got {partitions!r}")
-    if chunk_lines is not None and (isinstance(chunk_lines, bool) or not isinstance(chunk_lines, int)
-                                    or chunk_lines < 1):
+    if chunk_lines is not None and (
+        isinstance(chunk_lines, bool) or not isinstance(chunk_lines, int) or chunk_lines < 1
+    ):
         raise ValueError(f"chunk_lines must be a positive integer or None, got {chunk_lines!r}")
 
 
@@ -622,7 +686,8 @@ def _chunks(lines: Iterable[_Line], chunk_lines: int, whole_files: bool) -> Iter
     """(global seq of the first line, lines) in emission order, at most chunk_lines each.
     With whole_files (file order) a chunk never spans two files, so each log row names one
     source file. Lines are taken lazily, as they are emitted."""
-    seq, chunk = 0, []
+    seq = 0
+    chunk: list[_Line] = []
     for line in lines:
         if chunk and whole_files and line.sales.file_seq != chunk[-1].sales.file_seq:
             yield seq, chunk
@@ -635,8 +700,7 @@ def _chunks(lines: Iterable[_Line], chunk_lines: int, whole_files: bool) -> Iter
         yield seq, chunk
 
 
-def _ensure_topic(config: dict, topic: str, partitions: int, replication_factor: int,
-                  timeout_s: float) -> dict:
+def _ensure_topic(config: dict, topic: str, partitions: int, replication_factor: int, timeout_s: float) -> dict:
     """The topic's fields for the summary, creating it when missing."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -645,9 +709,10 @@ def _ensure_topic(config: dict, topic: str, partitions: int, replication_factor:
     existing = _topic_partitions(admin, topic, config["bootstrap.servers"], timeout_s)
     created = False
     if existing is None:
-        future = admin.create_topics([NewTopic(topic, num_partitions=partitions,
-                                               replication_factor=replication_factor)],
-                                     operation_timeout=timeout_s)[topic]
+        future = admin.create_topics(
+            [NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],
+            operation_timeout=timeout_s,
+        )[topic]
         try:
             future.result(timeout=timeout_s + 5)
             created, existing = True, partitions
@@ -657,8 +722,10 @@ def _ensure_topic(config: dict, topic: str, partitions: int, replication_factor:
             existing = _topic_partitions(admin, topic, config["bootstrap.servers"], timeout_s)
     notes = []
     if existing != partitions:
-        notes.append(f"topic {topic!r} already exists with {existing} partitions (asked for {partitions}); "
-                     "kept as it is: line order holds within each file (the message key), not across files")
+        notes.append(
+            f"topic {topic!r} already exists with {existing} partitions (asked for {partitions}); "
+            "kept as it is: line order holds within each file (the message key), not across files"
+        )
     return {"topic": topic, "partitions": existing, "topic_created": created, "notes": notes}
 
 
@@ -668,8 +735,9 @@ def _topic_partitions(admin, topic: str, bootstrap: str, timeout_s: float) -> in
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as error:
-        raise KafkaUnavailableError(str(unavailable(
-            bootstrap, f"no metadata within {timeout_s:g} s: {error.args[0].str()}"))) from None
+        raise KafkaUnavailableError(
+            str(unavailable(bootstrap, f"no metadata within {timeout_s:g} s: {error.args[0].str()}"))
+        ) from None
     found = metadata.topics.get(topic)
     return None if found is None or found.error is not None else len(found.partitions)
 
@@ -678,8 +746,15 @@ def _producer(config: dict):
     from confluent_kafka import Producer
 
     # Idempotence (with acks=all) means retries neither duplicate nor reorder a line.
-    return Producer({"acks": "all", "enable.idempotence": True, "linger.ms": KAFKA_LINGER_MS,
-                     "message.timeout.ms": KAFKA_DELIVERY_TIMEOUT_MS, **config})
+    return Producer(
+        {
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": KAFKA_LINGER_MS,
+            "message.timeout.ms": KAFKA_DELIVERY_TIMEOUT_MS,
+            **config,
+        }
+    )
 
 
 class _DeliveryTracker:
@@ -707,20 +782,18 @@ def _seq_header(message) -> str:
     return next((value.decode() for key, value in (message.headers() or []) if key == "seq"), "?")
 
 
-def _produce_chunk(producer, topic: str, first_seq: int, lines: list[_Line],
-                   deliveries: _DeliveryTracker) -> None:
+def _produce_chunk(producer, topic: str, first_seq: int, lines: list[_Line], deliveries: _DeliveryTracker) -> None:
     for seq, line in enumerate(lines, start=first_seq):
-        key = line.sales.path.name.encode("utf-8")   # its own file, in either order
+        key = line.sales.path.name.encode("utf-8")  # its own file, in either order
         headers = [("seq", str(seq).encode("ascii")), ("file_seq", str(line.sales.file_seq).encode("ascii"))]
         while True:
             try:
-                producer.produce(topic, value=line.raw, key=key, headers=headers,
-                                 on_delivery=deliveries)
+                producer.produce(topic, value=line.raw, key=key, headers=headers, on_delivery=deliveries)
                 break
             except BufferError:
-                producer.poll(0.05)   # local queue full: wait for acknowledgements (shows as lag)
+                producer.poll(0.05)  # local queue full: wait for acknowledgements (shows as lag)
                 deliveries.raise_if_failed()
-    producer.poll(0)   # serve delivery callbacks without waiting
+    producer.poll(0)  # serve delivery callbacks without waiting
 
 
 def _flush(producer, deliveries: _DeliveryTracker, expected: int, timeout_s: float) -> None:

@@ -18,6 +18,7 @@ computed from the integer sum of seconds in integer arithmetic (`average_hours`)
 rows hold plain Python values only (str, int, Decimal, datetime.date, naive
 datetime.datetime), checked column by column against the query catalogue (`_rows`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,20 +26,23 @@ import datetime as dt
 import decimal
 import re
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import pandas as pd
 
+from shared.catalogue import DATE, INTEGER, MONEY, QUERIES, QUERY_NAMES, STRING, TIMESTAMP
+from shared.export import clear_results, write_accounting, write_export
 from shared.raw_lines import MAX_LINE_CHARS, iter_raw_lines
-from shared.export import (
-    DATE, INTEGER, MONEY, QUERIES, QUERY_NAMES, STRING, TIMESTAMP, clear_results, write_accounting,
-    write_export,
-)
 from shared.settings import (
-    CATALOGUE_COLUMNS, HEADER, QUARANTINE_REASONS, SHIPMENT_COLUMNS, UNCATALOGUED, WorkloadSettings,
+    CATALOGUE_COLUMNS,
+    HEADER,
+    QUARANTINE_REASONS,
+    SHIPMENT_COLUMNS,
+    UNCATALOGUED,
+    WorkloadSettings,
 )
 
 BUILD = "oracle"
@@ -60,16 +64,17 @@ EPOCH = pd.Timestamp(1970, 1, 1)
 ONE_SECOND = pd.Timedelta(seconds=1)
 # Decimal arithmetic rounds silently once a result needs more digits than the context's
 # precision; under EXACT it raises instead, so a money sum is exact or the run fails.
-EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.Rounded,
-                                        decimal.InvalidOperation, decimal.DivisionByZero])
+EXACT = decimal.Context(
+    prec=60, traps=[decimal.Inexact, decimal.Rounded, decimal.InvalidOperation, decimal.DivisionByZero]
+)
 
 
 @dataclass
 class OracleResult:
     raw_lines: int
     valid_lines: int
-    quarantine: dict[str, int]            # reason -> count, every reason, in table order
-    results: dict[str, list[dict]]        # applicable query -> rows sorted by key
+    quarantine: dict[str, int]  # reason -> count, every reason, in table order
+    results: dict[str, list[dict]]  # applicable query -> rows sorted by key
     not_applicable: dict[str, str] = field(default_factory=dict)  # query -> why
     order_time_range: tuple[dt.datetime, dt.datetime] | None = None
 
@@ -77,6 +82,7 @@ class OracleResult:
 # ---------------------------------------------------------------------------------------
 # Raw lines
 # ---------------------------------------------------------------------------------------
+
 
 def sales_files(input_dir) -> list[Path]:
     """The sales files of an input directory: top-level *.csv, in file-name order.
@@ -88,8 +94,7 @@ def sales_files(input_dir) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"input directory {str(root)!r} does not exist or is not a directory")
     files = sorted(
-        (p for p in root.iterdir()
-         if p.is_file() and p.name.endswith(".csv") and not p.name.startswith((".", "_"))),
+        (p for p in root.iterdir() if p.is_file() and p.name.endswith(".csv") and not p.name.startswith((".", "_"))),
         key=lambda p: p.name,
     )
     if not files:
@@ -113,9 +118,10 @@ def read_raw_lines(input_dir) -> Iterator[tuple[str, str]]:
 # Parsing one line: docs/data-rules.md, one check per row of the table, in order
 # ---------------------------------------------------------------------------------------
 
+
 def classify_line(text: str) -> tuple[dict | None, str | None]:
     """(valid order line, None) or (None, quarantine reason) for one raw line."""
-    if "\ufffd" in text:   # bytes that were not UTF-8, as the line reader decodes them
+    if "\ufffd" in text:  # bytes that were not UTF-8, as the line reader decodes them
         return None, "not_utf8"
     if len(text) > MAX_LINE_CHARS:
         return None, "too_long"
@@ -148,9 +154,16 @@ def classify_line(text: str) -> tuple[dict | None, str | None]:
     street, city, state, zip_code = parts
 
     return {
-        "order_id": order_id, "product": product, "quantity": quantity, "price": price,
-        "revenue": quantity * price, "order_ts": order_ts,
-        "street": street, "city": city, "state": state, "zip": zip_code,
+        "order_id": order_id,
+        "product": product,
+        "quantity": quantity,
+        "price": price,
+        "revenue": quantity * price,
+        "order_ts": order_ts,
+        "street": street,
+        "city": city,
+        "state": state,
+        "zip": zip_code,
     }, None
 
 
@@ -225,6 +238,7 @@ def _split_address(address: str) -> tuple[str, str, str, str] | None:
 # Reference inputs: the catalogue and the shipments (errors here are fatal, not quarantine)
 # ---------------------------------------------------------------------------------------
 
+
 def catalogue_path(input_dir) -> Path:
     return Path(input_dir) / "catalogue" / "products.csv"
 
@@ -233,8 +247,7 @@ def shipment_files(input_dir) -> list[Path]:
     folder = Path(input_dir) / "shipments"
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_file() and p.name.endswith(".csv")),
-                  key=lambda p: p.name)
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.name.endswith(".csv")), key=lambda p: p.name)
 
 
 def load_catalogue(path: Path) -> pd.DataFrame:
@@ -254,11 +267,13 @@ def load_catalogue(path: Path) -> pd.DataFrame:
         products.append(product)
         categories.append(category)
         unit_costs.append(Decimal(unit_cost_text))
-    return pd.DataFrame({
-        "product": pd.Series(products, dtype=object),
-        "category": pd.Series(categories, dtype=object),
-        "unit_cost": _money(unit_costs),
-    })
+    return pd.DataFrame(
+        {
+            "product": pd.Series(products, dtype=object),
+            "category": pd.Series(categories, dtype=object),
+            "unit_cost": _money(unit_costs),
+        }
+    )
 
 
 def load_shipments(paths: Iterable[Path]) -> pd.DataFrame:
@@ -272,15 +287,18 @@ def load_shipments(paths: Iterable[Path]) -> pd.DataFrame:
             ship_time = _parse_ship_time(ship_time_text)
             if ship_time is None:
                 raise _bad_reference_line(
-                    path, line_number, f"ship_time {ship_time_text!r} is not a real YYYY-MM-DD HH:MM:SS time")
+                    path, line_number, f"ship_time {ship_time_text!r} is not a real YYYY-MM-DD HH:MM:SS time"
+                )
             order_ids.append(order_id)
             products.append(product)
             ship_times.append(ship_time)
-    return pd.DataFrame({
-        "order_id": pd.Series(order_ids, dtype=object),
-        "product": pd.Series(products, dtype=object),
-        "ship_time": pd.Series(ship_times, dtype=TIME),
-    })
+    return pd.DataFrame(
+        {
+            "order_id": pd.Series(order_ids, dtype=object),
+            "product": pd.Series(products, dtype=object),
+            "ship_time": pd.Series(ship_times, dtype=TIME),
+        }
+    )
 
 
 def _parse_ship_time(text: str) -> dt.datetime | None:
@@ -288,7 +306,9 @@ def _parse_ship_time(text: str) -> dt.datetime | None:
     if not match:
         return None
     try:
-        return dt.datetime(*(int(part) for part in match.groups()))
+        # named, not *-spread: a spread could reach datetime's tzinfo
+        year, month, day, hour, minute, second = (int(part) for part in match.groups())
+        return dt.datetime(year, month, day, hour, minute, second)
     except ValueError:
         return None
 
@@ -303,8 +323,7 @@ def _reference_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int,
                 raise _bad_reference_line(path, 1, f"the header must be {','.join(columns)}, got {header!r}")
             for fields in reader:
                 if len(fields) != len(columns):
-                    raise _bad_reference_line(
-                        path, reader.line_num, f"{len(fields)} fields instead of {len(columns)}")
+                    raise _bad_reference_line(path, reader.line_num, f"{len(fields)} fields instead of {len(columns)}")
                 yield reader.line_num, fields
         except csv.Error as error:
             raise _bad_reference_line(path, reader.line_num, str(error)) from None
@@ -322,8 +341,14 @@ def _bad_reference_line(path: Path, line_number: int, problem: str) -> ValueErro
 
 # The line fields the queries read, as classify_line names them, and their column dtypes.
 LINE_DTYPES = {
-    "order_id": object, "product": object, "quantity": "int64", "price": object,
-    "revenue": object, "order_ts": TIME, "city": object, "state": object,
+    "order_id": object,
+    "product": object,
+    "quantity": "int64",
+    "price": object,
+    "revenue": object,
+    "order_ts": TIME,
+    "city": object,
+    "state": object,
 }
 MAX_QUANTITY = 10**9 - 1  # nine digits: an int64 sum of quantities cannot overflow below 9e9 lines
 
@@ -342,6 +367,7 @@ def read_valid_lines(input_dir) -> tuple[pd.DataFrame, int, Counter]:
         if reason is not None:
             quarantine[reason] += 1
             continue
+        assert line is not None  # no reason: a valid line
         for name, values in columns.items():
             values.append(line[name])
     lines = pd.DataFrame({name: pd.Series(values, dtype=LINE_DTYPES[name]) for name, values in columns.items()})
@@ -369,6 +395,7 @@ def _check_money(column: pd.Series) -> pd.Series:
 # The queries: each a pandas groupby over the valid lines, giving the spec's columns
 # ---------------------------------------------------------------------------------------
 
+
 def _group(frame: pd.DataFrame, keys: list[str], **values: tuple[str, str]) -> pd.DataFrame:
     """frame grouped by the key columns, one named aggregation per value column, keys as
     columns. dropna=False: a key can never be null here, but if it were it would show, not
@@ -391,8 +418,9 @@ def product_sales(lines: pd.DataFrame) -> pd.DataFrame:
 
 def hourly_sales(lines: pd.DataFrame) -> pd.DataFrame:
     timed = lines.assign(hour=lines["order_ts"].dt.hour)
-    return _group(timed, ["hour"], order_lines=("revenue", "size"), quantity=("quantity", "sum"),
-                  revenue=("revenue", "sum"))
+    return _group(
+        timed, ["hour"], order_lines=("revenue", "size"), quantity=("quantity", "sum"), revenue=("revenue", "sum")
+    )
 
 
 def city_revenue_v1(lines: pd.DataFrame) -> pd.DataFrame:
@@ -407,23 +435,28 @@ def window_revenue(lines: pd.DataFrame, settings: WorkloadSettings) -> pd.DataFr
     s = latest - k x slide for k = 0 .. window/slide - 1 (window is a multiple of slide)."""
     slide, window = settings.slide_seconds, settings.window_seconds
     t = (lines["order_ts"] - EPOCH) // ONE_SECOND  # int64 seconds since the epoch
-    windows = lines[["revenue"]].assign(
-        latest=t - t % slide,
-        k=[list(range(window // slide))] * len(lines),
-    ).explode("k")
+    windows = (
+        lines[["revenue"]]
+        .assign(
+            latest=t - t % slide,
+            k=[list(range(window // slide))] * len(lines),
+        )
+        .explode("k")
+    )
     start_seconds = windows["latest"] - windows["k"].astype("int64") * slide
     window_start = EPOCH + pd.to_timedelta(start_seconds, unit="s")
-    windows = windows.assign(window_start=window_start,
-                             window_end=window_start + pd.Timedelta(seconds=window).as_unit("s"))
-    return _group(windows, ["window_start", "window_end"], revenue=("revenue", "sum"),
-                  order_lines=("revenue", "size"))
+    windows = windows.assign(
+        window_start=window_start, window_end=window_start + pd.Timedelta(seconds=window).as_unit("s")
+    )
+    return _group(windows, ["window_start", "window_end"], revenue=("revenue", "sum"), order_lines=("revenue", "size"))
 
 
 def category_revenue(lines: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     """Lines left-joined to the catalogue on product, margin = quantity x (price - unit_cost);
     a product the catalogue lacks keeps its lines, under UNCATALOGUED with margin 0.00."""
     joined = lines[["product", "quantity", "price", "revenue"]].merge(
-        catalogue, on="product", how="left", validate="many_to_one", indicator=True)
+        catalogue, on="product", how="left", validate="many_to_one", indicator=True
+    )
     if len(joined) != len(lines):  # cannot happen (many_to_one left join); checked anyway
         raise AssertionError("the catalogue join lost or repeated order lines")
     catalogued = joined["_merge"] == "both"
@@ -441,14 +474,17 @@ def fulfilment(lines: pd.DataFrame, shipments: pd.DataFrame, settings: WorkloadS
     order_ts <= ship_time <= order_ts + ship_within, grouped by the day of ship_time; the
     average comes from the exact integer sum of seconds (average_hours)."""
     pairs = lines[["order_id", "product", "order_ts"]].merge(
-        shipments, on=["order_id", "product"], how="inner", validate="many_to_many")
+        shipments, on=["order_id", "product"], how="inner", validate="many_to_many"
+    )
     within = pd.Timedelta(seconds=settings.ship_within_seconds).as_unit("s")
     pairs = pairs[(pairs["order_ts"] <= pairs["ship_time"]) & (pairs["ship_time"] <= pairs["order_ts"] + within)]
-    pairs = pairs.assign(ship_date=pairs["ship_time"].dt.date,
-                         seconds=(pairs["ship_time"] - pairs["order_ts"]) // ONE_SECOND)
+    pairs = pairs.assign(
+        ship_date=pairs["ship_time"].dt.date, seconds=(pairs["ship_time"] - pairs["order_ts"]) // ONE_SECOND
+    )
     sums = _group(pairs, ["ship_date"], shipped_lines=("seconds", "size"), total_seconds=("seconds", "sum"))
-    averages = [average_hours(int(total), int(count))
-                for total, count in zip(sums["total_seconds"], sums["shipped_lines"])]
+    averages = [
+        average_hours(int(total), int(count)) for total, count in zip(sums["total_seconds"], sums["shipped_lines"])
+    ]
     return sums.assign(avg_hours_to_ship=_money(averages, index=sums.index))
 
 
@@ -465,6 +501,7 @@ def average_hours(total_seconds: int, pairs: int) -> Decimal:
 # ---------------------------------------------------------------------------------------
 # The whole run
 # ---------------------------------------------------------------------------------------
+
 
 def compute(input_dir, settings: WorkloadSettings = WorkloadSettings()) -> OracleResult:
     settings = settings.validated()
@@ -493,8 +530,9 @@ def compute(input_dir, settings: WorkloadSettings = WorkloadSettings()) -> Oracl
         quarantine={reason: quarantine[reason] for reason in QUARANTINE_REASONS},
         results=results,
         not_applicable=not_applicable,
-        order_time_range=None if lines.empty else (
-            _plain(lines["order_ts"].min(), TIMESTAMP), _plain(lines["order_ts"].max(), TIMESTAMP)),
+        order_time_range=None
+        if lines.empty
+        else (_plain(lines["order_ts"].min(), TIMESTAMP), _plain(lines["order_ts"].max(), TIMESTAMP)),
     )
 
 
@@ -510,7 +548,8 @@ def _reference_inputs(input_dir) -> tuple[pd.DataFrame | None, pd.DataFrame | No
     shipments = load_shipments(files) if files else None
     if shipments is None:
         not_applicable["fulfilment"] = (
-            f"no shipments: {Path(input_dir) / 'shipments'} does not exist or holds no .csv file")
+            f"no shipments: {Path(input_dir) / 'shipments'} does not exist or holds no .csv file"
+        )
     return catalogue, shipments, not_applicable
 
 
@@ -519,8 +558,10 @@ def _rows(query: str, frame: pd.DataFrame) -> list[dict]:
     column order, sorted by the key columns."""
     spec = QUERIES[query]
     kinds = [spec.types[column] for column in spec.columns]
-    rows = [dict(zip(spec.columns, map(_plain, values, kinds)))
-            for values in frame[spec.columns].itertuples(index=False, name=None)]
+    rows = [
+        dict(zip(spec.columns, map(_plain, values, kinds)))
+        for values in frame[spec.columns].itertuples(index=False, name=None)
+    ]
     rows.sort(key=lambda row: tuple(row[column] for column in spec.key_columns))
     return rows
 
@@ -532,8 +573,11 @@ def _plain(value, kind: str):
         return int(value)  # numpy.int64 / int32 -> int
     if kind == TIMESTAMP and isinstance(value, pd.Timestamp) and value.tzinfo is None and value.nanosecond == 0:
         return value.to_pydatetime()
-    if (kind == MONEY and type(value) is Decimal) or (kind == DATE and type(value) is dt.date) \
-            or (kind == STRING and type(value) is str):
+    if (
+        (kind == MONEY and type(value) is Decimal)
+        or (kind == DATE and type(value) is dt.date)
+        or (kind == STRING and type(value) is str)
+    ):
         return value
     raise AssertionError(f"a {kind} column holds {value!r} of type {type(value).__name__}")
 

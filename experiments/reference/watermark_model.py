@@ -13,6 +13,7 @@ line, in the manner of Beam's Nexmark models:
   and evicts state with the current one);
 - the first two batches drop nothing (no watermark yet).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -30,10 +31,10 @@ EPOCH = dt.datetime(1970, 1, 1)
 
 @dataclass
 class WatermarkModelResult:
-    rows: list[dict]                 # window_revenue rows the build should keep
-    dropped: list[dict]              # one per (line, window) pair dropped as late
+    rows: list[dict]  # window_revenue rows the build should keep
+    dropped: list[dict]  # one per (line, window) pair dropped as late
     batches: int
-    valid_lines: int = 0             # every valid line the model read, dropped or not
+    valid_lines: int = 0  # every valid line the model read, dropped or not
 
     @property
     def dropped_lines(self) -> int:
@@ -51,8 +52,9 @@ def _windows(ts: dt.datetime, settings: WorkloadSettings) -> list[tuple[dt.datet
     seconds = int((ts - EPOCH).total_seconds())
     last = seconds - seconds % settings.slide_seconds
     starts = range(last, seconds - settings.window_seconds, -settings.slide_seconds)
-    return [(EPOCH + dt.timedelta(seconds=s), EPOCH + dt.timedelta(seconds=s + settings.window_seconds))
-            for s in starts]
+    return [
+        (EPOCH + dt.timedelta(seconds=s), EPOCH + dt.timedelta(seconds=s + settings.window_seconds)) for s in starts
+    ]
 
 
 def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_batch: int = 1) -> WatermarkModelResult:
@@ -61,9 +63,9 @@ def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_
     sums: dict[tuple, list] = {}
     dropped: list[dict] = []
     max_seen: dt.datetime | None = None
-    watermark_now: dt.datetime | None = None      # in force for the current batch
-    watermark_before: dt.datetime | None = None   # in force for the previous batch: filters late rows
-    batches = [files[i:i + files_per_batch] for i in range(0, len(files), files_per_batch)]
+    watermark_now: dt.datetime | None = None  # in force for the current batch
+    watermark_before: dt.datetime | None = None  # in force for the previous batch: filters late rows
+    batches = [files[i : i + files_per_batch] for i in range(0, len(files), files_per_batch)]
     valid_lines = 0
     for batch in batches:
         batch_max = None
@@ -72,13 +74,22 @@ def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_
                 record, reason = classify_line(text)
                 if reason is not None:
                     continue
+                assert record is not None  # no reason: a valid line
                 valid_lines += 1
                 ts = record["order_ts"]
                 batch_max = ts if batch_max is None or ts > batch_max else batch_max
                 for window in _windows(ts, settings):
                     if watermark_before is not None and window[1] <= watermark_before:
-                        dropped.append({"file": path.name, "line_number": line_number, "line": text,
-                                        "order_ts": ts, "window_start": window[0], "window_end": window[1]})
+                        dropped.append(
+                            {
+                                "file": path.name,
+                                "line_number": line_number,
+                                "line": text,
+                                "order_ts": ts,
+                                "window_start": window[0],
+                                "window_end": window[1],
+                            }
+                        )
                         continue
                     total = sums.setdefault(window, [Decimal("0.00"), 0])
                     total[0] += record["revenue"]
@@ -88,6 +99,8 @@ def model(input_dir, settings: WorkloadSettings = WorkloadSettings(), files_per_
         watermark_before = watermark_now
         if max_seen is not None:
             watermark_now = max_seen - delay
-    rows = [{"window_start": start, "window_end": end, "revenue": revenue, "order_lines": count}
-            for (start, end), (revenue, count) in sums.items()]
+    rows = [
+        {"window_start": start, "window_end": end, "revenue": revenue, "order_lines": count}
+        for (start, end), (revenue, count) in sums.items()
+    ]
     return WatermarkModelResult(rows, dropped, len(batches), valid_lines)

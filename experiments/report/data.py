@@ -3,18 +3,21 @@
 Every figure here is read from rows of metrics.csv (medians and spreads over the repeats
 are computed from those rows); the per-unit files under latency/ only feed the charts.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
+from experiments.harness.builds import REPROCESSING_BUILDS
+from experiments.harness.faults import LAST_PASS_KILL
 from experiments.harness.live_figures import read_unit_rows
 from experiments.harness.profiles import ARCHITECTURES, DRAIN_SYSTEMS, FLOORS, LIVE_BUILDS, UNITS_PER_SECOND
-from experiments.harness.faults import LAST_PASS_KILL
 from experiments.harness.run_folder import ALL_QUERIES, ENVIRONMENT_FILE, METRICS_FILE, number, read_metrics
 from experiments.stats import Spread
-from shared.export import QUERY_NAMES
+from shared.catalogue import QUERY_NAMES
 
 BASELINES = ("spark_batch", "duckdb")
 PASSTHROUGH, PASSTHROUGH_DELTA = FLOORS
@@ -24,20 +27,34 @@ PERCENTILE_METRICS = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latenc
 STEP_TITLES = (
     ("drain", "Drains", "each system's drain of one input in its own process, repeated, against the oracle"),
     ("latency", "Latency", "event-to-result latency of each build at three input rates or more"),
-    ("throughput", "Sustainable throughput", "the search over rates for the highest one at which latency stays "
-                                             "bounded (`--steps throughput`)"),
-    ("reprocessing", "Reprocessing", "city_revenue_v1 to city_revenue at two input sizes or more: Lambda's batch "
-                                     "recompute against Kappa's replay (`--steps reprocessing`)"),
-    ("recovery", "Recovery and faults", "SIGKILL at a random moment of a live run, restart, lost and duplicated "
-                                        "lines and the time to catch up; poison files met on the way "
-                                        "(`--steps recovery`)"),
-    ("late", "Late data", "an input with lines beyond the watermark: what each build counted, dropped or corrected "
-                          "(`--steps late`)"),
+    (
+        "throughput",
+        "Sustainable throughput",
+        "the search over rates for the highest one at which latency stays bounded (`--steps throughput`)",
+    ),
+    (
+        "reprocessing",
+        "Reprocessing",
+        "city_revenue_v1 to city_revenue at two input sizes or more: Lambda's batch "
+        "recompute against Kappa's replay (`--steps reprocessing`)",
+    ),
+    (
+        "recovery",
+        "Recovery and faults",
+        "SIGKILL at a random moment of a live run, restart, lost and duplicated "
+        "lines and the time to catch up; poison files met on the way "
+        "(`--steps recovery`)",
+    ),
+    (
+        "late",
+        "Late data",
+        "an input with lines beyond the watermark: what each build counted, dropped or corrected (`--steps late`)",
+    ),
     ("code_size", "Code size", "lines each build needs, its own and the shared ones (`--steps code_size`)"),
 )
 
 
-def not_measured(data: "RunData") -> list[tuple[str, str]]:
+def not_measured(data: RunData) -> list[tuple[str, str]]:
     """The steps this run folder has no rows of, with what they measure."""
     return [(title, text) for step, title, text in STEP_TITLES if not data.step_ran(step)]
 
@@ -63,10 +80,10 @@ class RunData:
     path: Path
     environment: dict
     rows: list[dict]
-    units: dict[tuple[str, int], list[dict]] = field(default_factory=dict)   # (build, repeat) -> unit rows
+    units: dict[tuple[str, int], list[dict]] = field(default_factory=dict)  # (build, repeat) -> unit rows
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> "RunData":
+    def load(cls, run_dir: str | Path) -> RunData:
         path = Path(run_dir)
         if not (path / ENVIRONMENT_FILE).exists() or not (path / METRICS_FILE).exists():
             raise RunFolderError(f"{path} is not a run folder: it needs {ENVIRONMENT_FILE} and {METRICS_FILE}")
@@ -74,8 +91,12 @@ class RunData:
         for unit_file in sorted((path / "latency").glob("*-r*.csv")):
             build, _, repeat = unit_file.stem.rpartition("-r")
             units[(build, int(repeat))] = read_unit_rows(unit_file)
-        return cls(path, json.loads((path / ENVIRONMENT_FILE).read_text(encoding="utf-8")),
-                   read_metrics(path / METRICS_FILE), units)
+        return cls(
+            path,
+            json.loads((path / ENVIRONMENT_FILE).read_text(encoding="utf-8")),
+            read_metrics(path / METRICS_FILE),
+            units,
+        )
 
     @property
     def run_id(self) -> str:
@@ -83,25 +104,59 @@ class RunData:
 
     # --- selecting rows -----------------------------------------------------------------
 
-    def select(self, step: str, metric: str, build: str | None = None, query: str | None = None,
-               rate: float | None = None, lines: int | None = None) -> list[dict]:
-        return [r for r in self.rows if r["step"] == step and r["metric"] == metric
-                and (build is None or r["build"] == build) and (query is None or r["query"] == query)
-                and (rate is None or (r["rate_lps"] and float(r["rate_lps"]) == rate))
-                and (lines is None or (r["input_lines"] and int(r["input_lines"]) == lines))]
+    def select(
+        self,
+        step: str,
+        metric: str,
+        build: str | None = None,
+        query: str | None = None,
+        rate: float | None = None,
+        lines: int | None = None,
+    ) -> list[dict]:
+        return [
+            r
+            for r in self.rows
+            if r["step"] == step
+            and r["metric"] == metric
+            and (build is None or r["build"] == build)
+            and (query is None or r["query"] == query)
+            and (rate is None or (r["rate_lps"] and float(r["rate_lps"]) == rate))
+            and (lines is None or (r["input_lines"] and int(r["input_lines"]) == lines))
+        ]
 
-    def by_repeat(self, step: str, metric: str, build: str, query: str | None = None,
-                  rate: float | None = None, ok_only: bool = True, lines: int | None = None) -> dict[int, float]:
+    def by_repeat(
+        self,
+        step: str,
+        metric: str,
+        build: str,
+        query: str | None = None,
+        rate: float | None = None,
+        ok_only: bool = True,
+        lines: int | None = None,
+    ) -> dict[int, float]:
         """repeat -> value; with ok_only, the wall time, CPU and memory of a process that did not
         exit 0 are left out (it did not do the whole job). Latency read from its commit log
         stays: those commits were made, and the run's failure is reported beside them."""
-        failed = ({int(r["repeat"]) for r in self.select(step, "exit_code", build, lines=lines) if r["value"] != "0"}
-                  if ok_only and metric in COST_METRICS else set())
-        return {int(r["repeat"]): number(r) for r in self.select(step, metric, build, query, rate, lines)
-                if r["value"] != "" and r["repeat"] and int(r["repeat"]) not in failed}
+        failed = (
+            {int(r["repeat"]) for r in self.select(step, "exit_code", build, lines=lines) if r["value"] != "0"}
+            if ok_only and metric in COST_METRICS
+            else set()
+        )
+        return {
+            int(r["repeat"]): cast(float, number(r))
+            for r in self.select(step, metric, build, query, rate, lines)
+            if r["value"] != "" and r["repeat"] and int(r["repeat"]) not in failed
+        }  # a value: a number
 
-    def spread(self, step: str, metric: str, build: str, query: str | None = None,
-               rate: float | None = None, lines: int | None = None) -> Spread | None:
+    def spread(
+        self,
+        step: str,
+        metric: str,
+        build: str,
+        query: str | None = None,
+        rate: float | None = None,
+        lines: int | None = None,
+    ) -> Spread | None:
         return Spread.of(list(self.by_repeat(step, metric, build, query, rate, lines=lines).values()))
 
     def step_ran(self, step: str) -> bool:
@@ -133,9 +188,11 @@ class RunData:
         for r in self.rows:
             part = part_of(r["metric"])
             if r["step"] == "latency" and part is not None and r["value"] != "":
-                found.setdefault((r["build"], r["query"]), {})[part] = number(r)
-        return {key: found[key] for key in sorted(found, key=lambda k: (LIVE_BUILDS.index(k[0])
-                                                                        if k[0] in LIVE_BUILDS else 99, k[1]))}
+                found.setdefault((r["build"], r["query"]), {})[part] = cast(float, number(r))  # a value: a number
+        return {
+            key: found[key]
+            for key in sorted(found, key=lambda k: (LIVE_BUILDS.index(k[0]) if k[0] in LIVE_BUILDS else 99, k[1]))
+        }
 
     @property
     def rates(self) -> list[float]:
@@ -160,6 +217,7 @@ class RunData:
 # Equivalence
 # ---------------------------------------------------------------------------------------
 
+
 def status_of(row: dict) -> str:
     return row["detail"].split(":", 1)[0]
 
@@ -175,12 +233,14 @@ def latency_against_floors(data: RunData, rate: float) -> str | None:
     """The finding on latency at one rate: each architecture's p50 and p99 (every query
     visible) as multiples of the pass-through's at that rate in the same run, ranked by p50,
     with both floors' own figures (ratios: absolute times drift on a shared machine)."""
+
     def median_of(metric: str, build: str) -> float | None:
         return _median(data.spread("latency", metric, build, ALL_QUERIES, rate))
 
     p50 = {b: median_of("latency_p50_s", b) for b in data.live_builds}
     p99 = {b: median_of("latency_p99_s", b) for b in data.live_builds}
-    builds = sorted((b for b in data.live_builds if b not in FLOORS and p50[b] is not None), key=p50.get)
+    ranked = {b: v for b, v in p50.items() if b not in FLOORS and v is not None}
+    builds = sorted(ranked, key=ranked.__getitem__)
     if not builds:
         return None
     floor50, floor99 = p50.get(PASSTHROUGH), p99.get(PASSTHROUGH)
@@ -188,13 +248,19 @@ def latency_against_floors(data: RunData, rate: float) -> str | None:
     def times(value: float | None, floor: float | None) -> str:
         return f"{value / floor:.1f}x" if value is not None and floor else "-"
 
-    floors = [f"{name} p50 {p50[b]:.2f} s, p99 {p99[b]:.2f} s" for b, name in
-              ((PASSTHROUGH, "the pass-through (Spark's file source, no work)"),
-               (PASSTHROUGH_DELTA, "the pass-through committing each micro-batch to Delta"))
-              if p50.get(b) is not None and p99.get(b) is not None]
+    floors = [
+        f"{name} p50 {p50[b]:.2f} s, p99 {p99[b]:.2f} s"
+        for b, name in (
+            (PASSTHROUGH, "the pass-through (Spark's file source, no work)"),
+            (PASSTHROUGH_DELTA, "the pass-through committing each micro-batch to Delta"),
+        )
+        if p50.get(b) is not None and p99.get(b) is not None
+    ]
     if floor50:
-        parts = [f"{b} {times(p50[b], floor50)} p50, {times(p99[b], floor99)} p99 ({p50[b]:.2f} / "
-                 f"{p99[b]:.2f} s)" for b in builds]
+        parts = [
+            f"{b} {times(p50[b], floor50)} p50, {times(p99[b], floor99)} p99 ({p50[b]:.2f} / {p99[b]:.2f} s)"
+            for b in builds
+        ]
         head = f"Latency at {rate:g} lines/s, every query visible, over the pass-through's in the same run: "
     else:
         parts = [f"{b} p50 {p50[b]:.2f} s, p99 {p99[b]:.2f} s" for b in builds]
@@ -216,18 +282,30 @@ def equivalence(data: RunData, step: str) -> dict:
             last[key] = r
     queries = [q for q in (*QUERY_NAMES, ALL_QUERIES) if any(k[0] == q for k in last)]
     table = [[q, *[short_verdict(last[(q, b)]) if (q, b) in last else "-" for b in builds]] for q in queries]
-    details = [f"{b}, {q} (repeat {last[(q, b)]['repeat']}): {last[(q, b)]['detail']}"
-               for q in queries for b in builds if (q, b) in last and status_of(last[(q, b)]) != "identical"]
+    details = [
+        f"{b}, {q} (repeat {last[(q, b)]['repeat']}): {last[(q, b)]['detail']}"
+        for q in queries
+        for b in builds
+        if (q, b) in last and status_of(last[(q, b)]) != "identical"
+    ]
     failing = [k for k, r in last.items() if status_of(r) in ("DIFFERS", "MISSING", "not compared")]
     inconsistent = sorted(f"{b}/{q}" for (q, b), seen in verdicts.items() if len(seen) > 1)
-    return {"builds": builds, "header": ["query", *builds], "table": table, "details": details,
-            "failing": failing, "inconsistent": inconsistent, "repeats": len({r["repeat"] for r in rows}),
-            "explained": [k for k, r in last.items() if status_of(r) == "explained by the watermark"]}
+    return {
+        "builds": builds,
+        "header": ["query", *builds],
+        "table": table,
+        "details": details,
+        "failing": failing,
+        "inconsistent": inconsistent,
+        "repeats": len({r["repeat"] for r in rows}),
+        "explained": [k for k, r in last.items() if status_of(r) == "explained by the watermark"],
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # Drains and cost
 # ---------------------------------------------------------------------------------------
+
 
 def drain_table(data: RunData) -> dict:
     header = ["system", "runs ok", "wall s", "CPU s", "peak RSS MiB", "x Spark batch (wall)", "x DuckDB (wall)"]
@@ -235,24 +313,41 @@ def drain_table(data: RunData) -> dict:
     for system in data.drain_systems:
         runs = data.select("drain", "exit_code", system)
         ok = sum(r["value"] == "0" for r in runs)
-        table.append([system, f"{ok}/{len(runs)}",
-                      spread_text(data.spread("drain", "wall_s", system), 1),
-                      spread_text(data.spread("drain", "cpu_s", system), 1),
-                      spread_text(data.spread("drain", "peak_rss_mb", system), 0),
-                      "1" if system == "spark_batch" else spread_text(data.ratio("drain", "wall_s", system, "spark_batch"), 2, "x"),
-                      "1" if system == "duckdb" else spread_text(data.ratio("drain", "wall_s", system, "duckdb"), 1, "x")])
+        table.append(
+            [
+                system,
+                f"{ok}/{len(runs)}",
+                spread_text(data.spread("drain", "wall_s", system), 1),
+                spread_text(data.spread("drain", "cpu_s", system), 1),
+                spread_text(data.spread("drain", "peak_rss_mb", system), 0),
+                "1"
+                if system == "spark_batch"
+                else spread_text(data.ratio("drain", "wall_s", system, "spark_batch"), 2, "x"),
+                "1" if system == "duckdb" else spread_text(data.ratio("drain", "wall_s", system, "duckdb"), 1, "x"),
+            ]
+        )
     return {"header": header, "table": table}
 
 
 def accounting_table(data: RunData) -> dict:
     header = ["build", "raw lines", "valid", "quarantined", "raw = valid + quarantined"]
     table = []
-    oracle = {r["metric"]: number(r) for r in data.rows if r["step"] == "drain" and r["build"] == "oracle"
-              and r["metric"] in ("raw_lines", "valid_lines")}
+    oracle = {
+        r["metric"]: number(r)
+        for r in data.rows
+        if r["step"] == "drain" and r["build"] == "oracle" and r["metric"] in ("raw_lines", "valid_lines")
+    }
     if oracle:
         raw, valid = oracle.get("raw_lines"), oracle.get("valid_lines")
-        table.append(["oracle", fmt(raw, 0), fmt(valid, 0), fmt(raw - valid if raw is not None and valid is not None else None, 0),
-                      "yes (by construction)"])
+        table.append(
+            [
+                "oracle",
+                fmt(raw, 0),
+                fmt(valid, 0),
+                fmt(raw - valid if raw is not None and valid is not None else None, 0),
+                "yes (by construction)",
+            ]
+        )
     for system in data.drain_systems:
         last = {}
         for name in ("raw_lines", "valid_lines", "quarantined_lines", "balanced"):
@@ -262,10 +357,18 @@ def accounting_table(data: RunData) -> dict:
         if not last:
             continue
         balanced = last.get("balanced")
-        table.append([system, *[fmt(number(last[n]), 0) if n in last else "-" for n in
-                                ("raw_lines", "valid_lines", "quarantined_lines")],
-                      "yes" if balanced and balanced["value"] == "1" else
-                      (balanced["detail"] if balanced and balanced["detail"] else "NO")])
+        table.append(
+            [
+                system,
+                *[
+                    fmt(number(last[n]), 0) if n in last else "-"
+                    for n in ("raw_lines", "valid_lines", "quarantined_lines")
+                ],
+                "yes"
+                if balanced and balanced["value"] == "1"
+                else (balanced["detail"] if balanced and balanced["detail"] else "NO"),
+            ]
+        )
     reasons = {r["detail"]: number(r) for r in data.rows if r["step"] == "drain" and r["metric"] == "quarantine"}
     return {"header": header, "table": table, "reasons": reasons}
 
@@ -290,9 +393,20 @@ def profile_table(data: RunData, top: int = 6) -> dict:
 # Latency
 # ---------------------------------------------------------------------------------------
 
+
 def latency_table(data: RunData, query: str = ALL_QUERIES) -> dict:
-    header = ["build", "rate lines/s", "p50 s", "p95 s", "p99 s", "max s", "units measured", "uncovered",
-              "commits", "commit lag trend s/min"]
+    header = [
+        "build",
+        "rate lines/s",
+        "p50 s",
+        "p95 s",
+        "p99 s",
+        "max s",
+        "units measured",
+        "uncovered",
+        "commits",
+        "commit lag trend s/min",
+    ]
     table = []
     for build in data.live_builds:
         for rate in data.rates:
@@ -302,11 +416,22 @@ def latency_table(data: RunData, query: str = ALL_QUERIES) -> dict:
             measured = sum(data.by_repeat("latency", "units_measured", build, query, rate, ok_only=False).values())
             uncovered = sum(data.by_repeat("latency", "units_uncovered", build, query, rate, ok_only=False).values())
             commits = data.spread("latency", "commits_measured", build, query, rate) if query == ALL_QUERIES else None
-            trend = data.spread("latency", "commit_lag_trend_s_per_min", build, query, rate) \
-                if query == ALL_QUERIES else None
-            table.append([build, f"{rate:g}", *cells, fmt(measured, 0), fmt(uncovered, 0),
-                          spread_text(commits, 0) if query == ALL_QUERIES else "",
-                          spread_text(trend, 2) if query == ALL_QUERIES else ""])
+            trend = (
+                data.spread("latency", "commit_lag_trend_s_per_min", build, query, rate)
+                if query == ALL_QUERIES
+                else None
+            )
+            table.append(
+                [
+                    build,
+                    f"{rate:g}",
+                    *cells,
+                    fmt(measured, 0),
+                    fmt(uncovered, 0),
+                    spread_text(commits, 0) if query == ALL_QUERIES else "",
+                    spread_text(trend, 2) if query == ALL_QUERIES else "",
+                ]
+            )
     return {"header": header, "table": table}
 
 
@@ -319,31 +444,52 @@ def per_query_latency_table(data: RunData) -> dict:
             for rate in data.rates:
                 if not data.select("latency", "units_measured", build, query, rate):
                     continue
-                uncovered = sum(data.by_repeat("latency", "units_uncovered", build, query, rate, ok_only=False).values())
-                table.append([build, query, f"{rate:g}",
-                              *[spread_text(data.spread("latency", m, build, query, rate), 2) for m in PERCENTILE_METRICS],
-                              fmt(uncovered, 0)])
+                uncovered = sum(
+                    data.by_repeat("latency", "units_uncovered", build, query, rate, ok_only=False).values()
+                )
+                table.append(
+                    [
+                        build,
+                        query,
+                        f"{rate:g}",
+                        *[spread_text(data.spread("latency", m, build, query, rate), 2) for m in PERCENTILE_METRICS],
+                        fmt(uncovered, 0),
+                    ]
+                )
     return {"header": header, "table": table}
 
 
 def live_cost_table(data: RunData) -> dict:
-    header = ["build", "follow process wall s", "CPU s", "peak RSS MiB", "replayer CPU s", "replayer max lag s",
-              "problems"]
+    header = [
+        "build",
+        "follow process wall s",
+        "CPU s",
+        "peak RSS MiB",
+        "replayer CPU s",
+        "replayer max lag s",
+        "problems",
+    ]
     table = []
     for build in data.live_builds:
         problems = [r["detail"] for r in data.select("latency", "problem", build)]
-        table.append([build, spread_text(data.spread("latency", "wall_s", build), 1),
-                      spread_text(data.spread("latency", "cpu_s", build), 1),
-                      spread_text(data.spread("latency", "peak_rss_mb", build), 0),
-                      spread_text(data.spread("latency", "replayer_cpu_s", build), 2),
-                      spread_text(data.spread("latency", "replay_lag_max_s", build), 3),
-                      "; ".join(problems) or "none"])
+        table.append(
+            [
+                build,
+                spread_text(data.spread("latency", "wall_s", build), 1),
+                spread_text(data.spread("latency", "cpu_s", build), 1),
+                spread_text(data.spread("latency", "peak_rss_mb", build), 0),
+                spread_text(data.spread("latency", "replayer_cpu_s", build), 2),
+                spread_text(data.spread("latency", "replay_lag_max_s", build), 3),
+                "; ".join(problems) or "none",
+            ]
+        )
     return {"header": header, "table": table}
 
 
 # ---------------------------------------------------------------------------------------
 # Findings: sentences written from the figures above
 # ---------------------------------------------------------------------------------------
+
 
 def _median(spread: Spread | None) -> float | None:
     return None if spread is None else spread.median
@@ -357,60 +503,89 @@ def findings(data: RunData) -> list[str]:
             continue
         cells = sum(1 for row in eq["table"] for cell in row[1:] if cell != "-")
         if eq["failing"]:
-            found.append(f"Equivalence ({name} runs): {len(eq['failing'])} of {cells} build/query results differ from "
-                         f"the oracle or are missing: " + ", ".join(f"{b}/{q}" for q, b in sorted(eq["failing"])) + ".")
+            found.append(
+                f"Equivalence ({name} runs): {len(eq['failing'])} of {cells} build/query results differ from "
+                f"the oracle or are missing: " + ", ".join(f"{b}/{q}" for q, b in sorted(eq["failing"])) + "."
+            )
         else:
-            explained = (f" ({len(eq['explained'])} explained by the watermark, with the dropped lines counted)"
-                         if eq["explained"] else "")
-            found.append(f"Equivalence ({name} runs): every one of the {cells} build/query results of the last repeat "
-                         f"is identical to the oracle's or not applicable{explained}; repeats "
-                         + ("agree." if not eq["inconsistent"] else "disagree on " + ", ".join(eq["inconsistent"]) + "."))
+            explained = (
+                f" ({len(eq['explained'])} explained by the watermark, with the dropped lines counted)"
+                if eq["explained"]
+                else ""
+            )
+            found.append(
+                f"Equivalence ({name} runs): every one of the {cells} build/query results of the last repeat "
+                f"is identical to the oracle's or not applicable{explained}; repeats "
+                + ("agree." if not eq["inconsistent"] else "disagree on " + ", ".join(eq["inconsistent"]) + ".")
+            )
     walls = {s: _median(data.spread("drain", "wall_s", s)) for s in data.drain_systems}
     arch = {b: w for b, w in walls.items() if b in ARCHITECTURES and w is not None}
     if arch:
-        order = sorted(arch, key=arch.get)
+        order = sorted(arch, key=arch.__getitem__)
         ratios = {b: _median(data.ratio("drain", "wall_s", b, "spark_batch")) for b in order}
-        parts = [f"{b} {arch[b]:.1f} s" + (f" ({ratios[b]:.2f}x Spark batch)" if ratios[b] is not None else "")
-                 for b in order]
+        parts = [
+            f"{b} {arch[b]:.1f} s" + (f" ({ratios[b]:.2f}x Spark batch)" if ratios[b] is not None else "")
+            for b in order
+        ]
         baseline = walls.get("spark_batch")
-        found.append(f"Drain of {fmt(data.drain_input_lines, 0)} input lines, median wall time of the whole process: "
-                     + ", ".join(parts) + f"; fastest architecture: {order[0]}, slowest: {order[-1]}"
-                     + (f". Each figure includes its JVM's start and first queries: the Spark batch baseline, "
-                        f"which starts the same JVM and does the same work in one job, takes {baseline:.1f} s, so at "
-                        "this size the ranking reads start-up and per-job costs more than processing (`lab bench "
-                        "--rows 1000000` ranks the processing)" if baseline is not None else "") + ".")
+        found.append(
+            f"Drain of {fmt(data.drain_input_lines, 0)} input lines, median wall time of the whole process: "
+            + ", ".join(parts)
+            + f"; fastest architecture: {order[0]}, slowest: {order[-1]}"
+            + (
+                f". Each figure includes its JVM's start and first queries: the Spark batch baseline, "
+                f"which starts the same JVM and does the same work in one job, takes {baseline:.1f} s, so at "
+                "this size the ranking reads start-up and per-job costs more than processing (`lab bench "
+                "--rows 1000000` ranks the processing)"
+                if baseline is not None
+                else ""
+            )
+            + "."
+        )
     if walls.get("spark_batch") is not None and walls.get("duckdb") is not None:
-        found.append(f"Baselines: Spark batch {walls['spark_batch']:.1f} s, DuckDB {walls['duckdb']:.1f} s "
-                     f"(Spark batch {_median(data.ratio('drain', 'wall_s', 'spark_batch', 'duckdb')):.1f}x DuckDB's time, "
-                     "JVM start included).")
-    cpu = {b: _median(data.spread("drain", "cpu_s", b)) for b in ARCHITECTURES if b in data.drain_systems}
-    rss = {b: _median(data.spread("drain", "peak_rss_mb", b)) for b in ARCHITECTURES if b in data.drain_systems}
-    cpu = {b: v for b, v in cpu.items() if v is not None}
-    rss = {b: v for b, v in rss.items() if v is not None}
+        found.append(
+            f"Baselines: Spark batch {walls['spark_batch']:.1f} s, DuckDB {walls['duckdb']:.1f} s "
+            f"(Spark batch {_median(data.ratio('drain', 'wall_s', 'spark_batch', 'duckdb')):.1f}x DuckDB's time, "
+            "JVM start included)."
+        )
+    cpu_all = {b: _median(data.spread("drain", "cpu_s", b)) for b in ARCHITECTURES if b in data.drain_systems}
+    rss_all = {b: _median(data.spread("drain", "peak_rss_mb", b)) for b in ARCHITECTURES if b in data.drain_systems}
+    cpu = {b: v for b, v in cpu_all.items() if v is not None}
+    rss = {b: v for b, v in rss_all.items() if v is not None}
     if cpu and rss:
-        low_cpu, high_rss = min(cpu, key=cpu.get), max(rss, key=rss.get)
-        found.append(f"Cost of a drain: {low_cpu} used the least CPU ({cpu[low_cpu]:.1f} s of its process tree; "
-                     + ", ".join(f"{b} {v:.1f} s" for b, v in cpu.items() if b != low_cpu)
-                     + f"); {high_rss} the most memory ({rss[high_rss]:,.0f} MiB peak; "
-                     + ", ".join(f"{b} {v:,.0f} MiB" for b, v in rss.items() if b != high_rss) + ").")
+        low_cpu, high_rss = min(cpu, key=cpu.__getitem__), max(rss, key=rss.__getitem__)
+        found.append(
+            f"Cost of a drain: {low_cpu} used the least CPU ({cpu[low_cpu]:.1f} s of its process tree; "
+            + ", ".join(f"{b} {v:.1f} s" for b, v in cpu.items() if b != low_cpu)
+            + f"); {high_rss} the most memory ({rss[high_rss]:,.0f} MiB peak; "
+            + ", ".join(f"{b} {v:,.0f} MiB" for b, v in rss.items() if b != high_rss)
+            + ")."
+        )
     rates = data.rates
     if rates:
         for rate in (rates[-1], rates[0]) if len(rates) > 1 else rates:
             finding = latency_against_floors(data, rate)
             if finding:
                 found.append(finding)
-        for build in data.live_builds:   # the latency step's verdicts, one per rate and pass
-            behind = [f"at {float(r['rate_lps']):g} lines/s in pass {r['repeat']}: {r['detail']}"
-                      for r in data.select("latency", "bounded", build, ALL_QUERIES) if r["value"] == "0"]
+        for build in data.live_builds:  # the latency step's verdicts, one per rate and pass
+            behind = [
+                f"at {float(r['rate_lps']):g} lines/s in pass {r['repeat']}: {r['detail']}"
+                for r in data.select("latency", "bounded", build, ALL_QUERIES)
+                if r["value"] == "0"
+            ]
             if behind:
                 found.append(f"{build} fell behind: " + "; ".join(behind) + ".")
-        handoffs = data.select("latency", "handoff_at", "lambda")
-        if handoffs:
-            found.append(f"Lambda handed off to a new batch cutoff {len(handoffs)} times during its live runs "
-                         "(marked on the latency-over-time chart); its latency is that of its serving layer.")
+        for build in data.live_builds:
+            handoffs = data.select("latency", "handoff_at", build)
+            if handoffs:
+                found.append(
+                    f"{build} handed off to a new batch cutoff {len(handoffs)} times during its live runs "
+                    "(marked on the latency-over-time chart); its latency is that of its serving layer."
+                )
     found += step_findings(data)
-    problems = [f"{r['step']} {r['build']} repeat {r['repeat']}: {r['detail']}" for r in data.rows
-                if r["metric"] == "problem"]
+    problems = [
+        f"{r['step']} {r['build']} repeat {r['repeat']}: {r['detail']}" for r in data.rows if r["metric"] == "problem"
+    ]
     if problems:
         found.append("Runs that did not complete: " + "; ".join(problems) + ".")
     return found
@@ -426,52 +601,92 @@ def methods(data: RunData) -> list[tuple[str, str]]:
     profile = data.environment.get("profile", {})
     warmup = profile.get("warmup_s", "?")
     return [
-        ("Drain time", "Wall seconds of the whole process, from its start to its exit (interpreter and JVM start, "
-                       "reading, computing, writing the results export), each system in its own process with a "
-                       "fresh workdir, the same input for all."),
-        ("Cost", "CPU seconds (user + system) and the peak of the summed resident memory of the process tree "
-                 "(driver, JVM, Python workers), sampled every 0.2 s with psutil."),
-        ("Ratios", "Each system's wall time over the Spark batch baseline's (or DuckDB's) in the same repeat, then "
-                   "the median of the repeats with (min-max)."),
-        ("Equivalence", "Each results export compared byte for byte with the oracle's; a difference is counted in "
-                        "rows and its first rows are shown; Kappa's window_revenue is checked against the watermark "
-                        "model when it differs."),
-        ("Latency", f"Each build follows the landing directory in one process of its own; the replayer lands one "
-                    f"file per unit on an open-loop schedule fixed in advance, one rate after another "
-                    f"{_gap_words(profile.get('step_gap_s'))}, the rates once per repeat (a pass over "
-                    f"new files, replayed once the build has committed the pass before; before the first pass, a "
-                    f"warm-up pass of {profile.get('start_warmup_s', '?')} s at half the lowest rate, committed "
-                    f"before the first measured pass starts, in no figure); a "
-                    f"unit's latency for a "
-                    f"query is the first commit-log row of that query whose max_seq covers it minus its intended "
-                    f"emission time; 'all' is the latest over the build's queries; units due in the first {warmup} s "
-                    f"of each rate are dropped as warm-up; percentiles are nearest-rank."),
-        ("Harness overhead", "The pass-through (experiments/harness/passthrough.py) follows the landing directory "
-                             "like the builds, counts each micro-batch's lines and records a commit: its latency is "
-                             "the floor the harness and Spark's file source set."),
-        ("Commit lag", "A commit's lag is its time minus the intended emission time of the newest unit it made "
-                       "visible (every query); its trend is the least-squares slope of that lag over a rate's "
-                       "commits, in seconds per minute: near 0 means no backlog built up at that rate. Unit "
-                       "latencies are not trended: a micro-batch shows many units at once, a saw-tooth of its "
-                       "period."),
-        *[(name, text) for name, text in step_methods(data)
-          if data.step_ran({"Sustainable throughput": "throughput", "Reprocessing": "reprocessing",
-                            "Recovery": "recovery", "Late data": "late", "Code size": "code_size"}[name])],
+        (
+            "Drain time",
+            "Wall seconds of the whole process, from its start to its exit (interpreter and JVM start, "
+            "reading, computing, writing the results export), each system in its own process with a "
+            "fresh workdir, the same input for all.",
+        ),
+        (
+            "Cost",
+            "CPU seconds (user + system) and the peak of the summed resident memory of the process tree "
+            "(driver, JVM, Python workers), sampled every 0.2 s with psutil.",
+        ),
+        (
+            "Ratios",
+            "Each system's wall time over the Spark batch baseline's (or DuckDB's) in the same repeat, then "
+            "the median of the repeats with (min-max).",
+        ),
+        (
+            "Equivalence",
+            "Each results export compared byte for byte with the oracle's; a difference is counted in "
+            "rows and its first rows are shown; Kappa's window_revenue is checked against the watermark "
+            "model when it differs.",
+        ),
+        (
+            "Latency",
+            f"Each build follows the landing directory in one process of its own; the replayer lands one "
+            f"file per unit on an open-loop schedule fixed in advance, one rate after another "
+            f"{_gap_words(profile.get('step_gap_s'))}, the rates once per repeat (a pass over "
+            f"new files, replayed once the build has committed the pass before; before the first pass, a "
+            f"warm-up pass of {profile.get('start_warmup_s', '?')} s at half the lowest rate, committed "
+            f"before the first measured pass starts, in no figure); a "
+            f"unit's latency for a "
+            f"query is the first commit-log row of that query whose max_seq covers it minus its intended "
+            f"emission time; 'all' is the latest over the build's queries; units due in the first {warmup} s "
+            f"of each rate are dropped as warm-up; percentiles are nearest-rank.",
+        ),
+        (
+            "Harness overhead",
+            "The pass-through (experiments/harness/floors.py) follows the landing directory "
+            "like the builds, counts each micro-batch's lines and records a commit: its latency is "
+            "the floor the harness and Spark's file source set.",
+        ),
+        (
+            "Commit lag",
+            "A commit's lag is its time minus the intended emission time of the newest unit it made "
+            "visible (every query); its trend is the least-squares slope of that lag over a rate's "
+            "commits, in seconds per minute: near 0 means no backlog built up at that rate. Unit "
+            "latencies are not trended: a micro-batch shows many units at once, a saw-tooth of its "
+            "period.",
+        ),
+        *[
+            (name, text)
+            for name, text in step_methods(data)
+            if data.step_ran(
+                {
+                    "Sustainable throughput": "throughput",
+                    "Reprocessing": "reprocessing",
+                    "Recovery": "recovery",
+                    "Late data": "late",
+                    "Code size": "code_size",
+                }[name]
+            )
+        ],
     ]
 
 
 def environment_rows(data: RunData) -> list[list[str]]:
     env = data.environment
     machine = env.get("machine", {})
-    rows = [["run", data.run_id], ["started (UTC)", env.get("started_utc", "-")],
-            ["finished (UTC)", env.get("finished_utc", "-")],
-            ["machine", f"{machine.get('platform', '-')}, {machine.get('cpus', '-')} CPUs, "
-                        f"{machine.get('memory_gib', '-')} GiB"],
-            ["load average at start / end", f"{machine.get('load_average_at_start', '-')} / "
-                                            f"{env.get('load_average_at_end', '-')}"],
-            ["Spark master", env.get("spark_master", "-")], ["source", env.get("source", "-")],
-            ["drain input", env.get("drain_input", "-")], ["live input", env.get("live_input", "-")],
-            ["git commit", env.get("git_commit", "-")]]
+    rows = [
+        ["run", data.run_id],
+        ["started (UTC)", env.get("started_utc", "-")],
+        ["finished (UTC)", env.get("finished_utc", "-")],
+        [
+            "machine",
+            f"{machine.get('platform', '-')}, {machine.get('cpus', '-')} CPUs, {machine.get('memory_gib', '-')} GiB",
+        ],
+        [
+            "load average at start / end",
+            f"{machine.get('load_average_at_start', '-')} / {env.get('load_average_at_end', '-')}",
+        ],
+        ["Spark master", env.get("spark_master", "-")],
+        ["source", env.get("source", "-")],
+        ["drain input", env.get("drain_input", "-")],
+        ["live input", env.get("live_input", "-")],
+        ["git commit", env.get("git_commit", "-")],
+    ]
     rows += [[name, str(version)] for name, version in env.get("versions", {}).items()]
     rows += [[f"setting {k}", str(v)] for k, v in env.get("settings", {}).items()]
     rows += [[f"profile {k}", str(v)] for k, v in env.get("profile", {}).items()]
@@ -490,14 +705,16 @@ def headline(data: RunData) -> dict[str, float | None]:
         top = data.rates[-1]
         for build in data.live_builds:
             figures[f"p95 latency s at {top:g}/s: {build}"] = _median(
-                data.spread("latency", "latency_p95_s", build, ALL_QUERIES, top))
+                data.spread("latency", "latency_p95_s", build, ALL_QUERIES, top)
+            )
     for build in data.present("throughput", LIVE_BUILDS):
         figures[f"sustainable lines/s: {build}"] = _median(data.spread("throughput", "sustainable_lps", build))
     sizes = reprocess_sizes(data)
-    for build in data.present("reprocessing", ("lambda", "kappa")):
+    for build in data.present("reprocessing", REPROCESSING_BUILDS):
         if sizes:
             figures[f"recompute wall s at {sizes[-1]:,} lines: {build}"] = _median(
-                data.spread("reprocessing", "wall_s", build, lines=sizes[-1]))
+                data.spread("reprocessing", "wall_s", build, lines=sizes[-1])
+            )
     for build in data.present("recovery", ARCHITECTURES):
         figures[f"recovery catch-up s: {build}"] = _median(data.spread("recovery", "catch_up_s", build))
     return figures
@@ -511,6 +728,7 @@ def verdict(data: RunData) -> str:
 # ---------------------------------------------------------------------------------------
 # Sustainable throughput, reprocessing, recovery, late data, code size
 # ---------------------------------------------------------------------------------------
+
 
 def _last(rows: list[dict]) -> dict | None:
     return max(rows, key=lambda r: int(r["repeat"] or 0)) if rows else None
@@ -536,7 +754,7 @@ def knees_by_repeat(data: RunData, build: str) -> list[str]:
         if value is not None:
             texts.append(f"{value:,.0f}" if repeat in upper else f">= {value:,.0f}")
         elif repeat in upper:
-            texts.append(f"below {upper[repeat]:,.0f}")   # no rate below it was judged bounded
+            texts.append(f"below {upper[repeat]:,.0f}")  # no rate below it was judged bounded
         else:
             texts.append("not judged")
     return texts
@@ -547,34 +765,56 @@ def throughput_table(data: RunData) -> dict:
     table = []
     for build in throughput_builds(data):
         knee_row = _last(data.select("throughput", "sustainable_lps", build))
-        table.append([build, " / ".join(knees_by_repeat(data, build)),
-                      spread_text(data.spread("throughput", "unbounded_lps", build), 0),
-                      knee_row["detail"] if knee_row else "-"])
+        table.append(
+            [
+                build,
+                " / ".join(knees_by_repeat(data, build)),
+                spread_text(data.spread("throughput", "unbounded_lps", build), 0),
+                knee_row["detail"] if knee_row else "-",
+            ]
+        )
     return {"header": header, "table": table}
 
 
 def throughput_figure(data: RunData, metric: str, build: str, rate: float) -> Spread | None:
     """A probed rate's latency figure: from the throughput step's own probes, or from the
     latency step when its rates were the start of the search's ramp."""
-    return (data.spread("throughput", metric, build, ALL_QUERIES, rate)
-            or data.spread("latency", metric, build, ALL_QUERIES, rate))
+    return data.spread("throughput", metric, build, ALL_QUERIES, rate) or data.spread(
+        "latency", metric, build, ALL_QUERIES, rate
+    )
 
 
 def throughput_rate_table(data: RunData) -> dict:
-    header = ["build", "rate lines/s", "p50 s", "p95 s", "commits", "commit lag trend s/min", "rising p", "bounded",
-              "why"]
+    header = [
+        "build",
+        "rate lines/s",
+        "p50 s",
+        "p95 s",
+        "commits",
+        "commit lag trend s/min",
+        "rising p",
+        "bounded",
+        "why",
+    ]
     table = []
     for build in throughput_builds(data):
         for rate in throughput_rates(data, build):
             verdict = _last(data.select("throughput", "bounded", build, ALL_QUERIES, rate))
-            table.append([build, f"{rate:g}",
-                          *[spread_text(throughput_figure(data, m, build, rate), 2)
-                            for m in ("latency_p50_s", "latency_p95_s")],
-                          spread_text(throughput_figure(data, "commits_measured", build, rate), 0),
-                          spread_text(throughput_figure(data, "commit_lag_trend_s_per_min", build, rate), 2),
-                          spread_text(throughput_figure(data, "commit_lag_rising_p", build, rate), 3),
-                          {"1": "yes", "0": "no"}.get(verdict["value"], "not judged") if verdict else "-",
-                          verdict["detail"] if verdict else "-"])
+            table.append(
+                [
+                    build,
+                    f"{rate:g}",
+                    *[
+                        spread_text(throughput_figure(data, m, build, rate), 2)
+                        for m in ("latency_p50_s", "latency_p95_s")
+                    ],
+                    spread_text(throughput_figure(data, "commits_measured", build, rate), 0),
+                    spread_text(throughput_figure(data, "commit_lag_trend_s_per_min", build, rate), 2),
+                    spread_text(throughput_figure(data, "commit_lag_rising_p", build, rate), 3),
+                    {"1": "yes", "0": "no"}.get(verdict["value"], "not judged") if verdict else "-",
+                    verdict["detail"] if verdict else "-",
+                ]
+            )
     return {"header": header, "table": table}
 
 
@@ -583,26 +823,43 @@ def reprocess_sizes(data: RunData) -> list[int]:
 
 
 def reprocess_table(data: RunData) -> dict:
-    header = ["build", "input lines", "first run wall s", "recompute wall s", "recompute CPU s", "peak RSS MiB",
-              "inside the process s", "city_revenue after"]
+    header = [
+        "build",
+        "input lines",
+        "first run wall s",
+        "recompute wall s",
+        "recompute CPU s",
+        "peak RSS MiB",
+        "inside the process s",
+        "city_revenue after",
+    ]
     table = []
-    for build in data.present("reprocessing", ("lambda", "kappa")):
+    for build in data.present("reprocessing", REPROCESSING_BUILDS):
         for lines in reprocess_sizes(data):
             if not data.select("reprocessing", "wall_s", build, lines=lines):
-                continue   # a size this build was not measured at (a follow run has no initial_wall_s)
+                continue  # a size this build was not measured at (a follow run has no initial_wall_s)
             check = _last(data.select("reprocessing", "equivalence", build, lines=lines))
-            table.append([build, f"{lines:,}",
-                          spread_text(data.spread("reprocessing", "initial_wall_s", build, lines=lines), 1),
-                          spread_text(data.spread("reprocessing", "wall_s", build, lines=lines), 1),
-                          spread_text(data.spread("reprocessing", "cpu_s", build, lines=lines), 1),
-                          spread_text(data.spread("reprocessing", "peak_rss_mb", build, lines=lines), 0),
-                          spread_text(data.spread("reprocessing", "catch_up_s", build, lines=lines), 1),
-                          status_of(check) if check else "-"])
+            table.append(
+                [
+                    build,
+                    f"{lines:,}",
+                    spread_text(data.spread("reprocessing", "initial_wall_s", build, lines=lines), 1),
+                    spread_text(data.spread("reprocessing", "wall_s", build, lines=lines), 1),
+                    spread_text(data.spread("reprocessing", "cpu_s", build, lines=lines), 1),
+                    spread_text(data.spread("reprocessing", "peak_rss_mb", build, lines=lines), 0),
+                    spread_text(data.spread("reprocessing", "catch_up_s", build, lines=lines), 1),
+                    status_of(check) if check else "-",
+                ]
+            )
     return {"header": header, "table": table}
 
 
-RECOVERY_TIMES = (("kill_at_s", "killed at s"), ("restart_at_s", "restarted at s"),
-                  ("first_commit_after_restart_s", "restart to first commit s"), ("catch_up_s", "restart to caught up s"))
+RECOVERY_TIMES = (
+    ("kill_at_s", "killed at s"),
+    ("restart_at_s", "restarted at s"),
+    ("first_commit_after_restart_s", "restart to first commit s"),
+    ("catch_up_s", "restart to caught up s"),
+)
 
 
 def recovery_table(data: RunData) -> dict:
@@ -612,38 +869,54 @@ def recovery_table(data: RunData) -> dict:
         lost = {r["query"]: number(r) for r in data.select("recovery", "lost_lines", build)}
         duplicated = {r["query"]: number(r) for r in data.select("recovery", "duplicated_lines", build)}
         counted = [q for q in lost if lost[q] is not None]
-        table.append([build, *[spread_text(data.spread("recovery", m, build), 1) for m, _ in RECOVERY_TIMES],
-                      fmt(max((lost[q] for q in counted), default=None), 0),
-                      fmt(max((duplicated.get(q) or 0 for q in counted), default=None), 0),
-                      ", ".join(counted) or "no export"])
+        table.append(
+            [
+                build,
+                *[spread_text(data.spread("recovery", m, build), 1) for m, _ in RECOVERY_TIMES],
+                fmt(max((v for v in lost.values() if v is not None), default=None), 0),
+                fmt(max((duplicated.get(q) or 0 for q in counted), default=None), 0),
+                ", ".join(counted) or "no export",
+            ]
+        )
     return {"header": header, "table": table}
 
 
-FAULTS_HEADER = ["build", "repeat", "fault", "landed at s", "outcome", "lost lines", "duplicated lines",
-                 "to recover s"]
+FAULTS_HEADER = ["build", "repeat", "fault", "landed at s", "outcome", "lost lines", "duplicated lines", "to recover s"]
 
 
 def poison_outcomes(data: RunData, build: str) -> list[dict]:
     """Each poison file a build met (rows of step `faults`), per repeat: its name and kind,
     when it landed, when every query covered it, what that means (`outcome`), and the run's
     poison lines lost and duplicated (counted over its poison files together: `files`)."""
-    one = lambda rows, metric, query=None: next((number(r) for r in rows if r["metric"] == metric
-                                                 and (query is None or r["query"] == query)), None)
+    one = lambda rows, metric, query=None: next(
+        (number(r) for r in rows if r["metric"] == metric and (query is None or r["query"] == query)), None
+    )
     found = []
     for repeat in sorted({int(r["repeat"]) for r in data.rows if r["step"] == "faults" and r["build"] == build}):
         rows = [r for r in data.rows if r["step"] == "faults" and r["build"] == build and r["repeat"] == str(repeat)]
-        kill = one([r for r in data.select("recovery", "kill_at_s", build) if r["repeat"] == str(repeat)],
-                   "kill_at_s")   # in the same replay, when there was one
+        kill = one(
+            [r for r in data.select("recovery", "kill_at_s", build) if r["repeat"] == str(repeat)], "kill_at_s"
+        )  # in the same replay, when there was one
         files = [r for r in rows if r["metric"] == "landed_at_s"]
         for landed in files:
             at, covered = number(landed), one(rows, "covered_s", landed["query"])
-            found.append({"repeat": repeat, "file": landed["query"], "kind": landed["detail"].split(",")[0],
-                          "landed": at, "covered": covered, "files": len(files),
-                          "lost": one(rows, "lost_lines"), "duplicated": one(rows, "duplicated_lines"),
-                          "outcome": "not passed by the end of the run" if covered is None else
-                                     "quarantined, went on after the SIGKILL's restart"
-                                     if kill is not None and at is not None and at <= kill <= at + covered else
-                                     "quarantined, went on"})
+            found.append(
+                {
+                    "repeat": repeat,
+                    "file": landed["query"],
+                    "kind": landed["detail"].split(",")[0],
+                    "landed": at,
+                    "covered": covered,
+                    "files": len(files),
+                    "lost": one(rows, "lost_lines"),
+                    "duplicated": one(rows, "duplicated_lines"),
+                    "outcome": "not passed by the end of the run"
+                    if covered is None
+                    else "quarantined, went on after the SIGKILL's restart"
+                    if kill is not None and at is not None and at <= kill <= at + covered
+                    else "quarantined, went on",
+                }
+            )
     return found
 
 
@@ -653,50 +926,91 @@ def faults_table(data: RunData) -> dict:
     seconds since that replay started; to recover is restart to caught up for a kill, and
     landing to every query covering the file for a poison file."""
     table = []
-    repeats = lambda step, build: sorted({int(r["repeat"]) for r in data.rows if r["step"] == step
-                                         and r["build"] == build and r["repeat"]})
+    repeats = lambda step, build: sorted(
+        {int(r["repeat"]) for r in data.rows if r["step"] == step and r["build"] == build and r["repeat"]}
+    )
     one = lambda step, metric, build, repeat, query=None: next(
-        (number(r) for r in data.select(step, metric, build, query) if r["repeat"] == str(repeat)), None)
+        (number(r) for r in data.select(step, metric, build, query) if r["repeat"] == str(repeat)), None
+    )
     for build in ARCHITECTURES:
         for repeat in repeats("recovery", build):
             kill = next((r for r in data.select("recovery", "kill_at_s", build) if r["repeat"] == str(repeat)), None)
             if kill is None:
                 continue
-            counted = [r for r in data.select("recovery", "lost_lines", build) if r["repeat"] == str(repeat)
-                       and r["value"] != ""]
-            lost = max((number(r) for r in counted), default=None)
-            duplicated = max((one("recovery", "duplicated_lines", build, repeat, r["query"]) or 0 for r in counted),
-                             default=None)
+            counted = [
+                r
+                for r in data.select("recovery", "lost_lines", build)
+                if r["repeat"] == str(repeat) and r["value"] != ""
+            ]
+            lost = max((cast(float, number(r)) for r in counted), default=None)  # a value: a number
+            duplicated = max(
+                (one("recovery", "duplicated_lines", build, repeat, r["query"]) or 0 for r in counted), default=None
+            )
             catch_up = one("recovery", "catch_up_s", build, repeat)
-            outcome = ("restarted, caught up" if catch_up is not None else "restarted, never caught up")
-            table.append([build, str(repeat), "SIGKILL", fmt(number(kill), 1), outcome, fmt(lost, 0),
-                          fmt(duplicated, 0), fmt(catch_up, 1)])
+            outcome = "restarted, caught up" if catch_up is not None else "restarted, never caught up"
+            table.append(
+                [
+                    build,
+                    str(repeat),
+                    "SIGKILL",
+                    fmt(number(kill), 1),
+                    outcome,
+                    fmt(lost, 0),
+                    fmt(duplicated, 0),
+                    fmt(catch_up, 1),
+                ]
+            )
         for met in poison_outcomes(data, build):
             # lost and duplicated are counted over the run's poison files together (their reasons)
             together = f" (its {met['files']} poison files)" if met["files"] > 1 else ""
-            counted = lambda value: "-" if value is None else fmt(value, 0) + together
-            table.append([build, str(met["repeat"]), f"{met['file']} ({met['kind']})", fmt(met["landed"], 1),
-                          met["outcome"], counted(met["lost"]), counted(met["duplicated"]), fmt(met["covered"], 1)])
+            shown = lambda value, together=together: "-" if value is None else fmt(value, 0) + together
+            table.append(
+                [
+                    build,
+                    str(met["repeat"]),
+                    f"{met['file']} ({met['kind']})",
+                    fmt(met["landed"], 1),
+                    met["outcome"],
+                    shown(met["lost"]),
+                    shown(met["duplicated"]),
+                    fmt(met["covered"], 1),
+                ]
+            )
     return {"header": FAULTS_HEADER, "table": table}
 
 
-LATE_COLUMNS = (("counted_lines", "order lines counted (daily_revenue)"),
-                ("window_lines_missing", "window pairs missing"), ("window_lines_extra", "window pairs extra"),
-                ("window_rows_differing", "window rows differing"),
-                ("window_lines_missing_after_batch", "pairs missing after its batch run"),
-                ("window_rows_differing_after_batch", "rows differing after its batch run"))
+LATE_COLUMNS = (
+    ("counted_lines", "order lines counted (daily_revenue)"),
+    ("window_lines_missing", "window pairs missing"),
+    ("window_lines_extra", "window pairs extra"),
+    ("window_rows_differing", "window rows differing"),
+    ("window_lines_missing_after_batch", "pairs missing after its batch run"),
+    ("window_rows_differing_after_batch", "rows differing after its batch run"),
+)
 
 
 def late_table(data: RunData) -> dict:
-    header = ["build", *[title for _, title in LATE_COLUMNS], "dropped by the watermark (Spark)", "window_revenue verdict"]
+    header = [
+        "build",
+        *[title for _, title in LATE_COLUMNS],
+        "dropped by the watermark (Spark)",
+        "window_revenue verdict",
+    ]
     table = []
     for build in data.present("late", ARCHITECTURES):
-        dropped = data.select("late", "watermark_dropped_rows", build, "window_revenue")
+        dropped = _last(data.select("late", "watermark_dropped_rows", build, "window_revenue"))
         verdict = _last(data.select("late", "equivalence", build, "window_revenue"))
-        table.append([build, *[spread_text(data.spread("late", m, build), 0) if data.select("late", m, build) else "-"
-                               for m, _ in LATE_COLUMNS],
-                      fmt(number(_last(dropped)), 0) if dropped else "-",
-                      status_of(verdict) if verdict else "-"])
+        table.append(
+            [
+                build,
+                *[
+                    spread_text(data.spread("late", m, build), 0) if data.select("late", m, build) else "-"
+                    for m, _ in LATE_COLUMNS
+                ],
+                fmt(number(dropped), 0) if dropped is not None else "-",
+                status_of(verdict) if verdict else "-",
+            ]
+        )
     return {"header": header, "table": table}
 
 
@@ -705,8 +1019,14 @@ def late_input(data: RunData) -> dict[str, float | None]:
 
 
 def code_size_table(data: RunData) -> dict:
-    header = ["build", "its own code lines", "shared code lines it imports", "total", "comment and docstring lines",
-              "shared modules"]
+    header = [
+        "build",
+        "its own code lines",
+        "shared code lines it imports",
+        "total",
+        "comment and docstring lines",
+        "shared modules",
+    ]
     table = []
     for build in data.present("code_size", ARCHITECTURES):
         own = _last(data.select("code_size", "code_lines", build, "build-specific"))
@@ -715,8 +1035,9 @@ def code_size_table(data: RunData) -> dict:
         if own is None or shared is None:
             continue
         total = (number(own) or 0) + (number(shared) or 0)
-        table.append([build, fmt(number(own), 0), fmt(number(shared), 0), fmt(total, 0), fmt(sum(docs), 0),
-                      shared["detail"]])
+        table.append(
+            [build, fmt(number(own), 0), fmt(number(shared), 0), fmt(total, 0), fmt(sum(docs), 0), shared["detail"]]
+        )
     return {"header": header, "table": table}
 
 
@@ -726,50 +1047,72 @@ def step_findings(data: RunData) -> list[str]:
     knees = {b: knees_by_repeat(data, b) for b in throughput_builds(data)}
     if knees:
         parts = [f"{build} {' / '.join(texts)}" for build, texts in knees.items()]
-        found.append("Sustainable throughput in lines/s, per repeat (latency bounded over the whole step, files of "
-                     f"{data.environment.get('profile', {}).get('file_lines', '?')} lines, a search run's larger above "
-                     f"{data.environment.get('profile', {}).get('file_lines', 0) * UNITS_PER_SECOND} lines/s: "
-                     f"{UNITS_PER_SECOND} files a second; 'below N': unbounded at N, "
-                     "no lower rate judged bounded; '>= N': bounded up to the highest rate tried): " + ", ".join(parts) + ".")
+        found.append(
+            "Sustainable throughput in lines/s, per repeat (latency bounded over the whole step, files of "
+            f"{data.environment.get('profile', {}).get('file_lines', '?')} lines, a search run's larger above "
+            f"{data.environment.get('profile', {}).get('file_lines', 0) * UNITS_PER_SECOND} lines/s: "
+            f"{UNITS_PER_SECOND} files a second; 'below N': unbounded at N, "
+            "no lower rate judged bounded; '>= N': bounded up to the highest rate tried): " + ", ".join(parts) + "."
+        )
     sizes = reprocess_sizes(data)
     if sizes:
-        walls = {b: {n: _median(data.spread("reprocessing", "wall_s", b, lines=n)) for n in sizes}
-                 for b in data.present("reprocessing", ("lambda", "kappa"))}
+        walls = {
+            b: {n: _median(data.spread("reprocessing", "wall_s", b, lines=n)) for n in sizes}
+            for b in data.present("reprocessing", REPROCESSING_BUILDS)
+        }
         parts = []
         for build, by_size in walls.items():
             known = [(n, w) for n, w in by_size.items() if w is not None]
             if known:
-                parts.append(f"{build} " + ", ".join(f"{w:.1f} s at {n:,} lines" for n, w in known)
-                             + (f" ({known[-1][1] / known[0][1]:.2f}x for {known[-1][0] / known[0][0]:.1f}x the lines)"
-                                if len(known) > 1 and known[0][1] else ""))
+                parts.append(
+                    f"{build} "
+                    + ", ".join(f"{w:.1f} s at {n:,} lines" for n, w in known)
+                    + (
+                        f" ({known[-1][1] / known[0][1]:.2f}x for {known[-1][0] / known[0][0]:.1f}x the lines)"
+                        if len(known) > 1 and known[0][1]
+                        else ""
+                    )
+                )
         if parts:
-            found.append("Reprocessing after the city_revenue_v1 -> city_revenue change (whole process, JVM start "
-                         "included): " + "; ".join(parts) + ".")
-        wrong = [f"{r['build']} at {int(r['input_lines']):,} lines" for r in data.select("reprocessing", "equivalence")
-                 if status_of(r) != "identical"]
+            found.append(
+                "Reprocessing after the city_revenue_v1 -> city_revenue change (whole process, JVM start "
+                "included): " + "; ".join(parts) + "."
+            )
+        wrong = [
+            f"{r['build']} at {int(r['input_lines']):,} lines"
+            for r in data.select("reprocessing", "equivalence")
+            if status_of(r) != "identical"
+        ]
         if wrong:
             found.append("The recomputed city_revenue differs from the oracle's for " + ", ".join(wrong) + ".")
     for build in data.present("recovery", ARCHITECTURES):
-        lost = [number(r) for r in data.select("recovery", "lost_lines", build) if r["value"] != ""]
-        duplicated = [number(r) for r in data.select("recovery", "duplicated_lines", build) if r["value"] != ""]
+        # a value: a number
+        lost = [cast(float, number(r)) for r in data.select("recovery", "lost_lines", build) if r["value"] != ""]
+        duplicated = [
+            cast(float, number(r)) for r in data.select("recovery", "duplicated_lines", build) if r["value"] != ""
+        ]
         first = _median(data.spread("recovery", "first_commit_after_restart_s", build))
         catch = _median(data.spread("recovery", "catch_up_s", build))
         if lost or first is not None:
-            found.append(f"Recovery of {build} after SIGKILL: first commit {fmt(first, 1)} s after the restart, caught "
-                         f"up after {fmt(catch, 1)} s; final results lost {fmt(max(lost, default=None), 0)} and "
-                         f"duplicated {fmt(max(duplicated, default=None), 0)} order lines (largest over the counted "
-                         "queries).")
+            found.append(
+                f"Recovery of {build} after SIGKILL: first commit {fmt(first, 1)} s after the restart, caught "
+                f"up after {fmt(catch, 1)} s; final results lost {fmt(max(lost, default=None), 0)} and "
+                f"duplicated {fmt(max(duplicated, default=None), 0)} order lines (largest over the counted "
+                "queries)."
+            )
     poisoned = [(build, met) for build in ARCHITECTURES for met in poison_outcomes(data, build)]
     if poisoned:
         went_on = [build for build, met in poisoned if met["outcome"].startswith("quarantined, went on")]
         clean = [met for _, met in poisoned if met["lost"] == 0 and met["duplicated"] == 0]
         stuck = sorted({build for build, met in poisoned if not met["outcome"].startswith("quarantined, went on")})
         kinds = sorted({met["kind"] for _, met in poisoned})
-        found.append(f"Poison files: the builds met {len(poisoned)} ({' and '.join(kinds)}) and went on past "
-                     f"{len(went_on)} of them"
-                     + (f" (not past them: {', '.join(stuck)})" if stuck else "")
-                     + f"; {len(clean)} of {len(poisoned)} with every bad line quarantined, none lost or counted "
-                       "twice, against the oracle.")
+        found.append(
+            f"Poison files: the builds met {len(poisoned)} ({' and '.join(kinds)}) and went on past "
+            f"{len(went_on)} of them"
+            + (f" (not past them: {', '.join(stuck)})" if stuck else "")
+            + f"; {len(clean)} of {len(poisoned)} with every bad line quarantined, none lost or counted "
+            "twice, against the oracle."
+        )
     late = late_input(data)
     if late.get("late_lines") is not None:
         parts = []
@@ -778,16 +1121,23 @@ def step_findings(data: RunData) -> list[str]:
             after = _median(data.spread("late", "window_lines_missing_after_batch", build))
             verdict = _last(data.select("late", "equivalence", build, "window_revenue"))
             if missing is not None:
-                parts.append(f"{build}'s window_revenue lacks {missing:,.0f} (line, window) pairs"
-                             + (f", {after:,.0f} after its batch run" if after is not None else ""))
+                parts.append(
+                    f"{build}'s window_revenue lacks {missing:,.0f} (line, window) pairs"
+                    + (f", {after:,.0f} after its batch run" if after is not None else "")
+                )
             elif verdict is not None:
                 parts.append(f"{build}: window_revenue {status_of(verdict)}")
-        found.append(f"Late data ({late['late_lines']:,.0f} of {fmt(late.get('valid_lines'), 0)} valid lines beyond "
-                     "the watermark): " + "; ".join(parts) + ".")
+        found.append(
+            f"Late data ({late['late_lines']:,.0f} of {fmt(late.get('valid_lines'), 0)} valid lines beyond "
+            "the watermark): " + "; ".join(parts) + "."
+        )
     sizes_table = code_size_table(data)["table"]
     if sizes_table:
-        found.append("Code size (lines of code, without comments and docstrings): "
-                     + ", ".join(f"{row[0]} {row[3]} ({row[1]} its own, {row[2]} shared)" for row in sizes_table) + ".")
+        found.append(
+            "Code size (lines of code, without comments and docstrings): "
+            + ", ".join(f"{row[0]} {row[3]} ({row[1]} its own, {row[2]} shared)" for row in sizes_table)
+            + "."
+        )
     return found
 
 
@@ -798,43 +1148,64 @@ def step_methods(data: RunData) -> list[tuple[str, str]]:
     step_s = profile.get("search_step_seconds", "?")
     if profile.get("search_on_live") and data.step_ran("latency"):
         above = [r for r in profile.get("search_ramp", []) if r > max(profile.get("rates") or [0])]
-        search = (f"Per build, the latency step's rates as its first pass measured them, then the doubling rates "
-                  f"above them ({', '.join(f'{r:g}' for r in above)} lines/s, {step_s} s each) replayed once in the "
-                  f"same follow process after its measured passes (the architectures: the build warm, no JVM start "
-                  f"of its own; the pass-through commits every second and is judged on the latency rates)")
+        search = (
+            f"Per build, the latency step's rates as its first pass measured them, then the doubling rates "
+            f"above them ({', '.join(f'{r:g}' for r in above)} lines/s, {step_s} s each) replayed once in the "
+            f"same follow process after its measured passes (the architectures: the build warm, no JVM start "
+            f"of its own; the pass-through commits every second and is judged on the latency rates)"
+        )
     else:
-        search = (f"Per build, one follow run fed a stepped load of doubling rates ({profile.get('search_ramp', '?')} "
-                  f"lines/s, {step_s} s each)")
+        search = (
+            f"Per build, one follow run fed a stepped load of doubling rates ({profile.get('search_ramp', '?')} "
+            f"lines/s, {step_s} s each)"
+        )
     return [
-        ("Sustainable throughput", f"{search}, then {profile.get('search_bisections', '?')} follow run(s) at the rate "
-                                   f"halfway between the highest bounded and the lowest unbounded one; a rate is "
-                                   f"unbounded when a unit never became visible or the lag of the step's commits kept "
-                                   f"rising: by more than {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their median lag "
-                                   f"(the larger) over the step, least squares, and commit after commit (Mann-Kendall, "
-                                   f"one-sided p below {RISING_P:g}); a step with fewer than {MIN_COMMITS} commits is "
-                                   f"not judged."),
-        ("Reprocessing", "Per input size, the build's first run (lab run), then the recompute in its own process: "
-                         "Lambda `lab lambda batch` over the whole master dataset, Kappa `lab kappa replay --version "
-                         "v2` from the log's start with the cut-over and export; wall, CPU and peak RSS of that "
-                         "process, and the recomputed city_revenue against the oracle's."),
-        ("Recovery", ("The latency step's follow run of each build replays, after its measured passes, the "
-                      "recovery input as a last pass at a fixed rate (in no latency or cost figure) and is SIGKILLed "
-                      "(whole process group) at a seeded random moment between 20% and 60% of that replay after its "
-                      "first file landed, the build warm and processing (a build not followed in the latency step "
-                      "gets a run of its own, as does every repeat after the first)"
-                      if any(LAST_PASS_KILL in r["detail"] for r in data.select("recovery", "kill_at_s")) else
-                      "A follow run of its own fed at a fixed rate is SIGKILLed (whole process group) at a seeded "
-                      "random moment between 20% and 60% of the replay after its first commit")
-                     + "; restarted at once; times from the commit log; lost and duplicated order lines "
-                       "per key of the final exports' order_lines against the oracle's, and of the line accounting's "
-                       "valid lines. The same replay carries the fault injector's poison files (a stray binary file "
-                       "after its first file, its last file saved in Windows-1252: experiments/harness/faults.py): "
-                       "each is timed from its landing to every query's commits covering its last line, and the "
-                       "lines quarantined for their reasons (not_utf8, too_long) are counted against the oracle's."),
-        ("Late data", f"A drain, one file a micro-batch, of an input with {profile.get('late_fraction', '?')} of its "
-                      "lines beyond the watermark; window_revenue against the event-time truth per window "
-                      "((line, window) pairs missing), Spark's own count of dropped rows, Lambda again after "
-                      "`lab lambda batch`."),
-        ("Code size", "Non-blank lines of .py files that are neither comments nor docstrings: the build's folder, "
-                      "and the modules of shared/ it imports (followed through their own imports)."),
+        (
+            "Sustainable throughput",
+            f"{search}, then {profile.get('search_bisections', '?')} follow run(s) at the rate "
+            f"halfway between the highest bounded and the lowest unbounded one; a rate is "
+            f"unbounded when a unit never became visible or the lag of the step's commits kept "
+            f"rising: by more than {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their median lag "
+            f"(the larger) over the step, least squares, and commit after commit (Mann-Kendall, "
+            f"one-sided p below {RISING_P:g}); a step with fewer than {MIN_COMMITS} commits is "
+            f"not judged.",
+        ),
+        (
+            "Reprocessing",
+            "Per input size, the build's first run (lab run), then the recompute in its own process: "
+            "Lambda `lab lambda batch` over the whole master dataset, Kappa `lab kappa replay --version "
+            "v2` from the log's start with the cut-over and export; wall, CPU and peak RSS of that "
+            "process, and the recomputed city_revenue against the oracle's.",
+        ),
+        (
+            "Recovery",
+            (
+                "The latency step's follow run of each build replays, after its measured passes, the "
+                "recovery input as a last pass at a fixed rate (in no latency or cost figure) and is SIGKILLed "
+                "(whole process group) at a seeded random moment between 20% and 60% of that replay after its "
+                "first file landed, the build warm and processing (a build not followed in the latency step "
+                "gets a run of its own, as does every repeat after the first)"
+                if any(LAST_PASS_KILL in r["detail"] for r in data.select("recovery", "kill_at_s"))
+                else "A follow run of its own fed at a fixed rate is SIGKILLed (whole process group) at a seeded "
+                "random moment between 20% and 60% of the replay after its first commit"
+            )
+            + "; restarted at once; times from the commit log; lost and duplicated order lines "
+            "per key of the final exports' order_lines against the oracle's, and of the line accounting's "
+            "valid lines. The same replay carries the fault injector's poison files (a stray binary file "
+            "after its first file, its last file saved in Windows-1252: experiments/harness/faults.py): "
+            "each is timed from its landing to every query's commits covering its last line, and the "
+            "lines quarantined for their reasons (not_utf8, too_long) are counted against the oracle's.",
+        ),
+        (
+            "Late data",
+            f"A drain, one file a micro-batch, of an input with {profile.get('late_fraction', '?')} of its "
+            "lines beyond the watermark; window_revenue against the event-time truth per window "
+            "((line, window) pairs missing), Spark's own count of dropped rows, Lambda again after "
+            "`lab lambda batch`.",
+        ),
+        (
+            "Code size",
+            "Non-blank lines of .py files that are neither comments nor docstrings: the build's folder, "
+            "and the modules of shared/ it imports (followed through their own imports).",
+        ),
     ]

@@ -6,6 +6,7 @@ report.html (charts embedded as data URIs) and the charts as PNG files beside th
 Templates (Jinja2, autoescaped for HTML: every string from data is escaped) are in
 experiments/report/templates/.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,13 @@ def _md_table(table: dict) -> str:
 
 
 def template_environment() -> Environment:
-    environment = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
-                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     environment.filters["md"] = _md
     environment.filters["mdtable"] = _md_table
     return environment
@@ -43,8 +49,10 @@ def watermark_table(data: D.RunData) -> dict | None:
     rows = data.select("drain", "watermark_dropped_rows")
     if not rows:
         return None
-    return {"header": ["build", "streaming query", "repeat", "rows dropped"],
-            "table": [[r["build"], r["query"], r["repeat"], D.fmt(D.number(r), 0)] for r in rows]}
+    return {
+        "header": ["build", "streaming query", "repeat", "rows dropped"],
+        "table": [[r["build"], r["query"], r["repeat"], D.fmt(D.number(r), 0)] for r in rows],
+    }
 
 
 def context(data: D.RunData) -> dict:
@@ -52,32 +60,50 @@ def context(data: D.RunData) -> dict:
     charts = C.all_charts(data, accounting["reasons"])
     environment = data.environment
     return {
-        "run_id": data.run_id, "profile_name": environment.get("profile", {}).get("name", "-"),
-        "repeats": data.repeats, "spark_master": environment.get("spark_master", "-"),
+        "run_id": data.run_id,
+        "profile_name": environment.get("profile", {}).get("name", "-"),
+        "repeats": data.repeats,
+        "spark_master": environment.get("spark_master", "-"),
         "findings": D.findings(data) or ["Nothing was measured in this run folder yet."],
-        "eq_drain": D.equivalence(data, "drain"), "eq_live": D.equivalence(data, "latency"),
+        "eq_drain": D.equivalence(data, "drain"),
+        "eq_live": D.equivalence(data, "latency"),
         "watermark": watermark_table(data),
-        "latency": D.latency_table(data), "latency_per_query": D.per_query_latency_table(data),
-        "live_cost": D.live_cost_table(data), "drain": D.drain_table(data), "profile": D.profile_table(data),
-        "accounting": accounting, "charts": charts, "methods": D.methods(data), "not_measured": D.not_measured(data),
-        "throughput": D.throughput_table(data), "throughput_rates": D.throughput_rate_table(data),
-        "reprocessing": D.reprocess_table(data), "recovery": D.recovery_table(data),
+        "latency": D.latency_table(data),
+        "latency_per_query": D.per_query_latency_table(data),
+        "live_cost": D.live_cost_table(data),
+        "drain": D.drain_table(data),
+        "profile": D.profile_table(data),
+        "accounting": accounting,
+        "charts": charts,
+        "methods": D.methods(data),
+        "not_measured": D.not_measured(data),
+        "throughput": D.throughput_table(data),
+        "throughput_rates": D.throughput_rate_table(data),
+        "reprocessing": D.reprocess_table(data),
+        "recovery": D.recovery_table(data),
         "faults": D.faults_table(data),
-        "recovery_details": [f"{r['build']}, {r['query']}: {r['metric'].replace('_', ' ')} {r['value'] or '-'} "
-                             f"({r['detail']})" for r in data.rows if r["step"] == "recovery"
-                             and r["metric"] in ("lost_lines", "duplicated_lines")],
-        "late": D.late_table(data), "late_input": {k: D.fmt(v, 0) for k, v in D.late_input(data).items()},
-        "late_details": [f"{r['build']}, {r['query']}: {r['detail']}" for r in data.select("late", "equivalence")
-                         if D.status_of(r) != "identical"],
+        "recovery_details": [
+            f"{r['build']}, {r['query']}: {r['metric'].replace('_', ' ')} {r['value'] or '-'} ({r['detail']})"
+            for r in data.rows
+            if r["step"] == "recovery" and r["metric"] in ("lost_lines", "duplicated_lines")
+        ],
+        "late": D.late_table(data),
+        "late_input": {k: D.fmt(v, 0) for k, v in D.late_input(data).items()},
+        "late_details": [
+            f"{r['build']}, {r['query']}: {r['detail']}"
+            for r in data.select("late", "equivalence")
+            if D.status_of(r) != "identical"
+        ],
         "code_size": D.code_size_table(data),
-        "environment": D.environment_rows(data), "warmup_s": environment.get("profile", {}).get("warmup_s", "-"),
+        "environment": D.environment_rows(data),
+        "warmup_s": environment.get("profile", {}).get("warmup_s", "-"),
         "drain_lines": D.fmt(data.drain_input_lines, 0),
     }
 
 
 def write_report(run_dir: str | Path) -> Path:
     """Write report.md, report.html and charts/*.png from the run folder; returns report.md."""
-    run_dir = Path(run_dir).resolve()   # reports/latest names its run by the folder it points at
+    run_dir = Path(run_dir).resolve()  # reports/latest names its run by the folder it points at
     data = D.RunData.load(run_dir)
     values = context(data)
     C.save(values["charts"], run_dir)

@@ -15,10 +15,11 @@ also appends its raw lines to a Delta table the way the builds append theirs (on
 append, shared/checkpoints.append_once) before its commit-log row. The two floors apart are
 what one Delta commit per micro-batch costs; a build over `passthrough_delta` is its own work.
 
-    python -m experiments.harness.passthrough --input LANDING --workdir W [--interval "1 second"] [--delta]
+    python -m experiments.harness.floors --input LANDING --workdir W [--interval "1 second"] [--delta]
 
 It runs until SIGTERM or SIGINT, then stops its query between micro-batches and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ def run(landing: str, workdir: str, interval: str, master: str | None, should_st
     layout = inspect_input(landing, require_sales=False)
     log = CommitLog(commit_log_path(workdir, build))
     sequence = SequenceMap(landing)
-    highest = {"seq": None}
+    highest: dict[str, int | None] = {"seq": None}
     checkpoint = f"{workdir}/{build}/checkpoint"
     app_id = checkpoints.CheckpointAppId(checkpoint)
 
@@ -64,15 +65,25 @@ def run(landing: str, workdir: str, interval: str, master: str | None, should_st
         finally:
             batch.unpersist()
         highest["seq"] = batch_max_seq(sequence, [row["file"] for row in counts], highest["seq"])
-        log.append(QUERY, highest["seq"], sum(row["count"] for row in counts))
+        # no seq while every file read so far was gone before it was numbered: nothing to log yet
+        if highest["seq"] is not None:
+            log.append(QUERY, highest["seq"], sum(row["count"] for row in counts))
 
-    spark = create_spark_session("lab-passthrough", master=master, long_lived=True)   # follows, as the builds do
-    record_progress(spark, build, Path(workdir) / build / "progress" / f"{build}.jsonl")   # the anatomy's
+    spark = create_spark_session("lab-passthrough", master=master, long_lived=True)  # follows, as the builds do
+    record_progress(spark, build, Path(workdir) / build / "progress" / f"{build}.jsonl")  # the anatomy's
     try:
-        lines = (spark.readStream.format("text").load(layout.sales_glob)
-                 .select(*(["value"] if delta else []), F.col("_metadata.file_name").alias("file")))
-        query = (lines.writeStream.foreachBatch(record).trigger(processingTime=interval)
-                 .option("checkpointLocation", checkpoint).queryName(build).start())
+        lines = (
+            spark.readStream.format("text")
+            .load(layout.sales_glob)
+            .select(*(["value"] if delta else []), F.col("_metadata.file_name").alias("file"))
+        )
+        query = (
+            lines.writeStream.foreachBatch(record)
+            .trigger(processingTime=interval)
+            .option("checkpointLocation", checkpoint)
+            .queryName(build)
+            .start()
+        )
         print(f"{build}: following {landing} every {interval}", file=sys.stderr, flush=True)
         while query.isActive and not should_stop():
             time.sleep(0.2)
@@ -85,15 +96,24 @@ def run(landing: str, workdir: str, interval: str, master: str | None, should_st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments.harness.passthrough", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.harness.floors",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--input", required=True, help="the landing directory to follow")
-    parser.add_argument("--workdir", required=True,
-                        help="its commit log goes to WORKDIR/commits/passthrough.csv (passthrough_delta.csv)")
+    parser.add_argument(
+        "--workdir",
+        required=True,
+        help="its commit log goes to WORKDIR/commits/passthrough.csv (passthrough_delta.csv)",
+    )
     parser.add_argument("--interval", default="1 second", help="processing-time trigger (default 1 second)")
     parser.add_argument("--master", default=None, help="Spark master URL (default: LAB_SPARK_MASTER)")
-    parser.add_argument("--delta", action="store_true",
-                        help=f"{DELTA_BUILD}: append each micro-batch's lines to a Delta table before its commit row")
+    parser.add_argument(
+        "--delta",
+        action="store_true",
+        help=f"{DELTA_BUILD}: append each micro-batch's lines to a Delta table before its commit row",
+    )
     args = parser.parse_args(argv)
     stop = {"asked": False}
     for signum in (signal.SIGTERM, signal.SIGINT):
