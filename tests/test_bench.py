@@ -16,6 +16,7 @@ import pytest
 
 from experiments import stats
 from experiments.harness import bench, follow, systems
+from experiments.harness.run_folder import read_metrics
 from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.reference.oracle import classify_line, run_oracle
 from shared.catalogue import QUERY_NAMES
@@ -112,7 +113,7 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
                     "input_lines": "1000",
                     "master": "local[2]",
                     "exit_code": "0",
-                    "identical": "true",
+                    "identical": "1",
                     "cpu_s": "1",
                     "peak_rss_mb": "100",
                     **row,
@@ -151,7 +152,7 @@ def metrics_csv(tmp_path):
         }
         for i, p50 in enumerate((0.8, 1.2, 0.9))
     ]
-    rows.append({"build": "kappa", "repeat": "4", "wall_s": "1", "exit_code": "1", "identical": "false"})  # failed
+    rows.append({"build": "kappa", "repeat": "4", "wall_s": "1", "exit_code": "1", "identical": "0"})  # failed
     rows.append({"run_id": "other", "build": "spark_batch", "repeat": "1", "wall_s": "1000"})  # another run
     path = tmp_path / "metrics.csv"
     _write_metrics(path, rows)
@@ -163,7 +164,7 @@ def _target(name: str) -> bench.Target:
 
 
 def test_ratios_are_per_repeat_then_median_and_spread(metrics_csv):
-    rows = bench.read_metrics(metrics_csv, "r1")
+    rows = read_metrics(metrics_csv, "r1")
     assert bench.ratio_values(rows, _target("F1")) == [10 / 20, 12 / 20, 11 / 22]  # failed repeat 4 left out
     assert bench.ratio_values(rows, _target("F2")) == [25 / 10, 30 / 12, 22 / 11]
     assert bench.ratio_values(rows, _target("F4")) == [0.8, 1.2, 0.9]
@@ -172,7 +173,7 @@ def test_ratios_are_per_repeat_then_median_and_spread(metrics_csv):
 
 
 def test_target_lines_say_met_or_not(metrics_csv):
-    rows = bench.read_metrics(metrics_csv, "r1")
+    rows = read_metrics(metrics_csv, "r1")
     assert bench.target_line(rows, _target("F1")).endswith(": met")  # median 0.5 >= 0.5
     assert bench.target_line(rows, _target("F2")).endswith(": NOT MET")  # median 2.5 > 2
     assert bench.target_line(rows, _target("F3")).endswith(": met")  # median 4.0 <= 4
@@ -214,9 +215,7 @@ def test_a_live_run_stopped_behind_the_input_is_not_compared_rather_than_differe
     assert "NOT IDENTICAL" not in text and "every export compared is identical" in text
     assert "export not compared: kappa_live repeat 1: not within 300 s" in text
     assert "0/0 (1 not compared)" in text
-    assert "12 of 50 measured units were never covered" in bench.target_line(
-        bench.read_metrics(path, "r1"), _target("F4")
-    )
+    assert "12 of 50 measured units were never covered" in bench.target_line(read_metrics(path, "r1"), _target("F4"))
 
 
 def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
@@ -242,17 +241,22 @@ def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
     assert follow.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue",), 29)
 
 
-def test_metrics_rows_are_appended_under_one_header(tmp_path):
+def test_bench_metrics_are_written_and_read_as_a_run_folders(tmp_path):
+    """One writer and one reader for every metrics CSV: appended under one header, booleans
+    1/0, a file with other columns refused."""
+    from experiments.harness.run_folder import append_rows, read_metrics
+
     path = tmp_path / "m.csv"
-    bench._append(path, bench.METRICS_COLUMNS, [{"run_id": "a", "build": "kappa", "identical": True}])
-    bench._append(path, bench.METRICS_COLUMNS, [{"run_id": "b", "build": "duckdb", "identical": False}])
+    append_rows(path, bench.METRICS_COLUMNS, [{"run_id": "a", "build": "kappa", "identical": True, "wall_s": 1 / 3}])
+    append_rows(path, bench.METRICS_COLUMNS, [{"run_id": "b", "build": "duckdb", "identical": False}])
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(bench.METRICS_COLUMNS) and len(lines) == 3
-    assert [r["identical"] for r in bench.read_metrics(path)] == ["true", "false"]
+    assert [(r["identical"], r["wall_s"]) for r in read_metrics(path)] == [("1", "0.333333"), ("0", "")]
+    assert [r["build"] for r in read_metrics(path, "b")] == ["duckdb"]
     other = tmp_path / "other.csv"
     other.write_text("x,y\n")
     with pytest.raises(ValueError):
-        bench._append(other, bench.METRICS_COLUMNS, [{"run_id": "a"}])
+        append_rows(other, bench.METRICS_COLUMNS, [{"run_id": "a"}])
 
 
 # ---------------------------------------------------------------------------------------
@@ -415,13 +419,13 @@ def test_lab_bench_end_to_end(tmp_path):
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = bench.read_metrics(metrics)
-    assert [(r["build"], r["repeat"], r["identical"], r["exit_code"]) for r in rows] == [("kappa", "1", "true", "0")]
+    rows = read_metrics(metrics)
+    assert [(r["build"], r["repeat"], r["identical"], r["exit_code"]) for r in rows] == [("kappa", "1", "1", "0")]
     row = rows[0]
     assert int(row["input_lines"]) > 2000 and float(row["wall_s"]) > 0 and float(row["cpu_s"]) > 0
     assert float(row["peak_rss_mb"]) > 100  # a JVM at least
     assert "F1 " in done.stdout and "not measured" in done.stdout
-    profile = bench.read_metrics(metrics.with_name("profile.csv"))
+    profile = read_metrics(metrics.with_name("profile.csv"))
     assert {p["part"] for p in profile} >= {"triggerExecution", "addBatch"}
     assert {p["query"] for p in profile} >= {"log", "window_revenue"}
 

@@ -36,12 +36,9 @@ The DStream build keeps no progress record yet, so it has no profile rows.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import math
-import os
-import platform
 import shutil
 import statistics
 import uuid
@@ -49,18 +46,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from experiments.harness.builds import ARCHITECTURES
 from experiments.harness.latency import slowest_query_latencies as unit_latencies
 from experiments.harness.measure import Measurement, measure_command
+from experiments.harness.run_folder import append_rows, read_metrics
 from experiments.harness.systems import PROFILERS, run_statuses, system_command
 from experiments.harness.verify import FAILING, IDENTICAL, NOT_APPLICABLE, compare_export
 from experiments.inputs.prepared import prepare_input
 from experiments.progress import Progress
 from experiments.stats import Spread, percentile
 from shared.catalogue import QUERY_NAMES
-from shared.commit_log import append_csv_rows
 from shared.export import results_dir
 from shared.settings import WorkloadSettings
 
@@ -164,41 +159,9 @@ def _append_profile(path: Path, run_id: str, build: str, repeat: int, workdir: P
     profiler = PROFILERS.get("kappa" if build == LIVE else build)
     rows = profiler(workdir) if profiler else []
     if rows:
-        _append(path, PROFILE_COLUMNS, [{"run_id": run_id, "build": build, "repeat": repeat, **row} for row in rows])
-
-
-# ---------------------------------------------------------------------------------------
-# Metrics and profile CSVs (appended; the header once)
-# ---------------------------------------------------------------------------------------
-
-
-def _append(path: Path, columns: tuple[str, ...], rows: list[Mapping]) -> None:
-    if path.exists() and path.stat().st_size:
-        with open(path, encoding="utf-8", newline="") as handle:
-            header = tuple(next(csv.reader(handle), ()))
-        if header != columns:
-            raise ValueError(
-                f"{path} has the columns {list(header)}, not this version's {list(columns)}: "
-                "give another --metrics path"
-            )
-    append_csv_rows(path, columns, [[_cell(row.get(c)) for c in columns] for row in rows])
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
-def read_metrics(path: Path, run_id: str | None = None) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, encoding="utf-8", newline="") as handle:
-        return [row for row in csv.DictReader(handle) if run_id is None or row["run_id"] == run_id]
+        append_rows(
+            path, PROFILE_COLUMNS, [{"run_id": run_id, "build": build, "repeat": repeat, **row} for row in rows]
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,29 +219,15 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def environment(options: BenchOptions, input_dir: Path, raw_lines: int) -> dict:
-    import duckdb
-    import pyspark
+def environment(options: BenchOptions, input_dir: Path, raw_lines: int, master: str) -> dict:
+    """The run folder's environment (machine, versions, settings, commit) with bench's options."""
+    from experiments.harness.run_folder import environment as run_environment
 
-    from shared.settings import LabSettings
-
+    options_text = {k: str(v) for k, v in options.__dict__.items()}
     return {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "load_average_at_start": os.getloadavg(),
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "pyspark": pyspark.__version__,
-            "duckdb": duckdb.__version__,
-            "psutil": psutil.__version__,
-        },
-        "master": options.master or LabSettings.from_env().spark_master,
-        "input": str(input_dir),
+        **run_environment(options_text, "files", master, str(input_dir)),
         "raw_lines": raw_lines,
-        "options": {k: str(v) for k, v in options.__dict__.items()},
+        "options": options_text,
     }
 
 
@@ -306,7 +255,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
     progress.stage(f"run {run_id}: oracle on {input_dir}")
     oracle = run_oracle(input_dir, work / "oracle", settings)
     oracle_results = results_dir(work / "oracle", "oracle")
-    env = environment(options, input_dir, oracle.raw_lines)
+    env = environment(options, input_dir, oracle.raw_lines, master)
     (metrics.parent / "runs").mkdir(parents=True, exist_ok=True)
     (metrics.parent / "runs" / f"{run_id}.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
 
@@ -338,7 +287,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
                     identical, detail = False, f"exit code {m.exit_code}, see {workdir / 'run.log'}"
             except TimeoutError as error:
                 m, identical, detail = None, False, str(error)
-            _append(
+            append_rows(
                 metrics,
                 METRICS_COLUMNS,
                 [
@@ -395,7 +344,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
                     latency_p95_s=percentile(live.latencies, 95),
                     latency_max_s=max(live.latencies),
                 )
-            _append(metrics, METRICS_COLUMNS, [row])
+            append_rows(metrics, METRICS_COLUMNS, [row])
             _append_profile(profile, run_id, LIVE, repeat, workdir)
             progress.stage(
                 f"{LIVE}: "
@@ -409,7 +358,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
     progress.stage("report (from the metrics CSV)")
     out(report(metrics, run_id, options, input_dir, work))
     rows = read_metrics(metrics, run_id)
-    return 0 if rows and not any(r["identical"] == "false" for r in rows) else 1
+    return 0 if rows and not any(r["identical"] == "0" for r in rows) else 1
 
 
 def _metric_row(
@@ -527,7 +476,7 @@ def build_table(rows: list[dict]) -> str:
             found = Spread.of([float(r[column]) for r in ok if r.get(column)])
             return "-" if found is None else found.text(digits)
 
-        identical, compared = sum(r["identical"] == "true" for r in mine), sum(r["identical"] != "" for r in mine)
+        identical, compared = sum(r["identical"] == "1" for r in mine), sum(r["identical"] != "" for r in mine)
         table.append(
             [
                 build,
@@ -611,7 +560,7 @@ def report(
         lines.append("")
     lines += [target_line(rows, t) for t in TARGETS]
     lines.append("Ratios: per repeat, then the median of the repeats with (min-max).")
-    differs = [r for r in rows if r["identical"] == "false"]
+    differs = [r for r in rows if r["identical"] == "0"]
     lines.append("")
     if differs:
         for r in differs:
@@ -621,7 +570,7 @@ def report(
     lines += [
         f"export not compared: {r['build']} repeat {r['repeat']}: {r['detail']}" for r in rows if r["identical"] == ""
     ]
-    notes = sorted({r["detail"] for r in rows if r["identical"] == "true" and r["detail"]})
+    notes = sorted({r["detail"] for r in rows if r["identical"] == "1" and r["detail"]})
     lines += [f"note: {n}" for n in notes]
     lines.append(
         f"metrics: {metrics} (run_id {run_id}); profile: {metrics.with_name('profile.csv')}"

@@ -105,7 +105,8 @@ class Metric:
     detail: str = ""
 
 
-def _cell(value) -> str:
+def metric_cell(value) -> str:
+    """How every measuring command writes a value: booleans 1/0, floats to 6 significant digits."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -162,18 +163,12 @@ class RunFolder:
 
     def append(self, metrics: Iterable[Metric]) -> None:
         """Append rows under one header (the header once, when the file is new)."""
-        rows = []
         now = utc_now()
-        for m in metrics:
-            row = {"run_id": self.run_id, "timestamp": now, **asdict(m)}
-            rows.append([_cell(row[c]) for c in METRICS_COLUMNS])
-        if rows:
-            if self.metrics_path.exists() and self.metrics_path.stat().st_size:
-                with open(self.metrics_path, encoding="utf-8", newline="") as handle:
-                    header = tuple(next(csv.reader(handle), ()))
-                if header != METRICS_COLUMNS:
-                    raise ValueError(f"{self.metrics_path} has the columns {list(header)}, not {list(METRICS_COLUMNS)}")
-            append_csv_rows(self.metrics_path, METRICS_COLUMNS, rows)
+        append_rows(
+            self.metrics_path,
+            METRICS_COLUMNS,
+            [{"run_id": self.run_id, "timestamp": now, **asdict(m)} for m in metrics],
+        )
 
     def metrics(self) -> list[dict]:
         return read_metrics(self.metrics_path)
@@ -190,11 +185,27 @@ class RunFolder:
         self.write_environment(environment)
 
 
-def read_metrics(path: Path) -> list[dict]:
+def append_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping]) -> None:
+    """The one writer of a metrics CSV (a run folder's, `lab bench`'s and its profile's): rows
+    appended under one header, written once when the file is new; a file with other columns
+    is refused, never mixed."""
+    cells = [[metric_cell(row.get(c)) for c in columns] for row in rows]
+    if not cells:
+        return
+    if path.exists() and path.stat().st_size:
+        with open(path, encoding="utf-8", newline="") as handle:
+            header = tuple(next(csv.reader(handle), ()))
+        if header != columns:
+            raise ValueError(f"{path} has the columns {list(header)}, not this version's {list(columns)}")
+    append_csv_rows(path, columns, cells)
+
+
+def read_metrics(path: Path, run_id: str | None = None) -> list[dict]:
+    """The one reader of a metrics CSV: its rows as dicts of text (one run's, given `run_id`)."""
     if not Path(path).exists():
         return []
     with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [row for row in csv.DictReader(handle) if run_id is None or row["run_id"] == run_id]
 
 
 def number(row: Mapping, column: str = "value") -> float | None:
