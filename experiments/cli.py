@@ -68,6 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_setup(commands)
+    _add_generate(commands)
+    _add_run(commands)
+    _add_kappa(commands)
+    _add_lambda(commands)
+    _add_replay(commands)
+    _add_oracle(commands)
+    _add_verify(commands)
+    _add_bench(commands)
+    _add_experiments(commands)
+
+    _with_settings_epilog(parser)
+    return parser
+
+
+def _add_setup(commands) -> None:
     setup = commands.add_parser(
         "setup",
         help="fetch the JVM jars (Delta, Kafka connector) into .lab/ivy and "
@@ -80,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup.set_defaults(handler=cmd_setup)
 
+
+def _add_generate(commands) -> None:
     gen = commands.add_parser("generate", help="write a realistic, deterministic sales input directory")
     gen.add_argument("--rows", type=_positive_int, required=True, help="order-line records to write")
     gen.add_argument("--seed", type=int, default=7, help="same seed, same bytes (default 7)")
@@ -130,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(handler=cmd_generate)
 
+
+def _add_run(commands) -> None:
     run = commands.add_parser(
         "run",
         help="process all of an input directory with one build and write its results export",
@@ -163,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=cmd_run)
 
+
+def _add_kappa(commands) -> None:
     kappa = commands.add_parser("kappa", help="kappa versions: reprocess by replay, cut over, drop, status")
     kappa_commands = kappa.add_subparsers(dest="kappa_command", required=True, metavar="ACTION")
     replay_version = kappa_commands.add_parser(
@@ -197,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     _spark_options(q0)
     q0.set_defaults(handler=cmd_kappa_passthrough)
 
+
+def _add_lambda(commands) -> None:
     lambda_parser = commands.add_parser(
         "lambda", help="the Lambda serving layer: batch run on demand, view versions, answers, status"
     )
@@ -251,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     lambda_drop.add_argument("--version", required=True)
     lambda_drop.set_defaults(handler=cmd_lambda_drop)
 
+
+def _add_replay(commands) -> None:
     replay = commands.add_parser(
         "replay", help="turn an input directory into an arriving stream (landing directory or Kafka)"
     )
@@ -295,6 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(handler=cmd_replay)
 
+
+def _add_oracle(commands) -> None:
     oracle = commands.add_parser(
         "oracle",
         help="compute the reference answers (an independent implementation in Python and pandas, no Spark)",
@@ -304,11 +332,15 @@ def build_parser() -> argparse.ArgumentParser:
     _input_workdir(oracle)
     oracle.set_defaults(handler=cmd_oracle)
 
+
+def _add_verify(commands) -> None:
     verify = commands.add_parser("verify", help="run every build and the oracle, print the equivalence table")
     _input_workdir(verify)
     _spark_options(verify)
     verify.set_defaults(handler=cmd_verify)
 
+
+def _add_bench(commands) -> None:
     bench = commands.add_parser(
         "bench",
         help="each build's drain in its own process against a Spark batch baseline and DuckDB; ratios",
@@ -373,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--timeout", type=float, default=3600.0, help="seconds one measured run may take (default 3600)")
     bench.set_defaults(handler=cmd_bench)
 
+
+def _add_experiments(commands) -> None:
     exp = commands.add_parser(
         "experiments",
         help="the whole lab, ending in a report under reports/",
@@ -446,9 +480,6 @@ def build_parser() -> argparse.ArgumentParser:
     exp_compare.add_argument("run_a", metavar="RUN_A")
     exp_compare.add_argument("run_b", metavar="RUN_B")
     exp_compare.set_defaults(handler=cmd_experiments_compare)
-
-    _with_settings_epilog(parser)
-    return parser
 
 
 def _input_workdir(parser: argparse.ArgumentParser) -> None:
