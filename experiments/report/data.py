@@ -591,79 +591,42 @@ def findings(data: RunData) -> list[str]:
     return found
 
 
-def _gap_words(gap_s) -> str:
-    if gap_s is None:
-        return "(gap not recorded)"
-    return "back to back" if float(gap_s) == 0 else f"with {gap_s:g} s of silence between"
+def method_context(data: RunData) -> dict:
+    """What the methods template (templates/methods.txt) says of this run: its profile's
+    settings, the steps that ran, the verdict rules' constants, the registry's commands."""
+    from experiments.harness.builds import BUILDS
+    from experiments.harness.live_figures import MIN_COMMITS, RISE_FLOOR_S, RISE_SHARE, RISING_P
 
-
-def methods(data: RunData) -> list[tuple[str, str]]:
     profile = data.environment.get("profile", {})
-    warmup = profile.get("warmup_s", "?")
-    return [
-        (
-            "Drain time",
-            "Wall seconds of the whole process, from its start to its exit (interpreter and JVM start, "
-            "reading, computing, writing the results export), each system in its own process with a "
-            "fresh workdir, the same input for all.",
+    gap_s = profile.get("step_gap_s")
+    rates = profile.get("rates") or [0]
+    return {
+        "warmup": profile.get("warmup_s", "?"),
+        "start_warmup": profile.get("start_warmup_s", "?"),
+        "gap_words": "(gap not recorded)"
+        if gap_s is None
+        else "back to back"
+        if float(gap_s) == 0
+        else f"with {gap_s:g} s of silence between",
+        "ran": {step: data.step_ran(step) for step in ("throughput", "reprocessing", "recovery", "late", "code_size")},
+        "search_on_live": bool(profile.get("search_on_live")) and data.step_ran("latency"),
+        "above": ", ".join(f"{r:g}" for r in profile.get("search_ramp", []) if r > max(rates)),
+        "search_ramp": profile.get("search_ramp", "?"),
+        "step_s": profile.get("search_step_seconds", "?"),
+        "bisections": profile.get("search_bisections", "?"),
+        "rise_floor": f"{RISE_FLOOR_S:g}",
+        "rise_share": f"{RISE_SHARE:.0%}",
+        "rising_p": f"{RISING_P:g}",
+        "min_commits": MIN_COMMITS,
+        "recomputes": "; ".join(
+            BUILDS[build].reprocess_summary for build in data.present("reprocessing", REPROCESSING_BUILDS)
         ),
-        (
-            "Cost",
-            "CPU seconds (user + system) and the peak of the summed resident memory of the process tree "
-            "(driver, JVM, Python workers), sampled every 0.2 s with psutil.",
+        "kill_on_live": any(LAST_PASS_KILL in r["detail"] for r in data.select("recovery", "kill_at_s")),
+        "late_fraction": profile.get("late_fraction", "?"),
+        "late_corrections": ", ".join(
+            f"{name}: lab {' '.join(build.correct_late)}" for name, build in BUILDS.items() if build.correct_late
         ),
-        (
-            "Ratios",
-            "Each system's wall time over the Spark batch baseline's (or DuckDB's) in the same repeat, then "
-            "the median of the repeats with (min-max).",
-        ),
-        (
-            "Equivalence",
-            "Each results export compared byte for byte with the oracle's; a difference is counted in "
-            "rows and its first rows are shown; Kappa's window_revenue is checked against the watermark "
-            "model when it differs.",
-        ),
-        (
-            "Latency",
-            f"Each build follows the landing directory in one process of its own; the replayer lands one "
-            f"file per unit on an open-loop schedule fixed in advance, one rate after another "
-            f"{_gap_words(profile.get('step_gap_s'))}, the rates once per repeat (a pass over "
-            f"new files, replayed once the build has committed the pass before; before the first pass, a "
-            f"warm-up pass of {profile.get('start_warmup_s', '?')} s at half the lowest rate, committed "
-            f"before the first measured pass starts, in no figure); a "
-            f"unit's latency for a "
-            f"query is the first commit-log row of that query whose max_seq covers it minus its intended "
-            f"emission time; 'all' is the latest over the build's queries; units due in the first {warmup} s "
-            f"of each rate are dropped as warm-up; percentiles are nearest-rank.",
-        ),
-        (
-            "Harness overhead",
-            "The pass-through (experiments/harness/floors.py) follows the landing directory "
-            "like the builds, counts each micro-batch's lines and records a commit: its latency is "
-            "the floor the harness and Spark's file source set.",
-        ),
-        (
-            "Commit lag",
-            "A commit's lag is its time minus the intended emission time of the newest unit it made "
-            "visible (every query); its trend is the least-squares slope of that lag over a rate's "
-            "commits, in seconds per minute: near 0 means no backlog built up at that rate. Unit "
-            "latencies are not trended: a micro-batch shows many units at once, a saw-tooth of its "
-            "period.",
-        ),
-        *[
-            (name, text)
-            for name, text in step_methods(data)
-            if data.step_ran(
-                {
-                    "Sustainable throughput": "throughput",
-                    "Reprocessing": "reprocessing",
-                    "Recovery": "recovery",
-                    "Late data": "late",
-                    "Code size": "code_size",
-                }[name]
-            )
-        ],
-    ]
+    }
 
 
 def environment_rows(data: RunData) -> list[list[str]]:
@@ -1139,73 +1102,3 @@ def step_findings(data: RunData) -> list[str]:
             + "."
         )
     return found
-
-
-def step_methods(data: RunData) -> list[tuple[str, str]]:
-    from experiments.harness.live_figures import MIN_COMMITS, RISE_FLOOR_S, RISE_SHARE, RISING_P
-
-    profile = data.environment.get("profile", {})
-    step_s = profile.get("search_step_seconds", "?")
-    if profile.get("search_on_live") and data.step_ran("latency"):
-        above = [r for r in profile.get("search_ramp", []) if r > max(profile.get("rates") or [0])]
-        search = (
-            f"Per build, the latency step's rates as its first pass measured them, then the doubling rates "
-            f"above them ({', '.join(f'{r:g}' for r in above)} lines/s, {step_s} s each) replayed once in the "
-            f"same follow process after its measured passes (the architectures: the build warm, no JVM start "
-            f"of its own; the pass-through commits every second and is judged on the latency rates)"
-        )
-    else:
-        search = (
-            f"Per build, one follow run fed a stepped load of doubling rates ({profile.get('search_ramp', '?')} "
-            f"lines/s, {step_s} s each)"
-        )
-    return [
-        (
-            "Sustainable throughput",
-            f"{search}, then {profile.get('search_bisections', '?')} follow run(s) at the rate "
-            f"halfway between the highest bounded and the lowest unbounded one; a rate is "
-            f"unbounded when a unit never became visible or the lag of the step's commits kept "
-            f"rising: by more than {RISE_FLOOR_S:g} s or {RISE_SHARE:.0%} of their median lag "
-            f"(the larger) over the step, least squares, and commit after commit (Mann-Kendall, "
-            f"one-sided p below {RISING_P:g}); a step with fewer than {MIN_COMMITS} commits is "
-            f"not judged.",
-        ),
-        (
-            "Reprocessing",
-            "Per input size, the build's first run (lab run), then the recompute in its own process: "
-            "Lambda `lab lambda batch` over the whole master dataset, Kappa `lab kappa replay --version "
-            "v2` from the log's start with the cut-over and export; wall, CPU and peak RSS of that "
-            "process, and the recomputed city_revenue against the oracle's.",
-        ),
-        (
-            "Recovery",
-            (
-                "The latency step's follow run of each build replays, after its measured passes, the "
-                "recovery input as a last pass at a fixed rate (in no latency or cost figure) and is SIGKILLed "
-                "(whole process group) at a seeded random moment between 20% and 60% of that replay after its "
-                "first file landed, the build warm and processing (a build not followed in the latency step "
-                "gets a run of its own, as does every repeat after the first)"
-                if any(LAST_PASS_KILL in r["detail"] for r in data.select("recovery", "kill_at_s"))
-                else "A follow run of its own fed at a fixed rate is SIGKILLed (whole process group) at a seeded "
-                "random moment between 20% and 60% of the replay after its first commit"
-            )
-            + "; restarted at once; times from the commit log; lost and duplicated order lines "
-            "per key of the final exports' order_lines against the oracle's, and of the line accounting's "
-            "valid lines. The same replay carries the fault injector's poison files (a stray binary file "
-            "after its first file, its last file saved in Windows-1252: experiments/harness/faults.py): "
-            "each is timed from its landing to every query's commits covering its last line, and the "
-            "lines quarantined for their reasons (not_utf8, too_long) are counted against the oracle's.",
-        ),
-        (
-            "Late data",
-            f"A drain, one file a micro-batch, of an input with {profile.get('late_fraction', '?')} of its "
-            "lines beyond the watermark; window_revenue against the event-time truth per window "
-            "((line, window) pairs missing), Spark's own count of dropped rows, Lambda again after "
-            "`lab lambda batch`.",
-        ),
-        (
-            "Code size",
-            "Non-blank lines of .py files that are neither comments nor docstrings: the build's folder, "
-            "and the modules of shared/ it imports (followed through their own imports).",
-        ),
-    ]

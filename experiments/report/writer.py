@@ -45,6 +45,16 @@ def template_environment() -> Environment:
     return environment
 
 
+def methods(data: D.RunData) -> list[tuple[str, str]]:
+    """How each figure is measured: (name, text) pairs from templates/methods.txt."""
+    text = template_environment().get_template("methods.txt").render(**D.method_context(data))
+    pairs = []
+    for block in text.split("## ")[1:]:
+        name, _, body = block.partition("\n")
+        pairs.append((name.strip(), " ".join(line.strip() for line in body.splitlines() if line.strip())))
+    return pairs
+
+
 def watermark_table(data: D.RunData) -> dict | None:
     rows = data.select("drain", "watermark_dropped_rows")
     if not rows:
@@ -75,7 +85,7 @@ def context(data: D.RunData) -> dict:
         "profile": D.profile_table(data),
         "accounting": accounting,
         "charts": charts,
-        "methods": D.methods(data),
+        "methods": methods(data),
         "not_measured": D.not_measured(data),
         "throughput": D.throughput_table(data),
         "throughput_rates": D.throughput_rate_table(data),
