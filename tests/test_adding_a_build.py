@@ -96,7 +96,9 @@ def test_a_new_build_is_its_folder_its_registry_entry_and_its_package(tmp_path):
         ],
         tmp_path,
     )
-    (run_folder,) = [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
+    (run_folder,) = [
+        p for p in (tmp_path / "reports").iterdir() if (p / "metrics.csv").is_file() and not p.is_symlink()
+    ]
     with (run_folder / "metrics.csv").open(encoding="utf-8", newline="") as handle:
         own = {
             row["build"]: row["value"]
