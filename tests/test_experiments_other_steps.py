@@ -417,6 +417,14 @@ def test_code_lines_leave_out_blanks_comments_and_docstrings():
         that is code"""
         ''')
     assert code_size.count_lines(source) == (4, 4)
+    assert code_size.count_statements(source) == 3  # x = 1, def f():, return ...
+
+
+def test_a_statement_counts_once_however_it_is_wrapped():
+    flat = "total = add(1, 2)\nif total:\n    print(total)\n"
+    wrapped = "total = add(\n    1,\n    2,\n)  # one call\nif total:\n    print(\n        total\n    )\n"
+    assert code_size.count_statements(flat) == code_size.count_statements(wrapped) == 3
+    assert code_size.count_lines(wrapped)[0] == 8
 
 
 def test_a_build_counts_the_shared_modules_it_imports_through_each_other(tmp_path):

@@ -46,7 +46,7 @@ Metric names (`metric` column) and the steps that write them:
 | late | late_lines, valid_lines | lines of the late input | build `input` |
 | late | counted_lines, window_lines_missing, window_lines_extra, window_rows_differing (+ _after_batch) | lines, (line, window) pairs, rows | build, repeat |
 | late | exit_code, equivalence, watermark_dropped_rows | as above (no time or cost: the builds run at the same time) | build, repeat |
-| code_size | code_lines, doc_lines | lines (query = build-specific or shared) | build (and `shared`: all of it) |
+| code_size | code_lines, doc_lines, statements | lines, statements (query = build-specific or shared) | build (and `shared`: all of it) |
 """
 
 from __future__ import annotations

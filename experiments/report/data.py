@@ -987,6 +987,8 @@ def code_size_table(data: RunData) -> dict:
         "its own code lines",
         "shared code lines it imports",
         "total",
+        "its own statements",
+        "shared statements",
         "comment and docstring lines",
         "shared modules",
     ]
@@ -994,12 +996,23 @@ def code_size_table(data: RunData) -> dict:
     for build in data.present("code_size", ARCHITECTURES):
         own = _last(data.select("code_size", "code_lines", build, "build-specific"))
         shared = _last(data.select("code_size", "code_lines", build, "shared"))
+        statements = [
+            _last(data.select("code_size", "statements", build, part)) for part in ("build-specific", "shared")
+        ]
         docs = [number(r) or 0 for r in data.select("code_size", "doc_lines", build)]
         if own is None or shared is None:
             continue
         total = (number(own) or 0) + (number(shared) or 0)
         table.append(
-            [build, fmt(number(own), 0), fmt(number(shared), 0), fmt(total, 0), fmt(sum(docs), 0), shared["detail"]]
+            [
+                build,
+                fmt(number(own), 0),
+                fmt(number(shared), 0),
+                fmt(total, 0),
+                *[fmt(number(row), 0) if row else "-" for row in statements],
+                fmt(sum(docs), 0),
+                shared["detail"],
+            ]
         )
     return {"header": header, "table": table}
 
@@ -1099,6 +1112,8 @@ def step_findings(data: RunData) -> list[str]:
         found.append(
             "Code size (lines of code, without comments and docstrings): "
             + ", ".join(f"{row[0]} {row[3]} ({row[1]} its own, {row[2]} shared)" for row in sizes_table)
+            + "; in statements, which no wrapping or formatter changes, its own: "
+            + ", ".join(f"{row[0]} {row[4]}" for row in sizes_table)
             + "."
         )
     return found
