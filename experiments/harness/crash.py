@@ -78,7 +78,7 @@ def _kill_group(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _run_until(
+def run_until(
     command: Sequence[str],
     env: dict,
     kill: Kill | None,
@@ -149,7 +149,7 @@ def crash_and_recover(
     again (random ones within the duration of the last run that ended by itself).
     `before_each` runs before every start (e.g. to remove a previous export, so the export
     anchor means this run's export). `done`: for a command that runs until stopped, when
-    to send it SIGTERM (see `_run_until`)."""
+    to send it SIGTERM (see `run_until`)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     rng = random.Random(seed + 1)
     plan = kill_plan(seed, kills, span_seconds)
@@ -161,7 +161,7 @@ def crash_and_recover(
         while len(report.landed) < kills and len(report.kills) < max_runs:
             kill = plan.pop(0) if plan else Kill(START, rng.uniform(0.0, span))
             before_each()
-            record = _run_until(command, env, kill, anchors, poll_seconds, timeout_seconds, stderr_path, done)
+            record = run_until(command, env, kill, anchors, poll_seconds, timeout_seconds, stderr_path, done)
             report.kills.append(record)
             if record.killed:
                 continue
@@ -175,7 +175,7 @@ def crash_and_recover(
             if kill.anchor == EXPORT:
                 plan.append(kill)  # the export comes again at the end of every run
         before_each()
-        final = _run_until(command, env, None, anchors, poll_seconds, timeout_seconds, stderr_path, done)
+        final = run_until(command, env, None, anchors, poll_seconds, timeout_seconds, stderr_path, done)
         report.final_exit_code, report.final_seconds = final.exit_code, final.seconds_after_start
         report.final_stderr = open(stderr_path, encoding="utf-8", errors="replace").read()[-5000:]
     return report

@@ -13,11 +13,11 @@ build (its own workdir and landing directory):
 1. `lab run BUILD --follow` starts (experiments/harness/follow.py's command); once it is
    ready, the open-loop replayer lands the recovery input at `recovery_rate_lps`, one file
    per unit, in a thread of this process (its own `lab replay` process);
-2. experiments/harness/crash.py's `_run_until` kills the build's whole process group
+2. experiments/harness/crash.py's `run_until` kills the build's whole process group
    (driver, JVM, Python workers) `delay` seconds after its first commit, `delay` drawn from a
    seeded generator between 20% and 60% of the replay's length: while lines keep arriving;
 3. the same command again, at once; the replay goes on meanwhile (open loop: the backlog
-   grows while the build is down). `_run_until` sends it SIGTERM once every query's commits
+   grows while the build is down). `run_until` sends it SIGTERM once every query's commits
    cover the last line (or `drain_timeout_s` after the replay ended, for a build that never
    covers it), and the build writes its results export.
 
@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from experiments.harness.crash import Kill, _run_until
+from experiments.harness.crash import Kill, run_until
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
 from experiments.harness.faults import LAST_PASS_KILL, poison_outcomes
 from experiments.harness.follow import Follower, covered_by_all, empty_landing
@@ -204,7 +204,7 @@ def recover_one(
     anchors = {FIRST_COMMIT: first_commit}
     stderr = workdir / "stderr-killed.txt"
     try:
-        killed = _run_until(command, env, Kill(FIRST_COMMIT, delay), anchors, 0.1, RUN_TIMEOUT_S, str(stderr))
+        killed = run_until(command, env, Kill(FIRST_COMMIT, delay), anchors, 0.1, RUN_TIMEOUT_S, str(stderr))
         killed_at = time.time()
         shutil.copy(stderr, log)
         if replay.get("ended") is not None and replay.get("exit_code") != 0:
@@ -230,7 +230,7 @@ def recover_one(
         stage(f"  {build}: killed {killed.seconds_after_start:.1f} s after its start; restarting")
         restarted_at, replay["restarted"] = time.time(), time.monotonic()
         stderr = workdir / "stderr-restart.txt"
-        final = _run_until(command, env, None, {}, 0.25, RUN_TIMEOUT_S, str(stderr), done=finished)
+        final = run_until(command, env, None, {}, 0.25, RUN_TIMEOUT_S, str(stderr), done=finished)
     except TimeoutError as error:
         feeder.join()
         return [Metric(STEP, build, "problem", None, "", detail=str(error), **common)]
