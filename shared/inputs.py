@@ -14,6 +14,8 @@ from pathlib import Path
 from shared.settings import CATALOGUE_COLUMNS, SHIPMENT_COLUMNS
 
 SALES_GLOB = "*.csv"
+# What the generator writes beside its input (its options and what it put in): not a sales file.
+MANIFEST_FILE = "_manifest.json"
 
 
 class InputError(ValueError):

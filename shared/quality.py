@@ -28,10 +28,10 @@ from pathlib import Path
 import pandas as pd
 
 from shared.atomic import write_text_atomic
+from shared.inputs import MANIFEST_FILE
 from shared.settings import CATALOGUE_COLUMNS
 
 CATALOGUE_FILE = Path("catalogue") / "products.csv"
-MANIFEST_FILE = "_manifest.json"
 # Helper columns added to a copy of the batch, so catalogue and revenue checks are
 # plain column-pair equalities (Decimal == Decimal in pandas: exact, no floats).
 CATALOGUE_PRICE = "catalogue_price"

@@ -46,6 +46,7 @@ from experiments.harness.run_folder import Metric, RunFolder
 from experiments.harness.systems import run_statuses, system_command
 from experiments.inputs.prepared import prepare_input
 from shared.export import export_path
+from shared.inputs import MANIFEST_FILE
 
 STEP = "late"
 WINDOWS = "window_revenue"
@@ -221,7 +222,7 @@ def run_late(
     )
     oracle = run_oracle(input_dir, work / "oracle", settings)
     oracle_results = results_dir(work / "oracle", "oracle")
-    manifest = json.loads((input_dir / "_manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((input_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
     late = manifest["summary"]["lines_by_kind"].get("late")
     run.update_environment(late_input=str(input_dir))
     run.append(

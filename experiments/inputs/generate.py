@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from shared.atomic import atomic_text, write_bytes_atomic
+from shared.inputs import MANIFEST_FILE
 from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, WorkloadSettings
 
 # --------------------------------------------------------------------------------------
@@ -240,7 +241,6 @@ BAD_QUANTITIES = ("two", "0", "-1", "1.5")
 BAD_PRICES = ("abc", "0", "12.345", "-5")
 BAD_DATES = ("13/45/19 10:00", "2019-04-01 10:00", "02/29/19 10:00", "not a date")
 
-MANIFEST_NAME = "_manifest.json"
 BYTE_ORDER_MARK = "\ufeff"  # written by spreadsheet programs before a CSV file's first header
 WRITE_BUFFER = 1 << 20  # sales and shipments files are written through a 1 MiB buffer
 GENERATOR_ID = "lambda-kappa-lab experiments.inputs.generate"
@@ -462,8 +462,8 @@ def generate(
         assert sales.earliest is not None  # set together with clock
         summary.order_time_min = _iso_utc(sales.earliest)
         summary.order_time_max = _iso_utc(sales.clock)
-    summary.manifest_file = str(out / MANIFEST_NAME)
-    _write_manifest(out / MANIFEST_NAME, options, plan, summary)
+    summary.manifest_file = str(out / MANIFEST_FILE)
+    _write_manifest(out / MANIFEST_FILE, options, plan, summary)
     return summary
 
 
@@ -975,7 +975,7 @@ def _prepare_out_dir(out: Path) -> None:
 
 def _is_previous_output(out: Path) -> bool:
     try:
-        manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR_ID:
@@ -997,6 +997,6 @@ def _remove_previous_output(out: Path) -> None:
             for child in entry.iterdir():
                 child.unlink()
             entry.rmdir()
-        elif entry.name != MANIFEST_NAME:
+        elif entry.name != MANIFEST_FILE:
             entry.unlink()
-    (out / MANIFEST_NAME).unlink()
+    (out / MANIFEST_FILE).unlink()

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiments.inputs.generate import MANIFEST_NAME, GeneratorOptions, generate, manifest_options
+from experiments.inputs.generate import GeneratorOptions, generate, manifest_options
 from experiments.progress import Progress
+from shared.inputs import MANIFEST_FILE
 from shared.settings import WorkloadSettings
 
 
@@ -45,7 +46,7 @@ def prepare_input(
         + (f"-poison{poison_after}" if poison else "")
         + f"-{seed}"
     )
-    manifest = target / MANIFEST_NAME
+    manifest = target / MANIFEST_FILE
     if manifest.exists():
         try:
             recorded = json.loads(manifest.read_text(encoding="utf-8")).get("options")
