@@ -530,7 +530,7 @@ def _file_slice(text: str) -> tuple[int, int]:
 
 
 def _rate_steps(text: str):
-    from experiments.inputs.replay import parse_rate_steps
+    from experiments.inputs.schedule import parse_rate_steps
 
     try:
         return parse_rate_steps(text)
@@ -877,7 +877,8 @@ def cmd_lambda_drop(args, progress: Progress) -> int:
 
 
 def cmd_replay(args, progress: Progress) -> int:
-    from experiments.inputs.replay import replay_to_kafka, replay_to_landing
+    from experiments.inputs.kafka_replay import replay_to_kafka
+    from experiments.inputs.replay import replay_to_landing
 
     show = lambda done, total: progress.fraction(done, total, "lines")
     if args.rate_steps is not None and args.rate is not None:

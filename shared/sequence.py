@@ -1,6 +1,6 @@
 """Input sequence numbers of sales files: which global line `seq` range a file holds.
 
-The replayer (experiments/inputs/replay.py) numbers every raw line of its stream globally, 0-based,
+The replayer (experiments/inputs/stream.py) numbers every raw line of its stream globally, 0-based,
 in file-name order; a landing directory's files are named `{unit:06d}-{original name}`, so
 name order is emission order and numbering the landing directory in name order gives the
 replayer's own `seq`. A static input directory is numbered the same way (DESIGN.md, "The

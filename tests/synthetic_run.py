@@ -12,7 +12,7 @@ from pathlib import Path
 from experiments.harness.live_figures import UnitRow, judge, latency_metrics, verdict_rows, write_unit_rows
 from experiments.harness.profiles import PROFILES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
-from experiments.inputs.replay import LOG_COLUMNS
+from experiments.inputs.schedule import LOG_COLUMNS
 from shared.catalogue import QUERY_NAMES
 
 HOSTILE = "<script>alert('x')</script> & \"quotes\""

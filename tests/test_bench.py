@@ -219,7 +219,7 @@ def test_a_live_run_stopped_behind_the_input_is_not_compared_rather_than_differe
 
 
 def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
-    from experiments.inputs.replay import LOG_COLUMNS
+    from experiments.inputs.schedule import LOG_COLUMNS
     from shared.commit_log import CommitLog, commit_log_path
 
     replay = tmp_path / "replay"

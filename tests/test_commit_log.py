@@ -16,7 +16,7 @@ from experiments.harness.latency import (
     read_latencies,
     unit_latencies,
 )
-from experiments.inputs.replay import LOG_COLUMNS, LOG_CSV_NAME, LOG_JSON_NAME
+from experiments.inputs.schedule import LOG_COLUMNS, LOG_CSV_NAME, LOG_JSON_NAME
 from shared.commit_log import COMMIT_COLUMNS, Commit, CommitLog, commit_log_path, read_commits
 from shared.sequence import SeqRange, SequenceMap, SequenceOrderError, UnknownSalesFileError, batch_max_seq
 

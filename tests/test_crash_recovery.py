@@ -118,7 +118,7 @@ def test_kappa_on_the_landing_directory_survives_kills_at_random_moments(crash_i
 def test_kappa_on_kafka_survives_kills_at_random_moments(
     crash_input, uninterrupted, tmp_path, kafka_bootstrap, new_topic
 ):
-    from experiments.inputs.replay import replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
 
     reference, seconds = uninterrupted
     topic = new_topic("crash")

@@ -278,7 +278,8 @@ def test_other_logic_on_a_used_checkpoint_is_refused_before_spark_starts(small_i
 
 @pytest.mark.slow
 def test_follow_lands_what_arrives_until_sigterm(small_input, tmp_path):
-    from experiments.inputs.replay import count_raw_lines, replay_to_landing
+    from experiments.inputs.replay import replay_to_landing
+    from experiments.inputs.stream import count_raw_lines
     from experiments.reference.oracle import run_oracle
     from tests.live import assert_latency_readable, empty_landing, follow_until
 

@@ -13,8 +13,11 @@ from pathlib import Path
 import pytest
 
 from experiments.harness.verify import EXPLAINED, compare_all, out_of_order_warning
-from experiments.inputs import replay
-from experiments.inputs.replay import EVENT_TIME_ORDER, LOG_CSV_NAME, LOG_JSON_NAME, replay_to_kafka, replay_to_landing
+from experiments.inputs import kafka_replay
+from experiments.inputs.kafka_replay import replay_to_kafka
+from experiments.inputs.replay import replay_to_landing
+from experiments.inputs.schedule import LOG_CSV_NAME, LOG_JSON_NAME
+from experiments.inputs.stream import EVENT_TIME_ORDER
 from experiments.reference.oracle import compute, run_oracle
 from experiments.reference.watermark_model import WatermarkModelResult, model
 from shared.catalogue import QUERIES
@@ -141,11 +144,11 @@ class FakeProducer:
 
 def test_event_time_replay_to_kafka_keeps_each_line_s_own_file_and_numbers_the_stream(monthly_exports, monkeypatch):
     producer = FakeProducer()
-    monkeypatch.setattr(replay, "check_broker", lambda *args: None)
+    monkeypatch.setattr(kafka_replay, "check_broker", lambda *args: None)
     monkeypatch.setattr(
-        replay, "_ensure_topic", lambda *args: {"topic": "t", "partitions": 1, "topic_created": True, "notes": []}
+        kafka_replay, "_ensure_topic", lambda *args: {"topic": "t", "partitions": 1, "topic_created": True, "notes": []}
     )
-    monkeypatch.setattr(replay, "_producer", lambda config: producer)
+    monkeypatch.setattr(kafka_replay, "_producer", lambda config: producer)
     summary = replay_to_kafka(monthly_exports, "127.0.0.1:9", "t", chunk_lines=5, order=EVENT_TIME_ORDER)
 
     assert [text for _key, _headers, text in producer.messages] == EVENT_TIME_LINES

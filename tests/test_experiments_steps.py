@@ -17,7 +17,8 @@ from experiments.harness import follow, latency_step, live_figures
 from experiments.harness.equivalence import compare_build, first_differences
 from experiments.harness.profiles import PROFILES
 from experiments.harness.run_folder import ALL_QUERIES
-from experiments.inputs.replay import OpenLoopSchedule, RateStep, parse_rate_steps, replay_to_landing
+from experiments.inputs.replay import replay_to_landing
+from experiments.inputs.schedule import OpenLoopSchedule, RateStep, parse_rate_steps
 from experiments.progress import TimeLeft
 from shared.commit_log import CommitLog, commit_log_path
 from tests.synthetic_run import write_replay_log

@@ -32,7 +32,8 @@ def fault_input(generated_input):
 def test_a_broker_down_for_30_seconds_mid_replay_is_ridden_out(
     build, fault_input, tmp_path, kafka_bootstrap, new_topic
 ):
-    from experiments.inputs.replay import count_raw_lines, replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
+    from experiments.inputs.stream import count_raw_lines
 
     topic = new_topic(f"faults-{build}")
     reference = empty_landing(fault_input, tmp_path / "reference")  # catalogue and shipments only
@@ -92,7 +93,8 @@ def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(
     stops within a bounded time with one clear message and no stack trace; once the broker
     is back, the same command continues from its checkpoint and the exports equal the
     oracle's (the replayer's producer held the lines meanwhile)."""
-    from experiments.inputs.replay import count_raw_lines, replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
+    from experiments.inputs.stream import count_raw_lines
     from shared.kafka import BROKER_PATIENCE_S
     from tests.live import JAVA_STACK_FRAME, LAB
 

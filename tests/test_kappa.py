@@ -169,7 +169,7 @@ def test_missing_input_and_unreachable_broker_are_clear_errors(tmp_path):
 def test_kafka_log_gives_the_same_exports_as_the_landing_directory(
     spark, log_input, tmp_path, kafka_bootstrap, new_topic
 ):
-    from experiments.inputs.replay import replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
 
     bootstrap = kafka_bootstrap
     topic = new_topic("sales-test")
@@ -201,7 +201,8 @@ def test_kappa_on_the_standalone_cluster(log_input, tmp_path):
 
 @pytest.mark.e2e  # 80 s: `make test-e2e` (CI runs it after `make test`, which keeps its 15 minutes)
 def test_follow_consumes_arriving_files_until_sigterm(log_input, tmp_path):
-    from experiments.inputs.replay import count_raw_lines, replay_to_landing
+    from experiments.inputs.replay import replay_to_landing
+    from experiments.inputs.stream import count_raw_lines
 
     landing = empty_landing(log_input, tmp_path / "landing")
     workdir = tmp_path / "w"

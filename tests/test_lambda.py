@@ -130,7 +130,7 @@ def test_kafka_ingest_gives_the_same_exports_as_the_landing_directory(
 ):
     """`--source kafka`: the master is ingested from the topic the replayer writes; the
     exports equal the oracle's, and the serving commits include the topic's last line."""
-    from experiments.inputs.replay import replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
     from lambda_arch.app import LambdaConfig, run
     from shared.raw_lines import count_raw_lines
 

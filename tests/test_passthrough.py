@@ -168,7 +168,7 @@ def consume(bootstrap: str, topic: str, expected: int, timeout_s: float = WAIT_S
 
 @pytest.mark.kafka
 def test_kafka_to_kafka_continuous_delivers_every_valid_line(spark, kafka_bootstrap, tiny_input, topics, tmp_path):
-    from experiments.inputs.replay import replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
     from experiments.reference.oracle import compute
 
     raw_lines = replay_to_kafka(tiny_input, kafka_bootstrap, topics["input"]).lines
@@ -202,7 +202,7 @@ def test_kafka_to_kafka_continuous_delivers_every_valid_line(spark, kafka_bootst
 
 @pytest.mark.kafka
 def test_kafka_available_now_to_console_reads_everything_and_stops(spark, kafka_bootstrap, tiny_input, topics):
-    from experiments.inputs.replay import replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
 
     raw_lines = replay_to_kafka(tiny_input, kafka_bootstrap, topics["input"]).lines
     config = PassthroughConfig(

@@ -1,5 +1,6 @@
-"""The replayer (experiments/inputs/replay.py): raw-line rules, atomic landing, the open-loop
-schedule and its log, and Kafka replay against the real broker (`-m kafka`)."""
+"""The replayer (experiments/inputs/ stream.py, schedule.py, replay.py, kafka_replay.py): raw-line
+rules, atomic landing, the open-loop schedule and its log, and Kafka replay against the real
+broker (`-m kafka`)."""
 
 from __future__ import annotations
 
@@ -16,17 +17,10 @@ from pathlib import Path
 import pytest
 
 from experiments.inputs import replay
-from experiments.inputs.replay import (
-    LOG_COLUMNS,
-    LOG_CSV_NAME,
-    LOG_JSON_NAME,
-    KafkaUnavailableError,
-    ReplayError,
-    count_raw_lines,
-    iter_raw_lines,
-    replay_to_kafka,
-    replay_to_landing,
-)
+from experiments.inputs.kafka_replay import KafkaUnavailableError, replay_to_kafka
+from experiments.inputs.replay import replay_to_landing
+from experiments.inputs.schedule import LOG_COLUMNS, LOG_CSV_NAME, LOG_JSON_NAME
+from experiments.inputs.stream import ReplayError, count_raw_lines, iter_raw_lines
 from experiments.reference.oracle import read_raw_lines
 from shared import atomic
 

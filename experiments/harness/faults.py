@@ -107,7 +107,7 @@ def landed_poison(replay_dir: Path, input_dir: Path) -> list[PoisonFile]:
     with their seq range and landing time (from its log: replay_log.csv)."""
     import csv
 
-    from experiments.inputs.replay import LOG_CSV_NAME, read_replay_summary
+    from experiments.inputs.schedule import LOG_CSV_NAME, read_replay_summary
     from shared.inputs import MANIFEST_FILE, inspect_input
 
     manifest = input_dir / MANIFEST_FILE

@@ -5,7 +5,7 @@ query is the first `visible_at` whose `max_seq` covers the unit (>= its last_seq
 the unit's intended emission time. The replayer is open-loop, so the intended time (not
 the actual one) is the start: a replayer that falls behind cannot hide latency.
 
-The replay log (experiments/inputs/replay.py) gives each unit's `intended_s` in seconds since the
+The replay log (experiments/inputs/schedule.py) gives each unit's `intended_s` in seconds since the
 schedule's start, and replay_summary.json that start as `start_epoch_s` (wall clock), so
 intended_at = start_epoch_s + intended_s, on the same clock as the builds' `visible_at`
 (time.time() on the same machine).
@@ -25,7 +25,7 @@ from itertools import accumulate
 from pathlib import Path
 from typing import NamedTuple
 
-from experiments.inputs.replay import LOG_CSV_NAME, read_replay_summary
+from experiments.inputs.schedule import LOG_CSV_NAME, read_replay_summary
 from shared.commit_log import Commit, read_commits
 
 LATENCY_COLUMNS = ("unit", "query", "intended_at", "visible_at", "latency_s")

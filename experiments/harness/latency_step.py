@@ -40,7 +40,7 @@ from experiments.harness.live_figures import (
 )
 from experiments.harness.profiles import ARCHITECTURES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
-from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
+from experiments.inputs.schedule import LOG_JSON_NAME, read_replay_summary
 
 STEP = "latency"
 

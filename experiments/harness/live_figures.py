@@ -23,7 +23,7 @@ from typing import Any
 
 from experiments.harness.latency import EmittedUnit, latest_over_queries, read_emitted_units, unit_latencies
 from experiments.harness.run_folder import ALL_QUERIES, Metric
-from experiments.inputs.replay import read_replay_summary
+from experiments.inputs.schedule import read_replay_summary
 from experiments.stats import percentile, rising_p, trend_per_minute
 from shared.commit_log import read_commits
 

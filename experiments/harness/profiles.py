@@ -4,7 +4,7 @@ Sizes are chosen for a 2-core machine: every measured process starts its own JVM
 of the figures on this machine, the same for builds and baselines), so the drains are kept
 small enough that the repeats fit and large enough that processing shows. The live step
 replays one input as a stepped load, one rate after another with a quiet gap between
-them (experiments/inputs/replay.py `OpenLoopSchedule`). One follow process per build
+them (experiments/inputs/schedule.py `OpenLoopSchedule`). One follow process per build
 measures every rate `repeats` times: each repeat is a pass of the rates over new files,
 replayed once the build has committed the pass before (a JVM start is no part of
 event-to-result latency, and one process instead of three saves a minute per build and

@@ -55,7 +55,7 @@ from experiments.harness.follow import Follower, covered_by_all, empty_landing
 from experiments.harness.latency import covered_at, read_emitted_units
 from experiments.harness.measure import python_command, wait_for
 from experiments.harness.run_folder import Metric, RunFolder
-from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
+from experiments.inputs.schedule import LOG_JSON_NAME, read_replay_summary
 from shared.catalogue import CATALOGUE
 from shared.commit_log import commit_log_path, read_commits
 from shared.export import export_path, results_dir

@@ -407,7 +407,7 @@ def _repeat(time_left: TimeLeft, step: str, name: str) -> int:
 def _publish_to_kafka(input_dir: Path, run_id: str, progress: Progress, bootstrap: str) -> dict:
     """Publish the drain input to a topic of its own once; kappa's drains then read it from
     there (lambda and dstream keep the input directory: neither has a Kafka path)."""
-    from experiments.inputs.replay import replay_to_kafka
+    from experiments.inputs.kafka_replay import replay_to_kafka
 
     topic = f"lab-{run_id}"
     progress.stage(f"step inputs | publishing the drain input to Kafka topic {topic} at {bootstrap}")

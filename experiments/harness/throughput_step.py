@@ -53,7 +53,7 @@ from experiments.harness.live_figures import (
 )
 from experiments.harness.profiles import DOUBLINGS_PER_RUN, KNEE_RATIO, search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
-from experiments.inputs.replay import LOG_JSON_NAME, read_replay_summary
+from experiments.inputs.schedule import LOG_JSON_NAME, read_replay_summary
 
 STEP = "throughput"
 PROBE_PASS = "live probe pass"  # the label of the probe pass's verdicts (search_on_live)
