@@ -241,6 +241,16 @@ def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
     assert follow.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue",), 29)
 
 
+def test_a_bench_run_s_environment_is_the_run_folder_s_with_its_options(tmp_path):
+    from experiments.harness.run_folder import write_environment
+
+    env = bench.environment(bench.BenchOptions(rows=10), tmp_path / "in", 10, "local[2]")
+    write_environment(tmp_path / "run.json", env)  # paths among the settings are written as text
+    written = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert written["raw_lines"] == 10 and written["spark_master"] == "local[2]" and written["options"]["rows"] == "10"
+    assert {"machine", "versions", "git_commit", "settings"} <= set(written)
+
+
 def test_bench_metrics_are_written_and_read_as_a_run_folders(tmp_path):
     """One writer and one reader for every metrics CSV: appended under one header, booleans
     1/0, a file with other columns refused."""

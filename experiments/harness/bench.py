@@ -37,7 +37,6 @@ The DStream build keeps no progress record yet, so it has no profile rows.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import shutil
 import statistics
@@ -49,7 +48,7 @@ from pathlib import Path
 from experiments.harness.builds import ARCHITECTURES
 from experiments.harness.latency import slowest_query_latencies as unit_latencies
 from experiments.harness.measure import Measurement, measure_command
-from experiments.harness.run_folder import append_rows, read_metrics
+from experiments.harness.run_folder import append_rows, read_metrics, write_environment
 from experiments.harness.systems import PROFILERS, run_statuses, system_command
 from experiments.harness.verify import FAILING, IDENTICAL, NOT_APPLICABLE, compare_export
 from experiments.inputs.prepared import prepare_input
@@ -257,7 +256,7 @@ def run_bench(options: BenchOptions, progress: Progress | None = None, out=print
     oracle_results = results_dir(work / "oracle", "oracle")
     env = environment(options, input_dir, oracle.raw_lines, master)
     (metrics.parent / "runs").mkdir(parents=True, exist_ok=True)
-    (metrics.parent / "runs" / f"{run_id}.json").write_text(json.dumps(env, indent=2), encoding="utf-8")
+    write_environment(metrics.parent / "runs" / f"{run_id}.json", env)
 
     live_input = live_oracle = None
     live_queries: tuple[str, ...] = ()

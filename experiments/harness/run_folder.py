@@ -177,7 +177,7 @@ class RunFolder:
         return json.loads(self.environment_path.read_text(encoding="utf-8"))
 
     def write_environment(self, environment: Mapping) -> None:
-        write_text_atomic(self.environment_path, json.dumps(environment, indent=2, default=str) + "\n")
+        write_environment(self.environment_path, environment)
 
     def update_environment(self, **fields) -> None:
         environment = self.environment() if self.environment_path.exists() else {}
@@ -198,6 +198,12 @@ def append_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping]) -
         if header != columns:
             raise ValueError(f"{path} has the columns {list(header)}, not this version's {list(columns)}")
     append_csv_rows(path, columns, cells)
+
+
+def write_environment(path: Path, environment: Mapping) -> None:
+    """The one writer of an environment file (a run folder's, a `lab bench` run's): JSON, with
+    paths and other values written as text."""
+    write_text_atomic(path, json.dumps(environment, indent=2, default=str) + "\n")
 
 
 def read_metrics(path: Path, run_id: str | None = None) -> list[dict]:
