@@ -167,65 +167,38 @@ def build_sizes(root: Path = REPOSITORY) -> dict[str, dict]:
     return sizes
 
 
+# (metric, unit, the FileCount field it sums, what it counts)
+COUNTS = (
+    ("code_lines", "lines", "code", "not blank, comment or docstring"),
+    ("statements", "statements", "statements", "logical lines: the same however the code is wrapped or formatted"),
+    ("doc_lines", "lines", "doc", "comment and docstring lines"),
+)
+
+
 def code_size_metrics(root: Path = REPOSITORY) -> list[Metric]:
     rows = []
     for build, size in build_sizes(root).items():
-        own, shared = size["own"], size["shared"]
+        parts = {
+            "build-specific": (size["own"], f"{size['folder']}/: {len(size['own'])} .py files"),
+            "shared": (
+                size["shared"],
+                f"{len(size['shared'])} modules of shared/ it imports: "
+                + ", ".join(f.path.stem for f in size["shared"]),
+            ),
+        }
         rows += [
+            # code_lines names the files (the report lists the shared modules); the others say what they count
             Metric(
                 STEP,
                 build,
-                "code_lines",
-                sum(f.code for f in own),
-                "lines",
-                query="build-specific",
-                detail=f"{size['folder']}/: {len(own)} .py files; not blank, comment or docstring",
-            ),
-            Metric(
-                STEP,
-                build,
-                "code_lines",
-                sum(f.code for f in shared),
-                "lines",
-                query="shared",
-                detail=f"{len(shared)} modules of shared/ it imports: " + ", ".join(f.path.stem for f in shared),
-            ),
-            Metric(
-                STEP,
-                build,
-                "statements",
-                sum(f.statements for f in own),
-                "statements",
-                query="build-specific",
-                detail="logical lines of code: the same however the code is wrapped or formatted",
-            ),
-            Metric(
-                STEP,
-                build,
-                "statements",
-                sum(f.statements for f in shared),
-                "statements",
-                query="shared",
-                detail="logical lines of code of the modules of shared/ it imports",
-            ),
-            Metric(
-                STEP,
-                build,
-                "doc_lines",
-                sum(f.doc for f in own),
-                "lines",
-                query="build-specific",
-                detail="comment and docstring lines",
-            ),
-            Metric(
-                STEP,
-                build,
-                "doc_lines",
-                sum(f.doc for f in shared),
-                "lines",
-                query="shared",
-                detail="comment and docstring lines",
-            ),
+                metric,
+                sum(getattr(f, field) for f in files),
+                unit,
+                query=part,
+                detail=where if metric == "code_lines" else what,
+            )
+            for metric, unit, field, what in COUNTS
+            for part, (files, where) in parts.items()
         ]
     every_shared = [count_file(p) for p in python_files(root / SHARED)]
     rows.append(
