@@ -41,9 +41,8 @@ from experiments.harness.equivalence import (
     watermark_drops,
 )
 from experiments.harness.measure import measure_command
-from experiments.harness.reprocess_step import lab_command
 from experiments.harness.run_folder import Metric, RunFolder
-from experiments.harness.systems import run_statuses, system_command
+from experiments.harness.systems import lab_command, run_statuses, system_command
 from experiments.inputs.prepared import prepare_input
 from shared.export import export_path
 from shared.inputs import MANIFEST_FILE

@@ -41,9 +41,9 @@ from typing import Any
 from experiments.harness.builds import BUILDS, REPROCESSING_BUILDS
 from experiments.harness.drain_step import cost_metrics
 from experiments.harness.equivalence import first_differences
-from experiments.harness.measure import measure_command, python_command
+from experiments.harness.measure import measure_command
 from experiments.harness.run_folder import Metric, RunFolder
-from experiments.harness.systems import system_command
+from experiments.harness.systems import lab_command, system_command
 from experiments.inputs.prepared import prepare_input
 from shared.export import export_path
 
@@ -61,20 +61,6 @@ def recompute_command(
     if reprocess is None:
         raise ValueError(f"the {build} build has no reprocessing command")
     return lab_command(reprocess(version), input_dir, workdir, master)
-
-
-def lab_command(arguments, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
-    """`lab ARGUMENTS` on one input and workdir, on `master` when given."""
-    return python_command(
-        "-m",
-        "experiments.cli",
-        *arguments,
-        "--input",
-        str(input_dir),
-        "--workdir",
-        str(workdir),
-        *(["--master", master] if master else []),
-    )
 
 
 def recompute_summary(build: str) -> str:

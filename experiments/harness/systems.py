@@ -11,20 +11,30 @@ from experiments.harness.measure import python_command
 from shared.catalogue import QUERY_NAMES
 
 
+def lab_command(
+    arguments, input_dir: Path, workdir: Path, master: str | None, module: str = "experiments.cli"
+) -> list[str]:
+    """`lab ARGUMENTS` (or another module's command line) on one input and workdir, on `master`
+    when given: how every measured process is started."""
+    return python_command(
+        "-m",
+        module,
+        *arguments,
+        "--input",
+        str(input_dir),
+        "--workdir",
+        str(workdir),
+        *(["--master", master] if master else []),
+    )
+
+
 def system_command(system: str, input_dir: Path, workdir: Path, master: str | None) -> list[str]:
+    """A build's `lab run` from scratch, or a baseline (DuckDB has no Spark master)."""
     if system == "spark_batch":
-        command = python_command(
-            "-m", "experiments.baselines.spark_batch", "--input", str(input_dir), "--workdir", str(workdir)
-        )
-    elif system == "duckdb":
-        return python_command(
-            "-m", "experiments.baselines.duckdb_batch", "--input", str(input_dir), "--workdir", str(workdir)
-        )
-    else:
-        command = python_command(
-            "-m", "experiments.cli", "run", system, "--input", str(input_dir), "--workdir", str(workdir), "--fresh"
-        )
-    return command + (["--master", master] if master else [])
+        return lab_command((), input_dir, workdir, master, module="experiments.baselines.spark_batch")
+    if system == "duckdb":
+        return lab_command((), input_dir, workdir, None, module="experiments.baselines.duckdb_batch")
+    return lab_command(("run", system, "--fresh"), input_dir, workdir, master)
 
 
 def run_statuses(log_path: Path) -> dict[str, str]:
