@@ -47,11 +47,9 @@ class FileCount:
     statements: int = 0  # logical lines of code: what no line wrapping or formatter changes
 
 
-def count_lines(source: str) -> tuple[int, int]:
-    """(code lines, documentation lines) of Python source: a code line has a token that is
-    neither a comment nor part of a docstring; a documentation line has a comment or a
-    docstring and no code; blank lines are neither."""
-    docstring_lines: set[int] = set()
+def docstrings(source: str) -> list[tuple[int, int]]:
+    """(first line, last line) of every module, class and function docstring of the source."""
+    found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
@@ -61,7 +59,15 @@ def count_lines(source: str) -> tuple[int, int]:
                 and isinstance(first.value.value, str)
             ):
                 assert first.end_lineno is not None  # ast.parse sets it
-                docstring_lines.update(range(first.lineno, first.end_lineno + 1))
+                found.append((first.lineno, first.end_lineno))
+    return found
+
+
+def count_lines(source: str) -> tuple[int, int]:
+    """(code lines, documentation lines) of Python source: a code line has a token that is
+    neither a comment nor part of a docstring; a documentation line has a comment or a
+    docstring and no code; blank lines are neither."""
+    docstring_lines = {line for first, last in docstrings(source) for line in range(first, last + 1)}
     code: set[int] = set()
     doc: set[int] = set(docstring_lines)
     skip = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
@@ -86,23 +92,14 @@ def count_statements(source: str) -> int:
     """Logical lines of Python source that are code: each simple statement or compound
     statement's header once, however many physical lines it is wrapped over; docstrings
     are not counted. A formatter that re-wraps calls changes `count_lines`, not this."""
-    docstrings: set[int] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if (
-                isinstance(first, ast.Expr)
-                and isinstance(first.value, ast.Constant)
-                and isinstance(first.value.value, str)
-            ):
-                docstrings.add(first.lineno)
+    docstring_starts = {first for first, _ in docstrings(source)}
     count, start = 0, None
     layout = {tokenize.COMMENT, tokenize.NL, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING}
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type in layout:
             continue
         if token.type == tokenize.NEWLINE:
-            count += start is not None and start not in docstrings
+            count += start is not None and start not in docstring_starts
             start = None
         elif start is None and token.type != tokenize.ENDMARKER:
             start = token.start[0]
