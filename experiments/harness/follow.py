@@ -74,6 +74,26 @@ def _lab_follow(build: str, *extra: str) -> Callable[[Path, Path, str, str | Non
     return command
 
 
+def replay_command(live_input: Path, landing: Path, replay_dir: Path, *schedule: str) -> list[str]:
+    """`lab replay` of `live_input` into `landing` in a process of its own, its log in
+    `replay_dir`; `schedule`: its rate options (none: as fast as it can)."""
+    return python_command(
+        "-m",
+        "experiments.cli",
+        "--quiet",
+        "replay",
+        "--to",
+        "landing",
+        "--input",
+        str(live_input),
+        "--landing",
+        str(landing),
+        "--log",
+        str(replay_dir),
+        *schedule,
+    )
+
+
 def _catalogue_queries(landing: Path) -> tuple[str, ...]:
     from shared.inputs import inspect_input
 
@@ -482,21 +502,7 @@ def _replay(
         + ")"
     )
     replay = subprocess.run(
-        python_command(
-            "-m",
-            "experiments.cli",
-            "--quiet",
-            "replay",
-            "--to",
-            "landing",
-            "--input",
-            str(live_input),
-            "--landing",
-            str(landing),
-            "--log",
-            str(replay_dir),
-            *schedule,
-        ),
+        replay_command(live_input, landing, replay_dir, *schedule),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -51,9 +51,9 @@ from pathlib import Path
 from experiments.harness.crash import Kill, run_until
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
 from experiments.harness.faults import LAST_PASS_KILL, poison_outcomes
-from experiments.harness.follow import Follower, covered_by_all, empty_landing
+from experiments.harness.follow import Follower, covered_by_all, empty_landing, replay_command
 from experiments.harness.latency import covered_at, read_emitted_units
-from experiments.harness.measure import python_command, wait_for
+from experiments.harness.measure import wait_for
 from experiments.harness.run_folder import Metric, RunFolder
 from experiments.inputs.schedule import LOG_JSON_NAME, read_replay_summary
 from shared.catalogue import CATALOGUE
@@ -151,22 +151,7 @@ def recover_one(
         try:
             wait_for(lambda: follower.ready(workdir, landing), 600, f"{build} did not start")
             done = subprocess.run(
-                python_command(
-                    "-m",
-                    "experiments.cli",
-                    "--quiet",
-                    "replay",
-                    "--to",
-                    "landing",
-                    "--input",
-                    str(live_input),
-                    "--landing",
-                    str(landing),
-                    "--rate",
-                    f"{profile.recovery_rate_lps:g}",
-                    "--log",
-                    str(replay_dir),
-                ),
+                replay_command(live_input, landing, replay_dir, "--rate", f"{profile.recovery_rate_lps:g}"),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
