@@ -344,15 +344,13 @@ def _add_bench(commands) -> None:
     bench = commands.add_parser(
         "bench",
         help="each build's drain in its own process against a Spark batch baseline and DuckDB; ratios",
-        description="Runs each system in its own process (its own JVM) on the same input, REPEATS times: the Spark "
-        "batch baseline (python -m experiments.baselines.spark_batch: every query from one cached scan), "
-        "DuckDB (python -m experiments.baselines.duckdb_batch: the same queries in SQL) and `lab run` "
-        "kappa, lambda and dstream; then the live phase (kappa --follow fed by `lab replay`). Every "
-        "export is compared with the oracle's; one row per measurement (wall s of the whole process, "
-        "CPU s and peak RSS of its process tree) is appended to the metrics CSV, and the ratios F1-F5 "
-        "are printed from it as medians of the repeats with their spread. Exit status 1 when an export "
-        "differs from the oracle's or a run fails (a live run that falls behind the input is stopped "
-        "after --live-drain-timeout and its partial export is not compared: F4 says how far behind).",
+        description="The drain step of `lab experiments` on an input of your choosing: each system in its own "
+        "process (its own JVM) on the same input, REPEATS times: the Spark batch baseline (python -m "
+        "experiments.baselines.spark_batch), DuckDB (python -m experiments.baselines.duckdb_batch) and `lab run` "
+        "kappa, lambda and dstream. Every export is compared with the oracle's; the measurements (wall s of the "
+        "whole process, CPU s and peak RSS of its process tree) are appended to a run folder's metrics.csv under "
+        "--reports, its report is written, and the ratios F1-F3 and F5 are printed from it as medians of the "
+        "repeats with their spread. Exit status 1 when an export differs from the oracle's or a run fails.",
     )
     source = bench.add_mutually_exclusive_group(required=True)
     source.add_argument("--rows", type=_positive_int, help="generate an input of N rows (cached in DATA/input-N-SEED)")
@@ -365,40 +363,7 @@ def _add_bench(commands) -> None:
         help="comma-separated subset of spark_batch,duckdb,kappa,lambda,dstream (default: all)",
     )
     _spark_options(bench)
-    bench.add_argument("--no-live", action="store_true", help="skip the live phase (kappa --follow latency, F4)")
-    bench.add_argument(
-        "--live-seconds", type=float, default=60.0, help="length of the live input at the live rate (default 60)"
-    )
-    bench.add_argument("--live-rate", type=float, default=1000.0, help="live phase lines per second (default 1000)")
-    bench.add_argument(
-        "--live-file-lines",
-        type=_positive_int,
-        default=1000,
-        help="lines per landed file, i.e. per kappa micro-batch (default 1000)",
-    )
-    bench.add_argument(
-        "--live-interval",
-        default="500 milliseconds",
-        help="kappa's trigger interval in the live phase (default 500 milliseconds)",
-    )
-    bench.add_argument(
-        "--live-drain-timeout",
-        type=float,
-        default=300.0,
-        help="seconds kappa may take, after the replay ended, to commit the last file for every "
-        "query; then it is stopped anyway and its uncovered files are counted (default 300)",
-    )
-    bench.add_argument(
-        "--warmup-units",
-        type=_non_negative_int,
-        default=10,
-        help="first landed files left out of the latency figures (default 10)",
-    )
-    bench.add_argument(
-        "--metrics",
-        default="reports/bench/metrics.csv",
-        help="metrics CSV, appended (default reports/bench/metrics.csv; profile.csv goes beside it)",
-    )
+    bench.add_argument("--reports", default="reports", help="where the run folder goes (default reports)")
     bench.add_argument(
         "--data", default="data/bench", help="where generated inputs and work folders go (default data/bench)"
     )
@@ -966,28 +931,28 @@ def cmd_verify(args, progress: Progress) -> int:
 
 
 def cmd_bench(args, progress: Progress) -> int:
-    from experiments.harness.bench import SYSTEMS, BenchOptions, run_bench
+    from experiments.harness.profiles import DRAIN_SYSTEMS, bench_profile
+    from experiments.harness.runner import run_experiments
+    from experiments.report.bench_summary import failures, summary
+    from experiments.report.data import RunData
+    from experiments.report.index import publish
 
-    builds = tuple(b.strip() for b in args.builds.split(",") if b.strip()) if args.builds else SYSTEMS
-    options = BenchOptions(
-        rows=args.rows,
-        input_dir=args.input,
-        seed=args.seed,
-        repeats=args.repeats,
-        builds=builds,
+    run_dir = run_experiments(
+        profile=bench_profile(args.rows or 0, args.repeats, args.seed),
         master=args.master,
-        live=not args.no_live,
-        live_seconds=args.live_seconds,
-        live_rate=args.live_rate,
-        live_file_lines=args.live_file_lines,
-        live_interval=args.live_interval,
-        live_drain_timeout_s=args.live_drain_timeout,
-        warmup_units=args.warmup_units,
-        metrics=Path(args.metrics),
-        data=Path(args.data),
+        input_dir=args.input,
+        reports_root=Path(args.reports),
+        data_root=Path(args.data),
+        progress=progress,
+        steps=("drains",),
+        systems=_names(args.builds) or DRAIN_SYSTEMS,
         timeout_s=args.timeout,
     )
-    return run_bench(options, progress)
+    progress.stage("report | from the run folder alone")
+    report = publish(run_dir)
+    data = RunData.load(run_dir)
+    print(summary(data, str(report)))
+    return 1 if failures(data) else 0
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:

@@ -62,7 +62,7 @@ from shared.finish import write_results
 from shared.inputs import InputError, InputLayout, files_per_trigger, held_catalogue, inspect_input, shipments_schema
 from shared.kafka import kafka_messages, watching_broker
 from shared.progress_log import STEPS_SUFFIX, BatchSteps, input_rows, record_progress, rows_dropped_by_watermark
-from shared.quality import expectations_from_input
+from shared.quality_expectations import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
 from shared.results import export_rows
 from shared.sequence import LogBatchSeq

@@ -11,7 +11,7 @@ caches it, and from that cache, side by side:
   batch, rewritten whole by a replay: a Delta commit there would cost as much as the
   master's for a hundredth of the lines);
 - records the quality gate's report on the valid lines (shared/quality_spark.py:
-  shared/quality.py's suite, counted by Spark in the job that fills the cache).
+  shared/quality_checks.py's suite, counted by Spark in the job that fills the cache).
 That first job also counts the batch's lines per file and outcome, for two side logs
 written after the appends: `ingest_log.csv` (lines per batch and outcome: the line
 accounting) and `master_seq.csv` (the master version that holds the batch's lines and the
@@ -39,7 +39,7 @@ from shared.inputs import InputLayout, inspect_input
 from shared.inputs import files_per_trigger as sized_files_per_trigger  # Kappa's size rule
 from shared.kafka import kafka_messages
 from shared.progress_log import STEPS_SUFFIX, BatchSteps, record_progress
-from shared.quality import expectations_from_input
+from shared.quality_expectations import expectations_from_input
 from shared.quality_spark import VALID, OutcomeCounts
 from shared.sequence import LogBatchSeq
 from shared.streaming import kept_batch

@@ -17,7 +17,7 @@ the last group) run no Spark job at all. Each batch with files:
 - adds every query and the line accounting up per partition, in the same Python pass as
   the parse, into one running state (updateStateByKey keyed by (query, key)), collects
   that state and writes it as the batch's output, keyed by its batch time; publishes it
-  to the Delta table `WORKDIR/dstream/tables/results` (`publish`: the whole result, one
+  to the Delta table `WORKDIR/dstream/tables/results` (publish.py: the whole result, one
   row per query and key stamped with the batch time, appended once per batch time; a
   reader takes the newest batch), what a DStream application that serves readers does,
   so a result is "visible" here as it is in the other builds: readable from a Delta
@@ -32,15 +32,16 @@ starting over; batches that were in flight run again, and as each batch's output
 by its batch time, a batch run twice overwrites its output: the results count every line
 once (the SIGKILL test holds that). The logic fingerprint beside the checkpoint refuses
 to resume a checkpoint written by other query logic, before Spark starts.
+
+This module is the application: the quality gate, the drain's driver-side state, the
+DStream graph and `run`. Its configuration is in config.py, the landing of the input in
+landing.py, each batch's output and its publication to Delta in publish.py.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import json
-import os
-import pickle
 import shutil
 import threading
 import time
@@ -49,94 +50,25 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote
 
 from legacy_dstream import pipeline as P
+from legacy_dstream.config import BUILD, UNSUPPORTED, DStreamConfig, follow_config, logic_of
+from legacy_dstream.landing import Landing, shipment_files
 from legacy_dstream.parsing import OrderLine
+from legacy_dstream.publish import Snapshot, publish  # outputs pickled before the move name app.Snapshot
 from shared import checkpoints
-from shared.atomic import copy_file_atomic, write_bytes_atomic
-from shared.catalogue import QUERY_NAMES
-from shared.commit_log import CommitLog, commit_log_path
-from shared.console import warn
+from shared.commit_log import CommitLog
 from shared.finish import write_results
 from shared.inputs import inspect_input
-from shared.progress_log import STEPS_SUFFIX, BatchSteps
-from shared.quality import QualityExpectations, check_batch, expectations_from_input, validate_order_lines
-from shared.sequence import LANDING_ADVICE, SeqRange, SequenceOrderError, counted, file_name_of, file_state, seq_ranges
-from shared.settings import DEFAULT_DRAIN_BATCH_MB, WorkloadSettings
-
-BUILD = "dstream"
-# Following: each batch visits the whole running state (updateStateByKey, every key, in
-# Python), 1.5-2 s here even for one small file or none, so 2 s batches keep the driver
-# saturated and a backlog (the first batch's start-up) never drains; 4 s leaves room.
-# Landing is not tied to it: arrivals are landed within `SCAN_SECONDS`.
-FOLLOW_BATCH_SECONDS = 4.0
-SCAN_SECONDS = 0.5  # following: how often the input is scanned for new files
-UNSUPPORTED: dict[str, str] = {}  # every query has a DStream form (see pipeline.py for what each gives up)
-
-
-@dataclass(frozen=True)
-class DStreamConfig:
-    input_dir: str
-    workdir: str
-    # Every tick costs CPU even without data (PySpark builds each DStream's RDD through the
-    # Python driver and checkpoints the graph: 0.1-0.5 s here), so a drain uses few, big batches.
-    batch_seconds: float = 2.0
-    follow_batch_seconds: float = FOLLOW_BATCH_SECONDS
-    # Whole files landed together, one group per batch, about `batch_mb` of input (as the
-    # other builds' drains: few batches, because every batch visits the whole running
-    # state, fulfilment's join above all); `lines_per_batch` instead when given.
-    batch_mb: int = DEFAULT_DRAIN_BATCH_MB
-    lines_per_batch: int | None = None
-    files_per_batch: int | None = None  # instead: this many files per group (tests: kills between batches)
-    queries: tuple[str, ...] = QUERY_NAMES
-    settings: WorkloadSettings = field(default_factory=WorkloadSettings)
-    timeout_seconds: float = 1800.0
-
-    @property
-    def root(self) -> Path:
-        return Path(self.workdir) / BUILD
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
-
-    @property
-    def checkpoint(self) -> str:
-        return str(self.root / "checkpoint")
-
-    @property
-    def quality_dir(self) -> Path:
-        return self.root / "quality"
-
-    @property
-    def shipments_landing(self) -> Path:
-        return self.root / "landing_shipments"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.root / "output"  # each batch's output (Snapshot), keyed by batch time
-
-    @property
-    def steps_file(self) -> Path:
-        return (
-            self.root / "progress" / f"batches{STEPS_SUFFIX}.jsonl"
-        )  # each batch's steps (shared/progress_log.BatchSteps)
-
-    @property
-    def results_table(self) -> str:
-        return str(self.root / "tables" / "results")  # what readers query (`publish`)
-
-    @property
-    def commit_log(self) -> Path:
-        return commit_log_path(self.workdir, BUILD)
-
-    @property
-    def ready_file(self) -> Path:
-        return self.root / "first_batch_done"  # written when this run's first batch has run
+from shared.progress_log import BatchSteps
+from shared.quality import check_batch
+from shared.quality_checks import validate_order_lines
+from shared.quality_expectations import QualityExpectations, expectations_from_input
+from shared.sequence import SeqRange, file_name_of
 
 
 def read_catalogue_dict(path: Path | None) -> dict | None:
@@ -161,216 +93,6 @@ def batch_file_names(rdd) -> list[str]:
         while dependencies.hasNext():
             pending.append(dependencies.next().rdd())
     return names
-
-
-# ---------------------------------------------------------------------------------------
-# The landing plan: which file lands under which name, in which group
-# ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LandingFile:
-    source: Path
-    name: str  # in the landing directory: `{index:06d}-{source name}`, so name order = input order
-    lines: int  # raw lines (shared/raw_lines.py)
-    counted_as: tuple[int, int] | None = None  # the source's (size, mtime) when counted; None: it was gone
-
-
-def landing_plan(sales_files: Sequence[Path], first_index: int = 0) -> list[LandingFile]:
-    """The files' landing names, numbered on from `first_index`, with their raw lines (a
-    file gone since it was listed keeps its place, with no lines: see `land`)."""
-    return [
-        _planned(source, f"{index:06d}-{source.name}") for index, source in enumerate(sales_files, start=first_index)
-    ]
-
-
-def _planned(source: Path, name: str) -> LandingFile:
-    return LandingFile(source, name, *counted(source))
-
-
-def land(item: LandingFile, target: Path) -> Path:
-    """Copy one planned file into the landing directory. An input file fed by hand may have
-    changed since it was counted (a copy in place that was not finished) or be gone: the
-    run goes on (a gone file lands empty, so the drain that waits for it ends) and says so."""
-    now = file_state(item.source)
-    if now is not None and now == item.counted_as:
-        try:
-            return copy_file_atomic(item.source, target)
-        except FileNotFoundError:
-            now = None
-    if now is None or item.counted_as is None:
-        warn(f"{item.source} disappeared before it was landed: none of its lines is read")
-        return write_bytes_atomic(target, b"")
-    warn(f"{item.source} changed after it was counted: it is landed as it is now; {LANDING_ADVICE}")
-    return copy_file_atomic(item.source, target)
-
-
-def file_groups(
-    plan: Sequence[LandingFile], lines_per_batch: int, files_per_batch: int | None = None
-) -> list[list[LandingFile]]:
-    """Consecutive files of about `lines_per_batch` raw lines each (a file is never split;
-    a group closes once it holds at least that many), or of `files_per_batch` files."""
-    groups, current, lines = [], [], 0
-    for landing in plan:
-        current.append(landing)
-        lines += landing.lines
-        if len(current) == files_per_batch if files_per_batch else lines >= lines_per_batch:
-            groups.append(current)
-            current, lines = [], 0
-    if current:
-        groups.append(current)
-    return groups
-
-
-def landing_ranges(plan: Sequence[LandingFile]) -> dict[str, SeqRange]:
-    """Each landing name's global line range: shared/sequence.py's numbering of the landing
-    directory (name order), from the line counts the plan already has."""
-    return seq_ranges((landing.name, landing.lines) for landing in plan)
-
-
-def seconds_to_next_tick(batch_seconds: float, now: float | None = None) -> float:
-    """Time until the next batch of a StreamingContext with this interval: its timer ticks
-    at whole multiples of the interval since the epoch (Spark's RecurringTimer)."""
-    period_ms = int(round(batch_seconds * 1000))
-    now_ms = (time.time() if now is None else now) * 1000
-    return ((int(now_ms // period_ms) + 1) * period_ms - now_ms) / 1000
-
-
-def feed_groups(
-    groups: Sequence[Sequence[LandingFile]],
-    landing: Path,
-    batch_seconds: float,
-    stop: threading.Event,
-    not_before_ns: int = 0,
-) -> None:
-    """Land the groups one by one, each just after the tick that picked up the one before,
-    so each batch reads one group (a group landing late only moves to the next batch:
-    textFileStream keeps unread files for a minute).
-
-    The feed does not wait for processing: batches that read nothing would otherwise come
-    between the groups, and each of them costs a job over the whole running state
-    (`_Drain.materialize`). Queued batches hold no
-    data until they run, so running ahead costs nothing; the ones that read nothing come
-    after the last group, and the stop drops them.
-
-    `not_before_ns`: textFileStream ignores files older than the stream itself; a file system
-    with coarse modification times could date a new file before it, so such a file is
-    re-dated (it is read once its time has passed, at the latest one tick later)."""
-    landing.mkdir(parents=True, exist_ok=True)
-    margin = min(0.05, batch_seconds / 10)
-    landed_at = None
-    for group in groups:
-        if landed_at is not None:
-            tick = landed_at + seconds_to_next_tick(batch_seconds, landed_at)
-            if stop.wait(max(0.0, tick + margin - time.time())):
-                return
-        elif stop.is_set():
-            return
-        for item in group:
-            target = land(item, landing / item.name)
-            if os.stat(target).st_mtime_ns < not_before_ns:
-                later = not_before_ns + 1_000_000_000
-                os.utime(target, ns=(later, later))
-        landed_at = time.time()
-
-
-class Landing:
-    """The landing directory textFileStream watches, and the plan of what lands there: the
-    input's sales files in name order, each landed whole as `{index:06d}-{name}` (its seq
-    range numbered as shared/sequence.py numbers the input). A restart plans the same
-    names, so what an earlier run landed is recognised and not landed again. With
-    `follow`, the input is scanned again every batch interval and new files are planned
-    after the others (the replayer names them in emission order)."""
-
-    def __init__(self, folder: Path, input_dir: Path, list_files: Callable[[Path], Sequence[Path]] | None = None):
-        self.folder, self.input_dir = Path(folder), Path(input_dir)
-        self.list_files = list_files or (lambda folder: inspect_input(folder, require_sales=False).sales_files)
-        self.plan: list[LandingFile] = []
-        self.ranges: dict[str, SeqRange] = {}  # grows in place: the drain reads it
-        self._lock = threading.Lock()
-        self._unchecked: list[LandingFile] = []  # landed since the last `check_landed`
-        self.scan()
-
-    def scan(self) -> list[LandingFile]:
-        """Plan the input's sales files not planned yet; returns them."""
-        with self._lock:
-            known = {item.source.name for item in self.plan}
-            new = [path for path in self.list_files(self.input_dir) if path.name not in known]
-            if new and self.plan and new[0].name < self.plan[-1].source.name:
-                raise SequenceOrderError(
-                    f"{new[0].name} appeared in {self.input_dir} after "
-                    f"{self.plan[-1].source.name}, which sorts after it: landed files are "
-                    "numbered in name order, so a new file must sort last"
-                )
-            added = landing_plan(new, first_index=len(self.plan))
-            self.plan += added
-            self.ranges.update(landing_ranges(self.plan))  # in place: the drain reads this dict
-            return added
-
-    def planned(self) -> list[str]:
-        return [item.name for item in self.plan]
-
-    def landed(self) -> list[str]:
-        return [item.name for item in self.plan if (self.folder / item.name).exists()]
-
-    def lines(self, names=None) -> int:
-        """Raw lines of the planned files (or of `names` among them)."""
-        return sum(item.lines for item in self.plan if names is None or item.name in names)
-
-    def lines_per_mb(self, batch_mb: int) -> int:
-        """How many raw lines of this input make about `batch_mb` MiB."""
-        size = sum(item.source.stat().st_size for item in self.plan)
-        return max(1, int(batch_mb * 2**20 * self.lines() / size)) if size else 1
-
-    def _unlanded(self, items: Sequence[LandingFile]) -> list[LandingFile]:
-        return [item for item in items if not (self.folder / item.name).exists()]
-
-    def feed(self, config: DStreamConfig, stop: threading.Event, not_before_ns: int) -> None:
-        """Land what is not landed yet, in groups of the configured size, one per batch."""
-        groups = file_groups(
-            self._unlanded(self.plan),
-            config.lines_per_batch or self.lines_per_mb(config.batch_mb),
-            config.files_per_batch,
-        )
-        feed_groups(groups, self.folder, config.batch_seconds, stop, not_before_ns)
-
-    def land_all(self, batch_seconds: float, stop: threading.Event, not_before_ns: int) -> None:
-        """Land what is planned and not landed yet, at once."""
-        unlanded = self._unlanded(self.plan)
-        if unlanded:
-            feed_groups([unlanded], self.folder, batch_seconds, stop, not_before_ns)
-            self._unchecked += unlanded
-
-    def check_landed(self) -> list[str]:
-        """The input files landed since the previous call whose size differs now from their
-        landed copy: a file copied into the input in place, not finished when it was landed.
-        The lines it gained are read by no batch: each is reported once. (A file gone since
-        was read whole; one rewritten to the same size is not seen.)"""
-        checked, self._unchecked = self._unchecked, []
-        changed = []
-        for item in checked:
-            now, copy = file_state(item.source), file_state(self.folder / item.name)
-            if now is not None and copy is not None and now[0] != copy[0]:
-                changed.append(item.source.name)
-                warn(
-                    f"{item.source} changed after it was landed ({copy[0]:,} -> {now[0]:,} bytes): lines it "
-                    f"gained since are not processed; {LANDING_ADVICE}"
-                )
-        return changed
-
-    def follow(
-        self, batch_seconds: float, stop: threading.Event, not_before_ns: int, others: Sequence[Landing] = ()
-    ) -> None:
-        """Land what is not landed yet, then every `SCAN_SECONDS` what arrived (here and in
-        `others`), until `stop`: the next batch reads it."""
-        while True:
-            for landing in (self, *others):
-                landing.land_all(batch_seconds, stop, not_before_ns)
-            if stop.wait(min(SCAN_SECONDS, batch_seconds)):
-                return
-            for landing in (self, *others):
-                landing.check_landed()  # one scan after landing: a copy in place is finished by then
-                landing.scan()
 
 
 # ---------------------------------------------------------------------------------------
@@ -602,7 +324,9 @@ _LIVE: dict[str, _Drain] = {}  # checkpoint folder -> the drain of this process
 class _Outputs:
     """The foreachRDD functions as the streaming checkpoint pickles them: only the
     checkpoint folder. A context that getOrCreate recovers from the checkpoint calls these
-    again, in a new process; each call goes to the drain `run` registered there."""
+    again, in a new process; each call goes to the drain `run` registered there. It stays in
+    this module, beside the drain: the checkpoint names it by its class path
+    (legacy_dstream.app._Outputs), which a checkpoint written earlier must still find."""
 
     checkpoint: str
 
@@ -619,76 +343,10 @@ class _Outputs:
         self._drain().totals(time_, rdd)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One batch's output: the running totals after it, and the files each batch up to it
-    read (batch time in ms -> landed names). Written atomically under its batch time."""
-
-    batch_ms: int
-    batch_files: dict[int, list[str]]
-    totals: dict[str, list]
-
-    @property
-    def files(self) -> set[str]:
-        return {name for names in self.batch_files.values() for name in names}
-
-    def write(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_bytes_atomic(folder / f"batch-{self.batch_ms:015d}.pickle", pickle.dumps(self))
-        for older in sorted(folder.glob("batch-*.pickle"))[:-2]:  # the newest two are enough
-            older.unlink(missing_ok=True)
-
-    @staticmethod
-    def latest(folder: Path) -> Snapshot | None:
-        outputs = sorted(folder.glob("batch-*.pickle")) if folder.is_dir() else []
-        return pickle.loads(outputs[-1].read_bytes()) if outputs else None
-
-
-RESULTS_SCHEMA = "batch_ms bigint, query string, key string, row string"
-PUBLISHER = "dstream"  # the writer mark's app id: batch times only grow within one checkpoint's table
-
-
-def published_rows(snapshot: Snapshot) -> list[tuple[int, str, str, str]]:
-    """The serving table's rows of a batch's output: per query and key, the batch time, the
-    key and the result row as JSON (the export's columns; the line accounting as outcome
-    and lines)."""
-    rows = []
-    for query, pairs in sorted(snapshot.totals.items()):
-        for key, value in pairs:
-            row = {"outcome": key, "lines": value[0]} if query == P.LINE_ACCOUNTING else P.export_row(query, key, value)
-            rows.append((snapshot.batch_ms, query, json.dumps(key, default=str), json.dumps(row, default=str)))
-    return rows
-
-
-def publish(snapshot: Snapshot, table: str) -> None:
-    """Append this batch's whole result to the Delta table, once per batch time (a batch run
-    again after a crash finds its commit there and writes nothing). Appended rather than
-    overwritten: an overwrite makes Delta reconstruct the table's files with Spark jobs at
-    every batch; a reader takes the rows of the newest `batch_ms` (`served`)."""
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.getOrCreate()  # the running application's session
-    frame = spark.createDataFrame(published_rows(snapshot), RESULTS_SCHEMA).coalesce(1)
-    checkpoints.append_once(frame, table, PUBLISHER, snapshot.batch_ms)
-
-
-def served(spark, table: str):
-    """What a reader of the serving table sees: the newest batch's rows."""
-    from pyspark.sql import functions as F
-
-    results = spark.read.format("delta").load(table)
-    return results.where(F.col("batch_ms") == results.agg(F.max("batch_ms")).first()[0])
-
-
 def has_checkpoint(checkpoint: str) -> bool:
     """What StreamingContext.getOrCreate recovers from: a `checkpoint-<time>` file."""
     folder = Path(checkpoint)
     return folder.is_dir() and any(folder.glob("checkpoint-*"))
-
-
-def shipment_files(folder: Path) -> list[Path]:
-    """shipments/*.csv in name order, as the oracle reads them."""
-    return sorted(path for path in folder.glob("*.csv") if path.is_file()) if folder.is_dir() else []
 
 
 def build_context(spark, config: DStreamConfig, catalogue: dict | None, queries: Sequence[str]):
@@ -724,37 +382,6 @@ def _configure_streaming(spark) -> None:
     # write-ahead log of received blocks; its batching writer warns "Writer queue
     # interrupted" at every stop. Unbatched, it closes quietly.
     conf.set("spark.streaming.driver.writeAheadLog.allowBatching", "false")
-
-
-def follow_config(config: DStreamConfig, recovering: bool, drain_logic: str) -> DStreamConfig:
-    """A follow run's config: its own batch interval, except when it resumes the checkpoint
-    of a drain (`drain_logic` recorded there), whose context keeps the interval it was
-    written with."""
-    if recovering and checkpoints.recorded_logic(config.checkpoint) == drain_logic:
-        return config
-    return replace(config, batch_seconds=config.follow_batch_seconds)
-
-
-def logic_of(config: DStreamConfig, queries: Sequence[str], catalogue: dict | None) -> str:
-    """The fingerprint of what the checkpoint's pickled functions compute: a recovered
-    context runs the functions its checkpoint holds, so other logic must not resume it."""
-    return checkpoints.fingerprint(
-        (
-            P.parse,
-            P.order_lines,
-            P.batch_totals,
-            P.query_pairs,
-            P._add_tuples,
-            P.all_totals,
-            P.shipments,
-            P.fulfilment_pairs,
-            P._join_step,
-            tuple(queries),
-            config.settings,
-            config.batch_seconds,
-            sorted((catalogue or {}).items()),
-        )
-    )
 
 
 CHECKPOINT_REMEDY = "Run again with --fresh to start this build over from the first file."

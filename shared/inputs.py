@@ -16,6 +16,10 @@ from shared.settings import CATALOGUE_COLUMNS, SHIPMENT_COLUMNS
 SALES_GLOB = "*.csv"
 # What the generator writes beside its input (its options and what it put in): not a sales file.
 MANIFEST_FILE = "_manifest.json"
+# Its key for the order-time range of the valid lines, {"min": ..., "max": ...} (ISO, UTC; null
+# without valid lines). Here, so that its writer (experiments/inputs/manifest.py) and the
+# quality gate in shared/ can both import it.
+MANIFEST_ORDER_TIME_RANGE = "order_time_range"
 
 
 class InputError(ValueError):

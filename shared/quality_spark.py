@@ -1,14 +1,14 @@
 """The data-quality gate of shared/quality.py, evaluated by Spark where the lines are.
 
-The suite is shared/quality.py's own (`plan_checks`: the same checks, names, arguments and
-skip rules), and so is the report (`QualityReport`, each result built by its `check_result`),
-so a Kappa or Lambda report reads exactly like one made by Great Expectations over pandas
-(tests/test_quality_spark.py compares the two on lines that fail every check). Only
-the evaluation differs: every check's unexpected rows are counted in one Spark
-aggregation over the cached batch, instead of collecting the batch to pandas (the
-collect, a Python copy of every line and Great Expectations' per-row work cost several
-times the ingest itself). Rows of a failing check are fetched for the examples only
-when a check fails.
+The suite is shared/quality_checks.py's own (`plan_checks`: the same checks, names, arguments
+and skip rules), and so is the report (shared/quality_report.py's `QualityReport`, each result
+built by quality_checks' `check_result`), so a Kappa or Lambda report reads exactly like one
+made by Great Expectations over pandas (tests/test_quality_spark.py compares the two on
+lines that fail every check). Only the evaluation differs: every check's unexpected rows
+are counted in one Spark aggregation over the cached batch, instead of collecting the
+batch to pandas (the collect, a Python copy of every line and Great Expectations' per-row
+work cost several times the ingest itself). Rows of a failing check are fetched for the
+examples only when a check fails.
 
 What each expectation counts as unexpected (as Great Expectations does on pandas):
 - not null: null values;
@@ -25,7 +25,17 @@ from types import SimpleNamespace
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from shared import quality as S  # the suite and the report format (not Great Expectations)
+from shared.quality import record_report
+from shared.quality_checks import (  # the suite and the report's entries (not Great Expectations)
+    CATALOGUE_PRICE,
+    EXPECTED_REVENUE,
+    MAX_EXAMPLES,
+    ROW_ID,
+    check_result,
+    plan_checks,
+)
+from shared.quality_expectations import QualityExpectations
+from shared.quality_report import QualityReport
 
 
 def _literal(value) -> Column:
@@ -64,30 +74,30 @@ def _unexpected(check, frame: DataFrame) -> Column:
             "neither": F.lit(False),
         }[ignore]
         return ~ignored & ~a.eqNullSafe(b)
-    raise ValueError(f"no Spark form of {kind} (shared/quality.py's suite has grown: add it here)")
+    raise ValueError(f"no Spark form of {kind} (shared/quality_checks.py's suite has grown: add it here)")
 
 
-def _with_helper_columns(lines: DataFrame, expectations: S.QualityExpectations) -> DataFrame:
-    """shared/quality.py's helper columns, in Spark: the catalogue's list price beside each
-    line (null for an uncatalogued product) and quantity x price (exact decimals)."""
+def _with_helper_columns(lines: DataFrame, expectations: QualityExpectations) -> DataFrame:
+    """shared/quality_checks.py's helper columns, in Spark: the catalogue's list price beside
+    each line (null for an uncatalogued product) and quantity x price (exact decimals)."""
     if expectations.catalogue_prices is not None and "product" in lines.columns:
         prices = lines.sparkSession.createDataFrame(
-            sorted(expectations.catalogue_prices.items()), f"product string, {S.CATALOGUE_PRICE} decimal(12,2)"
+            sorted(expectations.catalogue_prices.items()), f"product string, {CATALOGUE_PRICE} decimal(12,2)"
         )
         lines = lines.join(F.broadcast(prices), "product", "left")
     if {"quantity", "price"} <= set(lines.columns):
-        lines = lines.withColumn(S.EXPECTED_REVENUE, F.col("quantity") * F.col("price"))
+        lines = lines.withColumn(EXPECTED_REVENUE, F.col("quantity") * F.col("price"))
     return lines
 
 
 class SparkGate:
-    """The quality gate over one kind of Spark frame: `counted` adds the suite's helper
-    columns and one `count_if` per runnable check (so the counts can ride along in an
-    aggregation the caller runs anyway), `report` turns the counts into the report."""
+    """The quality gate over one kind of Spark frame: `with_helpers` adds the suite's helper
+    columns, `counts` gives one `count_if` per runnable check (so the counts can ride along
+    in an aggregation the caller runs anyway), `report` turns the counts into the report."""
 
-    def __init__(self, columns, expectations: S.QualityExpectations):
+    def __init__(self, columns, expectations: QualityExpectations):
         self.expectations = expectations
-        self.checks = S.plan_checks(expectations)
+        self.checks = plan_checks(expectations)
         self.missing = {c.name: sorted(set(c.needs) - set(columns)) for c in self.checks}
         self.runnable = [c for c in self.checks if c.skipped is None and not self.missing[c.name]]
 
@@ -105,7 +115,7 @@ class SparkGate:
 
     def report(
         self, rows: int, totals, frame: DataFrame, among: Column | None = None, batch_name: str = "order_lines"
-    ) -> S.QualityReport:
+    ) -> QualityReport:
         """The report from `rows` checked and `totals[_quality_<i>]` (summed `counts`); the
         examples of a failing check are read from `frame` (with helpers), `among` its rows."""
         outcomes = {}
@@ -119,16 +129,16 @@ class SparkGate:
                     exception_info=None,
                     result={"unexpected_count": count, "partial_unexpected_index_list": examples},
                 )
-        results = [S.check_result(check, outcomes.get(check.name), self.missing[check.name]) for check in self.checks]
-        return S.QualityReport(
+        results = [check_result(check, outcomes.get(check.name), self.missing[check.name]) for check in self.checks]
+        return QualityReport(
             suite=batch_name, checked_rows=rows, success=all(r["success"] for r in results), results=results
         )
 
 
 def validate_on_spark(
-    lines: DataFrame, expectations: S.QualityExpectations, batch_name: str = "order_lines"
-) -> S.QualityReport:
-    """shared/quality.validate_order_lines, over a Spark DataFrame of valid order lines."""
+    lines: DataFrame, expectations: QualityExpectations, batch_name: str = "order_lines"
+) -> QualityReport:
+    """shared/quality_checks.validate_order_lines, over a Spark DataFrame of valid order lines."""
     gate = SparkGate(lines.columns, expectations)
     frame = gate.with_helpers(lines)
     totals = frame.agg(F.count(F.lit(1)).alias("_rows"), *gate.counts(frame)).collect()[0]
@@ -136,8 +146,8 @@ def validate_on_spark(
 
 
 def _examples(frame: DataFrame, check, unexpected: Column) -> list[dict]:
-    columns = list(dict.fromkeys(([S.ROW_ID] if S.ROW_ID in frame.columns else []) + check.columns))
-    return [row.asDict() for row in frame.where(unexpected).select(*columns).limit(S.MAX_EXAMPLES).collect()]
+    columns = list(dict.fromkeys(([ROW_ID] if ROW_ID in frame.columns else []) + check.columns))
+    return [row.asDict() for row in frame.where(unexpected).select(*columns).limit(MAX_EXAMPLES).collect()]
 
 
 VALID = "valid"  # the outcome of a line that is not quarantined (shared/cleaning.line_accounting's name)
@@ -149,7 +159,7 @@ class OutcomeCounts:
     the quality gate's unexpected-row counts among the valid lines riding along (so the
     gate costs no job of its own unless a check fails and examples are fetched)."""
 
-    def __init__(self, classified: DataFrame, expectations: S.QualityExpectations):
+    def __init__(self, classified: DataFrame, expectations: QualityExpectations):
         from shared.cleaning import ORDER_LINE_COLUMNS
 
         self.gate = SparkGate(ORDER_LINE_COLUMNS, expectations)
@@ -170,10 +180,10 @@ class OutcomeCounts:
     def source_files(self) -> set[str]:
         return {row["source_file"] for row in self.rows}
 
-    def record_report(self, directory, name: str) -> S.QualityReport | None:
+    def record_report(self, directory, name: str) -> QualityReport | None:
         """The gate's report on the batch's valid lines, recorded as shared/quality.py does."""
         totals = {
             f"_quality_{i}": sum(int(r[f"_quality_{i}"]) for r in self.rows) for i in range(len(self.gate.runnable))
         }
         report = self.gate.report(self.by_outcome().get(VALID, 0), totals, self.checked, among=self.valid)
-        return S.record_report(report, directory, name)
+        return record_report(report, directory, name)

@@ -22,7 +22,8 @@ from shared import queries as Q
 from shared.catalogue import QUERY_NAMES
 from shared.finish import write_results
 from shared.inputs import inspect_input, read_catalogue, read_shipments
-from shared.quality import expectations_from_input, record_report
+from shared.quality import record_report
+from shared.quality_expectations import expectations_from_input
 from shared.quality_spark import validate_on_spark
 from shared.results import export_rows
 

@@ -14,11 +14,15 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from experiments import stats
-from experiments.harness import bench, follow, systems
-from experiments.harness.run_folder import read_metrics
+from experiments.harness import follow, systems
+from experiments.harness.latency import slowest_query_latencies
+from experiments.harness.measure import measure_command
+from experiments.harness.profiles import bench_profile
+from experiments.harness.run_folder import Metric, RunFolder, append_rows, read_metrics
 from experiments.inputs.generate import GeneratorOptions, generate
 from experiments.reference.oracle import classify_line, run_oracle
+from experiments.report import bench_summary
+from experiments.report.data import RunData, status_of
 from shared.catalogue import QUERY_NAMES
 from shared.export import export_path, results_dir
 
@@ -33,7 +37,7 @@ BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s
 
 
 def test_measure_command_counts_cpu_and_memory(tmp_path):
-    m = bench.measure_command([sys.executable, "-c", BURN.format(seconds=0.5)], tmp_path / "log")
+    m = measure_command([sys.executable, "-c", BURN.format(seconds=0.5)], tmp_path / "log")
     assert m.exit_code == 0
     assert m.cpu_s > 0.3
     assert m.peak_rss_mb > 0
@@ -47,7 +51,7 @@ def test_measure_command_keeps_the_cpu_of_children_that_exited(tmp_path):
         f"subprocess.run([sys.executable, '-c', {BURN.format(seconds=1.0)!r}], check=True)\n"
         "time.sleep(0.6)\n"
     )
-    m = bench.measure_command([sys.executable, "-c", parent], tmp_path / "log")
+    m = measure_command([sys.executable, "-c", parent], tmp_path / "log")
     assert m.exit_code == 0 and m.processes >= 2
     assert m.cpu_s > 0.7  # the child's last reading is at most one 0.2 s sample old
 
@@ -86,40 +90,19 @@ def test_measure_command_never_reads_a_pid_in_use_again(tmp_path):
 
 
 def test_measure_command_reports_the_exit_code_and_output(tmp_path):
-    m = bench.measure_command([sys.executable, "-c", "print('hello'); raise SystemExit(3)"], tmp_path / "log")
+    m = measure_command([sys.executable, "-c", "print('hello'); raise SystemExit(3)"], tmp_path / "log")
     assert m.exit_code == 3
     assert "hello" in (tmp_path / "log").read_text()
 
 
 def test_a_command_past_its_timeout_is_killed(tmp_path):
     with pytest.raises(TimeoutError):
-        bench.measure_command([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "log", timeout=1)
+        measure_command([sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "log", timeout=1)
 
 
 # ---------------------------------------------------------------------------------------
-# The figures, from a hand-made metrics CSV
+# The figures, from a hand-made run folder
 # ---------------------------------------------------------------------------------------
-
-
-def _write_metrics(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=bench.METRICS_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {
-                    "run_id": "r1",
-                    "timestamp": "2024-01-01T00:00:00Z",
-                    "input_lines": "1000",
-                    "master": "local[2]",
-                    "exit_code": "0",
-                    "identical": "1",
-                    "cpu_s": "1",
-                    "peak_rss_mb": "100",
-                    **row,
-                }
-            )
-
 
 WALLS = {
     "spark_batch": (10, 12, 11),
@@ -130,92 +113,69 @@ WALLS = {
 }
 
 
+def _drain_rows(system: str, repeat: int, wall: float, exit_code: int = 0, differing: int = 0) -> list[Metric]:
+    common = {"repeat": repeat, "input_lines": 1000}
+    verdict = "identical: same bytes" if not differing else f"DIFFERS: {differing} rows"
+    return [
+        Metric("drain", system, "wall_s", wall, "s", **common),
+        Metric("drain", system, "exit_code", exit_code, "code", **common),
+        Metric(
+            "drain", system, "equivalence", differing, "rows differing", query="city_revenue", detail=verdict, **common
+        ),
+    ]
+
+
 @pytest.fixture
-def metrics_csv(tmp_path):
+def bench_run(tmp_path):
+    run = RunFolder.create(tmp_path, "bench")
+    run.write_environment({"spark_master": "local[2]", "profile": bench_profile(1000, 3, 7).as_json()})
     rows = [
-        {"build": build, "repeat": str(i + 1), "wall_s": str(wall)}
-        for build, walls in WALLS.items()
-        for i, wall in enumerate(walls)
+        m for system, walls in WALLS.items() for i, wall in enumerate(walls) for m in _drain_rows(system, i + 1, wall)
     ]
-    rows += [
-        {
-            "build": bench.LIVE,
-            "repeat": str(i + 1),
-            "wall_s": "70",
-            "latency_p50_s": str(p50),
-            "latency_p95_s": "2",
-            "latency_max_s": "3",
-            "live_rate_lps": "1000",
-            "live_units": "50",
-            "warmup_units": "10",
-            "uncovered_units": "0",
-        }
-        for i, p50 in enumerate((0.8, 1.2, 0.9))
+    rows += _drain_rows("kappa", 4, 1, exit_code=1)  # a failed repeat: left out of the ratios, named as a failure
+    run.append(rows)
+    return run
+
+
+def _target(name: str) -> bench_summary.Target:
+    return next(t for t in bench_summary.TARGETS if t.name == name)
+
+
+def test_bench_targets_are_ratios_per_repeat_then_median_and_spread(bench_run):
+    data = RunData.load(bench_run.path)
+    assert bench_summary.target_line(data, _target("F1")).endswith(": met")  # median of 10/20, 12/20, 11/22: 0.5
+    assert "0.50x (0.50-0.60, n=3)" in bench_summary.target_line(data, _target("F1"))  # failed repeat 4 left out
+    assert bench_summary.target_line(data, _target("F2")).endswith(": NOT MET")  # median 2.5 > 2
+    assert bench_summary.target_line(data, _target("F3")).endswith(": met")  # median 4.0 <= 4
+    assert "4.00x (2.75-5.00, n=3)" in bench_summary.target_line(data, _target("F5"))
+
+
+def test_a_bench_target_without_both_systems_is_not_measured(tmp_path):
+    run = RunFolder.create(tmp_path, "bench")
+    run.write_environment({"spark_master": "local[2]"})
+    run.append(_drain_rows("spark_batch", 1, 10))
+    line = bench_summary.target_line(RunData.load(run.path), _target("F5"))
+    assert "not measured (needs successful spark_batch and duckdb runs)" in line
+
+
+def test_the_bench_summary_names_every_failure_and_its_run_folder(bench_run):
+    bench_run.append(_drain_rows("dstream", 3, 50, differing=2))
+    data = RunData.load(bench_run.path)
+    assert bench_summary.failures(data) == [
+        "kappa repeat 4: exit code 1",
+        "dstream repeat 3, city_revenue: DIFFERS: 2 rows",
     ]
-    rows.append({"build": "kappa", "repeat": "4", "wall_s": "1", "exit_code": "1", "identical": "0"})  # failed
-    rows.append({"run_id": "other", "build": "spark_batch", "repeat": "1", "wall_s": "1000"})  # another run
-    path = tmp_path / "metrics.csv"
-    _write_metrics(path, rows)
-    return path
-
-
-def _target(name: str) -> bench.Target:
-    return next(t for t in bench.TARGETS if t.name == name)
-
-
-def test_ratios_are_per_repeat_then_median_and_spread(metrics_csv):
-    rows = read_metrics(metrics_csv, "r1")
-    assert bench.ratio_values(rows, _target("F1")) == [10 / 20, 12 / 20, 11 / 22]  # failed repeat 4 left out
-    assert bench.ratio_values(rows, _target("F2")) == [25 / 10, 30 / 12, 22 / 11]
-    assert bench.ratio_values(rows, _target("F4")) == [0.8, 1.2, 0.9]
-    spread = stats.Spread.of(bench.ratio_values(rows, _target("F5")))
-    assert (spread.median, spread.low, spread.high, spread.n) == (4.0, 2.75, 5.0, 3)
-
-
-def test_target_lines_say_met_or_not(metrics_csv):
-    rows = read_metrics(metrics_csv, "r1")
-    assert bench.target_line(rows, _target("F1")).endswith(": met")  # median 0.5 >= 0.5
-    assert bench.target_line(rows, _target("F2")).endswith(": NOT MET")  # median 2.5 > 2
-    assert bench.target_line(rows, _target("F3")).endswith(": met")  # median 4.0 <= 4
-    assert "0.90 s (0.80-1.20, n=3)" in bench.target_line(rows, _target("F4"))
-    assert bench.target_line(rows, _target("F5")).endswith(": NOT MET")  # 4 > 3
-    assert "not measured" in bench.target_line([r for r in rows if r["build"] != "duckdb"], _target("F5"))
-
-
-def test_the_report_reads_only_its_run(metrics_csv):
-    text = bench.report(metrics_csv, "r1")
-    assert "1000.0" not in text and "spark_batch" in text and "kappa_live" in text
-    assert "NOT IDENTICAL to the oracle: kappa repeat 4" in text
+    text = bench_summary.summary(data, "REPORT")
+    assert f"lab bench run {bench_run.run_id}: 1,000 raw input lines, Spark master local[2], 4 repeat(s)" in text
+    assert "NOT IDENTICAL or failed: kappa repeat 4: exit code 1" in text and text.endswith("report: REPORT")
     assert "11.0 (10.0-12.0, n=3)" in text  # spark_batch wall time: median (min-max)
 
 
-def test_a_live_run_stopped_behind_the_input_is_not_compared_rather_than_different(tmp_path):
-    path = tmp_path / "metrics.csv"
-    _write_metrics(
-        path,
-        [
-            {"build": "spark_batch", "repeat": "1", "wall_s": "10"},
-            {
-                "build": bench.LIVE,
-                "repeat": "1",
-                "wall_s": "400",
-                "identical": "",
-                "detail": "not within 300 s; stopped before the end of the replay, export not compared",
-                "latency_p50_s": "215",
-                "latency_p95_s": "290",
-                "latency_max_s": "300",
-                "live_rate_lps": "1000",
-                "live_units": "50",
-                "warmup_units": "10",
-                "uncovered_units": "12",
-            },
-        ],
-    )
-    text = bench.report(path, "r1")
-    assert "NOT IDENTICAL" not in text and "every export compared is identical" in text
-    assert "export not compared: kappa_live repeat 1: not within 300 s" in text
-    assert "0/0 (1 not compared)" in text
-    assert "12 of 50 measured units were never covered" in bench.target_line(read_metrics(path, "r1"), _target("F4"))
+def test_bench_is_the_drain_step_at_the_size_it_is_given():
+    profile = bench_profile(1_000_000, 2, 11)
+    assert (profile.name, profile.drain_rows, profile.repeats, profile.seed) == ("bench", 1_000_000, 2, 11)
+    assert "1,000,000 generated rows, 2 repeat(s)" in profile.description
+    assert "the given input" in bench_profile(0, 1, 7).description
 
 
 def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
@@ -235,38 +195,27 @@ def test_the_live_latency_of_a_unit_is_its_slowest_query(tmp_path):
     log.append("window_revenue", 19, 1, visible_at=1001.8)  # covers units 0 and 1
     log.append("city_revenue", 19, 1, visible_at=1001.4)
     log.append("city_revenue", 29, 1, visible_at=1002.3)  # unit 2: window_revenue never covers it
-    latencies = bench.unit_latencies(replay, commit_log_path(tmp_path, "kappa"), ("city_revenue", "window_revenue"))
+    latencies = slowest_query_latencies(replay, commit_log_path(tmp_path, "kappa"), ("city_revenue", "window_revenue"))
     assert latencies == [pytest.approx(1.8), pytest.approx(0.8), None]
     assert not follow.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue", "window_revenue"), 29)
     assert follow.covered_by_all(commit_log_path(tmp_path, "kappa"), ("city_revenue",), 29)
 
 
-def test_a_bench_run_s_environment_is_the_run_folder_s_with_its_options(tmp_path):
-    from experiments.harness.run_folder import write_environment
-
-    env = bench.environment(bench.BenchOptions(rows=10), tmp_path / "in", 10, "local[2]")
-    write_environment(tmp_path / "run.json", env)  # paths among the settings are written as text
-    written = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
-    assert written["raw_lines"] == 10 and written["spark_master"] == "local[2]" and written["options"]["rows"] == "10"
-    assert {"machine", "versions", "git_commit", "settings"} <= set(written)
-
-
-def test_bench_metrics_are_written_and_read_as_a_run_folders(tmp_path):
-    """One writer and one reader for every metrics CSV: appended under one header, booleans
-    1/0, a file with other columns refused."""
-    from experiments.harness.run_folder import append_rows, read_metrics
-
+def test_every_metrics_csv_is_written_and_read_by_one_writer_and_one_reader(tmp_path):
+    """Appended under one header, booleans 1/0, floats to 6 significant digits, a file with other
+    columns refused."""
     path = tmp_path / "m.csv"
-    append_rows(path, bench.METRICS_COLUMNS, [{"run_id": "a", "build": "kappa", "identical": True, "wall_s": 1 / 3}])
-    append_rows(path, bench.METRICS_COLUMNS, [{"run_id": "b", "build": "duckdb", "identical": False}])
+    columns = ("run_id", "build", "identical", "wall_s")
+    append_rows(path, columns, [{"run_id": "a", "build": "kappa", "identical": True, "wall_s": 1 / 3}])
+    append_rows(path, columns, [{"run_id": "b", "build": "duckdb", "identical": False}])
     lines = path.read_text().splitlines()
-    assert lines[0] == ",".join(bench.METRICS_COLUMNS) and len(lines) == 3
+    assert lines[0] == ",".join(columns) and len(lines) == 3
     assert [(r["identical"], r["wall_s"]) for r in read_metrics(path)] == [("1", "0.333333"), ("0", "")]
     assert [r["build"] for r in read_metrics(path, "b")] == ["duckdb"]
     other = tmp_path / "other.csv"
     other.write_text("x,y\n")
     with pytest.raises(ValueError):
-        append_rows(other, bench.METRICS_COLUMNS, [{"run_id": "a"}])
+        append_rows(other, columns, [{"run_id": "a"}])
 
 
 # ---------------------------------------------------------------------------------------
@@ -404,7 +353,7 @@ def test_spark_batch_baseline_equals_the_oracle(spark, hostile_input):
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_lab_bench_end_to_end(tmp_path):
-    metrics = tmp_path / "reports" / "metrics.csv"
+    reports = tmp_path / "reports"
     done = subprocess.run(
         [
             sys.executable,
@@ -415,11 +364,10 @@ def test_lab_bench_end_to_end(tmp_path):
             "2000",
             "--repeats",
             "1",
-            "--no-live",
             "--builds",
             "kappa",
-            "--metrics",
-            str(metrics),
+            "--reports",
+            str(reports),
             "--data",
             str(tmp_path / "data"),
         ],
@@ -429,15 +377,18 @@ def test_lab_bench_end_to_end(tmp_path):
         timeout=1800,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = read_metrics(metrics)
-    assert [(r["build"], r["repeat"], r["identical"], r["exit_code"]) for r in rows] == [("kappa", "1", "1", "0")]
-    row = rows[0]
-    assert int(row["input_lines"]) > 2000 and float(row["wall_s"]) > 0 and float(row["cpu_s"]) > 0
-    assert float(row["peak_rss_mb"]) > 100  # a JVM at least
+    (run_dir,) = [p for p in reports.iterdir() if p.is_dir() and not p.is_symlink() and "-bench-" in p.name]
+    data = RunData.load(run_dir)
+    assert data.drain_systems == ["kappa"] and (run_dir / "report.html").exists()
+    wall, cpu, rss = (data.by_repeat("drain", m, "kappa") for m in ("wall_s", "cpu_s", "peak_rss_mb"))
+    assert wall[1] > 0 and cpu[1] > 0 and rss[1] > 100  # a JVM at least
+    assert {status_of(r) for r in data.select("drain", "equivalence", "kappa")} <= {"identical", "not applicable"}
+    assert int(data.select("drain", "wall_s", "kappa")[0]["input_lines"]) > 2000
+    assert "every export is identical to the oracle's" in done.stdout
     assert "F1 " in done.stdout and "not measured" in done.stdout
-    profile = read_metrics(metrics.with_name("profile.csv"))
-    assert {p["part"] for p in profile} >= {"triggerExecution", "addBatch"}
-    assert {p["query"] for p in profile} >= {"log", "window_revenue"}
+    profile = data.select("profile", "profile_ms", "kappa")
+    assert {r["query"] for r in profile} >= {"log", "window_revenue"}
+    assert any(r["detail"].startswith("triggerExecution") for r in profile)
 
 
 def test_the_profile_sums_spark_parts_foreachbatch_steps_and_run_phases(tmp_path):

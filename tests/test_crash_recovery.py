@@ -145,7 +145,8 @@ def test_kappa_on_kafka_survives_kills_at_random_moments(
 def uninterrupted_dstream(spark, crash_input, tmp_path_factory):
     """The exports of an uninterrupted dstream drain, one file a batch, and the span kills
     are drawn over."""
-    from legacy_dstream.app import DStreamConfig, run
+    from legacy_dstream.app import run
+    from legacy_dstream.config import DStreamConfig
 
     workdir = tmp_path_factory.mktemp("uninterrupted-dstream") / "w"
     started = time.monotonic()
@@ -157,7 +158,7 @@ def uninterrupted_dstream(spark, crash_input, tmp_path_factory):
 def test_dstream_resumes_its_checkpoint_after_kills_at_random_moments(crash_input, uninterrupted_dstream, tmp_path):
     """getOrCreate resumes the checkpoint; a batch run again overwrites its own output, so
     no line is counted twice or lost (the legacy build's outputs are made idempotent)."""
-    from legacy_dstream.app import UNSUPPORTED
+    from legacy_dstream.config import UNSUPPORTED
 
     reference, seconds = uninterrupted_dstream
     workdir = tmp_path / "w"

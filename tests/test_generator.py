@@ -516,3 +516,11 @@ def test_a_previous_output_is_replaced_but_not_one_with_extra_files(tmp_path):
     with pytest.raises(ValueError, match="not empty"):
         generate(out, GeneratorOptions(rows=100))
     assert (out / "notes.txt").exists() and (out / "sales_0001.csv").exists()
+
+
+def test_an_output_with_stray_binary_files_is_a_previous_output_that_generate_replaces(tmp_path):
+    options = dict(rows=300, files=2, seed=5, shipments=False)
+    generate(tmp_path / "out", GeneratorOptions(**options, binary_files=1))
+    again = generate(tmp_path / "out", GeneratorOptions(**options))  # no stray file this time
+    assert sorted(p.name for p in (tmp_path / "out").glob("sales_*.csv")) == ["sales_0000.csv", "sales_0001.csv"]
+    assert len(again.sales_files) == 2

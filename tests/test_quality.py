@@ -1,4 +1,4 @@
-"""The data-quality gate (shared/quality.py) on small hand-made pandas frames."""
+"""The data-quality gate (shared/quality_*.py) on small hand-made pandas frames."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 
-from shared.quality import (
-    QualityError,
-    QualityExpectations,
-    expectations_from_input,
-    record,
-    require,
-    validate_order_lines,
-)
+from shared.quality_checks import validate_order_lines
+from shared.quality_expectations import QualityExpectations, expectations_from_input
+from shared.quality_report import QualityError, record, require
 
 CATALOGUE = {"USB-C Cable": Decimal("11.95"), "Monitor": Decimal("109.99")}
 EARLIEST, LATEST = dt.datetime(2019, 1, 1), dt.datetime(2019, 1, 31, 23, 59)

@@ -1,5 +1,5 @@
 """The quality gate evaluated by Spark (shared/quality_spark.py, which Kappa and Lambda
-use) reports exactly what shared/quality.py's Great Expectations gate over pandas reports."""
+use) reports exactly what shared/quality_checks.py's Great Expectations gate over pandas reports."""
 
 import datetime as dt
 import json
@@ -55,7 +55,8 @@ def _quality_lines(spark):
 
 @pytest.mark.parametrize("with_expectations", [True, False])
 def test_spark_quality_gate_reports_what_great_expectations_reports(spark, with_expectations):
-    from shared.quality import QualityExpectations, validate_order_lines
+    from shared.quality_checks import validate_order_lines
+    from shared.quality_expectations import QualityExpectations
     from shared.quality_spark import validate_on_spark
 
     expectations = (
@@ -98,7 +99,7 @@ def test_outcome_counts_count_lines_per_outcome_and_gate_only_the_valid_ones(spa
     gate's report on its valid lines, the same as the gate run over those lines alone."""
     from pyspark.sql import functions as F
 
-    from shared.quality import QualityExpectations
+    from shared.quality_expectations import QualityExpectations
     from shared.quality_spark import OutcomeCounts, validate_on_spark
 
     lines = _quality_lines(spark)

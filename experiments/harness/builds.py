@@ -132,7 +132,8 @@ def _run_lambda(spark, request: RunRequest) -> dict[str, str]:
 
 
 def _run_dstream(spark, request: RunRequest) -> dict[str, str]:
-    from legacy_dstream.app import DStreamConfig, run
+    from legacy_dstream.app import run
+    from legacy_dstream.config import DStreamConfig
 
     config = DStreamConfig(
         request.input_dir,
@@ -180,14 +181,14 @@ def _lambda_ready(workdir: Path, _landing: Path) -> bool:
 
 
 def _dstream_ready(workdir: Path, landing: Path) -> bool:
-    from legacy_dstream.app import DStreamConfig
+    from legacy_dstream.config import DStreamConfig
 
     # its first batch has run: that one carries the start-up (Python workers, first jobs)
     return DStreamConfig(str(landing), str(workdir)).ready_file.exists()
 
 
 def _dstream_notes() -> str:
-    from legacy_dstream.app import FOLLOW_BATCH_SECONDS
+    from legacy_dstream.config import FOLLOW_BATCH_SECONDS
 
     return f"{FOLLOW_BATCH_SECONDS:g} s batches (--interval does not apply to DStream)"
 

@@ -107,11 +107,12 @@ def landed_poison(replay_dir: Path, input_dir: Path) -> list[PoisonFile]:
     with their seq range and landing time (from its log: replay_log.csv)."""
     import csv
 
+    from experiments.inputs.manifest import OPTIONS_KEY
     from experiments.inputs.schedule import LOG_CSV_NAME, read_replay_summary
     from shared.inputs import MANIFEST_FILE, inspect_input
 
     manifest = input_dir / MANIFEST_FILE
-    options = json.loads(manifest.read_text(encoding="utf-8")).get("options", {}) if manifest.exists() else {}
+    options = json.loads(manifest.read_text(encoding="utf-8")).get(OPTIONS_KEY, {}) if manifest.exists() else {}
     names = [p.name for p in inspect_input(input_dir).sales_files]
     start = float(read_replay_summary(replay_dir)["start_epoch_s"])
     found = []

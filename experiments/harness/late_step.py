@@ -43,6 +43,7 @@ from experiments.harness.equivalence import (
 from experiments.harness.measure import measure_command
 from experiments.harness.run_folder import Metric, RunFolder
 from experiments.harness.systems import lab_command, run_statuses, system_command
+from experiments.inputs.manifest import LINES_BY_KIND_KEY, SUMMARY_KEY
 from experiments.inputs.prepared import prepare_input
 from shared.export import export_path
 from shared.inputs import MANIFEST_FILE
@@ -222,7 +223,7 @@ def run_late(
     oracle = run_oracle(input_dir, work / "oracle", settings)
     oracle_results = results_dir(work / "oracle", "oracle")
     manifest = json.loads((input_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
-    late = manifest["summary"]["lines_by_kind"].get("late")
+    late = manifest[SUMMARY_KEY][LINES_BY_KIND_KEY].get("late")
     run.update_environment(late_input=str(input_dir))
     run.append(
         [

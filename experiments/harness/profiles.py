@@ -13,7 +13,7 @@ repeat). The drains' repeats are separate processes: their figure includes the s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from experiments.harness.builds import ARCHITECTURES, FOLLOWING_BUILDS, REPROCESSING_BUILDS
 
@@ -256,3 +256,17 @@ def search_ramp(profile: Profile) -> list[float]:
         rates.append(rate)
         rate *= 2
     return rates
+
+
+def bench_profile(rows: int, repeats: int, seed: int) -> Profile:
+    """`lab bench`'s profile: the drain step alone, at the size and repeats it is given (0 rows:
+    the user's own input)."""
+    return replace(
+        PROFILES["standard"],
+        name="bench",
+        drain_rows=rows,
+        repeats=repeats,
+        seed=seed,
+        description=f"lab bench: every system's drain of {f'{rows:,} generated rows' if rows else 'the given input'}, "
+        f"{repeats} repeat(s)",
+    )

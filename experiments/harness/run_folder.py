@@ -186,7 +186,7 @@ class RunFolder:
 
 
 def append_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping]) -> None:
-    """The one writer of a metrics CSV (a run folder's, `lab bench`'s and its profile's): rows
+    """The one writer of a metrics CSV (every run folder's, `lab bench`'s included): rows
     appended under one header, written once when the file is new; a file with other columns
     is refused, never mixed."""
     cells = [[metric_cell(row.get(c)) for c in columns] for row in rows]
@@ -201,7 +201,7 @@ def append_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping]) -
 
 
 def write_environment(path: Path, environment: Mapping) -> None:
-    """The one writer of an environment file (a run folder's, a `lab bench` run's): JSON, with
+    """The one writer of an environment file (every run folder's): JSON, with
     paths and other values written as text."""
     write_text_atomic(path, json.dumps(environment, indent=2, default=str) + "\n")
 

@@ -199,7 +199,7 @@ def step_builds(step: str, chosen) -> tuple[str, ...]:
 
 
 def run_experiments(
-    profile: str = "quick",
+    profile: str | Profile = "quick",
     source: str = "files",
     master: str | None = None,
     input_dir: str | None = None,

@@ -9,6 +9,11 @@ Output (the input-directory layout of docs/data-rules.md)::
     OUT/shipments/shipments_0000.csv ...   order_id,product,ship_time,carrier
     OUT/_manifest.json                     options, summary, order-time range (written last)
 
+This module is the generator itself: options and plan, the stream of records, the files.
+What the data imitates (products, cities, streets, hours, carriers) is in
+experiments/inputs/electronics_store.py, and what goes into `_manifest.json`, and how, in
+experiments/inputs/manifest.py.
+
 How the stream is built: a schedule hands out one order minute per record slot, days
 walking forward with the real hour-of-day profile. Most slots hold ordinary order lines at
 their scheduled minute, which moves a running-max "clock" forward. Quirk slots hold exact
@@ -33,191 +38,41 @@ import csv
 import datetime as dt
 import heapq
 import itertools
-import json
 import math
 import os
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from experiments.inputs.electronics_store import (
+    CARRIERS,
+    CITIES,
+    COST_RATIO_BY_CATEGORY,
+    FIRST_ORDER_ID,
+    HOUR_WEIGHTS,
+    ORDER_SIZE_WEIGHTS,
+    PRODUCTS,
+    STREET_NAMES,
+    STREET_SUFFIXES,
+    City,
+)
+from experiments.inputs.manifest import LINES_BY_KIND_KEY, is_generator_manifest, manifest_options, write_manifest
 from shared.atomic import atomic_text, write_bytes_atomic
 from shared.inputs import MANIFEST_FILE
 from shared.settings import CATALOGUE_COLUMNS, HEADER, SHIPMENT_COLUMNS, WorkloadSettings
 
-# --------------------------------------------------------------------------------------
-# Reference data, modelled on the public 2019 export (counts are its order-line counts).
-# --------------------------------------------------------------------------------------
-
-# Relative weights of quantities 1, 2, 3, ...: cheap items are bought several at a time.
-ALMOST_ALWAYS_ONE = (999, 1)  # phones, laptops, appliances
-MOSTLY_ONE = (199, 1)  # monitors, TVs
-HEADPHONE_QUANTITIES = (99, 1)
-CABLE_QUANTITIES = (92, 6, 1.5, 0.5)
-AAA_QUANTITIES = (68, 19, 7, 3, 3)  # mean about 1.5, as in the real data
-AA_QUANTITIES = (76, 16, 5, 2, 1)  # mean about 1.35
-
-
-@dataclass(frozen=True)
-class Product:
-    name: str
-    price: str  # written as the real export writes it: "700", "11.95"
-    category: str
-    popularity: int  # relative share of order lines
-    quantity_weights: tuple[float, ...]
-
-
-PRODUCTS: tuple[Product, ...] = (
-    Product("iPhone", "700", "Phones", 6842, ALMOST_ALWAYS_ONE),
-    Product("Google Phone", "600", "Phones", 5525, ALMOST_ALWAYS_ONE),
-    Product("Vareebadd Phone", "400", "Phones", 2065, ALMOST_ALWAYS_ONE),
-    Product("Macbook Pro Laptop", "1700", "Laptops", 4724, ALMOST_ALWAYS_ONE),
-    Product("ThinkPad Laptop", "999.99", "Laptops", 4128, ALMOST_ALWAYS_ONE),
-    Product("27in 4K Gaming Monitor", "389.99", "Monitors", 6230, MOSTLY_ONE),
-    Product("27in FHD Monitor", "149.99", "Monitors", 7507, MOSTLY_ONE),
-    Product("34in Ultrawide Monitor", "379.99", "Monitors", 6181, MOSTLY_ONE),
-    Product("20in Monitor", "109.99", "Monitors", 4101, MOSTLY_ONE),
-    Product("Flatscreen TV", "300", "TVs", 4800, MOSTLY_ONE),
-    Product("LG Washing Machine", "600", "Appliances", 666, ALMOST_ALWAYS_ONE),
-    Product("LG Dryer", "600", "Appliances", 646, ALMOST_ALWAYS_ONE),
-    Product("Apple Airpods Headphones", "150", "Headphones", 15549, HEADPHONE_QUANTITIES),
-    Product("Bose SoundSport Headphones", "99.99", "Headphones", 13325, HEADPHONE_QUANTITIES),
-    Product("Wired Headphones", "11.99", "Headphones", 18882, CABLE_QUANTITIES),
-    Product("USB-C Charging Cable", "11.95", "Charging Cables", 21903, CABLE_QUANTITIES),
-    Product("Lightning Charging Cable", "14.95", "Charging Cables", 21658, CABLE_QUANTITIES),
-    Product("AAA Batteries (4-pack)", "2.99", "Batteries", 20641, AAA_QUANTITIES),
-    Product("AA Batteries (4-pack)", "3.84", "Batteries", 20577, AA_QUANTITIES),
-)
-
-# unit_cost = list_price x ratio: a plausible margin per category for `category_revenue`.
-COST_RATIO_BY_CATEGORY = {
-    "Phones": Decimal("0.62"),
-    "Laptops": Decimal("0.71"),
-    "Monitors": Decimal("0.66"),
-    "TVs": Decimal("0.73"),
-    "Appliances": Decimal("0.69"),
-    "Headphones": Decimal("0.48"),
-    "Charging Cables": Decimal("0.31"),
-    "Batteries": Decimal("0.42"),
-}
-
-
-@dataclass(frozen=True)
-class City:
-    name: str
-    state: str
-    state_name: str  # only used to write bad addresses ("..., Dallas, Texas")
-    zip: str
-    popularity: int
-
-
-CITIES: tuple[City, ...] = (
-    City("San Francisco", "CA", "California", "94016", 44732),
-    City("Los Angeles", "CA", "California", "90001", 29605),
-    City("New York City", "NY", "New York", "10001", 24876),
-    City("Boston", "MA", "Massachusetts", "02215", 19934),
-    City("Atlanta", "GA", "Georgia", "30301", 14881),
-    City("Dallas", "TX", "Texas", "75001", 14820),
-    City("Seattle", "WA", "Washington", "98101", 14732),
-    City("Portland", "OR", "Oregon", "97035", 10010),
-    City("Austin", "TX", "Texas", "73301", 9905),
-    City("Portland", "ME", "Maine", "04101", 2455),
-)
-
-STREET_NAMES = (
-    "1st",
-    "2nd",
-    "4th",
-    "5th",
-    "6th",
-    "7th",
-    "8th",
-    "9th",
-    "10th",
-    "11th",
-    "12th",
-    "13th",
-    "14th",
-    "Main",
-    "Park",
-    "Oak",
-    "Pine",
-    "Maple",
-    "Cedar",
-    "Elm",
-    "Washington",
-    "Lake",
-    "Hill",
-    "Walnut",
-    "Spruce",
-    "Wilson",
-    "Jackson",
-    "Lincoln",
-    "Church",
-    "Center",
-    "Ridge",
-    "Highland",
-    "Forest",
-    "Sunset",
-    "River",
-    "Meadow",
-    "Willow",
-    "Cherry",
-    "Dogwood",
-    "Hickory",
-    "Jefferson",
-    "Madison",
-    "Johnson",
-    "Adams",
-    "Chestnut",
-    "Lakeview",
-    "North",
-    "South",
-    "West",
-    "Railroad",
-)
-STREET_SUFFIXES = (("St", 80), ("Ave", 8), ("Dr", 4), ("Rd", 3), ("Blvd", 2), ("Ln", 2), ("Way", 1))
-
-# Order lines per hour of day (UTC) in the real data: peaks at noon and 19-20 h, trough 3-4 h.
-HOUR_WEIGHTS = (
-    3910,
-    2350,
-    1243,
-    831,
-    854,
-    1321,
-    2482,
-    4011,
-    6256,
-    8748,
-    10944,
-    12411,
-    12587,
-    12129,
-    10984,
-    10175,
-    10384,
-    10899,
-    12280,
-    12905,
-    12228,
-    10921,
-    8822,
-    6275,
-)
-
-CARRIERS = (("UPS", 40), ("FedEx", 30), ("USPS", 22), ("DHL", 8))
+# manifest_options is the manifest's (experiments/inputs/manifest.py), importable from here too.
+__all__ = ["GenerationSummary", "GeneratorOptions", "generate", "manifest_options"]
 
 # --------------------------------------------------------------------------------------
 # Generator constants
 # --------------------------------------------------------------------------------------
 
-FIRST_ORDER_ID = 141234
-ORDER_SIZE_WEIGHTS = ((1, 95), (2, 4), (3, 1))  # ~5% of orders have 2-3 lines
 ROWS_PER_FILE = 10_000
 LINES_PER_DAY = 1_500
 PROGRESS_EVERY = 10_000
@@ -243,8 +98,6 @@ BAD_DATES = ("13/45/19 10:00", "2019-04-01 10:00", "02/29/19 10:00", "not a date
 
 BYTE_ORDER_MARK = "\ufeff"  # written by spreadsheet programs before a CSV file's first header
 WRITE_BUFFER = 1 << 20  # sales and shipments files are written through a 1 MiB buffer
-GENERATOR_ID = "lambda-kappa-lab experiments.inputs.generate"
-MANIFEST_FORMAT_VERSION = 1
 CENT = Decimal("0.01")
 EPOCH = dt.datetime(1970, 1, 1)
 
@@ -367,7 +220,7 @@ class GenerationSummary:
             "shipment_files": [relative(path) for path in self.shipment_files],
             "catalogue_file": relative(self.catalogue_file),
             "manifest_file": relative(self.manifest_file),
-            "lines_by_kind": dict(self.lines_by_kind),
+            LINES_BY_KIND_KEY: dict(self.lines_by_kind),
             "raw_lines": self.raw_lines,
             "valid_lines": self.valid_lines,
             "quarantined_lines": self.quarantined_lines,
@@ -463,7 +316,13 @@ def generate(
         summary.order_time_min = _iso_utc(sales.earliest)
         summary.order_time_max = _iso_utc(sales.clock)
     summary.manifest_file = str(out / MANIFEST_FILE)
-    _write_manifest(out / MANIFEST_FILE, options, plan, summary)
+    write_manifest(
+        out / MANIFEST_FILE,
+        options,
+        resolved=plan.to_json(),
+        order_time_range=(summary.order_time_min, summary.order_time_max),
+        summary=summary.to_json(),
+    )
     return summary
 
 
@@ -486,6 +345,17 @@ class _Plan:
     late_per_order: float
     out_of_order_lag_minutes: tuple[int, int]
     late_lag_minutes: tuple[int, int]
+
+    def to_json(self) -> dict:
+        """What the manifest records of the plan (its `resolved` values)."""
+        return {
+            "files": self.files,
+            "days": self.days,
+            "first_day": self.first_day.isoformat(),
+            "last_day": (self.first_day + dt.timedelta(days=self.days - 1)).isoformat(),
+            "out_of_order_lag_minutes": list(self.out_of_order_lag_minutes),
+            "late_lag_minutes": list(self.late_lag_minutes),
+        }
 
 
 def _plan(options: GeneratorOptions) -> _Plan:
@@ -871,7 +741,7 @@ class _SpreadsheetRows:
 
 
 # --------------------------------------------------------------------------------------
-# Shipments, catalogue, manifest
+# Shipments and catalogue
 # --------------------------------------------------------------------------------------
 
 
@@ -914,43 +784,13 @@ def _write_catalogue(path: Path) -> Path:
     return path
 
 
-def manifest_options(options: GeneratorOptions) -> dict:
-    """The options as the manifest records them. The file options are left out at their default
-    (0), so a default output stays byte-identical to one written before the option existed."""
-    recorded = asdict(options)
-    for name in ("spreadsheet_files", "windows_1252_files", "binary_files", "binary_files_from"):
-        if not recorded[name]:
-            del recorded[name]
-    return recorded
-
-
-def _write_manifest(path: Path, options: GeneratorOptions, plan: _Plan, summary: GenerationSummary) -> None:
-    manifest = {
-        "generator": GENERATOR_ID,
-        "format_version": MANIFEST_FORMAT_VERSION,
-        "options": manifest_options(options),
-        "resolved": {
-            "files": plan.files,
-            "days": plan.days,
-            "first_day": plan.first_day.isoformat(),
-            "last_day": (plan.first_day + dt.timedelta(days=plan.days - 1)).isoformat(),
-            "out_of_order_lag_minutes": list(plan.out_of_order_lag_minutes),
-            "late_lag_minutes": list(plan.late_lag_minutes),
-        },
-        "order_time_range": {"min": summary.order_time_min, "max": summary.order_time_max},
-        "summary": summary.to_json(),
-    }
-    with atomic_text(path) as handle:
-        handle.write(json.dumps(manifest, indent=2) + "\n")
-
-
 # --------------------------------------------------------------------------------------
 # Files and the output directory
 # --------------------------------------------------------------------------------------
 
 # Names a previous output may hold (temporary files of an interrupted run included).
 _OUTPUT_NAMES = {
-    None: re.compile(r"sales_\d{4,}\.csv|_manifest\.json|\..+\.tmp"),
+    None: re.compile(r"sales_\d{4,}(_stray)?\.csv|_manifest\.json|\..+\.tmp"),  # _stray: the binary files
     "catalogue": re.compile(r"products\.csv|\..+\.tmp"),
     "shipments": re.compile(r"shipments_\d{4,}\.csv|\..+\.tmp"),
 }
@@ -974,11 +814,7 @@ def _prepare_out_dir(out: Path) -> None:
 
 
 def _is_previous_output(out: Path) -> bool:
-    try:
-        manifest = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR_ID:
+    if not is_generator_manifest(out / MANIFEST_FILE):
         return False
     for entry in out.iterdir():
         if entry.name in _OUTPUT_NAMES and entry.is_dir() and not entry.is_symlink():

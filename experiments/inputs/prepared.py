@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiments.inputs.generate import GeneratorOptions, generate, manifest_options
+from experiments.inputs.generate import GeneratorOptions, generate
+from experiments.inputs.manifest import OPTIONS_KEY, manifest_options
 from experiments.progress import Progress
 from shared.inputs import MANIFEST_FILE
 from shared.settings import WorkloadSettings
@@ -49,7 +50,7 @@ def prepare_input(
     manifest = target / MANIFEST_FILE
     if manifest.exists():
         try:
-            recorded = json.loads(manifest.read_text(encoding="utf-8")).get("options")
+            recorded = json.loads(manifest.read_text(encoding="utf-8")).get(OPTIONS_KEY)
         except ValueError:
             recorded = None
         if recorded == json.loads(json.dumps(manifest_options(options))):
