@@ -48,3 +48,30 @@ class Spread:
 
     def text(self, digits: int = 2, unit: str = "") -> str:
         return f"{self.median:.{digits}f}{unit} ({self.low:.{digits}f}-{self.high:.{digits}f}, n={self.n})"
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """y = intercept + slope x, by least squares, with the residuals of the points it was fitted to."""
+
+    intercept: float
+    slope: float
+    xs: tuple[float, ...]
+    residuals: tuple[float, ...]  # y - fitted, per point
+
+    @classmethod
+    def of(cls, xs: Sequence[float], ys: Sequence[float]) -> LinearFit | None:
+        """None without two distinct x values (no line is determined)."""
+        if len(xs) != len(ys) or len(set(xs)) < 2:
+            return None
+        x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        slope, intercept = np.polyfit(x, y, 1)
+        return cls(float(intercept), float(slope), tuple(map(float, x)), tuple(map(float, y - (intercept + slope * x))))
+
+    def at(self, x: float) -> float:
+        return self.intercept + self.slope * x
+
+    def worst_relative_residual(self) -> float:
+        """The largest |residual| as a share of the fitted value at its point (0 for an exact fit)."""
+        shares = [abs(r) / abs(self.at(x)) for x, r in zip(self.xs, self.residuals) if self.at(x)]
+        return max(shares, default=0.0)

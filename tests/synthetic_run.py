@@ -9,8 +9,9 @@ import json
 import random
 from pathlib import Path
 
+from experiments.harness.cost_model import fit_metrics
 from experiments.harness.live_figures import UnitRow, judge, latency_metrics, verdict_rows, write_unit_rows
-from experiments.harness.profiles import PROFILES
+from experiments.harness.profiles import DRAIN_SYSTEMS, PROFILES
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.inputs.schedule import LOG_COLUMNS
 from shared.catalogue import QUERY_NAMES
@@ -329,7 +330,35 @@ def add_other_steps(run: RunFolder, seed: int = 1) -> None:
         )
     )
     metrics += code_size_metrics()
+    metrics += cost_rows()
     run.append(metrics)
+    run.append(fit_metrics(run.metrics(), DRAIN_SYSTEMS))  # as the drains step fits its sizes
+
+
+# The cost step's made-up drains: seconds fixed and per million lines of each system's line.
+COST_LINES = {"spark_batch": (42.0, 40.0), "duckdb": (1.2, 6.0), "kappa": (75.0, 90.0), "lambda": (100.0, 60.0)}
+COST_SIZES = (20_000, 200_000)
+
+
+def cost_rows() -> list[Metric]:
+    """The cost step's rows, each run exactly on its system's line; dstream's largest run failed."""
+    rows = []
+    for system, (fixed, per_million) in COST_LINES.items():
+        for lines in COST_SIZES:
+            wall = fixed + per_million * lines / 1e6
+            rows += [
+                Metric("cost", system, "wall_s", wall, "s", repeat=1, input_lines=lines),
+                Metric("cost", system, "cpu_s", 1.5 * wall, "s", repeat=1, input_lines=lines),
+                Metric("cost", system, "peak_rss_mb", 500 + lines / 1000, "MiB", repeat=1, input_lines=lines),
+                Metric("cost", system, "exit_code", 0, "code", repeat=1, input_lines=lines),
+            ]
+    rows += [
+        Metric("cost", "dstream", "wall_s", 30.0, "s", repeat=1, input_lines=20_000),
+        Metric("cost", "dstream", "exit_code", 0, "code", repeat=1, input_lines=20_000),
+        Metric("cost", "dstream", "wall_s", 50.0, "s", repeat=1, input_lines=200_000),
+        Metric("cost", "dstream", "exit_code", 1, "code", repeat=1, input_lines=200_000, detail="see logs/x.log"),
+    ]
+    return rows
 
 
 def write_replay_log(folder: Path, phases: list[dict], units: list[tuple[int, int, float]]) -> None:

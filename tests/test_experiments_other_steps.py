@@ -13,15 +13,24 @@ import textwrap
 
 import pytest
 
-from experiments.harness import code_size, faults, latency, live_figures, recovery_step, reprocess_step, throughput_step
+from experiments.harness import (
+    code_size,
+    cost_model,
+    faults,
+    latency,
+    live_figures,
+    recovery_step,
+    reprocess_step,
+    throughput_step,
+)
 from experiments.harness.equivalence import lost_and_duplicated, order_line_counts
 from experiments.harness.late_step import window_metrics
-from experiments.harness.profiles import KNEE_RATIO, PROFILES, STEPS, search_ramp
+from experiments.harness.profiles import DRAIN_SYSTEMS, KNEE_RATIO, PROFILES, STEPS, search_ramp
 from experiments.harness.run_folder import ALL_QUERIES, Metric, RunFolder
 from experiments.report import data as D
 from experiments.report.writer import write_report
 from shared.commit_log import Commit
-from tests.synthetic_run import HOSTILE, add_other_steps, write_run
+from tests.synthetic_run import COST_LINES, HOSTILE, add_other_steps, cost_rows, write_run
 
 # ---------------------------------------------------------------------------------------
 # Sustainable throughput: when a rate is bounded, the knee, the next rate
@@ -469,6 +478,8 @@ def test_every_step_has_its_section_chart_and_finding(full_run):
     for name in ("throughput", "reprocessing", "recovery"):
         assert (full_run.path / "charts" / f"{name}.png").stat().st_size > 1000
         assert re.search(rf'<h2 id="{name}">', html) and f"charts/{name}.png" in markdown
+    assert '<h2 id="cost-model">' in html and "charts/cost_model.png" in markdown
+    assert "dstream at 200,000 lines: exit code 1" in html
     assert "Not measured in this version" not in markdown and "Not measured in this version" not in html
     assert "| kappa | 200 | 400 |" in markdown  # the knee and the first unbounded rate
     assert "<script>" not in html and HOSTILE not in html  # the why of each rate is escaped
@@ -508,10 +519,50 @@ def test_the_figures_of_the_new_sections_are_the_rows(full_run):
     assert sizes["kappa"][1] == D.fmt(float(own["value"]), 0)
 
 
+def test_the_cost_model_fits_each_systems_drains_at_every_size_and_ranks_by_the_cost_of_a_line(tmp_path):
+    run = RunFolder.create(tmp_path, "standard")
+    run.write_environment({"spark_master": "local[2]"})
+    run.append([Metric("drain", "oracle", "raw_lines", 2_000, "lines", input_lines=2_000)])
+    for system, (fixed, per_million) in COST_LINES.items():  # the drain step's runs, on the line too
+        for repeat in (1, 2, 3):
+            wall = fixed + per_million * 2_000 / 1e6
+            run.append(
+                [
+                    Metric("drain", system, "wall_s", wall, "s", repeat=repeat, input_lines=2_000),
+                    Metric("drain", system, "exit_code", 0, "code", repeat=repeat, input_lines=2_000),
+                ]
+            )
+    run.append(cost_rows())
+    run.append(cost_model.fit_metrics(run.metrics(), DRAIN_SYSTEMS))
+    data = D.RunData.load(run.path)
+    models = D.cost_models(data)
+    assert list(models) == ["spark_batch", "duckdb", "kappa", "lambda"]  # dstream: one size left, no line
+    assert models["kappa"].fixed_s == pytest.approx(75.0) and models["kappa"].per_line_us == pytest.approx(90)
+    assert models["kappa"].sizes == [2_000, 20_000, 200_000] and len(models["kappa"].points) == 5
+    table = {row[0]: row for row in D.cost_table(data)["table"]}
+    assert table["lambda"][1:5] == ["5 (2,000, 20,000, 200,000 lines)", "100.0", "60.0", "90.0"]
+    assert table["lambda"][5:] == ["- to 700", "0%"]  # the drain rows here carry no memory
+    assert D.cost_failures(data) == ["dstream at 200,000 lines: exit code 1 (see logs/x.log)"]
+    finding = D.cost_finding(data)
+    assert "lambda 60.0 s, kappa 90.0 s (baselines: spark_batch 40.0 s, duckdb 6.0 s); cheapest per line: lambda" in (
+        finding or ""
+    )
+    assert "the fixed cost is 100% of lambda's time, 100% of kappa's time, so the drain ranking reads start-up" in (
+        finding or ""
+    )
+
+
 def test_a_run_without_the_new_steps_names_them_as_not_measured(tmp_path):
     run = write_run(tmp_path / "reports", repeats=1)
     names = [name for name, _ in D.not_measured(D.RunData.load(run.path))]
-    assert names == ["Sustainable throughput", "Reprocessing", "Recovery and faults", "Late data", "Code size"]
+    assert names == [
+        "Cost model",
+        "Sustainable throughput",
+        "Reprocessing",
+        "Recovery and faults",
+        "Late data",
+        "Code size",
+    ]
 
 
 def _latency_rows(run, build, repeat, figures, commits=10, step_seconds=10):
@@ -674,3 +725,20 @@ def test_a_pass_the_latency_step_did_not_run_gets_no_ramp_of_its_own(tmp_path, m
     assert set(knees) == {("kappa", "1"), ("kappa", "2"), ("lambda", "1"), ("lambda", "2")}
     assert knees[("kappa", "2")]["value"] == "100" and knees[("lambda", "1")]["value"] == "100"
     assert knees[("lambda", "2")]["value"] == "" and "did not run" in knees[("lambda", "2")]["detail"]
+
+
+def test_a_cost_line_that_does_not_rise_is_not_ranked(tmp_path):
+    run = RunFolder.create(tmp_path, "standard")
+    run.write_environment({"spark_master": "local[2]"})
+    for system, walls in (("kappa", (30.0, 29.0)), ("lambda", (20.0, 40.0))):
+        for lines, wall in zip((2_000, 200_000), walls):
+            run.append(
+                [
+                    Metric("cost", system, "wall_s", wall, "s", repeat=1, input_lines=lines),
+                    Metric("cost", system, "exit_code", 0, "code", repeat=1, input_lines=lines),
+                ]
+            )
+    run.append(cost_model.fit_metrics(run.metrics(), ("kappa", "lambda")))
+    finding = D.cost_finding(D.RunData.load(run.path)) or ""
+    assert "lambda 101.0 s; cheapest per line: lambda" in finding
+    assert "kappa: time did not grow with the input, no cost per line to rank" in finding

@@ -389,7 +389,7 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
 
     from experiments.harness.runner import run_experiments
     from experiments.progress import Progress
-    from experiments.report.data import RunData, equivalence, not_measured
+    from experiments.report.data import RunData, cost_failures, cost_models, equivalence, not_measured
     from experiments.report.index import publish
 
     profile = dataclasses.replace(PROFILES["quick"], **TINY)
@@ -406,6 +406,7 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
     )
     data = RunData.load(report.parent)
     assert data.drain_systems == ["duckdb", "dstream"] and equivalence(data, "drain")["failing"] == []
+    assert cost_failures(data) == [] and set(cost_models(data)) == {"duckdb", "dstream"}  # two sizes each
     assert all(data.select("latency", "latency_p50_s", "passthrough", ALL_QUERIES, rate) for rate in data.rates)
     assert data.select("throughput", "sustainable_lps", "passthrough") or data.select(
         "throughput", "unbounded_lps", "passthrough"

@@ -33,3 +33,16 @@ def test_a_spread_is_the_median_and_the_range_of_the_repeats():
     assert (spread.median, spread.low, spread.high, spread.n) == (4.0, 2.75, 5.0, 3)
     assert spread.text(1, " s") == "4.0 s (2.8-5.0, n=3)"
     assert stats.Spread.of([]) is None
+
+
+def test_a_linear_fit_is_least_squares_with_its_residuals():
+    from experiments.stats import LinearFit
+
+    exact = LinearFit.of([1_000, 10_000, 100_000], [11.0, 20.0, 110.0])
+    assert exact is not None and exact.intercept == pytest.approx(10.0) and exact.slope == pytest.approx(0.001)
+    assert exact.worst_relative_residual() == pytest.approx(0.0, abs=1e-9)
+    noisy = LinearFit.of([0, 1, 2, 3], [1.0, 3.0, 5.0, 9.0])  # y = 0.6 + 2.6 x by least squares
+    assert noisy is not None and (noisy.intercept, noisy.slope) == (pytest.approx(0.6), pytest.approx(2.6))
+    assert noisy.residuals == pytest.approx((0.4, -0.2, -0.8, 0.6))
+    assert noisy.worst_relative_residual() == pytest.approx(0.4 / 0.6)  # at x = 0 the line is at 0.6
+    assert LinearFit.of([5, 5], [1.0, 2.0]) is None  # one size: no line

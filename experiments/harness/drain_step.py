@@ -25,14 +25,14 @@ from shared.export import read_accounting, results_dir
 STEP = "drain"
 
 
-def oracle_metrics(oracle, input_lines: int) -> list[Metric]:
+def oracle_metrics(oracle, input_lines: int, step: str = STEP) -> list[Metric]:
     """The reference's line accounting (run once per input, in the harness: it has no Spark)."""
     rows = [
-        Metric(STEP, "oracle", "raw_lines", oracle.raw_lines, "lines", input_lines=input_lines),
-        Metric(STEP, "oracle", "valid_lines", oracle.valid_lines, "lines", input_lines=input_lines),
+        Metric(step, "oracle", "raw_lines", oracle.raw_lines, "lines", input_lines=input_lines),
+        Metric(step, "oracle", "valid_lines", oracle.valid_lines, "lines", input_lines=input_lines),
     ]
     for reason, lines in sorted((oracle.quarantine or {}).items()):
-        rows.append(Metric(STEP, "oracle", "quarantine", lines, "lines", input_lines=input_lines, detail=reason))
+        rows.append(Metric(step, "oracle", "quarantine", lines, "lines", input_lines=input_lines, detail=reason))
     return rows
 
 
@@ -138,13 +138,18 @@ def run_drains(
     stage: Callable[[str], None],
     kafka: dict | None = None,
     on_done: Callable[[str, float], None] = lambda system, seconds: None,
+    step: str = STEP,
+    cleanup: bool = False,
 ) -> None:
-    """Every system, `repeats` times; rows appended to the run folder after each run."""
+    """Every system, `repeats` times; rows appended to the run folder after each run. `step`:
+    the drain step's own runs (their profile rows, and the last repeat's exports kept with the
+    report), or another step's drains of other sizes (the cost model's). `cleanup`: each work
+    folder of a run that succeeded is removed once its rows are written."""
     for repeat in range(1, repeats + 1):
         for system in systems:
             workdir = work / f"{system}-r{repeat}"
-            log = run.log_path(f"drain-{system}-r{repeat}")
-            stage(f"step drains | {system} | repeat {repeat}/{repeats}: the whole input in its own process")
+            log = run.log_path(f"{step}-{system}-{input_lines}-r{repeat}")
+            stage(f"step {step} | {system} | {input_lines:,} lines, repeat {repeat}/{repeats}: in its own process")
             command = system_command(system, input_dir, workdir, master)
             if kafka and system in BUILDS and BUILDS[system].drains_kafka:
                 command += ["--source", "kafka", "--topic", kafka["topic"], "--bootstrap", kafka["bootstrap"]]
@@ -153,14 +158,14 @@ def run_drains(
             except TimeoutError as error:
                 measurement = None
                 stage(str(error))
-            rows = cost_metrics(STEP, system, measurement, repeat, input_lines, log)
+            rows = cost_metrics(step, system, measurement, repeat, input_lines, log)
             verdicts = compare_build(workdir, system, oracle_results, run_statuses(log), input_dir, settings)
-            rows += equivalence_metrics(STEP, system, verdicts, repeat, input_lines)
-            rows += accounting_metrics(STEP, system, workdir, repeat, input_lines)
+            rows += equivalence_metrics(step, system, verdicts, repeat, input_lines)
+            rows += accounting_metrics(step, system, workdir, repeat, input_lines)
             for query, dropped in sorted(watermark_drops(workdir, system).items()):
                 rows.append(
                     Metric(
-                        STEP,
+                        step,
                         system,
                         "watermark_dropped_rows",
                         dropped,
@@ -171,7 +176,7 @@ def run_drains(
                         detail="Spark's numRowsDroppedByWatermark, summed over micro-batches (_late.json)",
                     )
                 )
-            for part in PROFILERS[system](workdir) if system in PROFILERS else []:
+            for part in PROFILERS[system](workdir) if system in PROFILERS and step == STEP else []:
                 rows.append(
                     Metric(
                         "profile",
@@ -202,7 +207,9 @@ def run_drains(
                 )
             )
             on_done(system, measurement.wall_s if measurement else timeout_s)
-            if repeat == repeats:  # the last repeat's exports go with the report
+            if repeat == repeats and step == STEP:  # the last repeat's exports go with the report
                 source = results_dir(workdir, system)
                 if source.exists():
                     shutil.copytree(source, run.path / "results" / system, dirs_exist_ok=True)
+            if cleanup and not failing and measurement is not None and measurement.exit_code == 0:
+                shutil.rmtree(workdir, ignore_errors=True)  # a failed run's folder stays, to be read

@@ -83,6 +83,10 @@ class Profile:
     search_on_live: bool = False
     # reprocessing (reprocess_step.py): city_revenue_v1 -> city_revenue at these input sizes
     reprocess_rows: tuple[int, ...] = (2_000, 8_000)
+    # the cost model (cost_step.py, cost_model.py): the drains step drains every system once more
+    # at each of these sizes and fits every size as wall = fixed + per_line x lines (the largest at
+    # least 100x the drains' size, so the fit sees processing and not only start-up)
+    cost_rows: tuple[int, ...] = ()
     # the latency step's follow run of a build (its whole live input, live_rows) stands for the
     # largest of those sizes when it ran in the same run folder: no first run to repeat
     reprocess_on_live: bool = False
@@ -171,6 +175,7 @@ PROFILES = {
         Profile(
             "quick",
             drain_rows=500,
+            cost_rows=(5_000,),
             repeats=1,
             rates=(50.0, 100.0, 200.0),
             step_seconds=4,
@@ -198,6 +203,7 @@ PROFILES = {
         Profile(
             "standard",
             drain_rows=2_000,
+            cost_rows=(20_000, 200_000),
             repeats=3,
             rates=(100.0, 200.0),
             step_seconds=16,
@@ -226,6 +232,7 @@ PROFILES = {
         Profile(
             "full",
             drain_rows=200_000,
+            cost_rows=(2_000_000, 10_000_000),
             repeats=5,
             rates=(100.0, 250.0, 500.0, 1000.0, 2000.0),
             step_seconds=30,
@@ -265,6 +272,7 @@ def bench_profile(rows: int, repeats: int, seed: int) -> Profile:
         PROFILES["standard"],
         name="bench",
         drain_rows=rows,
+        cost_rows=(),
         repeats=repeats,
         seed=seed,
         description=f"lab bench: every system's drain of {f'{rows:,} generated rows' if rows else 'the given input'}, "

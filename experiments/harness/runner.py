@@ -80,6 +80,8 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
     for repeat in range(1, profile.repeats + 1):
         if "drains" in steps:
             plan.update({f"drain {s} r{repeat}": drain_estimate(s, profile.drain_rows) for s in drain_systems})
+    if "drains" in steps:  # the cost model's sizes, once each
+        plan.update({f"cost {s} {rows}": drain_estimate(s, rows) for rows in profile.cost_rows for s in drain_systems})
     killed = killed_live(profile, steps, live_builds, builds)
     if "latency" in steps:  # one follow process per build: every repeat is a pass of the rates in it
         replay_s = profile.repeats * len(profile.rates) * (profile.step_seconds + profile.step_gap_s)
@@ -287,6 +289,34 @@ def run_experiments(
                 f"drain {system} r{_repeat(time_left, 'drain', system)}", seconds
             ),
         )
+        if chosen.cost_rows and (input_dir or source != "files"):
+            stage(
+                "step drains | no cost model: its larger sizes are generated inputs read from files, which would "
+                "not fit with drains of " + ("your own input" if input_dir else "a Kafka topic")
+            )
+        elif chosen.cost_rows:  # the cost model's larger sizes, then its fit over every size
+            from experiments.harness.cost_model import fit_metrics
+            from experiments.harness.cost_step import run_cost
+
+            run_cost(
+                run,
+                chosen.cost_rows,
+                chosen.seed,
+                systems,
+                Path(data_root),
+                work / "cost",
+                master,
+                settings,
+                timeout_s,
+                progress,
+                stage,
+                on_done=lambda system, seconds: time_left.finish(
+                    # the sizes run in order, each system once: its n-th finished run is the n-th size
+                    f"cost {system} {chosen.cost_rows[sum(t.startswith(f'cost {system} ') for t in time_left.done)]}",
+                    seconds,
+                ),
+            )
+            run.append(fit_metrics(run.metrics(), systems))
     if "latency" in steps:
         probed = probed_live(chosen, steps, live_builds)
         rows = chosen.live_input_rows(recovery_on_live(chosen, steps), bool(probed))

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 from experiments.harness.builds import BUILDS  # noqa: E402
 from experiments.harness.run_folder import ALL_QUERIES  # noqa: E402
-from experiments.report.data import RunData  # noqa: E402
+from experiments.report.data import RunData, cost_models  # noqa: E402
 
 # The builds in their registry colours; the floors and baselines in theirs.
 COLOURS = {
@@ -122,6 +122,34 @@ def cost_chart(data: RunData) -> Chart | None:
         "Cost",
         "CPU seconds and peak resident memory of each process tree, median with min-max "
         "(metrics.csv: metrics cpu_s and peak_rss_mb, steps drain and latency).",
+        _png(fig),
+    )
+
+
+def cost_model_chart(data: RunData) -> Chart | None:
+    """Wall time against input size on log-log axes: each run a point, each system's fitted line."""
+    models = cost_models(data)
+    if not models:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for system, model in models.items():
+        lines = np.array([p.lines for p in model.points], dtype=float)
+        ax.scatter(lines, [p.wall_s for p in model.points], color=_colour(system), s=18, zorder=3)
+        xs = np.geomspace(lines.min(), lines.max(), 50)
+        label = f"{system}: {model.fixed_s:.1f} s + {model.per_line_us:.1f} s per million lines"
+        ax.plot(xs, [model.wall_at(x) for x in xs], color=_colour(system), label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("input lines")
+    ax.set_ylabel("wall seconds of the whole process")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return Chart(
+        "cost_model",
+        "Cost model",
+        "each drain run's wall time (a point) against its input lines, and each system's least-squares line "
+        "wall = fixed + per line x lines (metrics.csv: wall_s of steps drain and cost; the line: fixed_s and "
+        "per_line_us of step drain).",
         _png(fig),
     )
 
@@ -507,6 +535,7 @@ def all_charts(data: RunData, reasons: dict[str, float]) -> list[Chart]:
         anatomy_chart(data),
         drain_time_chart(data),
         cost_chart(data),
+        cost_model_chart(data),
         quarantine_chart(reasons),
         throughput_chart(data),
         reprocessing_chart(data),

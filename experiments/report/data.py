@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import cast
 
 from experiments.harness.builds import REPROCESSING_BUILDS
+from experiments.harness.cost_model import Point
+from experiments.harness.cost_model import points as cost_points
 from experiments.harness.faults import LAST_PASS_KILL
 from experiments.harness.live_figures import read_unit_rows
 from experiments.harness.profiles import ARCHITECTURES, DRAIN_SYSTEMS, FLOORS, LIVE_BUILDS, UNITS_PER_SECOND
@@ -26,6 +28,12 @@ PERCENTILE_METRICS = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latenc
 # Each step, its section title, and what it would have measured (named when a run folder has none of its rows).
 STEP_TITLES = (
     ("drain", "Drains", "each system's drain of one input in its own process, repeated, against the oracle"),
+    (
+        "cost",
+        "Cost model",
+        "each system's drain at sizes 100x apart and more, fitted as fixed seconds plus seconds per line (the "
+        "drains step on generated inputs read from files, with a profile's cost sizes)",
+    ),
     ("latency", "Latency", "event-to-result latency of each build at three input rates or more"),
     (
         "throughput",
@@ -329,6 +337,133 @@ def drain_table(data: RunData) -> dict:
     return {"header": header, "table": table}
 
 
+@dataclass(frozen=True)
+class CostModel:
+    """One system's fitted line (the drains step's rows `fixed_s`, `per_line_us`, ...) and the
+    runs it was fitted to (experiments/harness/cost_model.py)."""
+
+    system: str
+    fixed_s: float
+    per_line_us: float
+    cpu_per_line_us: float | None
+    worst_residual: float
+    points: tuple[Point, ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return sorted({p.lines for p in self.points})
+
+    def wall_at(self, lines: float) -> float:
+        return self.fixed_s + self.per_line_us * lines / 1e6
+
+    def fixed_share(self, lines: int) -> float:
+        """How much of a drain of `lines` the fitted fixed cost is (start-up, per-job costs)."""
+        total = self.wall_at(lines)
+        return min(1.0, max(0.0, self.fixed_s) / total) if total > 0 else 1.0
+
+    def peak_rss(self, lines: int) -> float | None:
+        found = sorted(p.peak_rss_mb for p in self.points if p.lines == lines and p.peak_rss_mb is not None)
+        return found[len(found) // 2] if found else None
+
+
+def cost_models(data: RunData) -> dict[str, CostModel]:
+    """Each drain system the drains step fitted, in the drain systems' order."""
+    models = {}
+    for system in DRAIN_SYSTEMS:
+        fit = {r["metric"]: number(r) for r in data.rows if r["step"] == "drain" and r["build"] == system}
+        if fit.get("fixed_s") is None or fit.get("per_line_us") is None:
+            continue
+        models[system] = CostModel(
+            system,
+            cast(float, fit["fixed_s"]),
+            cast(float, fit["per_line_us"]),
+            fit.get("cpu_per_line_us"),
+            fit.get("worst_residual") or 0.0,
+            tuple(cost_points(data.rows, system)),
+        )
+    return models
+
+
+def cost_table(data: RunData) -> dict:
+    header = [
+        "system",
+        "runs (sizes)",
+        "fixed s",
+        "s per million lines",
+        "CPU s per million lines",
+        "peak RSS MiB, smallest to largest size",
+        "worst residual",
+    ]
+    table = []
+    for system, model in cost_models(data).items():
+        sizes = model.sizes
+        table.append(
+            [
+                system,
+                f"{len(model.points)} ({', '.join(fmt(s, 0) for s in sizes)} lines)",
+                fmt(model.fixed_s, 1),
+                fmt(model.per_line_us, 1),
+                fmt(model.cpu_per_line_us, 1),
+                f"{fmt(model.peak_rss(sizes[0]), 0)} to {fmt(model.peak_rss(sizes[-1]), 0)}",
+                f"{model.worst_residual:.0%}" if len(model.points) > 2 else "exact (2 points)",
+            ]
+        )
+    return {"header": header, "table": table}
+
+
+def cost_failures(data: RunData) -> list[str]:
+    """Every run of the cost step that failed or whose export differs from the oracle's (its
+    verdicts are counted at every size, not only the last)."""
+    failed = [
+        f"{r['build']} at {fmt(number(r, 'input_lines'), 0)} lines: exit code {r['value'] or 'none'} ({r['detail']})"
+        for r in data.select("cost", "exit_code")
+        if r["value"] != "0"
+    ]
+    return failed + [
+        f"{r['build']}, {r['query']} at {fmt(number(r, 'input_lines'), 0)} lines: {r['detail']}"
+        for r in data.select("cost", "equivalence")
+        if status_of(r) in ("DIFFERS", "MISSING", "not compared")
+    ]
+
+
+def cost_finding(data: RunData) -> str | None:
+    """The ranking by the cost of a line (the fit's slope), and how much of the drain step's
+    time is the fixed cost at its size."""
+    models = cost_models(data)
+    arch = [s for s in ARCHITECTURES if s in models]
+    if not arch:
+        return None
+    # a line that does not rise has no cost per line to rank: the sizes did not outgrow the noise
+    flat = [s for s in arch if models[s].per_line_us <= 0]
+    order = sorted((s for s in arch if s not in flat), key=lambda s: models[s].per_line_us)
+    if not order:
+        return (
+            f"Cost model: no architecture's drain time grew with its input ({', '.join(flat)}), so no cost per "
+            "line can be ranked; the cost step needs larger sizes on this machine."
+        )
+    sizes = sorted({size for m in models.values() for size in m.sizes})
+    per_m = lambda s: f"{s} {models[s].per_line_us:,.1f} s"  # noqa: E731
+    baselines = [s for s in BASELINES if s in models and models[s].per_line_us > 0]
+    text = (
+        f"Cost per million lines (least-squares fit of each system's drains at {fmt(sizes[0], 0)} to "
+        f"{fmt(sizes[-1], 0)} lines, wall = fixed + per line x lines): "
+        + ", ".join(per_m(s) for s in order)
+        + (f" (baselines: {', '.join(per_m(s) for s in baselines)})" if baselines else "")
+        + f"; cheapest per line: {order[0]}. Fixed cost: "
+        + ", ".join(f"{s} {models[s].fixed_s:.1f} s" for s in order)
+        + (f"; {', '.join(flat)}: time did not grow with the input, no cost per line to rank" if flat else "")
+    )
+    drain_lines = data.drain_input_lines
+    if drain_lines:
+        shares = {s: models[s].fixed_share(drain_lines) for s in order}
+        text += (
+            f". At the drain step's {fmt(drain_lines, 0)} lines the fixed cost is "
+            + ", ".join(f"{shares[s]:.0%} of {s}'s time" for s in order)
+            + (", so the drain ranking reads start-up, not processing" if min(shares.values()) > 0.5 else "")
+        )
+    return text + "."
+
+
 def accounting_table(data: RunData) -> dict:
     header = ["build", "raw lines", "valid", "quarantined", "raw = valid + quarantined"]
     table = []
@@ -535,13 +670,17 @@ def findings(data: RunData) -> list[str]:
             + (
                 f". Each figure includes its JVM's start and first queries: the Spark batch baseline, "
                 f"which starts the same JVM and does the same work in one job, takes {baseline:.1f} s, so at "
-                "this size the ranking reads start-up and per-job costs more than processing (`lab bench "
-                "--rows 1000000` ranks the processing)"
+                "this size the ranking reads start-up and per-job costs more than processing ("
+                + ("the cost model below ranks the processing" if cost_models(data) else "`lab bench --rows 1000000`")
+                + ")"
                 if baseline is not None
                 else ""
             )
             + "."
         )
+    cost = cost_finding(data)
+    if cost:
+        found.append(cost)
     if walls.get("spark_batch") is not None and walls.get("duckdb") is not None:
         found.append(
             f"Baselines: Spark batch {walls['spark_batch']:.1f} s, DuckDB {walls['duckdb']:.1f} s "
@@ -684,7 +823,11 @@ def headline(data: RunData) -> dict[str, float | None]:
 
 
 def verdict(data: RunData) -> str:
-    failing = len(equivalence(data, "drain")["failing"]) + len(equivalence(data, "latency")["failing"])
+    failing = (
+        len(equivalence(data, "drain")["failing"])
+        + len(equivalence(data, "latency")["failing"])
+        + len(cost_failures(data))
+    )
     return "every result equals the oracle (or is explained)" if not failing else f"{failing} results differ"
 
 
