@@ -571,26 +571,31 @@ def latency_table(data: RunData, query: str = ALL_QUERIES) -> dict:
 
 
 def per_query_latency_table(data: RunData) -> dict:
-    header = ["build", "query", "rate lines/s", "p50 s", "p95 s", "p99 s", "max s", "uncovered"]
+    """Per build, query and rate; queries of a build whose figures are the same at every rate
+    (Kappa's additive queries share one commit) are one row that names them all."""
+    header = ["build", "queries", "rate lines/s", "p50 s", "p95 s", "p99 s", "max s", "uncovered"]
     table = []
     for build in data.live_builds:
         queries = sorted({r["query"] for r in data.select("latency", "units_measured", build)} - {ALL_QUERIES})
+        figures: dict[tuple, list[str]] = {}  # every rate's cells -> the queries that have them
         for query in queries:
+            rows = []
             for rate in data.rates:
                 if not data.select("latency", "units_measured", build, query, rate):
                     continue
                 uncovered = sum(
                     data.by_repeat("latency", "units_uncovered", build, query, rate, ok_only=False).values()
                 )
-                table.append(
-                    [
-                        build,
-                        query,
+                rows.append(
+                    (
                         f"{rate:g}",
                         *[spread_text(data.spread("latency", m, build, query, rate), 2) for m in PERCENTILE_METRICS],
                         fmt(uncovered, 0),
-                    ]
+                    )
                 )
+            figures.setdefault(tuple(rows), []).append(query)
+        for cells, same in figures.items():
+            table += [[build, ", ".join(same), *row] for row in cells]
     return {"header": header, "table": table}
 
 

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from experiments.report import charts as C
 from experiments.report import data as D
+from experiments.report.scorecard import scorecard
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -75,6 +76,7 @@ def context(data: D.RunData) -> dict:
         "repeats": data.repeats,
         "spark_master": environment.get("spark_master", "-"),
         "findings": D.findings(data) or ["Nothing was measured in this run folder yet."],
+        "scorecard": scorecard(data),
         "eq_drain": D.equivalence(data, "drain"),
         "eq_live": D.equivalence(data, "latency"),
         "watermark": watermark_table(data),
