@@ -626,6 +626,7 @@ def cmd_run(args, progress: Progress) -> int:
     from experiments.harness.builds import BUILDS, RunRequest
     from shared.inputs import inspect_input
     from shared.settings import LabSettings, WorkloadSettings
+    from shared.spark import lives_long
 
     build = BUILDS[args.build]
     stop = {"asked": False}
@@ -650,7 +651,7 @@ def cmd_run(args, progress: Progress) -> int:
     )
     # fail fast, before a Spark session starts
     build.check(request)
-    inspect_input(args.input, require_sales=request.source == "files" and not request.follow)
+    layout = inspect_input(args.input, require_sales=request.source == "files" and not request.follow)
     if request.source == "kafka":
         from shared.kafka import check_broker
 
@@ -666,7 +667,9 @@ def cmd_run(args, progress: Progress) -> int:
     spark = None
     if build.uses_spark:
         progress.stage(f"starting Spark for the {args.build} build")
-        spark = _session(args, f"lab-{args.build}", long_lived=request.follow)
+        # a follow service lives long; so does a drain of a large input (the JVM's compilers pay)
+        long_lived = request.follow or (request.source == "files" and lives_long(layout.sales_bytes))
+        spark = _session(args, f"lab-{args.build}", long_lived=long_lived)
     try:
         # dstream keeps its own batch interval (--interval does not apply)
         every = "" if args.build == "dstream" else f" every {request.interval}"

@@ -34,6 +34,10 @@ class InputLayout:
     shipments_dir: Path | None
 
     @property
+    def sales_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.sales_files)
+
+    @property
     def sales_glob(self) -> str:
         return str(self.root / SALES_GLOB)
 

@@ -89,6 +89,14 @@ DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"  # the broker `make kafka-up` starts
 # 15.6-19.5 s against 11.2-14.1 s, and three test modules took 159-164 s against 139-141 s.
 # `-XX:TieredStopAtLevel=4` restores the default for every process.
 DEFAULT_BATCH_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+# ...but only while its input is small: a drain over more than this many MB of sales files
+# lives long enough for C2 to pay, and keeps the JVM's defaults. Same input, the settings
+# taking turns (2026-12-07, docs/spark-settings.md): at 200,000 lines (17 MB) C1 only and the
+# defaults were within the noise of each other (kappa 75.1 / 72.1 s against 71.6 s, lambda
+# 56.7 / 45.8 against 50.4, spark_batch 38.0 / 30.7 against 38.7), the defaults with more CPU
+# and memory; at 1,000,000 lines (about 83 MB) the defaults won (kappa 112.9 -> 98.8 s,
+# lambda 79.8 -> 60.6 s); at 50,000, C1 (kappa 39.7 -> 29.7 s).
+DEFAULT_BATCH_JVM_MAX_MB = 48
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -126,6 +134,7 @@ class LabSettings:
     drain_batch_mb: int = DEFAULT_DRAIN_BATCH_MB
     spark_ui: bool = False
     batch_jvm_options: str = DEFAULT_BATCH_JVM_OPTIONS
+    batch_jvm_max_mb: int = DEFAULT_BATCH_JVM_MAX_MB
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     home: Path = field(default_factory=default_lab_home)  # resolved jars, broker and cluster state
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
@@ -194,6 +203,14 @@ ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
         "options of the lab JVMs that run to their end, driver and executors (a --follow service "
         "and the test session keep the JVM's defaults; -XX:TieredStopAtLevel=4 restores them)",
         str,
+    ),
+    EnvironmentVariable(
+        "LAB_BATCH_JVM_MAX_MB",
+        "batch_jvm_max_mb",
+        str(DEFAULT_BATCH_JVM_MAX_MB),
+        "a drain or batch baseline over more MB of sales files than this keeps the JVM's defaults "
+        "instead of LAB_BATCH_JVM_OPTIONS (it lives long enough for the server compiler to pay)",
+        _positive_int,
     ),
     EnvironmentVariable(
         "LAB_KAFKA_BOOTSTRAP",

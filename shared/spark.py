@@ -75,6 +75,13 @@ def lab_jvm_options(settings: LabSettings, long_lived: bool) -> str:
     return options if long_lived else f"{options} {settings.batch_jvm_options}".strip()
 
 
+def lives_long(input_bytes: int, settings: LabSettings | None = None) -> bool:
+    """Whether a process that runs to its end over `input_bytes` of sales files lives long
+    enough to keep the JVM's default compilers (shared/settings.DEFAULT_BATCH_JVM_MAX_MB)."""
+    settings = settings or LabSettings.from_env()
+    return input_bytes > settings.batch_jvm_max_mb * 2**20
+
+
 def spark_errors_log(settings: LabSettings | None = None) -> Path:
     """Where Spark's report of a failed streaming query goes (shared/log4j2.properties)."""
     return (settings or LabSettings.from_env()).home / "logs" / "spark-errors.log"

@@ -40,6 +40,7 @@ def test_every_variable_is_read():
         "LAB_DRIVER_MEMORY": "5g",
         "LAB_DRAIN_BATCH_MB": "8",
         "LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=4",
+        "LAB_BATCH_JVM_MAX_MB": "16",
     }
     assert set(env) == {variable.name for variable in ENVIRONMENT}
     settings = LabSettings.from_env(env)
@@ -52,7 +53,8 @@ def test_every_variable_is_read():
         settings.driver_memory,
         settings.drain_batch_mb,
         settings.batch_jvm_options,
-    ) == ("spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8, "-XX:TieredStopAtLevel=4")
+        settings.batch_jvm_max_mb,
+    ) == ("spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8, "-XX:TieredStopAtLevel=4", 16)
     assert settings.workload == WorkloadSettings(window_seconds=7200, slide_seconds=600, watermark_seconds=3600)
     assert WorkloadSettings.from_env(env) == settings.workload
 
@@ -105,3 +107,17 @@ def test_the_driver_jvm_runs_with_the_lab_jvm_options(spark):
     expected = lab_jvm_options(LabSettings.from_env(), long_lived=True).split()
     assert set(expected) <= set(arguments), arguments
     assert not set(LabSettings.from_env().batch_jvm_options.split()) & set(arguments), arguments
+
+
+def test_a_drain_of_a_large_input_keeps_the_jvms_default_compilers(tmp_path):
+    """C1 only pays for a short process: over LAB_BATCH_JVM_MAX_MB of sales files a drain or a
+    baseline keeps the JVM's defaults, as a --follow service does."""
+    from shared.inputs import inspect_input
+    from shared.spark import lives_long
+
+    settings = LabSettings.from_env({"LAB_BATCH_JVM_MAX_MB": "1"})
+    assert not lives_long(2**20, settings) and lives_long(2**20 + 1, settings)
+    assert not lives_long(40 * 2**20) and lives_long(60 * 2**20)  # the default: 48 MB
+    (tmp_path / "sales_0000.csv").write_bytes(b"x" * 700)
+    (tmp_path / "sales_0001.csv").write_bytes(b"y" * 500)
+    assert inspect_input(tmp_path).sales_bytes == 1_200

@@ -104,10 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", required=True, help="results go to WORKDIR/results/spark_batch/")
     parser.add_argument("--master", help="Spark master URL (default: LAB_SPARK_MASTER or local[2])")
     args = parser.parse_args(argv)
-    from shared.spark import create_spark_session, stop_spark_session
+    from shared.spark import create_spark_session, lives_long, stop_spark_session
 
-    inspect_input(args.input)  # fail before the JVM starts
-    spark = create_spark_session("lab-spark-batch", master=args.master)
+    layout = inspect_input(args.input)  # fail before the JVM starts
+    spark = create_spark_session(
+        "lab-spark-batch", master=args.master, long_lived=lives_long(layout.sales_bytes)
+    )  # the same compilers as the builds' drains of the same input
     try:
         status = run_spark_batch(spark, args.input, args.workdir, WorkloadSettings.from_env())
     finally:
