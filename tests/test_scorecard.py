@@ -122,3 +122,20 @@ def test_queries_with_the_same_figures_at_every_rate_are_one_row(tmp_path):
         ("window_revenue", "100", "6.50"),
         ("window_revenue", "200", "6.50"),
     ]
+
+
+def test_figures_within_ten_percent_of_the_best_are_marked_with_it_and_a_row_of_near_ties_marks_none(tmp_path):
+    def knees(values: dict[str, float]):
+        run = RunFolder.create(tmp_path, "standard")
+        run.write_environment({"spark_master": "local[2]"})
+        for build, knee in values.items():
+            run.append(
+                [
+                    Metric("throughput", build, "sustainable_lps", knee, "lines/s", query=ALL_QUERIES, repeat=1),
+                    Metric("throughput", build, "unbounded_lps", 2 * knee, "lines/s", query=ALL_QUERIES, repeat=1),
+                ]
+            )
+        return [c.best for c in _rows(run)["throughput"].cells]
+
+    assert knees({"kappa": 300, "lambda": 280, "dstream": 100}) == [True, True, False]
+    assert knees({"kappa": 300, "lambda": 290, "dstream": 295}) == [False, False, False]

@@ -24,6 +24,7 @@ from shared.catalogue import QUERY_NAMES
 BASELINES = ("spark_batch", "duckdb")
 PASSTHROUGH, PASSTHROUGH_DELTA = FLOORS
 COST_METRICS = ("wall_s", "cpu_s", "peak_rss_mb")
+NEAR_TIE = 1.1  # figures within 10% of each other are not ranked in words: one run's noise is more
 PERCENTILE_METRICS = ("latency_p50_s", "latency_p95_s", "latency_p99_s", "latency_max_s")
 # Each step, its section title, and what it would have measured (named when a run folder has none of its rows).
 STEP_TITLES = (
@@ -443,13 +444,20 @@ def cost_finding(data: RunData) -> str | None:
         )
     sizes = sorted({size for m in models.values() for size in m.sizes})
     per_m = lambda s: f"{s} {models[s].per_line_us:,.1f} s"  # noqa: E731
+    per_line = lambda s: models[s].per_line_us  # noqa: E731
     baselines = [s for s in BASELINES if s in models and models[s].per_line_us > 0]
     text = (
         f"Cost per million lines (least-squares fit of each system's drains at {fmt(sizes[0], 0)} to "
         f"{fmt(sizes[-1], 0)} lines, wall = fixed + per line x lines): "
         + ", ".join(per_m(s) for s in order)
         + (f" (baselines: {', '.join(per_m(s) for s in baselines)})" if baselines else "")
-        + f"; cheapest per line: {order[0]}. Fixed cost: "
+        + (
+            f"; within {per_line(order[-1]) / per_line(order[0]) - 1:.0%} of each other, no architecture is cheaper "
+            "per line here"
+            if per_line(order[-1]) < NEAR_TIE * per_line(order[0])
+            else f"; cheapest per line: {order[0]}"
+        )
+        + ". Fixed cost: "
         + ", ".join(f"{s} {models[s].fixed_s:.1f} s" for s in order)
         + (f"; {', '.join(flat)}: time did not grow with the input, no cost per line to rank" if flat else "")
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from experiments.harness.profiles import ARCHITECTURES
 from experiments.harness.run_folder import ALL_QUERIES, number
 from experiments.report.data import (
+    NEAR_TIE,
     PASSTHROUGH,
     RunData,
     cost_models,
@@ -45,12 +46,23 @@ class Row:
 
 
 def _marked(cells: list[Cell], higher_is_better: bool) -> tuple[Cell, ...]:
-    """The best value marked (every tie too), when two cells or more have one."""
+    """The best value marked, and every value within NEAR_TIE of it (a tie within the noise),
+    when two cells or more have one and not all of them are that close."""
     values = [c.value for c in cells if c.value is not None]
-    if len(values) < 2 or len(set(values)) == 1:
+    if len(values) < 2:
         return tuple(cells)
     best = max(values) if higher_is_better else min(values)
-    return tuple(Cell(c.text, c.value, c.value == best) for c in cells)
+
+    def near(value: float | None) -> bool:
+        if value is None:
+            return False
+        if value == best:
+            return True
+        return value >= best / NEAR_TIE if higher_is_better else best > 0 and value <= best * NEAR_TIE
+
+    if all(near(v) for v in values):
+        return tuple(cells)
+    return tuple(Cell(c.text, c.value, near(c.value)) for c in cells)
 
 
 def _spread_cell(spread: Spread | None, digits: int, unit: str = "", missing: str = NOT_MEASURED) -> Cell:
@@ -333,9 +345,16 @@ def sentences(data: RunData, architectures: list[str], table: list[Row]) -> list
         )
     cost = _ranked(row["drain_cost"], architectures)
     if len(cost) >= 2:
+        low, high = cost[0][1].value or 0.0, cost[-1][1].value or 0.0
         said.append(
-            f"Cost of processing: {cost[0][0]} needs the least wall time per million lines ({cost[0][1].value:,.1f} s"
-            f" against {cost[-1][0]}'s {cost[-1][1].value:,.1f} s), from the cost model's least-squares line."
+            (
+                f"Cost of processing: the architectures need {low:,.1f}-{high:,.1f} s of wall time per million lines, "
+                f"within {high / low - 1:.0%} of each other: none is cheaper per line on this machine"
+                if low > 0 and high / low < NEAR_TIE
+                else f"Cost of processing: {cost[0][0]} needs the least wall time per million lines ({low:,.1f} s "
+                f"against {cost[-1][0]}'s {high:,.1f} s)"
+            )
+            + "; from the cost model's least-squares line."
         )
     recompute = _ranked(row["reprocessing"], architectures)
     if len(recompute) >= 2:
