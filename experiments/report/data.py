@@ -454,7 +454,7 @@ def cost_finding(data: RunData) -> str | None:
         + (
             f"; within {per_line(order[-1]) / per_line(order[0]) - 1:.0%} of each other, no architecture is cheaper "
             "per line here"
-            if per_line(order[-1]) < NEAR_TIE * per_line(order[0])
+            if len(order) > 1 and per_line(order[-1]) < NEAR_TIE * per_line(order[0])
             else f"; cheapest per line: {order[0]}"
         )
         + ". Fixed cost: "
