@@ -9,7 +9,7 @@ PROFILE ?= standard
 VERIFY_ROWS ?= 20000
 
 .DEFAULT_GOAL := help
-.PHONY: help setup jars lint test test-crash test-e2e test-fast experiments verify kafka-up kafka-down cluster-up cluster-down clean
+.PHONY: help setup jars lint test test-crash test-e2e test-fast experiments soak verify kafka-up kafka-down cluster-up cluster-down clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ test-fast: setup ## the quick tests only (skips the slow end-to-end runs)
 
 experiments: setup ## the whole lab (PROFILE=standard by default; quick, full); writes reports/<run-id>/
 	$(BIN)/lab experiments --profile $(PROFILE)
+
+soak: setup ## the soak profile: the throughput step, then each build following a replay at half its sustainable throughput for 30 minutes (about 110 minutes on 2 cores)
+	$(BIN)/lab experiments --profile soak
 
 verify: setup ## generate data/verify/input (VERIFY_ROWS lines), run every build, compare with the oracle
 	$(BIN)/lab generate --rows $(VERIFY_ROWS) --out data/verify/input

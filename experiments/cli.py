@@ -383,18 +383,26 @@ def _add_experiments(commands) -> None:
         "reprocessing (city_revenue_v1 -> city_revenue: lab lambda batch against lab kappa replay, at "
         "two sizes or more), recovery (SIGKILL at a random moment of a live run, restart, lost and "
         "duplicated lines, time to catch up), late (lines beyond the watermark: counted, dropped, "
-        "corrected), code_size, then the "
+        "corrected), code_size, soak (the soak profile: each build following a replay at half its "
+        "sustainable throughput for half an hour), then the "
         "report (report.md, report.html, reports/index.html, reports/latest). Every measurement is a "
         "row of the run folder's metrics.csv. `lab experiments report RUN_DIR` redoes the report from "
         "the folder alone; `lab experiments compare RUN_A RUN_B` puts two runs side by side.",
     )
     exp.add_argument(
         "--profile",
-        choices=("quick", "standard", "full"),
+        choices=("quick", "standard", "full", "soak"),
         default="quick",
         help="quick: small, one repeat; standard: three repeats of the drains, latency and the knee "
-        "(`make experiments`); full: larger inputs, five repeats, the rate search in depth "
-        "(default quick)",
+        "(`make experiments`); full: larger inputs, five repeats, the rate search in depth; soak: the "
+        "throughput step, then each architecture following a replay at half its sustainable throughput "
+        "for 30 minutes (`make soak`) (default quick)",
+    )
+    exp.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=None,
+        help="how long each build's soak lasts (default the profile's: 30 minutes in soak)",
     )
     exp.add_argument(
         "--source",
@@ -413,8 +421,9 @@ def _add_experiments(commands) -> None:
     exp.add_argument("--data", default="data/experiments", help="where inputs and work folders go")
     exp.add_argument(
         "--steps",
-        default=",".join(STEPS),
-        help=f"comma-separated steps to run: {', '.join(STEPS)} (default all; the report always follows)",
+        default=None,
+        help=f"comma-separated steps to run: {', '.join(STEPS)} (default the profile's: every step but soak, "
+        "which the soak profile runs after throughput; the report always follows)",
     )
     exp.add_argument(
         "--systems",
@@ -428,8 +437,9 @@ def _add_experiments(commands) -> None:
         "--builds",
         default=None,
         help="builds of the steps after latency, comma-separated (default passthrough,kappa,lambda,"
-        "dstream; each step takes those it can measure: throughput the live builds among them, "
-        "reprocessing lambda and kappa, recovery, late and code_size the three architectures)",
+        "dstream; the soak profile: kappa,lambda,dstream; each step takes those it can measure: throughput "
+        "the live builds among them, reprocessing lambda and kappa, recovery, late, code_size and soak the "
+        "three architectures)",
     )
     exp.add_argument("--run-dir", default=None, help="add the steps' rows to this existing run folder")
     exp.add_argument("--timeout", type=float, default=3600.0, help="seconds one drain may take (default 3600)")
@@ -963,24 +973,31 @@ def _names(text: str | None) -> tuple[str, ...] | None:
 
 
 def cmd_experiments(args, progress: Progress) -> int:
-    from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS
+    from dataclasses import replace
+
+    from experiments.harness.profiles import DRAIN_SYSTEMS, LIVE_BUILDS, PROFILES
     from experiments.harness.runner import run_experiments
     from experiments.report.index import publish
 
+    profile = PROFILES[args.profile]
+    if args.soak_minutes is not None:
+        if args.soak_minutes <= 0:
+            raise ValueError("--soak-minutes must be positive")
+        profile = replace(profile, soak_seconds=args.soak_minutes * 60)
     run_dir = run_experiments(
-        profile=args.profile,
+        profile=profile,
         source=args.source,
         master=args.master,
         input_dir=args.input,
         reports_root=Path(args.reports),
         data_root=Path(args.data),
         progress=progress,
-        steps=_names(args.steps) or (),
+        steps=_names(args.steps),
         systems=_names(args.systems) or DRAIN_SYSTEMS,
         live_builds=_names(args.live_builds) or LIVE_BUILDS,
         run_dir=args.run_dir,
         timeout_s=args.timeout,
-        builds=_names(args.builds) or LIVE_BUILDS,
+        builds=_names(args.builds),
     )
     progress.stage("step report | from the run folder alone")
     report = publish(run_dir)

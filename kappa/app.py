@@ -10,7 +10,9 @@ a Spark batch job over the same lines):
   `partials` table in one commit, readers summing the partials per key; the valid lines
   go to the `clean_lines` table; the quarantine to its own. Appends are idempotent
   (shared/checkpoints.append_once: each commit marked with the checkpoint's query id and
-  the batch id), so a batch replayed after a crash lands once.
+  the batch id), so a batch replayed after a crash lands once. Every 50 batches the log
+  compacts `partials` and the quarantine, and each stateful query its own table
+  (shared/table_upkeep.py: a follow run's tables stay a few files, not one per batch).
 - `window_revenue` (update mode through foreachBatch): event-time windows with Spark's
   watermark over the `clean_lines` stream; each batch appends the windows it changed,
   stamped with its batch id, and readers take each window's newest row. Late lines are
@@ -49,7 +51,7 @@ from kappa.partials import (
     totals,
 )
 from kappa.versions import BUILD, DEFAULT_VERSION, check_version, cut_over, serving_version
-from shared import checkpoints, cleaning
+from shared import checkpoints, cleaning, table_upkeep
 from shared import queries as Q
 from shared.atomic import write_text_atomic
 from shared.catalogue import ADDITIVE, QUERIES, QUERY_NAMES
@@ -273,6 +275,10 @@ def _fan_out(
                     commits.clean_seq.record(batch_id, latest_version(config.table(CLEAN_LINES)), max_seq)
             with step("quality_report"):  # after the results are visible: not on their latency
                 counts.record_report(config.quality_dir, f"batch-{batch_id:06d}")
+            if table_upkeep.due(batch_id):
+                with step("compaction"):  # the log's own tables, between two of its commits
+                    for name in (PARTIALS_TABLE, "quarantine"):
+                        table_upkeep.compact(classified.sparkSession, config.table(name))
 
     return write
 
@@ -298,6 +304,8 @@ def _append_emitted(
             commits.record(plan, batch_id, {query: emitted.count()})
         finally:
             emitted.unpersist()
+        if table_upkeep.due(batch_id):  # this query's table, between two of its commits
+            table_upkeep.compact(emitted.sparkSession, table)
 
     return append
 

@@ -64,12 +64,19 @@ def publish(snapshot: Snapshot, table: str) -> None:
     """Append this batch's whole result to the Delta table, once per batch time (a batch run
     again after a crash finds its commit there and writes nothing). Appended rather than
     overwritten: an overwrite makes Delta reconstruct the table's files with Spark jobs at
-    every batch; a reader takes the rows of the newest `batch_ms` (`served`)."""
+    every batch; a reader takes the rows of the newest `batch_ms` (`served`). Once the table
+    holds `compact_every_batches` batches' files, the older batches' rows are deleted (one
+    commit marked as this batch's): a reader's scan stays one batch's worth, not the run's."""
     from pyspark.sql import SparkSession
+
+    from shared.delta_log import active_files
+    from shared.table_upkeep import every_batches, prune_before
 
     spark = SparkSession.builder.getOrCreate()  # the running application's session
     frame = spark.createDataFrame(published_rows(snapshot), RESULTS_SCHEMA).coalesce(1)
     checkpoints.append_once(frame, table, PUBLISHER, snapshot.batch_ms)
+    if (active_files(table) or 0) >= every_batches():
+        prune_before(spark, table, "batch_ms", snapshot.batch_ms, checkpoints.writer_mark(PUBLISHER, snapshot.batch_ms))
 
 
 def served(spark, table: str):

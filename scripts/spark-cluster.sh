@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A Spark standalone cluster (one master, one worker) on 127.0.0.1, run from the pyspark
+# A Spark standalone cluster (one master, two workers of one core each) on 127.0.0.1, run from the pyspark
 # pip wheel in the project's .venv (its jars/, bin/ and sbin/spark-daemon.sh). State lives in
 # <repo>/.lab/spark-cluster/: logs/, pids/, work/ (executor dirs), conf/ (our SPARK_CONF_DIR,
 # so nothing is read from or written to site-packages).
@@ -9,7 +9,8 @@
 #
 # Environment:
 #   SPARK_MASTER_PORT (7077)  SPARK_MASTER_WEBUI_PORT (8080)  SPARK_WORKER_WEBUI_PORT (8081)
-#   SPARK_WORKER_CORES (2)  SPARK_WORKER_MEMORY (4g)  SPARK_CLUSTER_START_TIMEOUT (60 s)
+#   SPARK_WORKERS (2: how many workers)  SPARK_WORKER_CORES (1 each)  SPARK_WORKER_MEMORY (3g each)
+#   (the worker web UIs: SPARK_WORKER_WEBUI_PORT, +1, ...)  SPARK_CLUSTER_START_TIMEOUT (60 s)
 #   SPARK_CLUSTER_STOP_TIMEOUT (30 s)  VENV (<repo>/.venv)  JAVA_HOME (else `java` on PATH; 17+)
 set -euo pipefail
 
@@ -24,8 +25,9 @@ HOST=127.0.0.1
 MASTER_PORT="${SPARK_MASTER_PORT:-7077}"
 WEBUI_PORT="${SPARK_MASTER_WEBUI_PORT:-8080}"
 WORKER_WEBUI_PORT="${SPARK_WORKER_WEBUI_PORT:-8081}"
-WORKER_CORES="${SPARK_WORKER_CORES:-2}"
-WORKER_MEMORY="${SPARK_WORKER_MEMORY:-4g}"
+WORKERS="${SPARK_WORKERS:-2}"
+WORKER_CORES="${SPARK_WORKER_CORES:-1}"
+WORKER_MEMORY="${SPARK_WORKER_MEMORY:-3g}"
 START_TIMEOUT="${SPARK_CLUSTER_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${SPARK_CLUSTER_STOP_TIMEOUT:-30}"
 MASTER_URL="spark://$HOST:$MASTER_PORT"
@@ -46,15 +48,15 @@ export PYSPARK_PYTHON="$PY"
 export SPARK_WORKER_OPTS="${SPARK_WORKER_OPTS:-} -Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.appDataTtl=86400"
 
 MASTER_PID="$SPARK_PID_DIR/spark-$IDENT-$MASTER_CLASS-1.pid"
-WORKER_PID="$SPARK_PID_DIR/spark-$IDENT-$WORKER_CLASS-1.pid"
+worker_pidfile() { echo "$SPARK_PID_DIR/spark-$IDENT-$WORKER_CLASS-$1.pid"; }  # worker_pidfile N (1, 2, ...)
 
 usage() {
   cat >&2 <<EOF
 usage: $(basename "$0") up|down|status
-  up      start a master on $MASTER_URL (web UI http://$HOST:$WEBUI_PORT) and one worker
-          ($WORKER_CORES cores, $WORKER_MEMORY), executors running $PY
-  down    stop both
-  status  exit 0 if master and worker run, 3 if not
+  up      start a master on $MASTER_URL (web UI http://$HOST:$WEBUI_PORT) and $WORKERS worker(s)
+          ($WORKER_CORES core(s), $WORKER_MEMORY each), executors running $PY
+  down    stop them
+  status  exit 0 if the master and every worker run, 3 if not
 state: $STATE
 EOF
 }
@@ -75,6 +77,11 @@ validate() {
     [[ "$p" =~ ^[0-9]+$ && "$p" -gt 0 && "$p" -lt 65536 ]] || die "bad port '$p'"
   done
   [[ "$WORKER_CORES" =~ ^[1-9][0-9]*$ ]] || die "bad SPARK_WORKER_CORES '$WORKER_CORES'"
+  [[ "$WORKERS" =~ ^[1-9]$ ]] || die "bad SPARK_WORKERS '$WORKERS' (1-9)"
+  local n
+  for (( n = 0; n < WORKERS; n++ )); do
+    (( WORKER_WEBUI_PORT + n < 65536 )) || die "bad SPARK_WORKER_WEBUI_PORT '$WORKER_WEBUI_PORT'"
+  done
   [[ "$WORKER_MEMORY" =~ ^[0-9]+[mMgG]$ ]] || die "bad SPARK_WORKER_MEMORY '$WORKER_MEMORY' (like 4g or 2048m)"
 }
 
@@ -115,23 +122,20 @@ take_lock() {
   fi
 }
 
-daemon_log() { echo "$SPARK_LOG_DIR/spark-$IDENT-$1-1-$HOSTNAME.out"; }
-
 log_tail() {
-  local cls f
-  for cls in "$MASTER_CLASS" "$WORKER_CLASS"; do
-    f="$(daemon_log "$cls")"
+  local f
+  for f in "$SPARK_LOG_DIR"/spark-"$IDENT"-*-"$HOSTNAME".out; do
     [[ -s "$f" ]] || continue
     echo "----- last lines of $f -----" >&2
     tail -n 25 "$f" >&2
   done
 }
 
-# prints "ok <worker>" when the master is ALIVE at our URL with >= 1 ALIVE worker, else a reason
+# prints "ok <workers>" when the master is ALIVE at our URL with $WORKERS ALIVE workers, else a reason
 cluster_state() {
-  "$PY" - "http://$HOST:$WEBUI_PORT/json/" "$MASTER_URL" <<'EOF' 2>&1 || true
+  "$PY" - "http://$HOST:$WEBUI_PORT/json/" "$MASTER_URL" "$WORKERS" <<'EOF' 2>&1 || true
 import json, sys, urllib.request
-page, url = sys.argv[1], sys.argv[2]
+page, url, expected = sys.argv[1], sys.argv[2], int(sys.argv[3])
 try:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     with opener.open(page, timeout=3) as r:
@@ -144,11 +148,10 @@ if doc.get("status") != "ALIVE":
     print("master status is %s" % doc.get("status"))
 elif doc.get("url") != url:
     print("master is at %s, expected %s" % (doc.get("url"), url))
-elif not alive:
-    print("no ALIVE worker registered yet")
+elif len(alive) < expected:
+    print("%d of %d workers ALIVE so far" % (len(alive), expected))
 else:
-    w = alive[0]
-    print("ok %s cores=%s memory=%sMB" % (w.get("id"), w.get("cores"), w.get("memory")))
+    print("ok " + ", ".join("%s cores=%s memory=%sMB" % (w.get("id"), w.get("cores"), w.get("memory")) for w in alive))
 EOF
 }
 
@@ -183,18 +186,37 @@ start_daemon() {  # start_daemon CLASS ARGS...
 }
 
 # ---------------------------------------------------------------- commands
+live_workers() {  # the numbers of the workers (of any count started before) that run
+  local f n
+  for f in "$SPARK_PID_DIR"/spark-"$IDENT"-"$WORKER_CLASS"-*.pid; do
+    [[ -e "$f" ]] || continue
+    n="${f##*-}"; n="${n%.pid}"
+    daemon_pid "$f" "$WORKER_CLASS" >/dev/null && echo "$n"
+  done
+  return 0
+}
+
+stop_workers() {
+  local f n
+  for f in "$SPARK_PID_DIR"/spark-"$IDENT"-"$WORKER_CLASS"-*.pid; do
+    [[ -e "$f" ]] || continue
+    n="${f##*-}"; n="${n%.pid}"
+    stop_daemon "$f" "$WORKER_CLASS" "worker $n"
+  done
+}
+
 cmd_up() {
   validate
   take_lock
-  local mpid="" wpid="" state
+  local mpid="" state n running
   mpid="$(daemon_pid "$MASTER_PID" "$MASTER_CLASS")" || mpid=""
-  wpid="$(daemon_pid "$WORKER_PID" "$WORKER_CLASS")" || wpid=""
+  running="$(live_workers | wc -l)"
   find_spark_home
   [[ -n "$mpid" ]] && load_running_ports
-  if [[ -n "$mpid" && -n "$wpid" ]]; then
+  if [[ -n "$mpid" ]] && (( running > 0 )); then
     state="$(cluster_state)"
     if [[ "$state" == ok* ]]; then
-      say "already running: $MASTER_URL (master pid $mpid, worker pid $wpid)"
+      say "already running: $MASTER_URL (master pid $mpid), workers: ${state#ok }"
       return 0
     fi
   fi
@@ -211,22 +233,25 @@ cmd_up() {
     start_daemon "$MASTER_CLASS" 1 --host "$HOST" --port "$MASTER_PORT" --webui-port "$WEBUI_PORT"
     printf 'MASTER_PORT=%s\nWEBUI_PORT=%s\n' "$MASTER_PORT" "$WEBUI_PORT" >"$STATE/running-ports"
   fi
-  if [[ -z "$wpid" ]]; then
-    rm -f "$WORKER_PID"
-    say "starting worker ($WORKER_CORES cores, $WORKER_MEMORY) ..."
-    start_daemon "$WORKER_CLASS" 1 --host "$HOST" --webui-port "$WORKER_WEBUI_PORT" \
-      --cores "$WORKER_CORES" --memory "$WORKER_MEMORY" --work-dir "$SPARK_WORKER_DIR" "$MASTER_URL"
-  fi
+  # a worker left from a start with another count or size: stop it, so the cluster is the one asked for
+  (( running > 0 )) && { say "restarting the workers as $WORKERS of $WORKER_CORES core(s)"; stop_workers; }
+  for (( n = 1; n <= WORKERS; n++ )); do
+    rm -f "$(worker_pidfile "$n")"
+    say "starting worker $n ($WORKER_CORES core(s), $WORKER_MEMORY) ..."
+    mkdir -p "$SPARK_WORKER_DIR/worker-$n"
+    start_daemon "$WORKER_CLASS" "$n" --host "$HOST" --webui-port "$((WORKER_WEBUI_PORT + n - 1))" \
+      --cores "$WORKER_CORES" --memory "$WORKER_MEMORY" --work-dir "$SPARK_WORKER_DIR/worker-$n" "$MASTER_URL"
+  done
 
   local start=$SECONDS
   while :; do
     mpid="$(daemon_pid "$MASTER_PID" "$MASTER_CLASS")" || mpid=""
-    wpid="$(daemon_pid "$WORKER_PID" "$WORKER_CLASS")" || wpid=""
-    if [[ -z "$mpid" || -z "$wpid" ]]; then
+    running="$(live_workers | wc -l)"
+    if [[ -z "$mpid" ]] || (( running < WORKERS )); then
       log_tail
       [[ -z "$mpid" ]] && say "the master is not running"
-      [[ -z "$wpid" ]] && say "the worker is not running"
-      stop_daemon "$WORKER_PID" "$WORKER_CLASS" worker
+      (( running < WORKERS )) && say "$running of $WORKERS workers running"
+      stop_workers
       stop_daemon "$MASTER_PID" "$MASTER_CLASS" master
       die "the cluster did not start (logs in $SPARK_LOG_DIR)"
     fi
@@ -234,38 +259,36 @@ cmd_up() {
     [[ "$state" == ok* ]] && break
     if (( SECONDS - start >= START_TIMEOUT )); then
       log_tail
-      stop_daemon "$WORKER_PID" "$WORKER_CLASS" worker
+      stop_workers
       stop_daemon "$MASTER_PID" "$MASTER_CLASS" master
-      die "no ALIVE worker within ${START_TIMEOUT}s ($state); stopped both (logs in $SPARK_LOG_DIR; a slow machine may need SPARK_CLUSTER_START_TIMEOUT=120)"
+      die "not every worker ALIVE within ${START_TIMEOUT}s ($state); stopped the cluster (logs in $SPARK_LOG_DIR; a slow machine may need SPARK_CLUSTER_START_TIMEOUT=120)"
     fi
     sleep 1
   done
-  say "up: $MASTER_URL (web UI http://$HOST:$WEBUI_PORT), worker ${state#ok }; ready in $((SECONDS - start))s"
+  say "up: $MASTER_URL (web UI http://$HOST:$WEBUI_PORT), workers: ${state#ok }; ready in $((SECONDS - start))s"
 }
 
 cmd_down() {
   take_lock
   local any=0
-  daemon_pid "$WORKER_PID" "$WORKER_CLASS" >/dev/null && any=1
+  [[ -n "$(live_workers)" ]] && any=1
   daemon_pid "$MASTER_PID" "$MASTER_CLASS" >/dev/null && any=1
-  stop_daemon "$WORKER_PID" "$WORKER_CLASS" worker
+  stop_workers
   stop_daemon "$MASTER_PID" "$MASTER_CLASS" master
   if (( any )); then say "stopped"; else say "not running"; fi
 }
 
 cmd_status() {
-  local mpid wpid rc=0 state
+  local mpid rc=0 state running
   if mpid="$(daemon_pid "$MASTER_PID" "$MASTER_CLASS")"; then
     load_running_ports
     say "master running (pid $mpid) on $MASTER_URL, web UI http://$HOST:$WEBUI_PORT"
   else
     say "master not running"; rc=3
   fi
-  if wpid="$(daemon_pid "$WORKER_PID" "$WORKER_CLASS")"; then
-    say "worker running (pid $wpid)"
-  else
-    say "worker not running"; rc=3
-  fi
+  running="$(live_workers | wc -l)"
+  say "$running worker(s) running (expected $WORKERS)"
+  (( running >= WORKERS )) || rc=3
   if (( rc == 0 )) && [[ -x "$PY" ]]; then
     state="$(cluster_state)"
     say "master reports: $state"

@@ -231,13 +231,14 @@ def append_once(frame, table: str, app_id: str, batch_id: int) -> None:
     appends in batch order and never starts batch n+1 before batch n is committed in its
     checkpoint. So after a crash the only batch that can run again is the last one, and if
     its append landed it is the table's newest commit, marked with (app id, batch id) in
-    its commitInfo. A newer batch of the same app id there also counts as written (a
+    its commitInfo (a compaction after it changes no rows and is looked past:
+    shared/delta_log.newest_write). A newer batch of the same app id there also counts as written (a
     checkpoint is never behind its own table). A new checkpoint has a new app id (the
     query id Spark keeps in it), so its batch ids starting again at 0 never match an old
     checkpoint's marks."""
-    from shared.delta_log import latest_commit
+    from shared.delta_log import newest_write
 
-    _version, actions = latest_commit(table)
+    _version, actions = newest_write(table)
     written = written_by(actions, app_id)
     if written is not None and written >= batch_id:
         return

@@ -28,11 +28,84 @@ def latest_commit(table: str | os.PathLike) -> tuple[int | None, list[dict]]:
     version = latest_version(table)
     if version is None:
         return None, []
+    return version, read_commit(table, version)
+
+
+# Delta's name for a compaction commit (OPTIMIZE, and auto compaction): it rewrites files with
+# dataChange false, so the table's rows and every writer's commits are as they were.
+COMPACTION = "OPTIMIZE"
+# How far back `newest_write` looks past compactions (the lab compacts a table at most once
+# between two of its writer's commits)
+LOOK_BACK = 20
+
+
+def read_commit(table: str | os.PathLike, version: int) -> list[dict]:
+    """The actions of one commit file."""
     path = Path(table) / "_delta_log" / f"{version:020d}.json"
-    return version, [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def is_compaction(actions: list[dict]) -> bool:
+    return any((action.get("commitInfo") or {}).get("operation") == COMPACTION for action in actions)
+
+
+def newest_write(table: str | os.PathLike) -> tuple[int | None, list[dict]]:
+    """The newest commit of a Delta table that is not a compaction, and its actions ((None, [])
+    when there is none within LOOK_BACK versions): what its writer committed last."""
+    latest = latest_version(table)
+    if latest is None:
+        return None, []
+    for version in range(latest, max(-1, latest - LOOK_BACK), -1):
+        actions = read_commit(table, version)
+        if not is_compaction(actions):
+            return version, actions
+    return None, []
 
 
 def next_version(table: str | os.PathLike) -> int:
     """The version the next commit to a Delta table creates (0 for a table not created yet)."""
     latest = latest_version(table)
     return 0 if latest is None else latest + 1
+
+
+def active_files(table: str | os.PathLike) -> int | None:
+    """How many data files a Delta table's newest snapshot holds (what a reader lists and
+    opens), from its log alone: the last checkpoint's `add` actions (a classic parquet
+    checkpoint, one file or several parts, named by `_delta_log/_last_checkpoint`), then the
+    `add` and `remove` actions of every commit after it. None when the table has no commit."""
+    log = Path(table) / "_delta_log"
+    latest = latest_version(table)
+    if latest is None:
+        return None
+    files: set[str] = set()
+    first = 0
+    pointer = log / "_last_checkpoint"
+    if pointer.exists():
+        import pyarrow.parquet as pq
+
+        checkpoint = json.loads(pointer.read_text(encoding="utf-8"))
+        version, parts = int(checkpoint["version"]), checkpoint.get("parts")
+        names = (
+            [f"{version:020d}.checkpoint.parquet"]
+            if not parts
+            else [
+                f"{version:020d}.checkpoint.{part:010d}.{int(parts):010d}.parquet" for part in range(1, int(parts) + 1)
+            ]
+        )
+        if all((log / name).exists() for name in names):
+            for name in names:
+                for add in pq.read_table(log / name, columns=["add"]).column("add").to_pylist():
+                    if add:
+                        files.add(add["path"])
+            first = version + 1
+    for version in range(first, latest + 1):
+        path = log / f"{version:020d}.json"
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "add" in action:
+                files.add(action["add"]["path"])
+            elif "remove" in action:
+                files.discard(action["remove"]["path"])
+    return len(files)

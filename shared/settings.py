@@ -97,6 +97,7 @@ DEFAULT_BATCH_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 # and memory; at 1,000,000 lines (about 83 MB) the defaults won (kappa 112.9 -> 98.8 s,
 # lambda 79.8 -> 60.6 s); at 50,000, C1 (kappa 39.7 -> 29.7 s).
 DEFAULT_BATCH_JVM_MAX_MB = 48
+DEFAULT_COMPACT_EVERY_BATCHES = 50
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -135,6 +136,7 @@ class LabSettings:
     spark_ui: bool = False
     batch_jvm_options: str = DEFAULT_BATCH_JVM_OPTIONS
     batch_jvm_max_mb: int = DEFAULT_BATCH_JVM_MAX_MB
+    compact_every_batches: int = DEFAULT_COMPACT_EVERY_BATCHES
     kafka_bootstrap: str = DEFAULT_KAFKA_BOOTSTRAP
     home: Path = field(default_factory=default_lab_home)  # resolved jars, broker and cluster state
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
@@ -210,6 +212,14 @@ ENVIRONMENT: tuple[EnvironmentVariable, ...] = (
         str(DEFAULT_BATCH_JVM_MAX_MB),
         "a drain or batch baseline over more MB of sales files than this keeps the JVM's defaults "
         "instead of LAB_BATCH_JVM_OPTIONS (it lives long enough for the server compiler to pay)",
+        _positive_int,
+    ),
+    EnvironmentVariable(
+        "LAB_COMPACT_EVERY_BATCHES",
+        "compact_every_batches",
+        str(DEFAULT_COMPACT_EVERY_BATCHES),
+        "every this many micro-batches a build's writer compacts the Delta tables it appends to "
+        "(Kappa) or deletes its older published results (DStream): shared/table_upkeep.py",
         _positive_int,
     ),
     EnvironmentVariable(

@@ -331,8 +331,25 @@ def add_other_steps(run: RunFolder, seed: int = 1) -> None:
     )
     metrics += code_size_metrics()
     metrics += cost_rows()
+    metrics += soak_rows()
     run.append(metrics)
     run.append(fit_metrics(run.metrics(), DRAIN_SYSTEMS))  # as the drains step fits its sizes
+
+
+def soak_rows() -> list[Metric]:
+    """The soak step's rows of kappa over three one-minute windows, made by its own builders:
+    its p99 rising by half, its memory flat after the first window."""
+    from experiments.harness.live_figures import UnitRow
+    from experiments.harness.measure import Sample
+    from experiments.harness.soak_figures import FileCount, growth_metrics, window_metrics
+
+    start = 1_000_000.0
+    units = [UnitRow(i, 50 * i, 50 * i + 49, 0, 50.0, float(i), False, ALL_QUERIES, 2.0 + i // 120) for i in range(180)]
+    samples = [Sample(start + t, 900.0 if t < 60 else 1000.0, 0.5 * t) for t in range(0, 180, 10)]
+    files = [FileCount(start + t + 5, "kappa/v1/tables/partials", 1 + t // 20) for t in range(0, 180, 10)]
+    windows = window_metrics("kappa", units, samples, files, start, 60.0, 50.0, 9000)
+    rate = Metric("soak", "kappa", "soak_rate_lps", 50.0, "lines/s", input_lines=9000, detail="half of its knee")
+    return [rate, *windows, *growth_metrics("kappa", windows, 50.0, 9000)]
 
 
 # The cost step's made-up drains: seconds fixed and per million lines of each system's line.

@@ -112,3 +112,59 @@ def test_written_by_reads_only_this_app_ids_marks():
     assert checkpoints.written_by([mark], "app-b") is None
     assert checkpoints.written_by([{"commitInfo": {"userMetadata": "a note of a user's"}}], "app-a") is None
     assert checkpoints.written_by([{"txn": {"appId": "app-a", "version": 7}}], "app-a") == 7
+
+
+def test_a_compaction_after_a_batch_does_not_make_it_land_twice(spark, tmp_path):
+    """shared/table_upkeep.compact between two of a writer's batches: the table keeps its
+    rows in fewer files, and the batch run again after a crash (the compaction is the
+    newest commit now) still finds its mark and lands once."""
+    from shared import table_upkeep
+    from shared.delta_log import active_files, is_compaction, latest_commit
+
+    table = str(tmp_path / "t")
+    rows = lambda *values: spark.createDataFrame([(v,) for v in values], "n int").coalesce(1)
+    for batch in range(3):
+        checkpoints.append_once(rows(batch), table, "app-a", batch)
+    assert active_files(table) == 3
+    table_upkeep.compact(spark, table)
+    assert active_files(table) == 1 and is_compaction(latest_commit(table)[1])
+    checkpoints.append_once(rows(2), table, "app-a", 2)  # batch 2 again, after a crash
+    assert sorted(r.n for r in spark.read.format("delta").load(table).collect()) == [0, 1, 2]
+    checkpoints.append_once(rows(3), table, "app-a", 3)
+    assert active_files(table) == 2
+
+
+def test_pruning_older_batches_keeps_the_newest_and_the_writers_mark(spark, tmp_path):
+    """DStream's published totals: after the older batches' rows are deleted, a reader still
+    sees the newest batch, and that batch run again finds its mark on the delete's commit."""
+    from legacy_dstream.publish import PUBLISHER
+    from shared import table_upkeep
+    from shared.delta_log import active_files, latest_commit
+
+    table = str(tmp_path / "t")
+    rows = lambda batch: spark.createDataFrame(
+        [(batch, "city", "a"), (batch, "city", "b")], "batch_ms long, q string, k string"
+    )
+    for batch in (1000, 2000, 3000):
+        checkpoints.append_once(rows(batch).coalesce(1), table, PUBLISHER, batch)
+    table_upkeep.prune_before(spark, table, "batch_ms", 3000, checkpoints.writer_mark(PUBLISHER, 3000))
+    assert checkpoints.written_by(latest_commit(table)[1], PUBLISHER) == 3000
+    assert active_files(table) == 1
+    checkpoints.append_once(rows(3000).coalesce(1), table, PUBLISHER, 3000)  # run again after a crash
+    assert sorted(r.batch_ms for r in spark.read.format("delta").load(table).collect()) == [3000, 3000]
+    assert spark.conf.get("spark.databricks.delta.commitInfo.userMetadata", None) is None
+
+
+def test_active_files_reads_the_checkpoint_and_the_commits_after_it(spark, tmp_path):
+    """Counted from the log alone (no JVM) the same as Delta's own snapshot, across a
+    checkpoint (every 10 commits) and an overwrite's removes."""
+    from shared.delta_log import active_files
+
+    table = str(tmp_path / "t")
+    assert active_files(table) is None
+    for n in range(12):
+        spark.createDataFrame([(n,)], "n int").coalesce(1).write.format("delta").mode("append").save(table)
+    assert (tmp_path / "t" / "_delta_log" / "_last_checkpoint").exists()
+    assert active_files(table) == 12 == len(spark.read.format("delta").load(table).inputFiles())
+    spark.createDataFrame([(0,)], "n int").coalesce(1).write.format("delta").mode("overwrite").save(table)
+    assert active_files(table) == 1

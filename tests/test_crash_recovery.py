@@ -30,7 +30,8 @@ LAB = [sys.executable, "-m", "experiments.cli"]
 KILLS = 10
 STARTUP_SECONDS = 15  # a `lab run` process until its queries start, on this 2-core machine
 # the crash runs and the reference share the shuffle partitions (a checkpoint fixes them)
-ENV = {"LAB_SHUFFLE_PARTITIONS": "2"}
+# compaction and pruning every 3 batches: the kills land around them too (shared/table_upkeep.py)
+ENV = {"LAB_SHUFFLE_PARTITIONS": "2", "LAB_COMPACT_EVERY_BATCHES": "3"}
 
 
 @pytest.fixture(scope="module")

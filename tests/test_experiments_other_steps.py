@@ -475,7 +475,7 @@ def test_every_step_has_its_section_chart_and_finding(full_run):
     write_report(full_run.path)
     html = (full_run.path / "report.html").read_text()
     markdown = (full_run.path / "report.md").read_text()
-    for name in ("throughput", "reprocessing", "recovery"):
+    for name in ("throughput", "reprocessing", "recovery", "soak"):
         assert (full_run.path / "charts" / f"{name}.png").stat().st_size > 1000
         assert re.search(rf'<h2 id="{name}">', html) and f"charts/{name}.png" in markdown
     assert '<h2 id="cost-model">' in html and "charts/cost_model.png" in markdown
@@ -562,6 +562,7 @@ def test_a_run_without_the_new_steps_names_them_as_not_measured(tmp_path):
         "Recovery and faults",
         "Late data",
         "Code size",
+        "Soak",
     ]
 
 

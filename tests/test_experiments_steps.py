@@ -360,8 +360,14 @@ def test_a_follow_run_replays_the_probe_pass_after_its_measured_passes_and_it_is
 # ---------------------------------------------------------------------------------------
 
 # the quick profile, with one bisection of the pass-through's search and one doubling run (400, 800)
-TINY = dict(search_bisections=1, search_limit_lps=800.0)
-TINY_BUILDS = {"throughput": ("passthrough",), "reprocessing": ("kappa",), "recovery": ("kappa",), "late": ("kappa",)}
+TINY = dict(search_bisections=1, search_limit_lps=800.0, soak_seconds=20.0, soak_window_s=10.0, soak_sample_s=2.0)
+TINY_BUILDS = {
+    "throughput": ("passthrough",),
+    "reprocessing": ("kappa",),
+    "recovery": ("kappa",),
+    "late": ("kappa",),
+    "soak": ("dstream",),
+}
 
 
 def _assert_poison_met(data, build: str) -> None:
@@ -380,22 +386,27 @@ def _assert_poison_met(data, build: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.e2e
-def test_every_step_end_to_end_on_a_small_input(tmp_path):
+def test_every_step_end_to_end_on_a_small_input(tmp_path, monkeypatch):
     """`lab experiments`' run on the quick profile (plus a bisection, TINY) on its cheapest
     builds: drains of DuckDB and dstream, latency and the throughput search of the
-    pass-through, reprocessing, recovery and late data on kappa, code size; then the report
-    from the folder alone."""
+    pass-through, reprocessing, recovery and late data on kappa, code size, a 20-second soak
+    of dstream (its older results pruned every 3 batches); then the report from the folder
+    alone."""
     import dataclasses
 
+    from experiments.harness.profiles import STEPS
     from experiments.harness.runner import run_experiments
     from experiments.progress import Progress
-    from experiments.report.data import RunData, cost_failures, cost_models, equivalence, not_measured
+    from experiments.report.data import RunData, cost_failures, cost_models, equivalence, not_measured, status_of
     from experiments.report.index import publish
+    from shared.catalogue import QUERY_NAMES
 
+    monkeypatch.setenv("LAB_COMPACT_EVERY_BATCHES", "3")  # the builds' processes read it
     profile = dataclasses.replace(PROFILES["quick"], **TINY)
     report = publish(
         run_experiments(
             profile,
+            steps=STEPS,
             reports_root=tmp_path / "reports",
             data_root=tmp_path / "data",
             progress=Progress(quiet=True),
@@ -436,9 +447,14 @@ def test_every_step_end_to_end_on_a_small_input(tmp_path):
     assert float(data.select("late", "late_lines", "input")[0]["value"]) > 0
     assert data.select("late", "window_lines_missing", "kappa")
     assert data.select("code_size", "code_lines", "kappa", "build-specific")
+    assert [status_of(r) for r in data.select("soak", "equivalence", "dstream")] == ["identical"] * len(QUERY_NAMES)
+    assert len(data.select("soak", "latency_p99_s", "dstream")) == 2  # two 10-second windows
+    assert data.select("soak", "p99_growth", "dstream") and data.select("soak", "rss_growth", "dstream") == []
+    published = [r for r in data.select("soak", "delta_files", "dstream") if r["query"] == "dstream/tables/results"]
+    assert published and max(int(r["value"]) for r in published) <= 3  # pruned as it ran
     assert not_measured(data) == []
     html = (report.parent / "report.html").read_text()
-    for section in ("throughput", "reprocessing", "recovery", "late", "code-size"):
+    for section in ("throughput", "reprocessing", "recovery", "late", "code-size", "soak"):
         assert f'<h2 id="{section}">' in html
 
 

@@ -1,7 +1,6 @@
 """The Kappa build: exactly once across SIGKILLs, reprocessing by replay with an atomic
-cut-over, clear failures, the Kafka log, and a Spark standalone cluster."""
+cut-over, clear failures and the Kafka log (the cluster: tests/test_cluster.py)."""
 
-import os
 import shutil
 import subprocess
 from dataclasses import replace
@@ -183,19 +182,6 @@ def test_kafka_log_gives_the_same_exports_as_the_landing_directory(
         kafka_max_offsets_per_trigger=1000,
     )
     app.run(spark, config)
-    _same_as_oracle(log_input, tmp_path / "w")
-
-
-@pytest.mark.cluster
-def test_kappa_on_the_standalone_cluster(log_input, tmp_path):
-    master = os.environ.get("LAB_TEST_CLUSTER_MASTER", "spark://127.0.0.1:7077")
-    result = subprocess.run(
-        LAB + ["run", "kappa", "--master", master, "--input", str(log_input), "--workdir", str(tmp_path / "w")],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
     _same_as_oracle(log_input, tmp_path / "w")
 
 

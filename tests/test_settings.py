@@ -41,6 +41,7 @@ def test_every_variable_is_read():
         "LAB_DRAIN_BATCH_MB": "8",
         "LAB_BATCH_JVM_OPTIONS": "-XX:TieredStopAtLevel=4",
         "LAB_BATCH_JVM_MAX_MB": "16",
+        "LAB_COMPACT_EVERY_BATCHES": "5",
     }
     assert set(env) == {variable.name for variable in ENVIRONMENT}
     settings = LabSettings.from_env(env)
@@ -54,7 +55,8 @@ def test_every_variable_is_read():
         settings.drain_batch_mb,
         settings.batch_jvm_options,
         settings.batch_jvm_max_mb,
-    ) == ("spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8, "-XX:TieredStopAtLevel=4", 16)
+        settings.compact_every_batches,
+    ) == ("spark://h:7077", 8, True, "k:9093", Path("/tmp/lab-home"), "5g", 8, "-XX:TieredStopAtLevel=4", 16, 5)
     assert settings.workload == WorkloadSettings(window_seconds=7200, slide_seconds=600, watermark_seconds=3600)
     assert WorkloadSettings.from_env(env) == settings.workload
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from experiments.harness.faults import kill_group
-from experiments.harness.measure import MeasuredCommand, Measurement, python_command, wait_for
+from experiments.harness.measure import MeasuredCommand, Measurement, Sample, python_command, wait_for
 from shared.catalogue import QUERY_NAMES
 from shared.commit_log import commit_log_path, read_commits
 
@@ -182,6 +182,7 @@ class FollowRun:
     last_replay_dir: Path | None = None  # the LastPass's replay, when it ran
     killed_at: float | None = None  # epoch s of the LastPass's SIGKILL
     restarted_at: float | None = None  # epoch s the same command started again
+    series: list[Sample] = field(default_factory=list)  # the first process's samples (series_every_s)
 
     @property
     def cost(self) -> Measurement | None:
@@ -275,6 +276,7 @@ def run_follow(
     master: str | None = None,
     drain_timeout_s: float = 300.0,
     stage: Callable[[str], None] = lambda message: None,
+    series_every_s: float | None = None,
 ) -> FollowRun:
     """One live run (see the module doc). Never raises for a follower that fails or falls
     behind: the FollowRun says what happened (`problem`), and what was measured stays.
@@ -287,12 +289,14 @@ def run_follow(
     Without it, one replay of the whole input at `rate` or `rate_steps`. `probe_pass`: one
     more after those, replayed and waited for like them, in no figure of theirs (nor in the
     process's cost). `last_pass`: one more after those (see LastPass), once they are all
-    committed."""
+    committed. `series_every_s`: the follow process's memory and CPU sampled that often
+    (`FollowRun.series`)."""
     workdir = Path(workdir).resolve()
     landing = empty_landing(Path(live_input), workdir / "landing")
     run = FollowRun(follower.name, workdir, landing, workdir / "replay", follower.queries(landing))
     command = follower.command(landing, workdir, interval, master)
-    process = MeasuredCommand(command, run.log)
+    process = MeasuredCommand(command, run.log, series_every=series_every_s)
+    run.series = process.series
     processes = [process]
     run.started_epoch_s = time.time()
     process.start()

@@ -40,12 +40,22 @@ class Measurement:
     processes: int  # how many distinct processes were seen
 
 
+@dataclass(frozen=True)
+class Sample:
+    """The process tree at one moment: RSS summed over its processes, CPU seconds so far."""
+
+    at_epoch_s: float
+    rss_mb: float
+    cpu_s: float
+
+
 class MeasuredCommand:
     """Runs a command in its own session (so its process group can be signalled) with
     output to `log_path`, and polls its process tree every `interval` seconds.
 
     `start()`, then `wait()` returns the Measurement; in between, `signal_group` and
-    `running` let a caller drive a long-running command (the live phase)."""
+    `running` let a caller drive a long-running command (the live phase). With `series_every`
+    (seconds), `series` keeps a Sample that often (the soak step's memory and CPU over time)."""
 
     def __init__(
         self,
@@ -55,8 +65,11 @@ class MeasuredCommand:
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike | None = None,
         interval: float = SAMPLE_SECONDS,
+        series_every: float | None = None,
     ):
         self.command, self.log_path, self.env, self.cwd, self.interval = command, Path(log_path), env, cwd, interval
+        self.series_every = series_every
+        self.series: list[Sample] = []
         self._cpu: dict[tuple[int, float], float] = {}  # (pid, create time) -> last user+system
         self._procs: dict[tuple[int, float], psutil.Process] = {}
         self._peak_rss = 0
@@ -178,6 +191,9 @@ class MeasuredCommand:
             except psutil.Error:  # gone since the last reading: its last CPU times stay counted
                 continue
         self._peak_rss = max(self._peak_rss, total_rss)
+        now = time.time()
+        if alive and self.series_every and (not self.series or now - self.series[-1].at_epoch_s >= self.series_every):
+            self.series.append(Sample(round(now, 3), round(total_rss / 2**20, 1), round(sum(self._cpu.values()), 3)))
         return alive
 
     def _sample_until_exit(self) -> None:

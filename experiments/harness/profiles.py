@@ -23,7 +23,9 @@ DRAIN_SYSTEMS = (*BASELINES, *ARCHITECTURES)  # the order each repeat runs them 
 # Spark's file source with no work, and the same committing each micro-batch to Delta.
 FLOORS = ("passthrough", "passthrough_delta")
 LIVE_BUILDS = (*FLOORS, *FOLLOWING_BUILDS)
-STEPS = ("drains", "latency", "throughput", "reprocessing", "recovery", "late", "code_size")
+STEPS = ("drains", "latency", "throughput", "reprocessing", "recovery", "late", "code_size", "soak")
+# what a profile runs unless `--steps` says otherwise: every step but the half-hour soak (its own profile)
+DEFAULT_STEPS = tuple(step for step in STEPS if step != "soak")
 # The builds each step can measure (the `--builds` option picks among them).
 STEP_BUILDS = {
     "throughput": LIVE_BUILDS,
@@ -31,6 +33,7 @@ STEP_BUILDS = {
     "recovery": FOLLOWING_BUILDS,
     "late": ARCHITECTURES,
     "code_size": ARCHITECTURES,
+    "soak": FOLLOWING_BUILDS,
 }
 
 
@@ -106,6 +109,17 @@ class Profile:
     # the steps after the latency one run this many times (they cost a JVM or more per build
     # and figure; see docs/measurements.md's profile table for what fits in the time)
     other_repeats: int = 1
+    steps: tuple[str, ...] = DEFAULT_STEPS  # the steps `lab experiments --profile NAME` runs by default
+    # the builds of the steps after latency unless `--builds` says otherwise (None: every live build)
+    builds: tuple[str, ...] | None = None
+    # the soak (soak_step.py): each build follows one replay at soak_share of its sustainable
+    # throughput (soak_fallback_lps without one) for soak_seconds; figures per soak_window_s,
+    # memory, CPU and Delta files sampled every soak_sample_s
+    soak_seconds: float = 1800.0
+    soak_window_s: float = 300.0
+    soak_sample_s: float = 10.0
+    soak_share: float = 0.5
+    soak_fallback_lps: float = 50.0
 
     def whole_files(self, rate: float, seconds: float, file_lines: int | None = None) -> int:
         """Files of `file_lines` (default the profile's) for `seconds` at `rate` (at least two)."""
@@ -198,6 +212,9 @@ PROFILES = {
             late_rows=600,
             late_files=4,
             late_fraction=0.1,
+            soak_seconds=40.0,  # `--steps soak` on the quick profile: a smoke run of the step
+            soak_window_s=10.0,
+            soak_sample_s=2.0,
             description="small inputs, one repeat, every step once (a smoke run: `make test-e2e` runs it)",
         ),
         Profile(
@@ -254,6 +271,18 @@ PROFILES = {
         ),
     )
 }
+
+
+PROFILES["soak"] = replace(
+    PROFILES["standard"],
+    name="soak",
+    steps=("throughput", "soak"),
+    builds=ARCHITECTURES,
+    other_repeats=1,
+    search_bisections=1,  # the soak runs at half the knee: a bracket within 1.5x is enough (2x: 1 bisection)
+    description="half an hour per build at half its sustainable throughput (found first by the throughput "
+    "step): latency, memory, CPU and Delta files per 5-minute window, the export against the oracle",
+)
 
 
 def search_ramp(profile: Profile) -> list[float]:

@@ -19,7 +19,10 @@
 7. late         late_step.py: an input with lines beyond the watermark; what each build counted,
                 dropped or corrected later
 8. code_size    code_size.py: lines each build needs, its own and the shared ones
-9. report       experiments/report/, run by `lab experiments` after the steps: reads only the
+9. soak         soak_step.py (the soak profile, after the throughput step): each build following
+                one replay at half its sustainable throughput for half an hour; latency, memory,
+                CPU and Delta files per 5-minute window
+10. report       experiments/report/, run by `lab experiments` after the steps: reads only the
                 run folder (metrics.csv, latency/, recovery/, environment.json) and writes
                 report.md and report.html, then reports/index.html and reports/latest
 
@@ -156,6 +159,15 @@ def estimates(profile: Profile, steps, drain_systems, live_builds, builds=()) ->
                 1 for b in late if BUILDS[b].correct_late
             )
             plan.update({f"late {b} r{repeat}": total / len(late) for b in late})
+    if "soak" in steps:
+        plan.update(
+            {
+                f"soak {b} r1": LIVE_START_STOP_S.get(b, UNKNOWN_LIVE_START_STOP_S)
+                + profile.start_warmup_s
+                + profile.soak_seconds
+                for b in step_builds("soak", builds)
+            }
+        )
     return plan
 
 
@@ -208,17 +220,18 @@ def run_experiments(
     reports_root: Path = Path("reports"),
     data_root: Path = Path("data/experiments"),
     progress: Progress | None = None,
-    steps: tuple[str, ...] = STEPS,
+    steps: tuple[str, ...] | None = None,
     systems: tuple[str, ...] = DRAIN_SYSTEMS,
     live_builds: tuple[str, ...] = LIVE_BUILDS,
     run_dir: str | None = None,
     timeout_s: float = 3600.0,
-    builds: tuple[str, ...] | Mapping[str, tuple[str, ...]] = LIVE_BUILDS,
+    builds: tuple[str, ...] | Mapping[str, tuple[str, ...]] | None = None,
 ) -> Path:
-    """`profile`: a name of PROFILES or a Profile. `builds`: the builds of the steps after
-    latency (each step takes those it can measure; throughput those of `live_builds` among
-    them), or a mapping step -> builds. Returns the run folder (the report is written from it
-    alone: experiments/report/index.publish)."""
+    """`profile`: a name of PROFILES or a Profile; `steps`: the steps to run (default the
+    profile's). `builds`: the builds of the steps after latency (each step takes those it can
+    measure; throughput those of `live_builds` among them; default the profile's, else every
+    live build), or a mapping step -> builds. Returns the run folder (the report is written
+    from it alone: experiments/report/index.publish)."""
     from experiments.harness.drain_step import oracle_metrics, run_drains
     from experiments.harness.follow import followers
     from experiments.harness.latency_step import run_latency
@@ -229,6 +242,8 @@ def run_experiments(
 
     progress = progress or Progress()
     chosen = profile if isinstance(profile, Profile) else PROFILES[profile]
+    steps = chosen.steps if steps is None else steps
+    builds = (chosen.builds or LIVE_BUILDS) if builds is None else builds
     named = set().union(*builds.values()) if isinstance(builds, Mapping) else set(builds)
     unknown = (
         set(steps) - set(STEPS)
@@ -420,6 +435,21 @@ def run_experiments(
         from experiments.harness.code_size import run_code_size
 
         run_code_size(run, stage)
+    if "soak" in steps:
+        from experiments.harness.soak_step import run_soak
+
+        run_soak(
+            run,
+            followers(follow_options(chosen)),
+            step_builds("soak", builds),
+            chosen,
+            Path(data_root),
+            work / "soak",
+            master,
+            settings,
+            stage,
+            on_done=done("soak"),
+        )
     run.update_environment(
         finished_utc=utc_now(),
         load_average_at_end=[round(x, 2) for x in os.getloadavg()],

@@ -60,6 +60,12 @@ STEP_TITLES = (
         "an input with lines beyond the watermark: what each build counted, dropped or corrected (`--steps late`)",
     ),
     ("code_size", "Code size", "lines each build needs, its own and the shared ones (`--steps code_size`)"),
+    (
+        "soak",
+        "Soak",
+        "each build following a replay at half its sustainable throughput for half an hour: latency, memory, "
+        "CPU and Delta files per 5-minute window (`make soak`, the soak profile)",
+    ),
 )
 
 

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from experiments.report import charts as C
 from experiments.report import data as D
+from experiments.report import soak as S
 from experiments.report.scorecard import scorecard
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -68,14 +69,15 @@ def watermark_table(data: D.RunData) -> dict | None:
 
 def context(data: D.RunData) -> dict:
     accounting = D.accounting_table(data)
-    charts = C.all_charts(data, accounting["reasons"])
+    charts = C.all_charts(data, accounting["reasons"]) + [c for c in (S.soak_chart(data),) if c]
     environment = data.environment
+    profile = environment.get("profile", {})
     return {
         "run_id": data.run_id,
         "profile_name": environment.get("profile", {}).get("name", "-"),
         "repeats": data.repeats,
         "spark_master": environment.get("spark_master", "-"),
-        "findings": D.findings(data) or ["Nothing was measured in this run folder yet."],
+        "findings": D.findings(data) + S.soak_findings(data) or ["Nothing was measured in this run folder yet."],
         "scorecard": scorecard(data),
         "eq_drain": D.equivalence(data, "drain"),
         "eq_live": D.equivalence(data, "latency"),
@@ -110,6 +112,12 @@ def context(data: D.RunData) -> dict:
             if D.status_of(r) != "identical"
         ],
         "code_size": D.code_size_table(data),
+        "soak_ran": data.step_ran("soak"),
+        "soak_verdicts": S.verdict_table(data),
+        "soak_windows": S.window_table(data),
+        "soak_minutes": f"{float(profile.get('soak_seconds', 0)) / 60:g}",
+        "soak_window": f"{float(profile.get('soak_window_s', 0)) / 60:g}",
+        "soak_sample": f"{float(profile.get('soak_sample_s', 0)):g}",
         "environment": D.environment_rows(data),
         "warmup_s": environment.get("profile", {}).get("warmup_s", "-"),
         "drain_lines": D.fmt(data.drain_input_lines, 0),
