@@ -112,3 +112,23 @@ def test_the_report_shows_the_verdicts_and_escapes_a_table_name(tmp_path):
     assert '<h2 id="soak">' in html and "charts/soak.png" not in html and (run.path / "charts" / "soak.png").exists()
     assert "<script>alert" not in html and "&lt;script&gt;alert" in html
     assert "Soak, kappa" in (run.path / "report.md").read_text(encoding="utf-8")
+
+
+def test_units_never_visible_in_the_last_window_fail_the_latency_verdict():
+    """A build that fell behind for good: its last windows have no latency, only units never
+    made visible; the verdict says so instead of comparing the windows that still had one."""
+    _, growth = _figures(latency_at=lambda s: 2.0 if s < 100 else None)
+    row = next(m for m in growth if m.metric == "p99_growth")
+    assert row.value is None and row.detail.startswith("window 3: 60 of 60 units never visible")
+
+
+def test_a_short_tail_joins_the_last_window_and_samples_after_the_replay_are_left_out():
+    """A replay a few seconds longer than its windows (a 30-minute replay ends just past its
+    sixth): the tail is part of the last window, not a window of its own; the drain and the
+    stop after the last unit (their memory) are in no window."""
+    units = [UnitRow(i, i, i, 0, 50.0, float(i), False, ALL_QUERIES, 1.0) for i in range(190)]
+    samples = _samples(lambda t: 1000.0) + [Sample(START + 300, 5000.0, 150.0)]
+    windows = window_metrics("kappa", units, samples, [], START, WINDOW, 50.0, 9500)
+    assert sorted({m.repeat for m in windows}) == [1, 2, 3]
+    assert _value(windows, "units", 3) == 70
+    assert _value(windows, "rss_mb", 3) == 1000.0

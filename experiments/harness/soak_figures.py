@@ -43,15 +43,19 @@ def window_metrics(
     input_lines: int,
 ) -> list[Metric]:
     """The per-window rows (see the module doc): window k covers the units due, and the samples
-    taken, from (k-1) x window_s to k x window_s after the measured replay started."""
+    taken, from (k-1) x window_s to k x window_s after the measured replay started; a tail
+    shorter than half a window belongs to the last window (a 30-minute replay ends a few
+    seconds past its sixth window), and samples after the last unit was due (the drain and the
+    stop) belong to none."""
     units = [r for r in rows if r.query == ALL_QUERIES]
     if not units:
         return []
-    windows = int(max(r.intended_s for r in units) // window_s) + 1
+    last_due = max(r.intended_s for r in units)
+    windows = max(1, round(last_due / window_s))
     metrics = []
     for k in range(1, windows + 1):
-        low, high = (k - 1) * window_s, k * window_s
-        words = f"window {k}: minutes {low / 60:g}-{high / 60:g} of the replay"
+        low, high = (k - 1) * window_s, (k * window_s if k < windows else last_due + 1e-9)
+        words = f"window {k}: minutes {low / 60:.3g}-{high / 60:.3g} of the replay"
         row = partial(_window_row, build, k, words, input_lines, rate)
         latencies = sorted(r.latency_s for r in units if low <= r.intended_s < high and r.latency_s is not None)
         uncovered = sum(1 for r in units if low <= r.intended_s < high and r.latency_s is None)
@@ -63,7 +67,7 @@ def window_metrics(
                 row(name, round(percentile(latencies, q), 4), "s", ALL_QUERIES)
                 for name, q in (("latency_p50_s", 50), ("latency_p99_s", 99))
             ]
-        inside = [s for s in samples if low <= s.at_epoch_s - replay_start < high]
+        inside = [s for s in samples if low <= s.at_epoch_s - replay_start < high]  # the last: up to its last unit
         if inside:
             rss = round(statistics.median(s.rss_mb for s in inside), 1)
             metrics.append(row("rss_mb", rss, "MiB", note=", median of its samples"))
@@ -86,9 +90,25 @@ def growth_metrics(build: str, windows: Sequence[Metric], rate: float, input_lin
     memory of the last window over the second (after the first five minutes)."""
     common: dict = dict(input_lines=input_lines, rate_lps=rate)
     by = lambda metric: {m.repeat: m.value for m in windows if m.metric == metric and m.value is not None}
-    p99, rss = by("latency_p99_s"), by("rss_mb")
+    p99, rss, units, uncovered = by("latency_p99_s"), by("rss_mb"), by("units"), by("uncovered")
     rows = []
-    if len(p99) >= 2:
+    final = max(units, default=None)
+    if final is not None and uncovered.get(final):
+        # a backlog that never drained: the last window has no p99, and the verdict is not met
+        rows.append(
+            Metric(
+                STEP,
+                build,
+                "p99_growth",
+                None,
+                "x",
+                ALL_QUERIES,
+                detail=f"window {final}: {uncovered[final]} of {units[final]} units never visible before the stop "
+                f"(the build fell behind); target <= {P99_GROWTH_MAX:g}",
+                **common,
+            )
+        )
+    elif len(p99) >= 2:
         first, last = min(p99), max(p99)
         ratio = p99[last] / p99[first] if p99[first] else None
         rows.append(

@@ -19,7 +19,7 @@ the table; its count at the window's last sample); per build `soak_rate_lps`, th
 cost, the export's equivalence, and the verdicts `p99_growth` (the last window's p99 over the
 first's: at most P99_GROWTH_MAX) and `rss_growth` (the last window's memory over the second's,
 once the first five minutes are over: at most RSS_GROWTH_MAX). The raw samples are in the run
-folder's soak/ for anyone who wants them; the report reads the rows only. The figures and
+folder's soak/ (with each unit's latency) for anyone who wants them; the report reads the rows only. The figures and
 their targets: experiments/harness/soak_figures.py.
 """
 
@@ -35,7 +35,7 @@ from experiments.harness.drain_step import cost_metrics, equivalence_metrics
 from experiments.harness.equivalence import compare_build
 from experiments.harness.follow import Follower, Pass, run_follow
 from experiments.harness.latency_step import failure
-from experiments.harness.live_figures import rate_steps_over_files, unit_rows
+from experiments.harness.live_figures import rate_steps_over_files, unit_rows, write_unit_rows
 from experiments.harness.measure import Sample
 from experiments.harness.run_folder import Metric, RunFolder, number
 from experiments.harness.soak_figures import (
@@ -183,6 +183,7 @@ def run_soak(
         if (live.replay_dir / LOG_JSON_NAME).exists():
             start = float(read_replay_summary(live.replay_dir)["start_epoch_s"])
             rows = unit_rows(live.replay_dir, live.commit_log, live.queries, 0.0)
+            write_unit_rows(run.path / STEP / f"{build}-units.csv", rows)
             windows = window_metrics(
                 build, rows, live.series, counts, start, profile.soak_window_s, rate, oracle.raw_lines
             )
@@ -210,9 +211,17 @@ def outcome_words(metrics: Sequence[Metric]) -> str:
     """One line for the progress display: the verdicts and the equivalence."""
     value = lambda name: next((m.value for m in metrics if m.metric == name), None)
     p99, rss = value("p99_growth"), value("rss_growth")
-    differing = [m.query for m in metrics if m.metric == "equivalence" and m.value]
+    compared = [m for m in metrics if m.metric == "equivalence"]
+    differing = [m.query for m in compared if m.value]
+    problem = next((m.detail for m in metrics if m.metric == "problem"), "")
+    export = (
+        f"export differs on {', '.join(differing)}"
+        if differing
+        else "export identical to the oracle's"
+        if compared
+        else f"export not compared ({problem})"
+    )
     return (
         f"p99 last/first window {p99 if p99 is not None else 'n/a'}x (target <= {P99_GROWTH_MAX:g}), "
-        f"memory growth {f'{rss:+.1%}' if rss is not None else 'n/a'} (target < {RSS_GROWTH_MAX:.0%}), "
-        + (f"export differs on {', '.join(differing)}" if differing else "export compared")
+        f"memory growth {f'{rss:+.1%}' if rss is not None else 'n/a'} (target < {RSS_GROWTH_MAX:.0%}), {export}"
     )

@@ -48,6 +48,12 @@ def _export(data: RunData, build: str) -> str:
     return "; ".join(failing) if failing else "identical to the oracle"
 
 
+def _p99_cell(ratio: float | None, words: str) -> str:
+    if ratio is not None:
+        return f"{ratio:.2f}x, " + ("met" if ratio <= P99_GROWTH_MAX else "NOT met")
+    return f"NOT met: {words.split(';')[0]}" if "never visible" in words else "-"
+
+
 def verdict_table(data: RunData) -> dict:
     header = [
         "build",
@@ -61,7 +67,7 @@ def verdict_table(data: RunData) -> dict:
     table = []
     for build in soak_builds(data):
         rate, source = _value(data, "soak_rate_lps", build)
-        p99, _ = _value(data, "p99_growth", build)
+        p99, p99_words = _value(data, "p99_growth", build)
         rss, _ = _value(data, "rss_growth", build)
         files = _files_by_window(data, build)
         last = files[max(files)] if files else None
@@ -70,7 +76,7 @@ def verdict_table(data: RunData) -> dict:
                 build,
                 f"{fmt(rate, 1)} ({source})",
                 str(len(_by_window(data, "units", build, ALL_QUERIES))),
-                "-" if p99 is None else f"{p99:.2f}x, " + ("met" if p99 <= P99_GROWTH_MAX else "NOT met"),
+                _p99_cell(p99, p99_words),
                 "-" if rss is None else f"{rss:+.1%}, " + ("met" if rss < RSS_GROWTH_MAX else "NOT met"),
                 "-" if last is None else f"{last[0]:,} ({last[1]}: {last[2]:,})",
                 _export(data, build),
@@ -116,6 +122,8 @@ def soak_findings(data: RunData) -> list[str]:
             parts.append(
                 f"p99 {'held' if p99 <= P99_GROWTH_MAX else 'did NOT hold'}: {p99_words.split(';')[0]} = {p99:.2f}x"
             )
+        elif "never visible" in p99_words:
+            parts.append(f"latency did NOT hold: {p99_words.split(';')[0]}")
         if rss is not None:
             parts.append(f"memory {'held' if rss < RSS_GROWTH_MAX else 'grew'}: {rss_words.split(';')[0]} = {rss:+.1%}")
         parts.append(f"export {_export(data, build)}")
