@@ -99,11 +99,7 @@ def active_files(table: str | os.PathLike) -> int | None:
                         files.add(add["path"])
             first = version + 1
     for version in range(first, latest + 1):
-        path = log / f"{version:020d}.json"
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            action = json.loads(line)
+        for action in read_commit(table, version):
             if "add" in action:
                 files.add(action["add"]["path"])
             elif "remove" in action:
