@@ -18,12 +18,13 @@ LAB = [sys.executable, "-m", "experiments.cli", "--quiet"]
 JAVA_STACK_FRAME = re.compile(r"^\s+at [\w.$]+\(", re.MULTILINE)
 
 
-def empty_landing(input_dir: Path, landing: Path) -> Path:
-    """A landing directory with the input's catalogue, shipments and manifest, and no sales
-    file yet: what a replay starts from."""
+def empty_landing(input_dir: Path, landing: Path, *, streamed_shipments: bool = True) -> Path:
+    """A landing directory with the input's catalogue, first shipments and manifest, and no
+    sales file yet: what a replay starts from (every shipments file without
+    `streamed_shipments`: a Kafka run's reference folder, or an oracle's input)."""
     from experiments.harness.follow import empty_landing as harness_empty_landing
 
-    harness_empty_landing(input_dir, landing)
+    harness_empty_landing(input_dir, landing, streamed_shipments=streamed_shipments)
     shutil.copy(input_dir / "_manifest.json", landing / "_manifest.json")
     return landing
 

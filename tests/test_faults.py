@@ -36,7 +36,8 @@ def test_a_broker_down_for_30_seconds_mid_replay_is_ridden_out(
     from experiments.inputs.stream import count_raw_lines
 
     topic = new_topic(f"faults-{build}")
-    reference = empty_landing(fault_input, tmp_path / "reference")  # catalogue and shipments only
+    # catalogue and every shipments file: the topic carries the sales only
+    reference = empty_landing(fault_input, tmp_path / "reference", streamed_shipments=False)
     workdir = tmp_path / "w"
     last_seq = sum(count_raw_lines(p) for p in fault_input.glob("sales_*.csv")) - 1
     outage: dict[str, float] = {}
@@ -99,7 +100,7 @@ def test_a_broker_that_stays_down_stops_the_run_clearly_and_a_restart_continues(
     from tests.live import JAVA_STACK_FRAME, LAB
 
     topic = new_topic("faults-down")
-    reference = empty_landing(fault_input, tmp_path / "reference")
+    reference = empty_landing(fault_input, tmp_path / "reference", streamed_shipments=False)
     workdir = tmp_path / "w"
     last_seq = sum(count_raw_lines(p) for p in fault_input.glob("sales_*.csv")) - 1
     command = LAB + [

@@ -366,7 +366,7 @@ def _oracle_over(input_dir, sales_files, folder):
     from shared.atomic import copy_file_atomic
     from tests.live import empty_landing
 
-    subset = empty_landing(input_dir, folder / "in")
+    subset = empty_landing(input_dir, folder / "in", streamed_shipments=False)
     for path in sales_files:
         copy_file_atomic(path, subset / path.name)
     run_oracle(subset, folder / "w")
@@ -402,7 +402,8 @@ def test_follow_hands_over_again_and_again_and_serves_every_landed_line_once(spa
     from shared.raw_lines import count_raw_lines
     from tests.live import empty_landing
 
-    landing = empty_landing(arriving_input, tmp_path / "landing")
+    # the sales files land by hand here: every shipments file is there from the start
+    landing = empty_landing(arriving_input, tmp_path / "landing", streamed_shipments=False)
     config = LambdaConfig(str(landing), str(tmp_path / "w"))
     follower = LambdaFollower(spark, config, BatchSchedule(versions=2), interval="0.5 seconds")
     follower.start()
@@ -468,7 +469,8 @@ def test_a_handoff_while_lines_keep_arriving_runs_two_speed_layers_at_once(
     from shared.raw_lines import count_raw_lines
     from tests.live import commits_cover, empty_landing, step_until
 
-    landing = empty_landing(arriving_input, tmp_path / "landing")
+    # the sales files land by hand here: every shipments file is there from the start
+    landing = empty_landing(arriving_input, tmp_path / "landing", streamed_shipments=False)
     config = LambdaConfig(str(landing), str(tmp_path / "w"))
     # files with valid lines: each makes a master version (a stray binary file makes none)
     sources = iter([p for p in sorted(arriving_input.glob("sales_*.csv")) if not p.name.endswith("_stray.csv")][:4])

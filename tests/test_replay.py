@@ -185,8 +185,35 @@ def test_reference_data_already_in_the_landing_directory_is_kept(generated, tmp_
     (landing / "shipments").mkdir(parents=True)
     (landing / "shipments" / "mine.csv").write_text("order_id,product,ship_ts\n")
     replay_to_landing(generated, landing)
-    assert [f.name for f in (landing / "shipments").iterdir()] == ["mine.csv"]  # not replaced
+    # not replaced: the input's shipments files land beside it, each with its sales file
+    assert sorted(f.name for f in (landing / "shipments").iterdir()) == ["mine.csv"] + sorted(
+        f.name for f in (generated / "shipments").iterdir()
+    )
     assert (landing / "catalogue").is_dir()
+
+
+def test_each_shipments_file_lands_just_before_its_sales_file(generated, tmp_path, monkeypatch):
+    """The shipments are a stream: the landing starts with the first file's, and shipments
+    file k appears before sales file k (so no join waits for a shipment behind its orders)."""
+    from experiments.harness.follow import empty_landing
+
+    landing = empty_landing(generated, tmp_path / "landing")
+    assert [f.name for f in (landing / "shipments").iterdir()] == ["shipments_0000.csv"]
+    everything = empty_landing(generated, tmp_path / "reference", streamed_shipments=False)
+    assert len(list((everything / "shipments").iterdir())) == 3
+    landed = []
+    real_replace = os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (landed.append(Path(b).name), real_replace(a, b)))
+    replay_to_landing(generated, landing)
+    assert landed == [
+        "000000-sales_0000.csv",
+        "shipments_0001.csv",
+        "000001-sales_0001.csv",
+        "shipments_0002.csv",
+        "000002-sales_0002.csv",
+    ]
+    for shipments in (generated / "shipments").iterdir():
+        assert (landing / "shipments" / shipments.name).read_bytes() == shipments.read_bytes()
 
 
 def test_landing_without_log_dir_writes_no_log(generated, tmp_path):

@@ -214,13 +214,14 @@ class FollowRun:
         return not self.problem and self.measurement is not None and self.measurement.exit_code == 0
 
 
-def empty_landing(input_dir: Path, landing: Path) -> Path:
-    """A landing directory holding the input's catalogue and shipments (reference data, in
-    place before the stream starts: only sales files are replayed)."""
+def empty_landing(input_dir: Path, landing: Path, *, streamed_shipments: bool = True) -> Path:
+    """A landing directory holding the input's catalogue and its first shipments, in place
+    before the stream starts (the replay lands the other shipments files with their sales
+    files); every shipments file without `streamed_shipments` (land_reference_data)."""
     from experiments.inputs.replay import land_reference_data
 
     landing.mkdir(parents=True)
-    land_reference_data(input_dir, landing)
+    land_reference_data(input_dir, landing, streamed_shipments=streamed_shipments)
     return landing
 
 

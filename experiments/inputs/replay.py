@@ -1,5 +1,12 @@
 """The replayer's landing-directory target: an input's sales files land one unit at a time.
 
+The shipments are a stream too: the generator writes shipments file k for the time slice of
+sales file k (`shipments_0007.csv` beside `sales_0007.csv`), and the replayer lands it just
+before that sales file, so a build's join holds the shipments of the last few days, as it
+would in production, not the whole input's (which made each micro-batch of a stream-stream
+join scan state that grew with the input). Landed before its sales file, a shipment is never
+behind the order lines it pairs with, so no watermark drops a pair (docs/design.md).
+
 A unit is one sales file, copied under a hidden temporary name (`.<name>.tmp`, which Spark's
 file source and `textFileStream` ignore) and renamed into place, so it appears whole; the
 landed name `{seq:06d}-{original name}` makes name order emission order. In event-time order
@@ -28,6 +35,7 @@ from experiments.inputs.stream import (
     validated_order,
 )
 from shared.atomic import copy_file_atomic, write_bytes_atomic
+from shared.inputs import inspect_input
 
 LANDING_SEQ_WIDTH = 6
 
@@ -65,7 +73,8 @@ def replay_to_landing(
 
     The landing directory is created if missing; it must not already hold a file of the
     same name (a file source would skip or misread a rewritten file). The input's catalogue
-    and shipments are placed in it first (land_reference_data).
+    and first shipments are placed in it first (land_reference_data); each later shipments
+    file lands just before its sales file.
     """
     rate = validated_rate(rate_lines_per_second)  # before anything is created
     rate_steps = tuple(rate_steps) if rate_steps is not None else None
@@ -79,9 +88,10 @@ def replay_to_landing(
     land_reference_data(input_dir, landing)
     run = ReplayRun("landing", input_dir, str(landing), rate, files, progress, order, rate_steps, step_gap_s)
     try:
-        for unit in units:
+        for sales_file, unit in zip(files, units, strict=True):  # a unit is its sales file's slice of the lines
             intended = run.wait_for(unit.first_seq)
             target = landing / unit.name
+            _land_shipments(shipments_of(sales_file.path), landing)
             _land(unit, target)
             run.record(unit.unit, unit.first_seq, unit.lines, unit.source_file, target.name, intended)
     except BaseException as error:
@@ -146,22 +156,49 @@ def _land(unit: _LandingUnit, target: Path) -> None:
 
 
 REFERENCE_DATA = ("catalogue", "shipments")
+SHIPMENTS = "shipments"
 
 
-def land_reference_data(input_dir: str | os.PathLike, landing: str | os.PathLike) -> list[str]:
-    """Place the input's catalogue/ and shipments/ (reference data, not replayed) in the
-    landing directory before the stream starts, each folder whole at once (copied beside
-    it, then renamed), unless the landing directory already has it. The folders placed."""
+def shipments_of(sales_file: Path) -> Path | None:
+    """The shipments file of a sales file's time slice (`shipments/shipments_0007.csv` for
+    `sales_0007.csv`), if the input has one."""
+    if not sales_file.name.startswith("sales_"):
+        return None
+    candidate = sales_file.parent / SHIPMENTS / f"{SHIPMENTS}_{sales_file.name.removeprefix('sales_')}"
+    return candidate if candidate.is_file() else None
+
+
+def land_reference_data(
+    input_dir: str | os.PathLike, landing: str | os.PathLike, *, streamed_shipments: bool = True
+) -> list[str]:
+    """Place the input's catalogue/ and shipments/ in the landing directory before the
+    stream starts, each folder at once (copied beside it, then renamed), unless the landing
+    directory already has it. The folders placed.
+
+    With `streamed_shipments` the shipments folder holds only the files that no later sales
+    file brings (the first sales file's, and any paired with none): the replay lands the
+    others one by one (see the module doc). Without it, every shipments file is there from
+    the start (a Kafka run's reference folder: its topic carries the sales only)."""
     placed = []
+    later = {shipments_of(path) for path in inspect_input(input_dir, require_sales=False).sales_files[1:]}
+    later = later if streamed_shipments else set()
     for part in REFERENCE_DATA:
         source, target = Path(input_dir) / part, Path(landing) / part
         if source.is_dir() and not target.exists():
             partial = target.with_name(f".{part}.partial")
             shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(source, partial)
+            shutil.copytree(
+                source, partial, ignore=lambda folder, names: [n for n in names if Path(folder, n) in later]
+            )
             os.replace(partial, target)
             placed.append(part)
     return placed
+
+
+def _land_shipments(shipments: Path | None, landing: Path) -> None:
+    """The shipments file of the next sales file, unless it is there already."""
+    if shipments is not None and not (landing / SHIPMENTS / shipments.name).exists():
+        copy_file_atomic(shipments, landing / SHIPMENTS / shipments.name)
 
 
 def _prepared_landing(input_dir, landing_dir, names: list[str]) -> Path:
