@@ -89,6 +89,34 @@ def test_measure_command_never_reads_a_pid_in_use_again(tmp_path):
     assert m.exit_code == 0 and 0.3 < m.cpu_s < 100 and m.peak_rss_mb < 2**10
 
 
+def test_forked_children_do_not_count_their_parents_pages_again(tmp_path):
+    """A process holding 300 MiB forks three children that sleep: the tree holds 300 MiB,
+    not the 1,200 MiB its processes' RSS add up to (PySpark's daemon forks its workers so,
+    and the JVM starts each subprocess between a fork and an exec)."""
+    parent = (
+        "import os, time\n"
+        "held = b'x' * (300 * 2**20)\n"
+        "children = [os.fork() for _ in range(1)]\n"
+        "if children[0] == 0:\n"
+        "    os.fork(); os.fork(); time.sleep(1.5); os._exit(0)\n"
+        "time.sleep(1.5); os.waitpid(children[0], 0)\n"
+    )
+    m = measure_command([sys.executable, "-c", parent], tmp_path / "log")
+    assert m.exit_code == 0 and m.processes >= 4
+    assert 290 < m.peak_rss_mb < 420
+
+
+def test_tree_memory_counts_a_child_between_fork_and_exec_as_its_parent():
+    from experiments.harness.measure import Reading, tree_memory
+
+    jvm = Reading(10, 1, "java", rss=4000, vms=9000, pss=None)
+    spawning = Reading(11, 10, "java", rss=4000, vms=9000, pss=None)  # the same address space
+    daemon = Reading(12, 10, "python3", rss=300, vms=900, pss=120)
+    worker = Reading(13, 12, "python3", rss=320, vms=950, pss=140)
+    assert tree_memory([jvm, spawning, daemon, worker]) == 4000 + 120 + 140
+    assert tree_memory([jvm, Reading(11, 10, "java", 4000, 9100, None)]) == 8000  # a JVM of its own
+
+
 def test_measure_command_reports_the_exit_code_and_output(tmp_path):
     m = measure_command([sys.executable, "-c", "print('hello'); raise SystemExit(3)"], tmp_path / "log")
     assert m.exit_code == 3

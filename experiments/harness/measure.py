@@ -1,6 +1,12 @@
 """Measuring a command run in its own process: wall time, CPU seconds and peak resident
 memory of its whole process tree (the Python driver, its JVM, Python workers), sampled with
-psutil. `lab bench` and `lab experiments` measure every system this one way.
+psutil. Memory counts each page once (`tree_memory`): a JVM by its RSS, any other process by
+its PSS (a forked Python worker's RSS counts again the pages it shares with the daemon it was
+forked from; PSS splits them between the two), and a JVM's child between fork and exec (the
+same name and address space size: the JVM starts every subprocess that way) not at all, since
+its pages are the JVM's (counted by RSS, such a child once doubled a JVM's memory for one
+sample). `lab
+bench` and `lab experiments` measure every system this one way.
 
 Also here: `python_command` (a command run by this very interpreter) and `wait_for` (poll a
 condition with a deadline and an abort reason), which every measured step uses.
@@ -35,14 +41,41 @@ TAIL_SECONDS = 15.0
 class Measurement:
     wall_s: float  # start to the exit of the command's own process
     cpu_s: float  # user + system over every process seen in its tree
-    peak_rss_mb: float  # highest sum of RSS over the tree at one sample (MiB)
+    peak_rss_mb: float  # the tree's highest memory at one sample (MiB; tree_memory)
     exit_code: int | None  # None: measured while it was still running (MeasuredCommand.so_far)
     processes: int  # how many distinct processes were seen
 
 
 @dataclass(frozen=True)
+class Reading:
+    """One process's memory at one sample."""
+
+    pid: int
+    ppid: int
+    name: str
+    rss: int
+    vms: int
+    pss: int | None  # read for the processes that are not JVMs
+
+
+JVM_NAME = "java"
+
+
+def tree_memory(readings: list[Reading]) -> int:
+    """The bytes a process tree holds, each page once (see the module doc)."""
+    by_pid = {r.pid: r for r in readings}
+    total = 0
+    for r in readings:
+        parent = by_pid.get(r.ppid)
+        if r.pss is None and parent is not None and (parent.name, parent.vms, parent.pss) == (r.name, r.vms, None):
+            continue  # a JVM's child between fork and exec: its parent's pages (PSS splits the others')
+        total += r.rss if r.pss is None else r.pss
+    return total
+
+
+@dataclass(frozen=True)
 class Sample:
-    """The process tree at one moment: RSS summed over its processes, CPU seconds so far."""
+    """The process tree at one moment: its memory (`tree_memory`), CPU seconds so far."""
 
     at_epoch_s: float
     rss_mb: float
@@ -171,7 +204,7 @@ class MeasuredCommand:
 
     def _sample(self) -> int:
         """One reading of every known process; returns how many are still alive."""
-        total_rss, alive = 0, 0
+        readings: list[Reading] = []
         for process in self._tree():
             key = (process.pid, process.create_time())
             try:
@@ -186,10 +219,12 @@ class MeasuredCommand:
                     self._cpu[key] = times.user + times.system
                     if process.status() == psutil.STATUS_ZOMBIE:
                         continue
-                    total_rss += process.memory_info().rss
-                    alive += 1
+                    memory, name = process.memory_info(), process.name()
+                    pss = None if name == JVM_NAME else process.memory_full_info().pss
+                    readings.append(Reading(process.pid, process.ppid(), name, memory.rss, memory.vms, pss))
             except psutil.Error:  # gone since the last reading: its last CPU times stay counted
                 continue
+        total_rss, alive = tree_memory(readings), len(readings)
         self._peak_rss = max(self._peak_rss, total_rss)
         now = time.time()
         if alive and self.series_every and (not self.series or now - self.series[-1].at_epoch_s >= self.series_every):
