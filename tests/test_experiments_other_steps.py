@@ -83,6 +83,10 @@ def test_a_search_bounded_everywhere_says_its_knee_is_a_lower_bound():
     verdicts = [live_figures.Judged(r, True, "") for r in (100.0, 200.0)]
     rows = throughput_step.knee_metrics("kappa", verdicts, PROFILES["quick"], 1)
     assert [m.metric for m in rows] == ["sustainable_lps"] and "at least this" in rows[0].detail
+    # rates above the highest bounded one that could not be judged are named, not taken for the limit
+    unjudged = verdicts + [live_figures.Judged(r, None, "") for r in (400.0, 800.0)]
+    (row,) = throughput_step.knee_metrics("kappa", unjudged, PROFILES["quick"], 1)
+    assert row.value == 200.0 and "up to 200 lines/s: at least this; 400, 800 not judged" in row.detail
     nothing = throughput_step.knee_metrics("kappa", [live_figures.Judged(100.0, False, "")], PROFILES["quick"], 1)
     assert nothing[0].value is None and nothing[1].value == 100.0
 

@@ -109,7 +109,7 @@ def cost_metrics(
             "peak_rss_mb",
             measurement.peak_rss_mb,
             "MiB",
-            detail="highest summed RSS of the process tree",
+            detail="the process tree's highest memory at one sample, each page once (harness/measure.py)",
             **common,
         ),
         Metric(

@@ -222,6 +222,6 @@ def outcome_words(metrics: Sequence[Metric]) -> str:
         else f"export not compared ({problem})"
     )
     return (
-        f"p99 last/first window {p99 if p99 is not None else 'n/a'}x (target <= {P99_GROWTH_MAX:g}), "
+        f"p99 last/first window {f'{p99:g}x' if p99 is not None else 'n/a'} (target <= {P99_GROWTH_MAX:g}), "
         f"memory growth {f'{rss:+.1%}' if rss is not None else 'n/a'} (target < {RSS_GROWTH_MAX:.0%}), {export}"
     )

@@ -73,7 +73,8 @@ def summary(data: RunData, report: str) -> str:
             f"{data.environment.get('spark_master', '-')}, {repeats} repeat(s)",
             "Wall time is each whole process: interpreter and JVM start, reading, computing, writing the export "
             "(builds and baselines alike). CPU s is user + system of the whole process tree; peak RSS is the "
-            "tree's summed resident memory. Ratios: per repeat, then the median with (min-max).",
+            "tree's memory with each page counted once (a JVM's resident set, the others' proportional set). "
+            "Ratios: per repeat, then the median with (min-max).",
             "",
             format_text_table(drains["header"], drains["table"]),
             "",
