@@ -56,7 +56,7 @@ test-fast: setup ## the quick tests only (skips the slow end-to-end runs)
 experiments: setup ## the whole lab (PROFILE=standard by default; quick, full); writes reports/<run-id>/
 	$(BIN)/lab experiments --profile $(PROFILE)
 
-soak: setup ## the soak profile: the throughput step, then each build following a replay at half its sustainable throughput for 30 minutes (about 110 minutes on 2 cores)
+soak: setup ## the soak profile: the throughput step, then each build following a replay at half its sustainable throughput for 30 minutes (about 2 hours on 2 cores)
 	$(BIN)/lab experiments --profile soak
 
 verify: setup ## generate data/verify/input (VERIFY_ROWS lines), run every build, compare with the oracle
