@@ -5,8 +5,7 @@ its PSS (a forked Python worker's RSS counts again the pages it shares with the 
 forked from; PSS splits them between the two), and a JVM's child between fork and exec (the
 same name and address space size: the JVM starts every subprocess that way) not at all, since
 its pages are the JVM's (counted by RSS, such a child once doubled a JVM's memory for one
-sample). `lab
-bench` and `lab experiments` measure every system this one way.
+sample). `lab bench` and `lab experiments` measure every system this one way.
 
 Also here: `python_command` (a command run by this very interpreter) and `wait_for` (poll a
 condition with a deadline and an abort reason), which every measured step uses.
@@ -67,7 +66,7 @@ def tree_memory(readings: list[Reading]) -> int:
     total = 0
     for r in readings:
         parent = by_pid.get(r.ppid)
-        if r.pss is None and parent is not None and (parent.name, parent.vms, parent.pss) == (r.name, r.vms, None):
+        if parent is not None and parent.name == r.name == JVM_NAME and parent.vms == r.vms:
             continue  # a JVM's child between fork and exec: its parent's pages (PSS splits the others')
         total += r.rss if r.pss is None else r.pss
     return total

@@ -299,16 +299,15 @@ def knee_metrics(build: str, verdicts: Sequence[Judged], profile, repeat: int) -
         for v in sorted(verdicts, key=lambda v: v.rate)
     )
     if upper is None and lower is not None:
-        highest = max(v.rate for v in verdicts)
         above = [f"{v.rate:g}" for v in sorted(verdicts, key=lambda v: v.rate) if v.rate > lower]
         if above:  # tried higher, but too few commits there to judge
             detail = (
                 f"bounded at every rate judged, up to {lower:g} lines/s: at least this; {', '.join(above)} not "
                 f"judged; rates {tried}"
             )
-        else:
-            bound = "the search's limit" if highest * 2 > profile.search_limit_lps else "the highest rate tried"
-            detail = f"bounded at every rate judged, up to {bound} ({highest:g} lines/s): at least this; rates {tried}"
+        else:  # the highest rate tried was bounded
+            bound = "the search's limit" if lower * 2 > profile.search_limit_lps else "the highest rate tried"
+            detail = f"bounded at every rate judged, up to {bound} ({lower:g} lines/s): at least this; rates {tried}"
     elif lower is None:
         detail = (
             f"no rate tried was bounded; unbounded from {upper:g} lines/s; rates {tried}"

@@ -155,8 +155,8 @@ def _land(unit: _LandingUnit, target: Path) -> None:
     write_bytes_atomic(target, b"".join(raw + b"\n" for raw in unit.lines_raw))
 
 
-REFERENCE_DATA = ("catalogue", "shipments")
 SHIPMENTS = "shipments"
+REFERENCE_DATA = ("catalogue", SHIPMENTS)
 
 
 def shipments_of(sales_file: Path) -> Path | None:
@@ -180,8 +180,8 @@ def land_reference_data(
     others one by one (see the module doc). Without it, every shipments file is there from
     the start (a Kafka run's reference folder: its topic carries the sales only)."""
     placed = []
-    later = {shipments_of(path) for path in inspect_input(input_dir, require_sales=False).sales_files[1:]}
-    later = later if streamed_shipments else set()
+    sales = inspect_input(input_dir, require_sales=False).sales_files if streamed_shipments else ()
+    later = {shipments_of(path) for path in sales[1:]}
     for part in REFERENCE_DATA:
         source, target = Path(input_dir) / part, Path(landing) / part
         if source.is_dir() and not target.exists():

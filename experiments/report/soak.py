@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from experiments.harness.builds import ARCHITECTURES
 from experiments.harness.run_folder import ALL_QUERIES
-from experiments.harness.soak_figures import P99_GROWTH_MAX, RSS_GROWTH_MAX, STEP
+from experiments.harness.soak_figures import NEVER_VISIBLE, P99_GROWTH_MAX, RSS_GROWTH_MAX, STEP
 from experiments.report.charts import Chart, _colour, _png, plt
 from experiments.report.data import RunData, fmt, number, status_of
 
@@ -51,7 +51,7 @@ def _export(data: RunData, build: str) -> str:
 def _p99_cell(ratio: float | None, words: str) -> str:
     if ratio is not None:
         return f"{ratio:.2f}x, " + ("met" if ratio <= P99_GROWTH_MAX else "NOT met")
-    return f"NOT met: {words.split(';')[0]}" if "never visible" in words else "-"
+    return f"NOT met: {words.split(';')[0]}" if NEVER_VISIBLE in words else "-"
 
 
 def verdict_table(data: RunData) -> dict:
@@ -122,7 +122,7 @@ def soak_findings(data: RunData) -> list[str]:
             parts.append(
                 f"p99 {'held' if p99 <= P99_GROWTH_MAX else 'did NOT hold'}: {p99_words.split(';')[0]} = {p99:.2f}x"
             )
-        elif "never visible" in p99_words:
+        elif NEVER_VISIBLE in p99_words:
             parts.append(f"latency did NOT hold: {p99_words.split(';')[0]}")
         if rss is not None:
             parts.append(f"memory {'held' if rss < RSS_GROWTH_MAX else 'grew'}: {rss_words.split(';')[0]} = {rss:+.1%}")
